@@ -1,0 +1,13 @@
+import type { Command } from 'commander';
+
+/**
+ * Cloud-side CLI commands. Each command lives in its own module under cloud/cli/ and exports
+ * `register(program)`; heavy modules are imported inside the action so that `--help` is instant.
+ */
+type Registrar = (program: Command) => void;
+
+const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [];
+
+export async function registerCloudCommands(program: Command): Promise<void> {
+  for (const load of REGISTRARS) (await load()).register(program);
+}

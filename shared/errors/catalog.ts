@@ -1,0 +1,52 @@
+/**
+ * The one catalog of coded errors. Every error fleetml raises on purpose carries one of these
+ * codes; callers decide on retries by `retryable`, never by message text.
+ * Add new codes here (grouped by area, prefix = area), keep existing codes stable.
+ */
+export const ERROR_CATALOG = {
+  // configuration and input
+  CONFIG_INVALID: { retryable: false, summary: 'configuration failed validation' },
+  INPUT_INVALID: { retryable: false, summary: 'an argument or request body failed validation' },
+  FILE_NOT_FOUND: { retryable: false, summary: 'a file named by the user does not exist' },
+  NPY_INVALID: { retryable: false, summary: 'a .npy file is malformed or of an unsupported dtype' },
+  // protocol / MQTT
+  MSG_NOT_JSON: { retryable: false, summary: 'an MQTT payload is not valid JSON' },
+  MSG_SCHEMA: { retryable: false, summary: 'an MQTT payload does not match its schema' },
+  MSG_TOO_LARGE: { retryable: false, summary: 'an MQTT payload exceeds the size limit' },
+  MSG_TOPIC: { retryable: false, summary: 'a message arrived on a topic that is not part of the protocol' },
+  MSG_VERSION: { retryable: false, summary: 'unsupported protocol version' },
+  // ONNX
+  ONNX_DECODE: { retryable: false, summary: 'the file is not a valid ONNX protobuf' },
+  ONNX_INVALID: { retryable: false, summary: 'the ONNX graph is structurally invalid' },
+  ONNX_UNSUPPORTED_OP: { retryable: false, summary: 'an operator is not supported by this pass' },
+  ONNX_EXTERNAL_DATA: { retryable: false, summary: 'external tensor data is missing or out of range' },
+  ONNX_SHAPE: { retryable: false, summary: 'input shape does not match the model' },
+  // runtime on device
+  RUNTIME_LOAD: { retryable: false, summary: 'onnxruntime could not load the model' },
+  RUNTIME_RUN: { retryable: false, summary: 'onnxruntime failed while running the model' },
+  RUNTIME_TIMEOUT: { retryable: true, summary: 'loading or running the model took too long' },
+  // delivery
+  TRANSFER_HASH: { retryable: true, summary: 'a block or artifact failed its hash check' },
+  TRANSFER_TRUNCATED: { retryable: true, summary: 'an artifact transfer ended short' },
+  TRANSFER_TIMEOUT: { retryable: true, summary: 'no progress on a transfer within the timeout' },
+  TRANSFER_NO_SPACE: { retryable: false, summary: 'not enough disk space for the artifact' },
+  ARTIFACT_NOT_FOUND: { retryable: false, summary: 'the requested artifact is not in the store' },
+  MANIFEST_SIGNATURE: { retryable: false, summary: 'manifest signature is invalid or from the wrong key' },
+  MANIFEST_EXPIRED: { retryable: false, summary: 'manifest has expired' },
+  MANIFEST_ROLLBACK: { retryable: false, summary: 'manifest version is lower than the installed one' },
+  GOLDEN_MISMATCH: { retryable: false, summary: 'model outputs differ from the golden outputs' },
+  // cloud
+  NOT_FOUND: { retryable: false, summary: 'the requested entity does not exist' },
+  CONFLICT: { retryable: false, summary: 'the request conflicts with the current state' },
+  UNAUTHORIZED: { retryable: false, summary: 'missing or invalid credentials' },
+  FORBIDDEN: { retryable: false, summary: 'the credentials do not allow this action' },
+  ENROLL_TOKEN: { retryable: false, summary: 'the enrollment token is unknown, used up, revoked or expired' },
+  // compression
+  QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },
+  CALIBRATION_DATA: { retryable: false, summary: 'calibration data does not fit the model' },
+  TRAIN_FAILED: { retryable: false, summary: 'training could not complete' },
+  GRAD_UNSUPPORTED_OP: { retryable: false, summary: 'no gradient rule for an operator' },
+  INTERNAL: { retryable: false, summary: 'an unexpected internal error' },
+} as const satisfies Record<string, { retryable: boolean; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
