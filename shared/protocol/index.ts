@@ -1,0 +1,4 @@
+export * from './block-frame.js';
+export * from './codec.js';
+export * from './schemas.js';
+export * from './topics.js';

@@ -1,0 +1,191 @@
+import { z } from 'zod';
+
+/** Protocol version carried by every payload; a receiver refuses versions it does not know. */
+export const PROTOCOL_VERSION = 1;
+const v = z.literal(PROTOCOL_VERSION);
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256');
+const deviceId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const finite = z.number().finite();
+const nonNegative = finite.nonnegative();
+const isoTime = z.string().datetime({ offset: true });
+const errorInfo = z.object({ code: z.string().max(64), message: z.string().max(2000) });
+
+export const executionProviderSchema = z.enum(['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu']);
+export type ExecutionProvider = z.infer<typeof executionProviderSchema>;
+
+/** What the agent reads of its hardware at enrollment. */
+export const hardwareFactsSchema = z.object({
+  hostname: z.string().max(255),
+  arch: z.string().max(32),
+  platform: z.string().max(32),
+  cpuModel: z.string().max(255),
+  cpuCores: z.number().int().positive(),
+  memoryBytes: nonNegative,
+  gpu: z.string().max(255).nullable(),
+  executionProviders: z.array(executionProviderSchema).max(8),
+  onnxruntimeVersion: z.string().max(32),
+  nodeVersion: z.string().max(32),
+  cpuFlags: z.array(z.string().max(32)).max(512).optional(),
+});
+export type HardwareFacts = z.infer<typeof hardwareFactsSchema>;
+
+export const enrollRequestSchema = z.object({
+  v,
+  requestId: deviceId,
+  token: z.string().min(8).max(256),
+  agentVersion: z.string().max(32),
+  hardware: hardwareFactsSchema,
+});
+export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
+
+export const enrollReplySchema = z.discriminatedUnion('ok', [
+  z.object({
+    v,
+    ok: z.literal(true),
+    deviceId,
+    secret: z.string().min(16).max(256),
+    profile: z.string().max(64).nullable(),
+    fleetPublicKey: z.string().max(4096).optional(),
+  }),
+  z.object({ v, ok: z.literal(false), error: errorInfo }),
+]);
+export type EnrollReply = z.infer<typeof enrollReplySchema>;
+
+export const statusSchema = z.object({ v, online: z.boolean(), at: isoTime });
+export type StatusMessage = z.infer<typeof statusSchema>;
+
+const tensorSpec = z.object({
+  name: z.string().max(256),
+  shape: z.array(z.union([z.number().int(), z.string().max(64)])).max(16),
+  type: z.string().max(16),
+});
+
+/** Everything the agent needs to fetch, verify and run one model artifact. */
+export const manifestSchema = z.object({
+  modelId: z.string().max(128),
+  name: z.string().max(256),
+  variant: z.string().max(64),
+  version: z.number().int().nonnegative(),
+  sha256,
+  size: z.number().int().positive(),
+  blockSize: z
+    .number()
+    .int()
+    .min(256)
+    .max(1 << 20),
+  profile: z.string().max(64).nullable(),
+  inputs: z.array(tensorSpec).max(64),
+  outputs: z.array(tensorSpec).max(64),
+  golden: z
+    .object({ sha256, size: z.number().int().positive(), tolerance: nonNegative })
+    .nullable()
+    .optional(),
+  issuedAt: isoTime,
+  expiresAt: isoTime.nullable(),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** The retained target state the cloud publishes for one device; `version` only grows. */
+export const targetStateSchema = z.object({
+  v,
+  deviceId,
+  version: z.number().int().nonnegative(),
+  model: z.object({ manifest: manifestSchema, signature: z.string().max(512).nullable() }).nullable(),
+  issuedAt: isoTime,
+});
+export type TargetState = z.infer<typeof targetStateSchema>;
+
+export const agentPhaseSchema = z.enum([
+  'idle',
+  'downloading',
+  'installing',
+  'benchmarking',
+  'active',
+  'failed',
+]);
+export type AgentPhase = z.infer<typeof agentPhaseSchema>;
+
+/** What the agent reports after each step of converging on its target. */
+export const stateReportSchema = z.object({
+  v,
+  targetVersion: z.number().int().nonnegative().nullable(),
+  phase: agentPhaseSchema,
+  activeModel: z.object({ modelId: z.string().max(128), sha256, version: z.number().int() }).nullable(),
+  progress: z.number().min(0).max(1).nullable(),
+  error: errorInfo.nullable(),
+  at: isoTime,
+});
+export type StateReport = z.infer<typeof stateReportSchema>;
+
+export const latencyStatsSchema = z.object({
+  count: z.number().int().nonnegative(),
+  p50Ms: nonNegative,
+  p90Ms: nonNegative,
+  p99Ms: nonNegative,
+  maxMs: nonNegative,
+  meanMs: nonNegative,
+});
+export type LatencyStats = z.infer<typeof latencyStatsSchema>;
+
+export const telemetryRecordSchema = z.object({
+  seq: z.number().int().nonnegative(),
+  at: isoTime,
+  cpuLoad: z.number().min(0).max(100),
+  memUsedBytes: nonNegative,
+  memTotalBytes: nonNegative,
+  tempC: finite.nullable(),
+  modelId: z.string().max(128).nullable(),
+  latency: latencyStatsSchema.nullable(),
+});
+export type TelemetryRecord = z.infer<typeof telemetryRecordSchema>;
+
+export const telemetryBatchSchema = z.object({ v, records: z.array(telemetryRecordSchema).min(1).max(1000) });
+export type TelemetryBatch = z.infer<typeof telemetryBatchSchema>;
+
+export const benchReportSchema = z.object({
+  v,
+  modelId: z.string().max(128),
+  sha256,
+  ep: executionProviderSchema,
+  runs: z.number().int().positive(),
+  warmupRuns: z.number().int().nonnegative(),
+  p50Ms: nonNegative,
+  p90Ms: nonNegative,
+  p99Ms: nonNegative,
+  maxMs: nonNegative,
+  meanMs: nonNegative,
+  throughput: nonNegative,
+  loadMs: nonNegative,
+  at: isoTime,
+});
+export type BenchReport = z.infer<typeof benchReportSchema>;
+
+export const eventSchema = z.object({
+  v,
+  level: z.enum(['info', 'warn', 'error']),
+  code: z.string().max(64),
+  message: z.string().max(2000),
+  at: isoTime,
+});
+export type EventMessage = z.infer<typeof eventSchema>;
+
+/** Max block indices in one request: bounds the reply burst a device can ask for. */
+export const MAX_BLOCKS_PER_REQUEST = 256;
+
+export const transferRequestSchema = z.object({
+  v,
+  sha256,
+  blocks: z.array(z.number().int().nonnegative()).min(1).max(MAX_BLOCKS_PER_REQUEST),
+});
+export type TransferRequest = z.infer<typeof transferRequestSchema>;
+
+export const blockHeaderSchema = z.object({
+  v,
+  sha256,
+  index: z.number().int().nonnegative(),
+  total: z.number().int().positive(),
+  blockSha256: sha256.optional(),
+  error: errorInfo.optional(),
+});
+export type BlockHeader = z.infer<typeof blockHeaderSchema>;
