@@ -1,0 +1,22 @@
+import type { ArtifactStore } from './fleet/artifacts.js';
+import type { AuditLog } from './fleet/audit.js';
+import type { DeviceRepository } from './fleet/devices.js';
+import type { ModelRegistry } from './fleet/models.js';
+import type { TargetService } from './fleet/targets.js';
+import type { TelemetryRepository } from './fleet/telemetry.js';
+import type { TokenRepository } from './fleet/tokens.js';
+import type { Db } from './store/db.js';
+
+/** The cloud's components, wired once in `startCloud` and handed to the HTTP routes. */
+export interface CloudServices {
+  db: Db;
+  store: ArtifactStore;
+  devices: DeviceRepository;
+  models: ModelRegistry;
+  tokens: TokenRepository;
+  targets: TargetService;
+  telemetry: TelemetryRepository;
+  audit: AuditLog;
+  /** The MQTT URL devices should use. */
+  brokerUrl: string;
+}
