@@ -19,7 +19,11 @@ describe('.npy reader', () => {
 
   it('reports truncated and foreign files with NPY_INVALID', () => {
     const bytes = formatNpy(new Float32Array(100), [100]);
-    for (const bad of [bytes.subarray(0, bytes.length - 4), Buffer.from('hello world'), bytes.subarray(0, 20)]) {
+    for (const bad of [
+      bytes.subarray(0, bytes.length - 4),
+      Buffer.from('hello world'),
+      bytes.subarray(0, 20),
+    ]) {
       expect(() => parseNpy(bad)).toThrow(FleetError);
       try {
         parseNpy(bad);

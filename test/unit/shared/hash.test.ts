@@ -3,7 +3,9 @@ import { blockCount, blockRange, sha256Hex } from '../../../shared/hash.js';
 
 describe('hashing and chunking', () => {
   it('hashes like the SHA-256 test vector', () => {
-    expect(sha256Hex(Buffer.from('abc'))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(sha256Hex(Buffer.from('abc'))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
   });
 
   it('splits sizes into blocks that cover every byte exactly once', () => {

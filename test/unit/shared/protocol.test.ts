@@ -48,12 +48,28 @@ describe('protocol schemas', () => {
     expect(codeOf(() => decodeJson(enrollRequestSchema, Buffer.from('{not json')))).toBe('MSG_NOT_JSON');
     expect(codeOf(() => decodeJson(enrollRequestSchema, json({ v: 2 })))).toBe('MSG_VERSION');
     expect(codeOf(() => decodeJson(enrollRequestSchema, json({ v: 1, requestId: 'r1' })))).toBe('MSG_SCHEMA');
-    expect(codeOf(() => decodeJson(enrollRequestSchema, Buffer.alloc(MAX_JSON_PAYLOAD_BYTES + 1, 32)))).toBe('MSG_TOO_LARGE');
+    expect(codeOf(() => decodeJson(enrollRequestSchema, Buffer.alloc(MAX_JSON_PAYLOAD_BYTES + 1, 32)))).toBe(
+      'MSG_TOO_LARGE',
+    );
     expect(codeOf(() => decodeJson(enrollRequestSchema, json(null)))).toBe('MSG_SCHEMA');
   });
 
   it('names the offending field in a schema error', () => {
-    const bad = { v: 1, records: [{ seq: -1, at: new Date().toISOString(), cpuLoad: 5, memUsedBytes: 1, memTotalBytes: 2, tempC: null, modelId: null, latency: null }] };
+    const bad = {
+      v: 1,
+      records: [
+        {
+          seq: -1,
+          at: new Date().toISOString(),
+          cpuLoad: 5,
+          memUsedBytes: 1,
+          memTotalBytes: 2,
+          tempC: null,
+          modelId: null,
+          latency: null,
+        },
+      ],
+    };
     expect(() => decodeJson(telemetryBatchSchema, json(bad))).toThrow(/records\.0\.seq/);
   });
 
@@ -65,24 +81,38 @@ describe('protocol schemas', () => {
 
   it('bounds the number of blocks one transfer request may ask for', () => {
     expect(transferRequestSchema.safeParse({ v: 1, sha256: sha, blocks: [0, 1, 2] }).success).toBe(true);
-    expect(transferRequestSchema.safeParse({ v: 1, sha256: sha, blocks: Array.from({ length: 257 }, (_, i) => i) }).success).toBe(false);
+    expect(
+      transferRequestSchema.safeParse({ v: 1, sha256: sha, blocks: Array.from({ length: 257 }, (_, i) => i) })
+        .success,
+    ).toBe(false);
     expect(transferRequestSchema.safeParse({ v: 1, sha256: 'ABC', blocks: [0] }).success).toBe(false);
   });
 });
 
 describe('topics', () => {
   it('round-trips device topics and rejects foreign ones', () => {
-    expect(parseTopic(deviceTopic('pi-1', 'transfer/req'))).toEqual({ kind: 'device', deviceId: 'pi-1', channel: 'transfer/req' });
+    expect(parseTopic(deviceTopic('pi-1', 'transfer/req'))).toEqual({
+      kind: 'device',
+      deviceId: 'pi-1',
+      channel: 'transfer/req',
+    });
     expect(parseTopic('fleetml/v1/d/pi-1/unknown')).toBeUndefined();
     expect(parseTopic('other/v1/d/pi-1/state')).toBeUndefined();
-    expect(parseTopic('fleetml/v1/enroll/abc/req')).toEqual({ kind: 'enroll', requestId: 'abc', direction: 'req' });
+    expect(parseTopic('fleetml/v1/enroll/abc/req')).toEqual({
+      kind: 'enroll',
+      requestId: 'abc',
+      direction: 'req',
+    });
   });
 });
 
 describe('block frames', () => {
   it('round-trips header and data', () => {
     const data = Buffer.from([1, 2, 3, 4, 5]);
-    const frame = encodeBlockFrame({ v: 1, sha256: sha, index: 3, total: 10, blockSha256: 'b'.repeat(64) }, data);
+    const frame = encodeBlockFrame(
+      { v: 1, sha256: sha, index: 3, total: 10, blockSha256: 'b'.repeat(64) },
+      data,
+    );
     const decoded = decodeBlockFrame(frame);
     expect(decoded.header.index).toBe(3);
     expect([...decoded.data]).toEqual([1, 2, 3, 4, 5]);
