@@ -1,0 +1,57 @@
+import { DEVICE_ID_PATTERN, TOPIC_ROOT } from '../../shared/protocol/index.js';
+
+/**
+ * Who may do what on the broker. Three kinds of client:
+ * - the cloud (username `cloud`): everything;
+ * - a device (username = its device id, password = its secret): publish only under its own
+ *   subtree and only its own channels, subscribe only to its own target and block replies;
+ * - an enrolling agent (username `enroll`, client id `enroll-<requestId>`): publish its one
+ *   enrollment request, subscribe to its one reply.
+ * The same rules are rendered as a Mosquitto ACL file for external brokers (mosquitto-acl.ts).
+ */
+export type BrokerIdentity =
+  | { kind: 'cloud' }
+  | { kind: 'device'; deviceId: string }
+  | { kind: 'enroll'; requestId: string };
+
+export const CLOUD_USERNAME = 'cloud';
+export const ENROLL_USERNAME = 'enroll';
+export const ENROLL_CLIENT_PREFIX = 'enroll-';
+
+/** Channels a device publishes on; `status` is the only one it may retain (its last will). */
+export const DEVICE_PUBLISH_CHANNELS = ['status', 'state', 'telemetry', 'bench', 'event', 'transfer/req'];
+export const DEVICE_SUBSCRIBE_CHANNELS = ['target', 'transfer/blk'];
+
+export function identityForEnrollClient(clientId: string): BrokerIdentity | undefined {
+  if (!clientId.startsWith(ENROLL_CLIENT_PREFIX)) return undefined;
+  const requestId = clientId.slice(ENROLL_CLIENT_PREFIX.length);
+  return DEVICE_ID_PATTERN.test(requestId) ? { kind: 'enroll', requestId } : undefined;
+}
+
+export function mayPublish(identity: BrokerIdentity, topic: string, retain: boolean): boolean {
+  switch (identity.kind) {
+    case 'cloud':
+      return true;
+    case 'device': {
+      const prefix = `${TOPIC_ROOT}/d/${identity.deviceId}/`;
+      if (!topic.startsWith(prefix)) return false;
+      const channel = topic.slice(prefix.length);
+      if (!DEVICE_PUBLISH_CHANNELS.includes(channel)) return false;
+      return !retain || channel === 'status';
+    }
+    case 'enroll':
+      return !retain && topic === `${TOPIC_ROOT}/enroll/${identity.requestId}/req`;
+  }
+}
+
+/** Subscriptions are exact topics for devices: no wildcard can reach another device. */
+export function maySubscribe(identity: BrokerIdentity, topic: string): boolean {
+  switch (identity.kind) {
+    case 'cloud':
+      return true;
+    case 'device':
+      return DEVICE_SUBSCRIBE_CHANNELS.some((c) => topic === `${TOPIC_ROOT}/d/${identity.deviceId}/${c}`);
+    case 'enroll':
+      return topic === `${TOPIC_ROOT}/enroll/${identity.requestId}/reply`;
+  }
+}
