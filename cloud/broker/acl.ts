@@ -5,8 +5,9 @@ import { DEVICE_ID_PATTERN, TOPIC_ROOT } from '../../shared/protocol/index.js';
  * - the cloud (username `cloud`): everything;
  * - a device (username = its device id, password = its secret): publish only under its own
  *   subtree and only its own channels, subscribe only to its own target and block replies;
- * - an enrolling agent (username `enroll`, client id `enroll-<requestId>`): publish its one
- *   enrollment request, subscribe to its one reply.
+ * - an enrolling agent (username `enroll`, client id `enroll-<random>` used as its request id):
+ *   publish its one enrollment request, subscribe to its one reply. Using the client id as the
+ *   request id lets Mosquitto express the same rule with a `%c` pattern.
  * The same rules are rendered as a Mosquitto ACL file for external brokers (mosquitto-acl.ts).
  */
 export type BrokerIdentity =
@@ -24,8 +25,7 @@ export const DEVICE_SUBSCRIBE_CHANNELS = ['target', 'transfer/blk'];
 
 export function identityForEnrollClient(clientId: string): BrokerIdentity | undefined {
   if (!clientId.startsWith(ENROLL_CLIENT_PREFIX)) return undefined;
-  const requestId = clientId.slice(ENROLL_CLIENT_PREFIX.length);
-  return DEVICE_ID_PATTERN.test(requestId) ? { kind: 'enroll', requestId } : undefined;
+  return DEVICE_ID_PATTERN.test(clientId) ? { kind: 'enroll', requestId: clientId } : undefined;
 }
 
 export function mayPublish(identity: BrokerIdentity, topic: string, retain: boolean): boolean {

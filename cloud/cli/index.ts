@@ -7,9 +7,11 @@ import type { Command } from 'commander';
 type Registrar = (program: Command) => void;
 
 const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
+  () => import('./cloud-start.js'),
   () => import('./models.js'),
   () => import('./deploy.js'),
   () => import('./devices.js'),
+  () => import('./demo.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {

@@ -25,10 +25,10 @@ describe('broker access rules', () => {
 
   it('confines an enrolling client to its own request and reply', () => {
     const enroll = identityForEnrollClient('enroll-abc123');
-    expect(enroll).toEqual({ kind: 'enroll', requestId: 'abc123' });
-    expect(mayPublish(enroll!, 'fleetml/v1/enroll/abc123/req', false)).toBe(true);
+    expect(enroll).toEqual({ kind: 'enroll', requestId: 'enroll-abc123' });
+    expect(mayPublish(enroll!, 'fleetml/v1/enroll/enroll-abc123/req', false)).toBe(true);
     expect(mayPublish(enroll!, 'fleetml/v1/enroll/other/req', false)).toBe(false);
-    expect(maySubscribe(enroll!, 'fleetml/v1/enroll/abc123/reply')).toBe(true);
+    expect(maySubscribe(enroll!, 'fleetml/v1/enroll/enroll-abc123/reply')).toBe(true);
     expect(maySubscribe(enroll!, 'fleetml/v1/enroll/+/reply')).toBe(false);
     expect(identityForEnrollClient('enroll-a/b')).toBeUndefined();
     expect(identityForEnrollClient('device-1')).toBeUndefined();
