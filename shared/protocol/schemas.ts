@@ -137,6 +137,17 @@ export const telemetryRecordSchema = z.object({
   tempC: finite.nullable(),
   modelId: z.string().max(128).nullable(),
   latency: latencyStatsSchema.nullable(),
+  // Added by the agent (issue 5); optional so older agents stay valid.
+  cpuLoadPerCore: z.array(z.number().min(0).max(100)).max(1024).optional(),
+  diskFreeBytes: nonNegative.nullable().optional(),
+  /** Pi vcgencmd get_throttled bits (0 under-voltage, 1 capped, 2 throttled, 3 soft limit, 16-19 occurred). */
+  throttledBits: z.number().int().nonnegative().nullable().optional(),
+  throttled: z.boolean().optional(),
+  uptimeS: nonNegative.optional(),
+  agentRssBytes: nonNegative.optional(),
+  /** The agent's own CPU use since the last sample, percent of one core. */
+  agentCpuPercent: nonNegative.optional(),
+  modelVersion: z.number().int().nonnegative().nullable().optional(),
 });
 export type TelemetryRecord = z.infer<typeof telemetryRecordSchema>;
 
@@ -171,12 +182,20 @@ export const eventSchema = z.object({
 export type EventMessage = z.infer<typeof eventSchema>;
 
 /** Max block indices in one request: bounds the reply burst a device can ask for. */
+export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 export const MAX_BLOCKS_PER_REQUEST = 256;
 
 export const transferRequestSchema = z.object({
   v,
   sha256,
   blocks: z.array(z.number().int().nonnegative()).min(1).max(MAX_BLOCKS_PER_REQUEST),
+  /** Block size the agent splits the artifact by (the manifest's, capped under its broker's limit); default 64 KiB. */
+  blockSize: z
+    .number()
+    .int()
+    .min(256)
+    .max(1 << 20)
+    .optional(),
 });
 export type TransferRequest = z.infer<typeof transferRequestSchema>;
 

@@ -1,0 +1,76 @@
+import type { Command } from 'commander';
+import { AGENT_DEFAULTS } from '../config.js';
+
+const d = AGENT_DEFAULTS;
+
+/** `fleetml agent start`: the device daemon. Every option also reads from FLEETML_* and a config file. */
+export function register(program: Command): void {
+  const agent = program.command('agent').description('the device agent');
+  agent
+    .command('start')
+    .description(
+      'run the agent: enroll (once), keep the device on its target model, report benchmarks and telemetry.\n' +
+        'Options fall back to env FLEETML_<KEY> (e.g. FLEETML_CLOUD_URL, FLEETML_TELEMETRY_INTERVAL_S), then to the\n' +
+        'JSON config file (--config / FLEETML_CONFIG, keys as in agent/config.ts), then to the defaults shown.',
+    )
+    .option(
+      '--cloud <mqtt-url>',
+      'MQTT URL of the cloud broker, e.g. mqtt://localhost:1883 (env FLEETML_CLOUD_URL)',
+    )
+    .option('--enroll-token <token>', 'one-time enrollment token; needed until the device is enrolled')
+    .option('--config <file>', 'JSON config file (env FLEETML_CONFIG)')
+    .option('--data-dir <dir>', `identity, state, model slots, outbox (default ${d.dataDir})`)
+    .option('--telemetry-interval <s>', `seconds between telemetry samples (default ${d.telemetryIntervalS})`)
+    .option(
+      '--ep <ep>',
+      `execution provider: auto|cpu|cuda|tensorrt (default ${d.ep}: TensorRT -> CUDA -> CPU)`,
+    )
+    .option('--threads <n>', `onnxruntime intra-op threads, 0 = its choice (default ${d.intraOpThreads})`)
+    .option('--block-size <bytes>', `transfer block size cap in bytes (default ${d.blockSize})`)
+    .option(
+      '--broker-max-payload <bytes>',
+      `broker payload limit; blocks stay under it (default ${d.brokerMaxPayloadBytes})`,
+    )
+    .option('--window <blocks>', `transfer blocks in flight (default ${d.windowBlocks})`)
+    .option('--bench-runs <n>', `timed benchmark runs (default ${d.benchRuns})`)
+    .option('--bench-warmup <n>', `benchmark warm-up runs (default ${d.benchWarmupRuns})`)
+    .option('--bench-budget <ms>', `benchmark time budget in ms (default ${d.benchBudgetMs})`)
+    .option('--outbox-max <records>', `telemetry records kept while offline (default ${d.outboxMaxRecords})`)
+    .option(
+      '--min-free-disk <bytes>',
+      `disk space kept free beyond a download (default ${d.minFreeDiskBytes})`,
+    )
+    .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
+    .action(async (flags: Record<string, string | undefined>) => {
+      const { loadConfig } = await import('../config.js');
+      const { startAgent } = await import('../main.js');
+      const config = await loadConfig({
+        config: flags.config,
+        cloudUrl: flags.cloud,
+        enrollToken: flags.enrollToken,
+        dataDir: flags.dataDir,
+        telemetryIntervalS: flags.telemetryInterval,
+        ep: flags.ep,
+        intraOpThreads: flags.threads,
+        blockSize: flags.blockSize,
+        brokerMaxPayloadBytes: flags.brokerMaxPayload,
+        windowBlocks: flags.window,
+        benchRuns: flags.benchRuns,
+        benchWarmupRuns: flags.benchWarmup,
+        benchBudgetMs: flags.benchBudget,
+        outboxMaxRecords: flags.outboxMax,
+        minFreeDiskBytes: flags.minFreeDisk,
+        logLevel: flags.logLevel,
+      });
+      const handle = await startAgent({ config });
+      await new Promise<void>((resolve) => {
+        const onSignal = () => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          handle.stop().finally(resolve);
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+    });
+}

@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { FleetError } from '../../shared/errors/index.js';
+
+/** `fleetml bench <model.onnx>`: the agent's benchmark on any model file. */
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .description(
+      'benchmark an ONNX model with onnxruntime: warm-up, then timed runs (latency percentiles in ms)',
+    )
+    .argument('<model>', 'path to an .onnx file')
+    .option('--ep <ep>', 'execution provider: auto|cpu|cuda|tensorrt', 'cpu')
+    .option(
+      '--shape <dims>',
+      'input shape for dynamic dimensions, e.g. 1,3,48,320 (default: dynamic dims = 1)',
+    )
+    .option('--runs <n>', 'timed runs', '100')
+    .option('--warmup <n>', 'warm-up runs', '10')
+    .option('--budget <ms>', 'time budget for the timed runs in ms', '30000')
+    .option('--threads <n>', 'intra-op threads, 0 = onnxruntime default', '0')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (model: string, flags: Record<string, string | boolean | undefined>) => {
+      const { access } = await import('node:fs/promises');
+      const { benchmarkModel } = await import('../bench/benchmark.js');
+      const { chooseExecutionProvider } = await import('../runtime/ort.js');
+      await access(model).catch(() => {
+        throw new FleetError('FILE_NOT_FOUND', `model file ${model} does not exist`, { path: model });
+      });
+      const int = (name: string, min: number) => {
+        const value = Number(flags[name]);
+        if (!Number.isInteger(value) || value < min) {
+          throw new FleetError('INPUT_INVALID', `--${name} must be an integer >= ${min}, got ${flags[name]}`);
+        }
+        return value;
+      };
+      let shape: number[] | undefined;
+      if (typeof flags.shape === 'string') {
+        shape = flags.shape.split(',').map(Number);
+        if (shape.some((v) => !Number.isInteger(v) || v <= 0)) {
+          throw new FleetError(
+            'INPUT_INVALID',
+            `--shape must be positive integers separated by commas, got ${flags.shape}`,
+          );
+        }
+      }
+      const epFlag = String(flags.ep);
+      if (!['auto', 'cpu', 'cuda', 'tensorrt'].includes(epFlag)) {
+        throw new FleetError('INPUT_INVALID', `--ep must be auto, cpu, cuda or tensorrt, got ${epFlag}`);
+      }
+      const ep = await chooseExecutionProvider(epFlag as 'auto');
+      const result = await benchmarkModel(
+        model,
+        { ep, intraOpThreads: int('threads', 0) },
+        { runs: int('runs', 1), warmupRuns: int('warmup', 0), budgetMs: int('budget', 1), shape },
+      );
+      if (flags.json) {
+        const { p50Ms, p90Ms, p99Ms, maxMs, meanMs, throughput, loadMs, peakRssBytes, runs, warmupRuns } =
+          result;
+        process.stdout.write(
+          `${JSON.stringify({ p50Ms, p90Ms, p99Ms, maxMs, meanMs, throughput, loadMs, peakRssBytes, ep, runs, warmupRuns })}\n`,
+        );
+      } else {
+        process.stdout.write(
+          `${model} on ${ep}: ${result.runs} runs after ${result.warmupRuns} warm-up\n` +
+            `  p50 ${result.p50Ms.toFixed(3)} ms  p90 ${result.p90Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms  max ${result.maxMs.toFixed(3)} ms\n` +
+            `  throughput ${result.throughput.toFixed(1)}/s  load ${result.loadMs.toFixed(1)} ms  peak RSS ${(result.peakRssBytes / 1048576).toFixed(1)} MiB\n`,
+        );
+      }
+    });
+}

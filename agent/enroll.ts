@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { FleetError } from '../shared/errors/index.js';
+import type { Logger } from '../shared/logger.js';
+import {
+  decodeJson,
+  type EnrollReply,
+  encodeJson,
+  enrollReplySchema,
+  enrollReplyTopic,
+  enrollRequestTopic,
+  type HardwareFacts,
+  PROTOCOL_VERSION,
+} from '../shared/protocol/index.js';
+import { readJsonFile, writeFileAtomic } from './store/files.js';
+import { MqttTransport } from './transport/mqtt.js';
+
+export const identitySchema = z.object({
+  deviceId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  secret: z.string().min(16),
+  profile: z.string().nullable(),
+  /** base64 raw ed25519 key pinned at enrollment; null when the cloud offered none. */
+  fleetPublicKey: z.string().nullable(),
+  enrolledAt: z.string(),
+});
+export type DeviceIdentity = z.infer<typeof identitySchema>;
+
+const IDENTITY_FILE = 'identity.json';
+
+export async function loadIdentity(dataDir: string): Promise<DeviceIdentity | null> {
+  const path = join(dataDir, IDENTITY_FILE);
+  const value = await readJsonFile(path);
+  if (value === undefined) return null;
+  const parsed = identitySchema.safeParse(value);
+  if (!parsed.success) {
+    throw new FleetError('CONFIG_INVALID', `identity file ${path} is invalid; remove it to enroll again`, {
+      path,
+    });
+  }
+  return parsed.data;
+}
+
+/** The secret lives here: owner-only permissions, written atomically. */
+export async function saveIdentity(dataDir: string, identity: DeviceIdentity): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, IDENTITY_FILE);
+  await writeFileAtomic(path, JSON.stringify(identity, null, 2), 0o600);
+  await chmod(path, 0o600);
+}
+
+export interface EnrollOptions {
+  url: string;
+  token: string;
+  hardware: HardwareFacts;
+  agentVersion: string;
+  logger: Logger;
+  /** Seconds to wait for a reply before publishing the request again. */
+  timeoutS: number;
+  /** Stops waiting (agent shutdown). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Publishes an enroll request on its own request topic and waits for the cloud's reply,
+ * asking again every `timeoutS` (the cloud may start after the agent). A refusal is final.
+ */
+export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
+  if (!options.token) {
+    throw new FleetError(
+      'CONFIG_INVALID',
+      'this device is not enrolled: an enroll token is required (--enroll-token)',
+    );
+  }
+  const requestId = `r${randomBytes(12).toString('hex')}`;
+  const transport = new MqttTransport({
+    url: options.url,
+    clientId: `fleetml-enroll-${requestId}`,
+    logger: options.logger,
+  });
+  try {
+    const reply = await new Promise<EnrollReply>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(new FleetError('INTERNAL', 'enrollment aborted'));
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const ask = () => {
+        if (transport.connected) {
+          const request = {
+            v: PROTOCOL_VERSION,
+            requestId,
+            token: options.token,
+            agentVersion: options.agentVersion,
+            hardware: options.hardware,
+          };
+          transport.publish(enrollRequestTopic(requestId), encodeJson(request)).catch(() => {});
+          options.logger.info({ requestId }, 'enroll request sent');
+        }
+        timer = setTimeout(ask, options.timeoutS * 1000);
+      };
+      transport
+        .subscribe(enrollReplyTopic(requestId), (payload) => {
+          try {
+            const message = decodeJson(enrollReplySchema, payload);
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', onAbort);
+            resolve(message);
+          } catch (error) {
+            options.logger.warn({ err: error, code: (error as FleetError).code }, 'rejected enroll reply');
+          }
+        })
+        .then(ask, reject);
+    });
+    if (!reply.ok) {
+      throw new FleetError('ENROLL_TOKEN', `enrollment refused: ${reply.error.code}: ${reply.error.message}`);
+    }
+    return {
+      deviceId: reply.deviceId,
+      secret: reply.secret,
+      profile: reply.profile,
+      fleetPublicKey: reply.fleetPublicKey ?? null,
+      enrolledAt: new Date().toISOString(),
+    };
+  } finally {
+    await transport.close();
+  }
+}

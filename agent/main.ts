@@ -1,0 +1,212 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../shared/logger.js';
+import { createLogger } from '../shared/logger.js';
+import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
+import type { BenchmarkResult } from './bench/benchmark.js';
+import type { AgentConfig } from './config.js';
+import { type DeviceIdentity, enroll, loadIdentity, saveIdentity } from './enroll.js';
+import { readHardwareFacts } from './hardware.js';
+import { Installer } from './install/installer.js';
+import { Reconciler } from './reconcile.js';
+import { Reporter } from './reporter.js';
+import { chooseExecutionProvider, detectExecutionProviders, onnxruntimeVersion } from './runtime/ort.js';
+import { StateStore } from './store/agent-state.js';
+import { TelemetryCollector } from './telemetry/collector.js';
+import { TelemetryOutbox } from './telemetry/outbox.js';
+import { TelemetrySender } from './telemetry/sender.js';
+import { Downloader } from './transfer/downloader.js';
+import { MqttTransport } from './transport/mqtt.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+/** Bytes a block frame adds around the data (magic, length, JSON header), with margin. */
+const FRAME_OVERHEAD_BYTES = 1024;
+
+export interface StartAgentOptions {
+  config: AgentConfig;
+  /** Default: a pino logger named 'agent' at config.logLevel. */
+  logger?: Logger;
+}
+
+export interface AgentHandle {
+  identity: DeviceIdentity;
+  transport: MqttTransport;
+  reconciler: Reconciler;
+  telemetry: TelemetryCollector;
+  sender: TelemetrySender;
+  outbox: TelemetryOutbox;
+  downloader: Downloader;
+  /** Graceful stop: publishes offline, closes the connection and the outbox. */
+  stop(): Promise<void>;
+  /** Drops the process's connection without DISCONNECT, as a crash would (tests). */
+  crash(): Promise<void>;
+}
+
+/** Wires the agent together: the one place that creates its components. */
+export async function startAgent(options: StartAgentOptions): Promise<AgentHandle> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger({ name: 'agent', level: config.logLevel });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const probe = await detectExecutionProviders();
+  if (probe.hint) logger.info({ available: probe.available, failures: probe.failures }, probe.hint);
+  const ep = await chooseExecutionProvider(config.ep);
+
+  let identity = await loadIdentity(config.dataDir);
+  if (!identity) {
+    const hardware = await readHardwareFacts(probe.available, onnxruntimeVersion());
+    identity = await enroll({
+      url: config.cloudUrl,
+      token: config.enrollToken,
+      hardware,
+      agentVersion: AGENT_VERSION,
+      logger,
+      timeoutS: config.enrollTimeoutS,
+    });
+    await saveIdentity(config.dataDir, identity);
+    logger.info({ deviceId: identity.deviceId }, 'enrolled');
+  }
+  const deviceId = identity.deviceId;
+  const log = logger.child({ deviceId });
+
+  const state = new StateStore(config.dataDir);
+  await state.load();
+
+  const statusTopic = deviceTopic(deviceId, 'status');
+  const status = (online: boolean) =>
+    encodeJson({ v: PROTOCOL_VERSION, online, at: new Date().toISOString() });
+  const transport = new MqttTransport({
+    url: config.cloudUrl,
+    clientId: `fleetml-${deviceId}`,
+    username: deviceId,
+    password: identity.secret,
+    will: { topic: statusTopic, payload: status(false), retain: true, qos: 1 },
+    keepaliveS: config.keepaliveS,
+    reconnectPeriodMs: config.reconnectPeriodMs,
+    logger: log,
+  });
+
+  const reporter = new Reporter(transport, deviceId, log);
+  const maxBlockSize = Math.min(config.blockSize, config.brokerMaxPayloadBytes - FRAME_OVERHEAD_BYTES);
+  const downloader = new Downloader({
+    transport,
+    deviceId,
+    dir: join(config.dataDir, 'transfers'),
+    logger: log,
+    windowBlocks: config.windowBlocks,
+    blockTimeoutMs: config.blockTimeoutMs,
+    stallMs: config.transferStallMs,
+  });
+  const installer = new Installer({
+    dataDir: config.dataDir,
+    state,
+    ep,
+    profile: { intraOpThreads: config.intraOpThreads, graphOptimizationLevel: config.graphOptimizationLevel },
+    bench: {
+      warmupRuns: config.benchWarmupRuns,
+      runs: config.benchRuns,
+      budgetMs: config.benchBudgetMs,
+      dynamicDim: config.dynamicDim,
+    },
+    logger: log,
+    minFreeDiskBytes: config.minFreeDiskBytes,
+  });
+
+  let lastBench: BenchmarkResult | null = null;
+  const reconciler = new Reconciler({
+    identity,
+    state,
+    downloader,
+    installer,
+    reporter,
+    logger: log,
+    maxBlockSize,
+    backoffInitialMs: config.backoffInitialMs,
+    backoffMaxMs: config.backoffMaxMs,
+    clockSkewMs: config.clockSkewMs,
+    clockTrustWindowMs: config.clockTrustWindowMs,
+    onActivated: (_manifest, bench) => {
+      lastBench = bench;
+    },
+  });
+
+  const outbox = new TelemetryOutbox({
+    path: join(config.dataDir, 'outbox.sqlite'),
+    maxRecords: config.outboxMaxRecords,
+  });
+  const sender = new TelemetrySender({
+    transport,
+    outbox,
+    deviceId,
+    batchMax: config.telemetryBatchMax,
+    logger: log,
+  });
+  const telemetry = new TelemetryCollector({
+    intervalS: config.telemetryIntervalS,
+    diskPath: config.dataDir,
+    // No live inference runs inside the agent yet: report the active model's latest benchmark.
+    latency: () =>
+      lastBench
+        ? {
+            count: lastBench.count,
+            p50Ms: lastBench.p50Ms,
+            p90Ms: lastBench.p90Ms,
+            p99Ms: lastBench.p99Ms,
+            maxMs: lastBench.maxMs,
+            meanMs: lastBench.meanMs,
+          }
+        : null,
+    activeModel: () => {
+      const active = state.active();
+      return active ? { modelId: active.modelId, version: active.version } : null;
+    },
+    sink: (record) => {
+      outbox.append(record);
+      void sender.kick();
+    },
+    logger: log,
+  });
+
+  transport.onConnect(() => {
+    log.info('connected to the cloud');
+    transport.publish(statusTopic, status(true), { qos: 1, retain: true }).catch(() => {});
+    reconciler.report();
+    void sender.kick();
+  });
+  await transport.subscribe(
+    deviceTopic(deviceId, 'target'),
+    (payload) => reconciler.onTargetMessage(payload),
+    1,
+  );
+  telemetry.start();
+  void telemetry.tick();
+
+  let stopped = false;
+  const shutdown = async (graceful: boolean) => {
+    if (stopped) return;
+    stopped = true;
+    await telemetry.stop();
+    await reconciler.stop();
+    await sender.stop();
+    if (graceful && transport.connected) {
+      await transport.publish(statusTopic, status(false), { qos: 1, retain: true }).catch(() => {});
+      await transport.close();
+    } else {
+      transport.destroy();
+    }
+    outbox.close();
+  };
+
+  return {
+    identity,
+    transport,
+    reconciler,
+    telemetry,
+    sender,
+    outbox,
+    downloader,
+    stop: () => shutdown(true),
+    crash: () => shutdown(false),
+  };
+}

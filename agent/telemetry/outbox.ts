@@ -1,0 +1,73 @@
+/**
+ * The agent's one door to better-sqlite3: a bounded, durable outbox for telemetry. Records get
+ * their sequence number when they enter (AUTOINCREMENT never reuses one, even after the table
+ * empties), leave in order after the broker acknowledged them, and survive restarts and power
+ * loss (WAL, synchronous=NORMAL). When full, the oldest records are dropped and counted.
+ */
+import Database from 'better-sqlite3';
+import type { TelemetryRecord } from '../../shared/protocol/index.js';
+
+export type OutboxRecord = TelemetryRecord;
+
+export interface OutboxOptions {
+  /** SQLite file path (':memory:' for tests). */
+  path: string;
+  /** Most records kept; oldest dropped beyond. Default 10 000. */
+  maxRecords?: number;
+}
+
+export class TelemetryOutbox {
+  private readonly db: Database.Database;
+  private readonly maxRecords: number;
+  private readonly insert: Database.Statement;
+  private readonly selectBatch: Database.Statement;
+  private readonly deleteUpTo: Database.Statement;
+  private readonly countRows: Database.Statement;
+  private readonly trim: Database.Statement;
+  /** Records dropped because the outbox was full. */
+  dropped = 0;
+
+  constructor(options: OutboxOptions) {
+    this.maxRecords = options.maxRecords ?? 10_000;
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)',
+    );
+    this.insert = this.db.prepare('INSERT INTO outbox (body) VALUES (?)');
+    this.selectBatch = this.db.prepare('SELECT seq, body FROM outbox ORDER BY seq LIMIT ?');
+    this.deleteUpTo = this.db.prepare('DELETE FROM outbox WHERE seq <= ?');
+    this.countRows = this.db.prepare('SELECT COUNT(*) AS n FROM outbox');
+    this.trim = this.db.prepare(
+      'DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT max(0, (SELECT COUNT(*) FROM outbox) - ?))',
+    );
+  }
+
+  /** Stores a record; returns its sequence number. */
+  append(record: Omit<OutboxRecord, 'seq'>): number {
+    const seq = Number(this.insert.run(JSON.stringify(record)).lastInsertRowid);
+    const removed = this.trim.run(this.maxRecords).changes;
+    this.dropped += removed;
+    return seq;
+  }
+
+  /** Oldest records first, at most `limit`. */
+  peek(limit: number): OutboxRecord[] {
+    const rows = this.selectBatch.all(limit) as { seq: number; body: string }[];
+    return rows.map((r) => ({ ...(JSON.parse(r.body) as Omit<OutboxRecord, 'seq'>), seq: r.seq }));
+  }
+
+  /** Forgets everything up to and including `seq` (the broker acknowledged it). */
+  ack(seq: number): void {
+    this.deleteUpTo.run(seq);
+  }
+
+  get size(): number {
+    return (this.countRows.get() as { n: number }).n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

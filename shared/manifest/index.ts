@@ -1,0 +1,4 @@
+export * from './canonical.js';
+export * from './freshness.js';
+export * from './golden.js';
+export * from './sign.js';
