@@ -8,7 +8,10 @@ import { buildConsoleServer } from './console/server.js';
 import { ArtifactStore } from './fleet/artifacts.js';
 import { AuditLog } from './fleet/audit.js';
 import { DeviceRepository } from './fleet/devices.js';
+import { FleetEvents } from './fleet/events.js';
 import { ModelRegistry } from './fleet/models.js';
+import { RolloutEngine } from './fleet/rollouts/engine.js';
+import { RolloutStore } from './fleet/rollouts/store.js';
 import { createMessageRouter, type RouterStats } from './fleet/router.js';
 import { TargetService } from './fleet/targets.js';
 import { TelemetryRepository } from './fleet/telemetry.js';
@@ -81,15 +84,33 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const signingKey = await loadOrCreateSigningKey(join(options.dataDir, 'keys', 'fleet-signing.json'));
   const profiles = new ProfileRegistry();
   const targets = new TargetService(db, mqtt, { sign: (manifest) => signManifest(manifest, signingKey) });
+  const models = new ModelRegistry(db, store);
+  const audit = new AuditLog(db);
+  const events = new FleetEvents();
+  const rolloutStore = new RolloutStore(db);
+  const rollouts = new RolloutEngine({
+    store: rolloutStore,
+    devices,
+    models,
+    targets,
+    telemetry,
+    audit,
+    logger,
+    onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
+  });
   const services: CloudServices = {
     db,
     store,
     devices,
-    models: new ModelRegistry(db, store),
+    models,
     tokens,
     targets,
     telemetry,
-    audit: new AuditLog(db),
+    audit,
+    rollouts,
+    rolloutStore,
+    profiles,
+    events,
     brokerUrl: mqttUrl,
   };
   const transfer = createTransferServer({
@@ -106,6 +127,10 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     fleetPublicKey: signingKey.publicKey,
     matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
+    onDeviceUpdate: (deviceId, kind) => {
+      events.emit({ type: 'device', deviceId, kind });
+      if (kind !== 'telemetry') void rollouts.tick();
+    },
   });
   mqtt.onMessage((topic, payload) => {
     void router.handle(topic, payload);
@@ -114,6 +139,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   // The embedded broker keeps retained messages in memory only: publish the stored targets again.
   await targets.republishAll();
 
+  // Rollouts continue from their stored state after a restart.
+  rollouts.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
   const app = await buildConsoleServer({ services, logger });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
@@ -127,6 +154,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     services,
     routerStats: router.stats,
     stop: async () => {
+      await rollouts.stop();
       await app.close();
       await mqtt.close();
       await broker?.close();

@@ -1,10 +1,14 @@
 import type { ArtifactStore } from './fleet/artifacts.js';
 import type { AuditLog } from './fleet/audit.js';
 import type { DeviceRepository } from './fleet/devices.js';
+import type { FleetEvents } from './fleet/events.js';
 import type { ModelRegistry } from './fleet/models.js';
+import type { RolloutEngine } from './fleet/rollouts/engine.js';
+import type { RolloutStore } from './fleet/rollouts/store.js';
 import type { TargetService } from './fleet/targets.js';
 import type { TelemetryRepository } from './fleet/telemetry.js';
 import type { TokenRepository } from './fleet/tokens.js';
+import type { ProfileRegistry } from './profiles/registry.js';
 import type { Db } from './store/db.js';
 
 /** The cloud's components, wired once in `startCloud` and handed to the HTTP routes. */
@@ -17,6 +21,10 @@ export interface CloudServices {
   targets: TargetService;
   telemetry: TelemetryRepository;
   audit: AuditLog;
+  rollouts: RolloutEngine;
+  rolloutStore: RolloutStore;
+  profiles: ProfileRegistry;
+  events: FleetEvents;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
 }

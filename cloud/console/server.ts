@@ -7,6 +7,8 @@ import type { Logger } from '../../shared/logger.js';
 import type { CloudServices } from '../services.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerModelRoutes } from './routes/models.js';
+import { registerRolloutRoutes } from './routes/rollouts.js';
+import { registerStreamRoute } from './routes/stream.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 
 const STATUS_BY_CODE: Record<string, number> = {
@@ -57,6 +59,8 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   await registerDeviceRoutes(app, options.services);
   await registerModelRoutes(app, options.services);
   await registerTokenRoutes(app, options.services);
+  await registerRolloutRoutes(app, options.services);
+  await registerStreamRoute(app, options.services);
 
   const here = dirname(fileURLToPath(import.meta.url));
   await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/' });

@@ -106,3 +106,35 @@ export const MIGRATIONS: string[] = [
   );
   `,
 ];
+
+// 2: rollouts in waves with per-device executions (AWS IoT Jobs vocabulary).
+MIGRATIONS.push(`
+  CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY,
+    model_id TEXT NOT NULL REFERENCES models(id),
+    selector TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    current_wave INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE rollout_devices (
+    rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    wave INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    target_version INTEGER,
+    previous_model_id TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    reason TEXT,
+    p50_ms REAL,
+    p99_ms REAL,
+    rolled_back INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rollout_id, device_id)
+  );
+  CREATE INDEX rollouts_by_status ON rollouts (status);
+`);

@@ -4,12 +4,7 @@ import type { CloudServices } from '../../services.js';
 import { requireRole } from '../auth.js';
 import { parseInput, parseWindow } from '../validate.js';
 
-const deploySchema = z.object({
-  model: z.string().min(1).max(128),
-  devices: z.array(z.string().min(1).max(64)).min(1).max(10_000),
-});
-
-/** Devices: list with latest latency, one device, its latency series, deployments. */
+/** Devices: list with latest latency, one device, its latency series, profile and tags. */
 export async function registerDeviceRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
@@ -24,6 +19,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       name: device.name,
       online: device.online,
       profile: device.profile,
+      tags: device.tags,
       arch: device.hardware.arch,
       cpuModel: device.hardware.cpuModel,
       executionProviders: device.hardware.executionProviders,
@@ -72,16 +68,19 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     events: s.telemetry.events(s.devices.get(request.params.id).id),
   }));
 
-  app.post('/api/deployments', { preHandler: operator }, async (request, reply) => {
-    const body = parseInput(deploySchema, request.body);
-    const model = s.models.get(body.model);
-    const devices = body.devices.map((id) => s.devices.get(id));
-    const targets = [];
-    for (const device of devices) {
-      const state = await s.targets.setModel(device.id, model);
-      targets.push({ deviceId: device.id, version: state.version });
+  const patchSchema = z.object({
+    profile: z.string().min(1).max(64).nullable().optional(),
+    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+  });
+  app.patch<{ Params: { id: string } }>('/api/devices/:id', { preHandler: operator }, async (request) => {
+    const body = parseInput(patchSchema, request.body);
+    const device = s.devices.get(request.params.id);
+    if (body.profile !== undefined) {
+      if (body.profile !== null) s.profiles.get(body.profile);
+      s.devices.setProfile(device.id, body.profile);
     }
-    s.audit.record(request.caller?.name ?? '?', 'deploy', { model: model.id, devices: body.devices });
-    return reply.status(201).send({ model: model.id, targets });
+    if (body.tags) s.devices.setTags(device.id, body.tags);
+    s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
+    return summarize(device.id);
   });
 }
