@@ -57,7 +57,8 @@ export class FakeCloud {
   readonly enrolled: string[] = [];
   token = 'test-token-123';
   fleetPublicKey: string | undefined;
-  /** Drop block frames for this many ms (simulate a link where blocks get lost). */
+  /** Delay before each block is published, ms (slows a transfer so a test can cut it mid-way). */
+  blockDelayMs = 0;
   private waiters: Array<() => void> = [];
 
   static async start(url: string, keys?: FleetKeyPair): Promise<FakeCloud> {
@@ -77,7 +78,10 @@ export class FakeCloud {
     });
     this.transfer = createTransferServer({
       store: this.store,
-      publish: (topic, payload) => this.client.publishAsync(topic, payload, { qos: 0 }).then(() => {}),
+      publish: async (topic, payload) => {
+        if (this.blockDelayMs > 0) await new Promise((r) => setTimeout(r, this.blockDelayMs));
+        await this.client.publishAsync(topic, payload, { qos: 0 });
+      },
       logger,
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
