@@ -59,6 +59,8 @@ export class FakeCloud {
   fleetPublicKey: string | undefined;
   /** Delay before each block is published, ms (slows a transfer so a test can cut it mid-way). */
   blockDelayMs = 0;
+  /** Acknowledge telemetry batches as the real cloud does after storing them. */
+  ackTelemetry = true;
   private waiters: Array<() => void> = [];
 
   static async start(url: string, keys?: FleetKeyPair): Promise<FakeCloud> {
@@ -116,8 +118,15 @@ export class FakeCloud {
         else if (channel === 'state') this.states.push({ deviceId, report: body });
         else if (channel === 'event') this.events.push({ deviceId, event: body });
         else if (channel === 'status') this.status.push({ deviceId, online: body.online });
-        else if (channel === 'telemetry')
+        else if (channel === 'telemetry') {
           for (const record of body.records) this.telemetry.push({ deviceId, record });
+          if (this.ackTelemetry && body.records.length > 0) {
+            const ack = { v: 1, from: body.records[0].seq, to: body.records.at(-1).seq };
+            void this.client.publishAsync(deviceTopic(deviceId, 'telemetry/ack'), encodeJson(ack), {
+              qos: 1,
+            });
+          }
+        }
       }
     } catch {
       // the fake cloud ignores what it cannot parse

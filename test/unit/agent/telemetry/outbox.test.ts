@@ -21,13 +21,19 @@ describe('telemetry outbox', () => {
     const path = join(dir, 'outbox.sqlite');
     const a = new TelemetryOutbox({ path });
     expect([a.append(record(1)), a.append(record(2)), a.append(record(3))]).toEqual([1, 2, 3]);
-    a.ack(2);
+    a.ack(1, 2);
     a.close();
     const b = new TelemetryOutbox({ path });
     expect(b.peek(10).map((r) => [r.seq, r.cpuLoad])).toEqual([[3, 3]]);
-    b.ack(3);
+    b.ack(3, 3);
     // Sequence numbers never repeat, even after the table emptied.
     expect(b.append(record(4))).toBe(4);
+    b.append(record(5));
+    b.append(record(6));
+    // Acks are ranges: a lost middle batch stays until it is acknowledged itself.
+    b.ack(5, 6);
+    expect(b.peek(10).map((r) => r.seq)).toEqual([4]);
+    expect(b.peek(10, 4)).toEqual([]);
     b.close();
     await rm(dir, { recursive: true, force: true });
   });
