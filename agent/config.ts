@@ -18,6 +18,8 @@ export const AGENT_DEFAULTS = {
   telemetryIntervalS: 10,
   /** Most records per telemetry batch message. */
   telemetryBatchMax: 100,
+  /** Resend telemetry the cloud has not acknowledged after this many ms. */
+  telemetryAckTimeoutMs: 10_000,
   /** Most records kept in the on-device outbox; the oldest go first when full. */
   outboxMaxRecords: 10_000,
   /** Largest block the agent asks for, bytes (64 KiB); clamped under brokerMaxPayloadBytes. */
@@ -76,6 +78,7 @@ export const agentConfigSchema = z.object({
   dataDir: z.string().min(1),
   telemetryIntervalS: z.coerce.number().positive().max(86_400),
   telemetryBatchMax: positiveInt.max(1000),
+  telemetryAckTimeoutMs: positiveInt,
   outboxMaxRecords: positiveInt,
   blockSize: positiveInt.min(256).max(1 << 20),
   brokerMaxPayloadBytes: positiveInt.min(4096),

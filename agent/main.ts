@@ -172,8 +172,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     log.info('connected to the cloud');
     transport.publish(statusTopic, status(true), { qos: 1, retain: true }).catch(() => {});
     reconciler.report();
-    void sender.kick();
+    sender.onConnect();
   });
+  await sender.start();
   await transport.subscribe(
     deviceTopic(deviceId, 'target'),
     (payload) => reconciler.onTargetMessage(payload),
@@ -186,6 +187,8 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const shutdown = async (graceful: boolean) => {
     if (stopped) return;
     stopped = true;
+    // A crash says no goodbye: drop the socket first so nothing below reaches the broker.
+    if (!graceful) transport.destroy();
     await telemetry.stop();
     await reconciler.stop();
     await sender.stop();

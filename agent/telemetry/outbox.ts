@@ -21,7 +21,9 @@ export class TelemetryOutbox {
   private readonly maxRecords: number;
   private readonly insert: Database.Statement;
   private readonly selectBatch: Database.Statement;
-  private readonly deleteUpTo: Database.Statement;
+  private readonly deleteRange: Database.Statement;
+  private readonly getMeta: Database.Statement;
+  private readonly setMeta: Database.Statement;
   private readonly countRows: Database.Statement;
   private readonly trim: Database.Statement;
   /** Records dropped because the outbox was full. */
@@ -35,9 +37,12 @@ export class TelemetryOutbox {
     this.db.exec(
       'CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)',
     );
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     this.insert = this.db.prepare('INSERT INTO outbox (body) VALUES (?)');
-    this.selectBatch = this.db.prepare('SELECT seq, body FROM outbox ORDER BY seq LIMIT ?');
-    this.deleteUpTo = this.db.prepare('DELETE FROM outbox WHERE seq <= ?');
+    this.selectBatch = this.db.prepare('SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ?');
+    this.getMeta = this.db.prepare('SELECT value FROM meta WHERE key = ?');
+    this.setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     this.countRows = this.db.prepare('SELECT COUNT(*) AS n FROM outbox');
     this.trim = this.db.prepare(
       'DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT max(0, (SELECT COUNT(*) FROM outbox) - ?))',
@@ -52,15 +57,24 @@ export class TelemetryOutbox {
     return seq;
   }
 
-  /** Oldest records first, at most `limit`. */
-  peek(limit: number): OutboxRecord[] {
-    const rows = this.selectBatch.all(limit) as { seq: number; body: string }[];
+  /** Oldest records with seq > `after` first, at most `limit`. */
+  peek(limit: number, after = 0): OutboxRecord[] {
+    const rows = this.selectBatch.all(after, limit) as { seq: number; body: string }[];
     return rows.map((r) => ({ ...(JSON.parse(r.body) as Omit<OutboxRecord, 'seq'>), seq: r.seq }));
   }
 
-  /** Forgets everything up to and including `seq` (the broker acknowledged it). */
-  ack(seq: number): void {
-    this.deleteUpTo.run(seq);
+  /** Forgets records `from`..`to` inclusive (the cloud stored them). */
+  ack(from: number, to: number): void {
+    this.deleteRange.run(from, to);
+  }
+
+  /** Small persistent flags (e.g. whether this cloud sends telemetry acks). */
+  meta(key: string): string | undefined {
+    return (this.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMetaValue(key: string, value: string): void {
+    this.setMeta.run(key, value);
   }
 
   get size(): number {

@@ -66,6 +66,8 @@ export class Downloader {
     DownloaderOptions;
   private active: ActiveTransfer | null = null;
   private subscribed = false;
+  /** Statistics of the most recent transfer attempt (finished or not). */
+  lastStats: TransferStats | null = null;
 
   constructor(options: DownloaderOptions) {
     this.o = { ...DOWNLOADER_DEFAULTS, ...options };
@@ -116,6 +118,7 @@ export class Downloader {
     bitmap ??= new Bitmap(total);
     const transfer = new ActiveTransfer(this.o, spec, bitmap, handle, resume, onProgress);
     this.active = transfer;
+    this.lastStats = transfer.stats;
     const offConnect = this.o.transport.onConnect(() => transfer.onReconnect());
     const onAbort = () => transfer.fail(new FleetError('TRANSFER_TIMEOUT', 'transfer stopped'));
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -154,6 +154,18 @@ export type TelemetryRecord = z.infer<typeof telemetryRecordSchema>;
 export const telemetryBatchSchema = z.object({ v, records: z.array(telemetryRecordSchema).min(1).max(1000) });
 export type TelemetryBatch = z.infer<typeof telemetryBatchSchema>;
 
+/**
+ * Cloud -> agent on `.../telemetry/ack` after a batch is stored: the seq range of that batch
+ * (first and last record). The agent deletes exactly that range from its outbox; a broker's
+ * PUBACK alone does not prove the cloud has the records (nobody may be subscribed yet).
+ */
+export const telemetryAckSchema = z.object({
+  v,
+  from: z.number().int().nonnegative(),
+  to: z.number().int().nonnegative(),
+});
+export type TelemetryAck = z.infer<typeof telemetryAckSchema>;
+
 export const benchReportSchema = z.object({
   v,
   modelId: z.string().max(128),

@@ -10,6 +10,7 @@ export const DEVICE_CHANNELS = [
   'target', // cloud -> agent, retained target state
   'state', // agent -> cloud, current state
   'telemetry', // agent -> cloud, batches
+  'telemetry/ack', // cloud -> agent, seq range of a stored batch
   'bench', // agent -> cloud, benchmark reports
   'event', // agent -> cloud, coded errors and notable events
   'transfer/req', // agent -> cloud, block requests

@@ -57,7 +57,10 @@ export class FakeCloud {
   readonly enrolled: string[] = [];
   token = 'test-token-123';
   fleetPublicKey: string | undefined;
-  /** Drop block frames for this many ms (simulate a link where blocks get lost). */
+  /** Delay before each block is published, ms (slows a transfer so a test can cut it mid-way). */
+  blockDelayMs = 0;
+  /** Acknowledge telemetry batches as the real cloud does after storing them. */
+  ackTelemetry = true;
   private waiters: Array<() => void> = [];
 
   static async start(url: string, keys?: FleetKeyPair): Promise<FakeCloud> {
@@ -77,7 +80,10 @@ export class FakeCloud {
     });
     this.transfer = createTransferServer({
       store: this.store,
-      publish: (topic, payload) => this.client.publishAsync(topic, payload, { qos: 0 }).then(() => {}),
+      publish: async (topic, payload) => {
+        if (this.blockDelayMs > 0) await new Promise((r) => setTimeout(r, this.blockDelayMs));
+        await this.client.publishAsync(topic, payload, { qos: 0 });
+      },
       logger,
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
@@ -112,8 +118,15 @@ export class FakeCloud {
         else if (channel === 'state') this.states.push({ deviceId, report: body });
         else if (channel === 'event') this.events.push({ deviceId, event: body });
         else if (channel === 'status') this.status.push({ deviceId, online: body.online });
-        else if (channel === 'telemetry')
+        else if (channel === 'telemetry') {
           for (const record of body.records) this.telemetry.push({ deviceId, record });
+          if (this.ackTelemetry && body.records.length > 0) {
+            const ack = { v: 1, from: body.records[0].seq, to: body.records.at(-1).seq };
+            void this.client.publishAsync(deviceTopic(deviceId, 'telemetry/ack'), encodeJson(ack), {
+              qos: 1,
+            });
+          }
+        }
       }
     } catch {
       // the fake cloud ignores what it cannot parse

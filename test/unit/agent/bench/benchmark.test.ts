@@ -1,0 +1,75 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchmarkModel, randomFeeds } from '../../../../agent/bench/benchmark.js';
+import { createSession } from '../../../../agent/runtime/ort.js';
+import { buildMlp } from '../../../integration/agent/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '../../../..');
+
+describe('on-device benchmark', () => {
+  let dir: string;
+  let modelPath: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-'));
+    modelPath = join(dir, 'mlp.onnx');
+    await writeFile(modelPath, buildMlp({ inputs: 16, outputs: 4 }));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('fills dynamic dims from the option or 1', async () => {
+    const session = await createSession(modelPath);
+    expect(randomFeeds(session).x.dims).toEqual([1, 16]);
+    expect(randomFeeds(session, { dynamicDim: 8 }).x.dims).toEqual([8, 16]);
+    expect(randomFeeds(session, { shape: [4, 16] }).x.dims).toEqual([4, 16]);
+    await session.release();
+  });
+
+  it('measures ordered percentiles, throughput and load time', async () => {
+    const r = await benchmarkModel(modelPath, { ep: 'cpu' }, { runs: 30, warmupRuns: 3 });
+    expect(r.runs).toBe(30);
+    expect(r.p50Ms).toBeGreaterThan(0);
+    expect(r.p50Ms).toBeLessThanOrEqual(r.p90Ms);
+    expect(r.p90Ms).toBeLessThanOrEqual(r.p99Ms);
+    expect(r.p99Ms).toBeLessThanOrEqual(r.maxMs);
+    expect(r.throughput).toBeGreaterThan(0);
+    expect(r.loadMs).toBeGreaterThan(0);
+    expect(r.peakRssBytes).toBeGreaterThan(10 * 1024 * 1024);
+  });
+
+  it('gives a coded error for a file that is not a model', async () => {
+    await writeFile(join(dir, 'bad.onnx'), 'not a model');
+    await expect(benchmarkModel(join(dir, 'bad.onnx'), { ep: 'cpu' })).rejects.toMatchObject({
+      code: 'RUNTIME_LOAD',
+    });
+  });
+
+  it('`fleetml bench --json` prints one object with the documented keys', async () => {
+    const { stdout } = await promisify(execFile)(
+      'node',
+      [
+        join(ROOT, 'bin/fleetml.mjs'),
+        'bench',
+        modelPath,
+        '--runs',
+        '5',
+        '--warmup',
+        '1',
+        '--shape',
+        '2,16',
+        '--json',
+      ],
+      { cwd: ROOT },
+    );
+    const out = JSON.parse(stdout);
+    for (const key of ['p50Ms', 'p90Ms', 'p99Ms', 'maxMs', 'throughput', 'loadMs', 'peakRssBytes', 'ep']) {
+      expect(out).toHaveProperty(key);
+    }
+    expect(out.ep).toBe('cpu');
+    expect(out.runs).toBe(5);
+  });
+});
