@@ -21,7 +21,7 @@ export const ENROLL_CLIENT_PREFIX = 'enroll-';
 
 /** Channels a device publishes on; `status` is the only one it may retain (its last will). */
 export const DEVICE_PUBLISH_CHANNELS = ['status', 'state', 'telemetry', 'bench', 'event', 'transfer/req'];
-export const DEVICE_SUBSCRIBE_CHANNELS = ['target', 'transfer/blk'];
+export const DEVICE_SUBSCRIBE_CHANNELS = ['target', 'transfer/blk', 'telemetry/ack'];
 
 export function identityForEnrollClient(clientId: string): BrokerIdentity | undefined {
   if (!clientId.startsWith(ENROLL_CLIENT_PREFIX)) return undefined;

@@ -2,6 +2,8 @@ import { FleetError, isFleetError, toFleetError } from '../../shared/errors/inde
 import {
   benchReportSchema,
   decodeJson,
+  deviceTopic,
+  encodeJson,
   enrollRequestSchema,
   eventSchema,
   parseTopic,
@@ -61,7 +63,7 @@ export function createMessageRouter(deps: RouterDeps): {
         return;
       }
       const { deviceId, channel } = parsed;
-      if (channel === 'target' || channel === 'transfer/blk') return; // the cloud's own publications
+      if (channel === 'target' || channel === 'transfer/blk' || channel === 'telemetry/ack') return; // the cloud's own
       const device = deps.devices.find(deviceId);
       if (!device || device.revoked) {
         // Retained status messages of removed devices are expected after a reset: not an attack.
@@ -82,6 +84,10 @@ export function createMessageRouter(deps: RouterDeps): {
           const batch = decodeJson(telemetryBatchSchema, payload);
           deps.telemetry.ingest(deviceId, batch.records);
           deps.devices.touch(deviceId, new Date().toISOString());
+          // Acknowledge only after the transaction committed: the agent then drops these
+          // records from its outbox. A lost ack means a resend, which ingest deduplicates.
+          const ack = { v: 1, from: batch.records[0].seq, to: batch.records[batch.records.length - 1].seq };
+          await deps.publisher.publish(deviceTopic(deviceId, 'telemetry/ack'), encodeJson(ack), { qos: 1 });
           break;
         }
         case 'bench':

@@ -231,15 +231,16 @@ export class RolloutEngine {
     return started;
   }
 
+  /**
+   * Cancels what has not started, rolls back what did, and only then marks the rollout
+   * aborted: a crash half-way leaves it running, and the next tick aborts it again.
+   */
   private async abort(rollout: Rollout, executions: Execution[], reason: string): Promise<void> {
-    this.d.store.setStatus(rollout.id, 'aborted', reason);
-    this.d.logger.warn({ rollout: rollout.id, reason }, 'rollout aborted');
-    this.d.audit.record('fleetml', 'rollout.abort', { id: rollout.id, reason });
+    this.d.logger.warn({ rollout: rollout.id, reason }, 'rollout aborting');
     for (const e of executions) {
-      if (e.status === 'queued')
+      if (e.status === 'queued' || e.status === 'in_progress') {
         this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: 'rollout aborted' });
-      if (e.status === 'in_progress')
-        this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: 'rollout aborted' });
+      }
     }
     if (rollout.policy.rollbackOnAbort) {
       for (const e of executions) {
@@ -250,6 +251,8 @@ export class RolloutEngine {
         this.d.store.markRolledBack(rollout.id, e.deviceId);
       }
     }
+    this.d.store.setStatus(rollout.id, 'aborted', reason);
+    this.d.audit.record('fleetml', 'rollout.abort', { id: rollout.id, reason });
     this.d.onChange?.(rollout.id);
   }
 }
