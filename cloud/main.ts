@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import { signManifest } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
+import { CLOUD_USERNAME } from './broker/acl.js';
+import { createBrokerAuthenticator, deviceClientId } from './broker/authenticator.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded.js';
 import { buildConsoleServer } from './console/server.js';
 import { ArtifactStore } from './fleet/artifacts.js';
@@ -13,6 +15,7 @@ import { ModelRegistry } from './fleet/models.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { createMessageRouter, type RouterStats } from './fleet/router.js';
+import { newSecret } from './fleet/secrets.js';
 import { TargetService } from './fleet/targets.js';
 import { TelemetryRepository } from './fleet/telemetry.js';
 import { TokenRepository } from './fleet/tokens.js';
@@ -36,12 +39,19 @@ export interface CloudOptions {
   mqttHost?: string;
   /** Use this external broker instead of the embedded one, e.g. mqtt://broker.local:1883. */
   mqttUrl?: string;
+  /** Credentials of the cloud on the external broker (see `fleetml broker mosquitto-config`). */
+  mqttUsername?: string;
+  mqttPassword?: string;
+  /** Run the embedded broker without authentication (development only); default false. */
+  openBroker?: boolean;
   logger: Logger;
 }
 
 export interface CloudHandle {
   httpUrl: string;
   mqttUrl: string;
+  /** Disconnects a device from the embedded broker (after revocation); no-op with an external broker. */
+  disconnectDevice(deviceId: string): void;
   /** The admin API token, created on first start and kept in <dataDir>/admin-token (mode 600). */
   adminToken: string;
   services: CloudServices;
@@ -70,16 +80,34 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
   const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
 
-  let broker: EmbeddedBroker | undefined;
-  let mqttUrl = options.mqttUrl;
-  if (!mqttUrl) {
-    broker = await startEmbeddedBroker({ port: options.mqttPort, host: options.mqttHost, logger });
-    mqttUrl = broker.url;
-  }
-  const mqtt = await connectCloudMqtt({ url: mqttUrl, logger });
-
   const tokens = new TokenRepository(db);
   const devices = new DeviceRepository(db);
+  let broker: EmbeddedBroker | undefined;
+  let mqttUrl = options.mqttUrl;
+  let cloudUsername = options.mqttUsername;
+  let cloudPassword = options.mqttPassword;
+  if (!mqttUrl) {
+    // The embedded broker authenticates every client; the cloud gets a fresh password per start.
+    cloudUsername = CLOUD_USERNAME;
+    cloudPassword = newSecret();
+    const authenticate = options.openBroker
+      ? undefined
+      : createBrokerAuthenticator({ deviceSecretHash: (id) => devices.secretHash(id), cloudPassword });
+    broker = await startEmbeddedBroker({
+      port: options.mqttPort,
+      host: options.mqttHost,
+      logger,
+      authenticate,
+    });
+    mqttUrl = broker.url;
+  }
+  const mqtt = await connectCloudMqtt({
+    url: mqttUrl,
+    logger,
+    username: cloudUsername,
+    password: cloudPassword,
+  });
+
   const telemetry = new TelemetryRepository(db);
   const signingKey = await loadOrCreateSigningKey(join(options.dataDir, 'keys', 'fleet-signing.json'));
   const profiles = new ProfileRegistry();
@@ -112,6 +140,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     profiles,
     events,
     brokerUrl: mqttUrl,
+    disconnectDevice: (deviceId) => broker?.disconnect(deviceClientId(deviceId)),
   };
   const transfer = createTransferServer({
     store,
@@ -153,6 +182,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     adminToken,
     services,
     routerStats: router.stats,
+    disconnectDevice: services.disconnectDevice,
     stop: async () => {
       await rollouts.stop();
       await app.close();

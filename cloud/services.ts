@@ -25,6 +25,8 @@ export interface CloudServices {
   rolloutStore: RolloutStore;
   profiles: ProfileRegistry;
   events: FleetEvents;
+  /** Drops a device's broker connection (after revocation). */
+  disconnectDevice: (deviceId: string) => void;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
 }

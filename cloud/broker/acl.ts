@@ -1,4 +1,6 @@
-import { DEVICE_ID_PATTERN, TOPIC_ROOT } from '../../shared/protocol/index.js';
+import { DEVICE_ID_PATTERN, ENROLL_CLIENT_PREFIX, TOPIC_ROOT } from '../../shared/protocol/index.js';
+
+export { ENROLL_CLIENT_PREFIX, ENROLL_USERNAME } from '../../shared/protocol/index.js';
 
 /**
  * Who may do what on the broker. Three kinds of client:
@@ -16,8 +18,6 @@ export type BrokerIdentity =
   | { kind: 'enroll'; requestId: string };
 
 export const CLOUD_USERNAME = 'cloud';
-export const ENROLL_USERNAME = 'enroll';
-export const ENROLL_CLIENT_PREFIX = 'enroll-';
 
 /** Channels a device publishes on; `status` is the only one it may retain (its last will). */
 export const DEVICE_PUBLISH_CHANNELS = ['status', 'state', 'telemetry', 'bench', 'event', 'transfer/req'];

@@ -68,6 +68,15 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     events: s.telemetry.events(s.devices.get(request.params.id).id),
   }));
 
+  const admin = requireRole(s.tokens, 'admin');
+  app.post<{ Params: { id: string } }>('/api/devices/:id/revoke', { preHandler: admin }, async (request) => {
+    const device = s.devices.get(request.params.id);
+    s.devices.revoke(device.id);
+    s.disconnectDevice(device.id);
+    s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
+    return { id: device.id, revoked: true };
+  });
+
   const patchSchema = z.object({
     profile: z.string().min(1).max(64).nullable().optional(),
     tags: z.array(z.string().min(1).max(64)).max(32).optional(),

@@ -131,8 +131,13 @@ describe('thin path: cloud + agent + model', () => {
   });
 
   it('drops malformed MQTT messages with a coded error and keeps working', async () => {
-    const client = await mqtt.connectAsync(cloud.mqttUrl);
+    // A compromised device sending garbage under its own (valid) credentials.
     const id = agent.identity.deviceId;
+    const client = await mqtt.connectAsync(cloud.mqttUrl, {
+      clientId: `fleetml-${id}:test`,
+      username: id,
+      password: agent.identity.secret,
+    });
     const rejectedBefore = cloud.routerStats.rejected;
     await client.publishAsync(deviceTopic(id, 'telemetry'), 'not json at all', { qos: 1 });
     await client.publishAsync(deviceTopic(id, 'bench'), JSON.stringify({ v: 1, p50Ms: -3 }), { qos: 1 });
