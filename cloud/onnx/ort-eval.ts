@@ -47,7 +47,7 @@ export function withExtraOutputs(model: ModelProto, tensors: readonly string[]):
 
 /**
  * Learns the shape of every intermediate tensor by running one sample through onnxruntime
- * with all of them exposed, and records them as value_info. Used when the exporter left
+ * with all of them exposed, and records their types and ranks as value_info. Used when the exporter left
  * value_info out (paddle2onnx does) and a pass needs ranks or channel counts.
  */
 export async function inferShapes(
@@ -76,7 +76,9 @@ export async function inferShapes(
       .filter(([name]) => !known.has(name))
       .map(([name, s]) => ({
         name,
-        type: { tensorType: { elemType: s.elemType, shape: { dim: s.dims.map((d) => ({ dimValue: d })) } } },
+        // Rank and type only: concrete sizes from one sample would let onnxruntime fold Shape
+        // ops to that sample's batch size.
+        type: { tensorType: { elemType: s.elemType, shape: { dim: s.dims.map(() => ({})) } } },
       })),
   ];
   return shapes;
