@@ -20,7 +20,7 @@ export interface CalibrationOptions {
   percentile: number;
   /** Calibration samples used (the first N of the set); default 64. */
   samples: number;
-  /** Samples per onnxruntime run during calibration; default 8. */
+  /** Samples per onnxruntime run during calibration; default 0 = automatic (about 1 M input values). */
   batchSize: number;
   /** Called with (samples done, total) during calibration. */
   onProgress?: (done: number, total: number) => void;
@@ -30,7 +30,7 @@ export const DEFAULT_CALIBRATION_OPTIONS: CalibrationOptions = {
   method: 'minmax',
   percentile: 99.999,
   samples: 64,
-  batchSize: 8,
+  batchSize: 0,
 };
 
 /** A float model in quantizable form plus the activation statistics of every float tensor. */

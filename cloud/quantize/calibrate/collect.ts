@@ -1,4 +1,6 @@
 import { FleetError } from '../../../shared/errors/index.js';
+import { attr, makeNode } from '../../onnx/build.js';
+import { NameGenerator } from '../../onnx/graph.js';
 import { withExtraOutputs } from '../../onnx/ort-eval.js';
 import { encodeModel } from '../../onnx/proto.js';
 import type { ModelProto } from '../../onnx/types.js';
@@ -7,7 +9,10 @@ import { batchTensor, type SampleSet } from './data.js';
 import { TensorStats } from './histogram.js';
 
 export interface CollectOptions {
-  /** Samples per onnxruntime run; memory grows with it (every listed tensor is copied out). Default 8. */
+  /**
+   * Samples per onnxruntime run; memory grows with it. Default 0 = automatic: as many samples
+   * as fit in about 1 M input values (32 MNIST digits, 1 detector image of 640×640).
+   */
   batchSize: number;
   /** Keep |x| histograms (percentile/entropy/mse need them); default true. */
   histogram: boolean;
@@ -22,7 +27,7 @@ export interface CollectOptions {
 }
 
 export const DEFAULT_COLLECT_OPTIONS: CollectOptions = {
-  batchSize: 8,
+  batchSize: 0,
   histogram: true,
   histogramSamplesPerBatch: 65536,
   bins: 2048,
@@ -52,20 +57,42 @@ export async function collectStatistics(
     throw new FleetError('CALIBRATION_DATA', `calibration supports models with one input; this one has ${inputs.length}`);
   }
   const inputName = inputs[0].name;
-  const probe = withExtraOutputs(model, tensors);
+  // Without histograms only min/max are needed: reduce inside onnxruntime so that no
+  // activation is copied out to JavaScript (the expensive part on large models).
+  const reduced = new Map<string, [string, string]>();
+  let probe: ModelProto;
+  if (o.histogram) probe = withExtraOutputs(model, tensors);
+  else {
+    const names = new NameGenerator(model.graph);
+    const nodes = tensors.flatMap((t) => {
+      const lo = names.next(`${t}_calib_min`);
+      const hi = names.next(`${t}_calib_max`);
+      reduced.set(t, [lo, hi]);
+      return [
+        makeNode('ReduceMin', [t], [lo], [attr.int('keepdims', 0)], lo),
+        makeNode('ReduceMax', [t], [hi], [attr.int('keepdims', 0)], hi),
+      ];
+    });
+    probe = withExtraOutputs(
+      { ...model, graph: { ...model.graph, node: [...model.graph.node, ...nodes] } },
+      [...reduced.values()].flat(),
+    );
+  }
+  const fetches = o.histogram ? [...tensors] : [...reduced.values()].flat();
   const session = await createSession(encodeModel(probe), {
     graphOptimizationLevel: 'basic',
     intraOpThreads: o.threads,
   });
   const stats = new Map<string, TensorStats>();
   for (const t of tensors) stats.set(t, new TensorStats(o.bins, o.histogram));
-  const batch = fixedBatch(model) ?? o.batchSize;
+  const perSample = data.sampleShape.reduce((a, b) => a * b, 1);
+  const batch = fixedBatch(model) ?? (o.batchSize > 0 ? o.batchSize : Math.max(1, Math.min(32, Math.floor(2 ** 20 / perSample))));
   try {
     for (let start = 0; start < data.count; start += batch) {
       const x = batchTensor(data, start, batch);
       let results: Awaited<ReturnType<typeof session.run>>;
       try {
-        results = await session.run({ [inputName]: x }, [...tensors]);
+        results = await session.run({ [inputName]: x }, fetches);
       } catch (error) {
         throw new FleetError(
           'CALIBRATION_DATA',
@@ -73,7 +100,10 @@ export async function collectStatistics(
         );
       }
       for (const t of tensors) {
-        const values = results[t].data;
+        const pair = reduced.get(t);
+        const values = pair
+          ? Float32Array.of(results[pair[0]].data[0] as number, results[pair[1]].data[0] as number)
+          : results[t].data;
         if (!(values instanceof Float32Array)) continue;
         const stride = Math.max(1, Math.floor(values.length / o.histogramSamplesPerBatch));
         stats.get(t)!.update(values, stride);
