@@ -1,12 +1,12 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRng, gaussian, permutation } from '../../shared/random.js';
 import { attr, floatInput, makeModel, makeNode } from '../onnx/build.js';
 import { loadModel, saveModel } from '../onnx/io.js';
 import { encodeModel } from '../onnx/proto.js';
 import { floatTensor, int64Tensor } from '../onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../onnx/types.js';
 import { createSession, ort } from '../runtime/ort.js';
-import { createRng, gaussian, permutation } from '../../shared/random.js';
 import { mnistSplit } from './mnist.js';
 
 /**
@@ -25,7 +25,8 @@ export interface MlpWeights {
 function trainStepModel(sizes: number[]): ModelProto {
   const L = sizes.length - 1;
   const nodes: NodeProto[] = [];
-  const n = (op: string, i: string[], o: string[], a: ReturnType<typeof attr.int>[] = []) => nodes.push(makeNode(op, i, o, a));
+  const n = (op: string, i: string[], o: string[], a: ReturnType<typeof attr.int>[] = []) =>
+    nodes.push(makeNode(op, i, o, a));
   let h = 'x';
   for (let l = 0; l < L; l++) {
     n('MatMul', [h, `w${l}`], [`m${l}`]);
@@ -60,9 +61,13 @@ function trainStepModel(sizes: number[]): ModelProto {
     floatInput('y', ['B', sizes[L]]),
     floatInput('lr', []),
     floatInput('inv_batch', []),
-    ...sizes.slice(0, L).flatMap((s, l) => [floatInput(`w${l}`, [s, sizes[l + 1]]), floatInput(`b${l}`, [sizes[l + 1]])]),
+    ...sizes
+      .slice(0, L)
+      .flatMap((s, l) => [floatInput(`w${l}`, [s, sizes[l + 1]]), floatInput(`b${l}`, [sizes[l + 1]])]),
   ];
-  const outputs = sizes.slice(0, L).flatMap((s, l) => [floatInput(`nw${l}`, [s, sizes[l + 1]]), floatInput(`nb${l}`, [sizes[l + 1]])]);
+  const outputs = sizes
+    .slice(0, L)
+    .flatMap((s, l) => [floatInput(`nw${l}`, [s, sizes[l + 1]]), floatInput(`nb${l}`, [sizes[l + 1]])]);
   return makeModel(nodes, inputs, outputs, {
     opset: 13,
     initializers: [floatTensor('zero', [], [0]), int64Tensor('axis0', [1], [0])],
@@ -90,8 +95,10 @@ export async function trainMlp(
   const o = { ...DEFAULT_TRAIN_OPTIONS, ...options };
   const rng = createRng(o.seed);
   const L = sizes.length - 1;
-  const w = sizes.slice(0, L).map((s, l) => Float32Array.from({ length: s * sizes[l + 1] }, () => gaussian(rng) * Math.sqrt(2 / s)));
-  const b = sizes.slice(1).map((s) => new Float32Array(s));
+  const w = sizes
+    .slice(0, L)
+    .map((s, l) => Float32Array.from({ length: s * sizes[l + 1] }, () => gaussian(rng) * Math.sqrt(2 / s)));
+  const b: Float32Array[] = sizes.slice(1).map((s) => new Float32Array(s));
   const session = await createSession(encodeModel(trainStepModel(sizes)), { intraOpThreads: 2 });
   const count = labels.length;
   const d = sizes[0];
@@ -178,17 +185,32 @@ async function convStack(x: Float32Array, count: number, seed: number) {
   for (const [i, s] of specs.entries()) {
     const fan = s.cin * 9;
     inits.push(
-      floatTensor(`conv${i}_w`, [s.cout, s.cin, 3, 3], Float32Array.from({ length: s.cout * fan }, () => gaussian(rng) * Math.sqrt(2 / fan))),
+      floatTensor(
+        `conv${i}_w`,
+        [s.cout, s.cin, 3, 3],
+        Float32Array.from({ length: s.cout * fan }, () => gaussian(rng) * Math.sqrt(2 / fan)),
+      ),
       floatTensor(`conv${i}_b`, [s.cout], new Float32Array(s.cout)),
     );
     nodes.push(
-      makeNode('Conv', [h, `conv${i}_w`, `conv${i}_b`], [`conv${i}`], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], `conv${i}`),
+      makeNode(
+        'Conv',
+        [h, `conv${i}_w`, `conv${i}_b`],
+        [`conv${i}`],
+        [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])],
+        `conv${i}`,
+      ),
     );
     // Measure the channel statistics the BatchNorm will normalise with.
-    const probe = makeModel(nodes, [floatInput('input', ['N', 1, 28, 28])], [floatInput(`conv${i}`, [])], { opset: 13, initializers: inits });
+    const probe = makeModel(nodes, [floatInput('input', ['N', 1, 28, 28])], [floatInput(`conv${i}`, [])], {
+      opset: 13,
+      initializers: inits,
+    });
     const session = await createSession(encodeModel(probe), { intraOpThreads: 2 });
     const n = Math.min(count, 1000);
-    const out = (await session.run({ input: new ort.Tensor('float32', x.slice(0, n * 784), [n, 1, 28, 28]) }))[`conv${i}`];
+    const out = (
+      await session.run({ input: new ort.Tensor('float32', x.slice(0, n * 784), [n, 1, 28, 28]) })
+    )[`conv${i}`];
     await session.release();
     const data = out.data as Float32Array;
     const hw = out.dims[2] * out.dims[3];
@@ -207,15 +229,35 @@ async function convStack(x: Float32Array, count: number, seed: number) {
       variance[c] = sq / (n * hw) - mean[c] * mean[c];
     }
     inits.push(
-      floatTensor(`bn${i}_scale`, [s.cout], Float32Array.from({ length: s.cout }, () => 0.5 + rng())),
-      floatTensor(`bn${i}_bias`, [s.cout], Float32Array.from({ length: s.cout }, () => (rng() - 0.5) * 0.2)),
+      floatTensor(
+        `bn${i}_scale`,
+        [s.cout],
+        Float32Array.from({ length: s.cout }, () => 0.5 + rng()),
+      ),
+      floatTensor(
+        `bn${i}_bias`,
+        [s.cout],
+        Float32Array.from({ length: s.cout }, () => (rng() - 0.5) * 0.2),
+      ),
       floatTensor(`bn${i}_mean`, [s.cout], mean),
       floatTensor(`bn${i}_var`, [s.cout], variance),
     );
     nodes.push(
-      makeNode('BatchNormalization', [`conv${i}`, `bn${i}_scale`, `bn${i}_bias`, `bn${i}_mean`, `bn${i}_var`], [`bn${i}`], [attr.float('epsilon', 1e-5)], `bn${i}`),
+      makeNode(
+        'BatchNormalization',
+        [`conv${i}`, `bn${i}_scale`, `bn${i}_bias`, `bn${i}_mean`, `bn${i}_var`],
+        [`bn${i}`],
+        [attr.float('epsilon', 1e-5)],
+        `bn${i}`,
+      ),
       makeNode('Relu', [`bn${i}`], [`relu${i}`], [], `relu${i}`),
-      makeNode('MaxPool', [`relu${i}`], [`pool${i}`], [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])], `pool${i}`),
+      makeNode(
+        'MaxPool',
+        [`relu${i}`],
+        [`pool${i}`],
+        [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])],
+        `pool${i}`,
+      ),
     );
     h = `pool${i}`;
   }
@@ -227,25 +269,37 @@ async function convStack(x: Float32Array, count: number, seed: number) {
 export async function buildMnistCnn(options: Partial<TrainOptions> = {}): Promise<ModelProto> {
   const { train } = mnistSplit();
   const stack = await convStack(train.x, train.count, 11);
-  const featureModel = makeModel(stack.nodes, [floatInput('input', ['N', 1, 28, 28])], [floatInput('features', [])], {
-    opset: 13,
-    initializers: stack.inits,
-  });
+  const featureModel = makeModel(
+    stack.nodes,
+    [floatInput('input', ['N', 1, 28, 28])],
+    [floatInput('features', [])],
+    {
+      opset: 13,
+      initializers: stack.inits,
+    },
+  );
   const session = await createSession(encodeModel(featureModel), { intraOpThreads: 2 });
   const features = new Float32Array(train.count * 1568);
   for (let s = 0; s < train.count; s += 500) {
     const n = Math.min(500, train.count - s);
-    const r = await session.run({ input: new ort.Tensor('float32', train.x.slice(s * 784, (s + n) * 784), [n, 1, 28, 28]) });
+    const r = await session.run({
+      input: new ort.Tensor('float32', train.x.slice(s * 784, (s + n) * 784), [n, 1, 28, 28]),
+    });
     features.set(r.features.data as Float32Array, s * 1568);
   }
   await session.release();
   const head = await trainMlp(features, train.y, [1568, 128, 10], { lr: 0.02, ...options });
   const { nodes, inits } = mlpNodes(head, 'features', 'head');
-  return makeModel([...stack.nodes, ...nodes], [floatInput('input', ['N', 1, 28, 28])], [floatInput('logits', ['N', 10])], {
-    opset: 13,
-    initializers: [...stack.inits, ...inits],
-    name: 'mnist_cnn',
-  });
+  return makeModel(
+    [...stack.nodes, ...nodes],
+    [floatInput('input', ['N', 1, 28, 28])],
+    [floatInput('logits', ['N', 10])],
+    {
+      opset: 13,
+      initializers: [...stack.inits, ...inits],
+      name: 'mnist_cnn',
+    },
+  );
 }
 
 const BUILDERS = { 'mnist-mlp': buildMnistMlp, 'mnist-cnn': buildMnistCnn };

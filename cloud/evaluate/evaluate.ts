@@ -14,7 +14,12 @@ export interface EvaluateOptions {
   skipLatency: boolean;
 }
 
-export const DEFAULT_EVALUATE_OPTIONS: EvaluateOptions = { batchSize: 32, latencyBatch: 1, latency: {}, skipLatency: false };
+export const DEFAULT_EVALUATE_OPTIONS: EvaluateOptions = {
+  batchSize: 32,
+  latencyBatch: 1,
+  latency: {},
+  skipLatency: false,
+};
 
 export interface ModelReport {
   sizeBytes: number;
@@ -39,7 +44,11 @@ export interface EvaluationReport {
 }
 
 /** First output of every sample, concatenated, and the number of values per sample. */
-async function outputs(bytes: Uint8Array, data: SampleSet, batchSize: number): Promise<{ values: Float32Array; per: number }> {
+async function outputs(
+  bytes: Uint8Array,
+  data: SampleSet,
+  batchSize: number,
+): Promise<{ values: Float32Array; per: number }> {
   const session: OrtSession = await createSession(bytes, { intraOpThreads: 2 });
   try {
     const chunks: Float32Array[] = [];
@@ -91,7 +100,10 @@ export async function evaluateModel(
     }
     let sum = 0;
     for (let i = 0; i < data.count; i++) {
-      sum += cosine(theirs.values.subarray(i * theirs.per, (i + 1) * theirs.per), mine.values.subarray(i * mine.per, (i + 1) * mine.per));
+      sum += cosine(
+        theirs.values.subarray(i * theirs.per, (i + 1) * theirs.per),
+        mine.values.subarray(i * mine.per, (i + 1) * mine.per),
+      );
     }
     report.cosine = sum / data.count;
     report.snrDb = snrDb(theirs.values, mine.values);

@@ -12,7 +12,12 @@ export interface LatencyOptions {
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
-export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = { runs: 50, warmup: 5, threads: 2, graphOptimizationLevel: 'all' };
+export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = {
+  runs: 50,
+  warmup: 5,
+  threads: 2,
+  graphOptimizationLevel: 'all',
+};
 
 export interface LatencyResult {
   /** Median latency in milliseconds. */
@@ -36,10 +41,14 @@ export async function measureLatency(
   try {
     for (const bytes of models) {
       sessions.push(
-        await createSession(bytes, { intraOpThreads: o.threads, graphOptimizationLevel: o.graphOptimizationLevel }),
+        await createSession(bytes, {
+          intraOpThreads: o.threads,
+          graphOptimizationLevel: o.graphOptimizationLevel,
+        }),
       );
     }
-    const feedsFor = (s: OrtSession) => Object.fromEntries(s.inputNames.map((n, i) => [n, feeds[n] ?? Object.values(feeds)[i]]));
+    const feedsFor = (s: OrtSession) =>
+      Object.fromEntries(s.inputNames.map((n, i) => [n, feeds[n] ?? Object.values(feeds)[i]]));
     for (let i = 0; i < o.warmup; i++) for (const s of sessions) await s.run(feedsFor(s));
     const times: number[][] = sessions.map(() => []);
     for (let i = 0; i < o.runs; i++) {

@@ -18,7 +18,9 @@ function sameConstant(index: GraphIndex, a: string | undefined, b: string | unde
 function sameParams(index: GraphIndex, dq: NodeProto, q: NodeProto): boolean {
   const axis = (n: NodeProto) => n.attribute?.find((a) => a.name === 'axis')?.i ?? 1;
   return (
-    sameConstant(index, dq.input[1], q.input[1]) && sameConstant(index, dq.input[2], q.input[2]) && axis(dq) === axis(q)
+    sameConstant(index, dq.input[1], q.input[1]) &&
+    sameConstant(index, dq.input[2], q.input[2]) &&
+    axis(dq) === axis(q)
   );
 }
 
@@ -32,7 +34,7 @@ export function removeRedundantQdq(graph: GraphProto): number {
   for (const q of graph.node) {
     if (q.opType !== 'QuantizeLinear') continue;
     const dq = index.producer.get(q.input[0]);
-    if (!dq || dq.opType !== 'DequantizeLinear' || !sameParams(index, dq, q)) continue;
+    if (dq?.opType !== 'DequantizeLinear' || !sameParams(index, dq, q)) continue;
     if (index.graphOutputs.has(q.output[0])) continue;
     replaceUses(graph, q.output[0], dq.input[0]);
     removed++;

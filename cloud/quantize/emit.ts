@@ -4,7 +4,14 @@ import { describeNode, GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { makeTensor, tensorFloats } from '../onnx/tensor.js';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../onnx/types.js';
 import type { Range } from './calibrate/methods.js';
-import { activationParams, type QParams, quantizeArray, quantizeBias, quantizePerChannel, type QuantType } from './params.js';
+import {
+  activationParams,
+  type QParams,
+  type QuantType,
+  quantizeArray,
+  quantizeBias,
+  quantizePerChannel,
+} from './params.js';
 import type { QuantPlan } from './plan.js';
 
 export interface EmitOptions {
@@ -84,7 +91,9 @@ export function emitQdq(model: ModelProto, plan: QuantPlan, options: EmitOptions
     if (p.source === 'alias') {
       removed.add(p.node);
       const [s, z] = scalarInit(t, q);
-      newNodes.push(makeNode('DequantizeLinear', [qName(p.from), s, z], [t], [], names.next(`${t}_DequantizeLinear`)));
+      newNodes.push(
+        makeNode('DequantizeLinear', [qName(p.from), s, z], [t], [], names.next(`${t}_DequantizeLinear`)),
+      );
       continue;
     }
     const [s, z] = scalarInit(t, q);
@@ -118,7 +127,11 @@ export function emitQdq(model: ModelProto, plan: QuantPlan, options: EmitOptions
     if (nodePlan.weight) {
       const { index: wi, axis } = nodePlan.weight;
       const w = index.initializers.get(node.input[wi]);
-      if (!w) throw new FleetError('QUANT_FAILED', `${describeNode(node)}: weight ${node.input[wi]} is not an initializer`);
+      if (!w)
+        throw new FleetError(
+          'QUANT_FAILED',
+          `${describeNode(node)}: weight ${node.input[wi]} is not an initializer`,
+        );
       const dims = w.dims ?? [];
       const perChannel = options.perChannel && dims.length > 1;
       const { values, scales } = quantizePerChannel(
@@ -127,13 +140,27 @@ export function emitQdq(model: ModelProto, plan: QuantPlan, options: EmitOptions
         perChannel ? axis : 0,
       );
       weightScales = scales;
-      node.input[wi] = dequantized(w.name!, dims, values, DataType.INT8, scales, perChannel ? axis : undefined);
+      node.input[wi] = dequantized(
+        w.name!,
+        dims,
+        values,
+        DataType.INT8,
+        scales,
+        perChannel ? axis : undefined,
+      );
     }
     if (nodePlan.bias !== undefined && weightScales) {
       const b = index.initializers.get(node.input[nodePlan.bias])!;
       const inputScale = paramsOf(node.input[0]).scale;
       const { values, scales } = quantizeBias(tensorFloats(b), inputScale, weightScales);
-      node.input[nodePlan.bias] = dequantized(b.name!, b.dims ?? [], values, DataType.INT32, scales, scales.length > 1 ? 0 : undefined);
+      node.input[nodePlan.bias] = dequantized(
+        b.name!,
+        b.dims ?? [],
+        values,
+        DataType.INT32,
+        scales,
+        scales.length > 1 ? 0 : undefined,
+      );
     }
     for (const i of nodePlan.activations) {
       const t = node.input[i];
@@ -173,7 +200,13 @@ export function emitQdq(model: ModelProto, plan: QuantPlan, options: EmitOptions
     graph.initializer!.push(...tensors);
     const out = names.next(`${base}_dequantized`);
     newNodes.push(
-      makeNode('DequantizeLinear', [qi, s, z], [out], axis === undefined ? [] : [attr.int('axis', axis)], names.next(`${base}_DequantizeLinear`)),
+      makeNode(
+        'DequantizeLinear',
+        [qi, s, z],
+        [out],
+        axis === undefined ? [] : [attr.int('axis', axis)],
+        names.next(`${base}_DequantizeLinear`),
+      ),
     );
     return out;
   }

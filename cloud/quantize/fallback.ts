@@ -1,10 +1,9 @@
-import { cosine } from '../evaluate/metrics.js';
+import { agreement, argmaxRows, cosine, snrDb } from '../evaluate/metrics.js';
 import { intermediateTensors, runOnce, withExtraOutputs } from '../onnx/ort-eval.js';
 import { encodeModel } from '../onnx/proto.js';
 import { createSession } from '../runtime/ort.js';
 import { batchTensor, type SampleSet } from './calibrate/data.js';
 import { buildQdq, type CalibratedModel, type QdqOptions, type QdqResult } from './static.js';
-import { argmaxRows, agreement, snrDb } from '../evaluate/metrics.js';
 
 export interface FallbackBudget {
   /** Largest allowed top-1 accuracy drop in points (needs labels). */
@@ -34,11 +33,17 @@ export interface FallbackResult extends QdqResult {
   budgetMet: boolean;
 }
 
-async function firstOutputs(bytes: Uint8Array, data: SampleSet): Promise<{ values: Float32Array; per: number }> {
+async function firstOutputs(
+  bytes: Uint8Array,
+  data: SampleSet,
+): Promise<{ values: Float32Array; per: number }> {
   const session = await createSession(bytes, { intraOpThreads: 2 });
   try {
     const parts: number[] = [];
-    const batch = Math.max(1, Math.min(32, Math.floor(2 ** 20 / data.sampleShape.reduce((a, b) => a * b, 1))));
+    const batch = Math.max(
+      1,
+      Math.min(32, Math.floor(2 ** 20 / data.sampleShape.reduce((a, b) => a * b, 1))),
+    );
     for (let s = 0; s < data.count; s += batch) {
       const r = await session.run({ [session.inputNames[0]]: batchTensor(data, s, batch) });
       parts.push(...(r[session.outputNames[0]].data as Float32Array));
@@ -50,15 +55,24 @@ async function firstOutputs(bytes: Uint8Array, data: SampleSet): Promise<{ value
   }
 }
 
-function metricsOf(ref: { values: Float32Array; per: number }, q: { values: Float32Array; per: number }, data: SampleSet) {
+function metricsOf(
+  ref: { values: Float32Array; per: number },
+  q: { values: Float32Array; per: number },
+  data: SampleSet,
+) {
   let cos = 0;
   for (let i = 0; i < data.count; i++) {
-    cos += cosine(ref.values.subarray(i * ref.per, (i + 1) * ref.per), q.values.subarray(i * q.per, (i + 1) * q.per));
+    cos += cosine(
+      ref.values.subarray(i * ref.per, (i + 1) * ref.per),
+      q.values.subarray(i * q.per, (i + 1) * q.per),
+    );
   }
   const m: Record<string, number> = { cosine: cos / data.count, snrDb: snrDb(ref.values, q.values) };
   if (data.labels && ref.per > 1) {
     m.accuracyDrop =
-      100 * (agreement(argmaxRows(ref.values, ref.per), data.labels) - agreement(argmaxRows(q.values, q.per), data.labels));
+      100 *
+      (agreement(argmaxRows(ref.values, ref.per), data.labels) -
+        agreement(argmaxRows(q.values, q.per), data.labels));
   }
   return m;
 }

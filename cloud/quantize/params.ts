@@ -42,7 +42,7 @@ export function symmetricScale(absMax: number, bits = 8): number {
 export function quantizeValue(x: number, p: QParams): number {
   const { min, max } = QRANGE[p.type];
   const q = Math.round(x / p.scale) + p.zeroPoint;
-  return q < min ? min : q > max ? max : q;
+  return q < min ? min : Math.min(q, max);
 }
 
 export function dequantizeValue(q: number, p: QParams): number {
@@ -86,7 +86,7 @@ export function quantizePerChannel(
       const base = (o * channels + c) * inner;
       for (let i = 0; i < inner; i++) {
         const q = Math.round(w[base + i] / scales[c]);
-        values[base + i] = q > qmax ? qmax : q < -qmax ? -qmax : q;
+        values[base + i] = q > qmax ? qmax : Math.max(q, -qmax);
       }
     }
   return { values, scales };

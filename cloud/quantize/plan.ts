@@ -30,7 +30,11 @@ export interface PlanOptions {
 
 export function planContext(model: ModelProto, index: GraphIndex, perChannel: boolean): PlanContext {
   const ranks = new Map<string, number>();
-  for (const v of [...(model.graph.input ?? []), ...(model.graph.valueInfo ?? []), ...(model.graph.output ?? [])]) {
+  for (const v of [
+    ...(model.graph.input ?? []),
+    ...(model.graph.valueInfo ?? []),
+    ...(model.graph.output ?? []),
+  ]) {
     const dims = v.type?.tensorType?.shape?.dim;
     if (dims) ranks.set(v.name, dims.length);
   }
@@ -41,7 +45,12 @@ export function planContext(model: ModelProto, index: GraphIndex, perChannel: bo
     rank: (t) => ranks.get(t),
     scalar: (t) => {
       const init = index.initializers.get(t);
-      if (!init || elementCount(init.dims) !== 1 || (init.dataType !== DataType.FLOAT && init.dataType !== undefined)) return undefined;
+      if (
+        !init ||
+        elementCount(init.dims) !== 1 ||
+        (init.dataType !== DataType.FLOAT && init.dataType !== undefined)
+      )
+        return undefined;
       return tensorFloats(init)[0];
     },
   };
@@ -50,7 +59,11 @@ export function planContext(model: ModelProto, index: GraphIndex, perChannel: bo
 /** Float tensors by name (from value_info, inputs and outputs), to skip shape/index tensors. */
 function floatTensors(model: ModelProto): Set<string> {
   const out = new Set<string>();
-  for (const v of [...(model.graph.input ?? []), ...(model.graph.valueInfo ?? []), ...(model.graph.output ?? [])]) {
+  for (const v of [
+    ...(model.graph.input ?? []),
+    ...(model.graph.valueInfo ?? []),
+    ...(model.graph.output ?? []),
+  ]) {
     if (v.type?.tensorType?.elemType === DataType.FLOAT) out.add(v.name);
   }
   return out;
@@ -71,7 +84,8 @@ export function planQuantization(model: ModelProto, options: PlanOptions): Quant
   for (const node of order) {
     if ((node.domain ?? '') !== '') continue;
     if (options.excludeOps.has(node.opType)) continue;
-    if ((node.name && options.exclude.has(node.name)) || node.output.some((o) => options.exclude.has(o))) continue;
+    if ((node.name && options.exclude.has(node.name)) || node.output.some((o) => options.exclude.has(o)))
+      continue;
     if (!node.output[0] || !isFloat.has(node.output[0])) continue;
     const plan = opQuantizer(node.opType)?.(node, ctx);
     if (plan) candidates.set(node, plan);

@@ -9,7 +9,10 @@ import type { GraphProto, NodeProto } from '../onnx/types.js';
  * (leaving a Clip(0, 1) that quantization absorbs), HardSwish becomes x·HardSigmoid(x),
  * MatMul + bias on 2-D inputs becomes Gemm. Returns the number of rewrites per kind.
  */
-export function rewriteForQuantization(graph: GraphProto, rank: (t: string) => number | undefined): Record<string, number> {
+export function rewriteForQuantization(
+  graph: GraphProto,
+  rank: (t: string) => number | undefined,
+): Record<string, number> {
   const counts: Record<string, number> = {};
   const bump = (k: string) => {
     counts[k] = (counts[k] ?? 0) + 1;
@@ -34,7 +37,11 @@ export function rewriteForQuantization(graph: GraphProto, rank: (t: string) => n
     if (!c || c.some((v) => v === 0)) continue;
     const t = index.initializers.get(node.input[1])!;
     const values = node.opType === 'Div' ? c.map((v) => 1 / v) : c.map((v) => -v);
-    node.input[1] = addConst(`${node.input[1]}_${node.opType === 'Div' ? 'reciprocal' : 'negated'}`, t.dims ?? [], values);
+    node.input[1] = addConst(
+      `${node.input[1]}_${node.opType === 'Div' ? 'reciprocal' : 'negated'}`,
+      t.dims ?? [],
+      values,
+    );
     node.opType = node.opType === 'Div' ? 'Mul' : 'Add';
     bump(node.opType === 'Mul' ? 'divToMul' : 'subToAdd');
   }
@@ -44,7 +51,15 @@ export function rewriteForQuantization(graph: GraphProto, rank: (t: string) => n
   for (const node of graph.node) {
     if (node.opType !== 'HardSwish') continue;
     const hs = names.next(`${node.output[0]}_hardsigmoid`);
-    extra.push(makeNode('HardSigmoid', [node.input[0]], [hs], [attr.float('alpha', 1 / 6), attr.float('beta', 0.5)], hs));
+    extra.push(
+      makeNode(
+        'HardSigmoid',
+        [node.input[0]],
+        [hs],
+        [attr.float('alpha', 1 / 6), attr.float('beta', 0.5)],
+        hs,
+      ),
+    );
     node.opType = 'Mul';
     node.input = [node.input[0], hs];
     bump('hardSwish');
@@ -74,22 +89,46 @@ export function rewriteForQuantization(graph: GraphProto, rank: (t: string) => n
       const wt = index.initializers.get(producer.input[1])!;
       const channels = wt.dims![0];
       const b = producer.input[2] ? constant(producer.input[2])! : new Float32Array(channels);
-      producer.input[1] = addConst(`${producer.input[1]}_hsfold`, wt.dims!, w.map((v) => v * alpha));
-      producer.input[2] = addConst(`${producer.output[0]}_hsbias`, [channels], b.map((v) => v * alpha + beta));
+      producer.input[1] = addConst(
+        `${producer.input[1]}_hsfold`,
+        wt.dims!,
+        w.map((v) => v * alpha),
+      );
+      producer.input[2] = addConst(
+        `${producer.output[0]}_hsbias`,
+        [channels],
+        b.map((v) => v * alpha + beta),
+      );
       bump('hardSigmoidFolded');
     } else {
       const scaled = names.next(`${x}_scaled`);
       const shifted = names.next(`${x}_shifted`);
       added.push(
-        makeNode('Mul', [x, addConst(`${node.output[0]}_alpha`, [], [alpha])], [scaled], [], names.next(`${scaled}_mul`)),
-        makeNode('Add', [scaled, addConst(`${node.output[0]}_beta`, [], [beta])], [shifted], [], names.next(`${shifted}_add`)),
+        makeNode(
+          'Mul',
+          [x, addConst(`${node.output[0]}_alpha`, [], [alpha])],
+          [scaled],
+          [],
+          names.next(`${scaled}_mul`),
+        ),
+        makeNode(
+          'Add',
+          [scaled, addConst(`${node.output[0]}_beta`, [], [beta])],
+          [shifted],
+          [],
+          names.next(`${shifted}_add`),
+        ),
       );
       node.input[0] = shifted;
       bump('hardSigmoidExpanded');
     }
     node.opType = 'Clip';
     node.attribute = [];
-    node.input = [node.input[0], addConst(`${node.output[0]}_lo`, [], [0]), addConst(`${node.output[0]}_hi`, [], [1])];
+    node.input = [
+      node.input[0],
+      addConst(`${node.output[0]}_lo`, [], [0]),
+      addConst(`${node.output[0]}_hi`, [], [1]),
+    ];
   }
   graph.node.push(...added);
   index = new GraphIndex(graph);
@@ -99,9 +138,10 @@ export function rewriteForQuantization(graph: GraphProto, rank: (t: string) => n
   for (const node of graph.node) {
     if (node.opType !== 'MatMul' || rank(node.input[0]) !== 2) continue;
     const w = index.initializers.get(node.input[1]);
-    if (!w || w.dims?.length !== 2) continue;
+    if (w?.dims?.length !== 2) continue;
     const readers = index.consumersOf(node.output[0]);
-    if (readers.length !== 1 || readers[0].opType !== 'Add' || index.graphOutputs.has(node.output[0])) continue;
+    if (readers.length !== 1 || readers[0].opType !== 'Add' || index.graphOutputs.has(node.output[0]))
+      continue;
     const add = readers[0];
     const biasName = add.input[0] === node.output[0] ? add.input[1] : add.input[0];
     const bias = constant(biasName);

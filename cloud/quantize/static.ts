@@ -58,13 +58,18 @@ export async function calibrateModel(
   const sample = { [input.graph.input?.[0]?.name ?? 'input']: batchTensor(data, 0, 1) };
   const { model, report } = await prepareModel(input, sample);
   const rankOf = (t: string) =>
-    [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])].find((v) => v.name === t)
-      ?.type?.tensorType?.shape?.dim?.length;
+    [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])].find(
+      (v) => v.name === t,
+    )?.type?.tensorType?.shape?.dim?.length;
   const rewrites = rewriteForQuantization(model.graph, rankOf);
   pruneGraph(model.graph);
   sortGraph(model.graph);
   await inferShapes(model, sample);
-  const floats = [...(model.graph.input ?? []), ...(model.graph.valueInfo ?? []), ...(model.graph.output ?? [])]
+  const floats = [
+    ...(model.graph.input ?? []),
+    ...(model.graph.valueInfo ?? []),
+    ...(model.graph.output ?? []),
+  ]
     .filter((v) => v.type?.tensorType?.elemType === DataType.FLOAT)
     .map((v) => v.name);
   const initializers = new Set((model.graph.initializer ?? []).map((t) => t.name));
@@ -75,7 +80,14 @@ export async function calibrateModel(
     histogram: getCalibrator(o.method).needsHistogram,
     onProgress: o.onProgress,
   });
-  return { model, stats, prepare: report, rewrites, calibration: o, calibrationMs: performance.now() - started };
+  return {
+    model,
+    stats,
+    prepare: report,
+    rewrites,
+    calibration: o,
+    calibrationMs: performance.now() - started,
+  };
 }
 
 export interface QdqOptions {
@@ -125,7 +137,8 @@ export function buildQdq(calibrated: CalibratedModel, options: Partial<QdqOption
     perChannel: o.perChannel,
     range: (t) => {
       const s = calibrated.stats.get(t);
-      if (!s || s.count === 0) throw new FleetError('QUANT_FAILED', `no calibration statistics for tensor ${t}`);
+      if (!s || s.count === 0)
+        throw new FleetError('QUANT_FAILED', `no calibration statistics for tensor ${t}`);
       return calibrator.compute(s, calibratorOptions);
     },
   });

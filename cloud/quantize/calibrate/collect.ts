@@ -52,9 +52,14 @@ export async function collectStatistics(
   options: Partial<CollectOptions> = {},
 ): Promise<Map<string, TensorStats>> {
   const o = { ...DEFAULT_COLLECT_OPTIONS, ...options };
-  const inputs = (model.graph.input ?? []).filter((i) => !(model.graph.initializer ?? []).some((t) => t.name === i.name));
+  const inputs = (model.graph.input ?? []).filter(
+    (i) => !(model.graph.initializer ?? []).some((t) => t.name === i.name),
+  );
   if (inputs.length !== 1) {
-    throw new FleetError('CALIBRATION_DATA', `calibration supports models with one input; this one has ${inputs.length}`);
+    throw new FleetError(
+      'CALIBRATION_DATA',
+      `calibration supports models with one input; this one has ${inputs.length}`,
+    );
   }
   const inputName = inputs[0].name;
   // Without histograms only min/max are needed: reduce inside onnxruntime so that no
@@ -86,7 +91,9 @@ export async function collectStatistics(
   const stats = new Map<string, TensorStats>();
   for (const t of tensors) stats.set(t, new TensorStats(o.bins, o.histogram));
   const perSample = data.sampleShape.reduce((a, b) => a * b, 1);
-  const batch = fixedBatch(model) ?? (o.batchSize > 0 ? o.batchSize : Math.max(1, Math.min(32, Math.floor(2 ** 20 / perSample))));
+  const batch =
+    fixedBatch(model) ??
+    (o.batchSize > 0 ? o.batchSize : Math.max(1, Math.min(32, Math.floor(2 ** 20 / perSample))));
   try {
     for (let start = 0; start < data.count; start += batch) {
       const x = batchTensor(data, start, batch);

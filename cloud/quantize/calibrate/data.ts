@@ -1,7 +1,7 @@
 import { FleetError } from '../../../shared/errors/index.js';
 import { mnistSplit } from '../../data/mnist.js';
 import { readNpy, toFloat32, toLabels } from '../../data/npy.js';
-import { ort, type OrtTensor } from '../../runtime/ort.js';
+import { type OrtTensor, ort } from '../../runtime/ort.js';
 
 /** Samples in memory: x is [count, ...sampleShape] row-major; labels when known. */
 export interface SampleSet {
@@ -23,13 +23,17 @@ export async function loadSamples(source: string, labelsPath?: string): Promise<
     set = { x: part.x, count: part.count, sampleShape: part.sampleShape, labels: part.y };
   } else {
     const array = await readNpy(source);
-    if (array.shape.length < 1) throw new FleetError('CALIBRATION_DATA', `${source}: expected an array [N, ...]`);
+    if (array.shape.length < 1)
+      throw new FleetError('CALIBRATION_DATA', `${source}: expected an array [N, ...]`);
     set = { x: toFloat32(array.data), count: array.shape[0], sampleShape: array.shape.slice(1) };
   }
   if (labelsPath) {
     const labels = toLabels(await readNpy(labelsPath));
     if (labels.length !== set.count) {
-      throw new FleetError('CALIBRATION_DATA', `${labelsPath} has ${labels.length} labels for ${set.count} samples`);
+      throw new FleetError(
+        'CALIBRATION_DATA',
+        `${labelsPath} has ${labels.length} labels for ${set.count} samples`,
+      );
     }
     set.labels = labels;
   }
@@ -55,5 +59,8 @@ export function headSamples(set: SampleSet, n: number): SampleSet {
 export function batchTensor(set: SampleSet, start: number, n: number): OrtTensor {
   const size = sampleSize(set);
   const count = Math.min(n, set.count - start);
-  return new ort.Tensor('float32', set.x.slice(start * size, (start + count) * size), [count, ...set.sampleShape]);
+  return new ort.Tensor('float32', set.x.slice(start * size, (start + count) * size), [
+    count,
+    ...set.sampleShape,
+  ]);
 }

@@ -64,7 +64,8 @@ function entropyThreshold(stats: TensorStats, levels: number): number {
         if (bins[j] > 0) nonEmpty++;
       }
       if (g === target - 1) mass += outliers;
-      for (let j = start; j < end; j++) if (bins[j] > 0 || (j === i - 1 && outliers > 0)) q[j] = mass / Math.max(1, nonEmpty);
+      for (let j = start; j < end; j++)
+        if (bins[j] > 0 || (j === i - 1 && outliers > 0)) q[j] = mass / Math.max(1, nonEmpty);
     }
     let sp = 0;
     let sq = 0;
@@ -132,7 +133,10 @@ export function calibrationMethods(): string[] {
 export function getCalibrator(method: string): Calibrator {
   const c = CALIBRATORS[method];
   if (!c) {
-    throw new FleetError('INPUT_INVALID', `unknown calibration method '${method}' (known: ${calibrationMethods().join(', ')})`);
+    throw new FleetError(
+      'INPUT_INVALID',
+      `unknown calibration method '${method}' (known: ${calibrationMethods().join(', ')})`,
+    );
   }
   return c;
 }

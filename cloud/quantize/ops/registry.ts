@@ -30,7 +30,11 @@ const elementwise: OpQuantizer = (node) => ({
 const unary: OpQuantizer = () => ({ activations: [0], output: OWN });
 
 /** Shape-only ops: the integers pass through unchanged, so the output shares the input's parameters. */
-const follower: OpQuantizer = () => ({ activations: [], output: { kind: 'share', from: 0 }, needsQuantizedInput: true });
+const follower: OpQuantizer = () => ({
+  activations: [],
+  output: { kind: 'share', from: 0 },
+  needsQuantizedInput: true,
+});
 
 const mul: OpQuantizer = (node, ctx) => {
   for (const [x, c] of [
@@ -39,7 +43,11 @@ const mul: OpQuantizer = (node, ctx) => {
   ]) {
     const value = ctx.scalar(node.input[c]);
     if (value !== undefined && value > 0) {
-      return { activations: [], output: { kind: 'alias', from: x, factor: value }, needsQuantizedInput: true };
+      return {
+        activations: [],
+        output: { kind: 'alias', from: x, factor: value },
+        needsQuantizedInput: true,
+      };
     }
   }
   return elementwise(node, ctx);
@@ -61,23 +69,34 @@ const OP_QUANTIZERS: Record<string, OpQuantizer> = {
   Add: elementwise,
   Mul: mul,
   Concat: elementwise,
-  Relu: () => ({ activations: [], output: { kind: 'absorb', clip: { min: 0, max: Number.POSITIVE_INFINITY } } }),
+  Relu: () => ({
+    activations: [],
+    output: { kind: 'absorb', clip: { min: 0, max: Number.POSITIVE_INFINITY } },
+  }),
   Clip: clip,
   LeakyRelu: unary,
   Sigmoid: unary,
   AveragePool: unary,
   GlobalAveragePool: unary,
   Softmax: (node) =>
-    attrInt(node, 'axis', -1) === -1 ? { activations: [0], output: { kind: 'fixed', range: { min: 0, max: 1 } } } : undefined,
-  MaxPool: (node) => (node.output.length === 1 || !node.output[1] ? follower(node, {} as PlanContext) : undefined),
-  Resize: (node) => ((attrString(node, 'mode') ?? 'nearest') === 'nearest' ? follower(node, {} as PlanContext) : undefined),
+    attrInt(node, 'axis', -1) === -1
+      ? { activations: [0], output: { kind: 'fixed', range: { min: 0, max: 1 } } }
+      : undefined,
+  MaxPool: (node) =>
+    node.output.length === 1 || !node.output[1] ? follower(node, {} as PlanContext) : undefined,
+  Resize: (node) =>
+    (attrString(node, 'mode') ?? 'nearest') === 'nearest' ? follower(node, {} as PlanContext) : undefined,
   Reshape: follower,
   Transpose: follower,
   Flatten: follower,
   Squeeze: follower,
   Unsqueeze: follower,
   Slice: follower,
-  Identity: () => ({ activations: [], output: { kind: 'alias', from: 0, factor: 1 }, needsQuantizedInput: true }),
+  Identity: () => ({
+    activations: [],
+    output: { kind: 'alias', from: 0, factor: 1 },
+    needsQuantizedInput: true,
+  }),
 };
 
 export function opQuantizer(opType: string): OpQuantizer | undefined {
