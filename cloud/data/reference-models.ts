@@ -98,7 +98,7 @@ export async function trainMlp(
   const w = sizes
     .slice(0, L)
     .map((s, l) => Float32Array.from({ length: s * sizes[l + 1] }, () => gaussian(rng) * Math.sqrt(2 / s)));
-  const b: Float32Array[] = sizes.slice(1).map((s) => new Float32Array(s));
+  const b: Float32Array<ArrayBufferLike>[] = sizes.slice(1).map((s) => new Float32Array(s));
   const session = await createSession(encodeModel(trainStepModel(sizes)), { intraOpThreads: 2 });
   const count = labels.length;
   const d = sizes[0];
@@ -127,8 +127,8 @@ export async function trainMlp(
         }
         const r = await session.run(feeds);
         for (let l = 0; l < L; l++) {
-          w[l] = r[`nw${l}`].data as Float32Array;
-          b[l] = r[`nb${l}`].data as Float32Array;
+          w[l] = Float32Array.from(r[`nw${l}`].data as Float32Array);
+          b[l] = Float32Array.from(r[`nb${l}`].data as Float32Array);
         }
       }
     }
