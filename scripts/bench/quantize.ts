@@ -25,9 +25,9 @@ async function mnist(name: 'mnist-mlp' | 'mnist-cnn', batch: number) {
     latencyBatch: batch,
     latency: { runs: 100 },
   });
-  const drop = (r.reference!.accuracy! - r.model.accuracy!).toFixed(2);
+  const drop = (r.reference!.accuracy! - r.model.accuracy!).toFixed(2); // positive = INT8 lost accuracy
   rows.push(
-    `| ${name} static INT8 (U8S8, per-channel, minmax) | ${batch} | ${r.latencyRatio!.toFixed(3)} | ${r.sizeRatio!.toFixed(3)} | ${r.reference!.accuracy!.toFixed(2)} → ${r.model.accuracy!.toFixed(2)} (−${drop}) | ${r.cosine!.toFixed(4)} | ${seconds.toFixed(1)} s |`,
+    `| ${name} static INT8 (U8S8, per-channel, minmax) | ${batch} | ${r.latencyRatio!.toFixed(3)} | ${r.sizeRatio!.toFixed(3)} | ${r.reference!.accuracy!.toFixed(2)} → ${r.model.accuracy!.toFixed(2)} (drop ${drop}) | ${r.cosine!.toFixed(4)} | ${seconds.toFixed(1)} s |`,
   );
   log(rows.at(-1)!);
 }
@@ -82,7 +82,7 @@ const section = [
   '## Quantization',
   '',
   'Command: `npx tsx scripts/bench/quantize.ts`',
-  `Date: ${new Date().toISOString().slice(0, 10)}; onnxruntime-node 1.30 CPU, 2 threads, graph optimisation \`all\`; `,
+  `Date: ${new Date().toISOString().slice(0, 10)}; onnxruntime-node 1.30 CPU, 2 threads, graph optimisation \`all\`;`,
   'latency = p50 INT8 / p50 FP32, runs interleaved in the same process (the machine was shared with other jobs, so absolute times are noisy; ratios are what to read).',
   'Cosine = mean per-sample cosine of the first output against FP32 (OCR: on synthetic text images built from MNIST digits, not used for calibration). Time = prepare + calibrate + build.',
   '',
