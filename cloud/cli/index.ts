@@ -12,6 +12,8 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./deploy.js'),
   () => import('./devices.js'),
   () => import('./demo.js'),
+  () => import('./quantize.js'),
+  () => import('./eval.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {
