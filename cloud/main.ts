@@ -50,6 +50,8 @@ export interface CloudOptions {
 export interface CloudHandle {
   httpUrl: string;
   mqttUrl: string;
+  /** Every HTTP route (method and URL pattern). */
+  httpRoutes: Array<{ method: string; url: string }>;
   /** Disconnects a device from the embedded broker (after revocation); no-op with an external broker. */
   disconnectDevice(deviceId: string): void;
   /** The admin API token, created on first start and kept in <dataDir>/admin-token (mode 600). */
@@ -182,6 +184,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     adminToken,
     services,
     routerStats: router.stats,
+    httpRoutes: (app as unknown as { fleetmlRoutes: Array<{ method: string; url: string }> }).fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
     stop: async () => {
       await rollouts.stop();

@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { ERROR_CATALOG, isFleetError } from '../../shared/errors/index.js';
@@ -20,13 +21,16 @@ const STATUS_BY_CODE: Record<string, number> = {
   NOT_FOUND: 404,
   ARTIFACT_NOT_FOUND: 404,
   CONFLICT: 409,
+  RATE_LIMITED: 429,
 };
 
 export interface ConsoleServerOptions {
   services: CloudServices;
   logger: Logger;
-  /** Largest request body in bytes (model uploads); default 256 MiB. */
+  /** Largest JSON request body in bytes; default 1 MiB. Model uploads have their own limit. */
   bodyLimit?: number;
+  /** Requests per minute per client address; default 1200. */
+  rateLimitPerMinute?: number;
 }
 
 /** The HTTP side of the cloud: JSON API under /api and the web console at /. */
@@ -35,8 +39,14 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
     loggerInstance: options.logger.child({ component: 'http' }) as unknown as FastifyBaseLogger,
     // Request lines are noise at fleet scale; errors are still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimit ?? 256 * 1024 * 1024,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
   });
+  // Every route, for the auth test that walks them all and for the OpenAPI document.
+  const routes: Array<{ method: string; url: string }> = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  app.decorate('fleetmlRoutes', routes);
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) =>
     done(null, body),
   );
@@ -55,6 +65,17 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
     return reply.status(status).send({ error: { code, message: fastifyError.message } });
   });
 
+  await app.register(fastifyRateLimit, {
+    max: options.rateLimitPerMinute ?? 1200,
+    timeWindow: 60_000,
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: 429,
+      error: {
+        code: 'RATE_LIMITED',
+        message: `more than ${context.max} requests a minute; retry in ${context.after}`,
+      },
+    }),
+  });
   app.get('/api/health', async () => ({ ok: true, errorCodes: Object.keys(ERROR_CATALOG).length }));
   await registerDeviceRoutes(app, options.services);
   await registerModelRoutes(app, options.services);
