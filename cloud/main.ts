@@ -6,6 +6,7 @@ import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import { CLOUD_USERNAME } from './broker/acl.js';
 import { createBrokerAuthenticator, deviceClientId } from './broker/authenticator.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded.js';
+import { MosquittoSync, mosquittoPasswordHash } from './broker/mosquitto.js';
 import { buildConsoleServer } from './console/server.js';
 import { ArtifactStore } from './fleet/artifacts.js';
 import { AuditLog } from './fleet/audit.js';
@@ -43,6 +44,11 @@ export interface CloudOptions {
   /** Credentials of the cloud on the external broker (see `fleetml broker mosquitto-config`). */
   mqttUsername?: string;
   mqttPassword?: string;
+  /**
+   * With an external Mosquitto: keep its password and ACL files in this directory in step with
+   * the device registry, and run `reload` (e.g. 'systemctl reload mosquitto') after each change.
+   */
+  mosquitto?: { dir: string; reload?: string | (() => Promise<void> | void) };
   /** Run the embedded broker without authentication (development only); default false. */
   openBroker?: boolean;
   /**
@@ -115,6 +121,13 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     });
     mqttUrl = broker.url;
   }
+  const mosquitto =
+    options.mosquitto && !broker ? new MosquittoSync({ ...options.mosquitto, logger }) : undefined;
+  const syncBroker = async () => {
+    const cloudEntry = { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword ?? '') };
+    await mosquitto?.write([cloudEntry, ...devices.brokerCredentials()]);
+  };
+  await syncBroker();
   const mqtt = await connectCloudMqtt({
     url: mqttUrl,
     logger,
@@ -156,7 +169,10 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     events,
     brokerUrl: mqttUrl,
     caPem: tls?.caPem ?? null,
-    disconnectDevice: (deviceId) => broker?.disconnect(deviceClientId(deviceId)),
+    disconnectDevice: (deviceId) => {
+      broker?.disconnect(deviceClientId(deviceId));
+      void syncBroker();
+    },
   };
   const transfer = createTransferServer({
     store,
@@ -171,6 +187,12 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     logger,
     fleetPublicKey: signingKey.publicKey,
     matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
+    onEnrolled: mosquitto
+      ? async (deviceId, secret) => {
+          devices.setBrokerHash(deviceId, mosquittoPasswordHash(secret));
+          await syncBroker();
+        }
+      : undefined,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
     onDeviceUpdate: (deviceId, kind) => {
       events.emit({ type: 'device', deviceId, kind });

@@ -17,6 +17,15 @@ export function register(program: Command): void {
       '--mqtt-password <password>',
       "the cloud's password on the external broker (env FLEETML_MQTT_PASSWORD)",
     )
+    .option(
+      '--mosquitto-dir <dir>',
+      "keep an external Mosquitto's password and ACL files here (see `fleetml broker`)",
+    )
+    .option(
+      '--mosquitto-reload <command>',
+      'command that makes Mosquitto reload them',
+      'systemctl reload mosquitto',
+    )
     .option('--tls', 'serve mqtts with a fleet CA created in <data-dir>/tls on first start')
     .option('--tls-host <names>', 'comma-separated host names/IPs for the broker certificate (with --tls)')
     .action(async (options) => {
@@ -32,6 +41,9 @@ export function register(program: Command): void {
         mqttUrl: options.mqttUrl,
         mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
+        mosquitto: options.mosquittoDir
+          ? { dir: options.mosquittoDir, reload: options.mosquittoReload }
+          : undefined,
         tls: options.tls
           ? options.tlsHost
             ? { hostnames: String(options.tlsHost).split(',') }

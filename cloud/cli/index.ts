@@ -12,6 +12,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./deploy.js'),
   () => import('./devices.js'),
   () => import('./demo.js'),
+  () => import('./broker.js'),
   () => import('./quantize.js'),
   () => import('./eval.js'),
 ];

@@ -139,6 +139,19 @@ export class DeviceRepository {
     this.db.prepare('UPDATE devices SET tags = ? WHERE id = ?').run(JSON.stringify(tags), id);
   }
 
+  setBrokerHash(id: string, hash: string): void {
+    this.db.prepare('UPDATE devices SET broker_hash = ? WHERE id = ?').run(hash, id);
+  }
+
+  /** Usernames and external-broker hashes of every device that may connect. */
+  brokerCredentials(): Array<{ username: string; hash: string }> {
+    return this.db
+      .prepare(
+        'SELECT id username, broker_hash hash FROM devices WHERE revoked = 0 AND broker_hash IS NOT NULL ORDER BY id',
+      )
+      .all() as Array<{ username: string; hash: string }>;
+  }
+
   revoke(id: string): void {
     this.db.prepare('UPDATE devices SET revoked = 1, online = 0 WHERE id = ?').run(id);
   }

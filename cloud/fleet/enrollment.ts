@@ -20,6 +20,8 @@ export interface EnrollmentDeps {
   /** Picks a device profile from the reported hardware; null when none matches. */
   matchProfile?: (request: EnrollRequest) => string | null;
   fleetPublicKey?: string;
+  /** Runs after the device is stored and before the reply (e.g. to give it broker credentials). */
+  onEnrolled?: (deviceId: string, secret: string) => Promise<void>;
 }
 
 /** Device ids: a readable prefix from the hostname plus randomness, safe as a topic level. */
@@ -46,6 +48,7 @@ export async function handleEnrollRequest(deps: EnrollmentDeps, request: EnrollR
       profile,
       hardware: request.hardware,
     });
+    await deps.onEnrolled?.(device.id, secret);
     reply = { v: 1, ok: true, deviceId: device.id, secret, profile, fleetPublicKey: deps.fleetPublicKey };
     deps.logger.info({ deviceId: device.id, profile, arch: request.hardware.arch }, 'device enrolled');
   } catch (error) {

@@ -138,3 +138,7 @@ MIGRATIONS.push(`
   );
   CREATE INDEX rollouts_by_status ON rollouts (status);
 `);
+
+// 3: a device's password hash in the external broker's own format (Mosquitto $7$), kept so
+// that the broker's password file can be regenerated without the plaintext secret.
+MIGRATIONS.push(`ALTER TABLE devices ADD COLUMN broker_hash TEXT;`);
