@@ -18,6 +18,12 @@ export const AGENT_DEFAULTS = {
   telemetryIntervalS: 10,
   /** Most records per telemetry batch message. */
   telemetryBatchMax: 100,
+  /**
+   * When telemetry may leave the outbox: 'cloud' = on the cloud's telemetry/ack (exactly what it
+   * stored), 'broker' = on the broker's PUBACK (for a cloud without acks), 'auto' = 'broker' until
+   * the first cloud ack is seen, then 'cloud' for good.
+   */
+  telemetryAck: 'auto' as 'auto' | 'cloud' | 'broker',
   /** Resend telemetry the cloud has not acknowledged after this many ms. */
   telemetryAckTimeoutMs: 10_000,
   /** Most records kept in the on-device outbox; the oldest go first when full. */
@@ -78,6 +84,7 @@ export const agentConfigSchema = z.object({
   dataDir: z.string().min(1),
   telemetryIntervalS: z.coerce.number().positive().max(86_400),
   telemetryBatchMax: positiveInt.max(1000),
+  telemetryAck: z.enum(['auto', 'cloud', 'broker']),
   telemetryAckTimeoutMs: positiveInt,
   outboxMaxRecords: positiveInt,
   blockSize: positiveInt.min(256).max(1 << 20),
