@@ -32,8 +32,12 @@ export const AGENT_DEFAULTS = {
   blockSize: 65_536,
   /** Largest MQTT payload the broker accepts, bytes (256 MiB is MQTT's own limit; mosquitto's default). */
   brokerMaxPayloadBytes: 268_435_455,
-  /** Blocks in flight at once during a transfer. */
-  windowBlocks: 16,
+  /**
+   * Blocks in flight at once during a transfer (64 x 64 KiB = 4 MiB): enough to cover the
+   * request round trip at >= 50 MB/s on a busy host (scripts/bench/transfer.ts); a dropped
+   * link costs at most this many blocks again.
+   */
+  windowBlocks: 64,
   /** Re-request a block not received within this many milliseconds. */
   blockTimeoutMs: 3_000,
   /** Give up a transfer attempt after this many ms without any block arriving. */

@@ -79,7 +79,12 @@ execFileSync(join(ROOT, 'node_modules/.bin/esbuild'), [
 ]);
 
 // What the systemd unit runs: a small young generation suits a mostly idle daemon.
-const DEVICE_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64', '--single-threaded-gc'];
+const DEVICE_NODE_FLAGS = process.env.FLEETML_BENCH_NODE_FLAGS?.split(' ') ?? [
+  '--max-semi-space-size=1',
+  '--max-old-space-size=48',
+  '--single-threaded-gc',
+  '--v8-pool-size=1',
+];
 
 async function runAgent(entry: string, deviceDir: string, nodeFlags: string[] = []) {
   const child = spawn(
