@@ -24,6 +24,7 @@ describe.skipIf(!binary)(
         telemetryIntervalS: 0.25,
         telemetryAckTimeoutMs: 1000,
         telemetryAck: 'cloud',
+        windowBlocks: 16,
       });
     });
     afterAll(async () => {
