@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -6,6 +7,8 @@ import { FleetError } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import {
   decodeJson,
+  ENROLL_CLIENT_PREFIX,
+  ENROLL_USERNAME,
   type EnrollReply,
   encodeJson,
   enrollReplySchema,
@@ -73,10 +76,14 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
       'this device is not enrolled: an enroll token is required (--enroll-token)',
     );
   }
-  const requestId = `r${randomBytes(12).toString('hex')}`;
+  // The client id doubles as the request id: brokers confine an enrolling client to
+  // fleetml/v1/enroll/<its client id>/... (aedes ACL, or a Mosquitto %c pattern).
+  const requestId = `${ENROLL_CLIENT_PREFIX}${randomBytes(12).toString('hex')}`;
   const transport = new MqttTransport({
     url: options.url,
-    clientId: `fleetml-enroll-${requestId}`,
+    clientId: requestId,
+    username: ENROLL_USERNAME,
+    password: ENROLL_USERNAME,
     logger: options.logger,
   });
   try {

@@ -6,7 +6,15 @@ import type { Command } from 'commander';
  */
 type Registrar = (program: Command) => void;
 
-const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [];
+const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
+  () => import('./cloud-start.js'),
+  () => import('./models.js'),
+  () => import('./deploy.js'),
+  () => import('./devices.js'),
+  () => import('./demo.js'),
+  () => import('./quantize.js'),
+  () => import('./eval.js'),
+];
 
 export async function registerCloudCommands(program: Command): Promise<void> {
   for (const load of REGISTRARS) (await load()).register(program);

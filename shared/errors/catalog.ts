@@ -41,6 +41,7 @@ export const ERROR_CATALOG = {
   CONFLICT: { retryable: false, summary: 'the request conflicts with the current state' },
   UNAUTHORIZED: { retryable: false, summary: 'missing or invalid credentials' },
   FORBIDDEN: { retryable: false, summary: 'the credentials do not allow this action' },
+  RATE_LIMITED: { retryable: true, summary: 'too many requests or failed sign-ins; wait and retry' },
   ENROLL_TOKEN: { retryable: false, summary: 'the enrollment token is unknown, used up, revoked or expired' },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },

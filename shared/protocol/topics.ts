@@ -25,6 +25,14 @@ export function deviceTopic(deviceId: string, channel: DeviceChannel): string {
   return `${TOPIC_ROOT}/d/${deviceId}/${channel}`;
 }
 
+/**
+ * MQTT username of an enrolling agent (password: the same word). Its rights are limited to its
+ * own enrollment request and reply; the enrollment token inside the request is the secret.
+ */
+export const ENROLL_USERNAME = 'enroll';
+/** Enrolling clients use a client id with this prefix, which is also their request id. */
+export const ENROLL_CLIENT_PREFIX = 'enroll-';
+
 export function enrollRequestTopic(requestId: string): string {
   return `${TOPIC_ROOT}/enroll/${requestId}/req`;
 }

@@ -1,0 +1,107 @@
+import { SingleBar } from 'cli-progress';
+import { FleetError } from '../../shared/errors/index.js';
+import { loadModel, saveModel } from '../onnx/io.js';
+import { loadSamples } from '../quantize/calibrate/data.js';
+import type { CalibrationMethod } from '../quantize/calibrate/methods.js';
+import { quantizeWithFallback } from '../quantize/fallback.js';
+import { buildQdq, calibrateModel } from '../quantize/static.js';
+import { tuneForLatency } from '../quantize/tune.js';
+import type { QuantizeFlags } from './quantize.js';
+
+const num = (value: string | undefined, flag: string): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new FleetError('INPUT_INVALID', `${flag} must be a number, got '${value}'`);
+  return n;
+};
+
+export async function runQuantize(modelPath: string, flags: QuantizeFlags): Promise<void> {
+  if (flags.dynamic || flags.fp16 || flags.weights === 'int4') {
+    throw new FleetError('QUANT_FAILED', 'dynamic INT8, FP16 and INT4 formats are not implemented yet');
+  }
+  if (flags.format !== 'qdq')
+    throw new FleetError('INPUT_INVALID', `unknown format '${flags.format}' (known: qdq)`);
+  if (flags.activations !== 'uint8' && flags.activations !== 'int8') {
+    throw new FleetError('INPUT_INVALID', `--activations must be uint8 or int8, got '${flags.activations}'`);
+  }
+  if (!flags.calibration)
+    throw new FleetError('INPUT_INVALID', 'static quantization needs --calibration <x.npy>');
+  const started = performance.now();
+  const model = await loadModel(modelPath);
+  const calibration = await loadSamples(flags.calibration);
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: '{task} [{bar}] {value}/{total}',
+    hideCursor: true,
+  });
+  bar.start(Math.min(calibration.count, Number(flags.samples)), 0, { task: 'calibrating' });
+  const calibrated = await calibrateModel(model, calibration, {
+    method: flags.method as CalibrationMethod,
+    samples: Number(flags.samples),
+    onProgress: (done) => bar.update(done),
+  });
+  bar.stop();
+  const qdq = {
+    activationType: flags.activations as 'uint8' | 'int8',
+    perChannel: flags.perChannel,
+    exclude: flags.exclude ? flags.exclude.split(',').map((s) => s.trim()) : [],
+  };
+  const maxDrop = num(flags.maxAccuracyDrop, '--max-accuracy-drop');
+  const minSnr = num(flags.minSnr, '--min-snr');
+  let result: ReturnType<typeof buildQdq> & {
+    keptFloat?: string[];
+    metrics?: Record<string, number>;
+    floatByMeasurement?: string[];
+  };
+  if (maxDrop !== undefined || minSnr !== undefined) {
+    if (!flags.data || (maxDrop !== undefined && !flags.labels)) {
+      throw new FleetError(
+        'INPUT_INVALID',
+        '--max-accuracy-drop needs --data and --labels; --min-snr needs --data',
+      );
+    }
+    const data = await loadSamples(flags.data, flags.labels);
+    result = await quantizeWithFallback(
+      calibrated,
+      qdq,
+      data,
+      { maxAccuracyDrop: maxDrop, minSnrDb: minSnr },
+      {
+        onStep: (step, m, kept) =>
+          process.stderr.write(`fallback step ${step}: ${JSON.stringify(m)} float: ${kept.length}\n`),
+      },
+    );
+  } else if (flags.tune) {
+    result = await tuneForLatency(calibrated, qdq, calibration, {
+      onCandidate: (op, ratio, kept) =>
+        process.stderr.write(
+          `tune ${op}: float/int8 latency ${ratio.toFixed(3)}${kept ? ' (kept float)' : ''}\n`,
+        ),
+    });
+  } else {
+    result = buildQdq(calibrated, qdq);
+  }
+  const size = await saveModel(result.model, flags.output);
+  const summary = {
+    input: modelPath,
+    output: flags.output,
+    sizeBytes: size,
+    method: flags.method,
+    activations: flags.activations,
+    perChannel: flags.perChannel,
+    quantizedNodes: result.quantizedNodes,
+    floatOps: result.floatOps,
+    keptFloat: result.keptFloat ?? [],
+    floatByMeasurement: result.floatByMeasurement ?? [],
+    metrics: result.metrics,
+    prepare: calibrated.prepare,
+    rewrites: calibrated.rewrites,
+    seconds: (performance.now() - started) / 1000,
+  };
+  if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(
+      `wrote ${flags.output} (${size} bytes, ${result.quantizedNodes} nodes quantized, float: ${JSON.stringify(result.floatOps)}) in ${summary.seconds.toFixed(1)} s\n`,
+    );
+  }
+}

@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+
+interface QuantizeFlags {
+  output: string;
+  calibration?: string;
+  method: string;
+  format: string;
+  weights: string;
+  activations: string;
+  perChannel: boolean;
+  exclude?: string;
+  maxAccuracyDrop?: string;
+  minSnr?: string;
+  data?: string;
+  labels?: string;
+  samples: string;
+  dynamic?: boolean;
+  fp16?: boolean;
+  tune?: boolean;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('quantize')
+    .description('Quantize an FP32 ONNX model (static INT8 QDQ by default)')
+    .argument('<model>', 'input .onnx model')
+    .requiredOption('-o, --output <path>', 'output .onnx path')
+    .option('--calibration <x.npy>', 'calibration inputs [N, ...] (.npy float32) or mnist:train')
+    .option('--method <name>', 'calibration method: minmax|percentile|entropy|mse', 'minmax')
+    .option('--format <format>', 'output format: qdq', 'qdq')
+    .option('--weights <type>', 'weight type: int8|int4', 'int8')
+    .option('--activations <type>', 'activation type: uint8|int8', 'uint8')
+    .option('--per-channel', 'per-channel weight scales (default on)', true)
+    .option('--no-per-channel', 'one scale per weight tensor')
+    .option('--exclude <nodes>', 'comma-separated node names to keep in float')
+    .option('--max-accuracy-drop <points>', 'accuracy budget in top-1 points (needs --data and --labels)')
+    .option('--min-snr <dB>', 'minimum output SNR against FP32 (needs --data)')
+    .option('--data <x.npy>', 'evaluation inputs for the accuracy budget')
+    .option('--labels <y.npy>', 'evaluation labels for the accuracy budget')
+    .option('--samples <n>', 'calibration samples to use', '64')
+    .option('--dynamic', 'dynamic INT8 (weights only, activations quantized at run time)')
+    .option('--fp16', 'FP16 weights and compute, float32 inputs/outputs')
+    .option('--tune', 'measure float vs int8 per op type and keep the faster')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (modelPath: string, flags: QuantizeFlags) => {
+      const { runQuantize } = await import('./quantize-action.js');
+      await runQuantize(modelPath, flags);
+    });
+}
+
+export type { QuantizeFlags };

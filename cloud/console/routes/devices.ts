@@ -1,0 +1,95 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { CloudServices } from '../../services.js';
+import { requireRole } from '../auth.js';
+import { parseInput, parseWindow } from '../validate.js';
+
+/** Devices: list with latest latency, one device, its latency series, profile and tags. */
+export async function registerDeviceRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
+  const viewer = requireRole(s.tokens, 'viewer');
+  const operator = requireRole(s.tokens, 'operator');
+
+  const summarize = (id: string) => {
+    const device = s.devices.get(id);
+    const bench = s.telemetry.latestBench(id);
+    const snapshot = s.telemetry.latestSnapshot(id);
+    const model = device.activeModelId ? s.models.find(device.activeModelId) : undefined;
+    return {
+      id: device.id,
+      name: device.name,
+      online: device.online,
+      profile: device.profile,
+      tags: device.tags,
+      arch: device.hardware.arch,
+      cpuModel: device.hardware.cpuModel,
+      executionProviders: device.hardware.executionProviders,
+      phase: device.phase,
+      activeModel: model ? { id: model.id, name: model.name, variant: model.variant } : null,
+      appliedVersion: device.appliedVersion,
+      lastError: device.lastError,
+      lastSeenAt: device.lastSeenAt,
+      p50Ms: bench?.p50Ms ?? null,
+      p99Ms: bench?.p99Ms ?? null,
+      ep: bench?.ep ?? null,
+      tempC: snapshot?.tempC ?? null,
+      cpuLoad: snapshot?.cpuLoad ?? null,
+    };
+  };
+
+  app.get('/api/devices', { preHandler: viewer }, async () => ({
+    devices: s.devices.list().map((d) => summarize(d.id)),
+  }));
+
+  app.get<{ Params: { id: string } }>('/api/devices/:id', { preHandler: viewer }, async (request) => {
+    const device = s.devices.get(request.params.id);
+    return {
+      ...summarize(device.id),
+      hardware: device.hardware,
+      tags: device.tags,
+      target: s.targets.current(device.id) ?? null,
+    };
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { window?: string } }>(
+    '/api/devices/:id/latency',
+    { preHandler: viewer },
+    async (request) => {
+      const device = s.devices.get(request.params.id);
+      const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
+      return {
+        deviceId: device.id,
+        bench: s.telemetry.latestBench(device.id),
+        series: s.telemetry.latencySeries(device.id, since),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/devices/:id/events', { preHandler: viewer }, async (request) => ({
+    events: s.telemetry.events(s.devices.get(request.params.id).id),
+  }));
+
+  const admin = requireRole(s.tokens, 'admin');
+  app.post<{ Params: { id: string } }>('/api/devices/:id/revoke', { preHandler: admin }, async (request) => {
+    const device = s.devices.get(request.params.id);
+    s.devices.revoke(device.id);
+    s.disconnectDevice(device.id);
+    s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
+    return { id: device.id, revoked: true };
+  });
+
+  const patchSchema = z.object({
+    profile: z.string().min(1).max(64).nullable().optional(),
+    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+  });
+  app.patch<{ Params: { id: string } }>('/api/devices/:id', { preHandler: operator }, async (request) => {
+    const body = parseInput(patchSchema, request.body);
+    const device = s.devices.get(request.params.id);
+    if (body.profile !== undefined) {
+      if (body.profile !== null) s.profiles.get(body.profile);
+      s.devices.setProfile(device.id, body.profile);
+    }
+    if (body.tags) s.devices.setTags(device.id, body.tags);
+    s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
+    return summarize(device.id);
+  });
+}

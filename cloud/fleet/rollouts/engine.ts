@@ -1,0 +1,258 @@
+import { randomUUID } from 'node:crypto';
+import { FleetError } from '../../../shared/errors/index.js';
+import type { Logger } from '../../../shared/logger.js';
+import type { AuditLog } from '../audit.js';
+import type { DeviceRepository } from '../devices.js';
+import type { ModelRegistry } from '../models.js';
+import type { TargetService } from '../targets.js';
+import type { TelemetryRepository } from '../telemetry.js';
+import { evaluateExecution } from './outcome.js';
+import { planWaves } from './plan.js';
+import type { RolloutStore } from './store.js';
+import {
+  DEFAULT_POLICY,
+  type Execution,
+  FAILURES,
+  type Rollout,
+  type RolloutPolicy,
+  type Selector,
+  TERMINAL,
+} from './types.js';
+
+export interface RolloutEngineDeps {
+  store: RolloutStore;
+  devices: DeviceRepository;
+  models: ModelRegistry;
+  targets: TargetService;
+  telemetry: TelemetryRepository;
+  audit: AuditLog;
+  logger: Logger;
+  /** Called whenever a rollout or one of its devices changed (the console streams it). */
+  onChange?: (rolloutId: string) => void;
+  now?: () => number;
+}
+
+/**
+ * Drives rollouts from their stored state: start waves, read device outcomes, apply abort
+ * rules, roll back. Every decision is re-derived from SQLite on each tick, so a restarted
+ * cloud simply continues where it stopped.
+ */
+export class RolloutEngine {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly d: RolloutEngineDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** Ticks every `intervalMs` (default 1 s) until stop(). */
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => void this.tick(), intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.ticking;
+  }
+
+  resolveDevices(selector: Selector): string[] {
+    const all = this.d.devices.list().filter((d) => !d.revoked);
+    const ids = new Set<string>();
+    for (const id of selector.devices ?? []) ids.add(this.d.devices.get(id).id);
+    if (selector.tag) for (const d of all) if (d.tags.includes(selector.tag)) ids.add(d.id);
+    if (selector.profile) for (const d of all) if (d.profile === selector.profile) ids.add(d.id);
+    return [...ids];
+  }
+
+  async create(
+    modelRef: string,
+    selector: Selector,
+    policy: Partial<RolloutPolicy>,
+    actor: string,
+  ): Promise<Rollout> {
+    const model = this.d.models.get(modelRef);
+    const full = { ...DEFAULT_POLICY, ...policy };
+    const deviceIds = this.resolveDevices(selector);
+    if (deviceIds.length === 0) throw new FleetError('INPUT_INVALID', 'the selector matches no device');
+    // Online devices first, so that the canary is made of devices that can answer.
+    deviceIds.sort((a, b) => Number(this.d.devices.get(b).online) - Number(this.d.devices.get(a).online));
+    const rollout = this.d.store.create({
+      id: `r-${randomUUID().slice(0, 8)}`,
+      modelId: model.id,
+      selector,
+      policy: full,
+      createdBy: actor,
+      waves: planWaves(deviceIds, full),
+      previousModel: (id) => this.d.devices.get(id).activeModelId,
+    });
+    this.d.audit.record(actor, 'rollout.create', {
+      id: rollout.id,
+      model: model.id,
+      devices: deviceIds.length,
+      policy: full,
+    });
+    this.d.logger.info(
+      { rollout: rollout.id, model: model.id, devices: deviceIds.length },
+      'rollout created',
+    );
+    await this.tick();
+    return this.d.store.get(rollout.id)!;
+  }
+
+  async pause(id: string, actor: string): Promise<void> {
+    this.transition(id, ['running'], 'paused', actor);
+  }
+
+  async resume(id: string, actor: string): Promise<void> {
+    this.transition(id, ['paused'], 'running', actor);
+    await this.tick();
+  }
+
+  /** Cancels queued devices; devices already updated keep the new model. */
+  async cancel(id: string, actor: string): Promise<void> {
+    this.transition(id, ['running', 'paused'], 'canceled', actor);
+    for (const e of this.d.store.executions(id))
+      if (e.status === 'queued') this.d.store.finish(id, e.deviceId, 'canceled');
+    this.d.onChange?.(id);
+  }
+
+  private transition(id: string, from: Rollout['status'][], to: Rollout['status'], actor: string): void {
+    const rollout = this.d.store.get(id);
+    if (!rollout) throw new FleetError('NOT_FOUND', `no rollout ${id}`);
+    if (!from.includes(rollout.status))
+      throw new FleetError('CONFLICT', `rollout ${id} is ${rollout.status}`);
+    this.d.store.setStatus(id, to, `${to} by ${actor}`);
+    this.d.audit.record(actor, `rollout.${to}`, { id });
+    this.d.onChange?.(id);
+  }
+
+  /** One pass over every running rollout. Serialised: overlapping calls wait for the current one. */
+  tick(): Promise<void> {
+    const run = async () => {
+      for (const rollout of this.d.store.active()) {
+        if (rollout.status !== 'running') continue;
+        try {
+          await this.advance(rollout);
+        } catch (error) {
+          this.d.logger.error({ err: error, rollout: rollout.id }, 'rollout step failed');
+        }
+      }
+    };
+    const next = (this.ticking ?? Promise.resolve()).then(run);
+    this.ticking = next.finally(() => {
+      if (this.ticking === next) this.ticking = undefined;
+    });
+    return next;
+  }
+
+  private async advance(rollout: Rollout): Promise<void> {
+    const model = this.d.models.get(rollout.modelId);
+    let changed = false;
+    for (const e of this.d.store.executions(rollout.id)) {
+      if (e.status !== 'in_progress') continue;
+      const outcome = evaluateExecution(
+        e,
+        this.d.devices.get(e.deviceId),
+        model.sha256,
+        this.d.telemetry.latestBench(e.deviceId),
+        this.now(),
+        rollout.policy.deviceTimeoutS,
+      );
+      if (outcome) {
+        this.d.store.finish(rollout.id, e.deviceId, outcome.status, outcome);
+        changed = true;
+      }
+    }
+    const executions = this.d.store.executions(rollout.id);
+    const abortReason = this.abortReason(rollout, executions);
+    if (abortReason) {
+      await this.abort(rollout, executions, abortReason);
+      return;
+    }
+    changed = (await this.startDue(rollout, executions)) || changed;
+    const after = this.d.store.executions(rollout.id);
+    if (after.every((e) => TERMINAL.has(e.status))) {
+      const failures = after.filter((e) => FAILURES.has(e.status)).length;
+      this.d.store.setStatus(
+        rollout.id,
+        'succeeded',
+        failures ? `${failures} device(s) failed within the budget` : null,
+      );
+      this.d.logger.info({ rollout: rollout.id, devices: after.length, failures }, 'rollout finished');
+      changed = true;
+    }
+    if (changed) this.d.onChange?.(rollout.id);
+  }
+
+  private abortReason(rollout: Rollout, executions: Execution[]): string | null {
+    const p = rollout.policy;
+    const finished = executions.filter((e) => TERMINAL.has(e.status) && e.status !== 'canceled');
+    const failed = finished.filter((e) => FAILURES.has(e.status));
+    if (finished.length >= p.abortMinDevices && failed.length > 0) {
+      const percent = (100 * failed.length) / finished.length;
+      if (percent > p.abortFailurePercent) {
+        return `${failed.length} of ${finished.length} devices failed (${percent.toFixed(0)} % > ${p.abortFailurePercent} %)`;
+      }
+    }
+    if (p.latencyObjectiveMs !== null && p.canaryPercent > 0) {
+      const slow = executions.find(
+        (e) =>
+          e.wave === 0 && e.status === 'succeeded' && e.p99Ms !== null && e.p99Ms > p.latencyObjectiveMs!,
+      );
+      if (slow)
+        return `canary ${slow.deviceId} p99 ${slow.p99Ms!.toFixed(2)} ms exceeds the objective ${p.latencyObjectiveMs} ms`;
+    }
+    return null;
+  }
+
+  /** Starts queued devices of the current wave once every earlier wave has finished. */
+  private async startDue(rollout: Rollout, executions: Execution[]): Promise<boolean> {
+    const model = this.d.models.get(rollout.modelId);
+    let wave = rollout.currentWave;
+    const waveDone = (w: number) =>
+      executions.filter((e) => e.wave === w).every((e) => TERMINAL.has(e.status));
+    while (waveDone(wave) && executions.some((e) => e.wave > wave)) wave++;
+    if (wave !== rollout.currentWave) this.d.store.setWave(rollout.id, wave);
+    let budget = Number.POSITIVE_INFINITY;
+    if (rollout.policy.maxPerMinute > 0) {
+      const since = new Date(this.now() - 60_000).toISOString();
+      budget = rollout.policy.maxPerMinute - this.d.store.startedSince(rollout.id, since);
+    }
+    let started = false;
+    for (const e of executions) {
+      if (e.wave !== wave || e.status !== 'queued' || budget <= 0) continue;
+      const state = await this.d.targets.setModel(e.deviceId, model);
+      this.d.store.start(rollout.id, e.deviceId, state.version);
+      budget--;
+      started = true;
+    }
+    return started;
+  }
+
+  /**
+   * Cancels what has not started, rolls back what did, and only then marks the rollout
+   * aborted: a crash half-way leaves it running, and the next tick aborts it again.
+   */
+  private async abort(rollout: Rollout, executions: Execution[], reason: string): Promise<void> {
+    this.d.logger.warn({ rollout: rollout.id, reason }, 'rollout aborting');
+    for (const e of executions) {
+      if (e.status === 'queued' || e.status === 'in_progress') {
+        this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: 'rollout aborted' });
+      }
+    }
+    if (rollout.policy.rollbackOnAbort) {
+      for (const e of executions) {
+        if (e.status !== 'succeeded' && e.status !== 'in_progress') continue;
+        const previous = e.previousModelId ? this.d.models.find(e.previousModelId) : undefined;
+        if (!previous) continue; // nothing to go back to: the device keeps what it runs
+        await this.d.targets.setModel(e.deviceId, previous);
+        this.d.store.markRolledBack(rollout.id, e.deviceId);
+      }
+    }
+    this.d.store.setStatus(rollout.id, 'aborted', reason);
+    this.d.audit.record('fleetml', 'rollout.abort', { id: rollout.id, reason });
+    this.d.onChange?.(rollout.id);
+  }
+}

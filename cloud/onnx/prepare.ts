@@ -1,0 +1,58 @@
+import { constantsToInitializers } from './constants.js';
+import { bypassNode, cloneModel, pruneGraph, sortGraph } from './edit.js';
+import { foldBatchNorm } from './fold-batchnorm.js';
+import { upgradeOpset } from './opset.js';
+import { foldConstants, inferShapes, type OrtTensor } from './ort-eval.js';
+import type { ModelProto } from './types.js';
+
+export interface PrepareOptions {
+  /** Default-domain opset to upgrade to; default 13 (per-channel Q/DQ, axes as inputs). */
+  opset?: number;
+  /** Fold BatchNormalization into Conv/ConvTranspose/Gemm; default true. */
+  foldBatchNorm?: boolean;
+}
+
+export const DEFAULT_PREPARE_OPTIONS: Required<PrepareOptions> = { opset: 13, foldBatchNorm: true };
+
+export interface PrepareReport {
+  fromOpset: number;
+  constantsMoved: number;
+  constantsFolded: number;
+  batchNormsFolded: number;
+  identitiesRemoved: number;
+}
+
+/**
+ * The canonical form every quantization path starts from: weights as initializers, constant
+ * subgraphs folded, opset >= 13, BatchNorm folded, Identity/Dropout removed, and value_info
+ * filled in by running `sample` through onnxruntime. The input model is not modified.
+ */
+export async function prepareModel(
+  input: ModelProto,
+  sample: Record<string, OrtTensor>,
+  options: PrepareOptions = {},
+): Promise<{ model: ModelProto; report: PrepareReport }> {
+  const o = { ...DEFAULT_PREPARE_OPTIONS, ...options };
+  const model = cloneModel(input);
+  sortGraph(model.graph);
+  const constantsMoved = constantsToInitializers(model);
+  const constantsFolded = await foldConstants(model);
+  let identitiesRemoved = 0;
+  for (const node of [...model.graph.node]) {
+    if (node.opType === 'Identity' || node.opType === 'Dropout') {
+      if (node.output.filter((x) => x).length !== 1) continue;
+      bypassNode(model.graph, node);
+      identitiesRemoved++;
+    }
+  }
+  await inferShapes(model, sample);
+  const fromOpset = upgradeOpset(model, o.opset);
+  const batchNormsFolded = o.foldBatchNorm ? foldBatchNorm(model.graph) : 0;
+  pruneGraph(model.graph);
+  sortGraph(model.graph);
+  await inferShapes(model, sample);
+  return {
+    model,
+    report: { fromOpset, constantsMoved, constantsFolded, batchNormsFolded, identitiesRemoved },
+  };
+}

@@ -1,0 +1,128 @@
+import { agreement, argmaxRows, cosine, snrDb } from '../evaluate/metrics.js';
+import { intermediateTensors, runOnce, withExtraOutputs } from '../onnx/ort-eval.js';
+import { encodeModel } from '../onnx/proto.js';
+import { createSession } from '../runtime/ort.js';
+import { batchTensor, type SampleSet } from './calibrate/data.js';
+import { buildQdq, type CalibratedModel, type QdqOptions, type QdqResult } from './static.js';
+
+export interface FallbackBudget {
+  /** Largest allowed top-1 accuracy drop in points (needs labels). */
+  maxAccuracyDrop?: number;
+  /** Smallest allowed mean output cosine similarity against FP32. */
+  minCosine?: number;
+  /** Smallest allowed output SNR against FP32, in dB. */
+  minSnrDb?: number;
+}
+
+export interface FallbackOptions {
+  /** Nodes returned to float per step; default 1 (one by one, as the issue asks). */
+  perStep: number;
+  /** Give up after this many steps; default 40. */
+  maxSteps: number;
+  /** Samples used for the per-layer error probe; default 2. */
+  probeSamples: number;
+  onStep?: (step: number, metric: Record<string, number>, excluded: string[]) => void;
+}
+
+export const DEFAULT_FALLBACK_OPTIONS: FallbackOptions = { perStep: 1, maxSteps: 40, probeSamples: 2 };
+
+export interface FallbackResult extends QdqResult {
+  /** Nodes the search returned to float, in the order it did so. */
+  keptFloat: string[];
+  metrics: Record<string, number>;
+  budgetMet: boolean;
+}
+
+async function firstOutputs(
+  bytes: Uint8Array,
+  data: SampleSet,
+): Promise<{ values: Float32Array; per: number }> {
+  const session = await createSession(bytes, { intraOpThreads: 2 });
+  try {
+    const parts: number[] = [];
+    const batch = Math.max(
+      1,
+      Math.min(32, Math.floor(2 ** 20 / data.sampleShape.reduce((a, b) => a * b, 1))),
+    );
+    for (let s = 0; s < data.count; s += batch) {
+      const r = await session.run({ [session.inputNames[0]]: batchTensor(data, s, batch) });
+      parts.push(...(r[session.outputNames[0]].data as Float32Array));
+    }
+    const values = Float32Array.from(parts);
+    return { values, per: values.length / data.count };
+  } finally {
+    await session.release();
+  }
+}
+
+function metricsOf(
+  ref: { values: Float32Array; per: number },
+  q: { values: Float32Array; per: number },
+  data: SampleSet,
+) {
+  let cos = 0;
+  for (let i = 0; i < data.count; i++) {
+    cos += cosine(
+      ref.values.subarray(i * ref.per, (i + 1) * ref.per),
+      q.values.subarray(i * q.per, (i + 1) * q.per),
+    );
+  }
+  const m: Record<string, number> = { cosine: cos / data.count, snrDb: snrDb(ref.values, q.values) };
+  if (data.labels && ref.per > 1) {
+    m.accuracyDrop =
+      100 *
+      (agreement(argmaxRows(ref.values, ref.per), data.labels) -
+        agreement(argmaxRows(q.values, q.per), data.labels));
+  }
+  return m;
+}
+
+function withinBudget(m: Record<string, number>, b: FallbackBudget): boolean {
+  return (
+    (b.maxAccuracyDrop === undefined || (m.accuracyDrop ?? 0) <= b.maxAccuracyDrop) &&
+    (b.minCosine === undefined || m.cosine >= b.minCosine) &&
+    (b.minSnrDb === undefined || m.snrDb >= b.minSnrDb)
+  );
+}
+
+/**
+ * Accuracy-driven fallback: while the budget does not hold, measure each quantized node's own
+ * contribution to the error (output error against FP32 minus the worst error of its inputs,
+ * on a few probe samples) and return the worst node to float.
+ */
+export async function quantizeWithFallback(
+  calibrated: CalibratedModel,
+  qdq: Partial<QdqOptions>,
+  data: SampleSet,
+  budget: FallbackBudget,
+  options: Partial<FallbackOptions> = {},
+): Promise<FallbackResult> {
+  const o = { ...DEFAULT_FALLBACK_OPTIONS, ...options };
+  const reference = await firstOutputs(encodeModel(calibrated.model), data);
+  const keptFloat: string[] = [];
+  const floatNames = intermediateTensors(calibrated.model);
+  const probe = { [calibrated.model.graph.input![0].name]: batchTensor(data, 0, o.probeSamples) };
+  const floatProbe = await runOnce(withExtraOutputs(calibrated.model, floatNames), probe);
+  for (let step = 0; ; step++) {
+    const result = buildQdq(calibrated, { ...qdq, exclude: [...(qdq.exclude ?? []), ...keptFloat] });
+    const metrics = metricsOf(reference, await firstOutputs(encodeModel(result.model), data), data);
+    o.onStep?.(step, metrics, keptFloat);
+    const met = withinBudget(metrics, budget);
+    if (met || step >= o.maxSteps) return { ...result, keptFloat, metrics, budgetMet: met };
+    const present = new Set(intermediateTensors(result.model));
+    const names = floatNames.filter((n) => present.has(n));
+    const quantProbe = await runOnce(withExtraOutputs(result.model, names), probe);
+    const err = (t: string) =>
+      floatProbe[t] && quantProbe[t] && floatProbe[t].data instanceof Float32Array
+        ? 1 - cosine(floatProbe[t].data as Float32Array, quantProbe[t].data as Float32Array)
+        : 0;
+    const excluded = new Set([...(qdq.exclude ?? []), ...keptFloat]);
+    const scored = calibrated.model.graph.node
+      .filter((n) => n.name && !excluded.has(n.name) && present.has(n.output[0]))
+      .map((n) => ({ name: n.name!, local: err(n.output[0]) - Math.max(0, ...n.input.map(err)) }))
+      .sort((a, b) => b.local - a.local);
+    const worst = scored.slice(0, o.perStep).filter((s) => s.local > 0);
+    if (worst.length === 0) return { ...result, keptFloat, metrics, budgetMet: false };
+    keptFloat.push(...worst.map((w) => w.name));
+  }
+}

@@ -1,0 +1,32 @@
+import type { ArtifactStore } from './fleet/artifacts.js';
+import type { AuditLog } from './fleet/audit.js';
+import type { DeviceRepository } from './fleet/devices.js';
+import type { FleetEvents } from './fleet/events.js';
+import type { ModelRegistry } from './fleet/models.js';
+import type { RolloutEngine } from './fleet/rollouts/engine.js';
+import type { RolloutStore } from './fleet/rollouts/store.js';
+import type { TargetService } from './fleet/targets.js';
+import type { TelemetryRepository } from './fleet/telemetry.js';
+import type { TokenRepository } from './fleet/tokens.js';
+import type { ProfileRegistry } from './profiles/registry.js';
+import type { Db } from './store/db.js';
+
+/** The cloud's components, wired once in `startCloud` and handed to the HTTP routes. */
+export interface CloudServices {
+  db: Db;
+  store: ArtifactStore;
+  devices: DeviceRepository;
+  models: ModelRegistry;
+  tokens: TokenRepository;
+  targets: TargetService;
+  telemetry: TelemetryRepository;
+  audit: AuditLog;
+  rollouts: RolloutEngine;
+  rolloutStore: RolloutStore;
+  profiles: ProfileRegistry;
+  events: FleetEvents;
+  /** Drops a device's broker connection (after revocation). */
+  disconnectDevice: (deviceId: string) => void;
+  /** The MQTT URL devices should use. */
+  brokerUrl: string;
+}

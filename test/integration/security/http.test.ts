@@ -1,0 +1,91 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CloudHandle, startCloud } from '../../../cloud/main.js';
+import { createLogger } from '../../../shared/logger.js';
+
+describe('HTTP API security', () => {
+  let dir: string;
+  let cloud: CloudHandle;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleetml-http-'));
+    cloud = await startCloud({
+      dataDir: join(dir, 'c'),
+      httpPort: 0,
+      mqttPort: 0,
+      logger: createLogger({ name: 't', level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await cloud?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const call = (method: string, path: string, token?: string, body?: string) =>
+    fetch(`${cloud.httpUrl}${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      body,
+    });
+
+  it('refuses every write route without a token, and with a viewer token', async () => {
+    const routes = cloud.httpRoutes;
+    const writes = routes.filter((r) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method));
+    expect(writes.length).toBeGreaterThanOrEqual(6);
+    const viewer = cloud.services.tokens.createApiToken('v', 'viewer');
+    for (const route of writes) {
+      const path = route.url.replace(/:(\w+)/g, 'x');
+      const anonymous = await call(route.method, path, undefined, '{}');
+      expect([401, 429], `${route.method} ${route.url}`).toContain(anonymous.status);
+      const weak = await call(route.method, path, viewer, '{}');
+      expect(weak.status, `${route.method} ${route.url} as viewer`).toBe(403);
+    }
+  });
+
+  it('lets operators deploy but keeps token management for admins', async () => {
+    const operator = cloud.services.tokens.createApiToken('o', 'operator');
+    const tokenAttempt = await call(
+      'POST',
+      '/api/tokens',
+      operator,
+      JSON.stringify({ name: 'x', role: 'admin' }),
+    );
+    expect(tokenAttempt.status).toBe(403);
+    const badDeploy = await call(
+      'POST',
+      '/api/deployments',
+      operator,
+      JSON.stringify({ model: 'nope', devices: ['x'] }),
+    );
+    expect(badDeploy.status).toBe(404);
+  });
+
+  it('validates bodies and limits their size', async () => {
+    const admin = cloud.adminToken;
+    const invalid = await call('POST', '/api/enroll-tokens', admin, JSON.stringify({ uses: 'many' }));
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { error: { code: string } }).error.code).toBe('INPUT_INVALID');
+    const huge = await call(
+      'POST',
+      '/api/tokens',
+      admin,
+      JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), role: 'admin' }),
+    );
+    expect(huge.status).toBe(413);
+  });
+
+  it('slows down token guessing', async () => {
+    let limited = 0;
+    for (let i = 0; i < 30; i++) {
+      const response = await call('GET', '/api/devices', `fml_guess_${i}`);
+      if (response.status === 429) limited++;
+    }
+    expect(limited).toBeGreaterThan(0);
+    // Even the right token waits until the failures age out: no oracle for guessers.
+    expect((await call('GET', '/api/devices', cloud.adminToken)).status).toBe(429);
+  });
+});

@@ -1,0 +1,163 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ArtifactStore } from '../../../cloud/fleet/artifacts.js';
+import { DeviceRepository } from '../../../cloud/fleet/devices.js';
+import { ModelRegistry } from '../../../cloud/fleet/models.js';
+import { createMessageRouter } from '../../../cloud/fleet/router.js';
+import { hashSecret } from '../../../cloud/fleet/secrets.js';
+import { TargetService } from '../../../cloud/fleet/targets.js';
+import { TelemetryRepository } from '../../../cloud/fleet/telemetry.js';
+import { TokenRepository } from '../../../cloud/fleet/tokens.js';
+import { type Db, openDatabase } from '../../../cloud/store/db.js';
+import { deviceTopic, enrollReplySchema, enrollRequestTopic } from '../../../shared/protocol/index.js';
+
+const SAMPLE = readFileSync(new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url));
+const hardware = {
+  hostname: 'bench-box',
+  arch: 'x64',
+  platform: 'linux',
+  cpuModel: 'Xeon',
+  cpuCores: 2,
+  memoryBytes: 24e9,
+  gpu: null,
+  executionProviders: ['cpu' as const],
+  onnxruntimeVersion: '1.30.0',
+  nodeVersion: process.version,
+};
+
+class RecordingPublisher {
+  readonly messages: Array<{ topic: string; payload: Buffer; retain: boolean }> = [];
+  async publish(topic: string, payload: Buffer, options: { retain?: boolean } = {}) {
+    this.messages.push({ topic, payload, retain: options.retain ?? false });
+  }
+}
+
+let db: Db;
+let dir: string;
+beforeEach(() => {
+  db = openDatabase({ path: ':memory:' });
+  dir = mkdtempSync(join(tmpdir(), 'fleetml-fleet-'));
+});
+
+describe('enrollment tokens', () => {
+  it('are single-use by default and refuse revoked or expired tokens', () => {
+    const tokens = new TokenRepository(db);
+    const { token } = tokens.createEnrollToken();
+    tokens.consumeEnrollToken(token);
+    expect(() => tokens.consumeEnrollToken(token)).toThrow(/used up/);
+    const revoked = tokens.createEnrollToken({ uses: 5 }).token;
+    tokens.revokeEnrollToken(revoked);
+    expect(() => tokens.consumeEnrollToken(revoked)).toThrow(/revoked/);
+    const expired = tokens.createEnrollToken({ ttlSeconds: -1 }).token;
+    expect(() => tokens.consumeEnrollToken(expired)).toThrow(/expired/);
+  });
+
+  it('stores only hashes of API tokens and enforces roles', () => {
+    const tokens = new TokenRepository(db);
+    const token = tokens.createApiToken('ops', 'operator');
+    expect(JSON.stringify(db.prepare('SELECT * FROM api_tokens').all())).not.toContain(token);
+    expect(tokens.apiTokenRole(token)?.role).toBe('operator');
+    expect(tokens.apiTokenRole(`${token}x`)).toBeUndefined();
+  });
+});
+
+describe('targets', () => {
+  it('grow their version on every change and are published retained', async () => {
+    const publisher = new RecordingPublisher();
+    const devices = new DeviceRepository(db);
+    devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
+    const models = new ModelRegistry(db, new ArtifactStore(dir));
+    const model = await models.add(SAMPLE, { name: 'mnist' });
+    const targets = new TargetService(db, publisher);
+    const first = await targets.setModel('dev-1', model);
+    const second = await targets.setModel('dev-1', model);
+    expect(second.version).toBe(first.version + 1);
+    expect(second.model?.manifest.sha256).toBe(model.sha256);
+    expect(second.model?.manifest.inputs[0]).toEqual({
+      name: 'input',
+      shape: ['batch', 1, 28, 28],
+      type: 'float32',
+    });
+    expect(publisher.messages.map((m) => [m.topic, m.retain])).toEqual([
+      [deviceTopic('dev-1', 'target'), true],
+      [deviceTopic('dev-1', 'target'), true],
+    ]);
+    expect(await targets.republishAll()).toBe(1);
+  });
+
+  it('refuses a model that is not ONNX', async () => {
+    const models = new ModelRegistry(db, new ArtifactStore(dir));
+    await expect(models.add(Buffer.from('garbage bytes'), { name: 'bad' })).rejects.toMatchObject({
+      code: 'ONNX_DECODE',
+    });
+    expect(models.list()).toEqual([]);
+  });
+});
+
+describe('message router', () => {
+  function setup() {
+    const publisher = new RecordingPublisher();
+    const devices = new DeviceRepository(db);
+    const tokens = new TokenRepository(db);
+    const telemetry = new TelemetryRepository(db);
+    const router = createMessageRouter({
+      devices,
+      tokens,
+      telemetry,
+      publisher,
+      logger: pino({ level: 'silent' }),
+    });
+    return { publisher, devices, tokens, telemetry, router };
+  }
+
+  it('enrolls a device with a valid token and refuses a bad one', async () => {
+    const { publisher, devices, tokens, router } = setup();
+    const { token } = tokens.createEnrollToken();
+    const request = { v: 1, requestId: 'req1', token, agentVersion: '0.1.0', hardware };
+    await router.handle(enrollRequestTopic('req1'), Buffer.from(JSON.stringify(request)));
+    const reply = enrollReplySchema.parse(JSON.parse(publisher.messages[0].payload.toString()));
+    expect(reply.ok).toBe(true);
+    expect(devices.list()).toHaveLength(1);
+    await router.handle(
+      enrollRequestTopic('req2'),
+      Buffer.from(JSON.stringify({ ...request, requestId: 'req2' })),
+    );
+    const refused = enrollReplySchema.parse(JSON.parse(publisher.messages[1].payload.toString()));
+    expect(refused).toMatchObject({ ok: false, error: { code: 'ENROLL_TOKEN' } });
+    expect(devices.list()).toHaveLength(1);
+  });
+
+  it('drops malformed messages with a code and keeps handling good ones', async () => {
+    const { devices, telemetry, router } = setup();
+    devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
+    const topic = deviceTopic('dev-1', 'telemetry');
+    await router.handle(topic, Buffer.from('{"v":1,'));
+    await router.handle(topic, Buffer.from(JSON.stringify({ v: 1, records: [{ seq: 'x' }] })));
+    await router.handle(deviceTopic('ghost', 'telemetry'), Buffer.from('{}'));
+    await router.handle('fleetml/v1/d/dev-1/nonsense', Buffer.from('{}'));
+    expect(router.stats.rejectedByCode).toEqual({
+      MSG_NOT_JSON: 1,
+      MSG_SCHEMA: 1,
+      FORBIDDEN: 1,
+      MSG_TOPIC: 1,
+    });
+    const record = {
+      seq: 1,
+      at: new Date().toISOString(),
+      cpuLoad: 12,
+      memUsedBytes: 1,
+      memTotalBytes: 2,
+      tempC: null,
+      modelId: null,
+      latency: null,
+    };
+    const batch = Buffer.from(JSON.stringify({ v: 1, records: [record] }));
+    await router.handle(topic, batch);
+    await router.handle(topic, batch); // a resent batch is stored once
+    expect(telemetry.count('dev-1')).toBe(1);
+    expect(router.stats.handled).toBe(2);
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { TensorStats } from '../../../cloud/quantize/calibrate/histogram.js';
+import { DEFAULT_CALIBRATOR_OPTIONS, getCalibrator } from '../../../cloud/quantize/calibrate/methods.js';
+import { createRng, gaussian } from '../../../shared/random.js';
+
+function gaussianStats(outlier: number): TensorStats {
+  const rng = createRng(3);
+  const stats = new TensorStats();
+  for (let batch = 0; batch < 10; batch++) {
+    const values = Float32Array.from({ length: 20000 }, () => gaussian(rng));
+    if (batch === 5) values[0] = outlier;
+    stats.update(values);
+  }
+  return stats;
+}
+
+describe('calibration methods on known distributions', () => {
+  const stats = gaussianStats(40);
+  const o = DEFAULT_CALIBRATOR_OPTIONS;
+
+  it('minmax keeps the outlier', () => {
+    expect(getCalibrator('minmax').compute(stats, o).max).toBe(40);
+  });
+
+  it('percentile 99.9 of |N(0,1)| is about 3.29', () => {
+    const r = getCalibrator('percentile').compute(stats, { ...o, percentile: 99.9 });
+    expect(r.max).toBeGreaterThan(3.1);
+    expect(r.max).toBeLessThan(3.6);
+  });
+
+  it('entropy clips the outlier but keeps the bulk', () => {
+    const r = getCalibrator('entropy').compute(stats, o);
+    expect(r.max).toBeLessThan(10);
+    expect(r.max).toBeGreaterThan(2);
+  });
+
+  it('mse balances one large outlier against rounding noise of the bulk', () => {
+    const r = getCalibrator('mse').compute(stats, o);
+    // One value at 40 among 200k N(0,1): its squared clip error outweighs a little rounding noise.
+    expect(r.max).toBeLessThan(40);
+    expect(r.max).toBeGreaterThan(5);
+    const clean = getCalibrator('mse').compute(gaussianStats(0), o);
+    expect(clean.max).toBeLessThan(6);
+  });
+
+  it('histogram range doubling keeps counts exact', () => {
+    const s = new TensorStats(16);
+    s.update(Float32Array.of(0.1, 0.2, 0.9));
+    s.update(Float32Array.of(3.5));
+    expect(s.bins.reduce((a, b) => a + b, 0)).toBe(4);
+    expect(s.range).toBeGreaterThanOrEqual(3.5);
+  });
+});
