@@ -72,6 +72,8 @@ export const AGENT_DEFAULTS = {
   clockSkewMs: 300_000,
   /** How far the device clock may run past the last signed cloud time, ms (24 h). */
   clockTrustWindowMs: 86_400_000,
+  /** PEM file of the fleet CA to pin for mqtts:// (copied into the data dir on first start). */
+  caFile: '',
   /** pino log level. */
   logLevel: 'info',
 };
@@ -111,6 +113,7 @@ export const agentConfigSchema = z.object({
   minFreeDiskBytes: nonNegativeInt,
   clockSkewMs: nonNegativeInt,
   clockTrustWindowMs: nonNegativeInt,
+  caFile: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -55,6 +55,8 @@ export async function saveIdentity(dataDir: string, identity: DeviceIdentity): P
 
 export interface EnrollOptions {
   url: string;
+  /** Fleet CA (PEM) to pin for mqtts. */
+  caPem?: string;
   token: string;
   hardware: HardwareFacts;
   agentVersion: string;
@@ -81,6 +83,7 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
   const requestId = `${ENROLL_CLIENT_PREFIX}${randomBytes(12).toString('hex')}`;
   const transport = new MqttTransport({
     url: options.url,
+    caPem: options.caPem,
     clientId: requestId,
     username: ENROLL_USERNAME,
     password: ENROLL_USERNAME,

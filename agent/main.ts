@@ -15,6 +15,7 @@ import { StateStore } from './store/agent-state.js';
 import { TelemetryCollector } from './telemetry/collector.js';
 import { TelemetryOutbox } from './telemetry/outbox.js';
 import { TelemetrySender } from './telemetry/sender.js';
+import { loadPinnedCa } from './tls.js';
 import { Downloader } from './transfer/downloader.js';
 import { MqttTransport } from './transport/mqtt.js';
 
@@ -53,11 +54,13 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   if (probe.hint) logger.info({ available: probe.available, failures: probe.failures }, probe.hint);
   const ep = await chooseExecutionProvider(config.ep);
 
+  const caPem = await loadPinnedCa(config);
   let identity = await loadIdentity(config.dataDir);
   if (!identity) {
     const hardware = await readHardwareFacts(probe.available, onnxruntimeVersion());
     identity = await enroll({
       url: config.cloudUrl,
+      caPem,
       token: config.enrollToken,
       hardware,
       agentVersion: AGENT_VERSION,
@@ -78,6 +81,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     encodeJson({ v: PROTOCOL_VERSION, online, at: new Date().toISOString() });
   const transport = new MqttTransport({
     url: config.cloudUrl,
+    caPem,
     clientId: `fleetml-${deviceId}`,
     username: deviceId,
     password: identity.secret,

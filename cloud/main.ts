@@ -24,6 +24,7 @@ import { loadOrCreateSigningKey } from './keys/signing-key.js';
 import { ProfileRegistry } from './profiles/registry.js';
 import type { CloudServices } from './services.js';
 import { openDatabase } from './store/db.js';
+import { type FleetTls, loadOrCreateFleetTls } from './tls/fleet-ca.js';
 import { connectCloudMqtt } from './transport/mqtt.js';
 
 export interface CloudOptions {
@@ -44,6 +45,11 @@ export interface CloudOptions {
   mqttPassword?: string;
   /** Run the embedded broker without authentication (development only); default false. */
   openBroker?: boolean;
+  /**
+   * Serve mqtts from the embedded broker with a fleet CA created in <dataDir>/tls on first use.
+   * true, or the host names for the broker certificate. Default off.
+   */
+  tls?: boolean | { hostnames: string[] };
   logger: Logger;
 }
 
@@ -85,6 +91,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const tokens = new TokenRepository(db);
   const devices = new DeviceRepository(db);
   let broker: EmbeddedBroker | undefined;
+  let tls: FleetTls | undefined;
   let mqttUrl = options.mqttUrl;
   let cloudUsername = options.mqttUsername;
   let cloudPassword = options.mqttPassword;
@@ -95,11 +102,16 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     const authenticate = options.openBroker
       ? undefined
       : createBrokerAuthenticator({ deviceSecretHash: (id) => devices.secretHash(id), cloudPassword });
+    if (options.tls) {
+      const hostnames = typeof options.tls === 'object' ? options.tls.hostnames : undefined;
+      tls = await loadOrCreateFleetTls({ dir: join(options.dataDir, 'tls'), hostnames });
+    }
     broker = await startEmbeddedBroker({
       port: options.mqttPort,
       host: options.mqttHost,
       logger,
       authenticate,
+      tls: tls ? { certPem: tls.certPem, keyPem: tls.keyPem } : undefined,
     });
     mqttUrl = broker.url;
   }
@@ -108,6 +120,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     logger,
     username: cloudUsername,
     password: cloudPassword,
+    caPem: tls?.caPem,
   });
 
   const telemetry = new TelemetryRepository(db);
@@ -142,6 +155,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     profiles,
     events,
     brokerUrl: mqttUrl,
+    caPem: tls?.caPem ?? null,
     disconnectDevice: (deviceId) => broker?.disconnect(deviceClientId(deviceId)),
   };
   const transfer = createTransferServer({

@@ -27,6 +27,8 @@ export interface CloudServices {
   events: FleetEvents;
   /** Drops a device's broker connection (after revocation). */
   disconnectDevice: (deviceId: string) => void;
+  /** The fleet CA devices pin when the broker speaks mqtts; null for plain MQTT. */
+  caPem: string | null;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
 }

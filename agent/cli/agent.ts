@@ -19,6 +19,10 @@ export function register(program: Command): void {
     )
     .option('--enroll-token <token>', 'one-time enrollment token; needed until the device is enrolled')
     .option('--config <file>', 'JSON config file (env FLEETML_CONFIG)')
+    .option(
+      '--ca <file>',
+      'fleet CA certificate (PEM) to pin for mqtts:// (printed by `fleetml tokens enroll`)',
+    )
     .option('--data-dir <dir>', `identity, state, model slots, outbox (default ${d.dataDir})`)
     .option('--telemetry-interval <s>', `seconds between telemetry samples (default ${d.telemetryIntervalS})`)
     .option(
@@ -48,6 +52,7 @@ export function register(program: Command): void {
         config: flags.config,
         cloudUrl: flags.cloud,
         enrollToken: flags.enrollToken,
+        caFile: flags.ca,
         dataDir: flags.dataDir,
         telemetryIntervalS: flags.telemetryInterval,
         ep: flags.ep,

@@ -15,6 +15,8 @@ export interface TransportOptions {
   password?: string;
   /** Message the broker publishes (retained) when the connection dies without DISCONNECT. */
   will?: { topic: string; payload: Buffer; retain: boolean; qos: 0 | 1 };
+  /** CA certificate (PEM) the broker's certificate must chain to (mqtts); pins the fleet CA. */
+  caPem?: string;
   /** Keepalive, seconds. Default 30. */
   keepaliveS?: number;
   /** Delay between reconnect attempts, ms. Default 2000. */
@@ -57,6 +59,7 @@ export class MqttTransport {
       resubscribe: false,
       ...(options.username ? { username: options.username, password: options.password } : {}),
       ...(options.will ? { will: options.will } : {}),
+      ...(options.caPem ? { ca: options.caPem, rejectUnauthorized: true } : {}),
     };
     this.client = mqtt.connect(options.url, clientOptions);
     this.client.on('connect', () => {

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from '../../shared/logger.js';
 import { type BrokerIdentity, mayPublish, maySubscribe } from './acl.js';
@@ -17,6 +18,8 @@ export interface EmbeddedBrokerOptions {
   host?: string;
   /** When given, every client must authenticate and the ACL in acl.ts applies. Default: open broker. */
   authenticate?: BrokerAuthenticator;
+  /** Listen with TLS (mqtts) using this certificate and key (PEM); default plain TCP. */
+  tls?: { certPem: string; keyPem: string };
   /** Largest payload a client may publish, in bytes; default 1 MiB (blocks are 64 KiB). Checked with auth on. */
   maxPacketBytes?: number;
   logger: Logger;
@@ -85,10 +88,15 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   broker.on('connectionError', (client, error) => {
     options.logger.warn({ client: client?.id, err: error.message }, 'mqtt connection error');
   });
-  const server: Server = createServer((socket) => {
-    socket.setNoDelay(true);
-    broker.handle(socket);
-  });
+  const server: Server = options.tls
+    ? createTlsServer(
+        { cert: options.tls.certPem, key: options.tls.keyPem, minVersion: 'TLSv1.2' },
+        (socket) => broker.handle(socket),
+      )
+    : createServer((socket) => {
+        socket.setNoDelay(true);
+        broker.handle(socket);
+      });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -98,7 +106,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 1883);
   const displayHost = host === '0.0.0.0' || host === '127.0.0.1' ? 'localhost' : host;
   return {
-    url: `mqtt://${displayHost}:${port}`,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://${displayHost}:${port}`,
     port,
     broker,
     disconnect: (clientId) => {

@@ -6,12 +6,19 @@ export function register(program: Command): void {
   cloud
     .command('start')
     .description('start the controller: embedded MQTT broker (or --mqtt-url), SQLite, API and web console')
-    .option('--data-dir <dir>', 'database, artifacts and admin token', DEFAULT_CLOUD_DATA_DIR)
+    .option('--data-dir <dir>', 'database, artifacts, keys and admin token', DEFAULT_CLOUD_DATA_DIR)
     .option('--http-port <port>', 'API and console port', '8080')
     .option('--http-host <host>', 'API and console interface', '127.0.0.1')
-    .option('--mqtt-port <port>', 'embedded broker port', '1883')
+    .option('--mqtt-port <port>', 'embedded broker port (default 1883, 8883 with --tls)')
     .option('--mqtt-host <host>', 'embedded broker interface (0.0.0.0 for real devices)', '127.0.0.1')
     .option('--mqtt-url <url>', 'use this external broker instead of the embedded one')
+    .option('--mqtt-username <name>', "the cloud's username on the external broker", 'cloud')
+    .option(
+      '--mqtt-password <password>',
+      "the cloud's password on the external broker (env FLEETML_MQTT_PASSWORD)",
+    )
+    .option('--tls', 'serve mqtts with a fleet CA created in <data-dir>/tls on first start')
+    .option('--tls-host <names>', 'comma-separated host names/IPs for the broker certificate (with --tls)')
     .action(async (options) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { startCloud } = await import('../main.js');
@@ -20,14 +27,25 @@ export function register(program: Command): void {
         dataDir: options.dataDir,
         httpPort: Number(options.httpPort),
         httpHost: options.httpHost,
-        mqttPort: Number(options.mqttPort),
+        mqttPort: Number(options.mqttPort ?? (options.tls ? 8883 : 1883)),
         mqttHost: options.mqttHost,
         mqttUrl: options.mqttUrl,
+        mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
+        mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
+        tls: options.tls
+          ? options.tlsHost
+            ? { hostnames: String(options.tlsHost).split(',') }
+            : true
+          : undefined,
         logger,
       });
-      process.stdout.write(
-        `console: ${handle.httpUrl}\nbroker: ${handle.mqttUrl}\ntoken: ${handle.adminToken}\n`,
-      );
+      const lines = [
+        `console: ${handle.httpUrl}`,
+        `broker: ${handle.mqttUrl}`,
+        `token: ${handle.adminToken}`,
+      ];
+      if (handle.services.caPem) lines.push(`ca: ${options.dataDir}/tls/ca.pem (agents pin it with --ca)`);
+      process.stdout.write(`${lines.join('\n')}\n`);
       const stop = async () => {
         await handle.stop();
         process.exit(0);

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { callApi, printResult, withApiOptions } from './api-client.js';
 
@@ -54,21 +55,30 @@ export function register(program: Command): void {
     .description('create an enrollment token for new devices')
     .option('--ttl <seconds>', 'lifetime in seconds', '3600')
     .option('--uses <n>', 'how many devices may enroll with it', '1')
+    .option('--ca-out <file>', "with a TLS broker: write the fleet CA here, for the agent's --ca")
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const result = await callApi<{ token: string; expiresAt: string; brokerUrl: string }>(
-        options,
-        'POST',
-        '/api/enroll-tokens',
-        {
-          ttlSeconds: Number(options.ttl),
-          uses: Number(options.uses),
-        },
-      );
-      printResult(
-        options.json,
-        result,
-        () => `token: ${result.token}\nexpires: ${result.expiresAt}\nbroker: ${result.brokerUrl}`,
+      const result = await callApi<{
+        token: string;
+        expiresAt: string;
+        brokerUrl: string;
+        caPem: string | null;
+      }>(options, 'POST', '/api/enroll-tokens', {
+        ttlSeconds: Number(options.ttl),
+        uses: Number(options.uses),
+      });
+      if (result.caPem && options.caOut) await writeFile(options.caOut, result.caPem);
+      const caFlag = result.caPem && options.caOut ? ` --ca ${options.caOut}` : '';
+      printResult(options.json, result, () =>
+        [
+          `token: ${result.token}`,
+          `expires: ${result.expiresAt}`,
+          `broker: ${result.brokerUrl}`,
+          ...(result.caPem && !options.caOut
+            ? ['ca: the broker uses TLS: add --ca-out <file> to save the fleet CA']
+            : []),
+          `agent: npx fleetml agent start --cloud ${result.brokerUrl} --enroll-token ${result.token}${caFlag}`,
+        ].join('\n'),
       );
     });
 }

@@ -7,6 +7,8 @@ export interface CloudMqttOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  /** CA certificate (PEM) to trust for mqtts; default the system's. */
+  caPem?: string;
   logger: Logger;
 }
 
@@ -31,6 +33,7 @@ export async function connectCloudMqtt(options: CloudMqttOptions): Promise<Cloud
     connectTimeout: 10_000,
     username: options.username,
     password: options.password,
+    ...(options.caPem ? { ca: options.caPem, rejectUnauthorized: true } : {}),
   };
   const client = await mqtt.connectAsync(options.url, clientOptions);
   client.on('error', (error) => options.logger.warn({ err: error.message }, 'cloud mqtt error'));

@@ -29,7 +29,7 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
       expiresAt: created.expiresAt,
       uses: body.uses ?? 1,
     });
-    return reply.status(201).send({ ...created, brokerUrl: s.brokerUrl });
+    return reply.status(201).send({ ...created, brokerUrl: s.brokerUrl, caPem: s.caPem });
   });
 
   app.post('/api/tokens', { preHandler: admin }, async (request, reply) => {
