@@ -8,6 +8,7 @@
 # Options:
 #   --cloud <url>        MQTT URL of the fleetml cloud (required)
 #   --token <token>      one-time enrollment token (required unless already enrolled)
+#   --ca <file>          fleet CA certificate (PEM) to pin for mqtts:// (from `fleetml tokens enroll`)
 #   --source <dir>       fleetml checkout to install from (default: the one holding this script)
 #   --prefix <dir>       where the agent's code goes (default /opt/fleetml)
 #   --data-dir <dir>     agent data: identity, state, model slots, outbox (default /var/lib/fleetml)
@@ -21,7 +22,7 @@
 # Re-running is safe: code and unit are replaced, config is rewritten, identity is kept.
 set -euo pipefail
 
-CLOUD="" TOKEN="" PREFIX=/opt/fleetml DATA_DIR=/var/lib/fleetml SERVICE_USER=fleetml EP=auto
+CLOUD="" TOKEN="" CA="" PREFIX=/opt/fleetml DATA_DIR=/var/lib/fleetml SERVICE_USER=fleetml EP=auto
 INTERVAL=10 START=1 DRY=0 NODE_MAJOR=20
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF_DIR=/etc/fleetml
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cloud) CLOUD="$2"; shift 2 ;;
     --token) TOKEN="$2"; shift 2 ;;
+    --ca) CA="$2"; shift 2 ;;
     --source) SOURCE="$2"; shift 2 ;;
     --prefix) PREFIX="$2"; shift 2 ;;
     --data-dir) DATA_DIR="$2"; shift 2 ;;
@@ -51,6 +53,7 @@ done
 [ -n "$CLOUD" ] || die "--cloud <mqtt-url> is required"
 case "$CLOUD" in mqtt://*|mqtts://*|ws://*|wss://*) ;; *) die "--cloud must be an mqtt://, mqtts://, ws:// or wss:// URL" ;; esac
 case "$EP" in auto|cpu|cuda|tensorrt) ;; *) die "--ep must be auto, cpu, cuda or tensorrt" ;; esac
+[ -z "$CA" ] || [ -f "$CA" ] || die "--ca $CA does not exist"
 [ -f "$SOURCE/package.json" ] && [ -d "$SOURCE/agent" ] || die "--source $SOURCE is not a fleetml checkout"
 if [ "$DRY" = 0 ] && [ "$(id -u)" != 0 ]; then die "run as root (sudo)"; fi
 
@@ -94,8 +97,14 @@ run "$PREFIX/node_modules/.bin/esbuild" "$PREFIX/agent/cli/daemon.ts" --bundle -
   --target=node20 --packages=external "--outfile=$PREFIX/dist/fleetml-agent.mjs" --log-level=warning
 
 # 4. Config (validated by the agent on start; every key is documented in agent/config.ts).
-CONFIG_JSON=$(printf '{\n  "cloudUrl": "%s",\n  "dataDir": "%s",\n  "ep": "%s",\n  "telemetryIntervalS": %s\n}\n' \
-  "$CLOUD" "$DATA_DIR" "$EP" "$INTERVAL")
+# The CA is copied next to the config; the agent pins its own copy in the data dir on first start.
+CA_LINE=""
+if [ -n "$CA" ]; then
+  run install -m 0644 "$CA" "$CONF_DIR/fleet-ca.pem"
+  CA_LINE=$(printf ',\n  "caFile": "%s"' "$CONF_DIR/fleet-ca.pem")
+fi
+CONFIG_JSON=$(printf '{\n  "cloudUrl": "%s",\n  "dataDir": "%s",\n  "ep": "%s",\n  "telemetryIntervalS": %s%s\n}\n' \
+  "$CLOUD" "$DATA_DIR" "$EP" "$INTERVAL" "$CA_LINE")
 if [ "$DRY" = 1 ]; then echo "+ write $CONF_DIR/agent.json:"; echo "$CONFIG_JSON"
 else
   printf '%s' "$CONFIG_JSON" > "$CONF_DIR/agent.json"

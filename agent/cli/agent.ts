@@ -85,6 +85,10 @@ export function register(program: Command): void {
     .option('--cloud <mqtt-url>', 'MQTT URL of the cloud broker (env FLEETML_CLOUD_URL)')
     .option('--enroll-token <token>', 'one-time enrollment token (env FLEETML_ENROLL_TOKEN)')
     .option('--config <file>', 'JSON config file (env FLEETML_CONFIG)')
+    .option(
+      '--ca <file>',
+      'fleet CA certificate (PEM) to pin for mqtts:// (printed by `fleetml tokens enroll`)',
+    )
     .option('--data-dir <dir>', `where the identity is written (default ${d.dataDir})`)
     .option('--timeout <s>', 'give up after this many seconds', '300')
     .option('--json', 'print {deviceId} on stdout')
@@ -99,8 +103,13 @@ export function register(program: Command): void {
         config: flags.config as string | undefined,
         cloudUrl: flags.cloud,
         enrollToken: flags.enrollToken,
+        caFile: flags.ca,
         dataDir: flags.dataDir,
       });
+      const { mkdir } = await import('node:fs/promises');
+      const { loadPinnedCa } = await import('../tls.js');
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      const caPem = await loadPinnedCa(config);
       const logger = createLogger({ name: 'agent', level: config.logLevel, destination: process.stderr });
       let identity = await loadIdentity(config.dataDir);
       if (identity) {
@@ -111,6 +120,7 @@ export function register(program: Command): void {
         const timer = setTimeout(() => abort.abort(), Number(flags.timeout) * 1000);
         identity = await enroll({
           signal: abort.signal,
+          caPem,
           url: config.cloudUrl,
           token: config.enrollToken,
           hardware: await readHardwareFacts(probe.available, onnxruntimeVersion()),
