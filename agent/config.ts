@@ -18,6 +18,12 @@ export const AGENT_DEFAULTS = {
   telemetryIntervalS: 10,
   /** Most records per telemetry batch message. */
   telemetryBatchMax: 100,
+  /**
+   * When telemetry may leave the outbox: 'cloud' = on the cloud's telemetry/ack (exactly what it
+   * stored), 'broker' = on the broker's PUBACK (for a cloud without acks), 'auto' = 'broker' until
+   * the first cloud ack is seen, then 'cloud' for good.
+   */
+  telemetryAck: 'auto' as 'auto' | 'cloud' | 'broker',
   /** Resend telemetry the cloud has not acknowledged after this many ms. */
   telemetryAckTimeoutMs: 10_000,
   /** Most records kept in the on-device outbox; the oldest go first when full. */
@@ -26,8 +32,12 @@ export const AGENT_DEFAULTS = {
   blockSize: 65_536,
   /** Largest MQTT payload the broker accepts, bytes (256 MiB is MQTT's own limit; mosquitto's default). */
   brokerMaxPayloadBytes: 268_435_455,
-  /** Blocks in flight at once during a transfer. */
-  windowBlocks: 16,
+  /**
+   * Blocks in flight at once during a transfer (64 x 64 KiB = 4 MiB): enough to cover the
+   * request round trip at >= 50 MB/s on a busy host (scripts/bench/transfer.ts); a dropped
+   * link costs at most this many blocks again.
+   */
+  windowBlocks: 64,
   /** Re-request a block not received within this many milliseconds. */
   blockTimeoutMs: 3_000,
   /** Give up a transfer attempt after this many ms without any block arriving. */
@@ -80,6 +90,7 @@ export const agentConfigSchema = z.object({
   dataDir: z.string().min(1),
   telemetryIntervalS: z.coerce.number().positive().max(86_400),
   telemetryBatchMax: positiveInt.max(1000),
+  telemetryAck: z.enum(['auto', 'cloud', 'broker']),
   telemetryAckTimeoutMs: positiveInt,
   outboxMaxRecords: positiveInt,
   blockSize: positiveInt.min(256).max(1 << 20),

@@ -94,7 +94,7 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         clearTimeout(timer);
-        reject(new FleetError('INTERNAL', 'enrollment aborted'));
+        reject(new FleetError('ENROLL_TIMEOUT', 'no enrollment reply from the cloud before the deadline'));
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       const ask = () => {

@@ -1,17 +1,18 @@
 /**
- * The agent's one door to systeminformation: hardware facts for enrollment and the cheap
- * per-sample readings for telemetry. Everything is best effort: a fact that cannot be read
- * becomes null or a neutral value, never an exception that stops the agent.
+ * The agent's one door to systeminformation (hardware facts for enrollment, loaded only then)
+ * and the cheap per-sample readings for telemetry, which come straight from the kernel through
+ * node:os and statfs: an idle agent keeps neither systeminformation nor its child processes
+ * around. Everything is best effort: a fact that cannot be read becomes null or a neutral value.
  */
 import { statfs } from 'node:fs/promises';
-import { arch, hostname, platform, totalmem } from 'node:os';
-import si from 'systeminformation';
+import { arch, cpus, freemem, hostname, platform, totalmem } from 'node:os';
 import type { ExecutionProvider, HardwareFacts } from '../shared/protocol/index.js';
 
 export async function readHardwareFacts(
   executionProviders: ExecutionProvider[],
   onnxruntimeVersion: string,
 ): Promise<HardwareFacts> {
+  const { default: si } = await import('systeminformation');
   const [cpu, graphics, flags] = await Promise.all([
     si.cpu().catch(() => null),
     si.graphics().catch(() => null),
@@ -47,25 +48,41 @@ export interface SystemSample {
   memTotalBytes: number;
   /** Free bytes on the file system holding `diskPath`; null when unknown. */
   diskFreeBytes: number | null;
-  /** CPU temperature from systeminformation, °C; null when missing or implausible (Pis report -1). */
-  tempC: number | null;
 }
 
+type CoreTimes = { busy: number; total: number }[];
+let previousTimes: CoreTimes | null = null;
+
+function coreTimes(): CoreTimes {
+  return cpus().map(({ times }) => {
+    const busy = times.user + times.nice + times.sys + times.irq;
+    return { busy, total: busy + times.idle };
+  });
+}
+
+/** CPU load from the kernel's per-core counters since the previous call (first call: since boot). */
 export async function sampleSystem(diskPath: string): Promise<SystemSample> {
-  const [load, mem, temp, disk] = await Promise.all([
-    si.currentLoad().catch(() => null),
-    si.mem().catch(() => null),
-    si.cpuTemperature().catch(() => null),
-    statfs(diskPath).catch(() => null),
-  ]);
-  const t = temp?.main;
+  const now = coreTimes();
+  const before =
+    previousTimes && previousTimes.length === now.length
+      ? previousTimes
+      : now.map(() => ({ busy: 0, total: 0 }));
+  previousTimes = now;
+  const perCore = now.map((c, i) => {
+    const total = c.total - before[i].total;
+    return total > 0 ? clampPercent(((c.busy - before[i].busy) / total) * 100) : 0;
+  });
+  const busy = now.reduce((a, c, i) => a + c.busy - before[i].busy, 0);
+  const total = now.reduce((a, c, i) => a + c.total - before[i].total, 0);
+  const disk = await statfs(diskPath).catch(() => null);
+  const memTotal = totalmem();
   return {
-    cpuLoad: clampPercent(load?.currentLoad),
-    cpuLoadPerCore: load?.cpus.map((c) => clampPercent(c.load)) ?? [],
-    memUsedBytes: mem ? mem.active : 0,
-    memTotalBytes: mem ? mem.total : totalmem(),
+    cpuLoad: total > 0 ? clampPercent((busy / total) * 100) : 0,
+    cpuLoadPerCore: perCore,
+    // os.freemem() is MemAvailable on Linux: what a new process could get without swapping.
+    memUsedBytes: memTotal - freemem(),
+    memTotalBytes: memTotal,
     diskFreeBytes: disk ? disk.bavail * disk.bsize : null,
-    tempC: typeof t === 'number' && Number.isFinite(t) && t > 0 && t < 150 ? t : null,
   };
 }
 

@@ -144,6 +144,8 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     outbox,
     deviceId,
     batchMax: config.telemetryBatchMax,
+    ackMode: config.telemetryAck,
+    ackTimeoutMs: config.telemetryAckTimeoutMs,
     logger: log,
   });
   const telemetry = new TelemetryCollector({

@@ -214,6 +214,11 @@ export class Reconciler {
       meanMs: result.bench.meanMs,
       throughput: result.bench.throughput,
       loadMs: result.bench.loadMs,
+      peakRssBytes: result.bench.peakRssBytes,
+      tempBeforeC: result.bench.tempBeforeC,
+      tempAfterC: result.bench.tempAfterC,
+      throttled: result.bench.throttled,
+      golden: result.golden,
     });
     if (result.golden) {
       this.o.reporter.event(

@@ -11,6 +11,7 @@ import {
   type SessionProfile,
   type TensorInfo,
 } from '../runtime/ort.js';
+import { readThermal } from '../telemetry/thermal.js';
 import { latencyStats } from './stats.js';
 
 export interface BenchmarkOptions {
@@ -46,6 +47,11 @@ export interface BenchmarkResult extends LatencyStats {
   loadMs: number;
   /** Peak resident set of the process so far, bytes. */
   peakRssBytes: number;
+  /** CPU temperature before warm-up and after the timed runs, °C; null without a sensor. */
+  tempBeforeC: number | null;
+  tempAfterC: number | null;
+  /** Throttling or a capped clock before or after the run: the latencies are suspect. */
+  throttled: boolean;
 }
 
 export function resolveShape(info: TensorInfo, options: BenchmarkOptions): number[] {
@@ -111,6 +117,7 @@ export async function runBenchmark(
   feeds: OrtFeeds = randomFeeds(session, options),
 ): Promise<BenchmarkResult> {
   const o = { ...DEFAULT_BENCHMARK_OPTIONS, ...options };
+  const before = await readThermal();
   try {
     for (let i = 0; i < o.warmupRuns; i++) await session.run(feeds);
     const samples: number[] = [];
@@ -121,7 +128,13 @@ export async function runBenchmark(
       samples.push(performance.now() - t0);
     }
     const total = samples.reduce((a, b) => a + b, 0);
+    const after = await readThermal();
+    const isThrottled = (t: typeof before) =>
+      Boolean(t.throttle && (t.throttle.throttled || t.throttle.frequencyCapped));
     return {
+      tempBeforeC: before.tempC,
+      tempAfterC: after.tempC,
+      throttled: isThrottled(before) || isThrottled(after),
       ...latencyStats(samples),
       ep,
       runs: samples.length,

@@ -78,4 +78,62 @@ export function register(program: Command): void {
         process.on('SIGTERM', onSignal);
       });
     });
+
+  agent
+    .command('enroll')
+    .description('enroll this device once and exit (identity goes to <data-dir>/identity.json, mode 600)')
+    .option('--cloud <mqtt-url>', 'MQTT URL of the cloud broker (env FLEETML_CLOUD_URL)')
+    .option('--enroll-token <token>', 'one-time enrollment token (env FLEETML_ENROLL_TOKEN)')
+    .option('--config <file>', 'JSON config file (env FLEETML_CONFIG)')
+    .option(
+      '--ca <file>',
+      'fleet CA certificate (PEM) to pin for mqtts:// (printed by `fleetml tokens enroll`)',
+    )
+    .option('--data-dir <dir>', `where the identity is written (default ${d.dataDir})`)
+    .option('--timeout <s>', 'give up after this many seconds', '300')
+    .option('--json', 'print {deviceId} on stdout')
+    .action(async (flags: Record<string, string | boolean | undefined>) => {
+      const { loadConfig } = await import('../config.js');
+      const { enroll, loadIdentity, saveIdentity } = await import('../enroll.js');
+      const { readHardwareFacts } = await import('../hardware.js');
+      const { detectExecutionProviders, onnxruntimeVersion } = await import('../runtime/ort.js');
+      const { AGENT_VERSION } = await import('../main.js');
+      const { createLogger } = await import('../../shared/logger.js');
+      const config = await loadConfig({
+        config: flags.config as string | undefined,
+        cloudUrl: flags.cloud,
+        enrollToken: flags.enrollToken,
+        caFile: flags.ca,
+        dataDir: flags.dataDir,
+      });
+      const { mkdir } = await import('node:fs/promises');
+      const { loadPinnedCa } = await import('../tls.js');
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      const caPem = await loadPinnedCa(config);
+      const logger = createLogger({ name: 'agent', level: config.logLevel, destination: process.stderr });
+      let identity = await loadIdentity(config.dataDir);
+      if (identity) {
+        logger.info({ deviceId: identity.deviceId }, 'already enrolled');
+      } else {
+        const probe = await detectExecutionProviders();
+        const abort = new AbortController();
+        const timer = setTimeout(() => abort.abort(), Number(flags.timeout) * 1000);
+        identity = await enroll({
+          signal: abort.signal,
+          caPem,
+          url: config.cloudUrl,
+          token: config.enrollToken,
+          hardware: await readHardwareFacts(probe.available, onnxruntimeVersion()),
+          agentVersion: AGENT_VERSION,
+          logger,
+          timeoutS: config.enrollTimeoutS,
+        });
+        clearTimeout(timer);
+        await saveIdentity(config.dataDir, identity);
+        logger.info({ deviceId: identity.deviceId }, 'enrolled');
+      }
+      if (flags.json) process.stdout.write(`${JSON.stringify({ deviceId: identity.deviceId })}\n`);
+      // The MQTT client and timers are closed; nothing else should keep the process alive.
+      process.exitCode = 0;
+    });
 }

@@ -56,14 +56,27 @@ export function register(program: Command): void {
       if (flags.json) {
         const { p50Ms, p90Ms, p99Ms, maxMs, meanMs, throughput, loadMs, peakRssBytes, runs, warmupRuns } =
           result;
-        process.stdout.write(
-          `${JSON.stringify({ p50Ms, p90Ms, p99Ms, maxMs, meanMs, throughput, loadMs, peakRssBytes, ep, runs, warmupRuns })}\n`,
-        );
+        const { tempBeforeC, tempAfterC, throttled } = result;
+        const out = {
+          p50Ms,
+          p90Ms,
+          p99Ms,
+          maxMs,
+          meanMs,
+          throughput,
+          loadMs,
+          peakRssBytes,
+          ep,
+          runs,
+          warmupRuns,
+        };
+        process.stdout.write(`${JSON.stringify({ ...out, tempBeforeC, tempAfterC, throttled })}\n`);
       } else {
         process.stdout.write(
           `${model} on ${ep}: ${result.runs} runs after ${result.warmupRuns} warm-up\n` +
             `  p50 ${result.p50Ms.toFixed(3)} ms  p90 ${result.p90Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms  max ${result.maxMs.toFixed(3)} ms\n` +
-            `  throughput ${result.throughput.toFixed(1)}/s  load ${result.loadMs.toFixed(1)} ms  peak RSS ${(result.peakRssBytes / 1048576).toFixed(1)} MiB\n`,
+            `  throughput ${result.throughput.toFixed(1)}/s  load ${result.loadMs.toFixed(1)} ms  peak RSS ${(result.peakRssBytes / 1048576).toFixed(1)} MiB\n` +
+            `  temperature ${result.tempBeforeC ?? '?'} -> ${result.tempAfterC ?? '?'} °C${result.throttled ? '  THROTTLED: latencies are suspect' : ''}\n`,
         );
       }
     });

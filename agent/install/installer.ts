@@ -107,13 +107,15 @@ export class Installer {
     );
     for (const name of stale) await rm(join(this.transfersDir(), name), { force: true });
     if (await enough()) return;
-    const inactive = this.inactiveSlot();
-    if (this.o.state.state.slots[inactive] || stale.length === 0) {
-      this.o.logger.warn({ slot: inactive }, 'disk low: removing the previous model from the inactive slot');
-      await rm(join(this.o.dataDir, 'slots', inactive), { recursive: true, force: true });
-      await this.o.state.update((s) => {
-        s.slots[inactive] = null;
-      });
+    for (const slot of ['a', 'b'] as const) {
+      if (slot === this.o.state.state.activeSlot) continue;
+      this.o.logger.warn({ slot }, 'disk low: removing the previous model from the inactive slot');
+      await rm(join(this.o.dataDir, 'slots', slot), { recursive: true, force: true });
+      if (this.o.state.state.slots[slot]) {
+        await this.o.state.update((s) => {
+          s.slots[slot] = null;
+        });
+      }
     }
     if (await enough()) return;
     const fs = await statfs(this.o.dataDir);

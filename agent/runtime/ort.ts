@@ -2,16 +2,34 @@
  * The agent's one door to onnxruntime-node: which execution providers load here, session
  * creation with per-profile options, and tensors for feeds. Nothing else in agent/ imports
  * onnxruntime-node.
+ *
+ * onnxruntime is loaded lazily, and the provider probe runs in a short-lived child process:
+ * an idle agent with no model never maps the native library (about 26 MB of RSS).
  */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { arch } from 'node:os';
-import * as ort from 'onnxruntime-node';
+import type * as OrtModule from 'onnxruntime-node';
 import { FleetError } from '../../shared/errors/index.js';
 import type { ExecutionProvider } from '../../shared/protocol/index.js';
 
-export type OrtSession = ort.InferenceSession;
-export type OrtTensor = ort.Tensor;
-export type OrtFeeds = Record<string, ort.Tensor>;
-export { ort };
+type Ort = typeof OrtModule;
+export type OrtSession = OrtModule.InferenceSession;
+export type OrtTensor = OrtModule.Tensor;
+export type OrtFeeds = Record<string, OrtModule.Tensor>;
+
+let ortModule: Ort | undefined;
+
+/** Loads onnxruntime-node on first use. */
+export async function loadOrt(): Promise<Ort> {
+  ortModule ??= (await import('onnxruntime-node')) as Ort;
+  return ortModule;
+}
+
+function loadedOrt(): Ort {
+  if (!ortModule) throw new FleetError('INTERNAL', 'onnxruntime is used before loadOrt()');
+  return ortModule;
+}
 
 /** Preference order when choosing automatically: fastest first. */
 export const EP_PREFERENCE: readonly ExecutionProvider[] = ['tensorrt', 'cuda', 'cpu'];
@@ -48,37 +66,61 @@ export interface ProviderProbe {
 
 let cachedProbe: Promise<ProviderProbe> | undefined;
 
-/** Tries each candidate provider with a tiny session; cached for the process. */
+/** Tries each candidate provider with a tiny session (in a child process); cached for the process. */
 export function detectExecutionProviders(): Promise<ProviderProbe> {
-  cachedProbe ??= probeProviders();
+  cachedProbe ??= probeInChild().then(({ available, failures, version }) => {
+    ortVersion = version;
+    return { available, failures, hint: providerHint(available) };
+  });
   return cachedProbe;
 }
 
-async function probeProviders(): Promise<ProviderProbe> {
-  // The provider bridge logs a scary error for every provider library it cannot open; the
-  // failure is expected and reported below, so keep the global log quiet (applies at ORT init).
-  ort.env.logLevel = 'fatal';
-  const bundled = new Set(ort.listSupportedBackends().map((b) => b.name));
-  const available: ExecutionProvider[] = [];
-  const failures: ProviderProbe['failures'] = {};
-  for (const ep of EP_PREFERENCE) {
-    if (!bundled.has(ep)) {
-      failures[ep] = `this onnxruntime-node build has no ${ep} provider`;
-      continue;
-    }
+let ortVersion = 'unknown';
+
+// Runs in a plain `node` child (CommonJS, no loader): requires onnxruntime-node by absolute path.
+const PROBE_SCRIPT = `
+const ort = require(process.argv[1]);
+ort.env.logLevel = 'fatal';
+const model = Buffer.from(process.argv[2], 'base64');
+const bundled = new Set(ort.listSupportedBackends().map((b) => b.name));
+(async () => {
+  const available = [];
+  const failures = {};
+  for (const ep of JSON.parse(process.argv[3])) {
+    if (!bundled.has(ep)) { failures[ep] = 'this onnxruntime-node build has no ' + ep + ' provider'; continue; }
     try {
-      const session = await ort.InferenceSession.create(PROBE_MODEL, {
-        executionProviders: [ep],
-        logSeverityLevel: 4,
-      });
-      await session.run({ x: new ort.Tensor('float32', Float32Array.of(1), [1]) });
-      await session.release();
+      const s = await ort.InferenceSession.create(model, { executionProviders: [ep], logSeverityLevel: 4 });
+      await s.run({ x: new ort.Tensor('float32', Float32Array.of(1), [1]) });
+      await s.release();
       available.push(ep);
-    } catch (error) {
-      failures[ep] = firstLine((error as Error).message);
-    }
+    } catch (e) { failures[ep] = String(e && e.message || e).split('\\n')[0].slice(0, 300); }
   }
-  return { available, failures, hint: providerHint(available) };
+  process.stdout.write(JSON.stringify({ available, failures, version: ort.env.versions.node || ort.env.versions.common }));
+})();
+`;
+
+function probeInChild(): Promise<{
+  available: ExecutionProvider[];
+  failures: ProviderProbe['failures'];
+  version: string;
+}> {
+  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['-e', PROBE_SCRIPT, ortPath, PROBE_MODEL.toString('base64'), JSON.stringify(EP_PREFERENCE)],
+      { timeout: 60_000, maxBuffer: 1 << 20 },
+      (error, stdout) => {
+        try {
+          resolve(JSON.parse(stdout));
+        } catch {
+          const reason = error ? firstLine(error.message) : 'probe printed nothing';
+          // Without a probe, CPU is the only provider worth trying; createSession will tell.
+          resolve({ available: ['cpu'], failures: { cuda: reason, tensorrt: reason }, version: 'unknown' });
+        }
+      },
+    );
+  });
 }
 
 function firstLine(text: string): string {
@@ -124,8 +166,9 @@ export async function createSession(
   model: string | Uint8Array,
   profile: SessionProfile = {},
 ): Promise<OrtSession> {
+  const ort = await loadOrt();
   const p = { ...DEFAULT_SESSION_PROFILE, ...profile };
-  const options: ort.InferenceSession.SessionOptions = {
+  const options: OrtModule.InferenceSession.SessionOptions = {
     executionProviders: p.ep === 'cpu' ? ['cpu'] : [p.ep, 'cpu'],
     intraOpNumThreads: p.intraOpThreads,
     graphOptimizationLevel: p.graphOptimizationLevel,
@@ -147,8 +190,11 @@ export async function createSession(
   }
 }
 
+/** Version reported by the provider probe (or the loaded module). */
 export function onnxruntimeVersion(): string {
-  return ort.env.versions.node ?? ort.env.versions.common ?? 'unknown';
+  return ortModule
+    ? (ortModule.env.versions.node ?? ortModule.env.versions.common ?? ortVersion)
+    : ortVersion;
 }
 
 export interface TensorInfo {
@@ -173,6 +219,7 @@ export function outputInfo(session: OrtSession): TensorInfo[] {
   );
 }
 
-export function makeTensor(type: string, data: ort.Tensor['data'], dims: readonly number[]): OrtTensor {
-  return new ort.Tensor(type as 'float32', data as Float32Array, dims);
+/** Needs onnxruntime loaded (any session created, or loadOrt()). */
+export function makeTensor(type: string, data: OrtModule.Tensor['data'], dims: readonly number[]): OrtTensor {
+  return new (loadedOrt().Tensor)(type as 'float32', data as Float32Array, dims);
 }

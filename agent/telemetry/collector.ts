@@ -57,7 +57,7 @@ export class TelemetryCollector {
   async sample(): Promise<Omit<TelemetryRecord, 'seq'>> {
     const [system, thermal] = await Promise.all([sampleSystem(this.o.diskPath), readThermal()]);
     const model = this.o.activeModel();
-    const tempC = thermal.tempC ?? system.tempC;
+    const tempC = thermal.tempC;
     return {
       at: new Date().toISOString(),
       cpuLoad: system.cpuLoad,

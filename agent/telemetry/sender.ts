@@ -17,6 +17,8 @@ export interface TelemetrySenderOptions {
   deviceId: string;
   /** Records per batch message. */
   batchMax: number;
+  /** 'cloud', 'broker' or 'auto' (see AGENT_DEFAULTS.telemetryAck). Default 'auto'. */
+  ackMode?: 'auto' | 'cloud' | 'broker';
   /** Resend everything not acknowledged by the cloud after this many ms. Default 10 000. */
   ackTimeoutMs?: number;
   logger: Logger;
@@ -35,14 +37,17 @@ export class TelemetrySender {
   private stopped = false;
   /** Highest seq sent on the current connection; records above it are still to send. */
   private cursor = 0;
-  /** First seq of each batch sent but not acknowledged by the cloud -> when it was sent. */
-  private readonly unacked = new Map<number, number>();
+  /** First seq of each batch sent but not acknowledged by the cloud -> its last seq and send time. */
+  private readonly unacked = new Map<number, { to: number; sentAt: number }>();
   private cloudAcks: boolean;
+  private readonly brokerAcksOnly: boolean;
   /** Batches published (broker-acknowledged) so far. */
   batchesSent = 0;
 
   constructor(private readonly o: TelemetrySenderOptions) {
-    this.cloudAcks = o.outbox.meta(CLOUD_ACKS_KEY) === '1';
+    const mode = o.ackMode ?? 'auto';
+    this.cloudAcks = mode === 'cloud' || (mode === 'auto' && o.outbox.meta(CLOUD_ACKS_KEY) === '1');
+    this.brokerAcksOnly = mode === 'broker';
   }
 
   async start(): Promise<void> {
@@ -65,7 +70,7 @@ export class TelemetrySender {
     if (this.cloudAcks) {
       const timeout = this.o.ackTimeoutMs ?? 10_000;
       const now = Date.now();
-      for (const [from, sentAt] of this.unacked) {
+      for (const [from, { sentAt }] of this.unacked) {
         if (now - sentAt <= timeout) continue;
         this.o.logger.debug({ from }, 'telemetry batch not acknowledged in time; sending the backlog again');
         this.cursor = 0;
@@ -96,8 +101,10 @@ export class TelemetrySender {
     try {
       const ack = decodeJson(telemetryAckSchema, payload);
       this.o.outbox.ack(ack.from, ack.to);
-      this.unacked.delete(ack.from);
-      if (!this.cloudAcks) {
+      // A late ack for an older, smaller batch must not settle a bigger resend starting at the same seq.
+      const entry = this.unacked.get(ack.from);
+      if (entry && entry.to <= ack.to) this.unacked.delete(ack.from);
+      if (!this.cloudAcks && !this.brokerAcksOnly) {
         this.cloudAcks = true;
         this.o.outbox.setMetaValue(CLOUD_ACKS_KEY, '1');
       }
@@ -117,7 +124,8 @@ export class TelemetrySender {
       const from = records[0].seq;
       const to = records[records.length - 1].seq;
       try {
-        await withTimeout(
+        await untilClosedOrTimeout(
+          this.o.transport,
           this.o.transport.publish(topic, encodeJson({ v: PROTOCOL_VERSION, records }), { qos: 1 }),
           15_000,
         );
@@ -128,24 +136,37 @@ export class TelemetrySender {
         );
         return;
       }
+      this.o.logger.trace({ from, to }, 'telemetry batch sent');
       this.cursor = to;
-      if (this.cloudAcks) this.unacked.set(from, Date.now());
+      if (this.cloudAcks) this.unacked.set(from, { to, sentAt: Date.now() });
       this.batchesSent++;
       if (!this.cloudAcks) this.o.outbox.ack(from, to);
     }
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** A publish stuck on a dead connection must not block the drain until some timeout. */
+function untilClosedOrTimeout<T>(transport: MqttTransport, promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    const done = () => {
+      clearTimeout(timer);
+      off();
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`timed out after ${ms} ms`));
+    }, ms);
+    const off = transport.onClose(() => {
+      done();
+      reject(new Error('connection closed'));
+    });
     promise.then(
       (v) => {
-        clearTimeout(timer);
+        done();
         resolve(v);
       },
       (e) => {
-        clearTimeout(timer);
+        done();
         reject(e);
       },
     );

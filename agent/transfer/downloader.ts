@@ -23,7 +23,7 @@ export interface DownloaderOptions {
   /** Directory for <sha>.part and <sha>.resume.json. */
   dir: string;
   logger: Logger;
-  /** Blocks in flight at once. Default 16. */
+  /** Blocks in flight at once. Default 64. */
   windowBlocks?: number;
   /** Re-request a block after this many ms without it. Default 3000. */
   blockTimeoutMs?: number;

@@ -37,8 +37,9 @@ export interface PublishOptions {
 
 export class MqttTransport {
   private readonly client: MqttClient;
-  private readonly handlers = new Map<string, MessageHandler>();
+  private readonly handlers = new Map<string, { handler: MessageHandler; qos: 0 | 1 }>();
   private readonly connectListeners = new Set<() => void>();
+  private readonly closeListeners = new Set<() => void>();
   private readonly logger: Logger;
   private closed = false;
 
@@ -53,7 +54,9 @@ export class MqttTransport {
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       // Telemetry has its own durable outbox; nothing else should pile up in RAM while offline.
       queueQoSZero: false,
-      resubscribe: true,
+      // We resubscribe ourselves on every connect: after a broker restart the session is gone
+      // and MQTT.js's own resubscription proved unreliable across clean reconnects.
+      resubscribe: false,
       ...(options.username ? { username: options.username, password: options.password } : {}),
       ...(options.will ? { will: options.will } : {}),
       ...(options.caPem ? { ca: options.caPem, rejectUnauthorized: true } : {}),
@@ -61,15 +64,23 @@ export class MqttTransport {
     this.client = mqtt.connect(options.url, clientOptions);
     this.client.on('connect', () => {
       this.logger.debug({ url: options.url }, 'mqtt connected');
+      for (const [topic, { qos }] of this.handlers) {
+        this.client.subscribe(topic, { qos }, (error) => {
+          if (error) this.logger.warn({ topic, err: error.message }, 'resubscribe failed');
+        });
+      }
       for (const listener of this.connectListeners) listener();
     });
-    this.client.on('close', () => this.logger.debug('mqtt connection closed'));
+    this.client.on('close', () => {
+      this.logger.debug('mqtt connection closed');
+      for (const listener of this.closeListeners) listener();
+    });
     this.client.on('error', (error) => this.logger.warn({ err: error.message }, 'mqtt error'));
     this.client.on('message', (topic, payload) => {
-      const handler = this.handlers.get(topic);
-      if (!handler) return;
+      const entry = this.handlers.get(topic);
+      if (!entry) return;
       try {
-        handler(payload, topic);
+        entry.handler(payload, topic);
       } catch (error) {
         // A handler bug must not take the connection down with it.
         this.logger.error({ err: error, topic }, 'message handler threw');
@@ -86,6 +97,12 @@ export class MqttTransport {
     this.connectListeners.add(listener);
     if (this.client.connected) listener();
     return () => this.connectListeners.delete(listener);
+  }
+
+  /** Called whenever the connection closes (before any reconnect). */
+  onClose(listener: () => void): () => void {
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
   }
 
   /** Resolves on the next successful connect (or now); rejects after `timeoutMs`. */
@@ -105,7 +122,7 @@ export class MqttTransport {
   }
 
   async subscribe(topic: string, handler: MessageHandler, qos: 0 | 1 = 1): Promise<void> {
-    this.handlers.set(topic, handler);
+    this.handlers.set(topic, { handler, qos });
     await this.client.subscribeAsync(topic, { qos });
   }
 

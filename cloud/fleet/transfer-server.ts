@@ -39,6 +39,9 @@ export const TRANSFER_SERVER_DEFAULTS = {
   maxBlockSize: 1 << 20,
 };
 
+/** Artifacts whose per-block hashes are kept (64 hex chars per block). */
+const HASH_CACHE_ARTIFACTS = 16;
+
 export interface TransferServerStats {
   requests: number;
   blocksServed: number;
@@ -87,6 +90,22 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
     );
   };
 
+  // A fleet fetches the same artifact many times: hash each block once (bounded LRU by artifact).
+  const hashes = new Map<string, (string | undefined)[]>();
+  const blockHash = (job: Job, data: Buffer): string => {
+    const key = `${job.sha256}:${job.blockSize}`;
+    let list = hashes.get(key);
+    if (list) {
+      hashes.delete(key);
+    } else {
+      list = new Array(blockCount(job.size, job.blockSize));
+      if (hashes.size >= HASH_CACHE_ARTIFACTS) hashes.delete(hashes.keys().next().value!);
+    }
+    hashes.set(key, list);
+    list[job.index] ??= sha256Hex(data);
+    return list[job.index]!;
+  };
+
   const serve = async (deviceId: string, job: Job) => {
     const { start, end } = blockRange(job.index, job.size, job.blockSize);
     const data = await o.store.read(job.sha256, start, end);
@@ -98,7 +117,7 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
       sha256: job.sha256,
       index: job.index,
       total: blockCount(job.size, job.blockSize),
-      blockSha256: sha256Hex(data),
+      blockSha256: blockHash(job, data),
     };
     await o.publish(deviceTopic(deviceId, 'transfer/blk'), encodeBlockFrame(header, data));
     stats.blocksServed++;

@@ -31,6 +31,7 @@ export const ERROR_CATALOG = {
   TRANSFER_TIMEOUT: { retryable: true, summary: 'no progress on a transfer within the timeout' },
   TRANSFER_NO_SPACE: { retryable: false, summary: 'not enough disk space for the artifact' },
   ARTIFACT_NOT_FOUND: { retryable: false, summary: 'the requested artifact is not in the store' },
+  ENROLL_TIMEOUT: { retryable: true, summary: 'no enrollment reply from the cloud before the deadline' },
   MANIFEST_SIGNATURE: { retryable: false, summary: 'manifest signature is invalid or from the wrong key' },
   MANIFEST_EXPIRED: { retryable: false, summary: 'manifest has expired' },
   MANIFEST_ROLLBACK: { retryable: false, summary: 'manifest version is lower than the installed one' },

@@ -181,6 +181,22 @@ export const benchReportSchema = z.object({
   throughput: nonNegative,
   loadMs: nonNegative,
   at: isoTime,
+  // Added by the agent (issue 5); optional so older agents stay valid.
+  peakRssBytes: nonNegative.optional(),
+  /** CPU temperature right before and after the timed runs, °C (null: no sensor). */
+  tempBeforeC: finite.nullable().optional(),
+  tempAfterC: finite.nullable().optional(),
+  /** The device was throttling (Pi: capped/throttled bits) during the run: latencies are suspect. */
+  throttled: z.boolean().optional(),
+  /** Golden-set spot check: cases run, largest |diff|, and top-1 accuracy when labels ship. */
+  golden: z
+    .object({
+      cases: z.number().int().nonnegative(),
+      maxAbsDiff: nonNegative,
+      accuracy: z.number().min(0).max(1).nullable(),
+    })
+    .nullable()
+    .optional(),
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;
 

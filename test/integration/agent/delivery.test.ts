@@ -55,11 +55,16 @@ describe('signed delivery and safe install (aedes)', () => {
     await cloud.store.put(golden);
     good = makeManifest(model, { version: 5 }, golden);
     await cloud.publishTarget(makeTarget(deviceId(), ++version, good, keys));
-    await cloud.waitFor(
+    const bench = await cloud.waitFor(
       () => cloud.bench.find((b) => b.report.sha256 === good.sha256),
       20_000,
       'bench of v5',
     );
+    // The golden spot check and the thermal marks travel with the benchmark.
+    expect(bench.report.golden).toMatchObject({ cases: 3 });
+    expect(bench.report.golden!.maxAbsDiff).toBeLessThanOrEqual(1e-4);
+    expect(typeof bench.report.throttled).toBe('boolean');
+    expect(bench.report.peakRssBytes).toBeGreaterThan(0);
     expect(cloud.events.some((e) => e.event.code === 'GOLDEN_OK')).toBe(true);
   });
 

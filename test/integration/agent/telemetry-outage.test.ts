@@ -24,6 +24,7 @@ describe('telemetry store-and-forward (aedes restart)', () => {
     t = await startTestAgent(broker.url, cloud.token, {
       telemetryIntervalS: 0.2,
       telemetryAckTimeoutMs: 1000,
+      telemetryAck: 'cloud',
     });
     const deviceId = t.agent.identity.deviceId;
     await cloud.waitFor(() => cloud!.telemetry.length >= 2, 10_000, 'first telemetry');

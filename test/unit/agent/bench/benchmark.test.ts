@@ -70,6 +70,7 @@ describe('on-device benchmark', () => {
       expect(out).toHaveProperty(key);
     }
     expect(out.ep).toBe('cpu');
+    expect(out).toHaveProperty('throttled', false);
     expect(out.runs).toBe(5);
   });
 });
