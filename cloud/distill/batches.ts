@@ -31,7 +31,13 @@ export function copyShifted(
 }
 
 /** Writes one-hot rows for `labels[order[i]]` into `out` starting at row `row`. */
-export function oneHot(labels: Int32Array, indices: ArrayLike<number>, classes: number, out: Float32Array, row: number): void {
+export function oneHot(
+  labels: Int32Array,
+  indices: ArrayLike<number>,
+  classes: number,
+  out: Float32Array,
+  row: number,
+): void {
   for (let i = 0; i < indices.length; i++) {
     const base = (row + i) * classes;
     out.fill(0, base, base + classes);

@@ -34,7 +34,9 @@ export function exportStudent(model: ModelProto, values: ReadonlyMap<string, Flo
       const v = values.get(t.name!);
       return v ? makeTensor(t.name!, DataType.FLOAT, t.dims ?? [], v) : t;
     });
-  graph.input = (graph.input ?? []).filter((i) => used.has(i.name) || !graph.initializer!.some((t) => t.name === i.name));
+  graph.input = (graph.input ?? []).filter(
+    (i) => used.has(i.name) || !graph.initializer!.some((t) => t.name === i.name),
+  );
   out.producerName = 'fleetml-distill';
   return out;
 }

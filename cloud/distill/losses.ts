@@ -31,7 +31,11 @@ export interface HintOptions {
 export const DEFAULT_LOSS_OPTIONS = { mode: 'distill', temperature: 4, alpha: 0.9 } as const;
 
 /** Names of the graph inputs the loss reads. */
-export const LOSS_INPUTS = { teacherLogits: 'teacher_logits', labels: 'labels_onehot', teacherHint: 'teacher_hint' };
+export const LOSS_INPUTS = {
+  teacherLogits: 'teacher_logits',
+  labels: 'labels_onehot',
+  teacherHint: 'teacher_hint',
+};
 
 export interface LossGraph {
   nodes: NodeProto[];
@@ -66,14 +70,17 @@ export function buildLoss(
     return `loss/${name}`;
   };
   initializers.push(int64Tensor('loss/axis1', [1], [1]));
-  const rowSum = (x: string, out: string) => n('ReduceSum', [x, 'loss/axis1'], out, [attr.int('keepdims', 0)]);
+  const rowSum = (x: string, out: string) =>
+    n('ReduceSum', [x, 'loss/axis1'], out, [attr.int('keepdims', 0)]);
   const mean = (x: string, out: string) => n('ReduceMean', [x], out, [attr.int('keepdims', 0)]);
   const terms: string[] = [];
   const usesTeacher = o.mode !== 'hard';
   const alpha = o.mode === 'soft' ? 1 : o.mode === 'hard' ? 0 : o.alpha;
   if (usesTeacher && alpha > 0) {
     const t = constant('temperature', o.temperature);
-    const logQ = n('LogSoftmax', [n('Div', [logits, t], 'student_scaled')], 'student_logq', [attr.int('axis', -1)]);
+    const logQ = n('LogSoftmax', [n('Div', [logits, t], 'student_scaled')], 'student_logq', [
+      attr.int('axis', -1),
+    ]);
     const teacherScaled = n('Div', [LOSS_INPUTS.teacherLogits, t], 'teacher_scaled');
     const p = n('Softmax', [teacherScaled], 'teacher_p', [attr.int('axis', -1)]);
     const logP = n('LogSoftmax', [teacherScaled], 'teacher_logp', [attr.int('axis', -1)]);

@@ -30,12 +30,17 @@ export class ModelRunner {
   /** Per-sample shapes of the outputs seen in the last run (batch axis removed). */
   lastShapes: number[][] = [];
 
-  static async create(model: ModelProto, label: string, options: ModelRunnerOptions = {}): Promise<ModelRunner> {
+  static async create(
+    model: ModelProto,
+    label: string,
+    options: ModelRunnerOptions = {},
+  ): Promise<ModelRunner> {
     const graph = model.graph;
     const inits = new Set((graph.initializer ?? []).map((t) => t.name));
     const input = (graph.input ?? []).find((i) => !inits.has(i.name));
     const output = graph.output?.[0];
-    if (!input || !output) throw new FleetError('ONNX_INVALID', `${label} model needs an input and an output`);
+    if (!input || !output)
+      throw new FleetError('ONNX_INVALID', `${label} model needs an input and an output`);
     const dims = input.type?.tensorType?.shape?.dim ?? [];
     const sampleShape = dims.slice(1).map((d) => d.dimValue ?? 0);
     if (sampleShape.some((d) => !d)) {
@@ -46,14 +51,22 @@ export class ModelRunner {
     const extra = options.extraOutputs ?? [];
     let runnable = model;
     if (extra.length > 0) {
-      runnable = { ...model, graph: { ...graph, output: [...(graph.output ?? []), ...extra.map((name) => ({ name }))] } };
+      runnable = {
+        ...model,
+        graph: { ...graph, output: [...(graph.output ?? []), ...extra.map((name) => ({ name }))] },
+      };
     }
     let session: OrtSession;
     try {
       session = await createSession(encodeModel(runnable), { intraOpThreads: options.intraOpThreads ?? 0 });
     } catch (error) {
       // onnxruntime's message names the op and node it could not load.
-      throw new FleetError('RUNTIME_LOAD', `${label}: ${(error as Error).message}`, { model: label }, { cause: error });
+      throw new FleetError(
+        'RUNTIME_LOAD',
+        `${label}: ${(error as Error).message}`,
+        { model: label },
+        { cause: error },
+      );
     }
     const fixed = dims[0]?.dimValue;
     return new ModelRunner(session, input.name, output.name, sampleShape, fixed, options.chunk ?? 512, extra);
@@ -78,7 +91,9 @@ export class ModelRunner {
         padded.set(data);
         data = padded;
       }
-      const out = await this.session.run({ [this.input]: new ort.Tensor('float32', data, [rows, ...this.sampleShape]) });
+      const out = await this.session.run({
+        [this.input]: new ort.Tensor('float32', data, [rows, ...this.sampleShape]),
+      });
       this.lastShapes = names.map((name) => [...out[name].dims].slice(1));
       names.forEach((name, k) => {
         const t = out[name].data as Float32Array;

@@ -33,11 +33,14 @@ export class TrainingSession {
     private readonly batch: number,
     private readonly classes: number,
   ) {
-    for (const c of graph.carried) this.state.set(c.name, new ort.Tensor('float32', c.initial.slice(), c.dims));
+    for (const c of graph.carried)
+      this.state.set(c.name, new ort.Tensor('float32', c.initial.slice(), c.dims));
   }
 
   static async create(graph: TrainingGraph, options: TrainingSessionOptions = {}): Promise<TrainingSession> {
-    const session = await createSession(encodeModel(graph.model), { intraOpThreads: options.intraOpThreads ?? 0 });
+    const session = await createSession(encodeModel(graph.model), {
+      intraOpThreads: options.intraOpThreads ?? 0,
+    });
     return new TrainingSession(graph, session, graph.sampleShape, graph.batch, graph.classes);
   }
 
@@ -53,10 +56,18 @@ export class TrainingSession {
       return data;
     };
     if (this.graph.uses.teacherLogits) {
-      feeds[RUN_INPUTS.teacherLogits] = new ort.Tensor('float32', need(chunk.teacherLogits, 'teacher logits'), [K, B, this.classes]);
+      feeds[RUN_INPUTS.teacherLogits] = new ort.Tensor(
+        'float32',
+        need(chunk.teacherLogits, 'teacher logits'),
+        [K, B, this.classes],
+      );
     }
     if (this.graph.uses.labels) {
-      feeds[RUN_INPUTS.labels] = new ort.Tensor('float32', need(chunk.labelsOneHot, 'labels'), [K, B, this.classes]);
+      feeds[RUN_INPUTS.labels] = new ort.Tensor('float32', need(chunk.labelsOneHot, 'labels'), [
+        K,
+        B,
+        this.classes,
+      ]);
     }
     if (this.graph.uses.teacherHint) {
       const hint = need(chunk.teacherHint, 'teacher hint features');
@@ -67,7 +78,9 @@ export class TrainingSession {
     try {
       out = await this.session.run(feeds);
     } catch (error) {
-      throw new FleetError('TRAIN_FAILED', `training step failed: ${(error as Error).message}`, undefined, { cause: error });
+      throw new FleetError('TRAIN_FAILED', `training step failed: ${(error as Error).message}`, undefined, {
+        cause: error,
+      });
     }
     for (const name of this.state.keys()) this.state.set(name, out[carriedOutput(name)]);
     const losses = out[this.graph.lossesOutput].data as Float32Array;

@@ -11,8 +11,8 @@ import { defaultLearningRate, type OptimizerOptions } from './optim/optimizers.j
 import { learningRate, type ScheduleOptions } from './optim/schedule.js';
 import { trainingForm } from './students/training-form.js';
 import { argmaxRows, ModelRunner } from './teacher.js';
-import { buildTrainingGraph } from './training-graph.js';
 import { TrainingSession } from './train-session.js';
+import { buildTrainingGraph } from './training-graph.js';
 
 /** Samples in memory: x is [count, ...sampleShape] row-major; labels optional. */
 export interface TrainData {
@@ -102,14 +102,19 @@ export async function trainStudent(
   const o = { ...DEFAULT_TRAIN_OPTIONS, ...options };
   const mode = o.loss?.mode ?? 'distill';
   if (mode !== 'hard' && !teacher) throw new FleetError('INPUT_INVALID', `loss mode ${mode} needs a teacher`);
-  if (mode !== 'soft' && !train.y) throw new FleetError('INPUT_INVALID', `loss mode ${mode} needs labels (or use soft mode)`);
+  if (mode !== 'soft' && !train.y)
+    throw new FleetError('INPUT_INVALID', `loss mode ${mode} needs labels (or use soft mode)`);
   const B = o.batch;
   const stepsPerEpoch = Math.floor(train.count / B);
-  if (stepsPerEpoch < 1) throw new FleetError('INPUT_INVALID', `${train.count} samples are fewer than one batch of ${B}`);
+  if (stepsPerEpoch < 1)
+    throw new FleetError('INPUT_INVALID', `${train.count} samples are fewer than one batch of ${B}`);
   const threads = { intraOpThreads: o.intraOpThreads };
   const hintTensor = o.loss?.hint?.teacher;
   const teacherRunner = teacher
-    ? await ModelRunner.create(teacher, 'teacher', { ...threads, extraOutputs: hintTensor ? [hintTensor] : [] })
+    ? await ModelRunner.create(teacher, 'teacher', {
+        ...threads,
+        extraOutputs: hintTensor ? [hintTensor] : [],
+      })
     : undefined;
   const sampleSize = train.sampleShape.reduce((a, b) => a * b, 1);
   let classes: number;
@@ -121,7 +126,8 @@ export async function trainStudent(
   } else {
     classes = Math.max(...train.y!) + 1;
   }
-  const hintShape = teacherRunner && hintTensor ? await hintSampleShape(teacherRunner, train, sampleSize) : undefined;
+  const hintShape =
+    teacherRunner && hintTensor ? await hintSampleShape(teacherRunner, train, sampleSize) : undefined;
 
   const form = trainingForm(student, o.seed, train.sampleShape);
   const kind = o.optimizer?.kind ?? 'sgd';
@@ -135,7 +141,8 @@ export async function trainStudent(
     seed: o.seed,
   });
   const session = await TrainingSession.create(graph, threads);
-  const valTeacher = teacherRunner && validation ? (await teacherRunner.run(validation.x, validation.count))[0] : undefined;
+  const valTeacher =
+    teacherRunner && validation ? (await teacherRunner.run(validation.x, validation.count))[0] : undefined;
 
   const rng = createRng(o.seed ^ 0x5eed);
   const K = o.stepsPerRun;
@@ -172,7 +179,8 @@ export async function trainStudent(
           if (cached) {
             for (let i = 0; i < rows.length; i++) {
               tBuf.set(cached[0].subarray(rows[i] * classes, (rows[i] + 1) * classes), i * classes);
-              if (hintSize) hBuf.set(cached[1].subarray(rows[i] * hintSize, (rows[i] + 1) * hintSize), i * hintSize);
+              if (hintSize)
+                hBuf.set(cached[1].subarray(rows[i] * hintSize, (rows[i] + 1) * hintSize), i * hintSize);
             }
           } else {
             const fresh = await teacherRunner!.run(xBuf, rows.length);
@@ -180,7 +188,14 @@ export async function trainStudent(
             if (hintSize) hBuf.set(fresh[1]);
           }
         }
-        for (let s = 0; s < k; s++) hyper.set(graph.optimizer.hyper(globalStep + s, learningRate(baseLr, globalStep + s, totalSteps, o.schedule)), s * H);
+        for (let s = 0; s < k; s++)
+          hyper.set(
+            graph.optimizer.hyper(
+              globalStep + s,
+              learningRate(baseLr, globalStep + s, totalSteps, o.schedule),
+            ),
+            s * H,
+          );
         const n = k * B;
         const { losses } = await session.run({
           steps: k,
@@ -194,7 +209,10 @@ export async function trainStudent(
         trainedSamples += n;
         for (const l of losses) lossSum += l;
         if (!Number.isFinite(losses[k - 1])) {
-          throw new FleetError('TRAIN_FAILED', `loss became ${losses[k - 1]} at epoch ${epoch}; lower the learning rate`);
+          throw new FleetError(
+            'TRAIN_FAILED',
+            `loss became ${losses[k - 1]} at epoch ${epoch}; lower the learning rate`,
+          );
         }
         step += k;
         globalStep += k;
@@ -203,13 +221,26 @@ export async function trainStudent(
       const record: EpochRecord = { epoch, loss: lossSum / stepsPerEpoch };
       const values = session.values();
       if (validation) {
-        Object.assign(record, await evaluate(exportStudent(student, values), validation, valTeacher, classes, threads));
+        Object.assign(
+          record,
+          await evaluate(exportStudent(student, values), validation, valTeacher, classes, threads),
+        );
       }
       history.push(record);
-      o.onProgress?.({ epoch, step: stepsPerEpoch, stepsPerEpoch, loss: record.loss, accuracy: record.accuracy, agreement: record.agreement });
+      o.onProgress?.({
+        epoch,
+        step: stepsPerEpoch,
+        stepsPerEpoch,
+        loss: record.loss,
+        accuracy: record.accuracy,
+        agreement: record.agreement,
+      });
       if (o.checkpointDir) {
         await mkdir(o.checkpointDir, { recursive: true });
-        await saveModel(exportStudent(student, values), join(o.checkpointDir, `epoch-${String(epoch).padStart(3, '0')}.onnx`));
+        await saveModel(
+          exportStudent(student, values),
+          join(o.checkpointDir, `epoch-${String(epoch).padStart(3, '0')}.onnx`),
+        );
       }
       const score = record.accuracy ?? record.agreement ?? -record.loss;
       if (!best || score > best.score) {

@@ -1,7 +1,14 @@
 import { FleetError } from '../../shared/errors/index.js';
 import { attr, makeModel, makeNode, makeValueInfo } from '../onnx/build.js';
 import { int64Tensor, makeTensor, tensorFloats } from '../onnx/tensor.js';
-import { AttributeType, DataType, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/types.js';
+import {
+  AttributeType,
+  DataType,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from '../onnx/types.js';
 import { ort } from '../runtime/ort.js';
 import { buildBackward } from './autodiff/backward.js';
 import { Emitter } from './autodiff/emitter.js';
@@ -65,7 +72,10 @@ export const carriedOutput = (name: string) => `final/${name}`;
  * runs as many steps as the run inputs have along their first axis. Parameters and optimizer
  * state are loop-carried, so they cross into JavaScript once per call instead of once per step.
  */
-export async function buildTrainingGraph(form: TrainingForm, options: TrainingGraphOptions): Promise<TrainingGraph> {
+export async function buildTrainingGraph(
+  form: TrainingForm,
+  options: TrainingGraphOptions,
+): Promise<TrainingGraph> {
   const opset = Math.max(17, form.opset);
   const B = options.batch;
   const optimizer = createOptimizer(options.optimizer);
@@ -102,9 +112,11 @@ export async function buildTrainingGraph(form: TrainingForm, options: TrainingGr
   const hyperNames = Array.from({ length: H }, (_, i) => `hyper/${i}`);
   const seed = optimizer.seedIndex >= 0 ? hyperNames[optimizer.seedIndex] : undefined;
   const wrt = params.map((p) => p.name!);
-  step.input = [form.input, ...Object.keys(extraFeeds), ...wrt, ...form.buffers.map((b) => b.name)].map((name) => ({
-    name,
-  }));
+  step.input = [form.input, ...Object.keys(extraFeeds), ...wrt, ...form.buffers.map((b) => b.name)].map(
+    (name) => ({
+      name,
+    }),
+  );
   const back = buildBackward(step, loss.loss, wrt, shapes, { opset, seed });
   step.node.push(...back.nodes);
   step.initializer!.push(...back.initializers);
@@ -117,14 +129,17 @@ export async function buildTrainingGraph(form: TrainingForm, options: TrainingGr
     const dims = [...(p.dims ?? [])];
     const states = optimizer.states.map((s) => `${p.name}/${s}`);
     carried.push({ name: p.name!, role: 'param', dims, initial: tensorFloats(p) });
-    for (const s of states) carried.push({ name: s, role: 'state', dims, initial: new Float32Array(size(dims)) });
+    for (const s of states)
+      carried.push({ name: s, role: 'state', dims, initial: new Float32Array(size(dims)) });
     if (!grad) {
       // The loss does not reach this parameter (e.g. a layer after the hint tensor): keep it.
       nextOf.set(p.name!, p.name!);
       for (const s of states) nextOf.set(s, s);
       continue;
     }
-    const accumulated = optimizer.accumulateBeta !== undefined && fuseAccumulation(step, grad, states[0], optimizer.accumulateBeta);
+    const accumulated =
+      optimizer.accumulateBeta !== undefined &&
+      fuseAccumulation(step, grad, states[0], optimizer.accumulateBeta);
     const updated = optimizer.update(emitter, p.name!, grad, states, hyperNames, accumulated);
     nextOf.set(p.name!, updated.param);
     states.forEach((s, i) => nextOf.set(s, updated.states[i]));
@@ -199,7 +214,8 @@ function wrapInLoop(
 ): ModelProto {
   const prefix: NodeProto[] = [];
   const inits: TensorProto[] = [int64Tensor('loop/zero', [], [0])];
-  const take = (all: string, out: string) => prefix.push(makeNode('Gather', [all, 'loop/iter'], [out], [attr.int('axis', 0)]));
+  const take = (all: string, out: string) =>
+    prefix.push(makeNode('Gather', [all, 'loop/iter'], [out], [attr.int('axis', 0)]));
   take(RUN_INPUTS.x, form.input);
   if (s.uses.teacherLogits) take(RUN_INPUTS.teacherLogits, LOSS_INPUTS.teacherLogits);
   if (s.uses.labels) take(RUN_INPUTS.labels, LOSS_INPUTS.labels);
@@ -251,7 +267,8 @@ function wrapInLoop(
   ];
   const K = 'steps';
   const inputs = [makeValueInfo(RUN_INPUTS.x, DataType.FLOAT, [K, s.B, ...s.sampleShape])];
-  if (s.uses.teacherLogits) inputs.push(makeValueInfo(RUN_INPUTS.teacherLogits, DataType.FLOAT, [K, s.B, s.classes]));
+  if (s.uses.teacherLogits)
+    inputs.push(makeValueInfo(RUN_INPUTS.teacherLogits, DataType.FLOAT, [K, s.B, s.classes]));
   if (s.uses.labels) inputs.push(makeValueInfo(RUN_INPUTS.labels, DataType.FLOAT, [K, s.B, s.classes]));
   if (s.uses.teacherHint) {
     inputs.push(makeValueInfo(RUN_INPUTS.teacherHint, DataType.FLOAT, [K, s.B, ...s.teacherHintShape!]));

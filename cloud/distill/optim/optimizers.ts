@@ -82,7 +82,8 @@ const OPTIMIZERS: Record<string, (s: Settings) => GraphOptimizer> = {
     accumulateBeta: s.momentum > 0 ? s.momentum : undefined,
     update(e, p, g, [u], [, lrWd], accumulated) {
       let velocity = g;
-      if (s.momentum > 0 && !accumulated) velocity = e.op('Add', [e.op('Mul', [u, e.scalar(s.momentum)]), velocity]);
+      if (s.momentum > 0 && !accumulated)
+        velocity = e.op('Add', [e.op('Mul', [u, e.scalar(s.momentum)]), velocity]);
       if (s.weightDecay > 0) velocity = e.op('Add', [velocity, e.op('Mul', [p, lrWd])]);
       return { param: e.op('Sub', [p, velocity]), states: [s.momentum > 0 ? velocity : u] };
     },
@@ -111,10 +112,14 @@ function adam(s: Settings, decoupled: boolean): GraphOptimizer {
     update(e, p, g, [m, v], [, a, eps, lrWd]) {
       // g arrives as (1 - b1) * dL/dp.
       let scaled = g;
-      if (!decoupled && s.weightDecay > 0) scaled = e.op('Add', [g, e.op('Mul', [p, e.scalar((1 - b1) * s.weightDecay)])]);
+      if (!decoupled && s.weightDecay > 0)
+        scaled = e.op('Add', [g, e.op('Mul', [p, e.scalar((1 - b1) * s.weightDecay)])]);
       const m2 = e.op('Add', [e.op('Mul', [m, e.scalar(b1)]), scaled]);
       const sq = e.op('Mul', [scaled, scaled]);
-      const v2 = e.op('Add', [e.op('Mul', [v, e.scalar(b2)]), e.op('Mul', [sq, e.scalar((1 - b2) / (1 - b1) ** 2)])]);
+      const v2 = e.op('Add', [
+        e.op('Mul', [v, e.scalar(b2)]),
+        e.op('Mul', [sq, e.scalar((1 - b2) / (1 - b1) ** 2)]),
+      ]);
       const denom = e.op('Add', [e.op('Sqrt', [v2]), eps]);
       let next = e.op('Sub', [p, e.op('Mul', [e.op('Div', [m2, denom]), a])]);
       if (decoupled && s.weightDecay > 0) next = e.op('Sub', [next, e.op('Mul', [p, lrWd])]);

@@ -21,7 +21,12 @@ export const DEFAULT_SCHEDULE: Required<ScheduleOptions> = {
 };
 
 /** Learning rate at `step` (0-based) of `totalSteps`. */
-export function learningRate(base: number, step: number, totalSteps: number, options: ScheduleOptions = {}): number {
+export function learningRate(
+  base: number,
+  step: number,
+  totalSteps: number,
+  options: ScheduleOptions = {},
+): number {
   const o = { ...DEFAULT_SCHEDULE, ...options };
   if (step < o.warmupSteps) return (base * (step + 1)) / o.warmupSteps;
   const t = step - o.warmupSteps;

@@ -28,7 +28,11 @@ export interface TemplateOptions {
  * Parses `mlp:800,800`, `cnn:16,32` or a parameter budget `mlp@50000` (two equal hidden
  * layers, as wide as the budget allows for the given input and class count).
  */
-export function parseTemplate(text: string, sampleSize?: number, classes?: number): StudentTemplate | undefined {
+export function parseTemplate(
+  text: string,
+  sampleSize?: number,
+  classes?: number,
+): StudentTemplate | undefined {
   const budget = /^mlp@(\d+)(k?)$/i.exec(text.trim());
   if (budget) {
     if (!sampleSize || !classes) return undefined;
@@ -50,7 +54,11 @@ export function parseTemplate(text: string, sampleSize?: number, classes?: numbe
 function uniform(name: string, dims: number[], fanIn: number, rng: () => number): TensorProto {
   const bound = 1 / Math.sqrt(fanIn);
   const n = dims.reduce((a, b) => a * b, 1);
-  return floatTensor(name, dims, Float32Array.from({ length: n }, () => (rng() * 2 - 1) * bound));
+  return floatTensor(
+    name,
+    dims,
+    Float32Array.from({ length: n }, () => (rng() * 2 - 1) * bound),
+  );
 }
 
 /** Builds the student as a plain inference model (the training graph is derived from it). */
@@ -90,15 +98,23 @@ function buildMlp(hidden: number[], o: TemplateOptions): ModelProto {
     }
     width = out;
   });
-  return makeModel(nodes, [floatInput(input, ['batch', ...o.sampleShape])], [floatInput(current, ['batch', o.classes])], {
-    initializers: inits,
-    name: `mlp_${hidden.join('x')}`,
-  });
+  return makeModel(
+    nodes,
+    [floatInput(input, ['batch', ...o.sampleShape])],
+    [floatInput(current, ['batch', o.classes])],
+    {
+      initializers: inits,
+      name: `mlp_${hidden.join('x')}`,
+    },
+  );
 }
 
 function buildCnn(channels: number[], o: TemplateOptions): ModelProto {
   if (o.sampleShape.length !== 3) {
-    throw new FleetError('INPUT_INVALID', `a cnn student needs image inputs [C, H, W], got [${o.sampleShape}]`);
+    throw new FleetError(
+      'INPUT_INVALID',
+      `a cnn student needs image inputs [C, H, W], got [${o.sampleShape}]`,
+    );
   }
   const rng = createRng(o.seed ?? 0);
   const input = o.inputName ?? 'input';
@@ -114,7 +130,13 @@ function buildCnn(channels: number[], o: TemplateOptions): ModelProto {
     inits.push(floatTensor(`${p}.bn.running_mean`, [cout], new Float32Array(cout)));
     inits.push(floatTensor(`${p}.bn.running_var`, [cout], new Float32Array(cout).fill(1)));
     nodes.push(
-      makeNode('Conv', [current, `${p}.conv.weight`], [`${p}.conv`], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], `${p}.conv`),
+      makeNode(
+        'Conv',
+        [current, `${p}.conv.weight`],
+        [`${p}.conv`],
+        [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])],
+        `${p}.conv`,
+      ),
       makeNode(
         'BatchNormalization',
         [`${p}.conv`, `${p}.bn.weight`, `${p}.bn.bias`, `${p}.bn.running_mean`, `${p}.bn.running_var`],
@@ -126,7 +148,15 @@ function buildCnn(channels: number[], o: TemplateOptions): ModelProto {
     );
     current = `${p}.relu`;
     if (h >= 2 && w >= 2) {
-      nodes.push(makeNode('MaxPool', [current], [`${p}.pool`], [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])], `${p}.pool`));
+      nodes.push(
+        makeNode(
+          'MaxPool',
+          [current],
+          [`${p}.pool`],
+          [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])],
+          `${p}.pool`,
+        ),
+      );
       current = `${p}.pool`;
       h = Math.floor(h / 2);
       w = Math.floor(w / 2);
@@ -135,11 +165,19 @@ function buildCnn(channels: number[], o: TemplateOptions): ModelProto {
   });
   const features = cin * h * w;
   nodes.push(makeNode('Flatten', [current], ['features'], [attr.int('axis', 1)], 'flatten'));
-  inits.push(uniform('head.weight', [features, o.classes], features, rng), uniform('head.bias', [o.classes], features, rng));
+  inits.push(
+    uniform('head.weight', [features, o.classes], features, rng),
+    uniform('head.bias', [o.classes], features, rng),
+  );
   const out = o.outputName ?? 'logits';
   nodes.push(makeNode('Gemm', ['features', 'head.weight', 'head.bias'], [out], [], 'head'));
-  return makeModel(nodes, [floatInput(input, ['batch', ...o.sampleShape])], [floatInput(out, ['batch', o.classes])], {
-    initializers: inits,
-    name: `cnn_${channels.join('x')}`,
-  });
+  return makeModel(
+    nodes,
+    [floatInput(input, ['batch', ...o.sampleShape])],
+    [floatInput(out, ['batch', o.classes])],
+    {
+      initializers: inits,
+      name: `cnn_${channels.join('x')}`,
+    },
+  );
 }

@@ -52,14 +52,19 @@ export function trainingForm(model: ModelProto, seed = 0, sampleShape?: number[]
     );
   }
   const graph = model.graph;
-  const input = (graph.input ?? []).find((i) => !(graph.initializer ?? []).some((t) => t.name === i.name))?.name;
+  const input = (graph.input ?? []).find(
+    (i) => !(graph.initializer ?? []).some((t) => t.name === i.name),
+  )?.name;
   const output = graph.output?.[0]?.name;
   if (!input || !output) throw new FleetError('ONNX_INVALID', 'student model needs one input and one output');
   const inputInfo = graph.input!.find((i) => i.name === input)!;
   const dims = (inputInfo.type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => d.dimValue);
   const shape = sampleShape ?? (dims.every((d) => typeof d === 'number') ? (dims as number[]) : undefined);
   if (!shape) {
-    throw new FleetError('ONNX_SHAPE', `student input ${input} has symbolic sample dimensions; give the sample shape`);
+    throw new FleetError(
+      'ONNX_SHAPE',
+      `student input ${input} has symbolic sample dimensions; give the sample shape`,
+    );
   }
   const initializers = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
   const trainable = new Set<string>();
@@ -79,7 +84,9 @@ export function trainingForm(model: ModelProto, seed = 0, sampleShape?: number[]
   const params = (graph.initializer ?? []).filter((t) => trainable.has(t.name!));
   assertDifferentiable(graph, output, [...trainable]);
 
-  const constants = (graph.initializer ?? []).filter((t) => !trainable.has(t.name!) && !bufferNames.has(t.name!));
+  const constants = (graph.initializer ?? []).filter(
+    (t) => !trainable.has(t.name!) && !bufferNames.has(t.name!),
+  );
   const buffers: Buffer[] = [];
   let dropoutIndex = 0;
   const nodes = graph.node.map((node) => {
@@ -89,7 +96,11 @@ export function trainingForm(model: ModelProto, seed = 0, sampleShape?: number[]
       const nextVar = `${variance}/next`;
       buffers.push({ name: mean, next: nextMean }, { name: variance, next: nextVar });
       const attributes = (node.attribute ?? []).filter((a) => a.name !== 'training_mode');
-      return { ...node, output: [node.output[0], nextMean, nextVar], attribute: [...attributes, attr.int('training_mode', 1)] };
+      return {
+        ...node,
+        output: [node.output[0], nextMean, nextVar],
+        attribute: [...attributes, attr.int('training_mode', 1)],
+      };
     }
     if (node.opType === 'Dropout') return activeDropout(node, seed + 1000 * ++dropoutIndex, constants);
     return node;
@@ -118,5 +129,11 @@ function activeDropout(node: NodeProto, seed: number, constants: TensorProto[]):
   const mask = node.output[1] || `${node.output[0]}/mask`;
   if (!node.output[0]) throw new FleetError('ONNX_INVALID', `${describeNode(node)} has no output`);
   const attributes = (node.attribute ?? []).filter((a) => a.name !== 'seed' && a.name !== 'ratio');
-  return makeNode('Dropout', [node.input[0], ratio, training], [node.output[0], mask], [...attributes, attr.int('seed', seed)], node.name);
+  return makeNode(
+    'Dropout',
+    [node.input[0], ratio, training],
+    [node.output[0], mask],
+    [...attributes, attr.int('seed', seed)],
+    node.name,
+  );
 }
