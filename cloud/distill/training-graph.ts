@@ -142,7 +142,9 @@ export async function buildTrainingGraph(
       fuseAccumulation(step, grad, states[0], optimizer.accumulateBeta);
     const updated = optimizer.update(emitter, p.name!, grad, states, hyperNames, accumulated);
     nextOf.set(p.name!, updated.param);
-    states.forEach((s, i) => nextOf.set(s, updated.states[i]));
+    states.forEach((s, i) => {
+      nextOf.set(s, updated.states[i]);
+    });
   }
   for (const b of form.buffers) {
     const t = findInitializer(form, b.name);
@@ -185,7 +187,7 @@ export async function buildTrainingGraph(
  */
 function fuseAccumulation(step: GraphProto, grad: string, state: string, beta: number): boolean {
   const producer = step.node.find((n) => n.output[0] === grad);
-  if (!producer || producer.opType !== 'Gemm' || producer.input.length > 2) return false;
+  if (producer?.opType !== 'Gemm' || producer.input.length > 2) return false;
   if (step.node.some((n) => n !== producer && n.input.includes(grad))) return false;
   producer.input = [...producer.input, state];
   producer.attribute = [...(producer.attribute ?? []), attr.float('beta', beta)];
