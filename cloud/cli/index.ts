@@ -6,7 +6,7 @@ import type { Command } from 'commander';
  */
 type Registrar = (program: Command) => void;
 
-const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [];
+const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [() => import('./distill.js')];
 
 export async function registerCloudCommands(program: Command): Promise<void> {
   for (const load of REGISTRARS) (await load()).register(program);
