@@ -19,7 +19,10 @@ export async function loadTrainData(
 ): Promise<{ train: TrainData; builtinValidation?: TrainData }> {
   if (data === 'mnist') {
     const { train, test } = mnistSplit();
-    return { train: fitShape(train, sampleShape, data), builtinValidation: fitShape(test, sampleShape, data) };
+    return {
+      train: fitShape(train, sampleShape, data),
+      builtinValidation: fitShape(test, sampleShape, data),
+    };
   }
   const x = await readNpy(data);
   const count = x.shape[0] ?? 0;

@@ -17,6 +17,8 @@ export interface RunChunk {
 export interface TrainingSessionOptions {
   /** onnxruntime intra-op threads; default 0 (all cores). */
   intraOpThreads?: number;
+  /** Profile every kernel into files starting with this path (benchmarks); default off. */
+  profileFilePrefix?: string;
 }
 
 /**
@@ -40,6 +42,7 @@ export class TrainingSession {
   static async create(graph: TrainingGraph, options: TrainingSessionOptions = {}): Promise<TrainingSession> {
     const session = await createSession(encodeModel(graph.model), {
       intraOpThreads: options.intraOpThreads ?? 0,
+      profileFilePrefix: options.profileFilePrefix,
     });
     return new TrainingSession(graph, session, graph.sampleShape, graph.batch, graph.classes);
   }
@@ -103,6 +106,11 @@ export class TrainingSession {
       const v = values.get(c.name);
       if (v) this.state.set(c.name, new ort.Tensor('float32', v.slice(), c.dims));
     }
+  }
+
+  /** Ends profiling (when enabled) and flushes the profile file. */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   async release(): Promise<void> {

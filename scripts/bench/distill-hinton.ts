@@ -1,0 +1,122 @@
+/**
+ * Hinton's distillation effect on the 8,000/2,000 MNIST split (part of scripts/bench/distill.ts,
+ * runnable alone: `npx tsx scripts/bench/distill-hinton.ts [--quick]`).
+ */
+import { type Dataset, mnistSplit } from '../../cloud/data/mnist.js';
+import { buildTemplate } from '../../cloud/distill/students/templates.js';
+import { ModelRunner } from '../../cloud/distill/teacher.js';
+import { evaluate, type TrainOptions, trainStudent } from '../../cloud/distill/trainer.js';
+import type { ModelProto } from '../../cloud/onnx/types.js';
+
+export interface HintonRow {
+  student: string;
+  teacherErrors: number;
+  scratchErrors: number;
+  distilledErrors: number;
+  /** (scratch - distilled) / (scratch - teacher). */
+  gapClosed: number;
+  distilledShiftErrors?: number;
+  gapClosedShift?: number;
+}
+
+const SHAPE = { sampleShape: [1, 28, 28], classes: 10 };
+
+async function errors(model: ModelProto, test: Dataset): Promise<number> {
+  const r = await evaluate(model, test, undefined, 10, { intraOpThreads: 2 });
+  return r.errors!;
+}
+
+export async function trainTeacher(train: Dataset, epochs: number): Promise<ModelProto> {
+  const init = buildTemplate(
+    { kind: 'mlp', hidden: [1200, 1200] },
+    { ...SHAPE, dropout: 0.5, inputDropout: 0.2, seed: 11 },
+  );
+  const result = await trainStudent(init, undefined, train, undefined, {
+    epochs,
+    loss: { mode: 'hard' },
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 },
+    schedule: { kind: 'cosine', warmupSteps: 50 },
+    shift: 2,
+    intraOpThreads: 2,
+    seed: 11,
+  });
+  return result.model;
+}
+
+export async function hinton(
+  quick = false,
+  log = (s: string) => process.stderr.write(`${s}\n`),
+): Promise<HintonRow[]> {
+  const { train, test } = mnistSplit();
+  const teacherEpochs = quick ? 8 : 60;
+  const studentEpochs = quick ? 5 : 30;
+  let t0 = performance.now();
+  const teacher = await trainTeacher(train, teacherEpochs);
+  const teacherErrors = await errors(teacher, test);
+  log(
+    `teacher 2x1200 (dropout, jitter): ${teacherErrors} errors, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
+  const runner = await ModelRunner.create(teacher, 'teacher');
+  await runner.release();
+  const rows: HintonRow[] = [];
+  for (const hidden of [
+    [800, 800],
+    [64, 64],
+  ]) {
+    const name = `${hidden.join('x')} MLP`;
+    const base: TrainOptions = {
+      epochs: studentEpochs,
+      optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 },
+      schedule: { kind: 'cosine' },
+      intraOpThreads: 2,
+      seed: 21,
+    };
+    const init = buildTemplate({ kind: 'mlp', hidden }, { ...SHAPE, seed: 21 });
+    t0 = performance.now();
+    const scratch = await trainStudent(init, undefined, train, undefined, {
+      ...base,
+      loss: { mode: 'hard' },
+    });
+    const scratchErrors = await errors(scratch.model, test);
+    log(`${name} scratch: ${scratchErrors} errors, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    t0 = performance.now();
+    const distilled = await trainStudent(init, teacher, train, undefined, {
+      ...base,
+      loss: { mode: 'distill', temperature: 20, alpha: 0.9 },
+    });
+    const distilledErrors = await errors(distilled.model, test);
+    log(
+      `${name} distilled T=20: ${distilledErrors} errors, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    );
+    const gap = scratchErrors - teacherErrors;
+    const row: HintonRow = {
+      student: name,
+      teacherErrors,
+      scratchErrors,
+      distilledErrors,
+      gapClosed: gap > 0 ? (scratchErrors - distilledErrors) / gap : Number.NaN,
+    };
+    if (!quick) {
+      // The transfer set may be richer than the labelled set: the teacher labels shifted
+      // digits on the fly. The student itself still gets no dropout and no labels' jitter.
+      t0 = performance.now();
+      const shifted = await trainStudent(init, teacher, train, undefined, {
+        ...base,
+        shift: 2,
+        loss: { mode: 'distill', temperature: 20, alpha: 0.9 },
+      });
+      row.distilledShiftErrors = await errors(shifted.model, test);
+      row.gapClosedShift = gap > 0 ? (scratchErrors - row.distilledShiftErrors) / gap : Number.NaN;
+      log(
+        `${name} distilled T=20 on shifted transfer set: ${row.distilledShiftErrors} errors, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+      );
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await hinton(process.argv.includes('--quick'));
+  console.log(JSON.stringify(rows, null, 2));
+}
