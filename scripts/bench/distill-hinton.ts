@@ -2,10 +2,12 @@
  * Hinton's distillation effect on the 8,000/2,000 MNIST split (part of scripts/bench/distill.ts,
  * runnable alone: `npx tsx scripts/bench/distill-hinton.ts [--quick]`).
  */
+import { existsSync } from 'node:fs';
 import { type Dataset, mnistSplit } from '../../cloud/data/mnist.js';
 import { buildTemplate } from '../../cloud/distill/students/templates.js';
 import { ModelRunner } from '../../cloud/distill/teacher.js';
 import { evaluate, type TrainOptions, trainStudent } from '../../cloud/distill/trainer.js';
+import { loadModel, saveModel } from '../../cloud/onnx/io.js';
 import type { ModelProto } from '../../cloud/onnx/types.js';
 
 export interface HintonRow {
@@ -51,7 +53,11 @@ export async function hinton(
   const teacherEpochs = quick ? 8 : 60;
   const studentEpochs = quick ? 5 : 30;
   let t0 = performance.now();
-  const teacher = await trainTeacher(train, teacherEpochs);
+  // The teacher takes most of the time; --reuse-teacher keeps the one from the last full run.
+  const cache = '.fleetml/bench/hinton-teacher.onnx';
+  const reuse = !quick && process.argv.includes('--reuse-teacher') && existsSync(cache);
+  const teacher = reuse ? await loadModel(cache) : await trainTeacher(train, teacherEpochs);
+  if (!quick && !reuse) await saveModel(teacher, cache);
   const teacherErrors = await errors(teacher, test);
   log(
     `teacher 2x1200 (dropout, jitter): ${teacherErrors} errors, ${((performance.now() - t0) / 1000).toFixed(0)} s`,

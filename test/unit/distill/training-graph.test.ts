@@ -5,7 +5,9 @@ import { trainingForm } from '../../../cloud/distill/students/training-form.js';
 import { ModelRunner } from '../../../cloud/distill/teacher.js';
 import { TrainingSession } from '../../../cloud/distill/train-session.js';
 import { buildTrainingGraph } from '../../../cloud/distill/training-graph.js';
-import { attr, makeNode } from '../../../cloud/onnx/build.js';
+import { attr, floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
+import { decodeModel, encodeModel } from '../../../cloud/onnx/proto.js';
+import { floatTensor, int64Tensor } from '../../../cloud/onnx/tensor.js';
 import type { ModelProto } from '../../../cloud/onnx/types.js';
 import { isFleetError } from '../../../shared/errors/index.js';
 import { createRng } from '../../../shared/random.js';
@@ -98,6 +100,94 @@ describe('training graph and export', () => {
     expect(exported.graph.node.some((n) => n.opType === 'Dropout')).toBe(false);
     const out = await inferenceLogits(exported, batch(3));
     expect(out.length).toBe(B * 10);
+  });
+
+  it('trains a user-supplied student in PyTorch export style (decoded from bytes)', async () => {
+    const rng = createRng(8);
+    const rand = (dims: number[], scale: number) =>
+      floatTensor(
+        '',
+        dims,
+        Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (rng() * 2 - 1) * scale),
+      );
+    const t = (name: string, dims: number[], scale = 0.3) => ({ ...rand(dims, scale), name });
+    const nodes = [
+      makeNode(
+        'Conv',
+        ['x', 'c.w', 'c.b'],
+        ['c'],
+        [attr.ints('pads', [1, 1, 1, 1]), attr.ints('strides', [2, 2])],
+        '/conv/Conv',
+      ),
+      makeNode(
+        'BatchNormalization',
+        ['c', 'bn.s', 'bn.b', 'bn.m', 'bn.v'],
+        ['bn'],
+        [],
+        '/bn/BatchNormalization',
+      ),
+      makeNode('HardSwish', ['bn'], ['hs'], [], '/act/HardSwish'),
+      makeNode('Slice', ['hs', 'st', 'en', 'ax'], ['half'], [], '/Slice'),
+      makeNode('Concat', ['hs', 'half'], ['cat'], [attr.int('axis', 1)], '/Concat'),
+      makeNode(
+        'AveragePool',
+        ['cat'],
+        ['ap'],
+        [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])],
+        '/AveragePool',
+      ),
+      makeNode('Flatten', ['ap'], ['f'], [attr.int('axis', 1)], '/Flatten'),
+      makeNode(
+        'LayerNormalization',
+        ['f', 'ln.s', 'ln.b'],
+        ['ln'],
+        [attr.int('axis', -1)],
+        '/ln/LayerNormalization',
+      ),
+      makeNode('Gemm', ['ln', 'fc.w', 'fc.b'], ['logits'], [attr.int('transB', 1)], '/fc/Gemm'),
+    ];
+    const inits = [
+      t('c.w', [4, 1, 3, 3]),
+      t('c.b', [4]),
+      t('bn.s', [4], 1),
+      t('bn.b', [4]),
+      t('bn.m', [4], 0),
+      { ...floatTensor('bn.v', [4], [1, 1, 1, 1]) },
+      int64Tensor('st', [1], [0]),
+      int64Tensor('en', [1], [2]),
+      int64Tensor('ax', [1], [1]),
+      t('ln.s', [54], 1),
+      t('ln.b', [54]),
+      t('fc.w', [10, 54]),
+      t('fc.b', [10]),
+    ];
+    const model = decodeModel(
+      encodeModel(
+        makeModel(nodes, [floatInput('x', ['N', 1, 12, 12])], [floatInput('logits', ['N', 10])], {
+          initializers: inits,
+        }),
+      ),
+    );
+    const graph = await buildTrainingGraph(trainingForm(model), {
+      batch: B,
+      classes: 10,
+      loss: { mode: 'hard' },
+      optimizer: { kind: 'adam', lr: 0.01 },
+    });
+    const session = await TrainingSession.create(graph, { intraOpThreads: 1 });
+    const K = 30;
+    const x = new Float32Array(K * B * 144);
+    const labels = new Float32Array(K * B * 10);
+    const one = batch(5);
+    for (let k = 0; k < K; k++) {
+      x.set(one, k * B * 144);
+      for (let i = 0; i < B; i++) labels[(k * B + i) * 10 + ((i * 7) % 10)] = 1;
+    }
+    const hyper = new Float32Array(K * 4);
+    for (let k = 0; k < K; k++) hyper.set(graph.optimizer.hyper(k, 0.01), k * 4);
+    const { losses } = await session.run({ steps: K, x, labelsOneHot: labels, hyper });
+    await session.release();
+    expect(losses[K - 1]).toBeLessThan(losses[0] * 0.5);
   });
 
   it('an op without a gradient rule in the student gives GRAD_UNSUPPORTED_OP naming op and node', () => {
