@@ -32,7 +32,7 @@ function gemm(
   return y;
 }
 
-const relu = (x: Float64Array) => x.map((v) => (v > 0 ? v : 0));
+const relu = (x: Float64Array) => x.map((v) => Math.max(v, 0));
 
 export function mlpLogits(p: Params, x: Float64Array, rows: number, widths: number[]): Float64Array {
   let h = x;
