@@ -74,4 +74,39 @@ describe('distillation on real digits', () => {
     expect(result.agreement!).toBeGreaterThan(0.6);
     expect(result.model.graph.node.some((n) => n.opType === 'Conv')).toBe(true);
   });
+
+  it('adds a hint (feature) loss through a learnt projection between teacher and student hidden layers', async () => {
+    const teacher = await trainStudent(
+      buildTemplate({ kind: 'mlp', hidden: [96] }, { ...shape, seed: 6 }),
+      undefined,
+      train,
+      val,
+      {
+        epochs: 3,
+        loss: { mode: 'hard' },
+        optimizer: { kind: 'sgd', lr: 0.1 },
+        intraOpThreads: 1,
+      },
+    );
+    const result = await trainStudent(
+      buildTemplate({ kind: 'mlp', hidden: [24] }, { ...shape, seed: 7 }),
+      teacher.model,
+      train,
+      val,
+      {
+        epochs: 3,
+        loss: {
+          mode: 'distill',
+          temperature: 4,
+          alpha: 0.7,
+          hint: { student: 'relu0', teacher: 'relu0', weight: 0.5 },
+        },
+        optimizer: { kind: 'adam', lr: 5e-3 },
+        intraOpThreads: 1,
+      },
+    );
+    expect(result.accuracy!).toBeGreaterThan(0.8);
+    // The projection is a training-only parameter: the exported student does not carry it.
+    expect(result.model.graph.initializer!.some((t) => t.name!.includes('hint'))).toBe(false);
+  });
 });
