@@ -172,7 +172,7 @@ export async function distillThenQuantize(
 ): Promise<DistillThenQuantizeResult> {
   const accuracy = async (m: ModelProto, classes: number) =>
     (await evaluate(m, validation, undefined, classes)).accuracy!;
-  const classes = Math.max(...validation.y) + 1;
+  const classes = validation.y.reduce((m, v) => Math.max(m, v), 0) + 1;
   const floatAccuracy = await accuracy(student, classes);
   const ptq = await quantizer.quantize(student);
   const ptqAccuracy = await accuracy(ptq.model, classes);

@@ -5,12 +5,13 @@ import { createRng, permutation } from '../../shared/random.js';
 import { saveModel } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
 import { copyShifted, oneHot } from './batches.js';
+import { evaluate } from './evaluate.js';
 import { countParameters, exportStudent } from './export.js';
 import type { LossOptions } from './losses.js';
 import { defaultLearningRate, type OptimizerOptions } from './optim/optimizers.js';
 import { learningRate, type ScheduleOptions } from './optim/schedule.js';
 import { trainingForm } from './students/training-form.js';
-import { argmaxRows, ModelRunner } from './teacher.js';
+import { ModelRunner } from './teacher.js';
 import { TrainingSession } from './train-session.js';
 import { buildTrainingGraph } from './training-graph.js';
 
@@ -77,6 +78,8 @@ export interface TrainResult {
   bestEpoch: number;
 }
 
+export { evaluate } from './evaluate.js';
+
 export const DEFAULT_TRAIN_OPTIONS = {
   epochs: 10,
   batch: 128,
@@ -124,7 +127,7 @@ export async function trainStudent(
     classes = probe[0].length;
     if (o.shift === 0) cached = await teacherRunner.run(train.x, train.count);
   } else {
-    classes = Math.max(...train.y!) + 1;
+    classes = train.y!.reduce((m, v) => Math.max(m, v), 0) + 1;
   }
   const hintShape =
     teacherRunner && hintTensor ? await hintSampleShape(teacherRunner, train, sampleSize) : undefined;
@@ -270,35 +273,4 @@ export async function trainStudent(
 async function hintSampleShape(runner: ModelRunner, train: TrainData, size: number): Promise<number[]> {
   await runner.run(train.x.subarray(0, size), 1);
   return runner.lastShapes[1];
-}
-
-/** Accuracy against labels and top-1 agreement with the teacher's logits, on `data`. */
-export async function evaluate(
-  model: ModelProto,
-  data: TrainData,
-  teacherLogits: Float32Array | undefined,
-  classes: number,
-  options: { intraOpThreads?: number } = {},
-): Promise<{ accuracy?: number; agreement?: number; errors?: number }> {
-  const runner = await ModelRunner.create(model, 'student', options);
-  try {
-    const [logits] = await runner.run(data.x, data.count);
-    const predicted = argmaxRows(logits, classes);
-    const result: { accuracy?: number; agreement?: number; errors?: number } = {};
-    if (data.y) {
-      let correct = 0;
-      for (let i = 0; i < data.count; i++) if (predicted[i] === data.y[i]) correct++;
-      result.accuracy = correct / data.count;
-      result.errors = data.count - correct;
-    }
-    if (teacherLogits) {
-      const t = argmaxRows(teacherLogits, classes);
-      let same = 0;
-      for (let i = 0; i < data.count; i++) if (predicted[i] === t[i]) same++;
-      result.agreement = same / data.count;
-    }
-    return result;
-  } finally {
-    await runner.release();
-  }
 }
