@@ -41,6 +41,7 @@ const rows = args.has('--skip-hinton') ? [] : await hinton(quick, log);
 const seconds = (Date.now() - started) / 1000;
 
 const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
+const stamp = `_(from \`npx tsx scripts/bench/distill.ts ${process.argv.slice(2).join(' ')}\`, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)_`;
 const sgd1 = speeds.find((s) => s.optimizer === 'sgd' && s.stepsPerRun === 1)!;
 const sgd16 = speeds.find((s) => s.optimizer === 'sgd' && s.stepsPerRun === 16)!;
 const lines = [
@@ -51,6 +52,8 @@ const lines = [
   '',
   '### Correctness: loss after one SGD step vs an independent float64 reference (target ≤ 1e-5 relative)',
   '',
+  stamp,
+  '',
   '| student | training graph (float32, onnxruntime) | float64 reference (JS forward, finite differences) | relative error |',
   '|---|---|---|---|',
   ...correct.map(
@@ -59,6 +62,8 @@ const lines = [
   ),
   '',
   '### Throughput: 784-800-800-10 student, batch 128, distillation loss, 2 intra-op threads (target ≥ 25,000 samples/s)',
+  '',
+  stamp,
   '',
   `Same-run baseline: one 128×800×800 Gemm takes ${gemmBefore.toFixed(3)} ms before and ${gemmAfter.toFixed(3)} ms after ` +
     `(≈ ${((2 * 128 * 800 * 800) / gemmBefore / 1e6).toFixed(0)} GFLOP/s); a step needs 5 such Gemms, so the Gemm floor is ` +
@@ -83,6 +88,8 @@ if (rows.length > 0) {
     '',
     `### Hinton's effect: MNIST 8,000 train / 2,000 test${quick ? ' (quick: short schedules)' : ''}`,
     '',
+    stamp,
+    '',
     'Teacher 2×1200 MLP, dropout 0.5 (0.2 on the input), ±2 px jitter, 60 epochs; students 30 epochs without any',
     'regularisation (same initialisation and batch order for scratch and distilled); distillation α = 0.9, SGD momentum',
     '0.9, lr 0.05, cosine schedule. Errors on the 2,000 test digits; gap closed = (scratch − distilled) / (scratch − teacher),',
@@ -103,12 +110,26 @@ if (args.has('--write')) {
   const file = 'BENCHMARKS.md';
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
   const start = text.indexOf('## Distillation');
-  let next = start < 0 ? -1 : text.indexOf('\n## ', start + 1);
-  if (next >= 0) next += 1;
+  let end = start < 0 ? -1 : text.indexOf('\n## ', start + 1);
+  if (start >= 0 && end < 0) end = text.length;
+  // Subsections this run did not produce (e.g. Hinton with --skip-hinton) keep their last figures.
+  const merged = start < 0 ? section : mergeSubsections(text.slice(start, end), section);
   const updated =
-    start < 0
-      ? `${text.trimEnd()}\n\n${section}`
-      : `${text.slice(0, start)}${section}${next >= 0 ? `\n${text.slice(next)}` : ''}`;
+    start < 0 ? `${text.trimEnd()}\n\n${merged}` : `${text.slice(0, start)}${merged}${text.slice(end)}`;
   writeFileSync(file, updated);
   log(`wrote ${file}`);
+}
+
+function subsections(markdown: string): Map<string, string> {
+  const parts = new Map<string, string>();
+  for (const chunk of markdown.split(/\n(?=### )/).slice(1)) parts.set(chunk.split(' ')[1], chunk.trimEnd());
+  return parts;
+}
+
+function mergeSubsections(old: string, fresh: string): string {
+  const before = subsections(old);
+  const after = subsections(fresh);
+  for (const [key, body] of before) if (!after.has(key)) after.set(key, body);
+  const head = fresh.split(/\n(?=### )/)[0].trimEnd();
+  return `${head}\n\n${[...after.values()].join('\n\n')}\n`;
 }
