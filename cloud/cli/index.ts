@@ -15,6 +15,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./broker.js'),
   () => import('./quantize.js'),
   () => import('./eval.js'),
+  () => import('./distill.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {

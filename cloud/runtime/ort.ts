@@ -19,9 +19,13 @@ export interface CloudSessionOptions {
   optimizedModelFilePath?: string;
   /** onnxruntime log severity: 0 verbose … 4 fatal; default 3 (errors only). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Write onnxruntime's per-kernel profile (JSON) to files starting with this path; default off. */
+  profileFilePrefix?: string;
 }
 
-export const DEFAULT_CLOUD_SESSION_OPTIONS: Required<Omit<CloudSessionOptions, 'optimizedModelFilePath'>> = {
+export const DEFAULT_CLOUD_SESSION_OPTIONS: Required<
+  Omit<CloudSessionOptions, 'optimizedModelFilePath' | 'profileFilePrefix'>
+> = {
   intraOpThreads: 0,
   graphOptimizationLevel: 'all',
   logSeverityLevel: 3,
@@ -40,6 +44,7 @@ export async function createSession(
       graphOptimizationLevel: o.graphOptimizationLevel,
       logSeverityLevel: o.logSeverityLevel,
       ...(o.optimizedModelFilePath ? { optimizedModelFilePath: o.optimizedModelFilePath } : {}),
+      ...(o.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: o.profileFilePrefix } : {}),
     });
   } catch (error) {
     throw new FleetError(

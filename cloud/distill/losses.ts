@@ -1,0 +1,127 @@
+import { attr, makeNode } from '../onnx/build.js';
+import { floatTensor, int64Tensor } from '../onnx/tensor.js';
+import type { NodeProto, TensorProto } from '../onnx/types.js';
+
+export interface LossOptions {
+  /**
+   * 'distill': alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(y, z_s);
+   * 'soft': the KL term alone (unlabelled transfer data); 'hard': plain cross-entropy
+   * (no teacher; used to train teachers and scratch baselines). Default 'distill'.
+   */
+  mode?: 'distill' | 'soft' | 'hard';
+  /** Softmax temperature T (unitless); default 4. */
+  temperature?: number;
+  /** Weight of the soft-target term in 'distill' mode, in [0, 1]; default 0.9. */
+  alpha?: number;
+  /** Feature (hint) loss: weight * MSE(student tensor [projected], teacher tensor); default none. */
+  hint?: HintOptions;
+}
+
+export interface HintOptions {
+  /** Student tensor (name in the student graph). */
+  student: string;
+  /** Teacher tensor (name in the teacher graph), fed per batch. */
+  teacher: string;
+  /** Weight of the hint term; default 1. */
+  weight?: number;
+  /** Learn a linear 1x1 projection from the student's channels to the teacher's; default true when they differ. */
+  project?: boolean;
+}
+
+export const DEFAULT_LOSS_OPTIONS = { mode: 'distill', temperature: 4, alpha: 0.9 } as const;
+
+/** Names of the graph inputs the loss reads. */
+export const LOSS_INPUTS = {
+  teacherLogits: 'teacher_logits',
+  labels: 'labels_onehot',
+  teacherHint: 'teacher_hint',
+};
+
+export interface LossGraph {
+  nodes: NodeProto[];
+  initializers: TensorProto[];
+  /** Extra trainable tensors (the hint projection). */
+  params: TensorProto[];
+  loss: string;
+  /** Whether the loss reads teacher logits / one-hot labels / teacher hint features. */
+  uses: { teacherLogits: boolean; labels: boolean; teacherHint: boolean };
+}
+
+/**
+ * Appends the loss (mean over the batch) to a student whose logits are `logits`. The teacher
+ * side (softmax of z_t/T) has no path to a parameter, so autodiff leaves it alone.
+ */
+export function buildLoss(
+  logits: string,
+  options: LossOptions,
+  hintShapes?: { student: number[]; teacher: number[] },
+  seed = 0,
+): LossGraph {
+  const o = { ...DEFAULT_LOSS_OPTIONS, ...options };
+  const nodes: NodeProto[] = [];
+  const initializers: TensorProto[] = [];
+  const params: TensorProto[] = [];
+  const n = (op: string, inputs: string[], out: string, attributes = [] as ReturnType<typeof attr.int>[]) => {
+    nodes.push(makeNode(op, inputs, [`loss/${out}`], attributes, `loss/${out}`));
+    return `loss/${out}`;
+  };
+  const constant = (name: string, value: number) => {
+    initializers.push(floatTensor(`loss/${name}`, [], [value]));
+    return `loss/${name}`;
+  };
+  initializers.push(int64Tensor('loss/axis1', [1], [1]));
+  const rowSum = (x: string, out: string) =>
+    n('ReduceSum', [x, 'loss/axis1'], out, [attr.int('keepdims', 0)]);
+  const mean = (x: string, out: string) => n('ReduceMean', [x], out, [attr.int('keepdims', 0)]);
+  const terms: string[] = [];
+  const usesTeacher = o.mode !== 'hard';
+  const alpha = o.mode === 'soft' ? 1 : o.mode === 'hard' ? 0 : o.alpha;
+  if (usesTeacher && alpha > 0) {
+    const t = constant('temperature', o.temperature);
+    const logQ = n('LogSoftmax', [n('Div', [logits, t], 'student_scaled')], 'student_logq', [
+      attr.int('axis', -1),
+    ]);
+    const teacherScaled = n('Div', [LOSS_INPUTS.teacherLogits, t], 'teacher_scaled');
+    const p = n('Softmax', [teacherScaled], 'teacher_p', [attr.int('axis', -1)]);
+    const logP = n('LogSoftmax', [teacherScaled], 'teacher_logp', [attr.int('axis', -1)]);
+    const kl = mean(rowSum(n('Mul', [p, n('Sub', [logP, logQ], 'log_ratio')], 'kl_terms'), 'kl_rows'), 'kl');
+    terms.push(n('Mul', [kl, constant('kl_weight', alpha * o.temperature * o.temperature)], 'kl_weighted'));
+  }
+  if (alpha < 1) {
+    const logS = n('LogSoftmax', [logits], 'student_logp', [attr.int('axis', -1)]);
+    const ce = mean(rowSum(n('Mul', [LOSS_INPUTS.labels, logS], 'ce_terms'), 'ce_rows'), 'neg_ce');
+    terms.push(n('Mul', [ce, constant('ce_weight', -(1 - alpha))], 'ce_weighted'));
+  }
+  let usesHint = false;
+  if (o.hint && hintShapes) {
+    usesHint = true;
+    let student = o.hint.student;
+    const s = hintShapes.student;
+    const t = hintShapes.teacher;
+    const project = o.hint.project ?? s[1] !== t[1];
+    if (project) {
+      // A learnt 1x1 projection (Conv for feature maps, Gemm for vectors), FitNets style.
+      const bound = 1 / Math.sqrt(s[1]);
+      let state = seed >>> 0;
+      const next = () => {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        return state / 4294967296;
+      };
+      const dims = s.length === 4 ? [t[1], s[1], 1, 1] : [s[1], t[1]];
+      const values = Float32Array.from({ length: t[1] * s[1] }, () => (next() * 2 - 1) * bound);
+      params.push(floatTensor('loss/hint_projection', dims, values));
+      student = n(s.length === 4 ? 'Conv' : 'MatMul', [student, 'loss/hint_projection'], 'hint_projected');
+    }
+    const diff = n('Sub', [student, LOSS_INPUTS.teacherHint], 'hint_diff');
+    const mse = mean(n('Mul', [diff, diff], 'hint_sq'), 'hint_mse');
+    terms.push(n('Mul', [mse, constant('hint_weight', o.hint.weight ?? 1)], 'hint_weighted'));
+  }
+  const loss = terms.length === 1 ? terms[0] : n('Sum', terms, 'total');
+  return {
+    nodes,
+    initializers,
+    params,
+    loss,
+    uses: { teacherLogits: usesTeacher && alpha > 0, labels: alpha < 1, teacherHint: usesHint },
+  };
+}
