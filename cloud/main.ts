@@ -7,6 +7,7 @@ import { CLOUD_USERNAME } from './broker/acl.js';
 import { createBrokerAuthenticator, deviceClientId } from './broker/authenticator.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded.js';
 import { MosquittoSync, mosquittoPasswordHash } from './broker/mosquitto.js';
+import { JobRunner } from './compress/jobs.js';
 import { buildConsoleServer } from './console/server.js';
 import { ArtifactStore } from './fleet/artifacts.js';
 import { AuditLog } from './fleet/audit.js';
@@ -138,7 +139,9 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
 
   const telemetry = new TelemetryRepository(db);
   const signingKey = await loadOrCreateSigningKey(join(options.dataDir, 'keys', 'fleet-signing.json'));
-  const profiles = new ProfileRegistry();
+  const profiles = new ProfileRegistry(
+    (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
+  );
   const targets = new TargetService(db, mqtt, { sign: (manifest) => signManifest(manifest, signingKey) });
   const models = new ModelRegistry(db, store);
   const audit = new AuditLog(db);
@@ -167,6 +170,15 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     rolloutStore,
     profiles,
     events,
+    jobs: new JobRunner({
+      db,
+      store,
+      models,
+      profiles,
+      events,
+      logger,
+      workDir: join(options.dataDir, 'jobs'),
+    }),
     brokerUrl: mqttUrl,
     caPem: tls?.caPem ?? null,
     disconnectDevice: (deviceId) => {
@@ -223,6 +235,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     httpRoutes: (app as unknown as { fleetmlRoutes: Array<{ method: string; url: string }> }).fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
     stop: async () => {
+      services.jobs.stop();
       await rollouts.stop();
       await app.close();
       await mqtt.close();

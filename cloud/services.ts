@@ -1,3 +1,4 @@
+import type { JobRunner } from './compress/jobs.js';
 import type { ArtifactStore } from './fleet/artifacts.js';
 import type { AuditLog } from './fleet/audit.js';
 import type { DeviceRepository } from './fleet/devices.js';
@@ -25,6 +26,7 @@ export interface CloudServices {
   rolloutStore: RolloutStore;
   profiles: ProfileRegistry;
   events: FleetEvents;
+  jobs: JobRunner;
   /** Drops a device's broker connection (after revocation). */
   disconnectDevice: (deviceId: string) => void;
   /** The fleet CA devices pin when the broker speaks mqtts; null for plain MQTT. */

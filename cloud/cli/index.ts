@@ -16,6 +16,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./quantize.js'),
   () => import('./eval.js'),
   () => import('./distill.js'),
+  () => import('./compress.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {

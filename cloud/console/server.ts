@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { ERROR_CATALOG, isFleetError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CloudServices } from '../services.js';
+import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerModelRoutes } from './routes/models.js';
 import { registerRolloutRoutes } from './routes/rollouts.js';
@@ -82,6 +83,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   await registerTokenRoutes(app, options.services);
   await registerRolloutRoutes(app, options.services);
   await registerStreamRoute(app, options.services);
+  await registerCompressionRoutes(app, options.services);
 
   const here = dirname(fileURLToPath(import.meta.url));
   await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/' });

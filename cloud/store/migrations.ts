@@ -142,3 +142,25 @@ MIGRATIONS.push(`
 // 3: a device's password hash in the external broker's own format (Mosquitto $7$), kept so
 // that the broker's password file can be regenerated without the plaintext secret.
 MIGRATIONS.push(`ALTER TABLE devices ADD COLUMN broker_hash TEXT;`);
+
+// 4: compression jobs and user-defined device profiles.
+MIGRATIONS.push(`
+  CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    stage TEXT,
+    result TEXT,
+    error TEXT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE profiles (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+`);

@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { FleetError } from '../../shared/errors/index.js';
+
+export function register(program: Command): void {
+  program
+    .command('compress')
+    .description(
+      'make the variants a device profile calls for (INT8, FP16, a distilled student, the student in INT8),\nmeasure each against the original and write them with report.json',
+    )
+    .argument('<model>', 'the FP32 .onnx model')
+    .requiredOption(
+      '--profile <name>',
+      'device profile (rpi4, rpi5, jetson-orin-nano, x86-vnni, x86-avx2, or your own)',
+    )
+    .requiredOption(
+      '--data <x.npy>',
+      'inputs [N, ...] (.npy float32) or mnist; 20 % is held out for evaluation',
+    )
+    .option('--labels <y.npy>', 'labels [N] for accuracy (integers)')
+    .option('--max-accuracy-drop <points>', 'largest accepted top-1 drop against the original', '1')
+    .option('--latency-ms <ms>', "latency objective at batch 1 (default: the profile's)")
+    .option('--student <template>', "student instead of the planner's choice, e.g. mlp:256,256 or cnn:8,16")
+    .option('--epochs <n>', 'distillation epochs', '8')
+    .option('--profiles <file>', 'JSON file with extra device profiles (an array)')
+    .requiredOption('-o, --output <dir>', 'directory for the variants and report.json')
+    .option('--progress-json', 'progress as JSON lines on stderr (for the cloud job runner)')
+    .option('--json', 'print the report as one JSON object on stdout')
+    .action(async (model: string, options) => {
+      const { readFile, writeFile } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      const { ProfileRegistry } = await import('../profiles/registry.js');
+      const { runCompression } = await import('../compress/pipeline.js');
+      const extra = options.profiles
+        ? (JSON.parse(await readFile(options.profiles, 'utf8')) as unknown[])
+        : [];
+      const profile = new ProfileRegistry(extra).get(options.profile);
+      const number = (v: string | undefined, flag: string) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0)
+          throw new FleetError('INPUT_INVALID', `${flag} must be a non-negative number`);
+        return n;
+      };
+      let lastStage = '';
+      const report = await runCompression({
+        model,
+        profile,
+        data: options.data,
+        labels: options.labels,
+        maxAccuracyDrop: number(options.maxAccuracyDrop, '--max-accuracy-drop'),
+        latencyMs: number(options.latencyMs, '--latency-ms'),
+        student: options.student,
+        epochs: number(options.epochs, '--epochs'),
+        outDir: options.output,
+        onProgress: (stage, fraction) => {
+          if (options.progressJson)
+            process.stderr.write(`${JSON.stringify({ progress: fraction, stage })}\n`);
+          else if (stage !== lastStage)
+            process.stderr.write(`[${(fraction * 100).toFixed(0).padStart(3)} %] ${stage}\n`);
+          lastStage = stage;
+        },
+      });
+      await writeFile(join(options.output, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return;
+      }
+      const pad = (s: string, n: number) => s.padEnd(n);
+      const fmt = (v: number | null, d = 2) => (v === null ? '-' : v.toFixed(d));
+      const lines = [
+        `${pad('variant', 14)}${pad('size', 12)}${pad('size×', 8)}${pad('acc %', 8)}${pad('agree %', 9)}${pad('p50 ms', 9)}${pad('lat×', 7)}ok`,
+        ...report.variants.map(
+          (v) =>
+            `${pad(v.name, 14)}${pad(String(v.sizeBytes), 12)}${pad(fmt(v.sizeRatio, 3), 8)}${pad(fmt(v.accuracy), 8)}${pad(fmt(v.agreement), 9)}${pad(fmt(v.latencyMs, 3), 9)}${pad(fmt(v.latencyRatio, 3), 7)}${v.accepted ? 'yes' : 'no'}`,
+        ),
+        `recommended for ${report.profile}: ${report.recommended ?? 'none within the budget'}`,
+        `wrote ${join(options.output, 'report.json')}`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}

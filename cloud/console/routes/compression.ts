@@ -1,0 +1,62 @@
+import type { FastifyInstance } from 'fastify';
+import { FleetError } from '../../../shared/errors/index.js';
+import { compressJobSchema } from '../../compress/jobs.js';
+import { parseNpy } from '../../data/npy.js';
+import type { CloudServices } from '../../services.js';
+import { requireRole } from '../auth.js';
+import { parseInput } from '../validate.js';
+
+/** Largest dataset upload (.npy), bytes. */
+const DATASET_LIMIT_BYTES = 1024 * 1024 * 1024;
+
+/** Device profiles, datasets for compression, and compression jobs. */
+export async function registerCompressionRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
+  const viewer = requireRole(s.tokens, 'viewer');
+  const operator = requireRole(s.tokens, 'operator');
+  const admin = requireRole(s.tokens, 'admin');
+
+  app.get('/api/profiles', { preHandler: viewer }, async () => ({ profiles: s.profiles.list() }));
+
+  app.post('/api/profiles', { preHandler: admin }, async (request, reply) => {
+    const profile = s.profiles.add(request.body);
+    s.db
+      .prepare('INSERT OR REPLACE INTO profiles (name, body, created_at) VALUES (?, ?, ?)')
+      .run(profile.name, JSON.stringify(profile), new Date().toISOString());
+    s.audit.record(request.caller?.name ?? '?', 'profile.save', { name: profile.name });
+    return reply.status(201).send(profile);
+  });
+
+  app.post(
+    '/api/datasets',
+    { preHandler: operator, bodyLimit: DATASET_LIMIT_BYTES },
+    async (request, reply) => {
+      if (!Buffer.isBuffer(request.body)) {
+        throw new FleetError(
+          'INPUT_INVALID',
+          'send the .npy file as the body with Content-Type application/octet-stream',
+        );
+      }
+      const array = parseNpy(request.body, 'upload');
+      const { sha256, size } = await s.store.put(request.body);
+      s.audit.record(request.caller?.name ?? '?', 'dataset.add', { sha256, shape: array.shape });
+      return reply.status(201).send({ sha256, size, shape: array.shape, dtype: array.dtype });
+    },
+  );
+
+  app.post('/api/jobs', { preHandler: operator }, async (request, reply) => {
+    const params = parseInput(compressJobSchema, request.body);
+    const job = await s.jobs.start(params, request.caller?.name ?? '?');
+    s.audit.record(request.caller?.name ?? '?', 'job.start', { id: job.id, ...params });
+    return reply.status(201).send(job);
+  });
+
+  app.get('/api/jobs', { preHandler: viewer }, async () => ({ jobs: s.jobs.list() }));
+  app.get<{ Params: { id: string } }>('/api/jobs/:id', { preHandler: viewer }, async (request) =>
+    s.jobs.get(request.params.id),
+  );
+  app.post<{ Params: { id: string } }>('/api/jobs/:id/cancel', { preHandler: operator }, async (request) => {
+    const job = s.jobs.cancel(request.params.id);
+    s.audit.record(request.caller?.name ?? '?', 'job.cancel', { id: job.id });
+    return job;
+  });
+}
