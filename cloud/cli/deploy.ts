@@ -1,26 +1,116 @@
 import type { Command } from 'commander';
+import { FleetError } from '../../shared/errors/index.js';
 import { callApi, printResult, withApiOptions } from './api-client.js';
+
+interface RolloutView {
+  id: string;
+  modelId: string;
+  status: string;
+  reason: string | null;
+  currentWave: number;
+  counts: Record<string, number>;
+  executions?: Array<{
+    deviceId: string;
+    wave: number;
+    status: string;
+    reason: string | null;
+    p50Ms: number | null;
+  }>;
+}
+
+const summary = (r: RolloutView) =>
+  `${r.id}  ${r.status.padEnd(9)} model ${r.modelId}  wave ${r.currentWave}  ${Object.entries(r.counts)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}${r.reason ? `  (${r.reason})` : ''}`;
+
+const num = (value: string | undefined, flag: string) => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new FleetError('INPUT_INVALID', `${flag} must be a non-negative number`);
+  return n;
+};
 
 export function register(program: Command): void {
   withApiOptions(program.command('deploy <model>'))
     .description(
-      'set the target model of one or more devices (they download, verify, benchmark and activate it)',
+      'roll a model out to devices: one device, a tag, or a profile; canary, waves and abort rules',
     )
-    .requiredOption('--to <devices>', 'comma-separated device ids')
+    .option('--to <devices>', 'comma-separated device ids')
+    .option('--tag <tag>', 'every device with this tag')
+    .option('--profile <name>', 'every device of this profile')
+    .option('--canary <percent>', 'share of devices in the first wave', '0')
+    .option('--wave-size <n>', 'devices per wave after the canary (0 = all)', '0')
+    .option('--max-per-minute <n>', 'devices started per minute (0 = no limit)', '0')
+    .option('--abort-failure-percent <p>', 'abort above this failure percentage', '20')
+    .option('--abort-min-devices <n>', '...once this many devices have finished', '1')
+    .option('--latency-objective <ms>', 'abort when a canary device p99 exceeds this')
+    .option('--timeout <s>', 'per-device timeout in seconds', '600')
+    .option('--no-rollback', 'keep updated devices on the new model when the rollout aborts')
     .option('--json', 'print JSON')
     .action(async (model: string, options) => {
-      const devices = String(options.to)
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-      const result = await callApi<{ model: string; targets: Array<{ deviceId: string; version: number }> }>(
-        options,
-        'POST',
-        '/api/deployments',
-        { model, devices },
-      );
-      printResult(options.json, result, () =>
-        result.targets.map((t) => `${t.deviceId}: target version ${t.version} -> ${result.model}`).join('\n'),
+      const devices = options.to
+        ? String(options.to)
+            .split(',')
+            .map((s: string) => s.trim())
+            .filter(Boolean)
+        : undefined;
+      if (!devices && !options.tag && !options.profile)
+        throw new FleetError('INPUT_INVALID', 'name --to, --tag or --profile');
+      const rollout = await callApi<RolloutView>(options, 'POST', '/api/rollouts', {
+        model,
+        devices,
+        tag: options.tag,
+        profile: options.profile,
+        policy: {
+          canaryPercent: num(options.canary, '--canary'),
+          waveSize: num(options.waveSize, '--wave-size'),
+          maxPerMinute: num(options.maxPerMinute, '--max-per-minute'),
+          abortFailurePercent: num(options.abortFailurePercent, '--abort-failure-percent'),
+          abortMinDevices: num(options.abortMinDevices, '--abort-min-devices'),
+          latencyObjectiveMs: num(options.latencyObjective, '--latency-objective') ?? null,
+          deviceTimeoutS: num(options.timeout, '--timeout'),
+          rollbackOnAbort: options.rollback,
+        },
+      });
+      printResult(
+        options.json,
+        rollout,
+        () => `${summary(rollout)}\nwatch it: npx fleetml rollouts show ${rollout.id}`,
       );
     });
+
+  const rollouts = program.command('rollouts').description('watch and steer rollouts');
+  withApiOptions(rollouts.command('list'))
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const { rollouts: list } = await callApi<{ rollouts: RolloutView[] }>(options, 'GET', '/api/rollouts');
+      printResult(options.json, { rollouts: list }, () => list.map(summary).join('\n') || 'no rollouts');
+    });
+  withApiOptions(rollouts.command('show <id>'))
+    .option('--json', 'print JSON')
+    .action(async (id: string, options) => {
+      const r = await callApi<RolloutView>(options, 'GET', `/api/rollouts/${encodeURIComponent(id)}`);
+      printResult(options.json, r, () =>
+        [
+          summary(r),
+          ...(r.executions ?? []).map(
+            (e) =>
+              `  wave ${e.wave}  ${e.deviceId.padEnd(28)} ${e.status.padEnd(11)} ${e.p50Ms === null ? '' : `p50 ${e.p50Ms.toFixed(3)} ms`}${e.reason ? ` ${e.reason}` : ''}`,
+          ),
+        ].join('\n'),
+      );
+    });
+  for (const action of ['pause', 'resume', 'cancel'] as const) {
+    withApiOptions(rollouts.command(`${action} <id>`))
+      .option('--json', 'print JSON')
+      .action(async (id: string, options) => {
+        const r = await callApi<RolloutView>(
+          options,
+          'POST',
+          `/api/rollouts/${encodeURIComponent(id)}/${action}`,
+        );
+        printResult(options.json, r, () => summary(r));
+      });
+  }
 }
