@@ -228,6 +228,7 @@ export class JobRunner {
       const modelIds: Record<string, string> = {};
       for (const v of report.variants) {
         if (v.name === 'original') {
+          this.d.models.setMetrics(modelId, { ...v, jobId: id });
           modelIds[v.name] = modelId;
           continue;
         }

@@ -137,6 +137,11 @@ export class ModelRegistry {
     return model;
   }
 
+  /** Replaces a model's measured metrics (e.g. the original's, from a compression report). */
+  setMetrics(id: string, metrics: Record<string, unknown>): void {
+    this.db.prepare('UPDATE models SET metrics = ? WHERE id = ?').run(JSON.stringify(metrics), id);
+  }
+
   list(): ModelRecord[] {
     return (this.db.prepare('SELECT * FROM models ORDER BY created_at, id').all() as ModelRow[]).map(
       toRecord,

@@ -24,6 +24,31 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
     s.models.get(request.params.id),
   );
 
+  /** The original and every variant made from it, with measured metrics and device latencies. */
+  app.get<{ Params: { id: string } }>('/api/models/:id/variants', { preHandler: viewer }, async (request) => {
+    const model = s.models.get(request.params.id);
+    const rootId = model.sourceModelId ?? model.id;
+    const family = s.models.list().filter((m) => m.id === rootId || m.sourceModelId === rootId);
+    const benches = s.db
+      .prepare(
+        `SELECT b.sha256, d.profile, b.device_id, b.p50_ms FROM bench_reports b JOIN devices d ON d.id = b.device_id
+         WHERE b.id IN (SELECT max(id) FROM bench_reports GROUP BY device_id, sha256)`,
+      )
+      .all() as Array<{ sha256: string; profile: string | null; device_id: string; p50_ms: number }>;
+    return {
+      root: rootId,
+      variants: family.map((m) => {
+        const byProfile: Record<string, { devices: number; p50Ms: number }> = {};
+        for (const b of benches.filter((x) => x.sha256 === m.sha256)) {
+          const entry = (byProfile[b.profile ?? 'unprofiled'] ??= { devices: 0, p50Ms: 0 });
+          entry.p50Ms = (entry.p50Ms * entry.devices + b.p50_ms) / (entry.devices + 1);
+          entry.devices++;
+        }
+        return { ...m, deviceLatency: byProfile };
+      }),
+    };
+  });
+
   app.post(
     '/api/models',
     { preHandler: operator, bodyLimit: MODEL_UPLOAD_LIMIT_BYTES },
