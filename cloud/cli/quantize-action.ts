@@ -1,6 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import { FleetError } from '../../shared/errors/index.js';
 import { loadModel, saveModel } from '../onnx/io.js';
+import type { ModelProto } from '../onnx/types.js';
 import { loadSamples } from '../quantize/calibrate/data.js';
 import type { CalibrationMethod } from '../quantize/calibrate/methods.js';
 import { quantizeWithFallback } from '../quantize/fallback.js';
@@ -15,10 +16,53 @@ const num = (value: string | undefined, flag: string): number | undefined => {
   return n;
 };
 
-export async function runQuantize(modelPath: string, flags: QuantizeFlags): Promise<void> {
-  if (flags.dynamic || flags.fp16 || flags.weights === 'int4') {
-    throw new FleetError('QUANT_FAILED', 'dynamic INT8, FP16 and INT4 formats are not implemented yet');
+/** Formats that need no calibration: one function each, chosen by flag. */
+async function runWeightFormat(modelPath: string, flags: QuantizeFlags, format: string): Promise<void> {
+  const started = performance.now();
+  const model = await loadModel(modelPath);
+  const exclude = flags.exclude ? flags.exclude.split(',').map((s) => s.trim()) : [];
+  let result: { model: ModelProto; quantizedNodes?: number; fp16Nodes?: number; floatOps?: unknown };
+  if (format === 'dynamic') {
+    const { quantizeDynamic } = await import('../quantize/dynamic.js');
+    result = await quantizeDynamic(model, { perChannel: flags.perChannel, exclude });
+  } else if (format === 'int4') {
+    const { quantizeInt4 } = await import('../quantize/int4.js');
+    result = await quantizeInt4(model, { blockSize: num(flags.blockSize, '--block-size') ?? 32, exclude });
+  } else {
+    const { convertToFp16 } = await import('../quantize/fp16.js');
+    result = await convertToFp16(model, { exclude });
   }
+  const size = await saveModel(result.model, flags.output);
+  const summary = {
+    input: modelPath,
+    output: flags.output,
+    format,
+    sizeBytes: size,
+    quantizedNodes: result.quantizedNodes ?? result.fp16Nodes,
+    floatOps: result.floatOps,
+    seconds: (performance.now() - started) / 1000,
+  };
+  if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else
+    process.stdout.write(
+      `wrote ${flags.output} (${format}, ${size} bytes, ${summary.quantizedNodes} nodes converted) in ${summary.seconds.toFixed(1)} s\n`,
+    );
+}
+
+export async function runQuantize(modelPath: string, flags: QuantizeFlags): Promise<void> {
+  const formats = [
+    flags.dynamic && 'dynamic',
+    flags.fp16 && 'fp16',
+    flags.weights === 'int4' && 'int4',
+  ].filter((f): f is string => typeof f === 'string');
+  if (formats.length > 1)
+    throw new FleetError(
+      'INPUT_INVALID',
+      `choose one of --dynamic, --fp16, --weights int4 (got ${formats.join(', ')})`,
+    );
+  if (formats.length === 1) return runWeightFormat(modelPath, flags, formats[0]);
+  if (flags.weights !== 'int8')
+    throw new FleetError('INPUT_INVALID', `--weights must be int8 or int4, got '${flags.weights}'`);
   if (flags.format !== 'qdq')
     throw new FleetError('INPUT_INVALID', `unknown format '${flags.format}' (known: qdq)`);
   if (flags.activations !== 'uint8' && flags.activations !== 'int8') {

@@ -14,6 +14,7 @@ interface QuantizeFlags {
   data?: string;
   labels?: string;
   samples: string;
+  blockSize: string;
   dynamic?: boolean;
   fp16?: boolean;
   tune?: boolean;
@@ -29,7 +30,12 @@ export function register(program: Command): void {
     .option('--calibration <x.npy>', 'calibration inputs [N, ...] (.npy float32) or mnist:train')
     .option('--method <name>', 'calibration method: minmax|percentile|entropy|mse', 'minmax')
     .option('--format <format>', 'output format: qdq', 'qdq')
-    .option('--weights <type>', 'weight type: int8|int4', 'int8')
+    .option(
+      '--weights <type>',
+      'weight type: int8|int4 (int4: weight-only MatMulNBits, no calibration)',
+      'int8',
+    )
+    .option('--block-size <n>', 'INT4 block size along K (power of two >= 16)', '32')
     .option('--activations <type>', 'activation type: uint8|int8', 'uint8')
     .option('--per-channel', 'per-channel weight scales (default on)', true)
     .option('--no-per-channel', 'one scale per weight tensor')

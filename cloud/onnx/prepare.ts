@@ -2,8 +2,8 @@ import { constantsToInitializers } from './constants.js';
 import { bypassNode, cloneModel, pruneGraph, sortGraph } from './edit.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import { upgradeOpset } from './opset.js';
-import { foldConstants, inferShapes, type OrtTensor } from './ort-eval.js';
-import type { ModelProto } from './types.js';
+import { foldConstants, inferShapes, type OrtTensor, ort } from './ort-eval.js';
+import { DataType, type ModelProto } from './types.js';
 
 export interface PrepareOptions {
   /** Default-domain opset to upgrade to; default 13 (per-channel Q/DQ, axes as inputs). */
@@ -55,4 +55,24 @@ export async function prepareModel(
     model,
     report: { fromOpset, constantsMoved, constantsFolded, batchNormsFolded, identitiesRemoved },
   };
+}
+
+/**
+ * Zero-filled feeds for every non-initializer input, symbolic dims set to 1: enough for
+ * prepareModel's shape inference when a format (dynamic INT8, INT4, FP16) needs no data.
+ */
+export function zeroFeeds(model: ModelProto): Record<string, OrtTensor> {
+  const inits = new Set((model.graph.initializer ?? []).map((t) => t.name));
+  const feeds: Record<string, OrtTensor> = {};
+  for (const input of model.graph.input ?? []) {
+    if (inits.has(input.name)) continue;
+    const type = input.type?.tensorType;
+    const dims = (type?.shape?.dim ?? []).map((d) => (d.dimValue && d.dimValue > 0 ? d.dimValue : 1));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const elem = type?.elemType ?? DataType.FLOAT;
+    if (elem === DataType.INT64) feeds[input.name] = new ort.Tensor('int64', new BigInt64Array(n), dims);
+    else if (elem === DataType.INT32) feeds[input.name] = new ort.Tensor('int32', new Int32Array(n), dims);
+    else feeds[input.name] = new ort.Tensor('float32', new Float32Array(n), dims);
+  }
+  return feeds;
 }

@@ -1,7 +1,8 @@
 import { agreement, argmaxRows, cosine, snrDb } from '../evaluate/metrics.js';
+import { GraphIndex } from '../onnx/graph.js';
 import { intermediateTensors, runOnce, withExtraOutputs } from '../onnx/ort-eval.js';
 import { encodeModel } from '../onnx/proto.js';
-import { createSession } from '../runtime/ort.js';
+import { createSession, type OrtTensor } from '../runtime/ort.js';
 import { batchTensor, type SampleSet } from './calibrate/data.js';
 import { buildQdq, type CalibratedModel, type QdqOptions, type QdqResult } from './static.js';
 
@@ -15,7 +16,10 @@ export interface FallbackBudget {
 }
 
 export interface FallbackOptions {
-  /** Nodes returned to float per step; default 1 (one by one, as the issue asks). */
+  /**
+   * Tensors returned to float per step (each with its producer and the readers that quantize
+   * it); default 1 (one by one, as the issue asks).
+   */
   perStep: number;
   /** Give up after this many steps; default 40. */
   maxSteps: number;
@@ -39,16 +43,22 @@ async function firstOutputs(
 ): Promise<{ values: Float32Array; per: number }> {
   const session = await createSession(bytes, { intraOpThreads: 2 });
   try {
-    const parts: number[] = [];
+    const parts: Float32Array[] = [];
     const batch = Math.max(
       1,
       Math.min(32, Math.floor(2 ** 20 / data.sampleShape.reduce((a, b) => a * b, 1))),
     );
     for (let s = 0; s < data.count; s += batch) {
       const r = await session.run({ [session.inputNames[0]]: batchTensor(data, s, batch) });
-      parts.push(...(r[session.outputNames[0]].data as Float32Array));
+      parts.push(Float32Array.from(r[session.outputNames[0]].data as Float32Array));
     }
-    const values = Float32Array.from(parts);
+    // Concatenated without spreading: a detector map is ~400 k values per sample.
+    const values = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      values.set(p, at);
+      at += p.length;
+    }
     return { values, per: values.length / data.count };
   } finally {
     await session.release();
@@ -112,17 +122,70 @@ export async function quantizeWithFallback(
     const present = new Set(intermediateTensors(result.model));
     const names = floatNames.filter((n) => present.has(n));
     const quantProbe = await runOnce(withExtraOutputs(result.model, names), probe);
-    const err = (t: string) =>
-      floatProbe[t] && quantProbe[t] && floatProbe[t].data instanceof Float32Array
-        ? 1 - cosine(floatProbe[t].data as Float32Array, quantProbe[t].data as Float32Array)
-        : 0;
+    const producers = new Map(
+      calibrated.model.graph.node.flatMap((n) => n.output.map((o) => [o, n] as const)),
+    );
+    const memo = new Map<string, number>();
+    // A tensor that no longer exists in the quantized graph (folded into a neighbour) carries
+    // the error of its inputs, so that the node reading it is not blamed for all of it.
+    const err = (t: string): number => {
+      const known = memo.get(t);
+      if (known !== undefined) return known;
+      memo.set(t, 0);
+      let e = 0;
+      if (floatProbe[t] && quantProbe[t] && floatProbe[t].data instanceof Float32Array)
+        e = channelError(floatProbe[t], quantProbe[t]);
+      else if (producers.has(t)) e = Math.max(0, ...producers.get(t)!.input.map(err));
+      memo.set(t, e);
+      return e;
+    };
     const excluded = new Set([...(qdq.exclude ?? []), ...keptFloat]);
+    // Blame tensors, not nodes: the error a tensor's quantization adds is removed only when
+    // its producer and every reader that asks for it quantized run in float.
+    const index = new GraphIndex(calibrated.model.graph);
     const scored = calibrated.model.graph.node
-      .filter((n) => n.name && !excluded.has(n.name) && present.has(n.output[0]))
-      .map((n) => ({ name: n.name!, local: err(n.output[0]) - Math.max(0, ...n.input.map(err)) }))
+      .filter((n) => n.name && present.has(n.output[0]))
+      .map((n) => {
+        const group = [n, ...index.consumersOf(n.output[0])]
+          .map((m) => m.name)
+          .filter((m): m is string => !!m && !excluded.has(m));
+        return { group, local: err(n.output[0]) - Math.max(0, ...n.input.map(err)) };
+      })
+      .filter((s) => s.group.length > 0)
       .sort((a, b) => b.local - a.local);
     const worst = scored.slice(0, o.perStep).filter((s) => s.local > 0);
     if (worst.length === 0) return { ...result, keptFloat, metrics, budgetMet: false };
-    keptFloat.push(...worst.map((w) => w.name));
+    for (const w of worst) for (const name of w.group) if (!keptFloat.includes(name)) keptFloat.push(name);
   }
+}
+
+/**
+ * Quantization error of one tensor: the mean over channels (axis 1) of 1 − cosine, so that a
+ * tensor whose large channels survive but whose small ones are wiped out (per-tensor scales
+ * with one outlier channel) still shows its damage; whole-tensor 1 − cosine below rank 2.
+ */
+export function channelError(reference: OrtTensor, quantized: OrtTensor): number {
+  const a = reference.data as Float32Array;
+  const b = quantized.data as Float32Array;
+  if (reference.dims.length < 2 || a.length !== b.length) return 1 - cosine(a, b);
+  const [n, c] = [reference.dims[0], reference.dims[1]];
+  const inner = a.length / (n * c);
+  let total = 0;
+  for (let k = 0; k < c; k++) {
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let s = 0; s < n; s++) {
+      const base = (s * c + k) * inner;
+      for (let i = 0; i < inner; i++) {
+        const x = a[base + i];
+        const y = b[base + i];
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+      }
+    }
+    total += na === 0 && nb === 0 ? 0 : na === 0 || nb === 0 ? 1 : 1 - dot / Math.sqrt(na * nb);
+  }
+  return total / c;
 }

@@ -2,10 +2,11 @@ import { attr, makeNode } from '../onnx/build.js';
 import { attrFloat, attrInt, GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { floatTensor, tensorFloats } from '../onnx/tensor.js';
 import type { GraphProto, NodeProto } from '../onnx/types.js';
+import { foldAffineIntoConv } from './equalize.js';
 
 /**
  * Float-exact rewrites that give the quantizer ops with integer forms: division and
- * subtraction by constants become Mul/Add, HardSigmoid folds into the Conv/Gemm before it
+ * subtraction by constants become Mul/Add, per-channel affine ops after a Conv fold into it, HardSigmoid folds into the Conv/Gemm before it
  * (leaving a Clip(0, 1) that quantization absorbs), HardSwish becomes x·HardSigmoid(x),
  * MatMul + bias on 2-D inputs becomes Gemm. Returns the number of rewrites per kind.
  */
@@ -45,6 +46,11 @@ export function rewriteForQuantization(
     node.opType = node.opType === 'Div' ? 'Mul' : 'Add';
     bump(node.opType === 'Mul' ? 'divToMul' : 'subToAdd');
   }
+
+  // 1b. Conv -> Mul/Add by per-channel constants: fold into the Conv.
+  const affine = foldAffineIntoConv(graph);
+  if (affine > 0) counts.affineFolded = affine;
+  index = new GraphIndex(graph);
 
   // 2. HardSwish(x) -> x * HardSigmoid(x; 1/6, 1/2).
   const extra: NodeProto[] = [];

@@ -9,6 +9,7 @@ import type { TensorStats } from './calibrate/histogram.js';
 import { type CalibrationMethod, DEFAULT_CALIBRATOR_OPTIONS, getCalibrator } from './calibrate/methods.js';
 import { removeRedundantQdq } from './cleanup.js';
 import { emitQdq } from './emit.js';
+import { equalizeCrossLayer } from './equalize.js';
 import type { QuantType } from './params.js';
 import { planQuantization } from './plan.js';
 import { rewriteForQuantization } from './rewrite.js';
@@ -22,6 +23,11 @@ export interface CalibrationOptions {
   samples: number;
   /** Samples per onnxruntime run during calibration; default 0 = automatic (about 1 M input values). */
   batchSize: number;
+  /**
+   * Cross-layer equalisation of Conv → [Relu] → Conv pairs before calibration (exact in
+   * float; balances per-channel activation ranges for per-tensor int8); default true.
+   */
+  equalize: boolean;
   /** Called with (samples done, total) during calibration. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -31,6 +37,7 @@ export const DEFAULT_CALIBRATION_OPTIONS: CalibrationOptions = {
   percentile: 99.999,
   samples: 64,
   batchSize: 0,
+  equalize: true,
 };
 
 /** A float model in quantizable form plus the activation statistics of every float tensor. */
@@ -63,6 +70,11 @@ export async function calibrateModel(
     )?.type?.tensorType?.shape?.dim?.length;
   const rewrites = rewriteForQuantization(model.graph, rankOf);
   pruneGraph(model.graph);
+  if (o.equalize) {
+    const pairs = await equalizeCrossLayer(model, headSamples(data, o.samples));
+    if (pairs > 0) rewrites.equalizedPairs = pairs;
+    pruneGraph(model.graph);
+  }
   sortGraph(model.graph);
   await inferShapes(model, sample);
   const floats = [

@@ -24,10 +24,15 @@ export interface TuneOptions {
   batch: number;
   /** A candidate must be at least this much faster to be kept (fraction); default 0.03. */
   minGain: number;
+  /**
+   * Node names tried one at a time after the op types (e.g. every Conv: an int8 conv with few
+   * input channels can be slower than onnxruntime's float NCHWc kernel); default none.
+   */
+  nodes: string[];
   onCandidate?: (op: string, ratio: number, kept: boolean) => void;
 }
 
-export const DEFAULT_TUNE_OPTIONS: TuneOptions = { runs: 30, batch: 1, minGain: 0.03 };
+export const DEFAULT_TUNE_OPTIONS: TuneOptions = { runs: 30, batch: 1, minGain: 0.03, nodes: [] };
 
 /**
  * Decides per op type whether keeping it in float is faster than its integer form, by
@@ -41,7 +46,7 @@ export async function tuneForLatency(
   options: Partial<TuneOptions> = {},
 ): Promise<QdqResult & { floatByMeasurement: string[] }> {
   const o = { ...DEFAULT_TUNE_OPTIONS, ...options };
-  const feeds = { input: batchTensor(data, 0, o.batch) };
+  const feeds = { [calibrated.model.graph.input?.[0]?.name ?? 'input']: batchTensor(data, 0, o.batch) };
   const excluded = [...(qdq.excludeOps ?? [])];
   let best = buildQdq(calibrated, { ...qdq, excludeOps: excluded });
   let bestBytes = encodeModel(best.model);
@@ -58,6 +63,26 @@ export async function tuneForLatency(
     if (kept) {
       excluded.push(op);
       chosen.push(op);
+      best = candidate;
+      bestBytes = bytes;
+    }
+  }
+  const excludedNodes = [...(qdq.exclude ?? [])];
+  for (const name of o.nodes) {
+    if (excludedNodes.includes(name)) continue;
+    const candidate = buildQdq(calibrated, {
+      ...qdq,
+      excludeOps: excluded,
+      exclude: [...excludedNodes, name],
+    });
+    const bytes = encodeModel(candidate.model);
+    const [a, b] = await measureLatency([bytes, bestBytes], feeds, { runs: o.runs, warmup: 3 });
+    const ratio = a.p50 / b.p50;
+    const kept = ratio < 1 - o.minGain;
+    o.onCandidate?.(name, ratio, kept);
+    if (kept) {
+      excludedNodes.push(name);
+      chosen.push(name);
       best = candidate;
       bestBytes = bytes;
     }

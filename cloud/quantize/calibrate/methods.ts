@@ -35,24 +35,29 @@ function sideLevels(stats: TensorStats, levels: number): number {
 
 /**
  * KL-divergence threshold (TensorRT's entropy calibration): for each candidate threshold,
- * compare the clipped reference distribution P with its quantized-and-expanded version Q.
+ * compare the clipped reference distribution P (outliers added to its last bin) with Q, the
+ * first bins quantized to the available levels and expanded back over their non-empty bins.
+ * The first bin (exact zeros after ReLU, the background of a sigmoid map) is replaced by its
+ * neighbour's count, as NVIDIA's pytorch-quantization does: a spike there otherwise makes
+ * every wide candidate look bad and the search returns its smallest one (range/8), which
+ * clipped the PaddleOCR detector's probability map to 0.125.
  */
 function entropyThreshold(stats: TensorStats, levels: number): number {
-  const bins = stats.bins;
   const n = stats.binCount;
+  const bins = Float64Array.from(stats.bins);
+  if (n > 1) bins[0] = bins[1];
   const target = Math.max(2, sideLevels(stats, levels) + 1);
   let best = stats.range;
   let bestKl = Number.POSITIVE_INFINITY;
   const step = Math.max(1, Math.floor((n - target) / 256));
-  for (let i = target; i <= n; i += step) {
-    const p = new Float64Array(i);
-    for (let j = 0; j < i; j++) p[j] = bins[j];
-    let outliers = 0;
-    for (let j = i; j < n; j++) outliers += bins[j];
-    p[i - 1] += outliers;
-    // Q: merge the first i bins into `target` groups, spread each group's mass over its
-    // non-empty bins.
-    const q = new Float64Array(i);
+  const suffix = new Float64Array(n + 1);
+  for (let j = n - 1; j >= 0; j--) suffix[j] = suffix[j + 1] + bins[j];
+  const p = new Float64Array(n);
+  const q = new Float64Array(n);
+  for (let i = target; i <= n; i = i < n && i + step > n ? n : i + step) {
+    p.set(bins.subarray(0, i));
+    p[i - 1] += suffix[i];
+    q.fill(0, 0, i);
     const per = i / target;
     for (let g = 0; g < target; g++) {
       const start = Math.floor(g * per);
@@ -63,9 +68,8 @@ function entropyThreshold(stats: TensorStats, levels: number): number {
         mass += bins[j];
         if (bins[j] > 0) nonEmpty++;
       }
-      if (g === target - 1) mass += outliers;
-      for (let j = start; j < end; j++)
-        if (bins[j] > 0 || (j === i - 1 && outliers > 0)) q[j] = mass / Math.max(1, nonEmpty);
+      if (nonEmpty === 0) continue;
+      for (let j = start; j < end; j++) if (bins[j] > 0) q[j] = mass / nonEmpty;
     }
     let sp = 0;
     let sq = 0;
@@ -74,12 +78,18 @@ function entropyThreshold(stats: TensorStats, levels: number): number {
       sq += q[j];
     }
     if (sp === 0 || sq === 0) continue;
+    // Smooth Q as onnxruntime does (a little mass moved to empty bins), so that an outlier
+    // bin that Q leaves empty costs a finite amount instead of ruling the candidate out.
+    let zeros = 0;
+    for (let j = 0; j < i; j++) if (q[j] === 0) zeros++;
+    const eps = 1e-4;
+    const take = zeros > 0 && zeros < i ? (eps * zeros) / (i - zeros) : 0;
     let kl = 0;
     for (let j = 0; j < i; j++) {
       if (p[j] === 0) continue;
       const pj = p[j] / sp;
-      const qj = q[j] / sq;
-      kl += qj > 0 ? pj * Math.log(pj / qj) : pj * 30;
+      const qj = q[j] > 0 ? q[j] / sq - take : eps;
+      kl += pj * Math.log(pj / Math.max(qj, 1e-12));
     }
     if (kl < bestKl) {
       bestKl = kl;

@@ -34,6 +34,35 @@ describe('calibration methods on known distributions', () => {
     expect(r.max).toBeGreaterThan(2);
   });
 
+  it('entropy keeps the confident outputs of a mostly-background sigmoid (detector map)', () => {
+    // Reproduces the PaddleOCR detector bug: 95 % of the probabilities are ~0, 5 % are ~1.
+    // The spike in the first bin drove the KL search to its smallest candidate (range/8),
+    // clipping every text pixel to 0.125.
+    const rng = createRng(4);
+    const s = new TensorStats();
+    for (let batch = 0; batch < 4; batch++) {
+      const v = Float32Array.from({ length: 50000 }, (_, i) => {
+        const z = i % 20 === 0 ? 4 + gaussian(rng) : -9 + gaussian(rng);
+        return 1 / (1 + Math.exp(-z));
+      });
+      s.update(v);
+    }
+    const r = getCalibrator('entropy').compute(s, o);
+    expect(r.min).toBe(s.min);
+    expect(r.max).toBeGreaterThan(0.9);
+  });
+
+  it('entropy of a ReLU output (many exact zeros) still clips a far outlier', () => {
+    const rng = createRng(6);
+    const s = new TensorStats();
+    const v = Float32Array.from({ length: 200000 }, () => Math.max(0, gaussian(rng)));
+    v[7] = 60;
+    s.update(v);
+    const r = getCalibrator('entropy').compute(s, o);
+    expect(r.max).toBeGreaterThan(2.5);
+    expect(r.max).toBeLessThan(20);
+  });
+
   it('mse balances one large outlier against rounding noise of the bulk', () => {
     const r = getCalibrator('mse').compute(stats, o);
     // One value at 40 among 200k N(0,1): its squared clip error outweighs a little rounding noise.
