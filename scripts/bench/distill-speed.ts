@@ -125,7 +125,7 @@ export async function gemmBaselineMs(): Promise<number> {
     [floatInput('a', [128, 800]), floatInput('b', [800, 800])],
     [floatInput('y', [128, 800])],
   );
-  const s = await createSession(encodeModel(model), { intraOpThreads: 2 });
+  const s = await createSession(encodeModel(model), { intraOpThreads: 2, allowSpinning: false });
   const a = new ort.Tensor('float32', new Float32Array(128 * 800).fill(0.5), [128, 800]);
   const b = new ort.Tensor('float32', new Float32Array(800 * 800).fill(0.25), [800, 800]);
   for (let i = 0; i < 10; i++) await s.run({ a, b });

@@ -19,15 +19,17 @@ const correct = await correctness();
 log('throughput ...');
 const gemmBefore = await gemmBaselineMs();
 const speeds = [];
-for (const [kind, K] of [
-  ['sgd', 1],
-  ['sgd', 16],
-  ['sgd', 32],
-  ['adam', 16],
-] as const) {
-  const r = await throughput(kind, K, quick ? 3 : 7);
+const configs = [
+  ['sgd', 1, false],
+  ['sgd', 16, false],
+  ['sgd', 32, false],
+  ['sgd', 16, true],
+  ['adam', 16, false],
+] as const;
+for (const [kind, K, spinning] of configs) {
+  const r = await throughput(kind, K, spinning, quick ? 3 : 7);
   log(
-    `${kind} K=${K}: best ${r.bestSamplesPerSecond.toFixed(0)}, median ${r.medianSamplesPerSecond.toFixed(0)} samples/s`,
+    `${kind} K=${K} spin=${spinning}: best ${r.bestSamplesPerSecond.toFixed(0)}, median ${r.medianSamplesPerSecond.toFixed(0)}`,
   );
   speeds.push(r);
 }
