@@ -43,6 +43,8 @@ const rows = args.has('--skip-hinton') ? [] : await hinton(quick, log);
 const seconds = (Date.now() - started) / 1000;
 
 const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
+// Samples/s if a step were nothing but its five 128x800x800-sized Gemms at the faster baseline.
+const floor = 128_000 / (5 * Math.min(gemmBefore, gemmAfter));
 const stamp = `_(from \`npx tsx scripts/bench/distill.ts ${process.argv.slice(2).join(' ')}\`, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)_`;
 const sgd1 = speeds.find((s) => s.optimizer === 'sgd' && s.stepsPerRun === 1)!;
 const sgd16 = speeds.find((s) => s.optimizer === 'sgd' && s.stepsPerRun === 16 && !s.spinning)!;
@@ -68,14 +70,14 @@ const lines = [
   stamp,
   '',
   `Same-run baseline: one 128×800×800 Gemm takes ${gemmBefore.toFixed(3)} ms before and ${gemmAfter.toFixed(3)} ms after ` +
-    `(≈ ${((2 * 128 * 800 * 800) / gemmBefore / 1e6).toFixed(0)} GFLOP/s); a step needs 5 such Gemms, so the Gemm floor is ` +
-    `≈ ${((5 * gemmBefore) / 1).toFixed(2)} ms/step = ${(128000 / (5 * gemmBefore)).toFixed(0)} samples/s at this moment.`,
+    `(≈ ${((2 * 128 * 800 * 800) / Math.min(gemmBefore, gemmAfter) / 1e6).toFixed(0)} GFLOP/s at best); a step needs about 5 such Gemms, so the Gemm ` +
+    `floor is ≈ ${floor.toFixed(0)} samples/s at this moment (≈ 28,000 on an idle machine, where one Gemm takes ≈ 0.9 ms).`,
   '',
-  '| optimizer | steps per run (Loop) | idle threads | best samples/s | median samples/s | median vs 1 step per run |',
-  '|---|---|---|---|---|---|',
+  '| optimizer | steps per run (Loop) | idle threads | best samples/s | median samples/s | median vs 1 step per run | best vs Gemm floor |',
+  '|---|---|---|---|---|---|---|',
   ...speeds.map(
     (s) =>
-      `| ${s.optimizer} | ${s.stepsPerRun} | ${s.spinning ? 'spin' : 'sleep'} | ${s.bestSamplesPerSecond.toFixed(0)} | ${s.medianSamplesPerSecond.toFixed(0)} | ×${(s.medianSamplesPerSecond / sgd1.medianSamplesPerSecond).toFixed(2)} |`,
+      `| ${s.optimizer} | ${s.stepsPerRun} | ${s.spinning ? 'spin' : 'sleep'} | ${s.bestSamplesPerSecond.toFixed(0)} | ${s.medianSamplesPerSecond.toFixed(0)} | ×${(s.medianSamplesPerSecond / sgd1.medianSamplesPerSecond).toFixed(2)} | ${pct(s.bestSamplesPerSecond / floor)} |`,
   ),
   '',
   `Share of a step spent outside onnxruntime kernels (onnxruntime's kernel profile vs wall time): ` +
