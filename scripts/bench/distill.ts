@@ -4,6 +4,7 @@
  * `npx tsx scripts/bench/distill.ts [--quick] [--skip-hinton] [--reuse-teacher] [--transfer-shift] [--write]` (--write updates
  * the "## Distillation" section of BENCHMARKS.md).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { hinton } from './distill-hinton.js';
@@ -121,6 +122,8 @@ if (args.has('--write')) {
   const updated =
     start < 0 ? `${text.trimEnd()}\n\n${merged}` : `${text.slice(0, start)}${merged}${text.slice(end)}`;
   writeFileSync(file, updated);
+  // Biome formats Markdown tables too; keep `biome check .` clean after a run.
+  execFileSync('node_modules/.bin/biome', ['format', '--write', file], { stdio: 'ignore' });
   log(`wrote ${file}`);
 }
 
