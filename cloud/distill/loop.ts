@@ -58,7 +58,7 @@ export function wrapInLoop(
   s: LoopSettings,
 ): ModelProto {
   const prefix: NodeProto[] = [];
-  const inits: TensorProto[] = [int64Tensor('loop/zero', [], [0])];
+  const inits: TensorProto[] = [];
   const take = (all: string, out: string) =>
     prefix.push(makeNode('Gather', [all, 'loop/iter'], [out], [attr.int('axis', 0)]));
   take(RUN_INPUTS.x, form.input);

@@ -21,11 +21,17 @@ export interface CloudSessionOptions {
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Write onnxruntime's per-kernel profile (JSON) to files starting with this path; default off. */
   profileFilePrefix?: string;
+  /**
+   * Let idle intra-op threads spin instead of sleeping; default true (onnxruntime's default).
+   * On a machine shared with other jobs spinning threads steal the cores the others need.
+   */
+  allowSpinning?: boolean;
 }
 
 export const DEFAULT_CLOUD_SESSION_OPTIONS: Required<
   Omit<CloudSessionOptions, 'optimizedModelFilePath' | 'profileFilePrefix'>
 > = {
+  allowSpinning: true,
   intraOpThreads: 0,
   graphOptimizationLevel: 'all',
   logSeverityLevel: 3,
@@ -45,6 +51,7 @@ export async function createSession(
       logSeverityLevel: o.logSeverityLevel,
       ...(o.optimizedModelFilePath ? { optimizedModelFilePath: o.optimizedModelFilePath } : {}),
       ...(o.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: o.profileFilePrefix } : {}),
+      ...(o.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
     });
   } catch (error) {
     throw new FleetError(

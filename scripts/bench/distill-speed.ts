@@ -15,6 +15,8 @@ import { cnnLogits, distillLoss, lossAfterOneStep, mlpLogits, type Params } from
 
 export interface SpeedResult {
   optimizer: string;
+  /** Whether onnxruntime's idle threads spin (its default) or sleep (fleetml's training default). */
+  spinning: boolean;
   stepsPerRun: number;
   /** Best and median over the measurement windows (the machine is shared). */
   bestSamplesPerSecond: number;
@@ -23,7 +25,7 @@ export interface SpeedResult {
 
 const B = 128;
 
-async function session(kind: 'sgd' | 'adam', profile?: string) {
+async function session(kind: 'sgd' | 'adam', profile?: string, spinning = false) {
   const model = buildTemplate({ kind: 'mlp', hidden: [800, 800] }, { sampleShape: [1, 28, 28], classes: 10 });
   const graph = await buildTrainingGraph(trainingForm(model), {
     batch: B,
@@ -31,7 +33,11 @@ async function session(kind: 'sgd' | 'adam', profile?: string) {
     loss: { mode: 'distill', temperature: 4, alpha: 0.9 },
     optimizer: { kind, lr: kind === 'sgd' ? 0.01 : 1e-3 },
   });
-  return TrainingSession.create(graph, { intraOpThreads: 2, profileFilePrefix: profile });
+  return TrainingSession.create(graph, {
+    intraOpThreads: 2,
+    profileFilePrefix: profile,
+    allowSpinning: spinning,
+  });
 }
 
 function chunk(s: TrainingSession, K: number) {
@@ -50,10 +56,11 @@ function chunk(s: TrainingSession, K: number) {
 export async function throughput(
   kind: 'sgd' | 'adam',
   K: number,
+  spinning = false,
   windows = 7,
   stepsPerWindow = 96,
 ): Promise<SpeedResult> {
-  const s = await session(kind);
+  const s = await session(kind, undefined, spinning);
   const c = chunk(s, K);
   for (let i = 0; i < 2; i++) await s.run(c);
   const rates: number[] = [];
@@ -67,6 +74,7 @@ export async function throughput(
   rates.sort((a, b) => a - b);
   return {
     optimizer: kind,
+    spinning,
     stepsPerRun: K,
     bestSamplesPerSecond: rates[rates.length - 1],
     medianSamplesPerSecond: rates[Math.floor(rates.length / 2)],
@@ -117,7 +125,7 @@ export async function gemmBaselineMs(): Promise<number> {
     [floatInput('a', [128, 800]), floatInput('b', [800, 800])],
     [floatInput('y', [128, 800])],
   );
-  const s = await createSession(encodeModel(model), { intraOpThreads: 2 });
+  const s = await createSession(encodeModel(model), { intraOpThreads: 2, allowSpinning: false });
   const a = new ort.Tensor('float32', new Float32Array(128 * 800).fill(0.5), [128, 800]);
   const b = new ort.Tensor('float32', new Float32Array(800 * 800).fill(0.25), [800, 800]);
   for (let i = 0; i < 10; i++) await s.run({ a, b });

@@ -4,7 +4,13 @@ import { chromium } from 'playwright-core';
 const [base, token, prefix, ...hashes] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 const page = await browser.newPage({ viewport: { width: 1366, height: 860 } });
 await page.goto(`${base}/#token=${encodeURIComponent(token)}`);

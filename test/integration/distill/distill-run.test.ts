@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mnistSplit, sliceDataset } from '../../../cloud/data/mnist.js';
 import { buildTemplate } from '../../../cloud/distill/students/templates.js';
@@ -108,5 +111,31 @@ describe('distillation on real digits', () => {
     expect(result.accuracy!).toBeGreaterThan(0.8);
     // The projection is a training-only parameter: the exported student does not carry it.
     expect(result.model.graph.initializer!.some((t) => t.name!.includes('hint'))).toBe(false);
+  });
+
+  it('stops early when validation stops improving and writes a checkpoint per epoch', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetml-ckpt-'));
+    try {
+      // A learning rate of 0 never improves on the first epoch: patience 1 stops after epoch 2.
+      const result = await trainStudent(
+        buildTemplate({ kind: 'mlp', hidden: [16] }, shape),
+        undefined,
+        sliceDataset(train, 0, 512),
+        val,
+        {
+          epochs: 10,
+          loss: { mode: 'hard' },
+          optimizer: { kind: 'sgd', lr: 0 },
+          patience: 1,
+          checkpointDir: dir,
+          intraOpThreads: 1,
+        },
+      );
+      expect(result.history.length).toBe(2);
+      expect(result.bestEpoch).toBe(1);
+      expect((await readdir(dir)).sort()).toEqual(['epoch-001.onnx', 'epoch-002.onnx']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
