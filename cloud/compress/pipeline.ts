@@ -8,6 +8,7 @@ import { elementCount } from '../onnx/tensor.js';
 import { type PlannedVariant, planCompression, recommendVariant } from '../profiles/planner.js';
 import type { DeviceProfile } from '../profiles/types.js';
 import { quantizeWithFallback } from '../quantize/fallback.js';
+import { convertToFp16 } from '../quantize/fp16.js';
 import { buildQdq, calibrateModel } from '../quantize/static.js';
 import { type CompressionData, splitCompressionData } from './data-split.js';
 
@@ -173,8 +174,10 @@ async function buildVariant(
       });
       return { bytes: await readFile(file), keptFloat: [] };
     }
-    case 'fp16':
-      throw new FleetError('QUANT_FAILED', 'FP16 conversion is not available in this build');
+    case 'fp16': {
+      const result = await convertToFp16(decodeModel(source));
+      return { bytes: encodeModel(result.model), keptFloat: Object.keys(result.floatOps) };
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FleetError } from '../../../shared/errors/index.js';
+import { recommendVariant } from '../../profiles/planner.js';
 import type { CloudServices } from '../../services.js';
 import { requireRole } from '../auth.js';
 import { parseInput } from '../validate.js';
@@ -25,10 +26,10 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
   );
 
   /** The original and every variant made from it, with measured metrics and device latencies. */
-  app.get<{ Params: { id: string } }>('/api/models/:id/variants', { preHandler: viewer }, async (request) => {
-    const model = s.models.get(request.params.id);
+  const family = (id: string) => {
+    const model = s.models.get(id);
     const rootId = model.sourceModelId ?? model.id;
-    const family = s.models.list().filter((m) => m.id === rootId || m.sourceModelId === rootId);
+    const members = s.models.list().filter((m) => m.id === rootId || m.sourceModelId === rootId);
     const benches = s.db
       .prepare(
         `SELECT b.sha256, d.profile, b.device_id, b.p50_ms FROM bench_reports b JOIN devices d ON d.id = b.device_id
@@ -37,7 +38,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
       .all() as Array<{ sha256: string; profile: string | null; device_id: string; p50_ms: number }>;
     return {
       root: rootId,
-      variants: family.map((m) => {
+      variants: members.map((m) => {
         const byProfile: Record<string, { devices: number; p50Ms: number }> = {};
         for (const b of benches.filter((x) => x.sha256 === m.sha256)) {
           const entry = (byProfile[b.profile ?? 'unprofiled'] ??= { devices: 0, p50Ms: 0 });
@@ -47,7 +48,35 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
         return { ...m, deviceLatency: byProfile };
       }),
     };
-  });
+  };
+  app.get<{ Params: { id: string } }>('/api/models/:id/variants', { preHandler: viewer }, async (request) =>
+    family(request.params.id),
+  );
+
+  /**
+   * Closed loop: the variant to ship to a profile. Variants within the accuracy budget compete
+   * on what devices of that profile measured (so INT8 loses where it ran slower there), falling
+   * back to the compression job's measurement on the cloud machine.
+   */
+  app.get<{ Params: { id: string }; Querystring: { profile?: string } }>(
+    '/api/models/:id/recommendation',
+    { preHandler: viewer },
+    async (request) => {
+      const profile = s.profiles.get(request.query.profile ?? '').name;
+      const { variants } = family(request.params.id);
+      const candidates = variants
+        .filter((v) => v.profile === null || v.profile === profile)
+        .map((v) => ({
+          id: v.id,
+          name: v.variant,
+          accepted: v.metrics ? v.metrics.accepted !== false : true,
+          latencyMs: (v.metrics?.latencyMs as number | undefined) ?? null,
+          deviceLatencyMs: v.deviceLatency[profile]?.p50Ms ?? null,
+        }));
+      const best = recommendVariant(candidates);
+      return { profile, recommended: candidates.find((c) => c.name === best) ?? null, candidates };
+    },
+  );
 
   app.post(
     '/api/models',
