@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { ERROR_CATALOG, isFleetError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CloudServices } from '../services.js';
+import { buildOpenApi, type DocumentedRoute, type RouteDoc } from './openapi.js';
 import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerModelRoutes } from './routes/models.js';
@@ -43,9 +44,10 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
   });
   // Every route, for the auth test that walks them all and for the OpenAPI document.
-  const routes: Array<{ method: string; url: string }> = [];
+  const routes: DocumentedRoute[] = [];
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+    const routeDoc = (route.config as { openapi?: RouteDoc } | undefined)?.openapi;
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, doc: routeDoc });
   });
   app.decorate('fleetmlRoutes', routes);
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) =>
@@ -77,6 +79,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
       },
     }),
   });
+  app.get('/api/openapi.json', async () => buildOpenApi(routes, '0.1.0'));
   app.get('/api/health', async () => ({ ok: true, errorCodes: Object.keys(ERROR_CATALOG).length }));
   await registerDeviceRoutes(app, options.services);
   await registerModelRoutes(app, options.services);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { CloudServices } from '../../services.js';
 import { requireRole } from '../auth.js';
+import { doc } from '../openapi.js';
 import { parseInput, parseWindow } from '../validate.js';
 
 /** Devices: list with latest latency, one device, its latency series, profile and tags. */
@@ -36,23 +37,43 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     };
   };
 
-  app.get('/api/devices', { preHandler: viewer }, async () => ({
-    devices: s.devices.list().map((d) => summarize(d.id)),
-  }));
+  app.get(
+    '/api/devices',
+    {
+      ...doc({ summary: 'devices with status, profile, active model and latest p50/p99', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async () => ({
+      devices: s.devices.list().map((d) => summarize(d.id)),
+    }),
+  );
 
-  app.get<{ Params: { id: string } }>('/api/devices/:id', { preHandler: viewer }, async (request) => {
-    const device = s.devices.get(request.params.id);
-    return {
-      ...summarize(device.id),
-      hardware: device.hardware,
-      tags: device.tags,
-      target: s.targets.current(device.id) ?? null,
-    };
-  });
+  app.get<{ Params: { id: string } }>(
+    '/api/devices/:id',
+    {
+      ...doc({ summary: 'one device with its hardware facts and target state', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async (request) => {
+      const device = s.devices.get(request.params.id);
+      return {
+        ...summarize(device.id),
+        hardware: device.hardware,
+        tags: device.tags,
+        target: s.targets.current(device.id) ?? null,
+      };
+    },
+  );
 
   app.get<{ Params: { id: string }; Querystring: { window?: string } }>(
     '/api/devices/:id/latency',
-    { preHandler: viewer },
+    {
+      ...doc({
+        summary: 'latest benchmark and the inference latency series (window e.g. 24h)',
+        role: 'viewer',
+      }),
+      preHandler: viewer,
+    },
     async (request) => {
       const device = s.devices.get(request.params.id);
       const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
@@ -64,32 +85,53 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
   );
 
-  app.get<{ Params: { id: string } }>('/api/devices/:id/events', { preHandler: viewer }, async (request) => ({
-    events: s.telemetry.events(s.devices.get(request.params.id).id),
-  }));
+  app.get<{ Params: { id: string } }>(
+    '/api/devices/:id/events',
+    {
+      ...doc({ summary: 'coded errors and events the device reported', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async (request) => ({
+      events: s.telemetry.events(s.devices.get(request.params.id).id),
+    }),
+  );
 
   const admin = requireRole(s.tokens, 'admin');
-  app.post<{ Params: { id: string } }>('/api/devices/:id/revoke', { preHandler: admin }, async (request) => {
-    const device = s.devices.get(request.params.id);
-    s.devices.revoke(device.id);
-    s.disconnectDevice(device.id);
-    s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
-    return { id: device.id, revoked: true };
-  });
+  app.post<{ Params: { id: string } }>(
+    '/api/devices/:id/revoke',
+    {
+      ...doc({ summary: 'revoke a device: refused and disconnected from now on', role: 'admin' }),
+      preHandler: admin,
+    },
+    async (request) => {
+      const device = s.devices.get(request.params.id);
+      s.devices.revoke(device.id);
+      s.disconnectDevice(device.id);
+      s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
+      return { id: device.id, revoked: true };
+    },
+  );
 
   const patchSchema = z.object({
     profile: z.string().min(1).max(64).nullable().optional(),
     tags: z.array(z.string().min(1).max(64)).max(32).optional(),
   });
-  app.patch<{ Params: { id: string } }>('/api/devices/:id', { preHandler: operator }, async (request) => {
-    const body = parseInput(patchSchema, request.body);
-    const device = s.devices.get(request.params.id);
-    if (body.profile !== undefined) {
-      if (body.profile !== null) s.profiles.get(body.profile);
-      s.devices.setProfile(device.id, body.profile);
-    }
-    if (body.tags) s.devices.setTags(device.id, body.tags);
-    s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
-    return summarize(device.id);
-  });
+  app.patch<{ Params: { id: string } }>(
+    '/api/devices/:id',
+    {
+      ...doc({ summary: "set a device's profile or tags", role: 'operator', body: patchSchema }),
+      preHandler: operator,
+    },
+    async (request) => {
+      const body = parseInput(patchSchema, request.body);
+      const device = s.devices.get(request.params.id);
+      if (body.profile !== undefined) {
+        if (body.profile !== null) s.profiles.get(body.profile);
+        s.devices.setProfile(device.id, body.profile);
+      }
+      if (body.tags) s.devices.setTags(device.id, body.tags);
+      s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
+      return summarize(device.id);
+    },
+  );
 }

@@ -4,6 +4,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { recommendVariant } from '../../profiles/planner.js';
 import type { CloudServices } from '../../services.js';
 import { requireRole } from '../auth.js';
+import { doc } from '../openapi.js';
 import { parseInput } from '../validate.js';
 
 const uploadQuery = z.object({
@@ -19,10 +20,16 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
 
-  app.get('/api/models', { preHandler: viewer }, async () => ({ models: s.models.list() }));
+  app.get(
+    '/api/models',
+    { ...doc({ summary: 'registered models and variants', role: 'viewer' }), preHandler: viewer },
+    async () => ({ models: s.models.list() }),
+  );
 
-  app.get<{ Params: { id: string } }>('/api/models/:id', { preHandler: viewer }, async (request) =>
-    s.models.get(request.params.id),
+  app.get<{ Params: { id: string } }>(
+    '/api/models/:id',
+    { ...doc({ summary: 'one model', role: 'viewer' }), preHandler: viewer },
+    async (request) => s.models.get(request.params.id),
   );
 
   /** The original and every variant made from it, with measured metrics and device latencies. */
@@ -49,8 +56,16 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
       }),
     };
   };
-  app.get<{ Params: { id: string } }>('/api/models/:id/variants', { preHandler: viewer }, async (request) =>
-    family(request.params.id),
+  app.get<{ Params: { id: string } }>(
+    '/api/models/:id/variants',
+    {
+      ...doc({
+        summary: 'a model family: the original and its variants with metrics and device latencies',
+        role: 'viewer',
+      }),
+      preHandler: viewer,
+    },
+    async (request) => family(request.params.id),
   );
 
   /**
@@ -60,7 +75,13 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
    */
   app.get<{ Params: { id: string }; Querystring: { profile?: string } }>(
     '/api/models/:id/recommendation',
-    { preHandler: viewer },
+    {
+      ...doc({
+        summary: 'the variant to ship to a profile (closed loop on device measurements)',
+        role: 'viewer',
+      }),
+      preHandler: viewer,
+    },
     async (request) => {
       const profile = s.profiles.get(request.query.profile ?? '').name;
       const { variants } = family(request.params.id);
@@ -80,7 +101,16 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
 
   app.post(
     '/api/models',
-    { preHandler: operator, bodyLimit: MODEL_UPLOAD_LIMIT_BYTES },
+    {
+      ...doc({
+        summary: 'upload an ONNX model (raw bytes), stored by SHA-256',
+        role: 'operator',
+        query: uploadQuery,
+        rawBody: 'application/octet-stream',
+      }),
+      preHandler: operator,
+      bodyLimit: MODEL_UPLOAD_LIMIT_BYTES,
+    },
     async (request, reply) => {
       const query = parseInput(uploadQuery, request.query);
       if (!Buffer.isBuffer(request.body) || request.body.length === 0) {

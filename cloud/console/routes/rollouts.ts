@@ -4,6 +4,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { policySchema, selectorSchema } from '../../fleet/rollouts/types.js';
 import type { CloudServices } from '../../services.js';
 import { requireRole } from '../auth.js';
+import { doc } from '../openapi.js';
 import { parseInput } from '../validate.js';
 
 const createSchema = z.object({
@@ -32,34 +33,56 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
     return { ...rollout, counts, executions };
   };
 
-  app.post('/api/rollouts', { preHandler: operator }, async (request, reply) => {
-    const body = parseInput(createSchema, request.body);
-    const selector = parseInput(selectorSchema, {
-      devices: body.devices,
-      tag: body.tag,
-      profile: body.profile,
-    });
-    const rollout = await s.rollouts.create(
-      body.model,
-      selector,
-      body.policy ?? {},
-      request.caller?.name ?? '?',
-    );
-    return reply.status(201).send(detail(rollout.id));
-  });
+  app.post(
+    '/api/rollouts',
+    {
+      ...doc({
+        summary: 'start a rollout to devices, a tag or a profile, with canary, waves and abort rules',
+        role: 'operator',
+        body: createSchema,
+      }),
+      preHandler: operator,
+    },
+    async (request, reply) => {
+      const body = parseInput(createSchema, request.body);
+      const selector = parseInput(selectorSchema, {
+        devices: body.devices,
+        tag: body.tag,
+        profile: body.profile,
+      });
+      const rollout = await s.rollouts.create(
+        body.model,
+        selector,
+        body.policy ?? {},
+        request.caller?.name ?? '?',
+      );
+      return reply.status(201).send(detail(rollout.id));
+    },
+  );
 
-  app.get('/api/rollouts', { preHandler: viewer }, async () => ({
-    rollouts: s.rolloutStore.list().map((r) => {
-      const { executions: _e, ...summary } = detail(r.id);
-      return summary;
+  app.get(
+    '/api/rollouts',
+    {
+      ...doc({ summary: 'rollouts, newest first, with counts per device state', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async () => ({
+      rollouts: s.rolloutStore.list().map((r) => {
+        const { executions: _e, ...summary } = detail(r.id);
+        return summary;
+      }),
     }),
-  }));
+  );
 
-  app.get<{ Params: { id: string } }>('/api/rollouts/:id', { preHandler: viewer }, async (request) => {
-    const found = s.rolloutStore.get(request.params.id);
-    if (!found) throw new FleetError('NOT_FOUND', `no rollout ${request.params.id}`);
-    return detail(found.id);
-  });
+  app.get<{ Params: { id: string } }>(
+    '/api/rollouts/:id',
+    { ...doc({ summary: "one rollout with every device's execution", role: 'viewer' }), preHandler: viewer },
+    async (request) => {
+      const found = s.rolloutStore.get(request.params.id);
+      if (!found) throw new FleetError('NOT_FOUND', `no rollout ${request.params.id}`);
+      return detail(found.id);
+    },
+  );
 
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     app.post<{ Params: { id: string } }>(
@@ -72,19 +95,30 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
     );
   }
 
-  app.post('/api/deployments', { preHandler: operator }, async (request, reply) => {
-    const body = parseInput(deploySchema, request.body);
-    const rollout = await s.rollouts.create(
-      body.model,
-      { devices: body.devices },
-      {},
-      request.caller?.name ?? '?',
-    );
-    const executions = s.rolloutStore.executions(rollout.id);
-    return reply.status(201).send({
-      model: rollout.modelId,
-      rollout: rollout.id,
-      targets: executions.map((e) => ({ deviceId: e.deviceId, version: e.targetVersion })),
-    });
-  });
+  app.post(
+    '/api/deployments',
+    {
+      ...doc({
+        summary: 'deploy a model to devices now (a one-wave rollout)',
+        role: 'operator',
+        body: deploySchema,
+      }),
+      preHandler: operator,
+    },
+    async (request, reply) => {
+      const body = parseInput(deploySchema, request.body);
+      const rollout = await s.rollouts.create(
+        body.model,
+        { devices: body.devices },
+        {},
+        request.caller?.name ?? '?',
+      );
+      const executions = s.rolloutStore.executions(rollout.id);
+      return reply.status(201).send({
+        model: rollout.modelId,
+        rollout: rollout.id,
+        targets: executions.map((e) => ({ deviceId: e.deviceId, version: e.targetVersion })),
+      });
+    },
+  );
 }
