@@ -1,7 +1,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
-import { signManifest } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import { CLOUD_USERNAME } from './broker/acl.js';
 import { createBrokerAuthenticator, deviceClientId } from './broker/authenticator.js';
@@ -13,6 +12,7 @@ import { ArtifactStore } from './fleet/artifacts.js';
 import { AuditLog } from './fleet/audit.js';
 import { DeviceRepository } from './fleet/devices.js';
 import { FleetEvents } from './fleet/events.js';
+import { ManifestService, type SigningMode } from './fleet/manifests.js';
 import { ModelRegistry } from './fleet/models.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
@@ -50,6 +50,13 @@ export interface CloudOptions {
    * the device registry, and run `reload` (e.g. 'systemctl reload mosquitto') after each change.
    */
   mosquitto?: { dir: string; reload?: string | (() => Promise<void> | void) };
+  /** The manifest-signing key file (online signing); default <dataDir>/keys/fleet-signing.json, created if missing. */
+  signingKeyFile?: string;
+  /**
+   * Offline signing: the cloud holds only this public key (base64); manifests are signed with
+   * `fleetml sign` elsewhere and attached. Default: online signing.
+   */
+  signingPublicKey?: string;
   /** Run the embedded broker without authentication (development only); default false. */
   openBroker?: boolean;
   /**
@@ -138,11 +145,19 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   });
 
   const telemetry = new TelemetryRepository(db);
-  const signingKey = await loadOrCreateSigningKey(join(options.dataDir, 'keys', 'fleet-signing.json'));
+  const signing: SigningMode = options.signingPublicKey
+    ? { mode: 'offline', publicKey: options.signingPublicKey }
+    : {
+        mode: 'online',
+        keys: await loadOrCreateSigningKey(
+          options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json'),
+        ),
+      };
+  const manifests = new ManifestService(db, { signing });
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, { sign: (manifest) => signManifest(manifest, signingKey) });
+  const targets = new TargetService(db, mqtt, manifests);
   const models = new ModelRegistry(db, store);
   const audit = new AuditLog(db);
   const events = new FleetEvents();
@@ -170,6 +185,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     rolloutStore,
     profiles,
     events,
+    manifests,
     jobs: new JobRunner({
       db,
       store,
@@ -197,7 +213,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     telemetry,
     publisher: mqtt,
     logger,
-    fleetPublicKey: signingKey.publicKey,
+    fleetPublicKey: manifests.publicKey,
     matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
     onEnrolled: mosquitto
       ? async (deviceId, secret) => {

@@ -3,6 +3,7 @@ import type { ArtifactStore } from './fleet/artifacts.js';
 import type { AuditLog } from './fleet/audit.js';
 import type { DeviceRepository } from './fleet/devices.js';
 import type { FleetEvents } from './fleet/events.js';
+import type { ManifestService } from './fleet/manifests.js';
 import type { ModelRegistry } from './fleet/models.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
 import type { RolloutStore } from './fleet/rollouts/store.js';
@@ -26,6 +27,7 @@ export interface CloudServices {
   rolloutStore: RolloutStore;
   profiles: ProfileRegistry;
   events: FleetEvents;
+  manifests: ManifestService;
   jobs: JobRunner;
   /** Drops a device's broker connection (after revocation). */
   disconnectDevice: (deviceId: string) => void;

@@ -26,6 +26,14 @@ export function register(program: Command): void {
       'command that makes Mosquitto reload them',
       'systemctl reload mosquitto',
     )
+    .option(
+      '--signing-key <file>',
+      'online manifest-signing key (default <data-dir>/keys/fleet-signing.json, created)',
+    )
+    .option(
+      '--signing-public-key <base64>',
+      'offline signing: only the public key here; sign with `fleetml sign` elsewhere',
+    )
     .option('--tls', 'serve mqtts with a fleet CA created in <data-dir>/tls on first start')
     .option('--tls-host <names>', 'comma-separated host names/IPs for the broker certificate (with --tls)')
     .action(async (options) => {
@@ -44,6 +52,8 @@ export function register(program: Command): void {
         mosquitto: options.mosquittoDir
           ? { dir: options.mosquittoDir, reload: options.mosquittoReload }
           : undefined,
+        signingKeyFile: options.signingKey,
+        signingPublicKey: options.signingPublicKey,
         tls: options.tls
           ? options.tlsHost
             ? { hostnames: String(options.tlsHost).split(',') }

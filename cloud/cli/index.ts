@@ -17,6 +17,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./eval.js'),
   () => import('./distill.js'),
   () => import('./compress.js'),
+  () => import('./signing.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {

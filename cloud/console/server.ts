@@ -9,6 +9,7 @@ import type { CloudServices } from '../services.js';
 import { buildOpenApi, type DocumentedRoute, type RouteDoc } from './openapi.js';
 import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
+import { registerManifestRoutes } from './routes/manifests.js';
 import { registerModelRoutes } from './routes/models.js';
 import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerStreamRoute } from './routes/stream.js';
@@ -24,6 +25,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   ARTIFACT_NOT_FOUND: 404,
   CONFLICT: 409,
   RATE_LIMITED: 429,
+  MANIFEST_SIGNATURE: 400,
+  NPY_INVALID: 400,
+  QUANT_FAILED: 422,
 };
 
 export interface ConsoleServerOptions {
@@ -87,6 +91,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   await registerRolloutRoutes(app, options.services);
   await registerStreamRoute(app, options.services);
   await registerCompressionRoutes(app, options.services);
+  await registerManifestRoutes(app, options.services);
 
   const here = dirname(fileURLToPath(import.meta.url));
   await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/' });

@@ -1,40 +1,24 @@
-import { FleetError } from '../../shared/errors/index.js';
-import { deviceTopic, encodeJson, type Manifest, type TargetState } from '../../shared/protocol/index.js';
+import { deviceTopic, encodeJson, type TargetState } from '../../shared/protocol/index.js';
 import type { Db } from '../store/db.js';
+import type { ManifestService } from './manifests.js';
 import type { ModelRecord } from './models.js';
-
-/** Signs a manifest; returns null when the fleet runs without a signing key. */
-export type ManifestSigner = (manifest: Manifest) => string | null;
 
 export interface TargetPublisher {
   publish(topic: string, payload: Buffer, options?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
 }
 
-export interface TargetServiceOptions {
-  /** Block size for artifact transfer in bytes; default 64 KiB (below every broker's limit). */
-  blockSize?: number;
-  /** Manifest lifetime in seconds; default 30 days. null = never expires. */
-  manifestTtlSeconds?: number | null;
-  sign?: ManifestSigner;
-}
-
-export const DEFAULT_TARGET_OPTIONS = { blockSize: 64 * 1024, manifestTtlSeconds: 30 * 24 * 3600 };
-
 /**
  * Desired state per device. The cloud never commands a device: it publishes a retained,
  * versioned target state and the agent converges on it. Versions only grow, so a replayed or
- * reordered message is recognisably stale.
+ * reordered message is recognisably stale. The model inside carries its release manifest,
+ * signed by the fleet key.
  */
 export class TargetService {
-  private readonly options: Required<Omit<TargetServiceOptions, 'sign'>> & { sign?: ManifestSigner };
-
   constructor(
     private readonly db: Db,
     private readonly publisher: TargetPublisher,
-    options: TargetServiceOptions = {},
-  ) {
-    this.options = { ...DEFAULT_TARGET_OPTIONS, ...options } as typeof this.options;
-  }
+    private readonly manifests: ManifestService,
+  ) {}
 
   current(deviceId: string): TargetState | undefined {
     const row = this.db.prepare('SELECT payload FROM targets WHERE device_id = ?').get(deviceId) as
@@ -43,16 +27,17 @@ export class TargetService {
     return row ? (JSON.parse(row.payload) as TargetState) : undefined;
   }
 
+  /** Fails (CONFLICT) when the model cannot be deployed yet, e.g. its manifest awaits an offline signature. */
+  checkDeployable(model: ModelRecord): void {
+    this.manifests.forDeployment(model);
+  }
+
   /** Sets (and publishes) a device's target model; null clears it. Returns the new state. */
   async setModel(deviceId: string, model: ModelRecord | null): Promise<TargetState> {
+    const targetModel = model ? this.manifests.forDeployment(model) : null;
     const previous = this.current(deviceId);
     const version = (previous?.version ?? 0) + 1;
     const issuedAt = new Date().toISOString();
-    let targetModel: TargetState['model'] = null;
-    if (model) {
-      const manifest = this.manifestFor(model, version, issuedAt);
-      targetModel = { manifest, signature: this.options.sign?.(manifest) ?? null };
-    }
     const state: TargetState = { v: 1, deviceId, version, model: targetModel, issuedAt };
     this.db
       .prepare(
@@ -77,25 +62,5 @@ export class TargetService {
       retain: true,
       qos: 1,
     });
-  }
-
-  private manifestFor(model: ModelRecord, version: number, issuedAt: string): Manifest {
-    if (model.size <= 0) throw new FleetError('INPUT_INVALID', `model ${model.id} is empty`);
-    const ttl = this.options.manifestTtlSeconds;
-    return {
-      modelId: model.id,
-      name: model.name,
-      variant: model.variant,
-      version,
-      sha256: model.sha256,
-      size: model.size,
-      blockSize: this.options.blockSize,
-      profile: model.profile,
-      inputs: model.inputs,
-      outputs: model.outputs,
-      golden: null,
-      issuedAt,
-      expiresAt: ttl === null ? null : new Date(Date.parse(issuedAt) + ttl * 1000).toISOString(),
-    };
   }
 }

@@ -164,3 +164,13 @@ MIGRATIONS.push(`
     created_at TEXT NOT NULL
   );
 `);
+
+// 5: one signed manifest per model release (signed online, or offline and attached later).
+MIGRATIONS.push(`
+  CREATE TABLE manifests (
+    model_id TEXT PRIMARY KEY REFERENCES models(id),
+    body TEXT NOT NULL,
+    signature TEXT,
+    created_at TEXT NOT NULL
+  );
+`);

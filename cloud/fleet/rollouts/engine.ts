@@ -73,6 +73,7 @@ export class RolloutEngine {
     actor: string,
   ): Promise<Rollout> {
     const model = this.d.models.get(modelRef);
+    this.d.targets.checkDeployable(model);
     const full = { ...DEFAULT_POLICY, ...policy };
     const deviceIds = this.resolveDevices(selector);
     if (deviceIds.length === 0) throw new FleetError('INPUT_INVALID', 'the selector matches no device');

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactStore } from '../../../cloud/fleet/artifacts.js';
 import { DeviceRepository } from '../../../cloud/fleet/devices.js';
+import { ManifestService } from '../../../cloud/fleet/manifests.js';
 import { ModelRegistry } from '../../../cloud/fleet/models.js';
 import { createMessageRouter } from '../../../cloud/fleet/router.js';
 import { hashSecret } from '../../../cloud/fleet/secrets.js';
@@ -12,6 +13,7 @@ import { TargetService } from '../../../cloud/fleet/targets.js';
 import { TelemetryRepository } from '../../../cloud/fleet/telemetry.js';
 import { TokenRepository } from '../../../cloud/fleet/tokens.js';
 import { type Db, openDatabase } from '../../../cloud/store/db.js';
+import { generateFleetKeyPair } from '../../../shared/manifest/index.js';
 import { deviceTopic, enrollReplySchema, enrollRequestTopic } from '../../../shared/protocol/index.js';
 
 const SAMPLE = readFileSync(new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url));
@@ -71,7 +73,11 @@ describe('targets', () => {
     devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
     const models = new ModelRegistry(db, new ArtifactStore(dir));
     const model = await models.add(SAMPLE, { name: 'mnist' });
-    const targets = new TargetService(db, publisher);
+    const targets = new TargetService(
+      db,
+      publisher,
+      new ManifestService(db, { signing: { mode: 'online', keys: generateFleetKeyPair() } }),
+    );
     const first = await targets.setModel('dev-1', model);
     const second = await targets.setModel('dev-1', model);
     expect(second.version).toBe(first.version + 1);
