@@ -1,9 +1,7 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CloudHandle, startCloud } from '../../../cloud/main.js';
-import { createLogger } from '../../../shared/logger.js';
+import type { CloudHandle } from '../../../cloud/main.js';
+import { startTestCloud, type TestCloud } from '../support/test-cloud.js';
 import { waitFor } from './fleet-harness.js';
 
 const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);
@@ -11,36 +9,18 @@ const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url)
 // Compression as a cloud job: a child process per job, progress and results in SQLite, the
 // variants registered as models of the original, and the HTTP server responsive meanwhile.
 describe('compression jobs', () => {
-  let dir: string;
+  let test: TestCloud;
   let cloud: CloudHandle;
-  let api: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
+  let api: TestCloud['api'];
   let modelId: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleetml-jobs-'));
-    cloud = await startCloud({
-      dataDir: join(dir, 'c'),
-      httpPort: 0,
-      mqttPort: 0,
-      logger: createLogger({ name: 't', level: 'silent' }),
-    });
-    api = async (method, path, body) => {
-      const r = await fetch(`${cloud.httpUrl}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${cloud.adminToken}`,
-          ...(body ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      return { status: r.status, body: await r.json() };
-    };
+    test = await startTestCloud();
+    cloud = test.cloud;
+    api = test.api;
     modelId = (await cloud.services.models.add(await readFile(SAMPLE), { name: 'mnist-mlp' })).id;
   });
-  afterAll(async () => {
-    await cloud?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => test?.stop());
 
   it('runs a job to completion and registers every variant', async () => {
     const start = await api('POST', '/api/jobs', {

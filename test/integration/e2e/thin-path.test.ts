@@ -8,25 +8,12 @@ import { type AgentHandle, startAgent } from '../../../agent/main.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
 import { deviceTopic } from '../../../shared/protocol/index.js';
+import { waitFor } from './fleet-harness.js';
 
 // The whole thin path with real components and nothing faked: the cloud (embedded aedes,
 // SQLite file, fastify) and a real agent (onnxruntime-node) talking over MQTT on loopback.
 const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 const quiet = () => createLogger({ name: 'test', level: 'silent' });
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | null | Promise<T | undefined | null>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== null && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('thin path: cloud + agent + model', () => {
   let dir: string;

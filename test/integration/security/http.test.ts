@@ -1,26 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CloudHandle, startCloud } from '../../../cloud/main.js';
-import { createLogger } from '../../../shared/logger.js';
+import type { CloudHandle } from '../../../cloud/main.js';
+import { startTestCloud, type TestCloud } from '../support/test-cloud.js';
 
 describe('HTTP API security', () => {
-  let dir: string;
+  let test: TestCloud;
   let cloud: CloudHandle;
+
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleetml-http-'));
-    cloud = await startCloud({
-      dataDir: join(dir, 'c'),
-      httpPort: 0,
-      mqttPort: 0,
-      logger: createLogger({ name: 't', level: 'silent' }),
-    });
+    test = await startTestCloud();
+    cloud = test.cloud;
   });
-  afterAll(async () => {
-    await cloud?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => test?.stop());
 
   const call = (method: string, path: string, token?: string, body?: string) =>
     fetch(`${cloud.httpUrl}${path}`, {
@@ -91,21 +81,14 @@ describe('HTTP API security', () => {
 });
 
 describe('OpenAPI document', () => {
-  let dir: string;
+  let test: TestCloud;
   let cloud: CloudHandle;
+
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleetml-openapi-'));
-    cloud = await startCloud({
-      dataDir: join(dir, 'c'),
-      httpPort: 0,
-      mqttPort: 0,
-      logger: createLogger({ name: 't', level: 'silent' }),
-    });
+    test = await startTestCloud();
+    cloud = test.cloud;
   });
-  afterAll(async () => {
-    await cloud?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => test?.stop());
 
   it('documents every API route, with request schemas generated from the validators', async () => {
     const spec = (await (await fetch(`${cloud.httpUrl}/api/openapi.json`)).json()) as any;
