@@ -87,7 +87,27 @@ export class Reconciler {
     this.desired = target;
     this.abort?.abort();
     this.wake?.();
-    this.worker ??= this.loop().finally(() => (this.worker = null));
+    this.startWorker();
+  }
+
+  private startWorker(): void {
+    if (this.worker || this.stopped) return;
+    let crashed = false;
+    this.worker = this.loop()
+      .catch((error) => {
+        // e.g. state.json cannot be written (disk full): log, and let the next target retry.
+        crashed = true;
+        this.o.logger.error({ err: error }, 'reconcile loop failed');
+      })
+      .finally(() => {
+        this.worker = null;
+        // A newer target that arrived while the loop was on its way out must not wait for
+        // another message.
+        const applied = this.o.state.state.appliedTargetVersion;
+        if (!crashed && this.desired && (applied === null || this.desired.version > applied)) {
+          this.startWorker();
+        }
+      });
   }
 
   /** Publishes the current state (on connect, after each step). */
