@@ -146,6 +146,13 @@ export class Reconciler {
       if (applied !== null && target.version <= applied) return;
       this.abort = new AbortController();
       try {
+        // A new target starts clean: reporting the previous target's final error next to the
+        // new version would read as this target's outcome.
+        if (this.o.state.state.lastError && attempt === 0) {
+          await this.o.state.update((s) => {
+            s.lastError = null;
+          });
+        }
         await this.apply(target, this.abort.signal);
         await this.o.state.update((s) => {
           s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
@@ -166,8 +173,11 @@ export class Reconciler {
             s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
             s.lastError = { code: e.code, message: e.message.slice(0, 2000) };
           });
-          // Stay on the old model; the failed target is done with.
+          // Stay on the old model; the failed target is done with. Say so: the device serves
+          // its old model again (the error stays in the report until the next target).
           this.phase = this.o.state.active() ? 'active' : 'failed';
+          if (this.phase === 'active') this.report();
+          if (this.desired !== target) continue;
           return;
         }
         const delay = backoff(attempt++, this.o.backoffInitialMs, this.o.backoffMaxMs);
