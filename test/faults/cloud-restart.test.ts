@@ -71,6 +71,8 @@ describe('fault: cloud process (embedded broker) restarts', () => {
       90_000,
       200,
     );
+  const diagnose = (done: RolloutDetail) =>
+    JSON.stringify({ done, events: cloud.query('SELECT device_id, code, message, at FROM events') });
   /** Resolves once `agent` is mid-transfer (some blocks in, not all). */
   const midTransfer = (agent: AgentHandle) =>
     waitFor(
@@ -94,7 +96,7 @@ describe('fault: cloud process (embedded broker) restarts', () => {
     await cloud.stop('SIGTERM');
     await cloud.start();
     const done = await finished(created.id);
-    expect(done.status).toBe('succeeded');
+    expect(done.status, diagnose(done)).toBe('succeeded');
     expect(done.executions.every((e) => e.status === 'succeeded')).toBe(true);
     for (const { agent } of agents) expect(agent.reconciler.currentPhase).toBe('active');
     // Telemetry keeps flowing; restart once more with nothing but telemetry in flight.
@@ -125,7 +127,7 @@ describe('fault: cloud process (embedded broker) restarts', () => {
     await cloud.start();
     const done = await finished(created.id);
     expect(done.id).toBe(created.id);
-    expect(done.status).toBe('succeeded');
+    expect(done.status, diagnose(done)).toBe('succeeded');
     const [w0, w1] = [0, 1].map((w) => done.executions.find((e) => e.wave === w)!);
     expect(w0.status).toBe('succeeded');
     expect(w1.status).toBe('succeeded');
