@@ -21,9 +21,12 @@ export const AGENT_DEFAULTS = {
   /**
    * When telemetry may leave the outbox: 'cloud' = on the cloud's telemetry/ack (exactly what it
    * stored), 'broker' = on the broker's PUBACK (for a cloud without acks), 'auto' = 'broker' until
-   * the first cloud ack is seen, then 'cloud' for good.
+   * the first cloud ack is seen, then 'cloud' for good. Default 'cloud': every fleetml cloud
+   * acknowledges, and under 'auto' a new device's first records, or any record sent while the
+   * cloud is not subscribed (an external broker restarted before the cloud reconnected), are
+   * deleted on a PUBACK that proves nothing and are lost.
    */
-  telemetryAck: 'auto' as 'auto' | 'cloud' | 'broker',
+  telemetryAck: 'cloud' as 'auto' | 'cloud' | 'broker',
   /** Resend telemetry the cloud has not acknowledged after this many ms. */
   telemetryAckTimeoutMs: 10_000,
   /** Most records kept in the on-device outbox; the oldest go first when full. */
@@ -56,6 +59,16 @@ export const AGENT_DEFAULTS = {
   graphOptimizationLevel: 'all' as 'disabled' | 'basic' | 'extended' | 'all',
   /** Value for dynamic input dimensions when benchmarking (e.g. batch). */
   dynamicDim: 1,
+  /**
+   * A new model is first loaded and run once in a child process, killed after this many ms
+   * (RUNTIME_TIMEOUT: the model is refused, the old one stays); 0 = load it straight into the
+   * agent, where a model that hangs onnxruntime hangs the agent (trusted models only).
+   */
+  modelCheckTimeoutMs: 120_000,
+  /** Inferences the latency probe runs on the active model per telemetry interval; 0 = off. */
+  latencyProbeRuns: 10,
+  /** Time budget of one latency probe, ms; it stops at whichever of runs/budget comes first. */
+  latencyProbeBudgetMs: 1_000,
   /** First retry delay of the reconcile loop, ms. */
   backoffInitialMs: 1_000,
   /** Longest retry delay of the reconcile loop, ms. */
@@ -105,6 +118,9 @@ export const agentConfigSchema = z.object({
   intraOpThreads: nonNegativeInt,
   graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']),
   dynamicDim: positiveInt,
+  modelCheckTimeoutMs: nonNegativeInt,
+  latencyProbeRuns: nonNegativeInt.max(100_000),
+  latencyProbeBudgetMs: positiveInt,
   backoffInitialMs: positiveInt,
   backoffMaxMs: positiveInt,
   keepaliveS: positiveInt,

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
 import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
-import type { BenchmarkResult } from './bench/benchmark.js';
 import type { AgentConfig } from './config.js';
 import { type DeviceIdentity, enroll, loadIdentity, saveIdentity } from './enroll.js';
 import { readHardwareFacts } from './hardware.js';
@@ -13,6 +12,7 @@ import { Reporter } from './reporter.js';
 import { chooseExecutionProvider, detectExecutionProviders, onnxruntimeVersion } from './runtime/ort.js';
 import { StateStore } from './store/agent-state.js';
 import { TelemetryCollector } from './telemetry/collector.js';
+import { LatencyProbe } from './telemetry/latency-probe.js';
 import { TelemetryOutbox } from './telemetry/outbox.js';
 import { TelemetrySender } from './telemetry/sender.js';
 import { loadPinnedCa } from './tls.js';
@@ -115,9 +115,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     },
     logger: log,
     minFreeDiskBytes: config.minFreeDiskBytes,
+    modelCheckTimeoutMs: config.modelCheckTimeoutMs,
   });
 
-  let lastBench: BenchmarkResult | null = null;
   const reconciler = new Reconciler({
     identity,
     state,
@@ -130,11 +130,21 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     backoffMaxMs: config.backoffMaxMs,
     clockSkewMs: config.clockSkewMs,
     clockTrustWindowMs: config.clockTrustWindowMs,
-    onActivated: (_manifest, bench) => {
-      lastBench = bench;
-    },
   });
 
+  const latencyProbe = new LatencyProbe({
+    runs: config.latencyProbeRuns,
+    budgetMs: config.latencyProbeBudgetMs,
+    dynamicDim: config.dynamicDim,
+    ep,
+    profile: { intraOpThreads: config.intraOpThreads, graphOptimizationLevel: config.graphOptimizationLevel },
+    activeModel: () => {
+      const slot = state.state.activeSlot;
+      const info = state.active();
+      return slot && info ? { sha256: info.sha256, path: installer.modelPath(slot) } : null;
+    },
+    logger: log,
+  });
   const outbox = new TelemetryOutbox({
     path: join(config.dataDir, 'outbox.sqlite'),
     maxRecords: config.outboxMaxRecords,
@@ -151,18 +161,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const telemetry = new TelemetryCollector({
     intervalS: config.telemetryIntervalS,
     diskPath: config.dataDir,
-    // No live inference runs inside the agent yet: report the active model's latest benchmark.
-    latency: () =>
-      lastBench
-        ? {
-            count: lastBench.count,
-            p50Ms: lastBench.p50Ms,
-            p90Ms: lastBench.p90Ms,
-            p99Ms: lastBench.p99Ms,
-            maxMs: lastBench.maxMs,
-            meanMs: lastBench.meanMs,
-          }
-        : null,
+    latency: () => latencyProbe.measure(),
     activeModel: () => {
       const active = state.active();
       return active ? { modelId: active.modelId, version: active.version } : null;
@@ -196,6 +195,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     // A crash says no goodbye: drop the socket first so nothing below reaches the broker.
     if (!graceful) transport.destroy();
     await telemetry.stop();
+    await latencyProbe.release();
     await reconciler.stop();
     await sender.stop();
     if (graceful && transport.connected) {

@@ -87,7 +87,27 @@ export class Reconciler {
     this.desired = target;
     this.abort?.abort();
     this.wake?.();
-    this.worker ??= this.loop().finally(() => (this.worker = null));
+    this.startWorker();
+  }
+
+  private startWorker(): void {
+    if (this.worker || this.stopped) return;
+    let crashed = false;
+    this.worker = this.loop()
+      .catch((error) => {
+        // e.g. state.json cannot be written (disk full): log, and let the next target retry.
+        crashed = true;
+        this.o.logger.error({ err: error }, 'reconcile loop failed');
+      })
+      .finally(() => {
+        this.worker = null;
+        // A newer target that arrived while the loop was on its way out must not wait for
+        // another message.
+        const applied = this.o.state.state.appliedTargetVersion;
+        if (!crashed && this.desired && (applied === null || this.desired.version > applied)) {
+          this.startWorker();
+        }
+      });
   }
 
   /** Publishes the current state (on connect, after each step). */
@@ -126,6 +146,13 @@ export class Reconciler {
       if (applied !== null && target.version <= applied) return;
       this.abort = new AbortController();
       try {
+        // A new target starts clean: reporting the previous target's final error next to the
+        // new version would read as this target's outcome.
+        if (this.o.state.state.lastError && attempt === 0) {
+          await this.o.state.update((s) => {
+            s.lastError = null;
+          });
+        }
         await this.apply(target, this.abort.signal);
         await this.o.state.update((s) => {
           s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
@@ -146,8 +173,11 @@ export class Reconciler {
             s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
             s.lastError = { code: e.code, message: e.message.slice(0, 2000) };
           });
-          // Stay on the old model; the failed target is done with.
+          // Stay on the old model; the failed target is done with. Say so: the device serves
+          // its old model again (the error stays in the report until the next target).
           this.phase = this.o.state.active() ? 'active' : 'failed';
+          if (this.phase === 'active') this.report();
+          if (this.desired !== target) continue;
           return;
         }
         const delay = backoff(attempt++, this.o.backoffInitialMs, this.o.backoffMaxMs);

@@ -233,6 +233,11 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   await mqtt.subscribe(CLOUD_SUBSCRIPTIONS);
   // The embedded broker keeps retained messages in memory only: publish the stored targets again.
   await targets.republishAll();
+  // So may an external one (Mosquitto without persistence): after each reconnect, publish them
+  // again, or a device that (re)connects later would find no target at all.
+  mqtt.client.on('connect', () => {
+    targets.republishAll().catch((error) => logger.warn({ err: error }, 'republishing targets failed'));
+  });
 
   // Rollouts continue from their stored state after a restart.
   rollouts.start();

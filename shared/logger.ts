@@ -2,20 +2,46 @@ import pino, { type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Keys whose values never reach a log line (secrets, tokens, signatures). */
-export const REDACTED_PATHS = [
+/**
+ * Keys whose values never reach a log line (secrets, tokens, private keys), at the top level
+ * and up to two levels down (pino has no recursive wildcard): `{ config: { enrollToken } }`,
+ * `{ identity: { secret } }`, `{ req: { headers: { authorization } } }`.
+ */
+const SECRET_KEYS = [
   'password',
   'secret',
   'token',
+  'enrollToken',
+  'adminToken',
   'authorization',
-  '*.password',
-  '*.secret',
-  '*.token',
-  '*.enrollToken',
-  '*.authorization',
-  'headers.authorization',
-  'req.headers.authorization',
+  'privateKey',
+  'keyPem',
+  'cloudPassword',
+  'mqttPassword',
 ];
+export const REDACTED_PATHS = [
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  ...SECRET_KEYS.map((k) => `*.*.${k}`),
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+/**
+ * Secrets with a recognisable shape are also scrubbed from the finished line, wherever they
+ * hide (a message, an error text, a URL's query string): fleetml's enrollment (`enr_…`) and
+ * API (`fml_…`) tokens, and PEM private keys. Device secrets have no shape; keys catch them.
+ */
+const SECRET_PATTERNS: Array<[RegExp, string]> = [
+  [/\b(enr|fml)_[A-Za-z0-9_-]{8,}/g, '$1_[redacted]'],
+  [/-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g, '[redacted private key]'],
+];
+
+export function scrubSecrets(line: string): string {
+  let out = line;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}
 
 export interface LoggerFactoryOptions {
   /** Logger name shown on every line, e.g. 'cloud' or 'agent'. */
@@ -37,6 +63,7 @@ export function createLogger(options: LoggerFactoryOptions): Logger {
     name: options.name,
     level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    hooks: { streamWrite: scrubSecrets },
   };
   if (pretty) {
     return pino({

@@ -44,6 +44,18 @@ export function register(program: Command): void {
       '--min-free-disk <bytes>',
       `disk space kept free beyond a download (default ${d.minFreeDiskBytes})`,
     )
+    .option(
+      '--model-check-timeout <ms>',
+      `kill the isolated load-and-run check of a new model after this many ms, 0 = no isolation (default ${d.modelCheckTimeoutMs})`,
+    )
+    .option(
+      '--probe-runs <n>',
+      `inferences of the active model per telemetry sample for latency, 0 = off (default ${d.latencyProbeRuns})`,
+    )
+    .option(
+      '--telemetry-ack <mode>',
+      `cloud|broker|auto: what lets telemetry leave the outbox (default ${d.telemetryAck})`,
+    )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
     .action(async (flags: Record<string, string | undefined>) => {
       const { loadConfig } = await import('../config.js');
@@ -65,6 +77,9 @@ export function register(program: Command): void {
         benchBudgetMs: flags.benchBudget,
         outboxMaxRecords: flags.outboxMax,
         minFreeDiskBytes: flags.minFreeDisk,
+        modelCheckTimeoutMs: flags.modelCheckTimeout,
+        latencyProbeRuns: flags.probeRuns,
+        telemetryAck: flags.telemetryAck,
         logLevel: flags.logLevel,
       });
       const handle = await startAgent({ config });

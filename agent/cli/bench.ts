@@ -6,9 +6,11 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description(
-      'benchmark an ONNX model with onnxruntime: warm-up, then timed runs (latency percentiles in ms)',
+      'benchmark ONNX models with onnxruntime: warm-up, then timed runs (latency percentiles in ms).\n' +
+        'Several models (e.g. the FP32 and INT8 variants) are run one after another on the same inputs\n' +
+        'and shown side by side with ratios against the first.',
     )
-    .argument('<model>', 'path to an .onnx file')
+    .argument('<models...>', 'paths to .onnx files; the first is the baseline of the ratios')
     .option('--ep <ep>', 'execution provider: auto|cpu|cuda|tensorrt', 'cpu')
     .option(
       '--shape <dims>',
@@ -19,13 +21,17 @@ export function register(program: Command): void {
     .option('--budget <ms>', 'time budget for the timed runs in ms', '30000')
     .option('--threads <n>', 'intra-op threads, 0 = onnxruntime default', '0')
     .option('--json', 'print one JSON object on stdout')
-    .action(async (model: string, flags: Record<string, string | boolean | undefined>) => {
-      const { access } = await import('node:fs/promises');
+    .action(async (models: string[], flags: Record<string, string | boolean | undefined>) => {
+      const { stat } = await import('node:fs/promises');
       const { benchmarkModel } = await import('../bench/benchmark.js');
       const { chooseExecutionProvider } = await import('../runtime/ort.js');
-      await access(model).catch(() => {
-        throw new FleetError('FILE_NOT_FOUND', `model file ${model} does not exist`, { path: model });
-      });
+      const sizes: number[] = [];
+      for (const model of models) {
+        const info = await stat(model).catch(() => {
+          throw new FleetError('FILE_NOT_FOUND', `model file ${model} does not exist`, { path: model });
+        });
+        sizes.push(info.size);
+      }
       const int = (name: string, min: number) => {
         const value = Number(flags[name]);
         if (!Number.isInteger(value) || value < min) {
@@ -48,11 +54,46 @@ export function register(program: Command): void {
         throw new FleetError('INPUT_INVALID', `--ep must be auto, cpu, cuda or tensorrt, got ${epFlag}`);
       }
       const ep = await chooseExecutionProvider(epFlag as 'auto');
-      const result = await benchmarkModel(
-        model,
-        { ep, intraOpThreads: int('threads', 0) },
-        { runs: int('runs', 1), warmupRuns: int('warmup', 0), budgetMs: int('budget', 1), shape },
-      );
+      const options = {
+        runs: int('runs', 1),
+        warmupRuns: int('warmup', 0),
+        budgetMs: int('budget', 1),
+        shape,
+      };
+      const profile = { ep, intraOpThreads: int('threads', 0) };
+      if (models.length > 1) {
+        const { compareBenchmarks, formatComparison } = await import('../bench/compare.js');
+        // One untimed pass first: onnxruntime's one-time start-up (library, thread pool, allocator)
+        // would otherwise be charged to whichever model happens to come first.
+        await benchmarkModel(models[0], profile, { ...options, runs: 1, warmupRuns: 1 });
+        const entries = [];
+        for (const [i, path] of models.entries()) {
+          entries.push({ path, sizeBytes: sizes[i], result: await benchmarkModel(path, profile, options) });
+        }
+        const compared = compareBenchmarks(entries);
+        if (flags.json) {
+          const out = compared.map(({ path, sizeBytes, result: r, ratios }) => ({
+            path,
+            sizeBytes,
+            p50Ms: r.p50Ms,
+            p90Ms: r.p90Ms,
+            p99Ms: r.p99Ms,
+            maxMs: r.maxMs,
+            meanMs: r.meanMs,
+            throughput: r.throughput,
+            loadMs: r.loadMs,
+            runs: r.runs,
+            throttled: r.throttled,
+            ratios,
+          }));
+          process.stdout.write(`${JSON.stringify({ ep, baseline: models[0], models: out })}\n`);
+        } else {
+          process.stdout.write(`${formatComparison(compared)}\n`);
+        }
+        return;
+      }
+      const model = models[0];
+      const result = await benchmarkModel(model, profile, options);
       if (flags.json) {
         const { p50Ms, p90Ms, p99Ms, maxMs, meanMs, throughput, loadMs, peakRssBytes, runs, warmupRuns } =
           result;

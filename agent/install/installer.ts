@@ -6,10 +6,11 @@ import type { Logger } from '../../shared/logger.js';
 import type { GoldenSet } from '../../shared/manifest/index.js';
 import type { ExecutionProvider, Manifest } from '../../shared/protocol/index.js';
 import { type BenchmarkOptions, type BenchmarkResult, runBenchmark } from '../bench/benchmark.js';
-import { createSession, type SessionProfile } from '../runtime/ort.js';
+import { createSession, DEFAULT_SESSION_PROFILE, type SessionProfile } from '../runtime/ort.js';
 import type { SlotName, StateStore } from '../store/agent-state.js';
 import { fsyncDir, writeFileAtomic } from '../store/files.js';
 import { checkGolden, type GoldenResult } from './golden-check.js';
+import { checkModelInChild } from './model-check.js';
 
 export interface InstallerOptions {
   dataDir: string;
@@ -20,7 +21,14 @@ export interface InstallerOptions {
   logger: Logger;
   /** Free disk to keep beyond a download, bytes. */
   minFreeDiskBytes: number;
+  /**
+   * Load and run the new model once in a child process first, killed after this many ms
+   * (RUNTIME_TIMEOUT); 0 loads it straight into the agent (trusted models only). Default 120 000.
+   */
+  modelCheckTimeoutMs?: number;
 }
+
+export const INSTALLER_DEFAULTS = { modelCheckTimeoutMs: 120_000 };
 
 export interface InstallResult {
   slot: SlotName;
@@ -66,6 +74,18 @@ export class Installer {
     await fsyncDir(dir);
     await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
 
+    const checkTimeoutMs = this.o.modelCheckTimeoutMs ?? INSTALLER_DEFAULTS.modelCheckTimeoutMs;
+    if (checkTimeoutMs > 0) {
+      const check = await checkModelInChild(this.modelPath(slot), {
+        timeoutMs: checkTimeoutMs,
+        dynamicDim: this.o.bench.dynamicDim ?? 1,
+        profile: { ...DEFAULT_SESSION_PROFILE, ...this.o.profile, ep: this.o.ep },
+      });
+      this.o.logger.debug(
+        { slot, loadMs: check.loadMs, runMs: check.runMs },
+        'model passed the isolated check',
+      );
+    }
     const t0 = performance.now();
     const session = await createSession(this.modelPath(slot), { ...this.o.profile, ep: this.o.ep });
     const loadMs = performance.now() - t0;

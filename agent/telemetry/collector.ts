@@ -15,7 +15,7 @@ export interface CollectorOptions {
   /** Path whose file system's free space is reported (the data dir). */
   diskPath: string;
   /** Latency of the active model since the last sample (null when nothing ran). */
-  latency: () => LatencyStats | null;
+  latency: () => LatencyStats | null | Promise<LatencyStats | null>;
   activeModel: () => ActiveModelInfo | null;
   /** Receives each record (the outbox). */
   sink: (record: Omit<TelemetryRecord, 'seq'>) => void;
@@ -55,6 +55,8 @@ export class TelemetryCollector {
   }
 
   async sample(): Promise<Omit<TelemetryRecord, 'seq'>> {
+    // Latency first and alone: the probe's inferences must not compete with the sampling.
+    const latency = await this.o.latency();
     const [system, thermal] = await Promise.all([sampleSystem(this.o.diskPath), readThermal()]);
     const model = this.o.activeModel();
     const tempC = thermal.tempC;
@@ -73,7 +75,7 @@ export class TelemetryCollector {
       agentCpuPercent: this.ownCpuPercent(),
       modelId: model?.modelId ?? null,
       modelVersion: model?.version ?? null,
-      latency: this.o.latency(),
+      latency,
     };
   }
 

@@ -9,6 +9,8 @@ import type { TelemetryRecord } from '../../shared/protocol/index.js';
 
 export type OutboxRecord = TelemetryRecord;
 
+const DROPPED_KEY = 'droppedTotal';
+
 export interface OutboxOptions {
   /** SQLite file path (':memory:' for tests). */
   path: string;
@@ -26,7 +28,7 @@ export class TelemetryOutbox {
   private readonly setMeta: Database.Statement;
   private readonly countRows: Database.Statement;
   private readonly trim: Database.Statement;
-  /** Records dropped because the outbox was full. */
+  /** Records dropped because the outbox was full, since the outbox file was created (persisted). */
   dropped = 0;
 
   constructor(options: OutboxOptions) {
@@ -47,14 +49,24 @@ export class TelemetryOutbox {
     this.trim = this.db.prepare(
       'DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT max(0, (SELECT COUNT(*) FROM outbox) - ?))',
     );
+    this.dropped = Number(this.meta(DROPPED_KEY) ?? 0);
   }
 
-  /** Stores a record; returns its sequence number. */
+  /**
+   * Stores a record; returns its sequence number. When full, the oldest records make room first,
+   * and the record carries the running drop count (`droppedTotal`), so the cloud learns of
+   * the loss from the very record that caused it.
+   */
   append(record: Omit<OutboxRecord, 'seq'>): number {
-    const seq = Number(this.insert.run(JSON.stringify(record)).lastInsertRowid);
-    const removed = this.trim.run(this.maxRecords).changes;
-    this.dropped += removed;
-    return seq;
+    return this.db.transaction(() => {
+      const removed = this.trim.run(this.maxRecords - 1).changes;
+      if (removed > 0) {
+        this.dropped += removed;
+        this.setMeta.run(DROPPED_KEY, String(this.dropped));
+      }
+      const body = this.dropped > 0 ? { ...record, droppedTotal: this.dropped } : record;
+      return Number(this.insert.run(JSON.stringify(body)).lastInsertRowid);
+    })();
   }
 
   /** Oldest records with seq > `after` first, at most `limit`. */

@@ -10,6 +10,8 @@ import type { MqttTransport } from '../transport/mqtt.js';
 import type { TelemetryOutbox } from './outbox.js';
 
 const CLOUD_ACKS_KEY = 'cloudAcks';
+/** Outbox drop count last reported to the cloud as a TELEMETRY_DROPPED event. */
+const DROPS_REPORTED_KEY = 'droppedReported';
 
 export interface TelemetrySenderOptions {
   transport: MqttTransport;
@@ -17,7 +19,7 @@ export interface TelemetrySenderOptions {
   deviceId: string;
   /** Records per batch message. */
   batchMax: number;
-  /** 'cloud', 'broker' or 'auto' (see AGENT_DEFAULTS.telemetryAck). Default 'auto'. */
+  /** 'cloud', 'broker' or 'auto' (see AGENT_DEFAULTS.telemetryAck). Default 'cloud'. */
   ackMode?: 'auto' | 'cloud' | 'broker';
   /** Resend everything not acknowledged by the cloud after this many ms. Default 10 000. */
   ackTimeoutMs?: number;
@@ -29,7 +31,8 @@ export interface TelemetrySenderOptions {
  * the cloud acknowledged its batch on `.../telemetry/ack` (a broker PUBACK proves nothing: after
  * a broker restart nobody may be subscribed yet). Unacknowledged records are sent again after a
  * reconnect or `ackTimeoutMs`; the cloud deduplicates by (device, seq).
- * A cloud that has never sent an ack is treated as a legacy one: the PUBACK then counts.
+ * Under ackMode 'auto', a cloud that has never sent an ack is treated as a legacy one: the
+ * PUBACK then counts.
  */
 export class TelemetrySender {
   private draining: Promise<void> | null = null;
@@ -45,7 +48,7 @@ export class TelemetrySender {
   batchesSent = 0;
 
   constructor(private readonly o: TelemetrySenderOptions) {
-    const mode = o.ackMode ?? 'auto';
+    const mode = o.ackMode ?? 'cloud';
     this.cloudAcks = mode === 'cloud' || (mode === 'auto' && o.outbox.meta(CLOUD_ACKS_KEY) === '1');
     this.brokerAcksOnly = mode === 'broker';
   }
@@ -116,9 +119,41 @@ export class TelemetrySender {
     }
   }
 
+  /**
+   * Drops are a loss the cloud must hear about: an event (once per new batch of drops, retried
+   * on every drain until the broker took it) on top of `droppedTotal` in every record.
+   */
+  private async reportDrops(): Promise<void> {
+    const total = this.o.outbox.dropped;
+    const reported = Number(this.o.outbox.meta(DROPS_REPORTED_KEY) ?? 0);
+    if (total <= reported) return;
+    const message =
+      `telemetry outbox full: ${total - reported} oldest record(s) dropped ` +
+      `(${total} since the outbox was created)`;
+    this.o.logger.warn({ code: 'TELEMETRY_DROPPED', dropped: total - reported, total }, message);
+    const event = {
+      v: PROTOCOL_VERSION,
+      level: 'warn',
+      code: 'TELEMETRY_DROPPED',
+      message,
+      at: new Date().toISOString(),
+    };
+    try {
+      await untilClosedOrTimeout(
+        this.o.transport,
+        this.o.transport.publish(deviceTopic(this.o.deviceId, 'event'), encodeJson(event), { qos: 1 }),
+        15_000,
+      );
+      this.o.outbox.setMetaValue(DROPS_REPORTED_KEY, String(total));
+    } catch {
+      // Reported on the next drain.
+    }
+  }
+
   private async drain(): Promise<void> {
     const topic = deviceTopic(this.o.deviceId, 'telemetry');
     while (!this.stopped && this.o.transport.connected) {
+      await this.reportDrops();
       const records = this.o.outbox.peek(this.o.batchMax, this.cursor);
       if (records.length === 0) return;
       const from = records[0].seq;

@@ -141,7 +141,14 @@ export class Downloader {
       return { path: part, stats: transfer.stats };
     } catch (error) {
       await handle.close().catch(() => {});
-      throw error;
+      const e = toDiskError(error, spec.sha256);
+      if (e.code === 'TRANSFER_NO_SPACE') {
+        // A full disk hurts everything else on the device (the running model, logs, the
+        // outbox): give the partial file's space back rather than keep it for a resume.
+        await clearResumeState(resume, part);
+        this.o.logger.warn({ sha256: spec.sha256, err: e.message }, 'disk full: download stopped');
+      }
+      throw e;
     } finally {
       offConnect();
       signal?.removeEventListener('abort', onAbort);
@@ -283,7 +290,7 @@ class ActiveTransfer {
         if (this.bitmap.complete) this.finish();
         else this.maybeFlush();
       })
-      .catch((error) => this.fail(toFleetError(error)))
+      .catch((error) => this.fail(toDiskError(error, this.spec.sha256)))
       .finally(() => this.pendingWrites.delete(write));
     this.pendingWrites.add(write);
     this.refill(false);
@@ -358,7 +365,9 @@ class ActiveTransfer {
   private maybeFlush(): void {
     if (this.flushing || this.unflushed === 0) return;
     if (Date.now() - this.lastFlushAt < this.o.flushIntervalMs) return;
-    this.flushing = this.flush().finally(() => (this.flushing = null));
+    this.flushing = this.flush()
+      .catch((error) => this.fail(toDiskError(error, this.spec.sha256)))
+      .finally(() => (this.flushing = null));
   }
 
   private async flush(): Promise<void> {
@@ -370,6 +379,18 @@ class ActiveTransfer {
     await this.handle.sync();
     await saveResumeState(this.resumePath, this.spec, snapshot);
   }
+}
+
+/** ENOSPC / EDQUOT become TRANSFER_NO_SPACE; anything else keeps its code (or INTERNAL). */
+function toDiskError(error: unknown, sha256: string): FleetError {
+  const errno = (error as NodeJS.ErrnoException)?.code;
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return new FleetError('TRANSFER_NO_SPACE', `disk full while writing artifact ${sha256}: ${errno}`, {
+      sha256,
+      errno,
+    });
+  }
+  return toFleetError(error);
 }
 
 async function hashFile(path: string): Promise<string> {

@@ -64,12 +64,17 @@ export class MqttTransport {
     this.client = mqtt.connect(options.url, clientOptions);
     this.client.on('connect', () => {
       this.logger.debug({ url: options.url }, 'mqtt connected');
-      for (const [topic, { qos }] of this.handlers) {
-        this.client.subscribe(topic, { qos }, (error) => {
-          if (error) this.logger.warn({ topic, err: error.message }, 'resubscribe failed');
-        });
-      }
-      for (const listener of this.connectListeners) listener();
+      // Listeners run once the broker granted the subscriptions: a backlog sent before the
+      // telemetry/ack subscription exists would have its acks dropped and wait for a resend.
+      const resubscribed = [...this.handlers].map(([topic, { qos }]) =>
+        this.client.subscribeAsync(topic, { qos }).catch((error: Error) => {
+          this.logger.warn({ topic, err: error.message }, 'resubscribe failed');
+        }),
+      );
+      void Promise.all(resubscribed).then(() => {
+        if (!this.client.connected) return;
+        for (const listener of this.connectListeners) listener();
+      });
     });
     this.client.on('close', () => {
       this.logger.debug('mqtt connection closed');

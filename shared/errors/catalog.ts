@@ -24,7 +24,9 @@ export const ERROR_CATALOG = {
   // runtime on device
   RUNTIME_LOAD: { retryable: false, summary: 'onnxruntime could not load the model' },
   RUNTIME_RUN: { retryable: false, summary: 'onnxruntime failed while running the model' },
-  RUNTIME_TIMEOUT: { retryable: true, summary: 'loading or running the model took too long' },
+  // Not retried: a model that hangs onnxruntime hangs it again; the limit is generous (see
+  // agent modelCheckTimeoutMs), so a timeout means the model, not a busy moment.
+  RUNTIME_TIMEOUT: { retryable: false, summary: 'loading or running the model took too long' },
   // delivery
   TRANSFER_HASH: { retryable: true, summary: 'a block or artifact failed its hash check' },
   TRANSFER_TRUNCATED: { retryable: true, summary: 'an artifact transfer ended short' },
@@ -36,6 +38,11 @@ export const ERROR_CATALOG = {
   MANIFEST_EXPIRED: { retryable: false, summary: 'manifest has expired' },
   MANIFEST_ROLLBACK: { retryable: false, summary: 'manifest version is lower than the installed one' },
   GOLDEN_MISMATCH: { retryable: false, summary: 'model outputs differ from the golden outputs' },
+  // telemetry
+  TELEMETRY_DROPPED: {
+    retryable: false,
+    summary: 'the on-device telemetry outbox was full; its oldest records were dropped',
+  },
   // cloud
   NOT_FOUND: { retryable: false, summary: 'the requested entity does not exist' },
   CONFLICT: { retryable: false, summary: 'the request conflicts with the current state' },

@@ -148,6 +148,8 @@ export const telemetryRecordSchema = z.object({
   /** The agent's own CPU use since the last sample, percent of one core. */
   agentCpuPercent: nonNegative.optional(),
   modelVersion: z.number().int().nonnegative().nullable().optional(),
+  /** Records the device's outbox has dropped so far because it was full (oldest first). */
+  droppedTotal: z.number().int().nonnegative().optional(),
 });
 export type TelemetryRecord = z.infer<typeof telemetryRecordSchema>;
 

@@ -73,4 +73,22 @@ describe('on-device benchmark', () => {
     expect(out).toHaveProperty('throttled', false);
     expect(out.runs).toBe(5);
   });
+
+  it('`fleetml bench a b --json` compares models side by side with ratios against the first', async () => {
+    const small = join(dir, 'small.onnx');
+    await writeFile(small, buildMlp({ inputs: 16, hidden: 8, outputs: 4, seed: 3 }));
+    const { stdout } = await promisify(execFile)(
+      'node',
+      [join(ROOT, 'bin/fleetml.mjs'), 'bench', modelPath, small, '--runs', '5', '--warmup', '1', '--json'],
+      { cwd: ROOT },
+    );
+    const out = JSON.parse(stdout);
+    expect(out.baseline).toBe(modelPath);
+    expect(out.models.map((m: { path: string }) => m.path)).toEqual([modelPath, small]);
+    expect(out.models[0].ratios).toEqual({ size: 1, p50: 1, p99: 1, throughput: 1, load: 1 });
+    const [a, b] = out.models;
+    expect(b.ratios.size).toBeCloseTo(b.sizeBytes / a.sizeBytes, 2);
+    expect(b.ratios.p50).toBeCloseTo(b.p50Ms / a.p50Ms, 2);
+    expect(b.ratios.size).toBeLessThan(1);
+  });
 });

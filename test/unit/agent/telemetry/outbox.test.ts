@@ -44,7 +44,24 @@ describe('telemetry outbox', () => {
     expect(o.size).toBe(3);
     expect(o.dropped).toBe(2);
     expect(o.peek(10).map((r) => r.seq)).toEqual([3, 4, 5]);
+    // The records written after a drop carry the running count, so the cloud sees the gap explained.
+    expect(o.peek(10).map((r) => r.droppedTotal)).toEqual([undefined, 1, 2]);
     o.close();
+  });
+
+  it('keeps the drop count across restarts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetml-ob-'));
+    const path = join(dir, 'outbox.sqlite');
+    const a = new TelemetryOutbox({ path, maxRecords: 2 });
+    for (let i = 0; i < 4; i++) a.append(record(i));
+    a.close();
+    const b = new TelemetryOutbox({ path, maxRecords: 2 });
+    expect(b.dropped).toBe(2);
+    b.append(record(9));
+    expect(b.dropped).toBe(3);
+    expect(b.peek(10).at(-1)?.droppedTotal).toBe(3);
+    b.close();
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

@@ -1,0 +1,126 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentHandle } from '../../agent/main.js';
+import { type CloudHandle, startCloud } from '../../cloud/main.js';
+import { createLogger } from '../../shared/logger.js';
+import { startFaultAgent } from './fleet.js';
+import { buildHangingModel, buildMlp } from './models.js';
+import { activeSlot, waitFor } from './procs.js';
+
+/** Children of this process whose command line names `needle` (the agent's isolated model check). */
+async function childrenWith(needle: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const [stat, cmdline] = await Promise.all([
+      readFile(`/proc/${name}/stat`, 'utf8').catch(() => ''),
+      readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => ''),
+    ]);
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === process.pid && cmdline.includes(needle)) found.push(Number(name));
+  }
+  return found;
+}
+
+// Scenario 6: a model that hangs onnxruntime (a Loop of 2^62 iterations, in native code where
+// nothing inside the agent could stop it) and one whose load crashes the process (SIGSEGV
+// delivered to the isolated check, as a native crash would). Both are refused with a coded
+// error, the check process is gone, the rollout stops and the device keeps its model.
+describe('fault: a model that hangs or crashes onnxruntime on load', () => {
+  let dir: string;
+  let cloud: CloudHandle;
+  let agent: AgentHandle;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleetml-fault-model-'));
+    dataDir = join(dir, 'agent');
+    cloud = await startCloud({
+      dataDir: join(dir, 'cloud'),
+      httpPort: 0,
+      mqttPort: 0,
+      logger: createLogger({ name: 'cloud', level: 'silent' }),
+    });
+    agent = await startFaultAgent(cloud.mqttUrl, cloud.services.tokens.createEnrollToken().token, dataDir, {
+      modelCheckTimeoutMs: 3000,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop().catch(() => {});
+    await cloud?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const deviceId = () => agent.identity.deviceId;
+  async function rollOut(bytes: Buffer, name: string) {
+    const { models, rollouts, rolloutStore } = cloud.services;
+    const model = await models.add(bytes, { name });
+    const { id } = await rollouts.create(model.id, { devices: [deviceId()] }, {}, 'test');
+    const done = () =>
+      waitFor(
+        `rollout ${id}`,
+        () => {
+          const r = rolloutStore.get(id);
+          return r && r.status !== 'running'
+            ? { rollout: r, execution: rolloutStore.executions(id)[0] }
+            : undefined;
+        },
+        60_000,
+      );
+    return { model, done };
+  }
+
+  it('times out a hanging model, kills its check, reports it and keeps the old model', async () => {
+    const good = await rollOut(buildMlp({ seed: 41 }), 'good');
+    expect((await good.done()).rollout.status).toBe('succeeded');
+
+    const started = Date.now();
+    const hang = await rollOut(buildHangingModel('hang-1'), 'hang');
+    const { rollout, execution } = await hang.done();
+    expect(execution.status).toBe('failed');
+    expect(execution.reason).toMatch(/^RUNTIME_TIMEOUT: onnxruntime did not load and run .* within 3000 ms/);
+    expect(rollout.status).toBe('aborted');
+    expect(Date.now() - started).toBeLessThan(30_000);
+    // Reported as an event, not retried (a hang is a property of the model), check process gone.
+    await waitFor('the RUNTIME_TIMEOUT event', () =>
+      cloud.services.telemetry.events(deviceId()).some((e) => e.code === 'RUNTIME_TIMEOUT'),
+    );
+    expect(await childrenWith('model.onnx')).toEqual([]);
+    const slot = await activeSlot(dataDir);
+    expect(slot.stateSha).toBe(good.model.sha256);
+    expect(slot.fileSha).toBe(good.model.sha256);
+    await waitFor('the device back on the old model', () => {
+      const d = cloud.services.devices.get(deviceId());
+      return d.activeSha256 === good.model.sha256 && d.phase === 'active';
+    });
+  });
+
+  it('reports a crash of the check process and keeps the old model', async () => {
+    const before = (await activeSlot(dataDir)).stateSha;
+    const crash = await rollOut(buildHangingModel('crash-2'), 'crash');
+    // The isolated load is running: crash it the way a native fault would.
+    const [pid] = await waitFor(
+      'the model check process',
+      async () => {
+        const pids = await childrenWith(join(dataDir, 'slots'));
+        return pids.length > 0 ? pids : undefined;
+      },
+      30_000,
+      20,
+    );
+    process.kill(pid, 'SIGSEGV');
+    const { rollout, execution } = await crash.done();
+    expect(execution.status).toBe('failed');
+    expect(execution.reason).toMatch(/^RUNTIME_LOAD: onnxruntime crashed loading .*\(signal SIGSEGV\)/);
+    expect(rollout.status).toBe('aborted');
+    expect((await activeSlot(dataDir)).stateSha).toBe(before);
+
+    // The agent is unharmed: the next good model installs.
+    const next = await rollOut(buildMlp({ seed: 42 }), 'good-2');
+    expect((await next.done()).rollout.status).toBe('succeeded');
+    expect((await activeSlot(dataDir)).fileSha).toBe(next.model.sha256);
+  });
+});
