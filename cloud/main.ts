@@ -10,6 +10,8 @@ import { AuditLog } from './fleet/audit.js';
 import { DeviceRepository } from './fleet/devices.js';
 import { FleetEvents } from './fleet/events.js';
 import { ModelRegistry } from './fleet/models.js';
+import { FleetMonitor } from './fleet/monitoring/monitor.js';
+import type { MonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { createMessageRouter, type RouterStats } from './fleet/router.js';
@@ -36,6 +38,8 @@ export interface CloudOptions {
   mqttHost?: string;
   /** Use this external broker instead of the embedded one, e.g. mqtt://broker.local:1883. */
   mqttUrl?: string;
+  /** Telemetry ingest, retention and monitoring tunables (cloud/fleet/monitoring/options.ts). */
+  monitoring?: Partial<MonitoringOptions>;
   logger: Logger;
 }
 
@@ -81,6 +85,14 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const tokens = new TokenRepository(db);
   const devices = new DeviceRepository(db);
   const telemetry = new TelemetryRepository(db);
+  let routerStats: RouterStats | undefined;
+  const monitor = new FleetMonitor({
+    db,
+    telemetry,
+    logger,
+    options: options.monitoring,
+    rejectedBatches: () => routerStats?.rejectedTelemetry ?? 0,
+  });
   const signingKey = await loadOrCreateSigningKey(join(options.dataDir, 'keys', 'fleet-signing.json'));
   const profiles = new ProfileRegistry();
   const targets = new TargetService(db, mqtt, { sign: (manifest) => signManifest(manifest, signingKey) });
@@ -111,6 +123,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     rolloutStore,
     profiles,
     events,
+    monitor,
     brokerUrl: mqttUrl,
   };
   const transfer = createTransferServer({
@@ -122,6 +135,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     devices,
     tokens,
     telemetry,
+    ingest: monitor.ingest,
     publisher: mqtt,
     logger,
     fleetPublicKey: signingKey.publicKey,
@@ -132,6 +146,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       if (kind !== 'telemetry') void rollouts.tick();
     },
   });
+  routerStats = router.stats;
   mqtt.onMessage((topic, payload) => {
     void router.handle(topic, payload);
   });
@@ -141,6 +156,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
 
   // Rollouts continue from their stored state after a restart.
   rollouts.start();
+  monitor.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
   const app = await buildConsoleServer({ services, logger });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
@@ -156,6 +172,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     stop: async () => {
       await rollouts.stop();
       await app.close();
+      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
+      await monitor.stop();
       await mqtt.close();
       await broker?.close();
       db.close();

@@ -3,6 +3,7 @@ import type { AuditLog } from './fleet/audit.js';
 import type { DeviceRepository } from './fleet/devices.js';
 import type { FleetEvents } from './fleet/events.js';
 import type { ModelRegistry } from './fleet/models.js';
+import type { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
 import type { RolloutStore } from './fleet/rollouts/store.js';
 import type { TargetService } from './fleet/targets.js';
@@ -25,6 +26,8 @@ export interface CloudServices {
   rolloutStore: RolloutStore;
   profiles: ProfileRegistry;
   events: FleetEvents;
+  /** Telemetry ingest, fleet latency, regressions, health, metrics. */
+  monitor: FleetMonitor;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
 }

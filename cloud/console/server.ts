@@ -7,6 +7,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { CloudServices } from '../services.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerModelRoutes } from './routes/models.js';
+import { registerMonitoringRoutes } from './routes/monitoring.js';
 import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerStreamRoute } from './routes/stream.js';
 import { registerTokenRoutes } from './routes/tokens.js';
@@ -61,6 +62,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   await registerTokenRoutes(app, options.services);
   await registerRolloutRoutes(app, options.services);
   await registerStreamRoute(app, options.services);
+  await registerMonitoringRoutes(app, options.services);
 
   const here = dirname(fileURLToPath(import.meta.url));
   await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/' });
