@@ -56,8 +56,9 @@ interface Item {
  * until `ingestMaxRecords` are pending) and are then written in ONE transaction: raw rows
  * (INSERT OR IGNORE on (device, seq)), their minute/hour rollups and the devices' last-seen
  * time. Each submit resolves only after that transaction committed, so the ack the router then
- * publishes never covers an uncommitted record; if the transaction fails every batch in it is
- * rejected (no ack: the agents resend, dedupe makes that safe).
+ * publishes never covers an uncommitted record. If the transaction fails, its batches are
+ * retried one transaction each, and a batch that still fails is rejected (no ack: the agent
+ * resends it, dedupe makes that safe).
  *
  * A transaction costs far more than a row, so committing 100 batches at once instead of one by
  * one is where the throughput comes from (scripts/bench/ingest.ts measures both).
@@ -136,6 +137,11 @@ export class IngestQueue implements TelemetryIngest {
     try {
       results = this.commit(items);
     } catch (error) {
+      // One bad batch must not sink its flush-mates: retry them one transaction each.
+      if (items.length > 1) {
+        for (const item of items) this.commitItems([item], item.records.length);
+        return;
+      }
       const cause = toFleetError(error);
       this.stats.refused += records;
       this.deps.observer?.onRefused('INGEST_FAILED', records);

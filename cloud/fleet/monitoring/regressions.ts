@@ -7,8 +7,10 @@ import { LatencyAccumulator, type LatencyRow, LatencyRows, resolveWindow } from 
 /**
  * - device-baseline: a device's p99 now vs its own p99 in the baseline window;
  * - device-vs-profile: a device's p99 now vs the other devices of its profile running the same model now;
- * - model-baseline: a model version's fleet-wide p99 now vs the same version in the baseline window;
- * - model-vs-profile: a model version on a profile now vs that profile's p99 in the baseline window
+ * - model-baseline: a model version on a profile now vs the same version on that profile in the
+ *   baseline window (per profile, so that devices joining or leaving a version do not look like
+ *   a regression of the version);
+ * - model-vs-profile: a model version new on a profile now vs that profile's p99 in the baseline window
  *   (whatever it ran then: this is what flags "v2 is slower than v1 on rpi4").
  */
 export type RegressionKind = 'device-baseline' | 'device-vs-profile' | 'model-baseline' | 'model-vs-profile';
@@ -81,19 +83,22 @@ export class RegressionDetector {
     // The baseline ends where the current window's first bucket starts: no overlap.
     const baseline = resolveWindow(current.fromMs - o.regressionBaselineMs, current.fromMs, o, false);
 
-    const now = { device: new Map(), deviceModel: new Map(), profileModel: new Map(), model: new Map() };
+    const now = { device: new Map(), deviceModel: new Map(), profileModel: new Map() };
     for (const row of this.rows.iterate(current)) {
       const profile = profileOf(row.device_id);
       bump(now.device, row.device_id, row);
       bump(now.deviceModel, `${row.device_id}\u0000${row.model_id}`, row);
       bump(now.profileModel, `${profile}\u0000${row.model_id}`, row);
-      bump(now.model, row.model_id, row);
     }
-    const before = { device: new Map(), profile: new Map(), model: new Map() } as Record<string, Groups>;
+    const before = { device: new Map(), profile: new Map(), profileModel: new Map() } as Record<
+      string,
+      Groups
+    >;
     for (const row of this.rows.iterate(baseline)) {
+      const profile = profileOf(row.device_id);
       bump(before.device, row.device_id, row);
-      bump(before.profile, profileOf(row.device_id), row);
-      bump(before.model, row.model_id, row);
+      bump(before.profile, profile, row);
+      bump(before.profileModel, `${profile}\u0000${row.model_id}`, row);
     }
 
     const found: Regression[] = [];
@@ -136,12 +141,13 @@ export class RegressionDetector {
       if (!all || all.devices.size - 1 < o.regressionMinPeers) continue;
       compare('device-vs-profile', { deviceId, modelId, profile }, cur, without(all, cur));
     }
-    for (const [modelId, cur] of now.model as Groups) {
-      compare('model-baseline', { modelId }, cur, before.model.get(modelId));
-    }
     for (const [key, cur] of now.profileModel as Groups) {
       const [profile, modelId] = key.split('\u0000');
-      compare('model-vs-profile', { modelId, profile }, cur, before.profile.get(profile));
+      const own = before.profileModel.get(key);
+      compare('model-baseline', { modelId, profile }, cur, own);
+      // A version new to the profile is judged against whatever the profile ran before it.
+      if (!own || own.count < o.regressionMinSamples)
+        compare('model-vs-profile', { modelId, profile }, cur, before.profile.get(profile));
     }
     return found.sort((a, b) => b.ratio - a.ratio);
   }

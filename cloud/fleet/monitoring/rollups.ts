@@ -84,11 +84,13 @@ export class RollupAccumulator {
       agg.records++;
       agg.cpu_sum += record.cpuLoad;
       agg.last_at = Math.max(agg.last_at, atMs);
-      // -1 and absurd values come from broken sensors on some Pi models: not a temperature.
-      if (record.tempC !== null && record.tempC > -50 && record.tempC < 150) {
+      // systeminformation reports exactly -1 when a Pi's sensor cannot be read; values outside
+      // -40…150 °C are broken sensors too. Neither is a temperature.
+      const t = record.tempC;
+      if (t !== null && t !== -1 && t >= -40 && t <= 150) {
         agg.temp_n++;
-        agg.temp_sum += record.tempC;
-        agg.temp_max = agg.temp_max === null ? record.tempC : Math.max(agg.temp_max, record.tempC);
+        agg.temp_sum += t;
+        agg.temp_max = agg.temp_max === null ? t : Math.max(agg.temp_max, t);
       }
       if (isThrottled(record)) agg.throttled_records++;
       agg.throttled_bits |= record.throttledBits ?? 0;
