@@ -46,6 +46,7 @@ afterAll(async () => {
 
 const get = (path: string, token?: string) =>
   fetch(new URL(path, cloud.httpUrl), { headers: token ? { authorization: `Bearer ${token}` } : {} });
+const json = async (path: string): Promise<any> => (await get(path, viewer)).json();
 
 describe('telemetry through the broker', () => {
   it('acknowledges a batch after storing it, and a resent batch again without storing it twice', async () => {
@@ -88,25 +89,25 @@ describe('monitoring API', () => {
   });
 
   it('answers fleet latency by device, model and profile', async () => {
-    const byDevice = await (await get('/api/fleet/latency?window=24h', viewer)).json();
+    const byDevice = await json('/api/fleet/latency?window=24h');
     expect(byDevice.groups.map((g: { key: string }) => g.key)).toEqual(['d1', 'd2', 'd3']);
     expect(byDevice.groups[0]).toMatchObject({ records: 10, count: 50, maxMs: 30 });
-    const byProfile = await (await get('/api/fleet/latency?window=2h&by=profile', viewer)).json();
+    const byProfile = await json('/api/fleet/latency?window=2h&by=profile');
     expect(byProfile.window.resolution).toBe('minute');
     expect(byProfile.groups.map((g: { key: string; devices: number }) => [g.key, g.devices])).toEqual([
       ['rpi4', 2],
       ['rpi5', 1],
     ]);
-    const byModel = await (await get('/api/fleet/latency?by=model', viewer)).json();
+    const byModel = await json('/api/fleet/latency?by=model');
     expect(byModel.groups[0]).toMatchObject({ key: 'model-a', name: null, devices: 3 });
     expect((await get('/api/fleet/latency?by=rack', viewer)).status).toBe(400);
     expect((await get('/api/fleet/latency?window=yesterday', viewer)).status).toBe(400);
   });
 
   it('reports health and a device series from the rollups', async () => {
-    const health = await (await get('/api/fleet/health', viewer)).json();
+    const health = await json('/api/fleet/health');
     expect(health.counts).toMatchObject({ total: 3, online: 3 });
-    const series = await (await get('/api/fleet/devices/d1/series?window=1h', viewer)).json();
+    const series = await json('/api/fleet/devices/d1/series?window=1h');
     expect(series.resolution).toBe('minute');
     expect(series.points.reduce((n: number, p: { count: number }) => n + p.count, 0)).toBe(50);
     expect(series.points[0].tempMaxC).toBe(55);
@@ -132,10 +133,10 @@ describe('monitoring API', () => {
   });
 
   it('lists devices with set-based queries, same fields as the single-device route', async () => {
-    const { devices } = await (await get('/api/devices', viewer)).json();
+    const { devices } = await json('/api/devices');
     expect(devices.map((d: { id: string }) => d.id)).toEqual(['d1', 'd2', 'd3']);
     expect(devices[0]).toMatchObject({ tempC: 55, cpuLoad: 20, p50Ms: null });
-    const one = await (await get('/api/devices/d1', viewer)).json();
+    const one = await json('/api/devices/d1');
     expect(one).toMatchObject({ id: 'd1', tempC: 55, cpuLoad: 20 });
   });
 });
