@@ -107,7 +107,12 @@ const Z_FLOOR = -4;
  * differences of the resulting CDF at the bucket edges.
  */
 export function addSummary(h: Histogram, s: LatencySummary): void {
-  if (!(s.count > 0)) return;
+  addSummaryRange(h, s);
+}
+
+/** addSummary that returns the first and last bucket it touched ([0, -1] when none). */
+export function addSummaryRange(h: Histogram, s: LatencySummary): [number, number] {
+  if (!(s.count > 0)) return [0, -1];
   // Agents may round their quantiles: force the knots to be monotone.
   const x50 = position(Math.max(0, s.p50Ms));
   const x90 = Math.max(x50, position(s.p90Ms));
@@ -148,6 +153,7 @@ export function addSummary(h: Histogram, s: LatencySummary): void {
     h[i] += s.count * (cdf - below);
     below = cdf;
   }
+  return [first, last];
 }
 
 export function mergeInto(target: Histogram, source: Histogram): void {

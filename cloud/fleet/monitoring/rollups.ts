@@ -1,6 +1,6 @@
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import type { Db } from '../../store/db.js';
-import { addEncoded, addSummary, emptyHistogram, encodeHistogram, type Histogram } from './histogram.js';
+import { addEncoded, addSummaryRange, emptyHistogram, encodeHistogram, type Histogram } from './histogram.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
 
 /** One (resolution, bucket, device, model) aggregate as stored in telemetry_rollup. */
@@ -30,6 +30,7 @@ interface Pending extends Omit<RollupRow, 'hist'> {
 
 /** Pi `get_throttled` bits 0–3 are the current state; 16–19 only say it happened since boot. */
 const CURRENT_THROTTLE_BITS = 0xf;
+const RESOLUTIONS = [RESOLUTION.minute, RESOLUTION.hour];
 
 export function isThrottled(record: TelemetryRecord): boolean {
   return record.throttled === true || ((record.throttledBits ?? 0) & CURRENT_THROTTLE_BITS) !== 0;
@@ -53,11 +54,20 @@ export function bucketTime(
 /** Collects one flush's new records into minute and hour aggregates. */
 export class RollupAccumulator {
   readonly pending = new Map<string, Pending>();
+  private readonly scratch = emptyHistogram();
 
   add(deviceId: string, record: TelemetryRecord, atMs: number): void {
-    for (const resolution of [RESOLUTION.minute, RESOLUTION.hour]) {
+    const l = record.latency && record.latency.count > 0 ? record.latency : null;
+    // The summary's histogram is built once, in a reused scratch array, for both resolutions.
+    const [first, last] = l ? addSummaryRange(this.scratch, l) : [0, -1];
+    const t = record.tempC;
+    // systeminformation reports exactly -1 when a Pi's sensor cannot be read; values outside
+    // -40…150 °C are broken sensors too. Neither is a temperature.
+    const tempOk = t !== null && t !== -1 && t >= -40 && t <= 150;
+    const throttled = isThrottled(record);
+    const modelId = record.modelId ?? '';
+    for (const resolution of RESOLUTIONS) {
       const bucketStart = atMs - (atMs % resolution);
-      const modelId = record.modelId ?? '';
       const key = `${resolution}|${bucketStart}|${deviceId}|${modelId}`;
       let agg = this.pending.get(key);
       if (!agg) {
@@ -84,25 +94,22 @@ export class RollupAccumulator {
       agg.records++;
       agg.cpu_sum += record.cpuLoad;
       agg.last_at = Math.max(agg.last_at, atMs);
-      // systeminformation reports exactly -1 when a Pi's sensor cannot be read; values outside
-      // -40…150 °C are broken sensors too. Neither is a temperature.
-      const t = record.tempC;
-      if (t !== null && t !== -1 && t >= -40 && t <= 150) {
+      if (tempOk) {
         agg.temp_n++;
         agg.temp_sum += t;
         agg.temp_max = agg.temp_max === null ? t : Math.max(agg.temp_max, t);
       }
-      if (isThrottled(record)) agg.throttled_records++;
+      if (throttled) agg.throttled_records++;
       agg.throttled_bits |= record.throttledBits ?? 0;
-      const l = record.latency;
-      if (l && l.count > 0) {
+      if (l) {
         agg.lat_count += l.count;
         agg.lat_sum_ms += l.meanMs * l.count;
         agg.lat_max_ms = agg.lat_max_ms === null ? l.maxMs : Math.max(agg.lat_max_ms, l.maxMs);
         agg.hist ??= emptyHistogram();
-        addSummary(agg.hist, l);
+        for (let i = first; i <= last; i++) agg.hist[i] += this.scratch[i];
       }
     }
+    this.scratch.fill(0, first, last + 1);
   }
 }
 
