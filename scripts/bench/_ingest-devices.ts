@@ -95,7 +95,7 @@ for (const [c, client] of clients.entries()) {
   await client.subscribe(mine.map((id) => deviceTopic(id, 'telemetry/ack')));
   client.onMessage((topic, payload) => {
     const parsed = parseTopic(topic);
-    if (!parsed || parsed.kind !== 'device') return;
+    if (parsed?.kind !== 'device') return;
     const d = indexOf.get(parsed.deviceId);
     if (d === undefined) return;
     const ack = JSON.parse(payload.toString()) as { from: number; to: number };

@@ -1,5 +1,6 @@
 import type { Db } from '../../store/db.js';
 import type { MonitoringOptions } from './options.js';
+import type { RollupStore } from './rollups.js';
 import {
   LatencyAccumulator,
   type LatencyRow,
@@ -33,9 +34,10 @@ export class FleetLatencyQuery {
 
   constructor(
     db: Db,
+    rollups: RollupStore,
     private readonly o: Pick<MonitoringOptions, 'minuteQueryMaxMs'>,
   ) {
-    this.rows = new LatencyRows(db);
+    this.rows = new LatencyRows(rollups);
     this.profiles = db.prepare('SELECT id, profile FROM devices');
   }
 

@@ -4,10 +4,12 @@ import type { IngestObserver } from '../ingest-queue.js';
 import type { HealthQuery } from './health.js';
 import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
 import type { MonitoringOptions } from './options.js';
+import type { RollupStore } from './rollups.js';
 import { LatencyAccumulator, LatencyRows } from './windows.js';
 
 export interface FleetMetricsDeps {
   db: Db;
+  rollups: RollupStore;
   health: HealthQuery;
   options: Pick<
     MonitoringOptions,
@@ -121,8 +123,8 @@ export class FleetMetrics implements IngestObserver {
       'model',
     ]);
     this.fleetLatency = latencyGauge('fleetml_fleet_latency_ms', 'Inference latency across the fleet', []);
-    this.rows = new LatencyRows(deps.db);
-    this.latency = new FleetLatencyQuery(deps.db, deps.options);
+    this.rows = new LatencyRows(deps.rollups);
+    this.latency = new FleetLatencyQuery(deps.db, deps.rollups, deps.options);
     this.rolloutCounts = deps.db.prepare('SELECT status, count(*) n FROM rollouts GROUP BY status');
   }
 

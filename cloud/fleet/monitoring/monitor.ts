@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../../../shared/logger.js';
 import type { Db } from '../../store/db.js';
 import { IngestQueue } from '../ingest-queue.js';
@@ -5,7 +6,7 @@ import type { TelemetryRepository } from '../telemetry.js';
 import { HealthQuery } from './health.js';
 import { FleetLatencyQuery } from './latency.js';
 import { FleetMetrics } from './metrics.js';
-import { type MonitoringOptions, resolveMonitoringOptions } from './options.js';
+import { type MonitoringOptions, RESOLUTION, resolveMonitoringOptions } from './options.js';
 import { RegressionDetector } from './regressions.js';
 import { type RetentionResult, RetentionSweeper } from './retention.js';
 import { RollupStore } from './rollups.js';
@@ -37,12 +38,13 @@ export class FleetMonitor {
 
   constructor(private readonly deps: FleetMonitorDeps) {
     const o = (this.options = resolveMonitoringOptions(deps.options));
-    this.rollups = new RollupStore(deps.db);
-    this.latency = new FleetLatencyQuery(deps.db, o);
-    this.regressions = new RegressionDetector(deps.db, o);
+    this.rollups = new RollupStore(deps.db, { cacheRows: o.queryCacheRows });
+    this.latency = new FleetLatencyQuery(deps.db, this.rollups, o);
+    this.regressions = new RegressionDetector(deps.db, this.rollups, o);
     this.health = new HealthQuery(deps.db, o);
     this.metrics = new FleetMetrics({
       db: deps.db,
+      rollups: this.rollups,
       health: this.health,
       options: o,
       pendingRecords: () => this.ingest.pending,
@@ -58,14 +60,28 @@ export class FleetMonitor {
     this.retention = new RetentionSweeper(deps.db, this.rollups, o);
   }
 
-  /** Starts the periodic retention sweep (the first one right away). */
+  /** Starts the periodic retention sweep (the first one right away) and warms the query cache. */
   start(): void {
+    void this.warm().catch((error) => this.deps.logger.warn({ err: error }, 'query cache warm-up failed'));
     const run = () => {
       void this.sweep().catch((error) => this.deps.logger.warn({ err: error }, 'retention sweep failed'));
     };
     run();
     this.timer = setInterval(run, this.options.retentionIntervalMs);
     this.timer.unref();
+  }
+
+  /**
+   * Decodes the hour rollups of the last day into the query cache, one bucket per event-loop
+   * turn, so that the first 24 h fleet query after a restart is as fast as the next ones.
+   */
+  async warm(nowMs = Date.now()): Promise<void> {
+    const hour = RESOLUTION.hour;
+    const last = nowMs - (nowMs % hour);
+    for (let bucket = last - 24 * hour; bucket < last; bucket += hour) {
+      this.rollups.cache.rows(hour, bucket);
+      await yieldToEventLoop();
+    }
   }
 
   sweep(nowMs = Date.now()): Promise<RetentionResult> {

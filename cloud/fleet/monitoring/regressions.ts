@@ -2,6 +2,7 @@ import type { Db } from '../../store/db.js';
 import { NUM_BUCKETS } from './histogram.js';
 import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
 import type { MonitoringOptions } from './options.js';
+import type { RollupStore } from './rollups.js';
 import { LatencyAccumulator, type LatencyRow, LatencyRows, resolveWindow } from './windows.js';
 
 /**
@@ -68,10 +69,11 @@ export class RegressionDetector {
 
   constructor(
     db: Db,
+    rollups: RollupStore,
     private readonly o: RegressionOptions,
   ) {
-    this.rows = new LatencyRows(db);
-    this.latency = new FleetLatencyQuery(db, o);
+    this.rows = new LatencyRows(rollups);
+    this.latency = new FleetLatencyQuery(db, rollups, o);
   }
 
   detect(nowMs = Date.now(), overrides: Partial<RegressionOptions> = {}): Regression[] {

@@ -1,7 +1,8 @@
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import type { Db } from '../../store/db.js';
+import { LatencyBucketCache } from './bucket-cache.js';
 import { addEncoded, addSummaryRange, emptyHistogram, encodeHistogram, type Histogram } from './histogram.js';
-import { type MonitoringOptions, RESOLUTION } from './options.js';
+import { DEFAULT_MONITORING_OPTIONS, type MonitoringOptions, RESOLUTION } from './options.js';
 
 /** One (resolution, bucket, device, model) aggregate as stored in telemetry_rollup. */
 export interface RollupRow {
@@ -24,7 +25,8 @@ export interface RollupRow {
   last_at: number;
 }
 
-interface Pending extends Omit<RollupRow, 'hist'> {
+/** An aggregate being built: a rollup row whose histogram is still an array. */
+export interface RollupAggregate extends Omit<RollupRow, 'hist'> {
   hist: Histogram | null;
 }
 
@@ -53,7 +55,7 @@ export function bucketTime(
 
 /** Collects one flush's new records into minute and hour aggregates. */
 export class RollupAccumulator {
-  readonly pending = new Map<string, Pending>();
+  readonly pending = new Map<string, RollupAggregate>();
   private readonly scratch = emptyHistogram();
 
   add(deviceId: string, record: TelemetryRecord, atMs: number): void {
@@ -116,11 +118,14 @@ export class RollupAccumulator {
 /** SQL for telemetry_rollup: merge-on-write, window scans, retention. */
 export class RollupStore {
   private readonly upsert;
-  private readonly scanWindow;
   private readonly scanDevice;
   private readonly deleteBefore;
 
-  constructor(db: Db) {
+  /** Decoded latency rows of recently queried buckets; invalidated by every write and prune. */
+  readonly cache: LatencyBucketCache;
+
+  constructor(db: Db, options: { cacheRows?: number } = {}) {
+    this.cache = new LatencyBucketCache(db, options.cacheRows ?? DEFAULT_MONITORING_OPTIONS.queryCacheRows);
     // Histograms are merged inside SQLite's upsert: one statement per aggregate, no read-back.
     db.function('fleetml_hist_merge', { deterministic: true }, (a: unknown, b: unknown) => {
       const h = emptyHistogram();
@@ -152,9 +157,6 @@ export class RollupStore {
          throttled_bits = throttled_bits | excluded.throttled_bits,
          last_at = max(last_at, excluded.last_at)`,
     );
-    this.scanWindow = db.prepare(
-      `SELECT * FROM telemetry_rollup WHERE resolution = ? AND bucket_start >= ? AND bucket_start < ?`,
-    );
     this.scanDevice = db.prepare(
       `SELECT * FROM telemetry_rollup WHERE device_id = ? AND resolution = ? AND bucket_start >= ? AND bucket_start < ?
        ORDER BY bucket_start`,
@@ -163,20 +165,11 @@ export class RollupStore {
   }
 
   /** Writes a flush's aggregates; call inside the ingest transaction. */
-  write(accumulator: RollupAccumulator): void {
+  write(accumulator: { pending: Map<string, RollupAggregate> }): void {
     for (const agg of accumulator.pending.values()) {
       this.upsert.run({ ...agg, hist: agg.hist ? encodeHistogram(agg.hist) : null });
+      this.cache.invalidate(agg.resolution, agg.bucket_start);
     }
-  }
-
-  /** Every aggregate of one resolution with bucket_start in [fromMs, toMs). */
-  window(resolution: number, fromMs: number, toMs: number): RollupRow[] {
-    return this.scanWindow.all(resolution, fromMs, toMs) as RollupRow[];
-  }
-
-  /** Streams the same rows without materialising them all (large windows). */
-  *iterate(resolution: number, fromMs: number, toMs: number): IterableIterator<RollupRow> {
-    yield* this.scanWindow.iterate(resolution, fromMs, toMs) as IterableIterator<RollupRow>;
   }
 
   device(deviceId: string, resolution: number, fromMs: number, toMs: number): RollupRow[] {
@@ -185,6 +178,7 @@ export class RollupStore {
 
   /** Deletes aggregates of one resolution older than `beforeMs`; returns how many. */
   prune(resolution: number, beforeMs: number): number {
+    this.cache.pruneBefore(resolution, beforeMs);
     return this.deleteBefore.run(resolution, beforeMs).changes;
   }
 }

@@ -1,6 +1,9 @@
-import type { Db } from '../../store/db.js';
-import { addEncoded, emptyHistogram, type Histogram, mergeInto, quantiles } from './histogram.js';
+import type { LatencyRow } from './bucket-cache.js';
+import { emptyHistogram, type Histogram, mergeInto, quantiles } from './histogram.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
+import type { RollupStore } from './rollups.js';
+
+export type { LatencyRow } from './bucket-cache.js';
 
 /** A time range resolved to whole rollup buckets. */
 export interface ResolvedWindow {
@@ -29,17 +32,6 @@ export function resolveWindow(
   return { resolution, fromMs: floor(fromMs), toMs: includeCurrent ? floor(toMs) + resolution : floor(toMs) };
 }
 
-/** The latency part of a rollup row. */
-export interface LatencyRow {
-  device_id: string;
-  model_id: string;
-  records: number;
-  lat_count: number;
-  lat_sum_ms: number;
-  lat_max_ms: number | null;
-  hist: Buffer | null;
-}
-
 /** Running latency aggregate of one group (device, model, profile, …). */
 export class LatencyAccumulator {
   readonly hist: Histogram = emptyHistogram();
@@ -49,14 +41,23 @@ export class LatencyAccumulator {
   sumMs = 0;
   maxMs: number | null = null;
 
+  private lastDevice = '';
+
   add(row: LatencyRow): void {
-    this.devices.add(row.device_id);
+    // Rows of one device often follow each other: skip the Set lookup then.
+    if (row.device_id !== this.lastDevice) {
+      this.devices.add(row.device_id);
+      this.lastDevice = row.device_id;
+    }
     this.records += row.records;
     this.count += row.lat_count;
     this.sumMs += row.lat_sum_ms;
-    if (row.lat_max_ms !== null)
-      this.maxMs = this.maxMs === null ? row.lat_max_ms : Math.max(this.maxMs, row.lat_max_ms);
-    addEncoded(this.hist, row.hist);
+    const max = row.lat_max_ms;
+    if (max !== null && (this.maxMs === null || max > this.maxMs)) this.maxMs = max;
+    const w = row.weights;
+    const h = this.hist;
+    const first = row.first;
+    for (let i = 0; i < w.length; i++) h[first + i] += w[i];
   }
 
   /** Adds another group's aggregate (histograms are additive). */
@@ -101,30 +102,34 @@ export interface LatencyStatsOut {
   meanMs: number | null;
 }
 
-/** Reads latency rows of a resolved window, streaming (no array of 25k rows). */
+/** Latency rows of a resolved window, bucket by bucket through the rollup store's cache. */
 export class LatencyRows {
-  private readonly scan;
+  constructor(private readonly rollups: RollupStore) {}
 
-  constructor(db: Db) {
-    this.scan = db.prepare(
-      `SELECT device_id, model_id, records, lat_count, lat_sum_ms, lat_max_ms, hist FROM telemetry_rollup
-       WHERE resolution = ? AND bucket_start >= ? AND bucket_start < ? AND lat_count > 0`,
-    );
+  *iterate(w: ResolvedWindow): IterableIterator<LatencyRow> {
+    for (let bucket = w.fromMs; bucket < w.toMs; bucket += w.resolution) {
+      yield* this.rollups.cache.rows(w.resolution, bucket);
+    }
   }
 
-  iterate(w: ResolvedWindow): IterableIterator<LatencyRow> {
-    return this.scan.iterate(w.resolution, w.fromMs, w.toMs) as IterableIterator<LatencyRow>;
-  }
-
-  /** Groups the window's rows by `keyOf` (null skips a row). */
+  /** Groups the window's rows by `keyOf` (null skips a row). Plain loops: this is the hot path. */
   group(w: ResolvedWindow, keyOf: (row: LatencyRow) => string | null): Map<string, LatencyAccumulator> {
     const groups = new Map<string, LatencyAccumulator>();
-    for (const row of this.iterate(w)) {
-      const key = keyOf(row);
-      if (key === null) continue;
-      let acc = groups.get(key);
-      if (!acc) groups.set(key, (acc = new LatencyAccumulator()));
-      acc.add(row);
+    let lastKey: string | null = null;
+    let last: LatencyAccumulator | undefined;
+    for (let bucket = w.fromMs; bucket < w.toMs; bucket += w.resolution) {
+      const rows = this.rollups.cache.rows(w.resolution, bucket);
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i];
+        const key = keyOf(row);
+        if (key === null) continue;
+        if (key !== lastKey) {
+          last = groups.get(key);
+          if (!last) groups.set(key, (last = new LatencyAccumulator()));
+          lastKey = key;
+        }
+        last!.add(row);
+      }
     }
     return groups;
   }

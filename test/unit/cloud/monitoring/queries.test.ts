@@ -172,3 +172,24 @@ describe('fleet health', () => {
     expect(lenient.monitor.health.run().devices[0].status).toBe('online');
   });
 });
+
+describe('query cache', () => {
+  it('never serves a bucket that changed or was pruned since it was decoded', async () => {
+    const f = monitorFixture({ queryCacheRows: 10 });
+    f.addDevice('d1');
+    const t = Date.now() - 3 * HOUR;
+    await f.monitor.ingest.submit('d1', [record(1, t, summarize([5, 5, 5, 5]))]);
+    expect(f.monitor.latency.run('device', 24 * HOUR).groups[0].count).toBe(4);
+    const hits = f.monitor.rollups.cache.stats.hits;
+    expect(f.monitor.latency.run('device', 24 * HOUR).groups[0].count).toBe(4);
+    expect(f.monitor.rollups.cache.stats.hits).toBeGreaterThan(hits);
+    // A late record lands in the cached (closed) hour.
+    await f.monitor.ingest.submit('d1', [record(2, t + 1000, summarize([50, 50]))]);
+    const after = f.monitor.latency.run('device', 24 * HOUR).groups[0];
+    expect(after.count).toBe(6);
+    expect(after.maxMs).toBe(50);
+    await f.monitor.sweep(Date.now() + 500 * 24 * HOUR);
+    expect(f.monitor.latency.run('device', 24 * HOUR).groups).toEqual([]);
+    expect(f.monitor.rollups.cache.size).toBeLessThanOrEqual(10);
+  });
+});
