@@ -8,39 +8,52 @@ export interface LatencyRow {
   lat_count: number;
   lat_sum_ms: number;
   lat_max_ms: number | null;
-  /** Bucket index of weights[0]. */
+  /** Histogram bucket of weights[offset]. */
   first: number;
-  /** Dense histogram weights from `first` on (empty when no latency). */
+  /** Dense histogram weights weights[offset … offset + length), shared by every row of a bucket. */
   weights: Float32Array;
+  offset: number;
+  length: number;
 }
 
-interface RawRow extends Omit<LatencyRow, 'first' | 'weights'> {
+interface RawRow extends Omit<LatencyRow, 'first' | 'weights' | 'offset' | 'length'> {
   hist: Buffer | null;
 }
 
-const EMPTY = new Float32Array(0);
-
-/** One literal shape for every row: object spread would leave slow dictionary-mode objects. */
-function decode(row: RawRow): LatencyRow {
-  const hist = row.hist;
-  let first = 0;
-  let weights = EMPTY;
-  if (hist && hist.length >= 6) {
-    const n = (hist.length - 2) >> 2;
-    weights = new Float32Array(n);
-    for (let i = 0; i < n; i++) weights[i] = hist.readFloatLE(2 + 4 * i);
-    first = hist.readUInt16LE(0);
-  }
-  return {
-    device_id: row.device_id,
-    model_id: row.model_id,
-    records: row.records,
-    lat_count: row.lat_count,
-    lat_sum_ms: row.lat_sum_ms,
-    lat_max_ms: row.lat_max_ms,
-    first,
-    weights,
-  };
+/**
+ * Decodes one bucket's rows: one literal shape for every row (object spread would leave slow
+ * dictionary-mode objects) and one Float32Array for all their weights (one ArrayBuffer per row
+ * would cost the garbage collector dearly at 100,000 cached rows).
+ */
+function decodeBucket(raw: RawRow[]): LatencyRow[] {
+  let floats = 0;
+  for (const row of raw) if (row.hist && row.hist.length >= 6) floats += (row.hist.length - 2) >> 2;
+  const weights = new Float32Array(floats);
+  let offset = 0;
+  return raw.map((row) => {
+    const hist = row.hist;
+    let first = 0;
+    let length = 0;
+    if (hist && hist.length >= 6) {
+      length = (hist.length - 2) >> 2;
+      first = hist.readUInt16LE(0);
+      for (let i = 0; i < length; i++) weights[offset + i] = hist.readFloatLE(2 + 4 * i);
+    }
+    const decoded: LatencyRow = {
+      device_id: row.device_id,
+      model_id: row.model_id,
+      records: row.records,
+      lat_count: row.lat_count,
+      lat_sum_ms: row.lat_sum_ms,
+      lat_max_ms: row.lat_max_ms,
+      first,
+      weights,
+      offset,
+      length,
+    };
+    offset += length;
+    return decoded;
+  });
 }
 
 /**
@@ -79,7 +92,7 @@ export class LatencyBucketCache {
       return cached;
     }
     this.stats.misses++;
-    const rows = (this.scan.all(resolution, bucketStart) as RawRow[]).map(decode);
+    const rows = decodeBucket(this.scan.all(resolution, bucketStart) as RawRow[]);
     if (rows.length <= this.maxRows) {
       this.buckets.set(key, rows);
       this.rowsCached += rows.length;

@@ -56,8 +56,8 @@ export class LatencyAccumulator {
     if (max !== null && (this.maxMs === null || max > this.maxMs)) this.maxMs = max;
     const w = row.weights;
     const h = this.hist;
-    const first = row.first;
-    for (let i = 0; i < w.length; i++) h[first + i] += w[i];
+    const shift = row.first - row.offset;
+    for (let i = row.offset, end = row.offset + row.length; i < end; i++) h[shift + i] += w[i];
   }
 
   /** Adds another group's aggregate (histograms are additive). */
