@@ -27,6 +27,8 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '1000' },
     connections: { type: 'string' },
     batch: { type: 'string', default: '10' },
+    /** Also run group commit with agents sending bigger batches (a backlog drain; the agent allows 100). */
+    'large-batch': { type: 'string', default: '50' },
     inflight: { type: 'string', default: '2' },
     seconds: { type: 'string', default: '15' },
     'no-baseline': { type: 'boolean', default: false },
@@ -63,7 +65,7 @@ interface SimResult {
   cpuS: number;
 }
 
-function simulate(url: string): Promise<SimResult> {
+function simulate(url: string, batch: string): Promise<SimResult> {
   const child = spawn(
     process.execPath,
     [
@@ -73,7 +75,7 @@ function simulate(url: string): Promise<SimResult> {
       url,
       String(devices),
       String(connections),
-      args.batch,
+      batch,
       args.inflight,
       String(Number(args.seconds) * 1000),
     ],
@@ -90,7 +92,7 @@ function simulate(url: string): Promise<SimResult> {
   });
 }
 
-async function run(label: string, monitoring: Partial<MonitoringOptions>) {
+async function run(label: string, monitoring: Partial<MonitoringOptions>, batch = args.batch) {
   const dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-ingest-'));
   const cloud: CloudHandle = await startCloud({
     dataDir: dir,
@@ -121,7 +123,7 @@ async function run(label: string, monitoring: Partial<MonitoringOptions>) {
   );
   process.stderr.write(`${label}: ${devices} devices over ${connections} connections, ${args.seconds} s…\n`);
   const cpuAtStart = process.cpuUsage();
-  const sim = await simulate(cloud.mqttUrl);
+  const sim = await simulate(cloud.mqttUrl, batch);
   const cpu = process.cpuUsage(cpuAtStart);
   const cloudCpuS = (cpu.user + cpu.system) / 1e6;
   clearInterval(sampler);
@@ -142,6 +144,7 @@ async function run(label: string, monitoring: Partial<MonitoringOptions>) {
   const steady = rates.slice(first + 1, Math.max(first + 2, rates.length - 2)).map(Math.round);
   const result = {
     label,
+    batch,
     recordsPerS: sim.ackedRecords / (sim.elapsedMs / 1000),
     minSecond: Math.min(...steady),
     perSecond: steady,
@@ -159,18 +162,20 @@ async function run(label: string, monitoring: Partial<MonitoringOptions>) {
 
 const group = await run('group commit', {});
 const baseline = args['no-baseline'] ? null : await run('per-batch transactions', { ingestMaxRecords: 1 });
-const rows = [group, ...(baseline ? [baseline] : [])].map((r) => [
+const large = Number(args['large-batch']) > 0 ? await run('group commit', {}, args['large-batch']) : null;
+const rows = [group, ...(baseline ? [baseline] : []), ...(large ? [large] : [])].map((r) => [
   r.label,
+  r.batch,
   Math.round(r.recordsPerS),
   r.minSecond,
   r.medianSecond,
   r.recordsPerCommit.toFixed(1),
-  r.ackP50Ms.toFixed(1),
-  r.ackP99Ms.toFixed(1),
+  r.ackP50Ms.toFixed(0),
+  r.ackP99Ms.toFixed(0),
   `${r.stored} / ${r.uniqueRecords}`,
   r.resends,
   Math.round(r.stored / r.cloudCpuS),
-  baseline ? (r.recordsPerS / baseline.recordsPerS).toFixed(2) : '—',
+  baseline && r.batch === baseline.batch ? (r.recordsPerS / baseline.recordsPerS).toFixed(2) : '—',
 ]);
 const lost = group.uniqueRecords - group.stored;
 const met = group.minSecond >= 20_000 && lost === 0 && group.rollupRecords === group.stored;
@@ -178,16 +183,16 @@ const body = `Command: \`npx tsx scripts/bench/ingest.ts --devices ${devices} --
 
 Cloud (startCloud: embedded aedes broker, MQTT router, ingest queue, SQLite file in WAL mode) in the benchmark
 process; ${devices} simulated devices in a child process over ${connections} real MQTT connections${connections === devices ? ' (one per device)' : ' (device ids multiplexed over them)'}.
-Each device sends batches of ${args.batch} records (QoS 1), keeps at most ${args.inflight} batches unacknowledged, sends the
+Each device sends batches of ${args.batch} records (${args['large-batch']} in the last row) at QoS 1, keeps at most ${args.inflight} batches unacknowledged, sends the
 next on the cloud's ack (published only after the commit) and resends after 10 s without one. Records carry a latency
 summary, temperature, CPU load and throttling bits; every stored record also updates its minute and hour rollup.
 
-| mode | records/s (acked) | slowest second | median second | records per commit | ack p50 ms | ack p99 ms | rows stored / records sent | resends | records per cloud CPU-second | ratio (records/s) |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| mode | records per batch | records/s (acked) | slowest second | median second | records per commit | ack p50 ms | ack p99 ms | rows stored / records sent | resends | records per cloud CPU-second | ratio (records/s) |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 
-Target ≥ 20,000 records/s sustained (slowest whole second), nothing lost: **${met ? 'met' : 'not met'}**
-(group commit: ${Math.round(group.recordsPerS)} records/s over ${(group.elapsedMs / 1000).toFixed(1)} s, slowest second ${group.minSecond}; ${lost} records lost; rollups count ${group.rollupRecords} records).
+Target ≥ 20,000 records/s sustained (slowest whole second), nothing lost, with batches of ${args.batch}: **${met ? 'met' : 'not met'}**
+(group commit: ${Math.round(group.recordsPerS)} records/s over ${(group.elapsedMs / 1000).toFixed(1)} s, slowest second ${group.minSecond}; ${lost} records lost; rollups count ${group.rollupRecords} records)${large ? `; with batches of ${large.batch}: ${large.minSecond >= 20_000 && large.stored === large.uniqueRecords ? 'met' : 'not met'} (${Math.round(large.recordsPerS)} records/s, slowest second ${large.minSecond}, ${large.uniqueRecords - large.stored} lost)` : ''}.
 Connecting ${connections} clients took ${(group.connectMs / 1000).toFixed(1)} s (not counted). Per-second commits (group commit): ${group.perSecond.join(', ')}.
 "Records per cloud CPU-second" divides the stored rows by the CPU time the cloud process used (broker, router, SQLite,
 HTTP idle) during the run: what one dedicated core would sustain, independent of what else shares the machine.
