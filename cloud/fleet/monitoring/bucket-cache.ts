@@ -60,12 +60,15 @@ function decodeBucket(raw: RawRow[]): LatencyRow[] {
  * Decoded latency rows per (resolution, bucket), most recently used first, bounded by a row
  * count. Turning SQLite rows into JS objects costs ~2.5 µs a row (a Buffer per histogram),
  * ten times what SQLite needs to find them: a 24 h fleet query over 25,000 hour rows would
- * spend 60 ms on that alone. Closed buckets rarely change, so they are decoded once; every
- * write to a bucket (ingest, late records) and every retention delete invalidates it, so the
- * cache never answers with data SQLite no longer holds.
+ * spend 60 ms on that alone. Buckets are decoded once; writes append their deltas (see
+ * append()) and retention deletes drop buckets, so latency answers always equal what SQLite
+ * holds. (A write of records without latency leaves the cached `records` count behind until the
+ * bucket is re-read; the latency figures are unaffected.)
  */
 export class LatencyBucketCache {
   private readonly buckets = new Map<string, LatencyRow[]>();
+  /** Delta rows appended to a cached bucket since it was read. */
+  private readonly deltas = new Map<string, number>();
   private rowsCached = 0;
   private readonly scan;
   readonly stats = { hits: 0, misses: 0, evictions: 0 };
@@ -99,6 +102,7 @@ export class LatencyBucketCache {
       for (const [oldest, old] of this.buckets) {
         if (this.rowsCached <= this.maxRows) break;
         this.buckets.delete(oldest);
+        this.deltas.delete(oldest);
         this.rowsCached -= old.length;
         this.stats.evictions++;
       }
@@ -106,9 +110,30 @@ export class LatencyBucketCache {
     return rows;
   }
 
+  /**
+   * A write added `row` (a delta aggregate) to a bucket: histograms and counts are additive, so
+   * the cached bucket stays exact by carrying the delta as one more row, until the deltas
+   * outnumber the rows read from SQLite; then the bucket is dropped and re-read merged. The
+   * current hour thus costs one re-read per ~1,000 writes instead of one per write.
+   */
+  append(resolution: number, bucketStart: number, row: LatencyRow): void {
+    const key = `${resolution}|${bucketStart}`;
+    const rows = this.buckets.get(key);
+    if (!rows) return;
+    const deltas = (this.deltas.get(key) ?? 0) + 1;
+    if (deltas > Math.max(64, rows.length - deltas)) {
+      this.invalidate(resolution, bucketStart);
+      return;
+    }
+    rows.push(row);
+    this.rowsCached++;
+    this.deltas.set(key, deltas);
+  }
+
   invalidate(resolution: number, bucketStart: number): void {
     const key = `${resolution}|${bucketStart}`;
     const rows = this.buckets.get(key);
+    this.deltas.delete(key);
     if (!rows) return;
     this.buckets.delete(key);
     this.rowsCached -= rows.length;
@@ -120,6 +145,7 @@ export class LatencyBucketCache {
       const [r, start] = key.split('|').map(Number);
       if (r !== resolution || start >= beforeMs) continue;
       this.buckets.delete(key);
+      this.deltas.delete(key);
       this.rowsCached -= rows.length;
     }
   }

@@ -1,6 +1,6 @@
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import type { Db } from '../../store/db.js';
-import { LatencyBucketCache } from './bucket-cache.js';
+import { LatencyBucketCache, type LatencyRow } from './bucket-cache.js';
 import { addEncoded, addSummaryRange, emptyHistogram, encodeHistogram, type Histogram } from './histogram.js';
 import { DEFAULT_MONITORING_OPTIONS, type MonitoringOptions, RESOLUTION } from './options.js';
 
@@ -115,6 +115,26 @@ export class RollupAccumulator {
   }
 }
 
+/** A delta aggregate in the query cache's row form. */
+function toLatencyRow(agg: RollupAggregate, hist: Histogram): LatencyRow {
+  let first = 0;
+  while (first < hist.length - 1 && hist[first] <= 0) first++;
+  let last = hist.length - 1;
+  while (last > first && hist[last] <= 0) last--;
+  return {
+    device_id: agg.device_id,
+    model_id: agg.model_id,
+    records: agg.records,
+    lat_count: agg.lat_count,
+    lat_sum_ms: agg.lat_sum_ms,
+    lat_max_ms: agg.lat_max_ms,
+    first,
+    weights: Float32Array.from(hist.subarray(first, last + 1)),
+    offset: 0,
+    length: last - first + 1,
+  };
+}
+
 /** SQL for telemetry_rollup: merge-on-write, window scans, retention. */
 export class RollupStore {
   private readonly upsert;
@@ -168,7 +188,8 @@ export class RollupStore {
   write(accumulator: { pending: Map<string, RollupAggregate> }): void {
     for (const agg of accumulator.pending.values()) {
       this.upsert.run({ ...agg, hist: agg.hist ? encodeHistogram(agg.hist) : null });
-      this.cache.invalidate(agg.resolution, agg.bucket_start);
+      if (agg.lat_count > 0 && agg.hist)
+        this.cache.append(agg.resolution, agg.bucket_start, toLatencyRow(agg, agg.hist));
     }
   }
 

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { FleetLatencyQuery } from '../../../../cloud/fleet/monitoring/latency.js';
+import { RollupStore } from '../../../../cloud/fleet/monitoring/rollups.js';
 import { createRng } from '../../../../shared/random.js';
 import { monitorFixture } from './fixture.js';
 import { lognormal, percentile, record, summarize } from './synthetic.js';
@@ -191,5 +193,34 @@ describe('query cache', () => {
     await f.monitor.sweep(Date.now() + 500 * 24 * HOUR);
     expect(f.monitor.latency.run('device', 24 * HOUR).groups).toEqual([]);
     expect(f.monitor.rollups.cache.size).toBeLessThanOrEqual(10);
+  });
+
+  it('answers exactly as an uncached read while writes append deltas and trigger re-reads', async () => {
+    const f = monitorFixture();
+    const rng = createRng(9);
+    for (const id of ['a', 'b', 'c']) f.addDevice(id);
+    const t = Date.now() - 30 * MIN;
+    const fresh = () =>
+      new FleetLatencyQuery(f.db, new RollupStore(f.db, { cacheRows: 0 }), f.monitor.options).run(
+        'device',
+        24 * HOUR,
+      );
+    let seq = 1;
+    for (let round = 0; round < 150; round++) {
+      if (round % 25 === 0) f.monitor.latency.run('device', 24 * HOUR); // (re)fills the cache
+      const id = ['a', 'b', 'c'][round % 3];
+      await f.monitor.ingest.submit(id, [
+        record(seq++, t + round * 1000, summarize(lognormal(rng, 50, 3 + round / 50, 0.2))),
+      ]);
+    }
+    const cached = f.monitor.latency.run('device', 24 * HOUR);
+    const uncached = fresh();
+    expect(cached.groups.map((g) => [g.key, g.count, g.maxMs])).toEqual(
+      uncached.groups.map((g) => [g.key, g.count, g.maxMs]),
+    );
+    cached.groups.forEach((g, i) => {
+      expect(g.p99Ms).toBeCloseTo(uncached.groups[i].p99Ms!, 3);
+      expect(g.p50Ms).toBeCloseTo(uncached.groups[i].p50Ms!, 3);
+    });
   });
 });
