@@ -14,6 +14,8 @@ import { DeviceRepository } from './fleet/devices.js';
 import { FleetEvents } from './fleet/events.js';
 import { ManifestService, type SigningMode } from './fleet/manifests.js';
 import { ModelRegistry } from './fleet/models.js';
+import { FleetMonitor } from './fleet/monitoring/monitor.js';
+import type { MonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { createMessageRouter, type RouterStats } from './fleet/router.js';
@@ -64,6 +66,8 @@ export interface CloudOptions {
    * true, or the host names for the broker certificate. Default off.
    */
   tls?: boolean | { hostnames: string[] };
+  /** Telemetry ingest, retention and monitoring tunables (cloud/fleet/monitoring/options.ts). */
+  monitoring?: Partial<MonitoringOptions>;
   logger: Logger;
 }
 
@@ -145,6 +149,14 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   });
 
   const telemetry = new TelemetryRepository(db);
+  let routerStats: RouterStats | undefined;
+  const monitor = new FleetMonitor({
+    db,
+    telemetry,
+    logger,
+    options: options.monitoring,
+    rejectedBatches: () => routerStats?.rejectedTelemetry ?? 0,
+  });
   const signing: SigningMode = options.signingPublicKey
     ? { mode: 'offline', publicKey: options.signingPublicKey }
     : {
@@ -195,6 +207,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       logger,
       workDir: join(options.dataDir, 'jobs'),
     }),
+    monitor,
     brokerUrl: mqttUrl,
     caPem: tls?.caPem ?? null,
     disconnectDevice: (deviceId) => {
@@ -211,6 +224,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     devices,
     tokens,
     telemetry,
+    ingest: monitor.ingest,
     publisher: mqtt,
     logger,
     fleetPublicKey: manifests.publicKey,
@@ -227,6 +241,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       if (kind !== 'telemetry') void rollouts.tick();
     },
   });
+  routerStats = router.stats;
   mqtt.onMessage((topic, payload) => {
     void router.handle(topic, payload);
   });
@@ -241,6 +256,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
 
   // Rollouts continue from their stored state after a restart.
   rollouts.start();
+  monitor.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
   const app = await buildConsoleServer({ services, logger });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
@@ -259,6 +275,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       services.jobs.stop();
       await rollouts.stop();
       await app.close();
+      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
+      await monitor.stop();
       await mqtt.close();
       await broker?.close();
       db.close();

@@ -5,6 +5,7 @@ import type { DeviceRepository } from './fleet/devices.js';
 import type { FleetEvents } from './fleet/events.js';
 import type { ManifestService } from './fleet/manifests.js';
 import type { ModelRegistry } from './fleet/models.js';
+import type { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
 import type { RolloutStore } from './fleet/rollouts/store.js';
 import type { TargetService } from './fleet/targets.js';
@@ -33,6 +34,8 @@ export interface CloudServices {
   disconnectDevice: (deviceId: string) => void;
   /** The fleet CA devices pin when the broker speaks mqtts; null for plain MQTT. */
   caPem: string | null;
+  /** Telemetry ingest, fleet latency, regressions, health, metrics. */
+  monitor: FleetMonitor;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
 }

@@ -11,6 +11,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./models.js'),
   () => import('./deploy.js'),
   () => import('./devices.js'),
+  () => import('./fleet.js'),
   () => import('./demo.js'),
   () => import('./broker.js'),
   () => import('./quantize.js'),

@@ -11,6 +11,7 @@ import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerManifestRoutes } from './routes/manifests.js';
 import { registerModelRoutes } from './routes/models.js';
+import { registerMonitoringRoutes } from './routes/monitoring.js';
 import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerStreamRoute } from './routes/stream.js';
 import { registerTokenRoutes } from './routes/tokens.js';
@@ -92,6 +93,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   await registerStreamRoute(app, options.services);
   await registerCompressionRoutes(app, options.services);
   await registerManifestRoutes(app, options.services);
+  await registerMonitoringRoutes(app, options.services);
 
   const here = dirname(fileURLToPath(import.meta.url));
   await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/' });

@@ -1,6 +1,6 @@
 import { FleetError } from '../../shared/errors/index.js';
 import type { HardwareFacts, StateReport } from '../../shared/protocol/index.js';
-import type { Db } from '../store/db.js';
+import type { Db, Statement } from '../store/db.js';
 
 export interface Device {
   id: string;
@@ -57,6 +57,8 @@ function toDevice(row: DeviceRow): Device {
 
 /** The registry of enrolled devices and what they last reported. */
 export class DeviceRepository {
+  private findStatement: Statement | undefined;
+
   constructor(private readonly db: Db) {}
 
   create(input: {
@@ -82,7 +84,9 @@ export class DeviceRepository {
   }
 
   find(id: string): Device | undefined {
-    const row = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+    // The MQTT router looks up the sender of every message: prepare once, not per call.
+    this.findStatement ??= this.db.prepare('SELECT * FROM devices WHERE id = ?');
+    const row = this.findStatement.get(id) as DeviceRow | undefined;
     return row ? toDevice(row) : undefined;
   }
 

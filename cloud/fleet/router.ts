@@ -13,11 +13,14 @@ import {
 } from '../../shared/protocol/index.js';
 import type { DeviceRepository } from './devices.js';
 import { type EnrollmentDeps, handleEnrollRequest } from './enrollment.js';
+import type { TelemetryIngest } from './ingest-queue.js';
 import type { TelemetryRepository } from './telemetry.js';
 
 export interface RouterDeps extends EnrollmentDeps {
   telemetry: TelemetryRepository;
   devices: DeviceRepository;
+  /** Group-commit ingest (cloud/fleet/ingest-queue.ts); without it each batch is its own transaction. */
+  ingest?: TelemetryIngest;
   /** Serves block requests (the transfer server). */
   onTransferRequest?: (deviceId: string, payload: Buffer) => Promise<void>;
   /** Called after a device's state or benchmark changed (e.g. to advance rollouts, notify the console). */
@@ -28,6 +31,8 @@ export interface RouterStats {
   handled: number;
   rejected: number;
   rejectedByCode: Record<string, number>;
+  /** Rejected telemetry batches (any code), for the records-rejected metric. */
+  rejectedTelemetry: number;
 }
 
 /**
@@ -38,12 +43,13 @@ export function createMessageRouter(deps: RouterDeps): {
   handle: (topic: string, payload: Buffer) => Promise<void>;
   stats: RouterStats;
 } {
-  const stats: RouterStats = { handled: 0, rejected: 0, rejectedByCode: {} };
+  const stats: RouterStats = { handled: 0, rejected: 0, rejectedByCode: {}, rejectedTelemetry: 0 };
 
   const reject = (topic: string, error: unknown) => {
     const fleetError = toFleetError(error);
     stats.rejected++;
     stats.rejectedByCode[fleetError.code] = (stats.rejectedByCode[fleetError.code] ?? 0) + 1;
+    if (topic.endsWith('/telemetry')) stats.rejectedTelemetry++;
     deps.logger.warn({ code: fleetError.code, topic, err: fleetError.message }, 'message rejected');
   };
 
@@ -82,8 +88,11 @@ export function createMessageRouter(deps: RouterDeps): {
           break;
         case 'telemetry': {
           const batch = decodeJson(telemetryBatchSchema, payload);
-          deps.telemetry.ingest(deviceId, batch.records);
-          deps.devices.touch(deviceId, new Date().toISOString());
+          if (deps.ingest) await deps.ingest.submit(deviceId, batch.records);
+          else {
+            deps.telemetry.ingest(deviceId, batch.records);
+            deps.devices.touch(deviceId, new Date().toISOString());
+          }
           // Acknowledge only after the transaction committed: the agent then drops these
           // records from its outbox. A lost ack means a resend, which ingest deduplicates.
           const ack = { v: 1, from: batch.records[0].seq, to: batch.records[batch.records.length - 1].seq };

@@ -57,28 +57,36 @@ export class TelemetryRepository {
   ingest(deviceId: string, records: TelemetryRecord[], receivedAt = new Date().toISOString()): number {
     return this.db.transaction(() => {
       let added = 0;
-      for (const r of records) {
-        const l = r.latency;
-        added += this.insertRecord.run(
-          deviceId,
-          r.seq,
-          r.at,
-          receivedAt,
-          r.cpuLoad,
-          r.memUsedBytes,
-          r.memTotalBytes,
-          r.tempC,
-          r.modelId,
-          l?.count ?? null,
-          l?.p50Ms ?? null,
-          l?.p90Ms ?? null,
-          l?.p99Ms ?? null,
-          l?.maxMs ?? null,
-          l?.meanMs ?? null,
-        ).changes;
-      }
+      for (const r of records) if (this.insert(deviceId, r, receivedAt)) added++;
       return added;
     })();
+  }
+
+  /**
+   * Inserts one record without a transaction of its own (the ingest queue wraps many batches in
+   * one); false when (device, seq) is already stored.
+   */
+  insert(deviceId: string, r: TelemetryRecord, receivedAt: string): boolean {
+    const l = r.latency;
+    return (
+      this.insertRecord.run(
+        deviceId,
+        r.seq,
+        r.at,
+        receivedAt,
+        r.cpuLoad,
+        r.memUsedBytes,
+        r.memTotalBytes,
+        r.tempC,
+        r.modelId,
+        l?.count ?? null,
+        l?.p50Ms ?? null,
+        l?.p90Ms ?? null,
+        l?.p99Ms ?? null,
+        l?.maxMs ?? null,
+        l?.meanMs ?? null,
+      ).changes > 0
+    );
   }
 
   addBench(deviceId: string, report: BenchReport, receivedAt = new Date().toISOString()): void {
@@ -109,6 +117,38 @@ export class TelemetryRepository {
       )
       .get(deviceId) as BenchSummary | undefined;
     return row ?? null;
+  }
+
+  /**
+   * The latest benchmark of every device in one query (the fleet page). CROSS JOIN keeps
+   * devices as the outer loop, so each device costs two index seeks whatever the table size.
+   */
+  latestBenchByDevice(): Map<string, BenchSummary> {
+    const rows = this.db
+      .prepare(
+        `SELECT d.id deviceId, b.model_id modelId, b.sha256, b.ep, b.runs, b.p50_ms p50Ms, b.p90_ms p90Ms,
+           b.p99_ms p99Ms, b.max_ms maxMs, b.mean_ms meanMs, b.throughput, b.load_ms loadMs, b.at
+         FROM devices d CROSS JOIN bench_reports b
+           ON b.id = (SELECT max(id) FROM bench_reports WHERE device_id = d.id)`,
+      )
+      .all() as Array<BenchSummary & { deviceId: string }>;
+    return new Map(rows.map(({ deviceId, ...bench }) => [deviceId, bench]));
+  }
+
+  /**
+   * The latest telemetry snapshot of every device in one query: two primary-key seeks per
+   * device (a plain JOIN lets SQLite scan all raw telemetry instead: 150 ms at 60k rows).
+   */
+  latestSnapshotByDevice(): Map<string, TelemetrySnapshot> {
+    const rows = this.db
+      .prepare(
+        `SELECT d.id deviceId, t.at, t.cpu_load cpuLoad, t.mem_used memUsedBytes, t.mem_total memTotalBytes,
+           t.temp_c tempC
+         FROM devices d CROSS JOIN telemetry t
+           ON t.device_id = d.id AND t.seq = (SELECT max(seq) FROM telemetry WHERE device_id = d.id)`,
+      )
+      .all() as Array<TelemetrySnapshot & { deviceId: string }>;
+    return new Map(rows.map(({ deviceId, ...snapshot }) => [deviceId, snapshot]));
   }
 
   /** Inference latency reported in telemetry since `sinceIso`, oldest first. */

@@ -174,3 +174,29 @@ MIGRATIONS.push(`
     created_at TEXT NOT NULL
   );
 `);
+
+// 6: telemetry rollups (1-minute and 1-hour) with mergeable latency histograms; see
+// cloud/fleet/monitoring/. The key leads with the resolution and bucket so that fleet-wide
+// window scans and retention deletes are range scans; the second index serves one device.
+MIGRATIONS.push(`
+  CREATE TABLE telemetry_rollup (
+    resolution INTEGER NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    lat_count INTEGER NOT NULL,
+    lat_sum_ms REAL NOT NULL,
+    lat_max_ms REAL,
+    hist BLOB,
+    cpu_sum REAL NOT NULL,
+    temp_n INTEGER NOT NULL,
+    temp_sum REAL NOT NULL,
+    temp_max REAL,
+    throttled_records INTEGER NOT NULL,
+    throttled_bits INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (resolution, bucket_start, device_id, model_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX telemetry_rollup_by_device ON telemetry_rollup (device_id, resolution, bucket_start);
+`);

@@ -50,6 +50,12 @@ export const ERROR_CATALOG = {
   FORBIDDEN: { retryable: false, summary: 'the credentials do not allow this action' },
   RATE_LIMITED: { retryable: true, summary: 'too many requests or failed sign-ins; wait and retry' },
   ENROLL_TOKEN: { retryable: false, summary: 'the enrollment token is unknown, used up, revoked or expired' },
+  // telemetry ingest
+  INGEST_OVERLOADED: {
+    retryable: true,
+    summary: 'the ingest queue is full; the batch is not acknowledged and the agent sends it again',
+  },
+  INGEST_FAILED: { retryable: true, summary: 'storing a telemetry batch failed; it was not acknowledged' },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },
   CALIBRATION_DATA: { retryable: false, summary: 'calibration data does not fit the model' },

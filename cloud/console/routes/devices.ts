@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { Device } from '../../fleet/devices.js';
+import type { ModelRecord } from '../../fleet/models.js';
+import type { BenchSummary, TelemetrySnapshot } from '../../fleet/telemetry.js';
 import type { CloudServices } from '../../services.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
@@ -10,42 +13,63 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
 
+  const toSummary = (
+    device: Device,
+    bench: BenchSummary | null | undefined,
+    snapshot: TelemetrySnapshot | null | undefined,
+    model: ModelRecord | undefined,
+  ) => ({
+    id: device.id,
+    name: device.name,
+    online: device.online,
+    profile: device.profile,
+    tags: device.tags,
+    arch: device.hardware.arch,
+    cpuModel: device.hardware.cpuModel,
+    executionProviders: device.hardware.executionProviders,
+    phase: device.phase,
+    activeModel: model ? { id: model.id, name: model.name, variant: model.variant } : null,
+    appliedVersion: device.appliedVersion,
+    lastError: device.lastError,
+    lastSeenAt: device.lastSeenAt,
+    p50Ms: bench?.p50Ms ?? null,
+    p99Ms: bench?.p99Ms ?? null,
+    ep: bench?.ep ?? null,
+    tempC: snapshot?.tempC ?? null,
+    cpuLoad: snapshot?.cpuLoad ?? null,
+  });
+
   const summarize = (id: string) => {
     const device = s.devices.get(id);
-    const bench = s.telemetry.latestBench(id);
-    const snapshot = s.telemetry.latestSnapshot(id);
     const model = device.activeModelId ? s.models.find(device.activeModelId) : undefined;
-    return {
-      id: device.id,
-      name: device.name,
-      online: device.online,
-      profile: device.profile,
-      tags: device.tags,
-      arch: device.hardware.arch,
-      cpuModel: device.hardware.cpuModel,
-      executionProviders: device.hardware.executionProviders,
-      phase: device.phase,
-      activeModel: model ? { id: model.id, name: model.name, variant: model.variant } : null,
-      appliedVersion: device.appliedVersion,
-      lastError: device.lastError,
-      lastSeenAt: device.lastSeenAt,
-      p50Ms: bench?.p50Ms ?? null,
-      p99Ms: bench?.p99Ms ?? null,
-      ep: bench?.ep ?? null,
-      tempC: snapshot?.tempC ?? null,
-      cpuLoad: snapshot?.cpuLoad ?? null,
-    };
+    return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
   };
 
+  // The fleet page: a fixed number of set-based queries whatever the fleet size (it used to
+  // be four queries per device).
   app.get(
     '/api/devices',
     {
       ...doc({ summary: 'devices with status, profile, active model and latest p50/p99', role: 'viewer' }),
       preHandler: viewer,
     },
-    async () => ({
-      devices: s.devices.list().map((d) => summarize(d.id)),
-    }),
+    async () => {
+      const benches = s.telemetry.latestBenchByDevice();
+      const snapshots = s.telemetry.latestSnapshotByDevice();
+      const models = new Map(s.models.list().map((m) => [m.id, m]));
+      return {
+        devices: s.devices
+          .list()
+          .map((d) =>
+            toSummary(
+              d,
+              benches.get(d.id),
+              snapshots.get(d.id),
+              d.activeModelId ? models.get(d.activeModelId) : undefined,
+            ),
+          ),
+      };
+    },
   );
 
   app.get<{ Params: { id: string } }>(
