@@ -1,6 +1,31 @@
 import { api, debounce, esc, ms, onFleetEvent, statusPill } from '../lib.js';
 
 let chart;
+let healthChart;
+
+/** Temperature (max per minute) and CPU load from the telemetry rollups. */
+function drawHealth(el, points) {
+  const data = [
+    points.map((p) => Date.parse(p.at) / 1000),
+    points.map((p) => p.tempMaxC),
+    points.map((p) => p.cpuLoad),
+  ];
+  healthChart?.destroy();
+  healthChart = new uPlot(
+    {
+      width: Math.min(1150, el.clientWidth || 900),
+      height: 200,
+      series: [
+        {},
+        { label: 'temperature °C', stroke: '#c62828', scale: 'C' },
+        { label: 'CPU %', stroke: '#6b7385', scale: '%' },
+      ],
+      axes: [{}, { scale: 'C', label: '°C' }, { scale: '%', side: 1, label: '%', grid: { show: false } }],
+    },
+    data,
+    el,
+  );
+}
 
 function drawLatency(el, series) {
   const xs = series.map((p) => Date.parse(p.at) / 1000);
@@ -26,10 +51,11 @@ function drawLatency(el, series) {
 /** One device: hardware, benchmark, latency over time, recent events; live. */
 export async function devicePage(view, id) {
   const render = async () => {
-    const [d, latency, events] = await Promise.all([
+    const [d, latency, events, series] = await Promise.all([
       api(`/api/devices/${encodeURIComponent(id)}`),
       api(`/api/devices/${encodeURIComponent(id)}/latency?window=24h`),
       api(`/api/devices/${encodeURIComponent(id)}/events`),
+      api(`/api/fleet/devices/${encodeURIComponent(id)}/series?window=24h`),
     ]);
     const b = latency.bench;
     view.innerHTML = `
@@ -49,6 +75,8 @@ export async function devicePage(view, id) {
       <h2>Inference latency (ms)</h2>
       <div class="chart" id="latency-chart"></div>
       <p class="muted" id="latency-points" data-points="${latency.series.length}">${latency.series.length} points</p>
+      <h2>Temperature and CPU load (per ${esc(series.resolution)})</h2>
+      <div class="chart" id="health-chart"></div>
       <h2>Events</h2>
       <table><thead><tr><th>At</th><th>Level</th><th>Code</th><th>Message</th></tr></thead><tbody>
       ${
@@ -62,6 +90,7 @@ export async function devicePage(view, id) {
       }
       </tbody></table>`;
     drawLatency(document.getElementById('latency-chart'), latency.series);
+    drawHealth(document.getElementById('health-chart'), series.points);
   };
   await render();
   const refresh = debounce(render, 400);
@@ -69,6 +98,8 @@ export async function devicePage(view, id) {
   return () => {
     stop();
     chart?.destroy();
+    healthChart?.destroy();
     chart = undefined;
+    healthChart = undefined;
   };
 }
