@@ -87,7 +87,7 @@ export function fakeQuantizeOne(model: ModelProto, tensor: string, p: QParams): 
 }
 
 async function firstOutput(bytes: Uint8Array, data: SampleSet, threads: number): Promise<Float32Array[]> {
-  const session = await createSession(bytes, { intraOpThreads: threads, graphOptimizationLevel: 'basic' });
+  const session = await createSession(bytes, { intraOpThreads: threads, allowSpinning: false });
   try {
     const out: Float32Array[] = [];
     for (let i = 0; i < data.count; i++) {
