@@ -172,12 +172,16 @@ export function rewriteForQuantization(
     const wt = index.initializers.get(node.input[1]);
     const w = wt && constant(node.input[1]);
     if (!w || wt.dims?.length !== 4 || wt.dims[1] !== 1) continue;
-    const [cout, , kh, kw] = wt.dims;
+    const [cout, cin, kh, kw] = wt.dims;
     const k = kh * kw;
     const wide = new Float32Array(w.length * WIDEN);
+    // Input channel r·cin + c of the widened input is channel c of copy r. (Widening the
+    // 3-channel stem of the PaddleOCR classifier too was measured: no gain, so cin = 1 only.)
     for (let o = 0; o < cout; o++)
-      for (let c = 0; c < WIDEN; c++)
-        for (let j = 0; j < k; j++) wide[(o * WIDEN + c) * k + j] = w[o * k + j] / WIDEN;
+      for (let r = 0; r < WIDEN; r++)
+        for (let c = 0; c < cin; c++)
+          for (let j = 0; j < k; j++)
+            wide[((o * WIDEN + r) * cin + c) * k + j] = w[(o * cin + c) * k + j] / WIDEN;
     const x = node.input[0];
     let input = widened.get(x);
     if (!input) {
@@ -187,7 +191,7 @@ export function rewriteForQuantization(
     }
     node.input = [
       input,
-      addConst(`${node.input[1]}_widened`, [cout, WIDEN, kh, kw], wide),
+      addConst(`${node.input[1]}_widened`, [cout, WIDEN * cin, kh, kw], wide),
       ...node.input.slice(2),
     ];
     bump('singleChannelWidened');
