@@ -1,5 +1,12 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { writeNpy } from '../../../cloud/data/npy.js';
 import { floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
+import { saveModel } from '../../../cloud/onnx/io.js';
 import { floatTensor } from '../../../cloud/onnx/tensor.js';
 import { floatGroup, quantizeMixed } from '../../../cloud/quantize/mixed.js';
 import {
@@ -77,5 +84,31 @@ describe('mixed precision by measured sensitivity', () => {
     expect(result.floatTensors).toEqual(['h2']);
     expect(result.keptFloat.sort()).toEqual(floatGroup(calibrated, ['h2']).sort());
     expect(result.keptFloat.sort()).toEqual(['fc2', 'fc3']);
+  });
+
+  it('is what `quantize --min-cosine --search sensitivity` runs, reporting the float nodes as JSON', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetml-mixed-'));
+    await saveModel(model(), join(dir, 'm.onnx'));
+    await writeNpy(join(dir, 'cal.npy'), randn(64 * 16), [64, 16]);
+    await writeNpy(join(dir, 'data.npy'), randn(32 * 16), [32, 16]);
+    const { stdout } = await promisify(execFile)('node', [
+      'bin/fleetml.mjs',
+      'quantize',
+      join(dir, 'm.onnx'),
+      '-o',
+      join(dir, 'q.onnx'),
+      '--calibration',
+      join(dir, 'cal.npy'),
+      '--data',
+      join(dir, 'data.npy'),
+      '--min-cosine',
+      '0.999',
+      '--search',
+      'sensitivity',
+      '--json',
+    ]);
+    const summary = JSON.parse(stdout);
+    expect(summary.metrics.cosine).toBeGreaterThanOrEqual(0.999);
+    expect(summary.keptFloat.sort()).toEqual(['fc2', 'fc3']);
   });
 });
