@@ -8,7 +8,7 @@ import { writeNpy } from '../../../cloud/data/npy.js';
 import { floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
 import { saveModel } from '../../../cloud/onnx/io.js';
 import { floatTensor } from '../../../cloud/onnx/tensor.js';
-import { floatGroup, quantizeMixed } from '../../../cloud/quantize/mixed.js';
+import { fillFloatGaps, floatGroup, quantizeMixed } from '../../../cloud/quantize/mixed.js';
 import {
   fakeQuantizeOne,
   plannedActivations,
@@ -110,5 +110,12 @@ describe('mixed precision by measured sensitivity', () => {
     const summary = JSON.parse(stdout);
     expect(summary.metrics.cosine).toBeGreaterThanOrEqual(0.999);
     expect(summary.keptFloat.sort()).toEqual(['fc2', 'fc3']);
+  });
+
+  it('fills float gaps: a node between float neighbours goes float, one at the graph edge does not', async () => {
+    const data = { x: randn(8 * 16), count: 8, sampleShape: [16] };
+    const calibrated = await calibrateModel(model(), data, { equalize: false });
+    expect(fillFloatGaps(calibrated, ['fc1', 'fc2']).sort()).toEqual(['fc1', 'fc2', 'relu1']);
+    expect(fillFloatGaps(calibrated, ['fc2'])).toEqual(['fc2']);
   });
 });
