@@ -92,29 +92,38 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
   };
   const maxDrop = num(flags.maxAccuracyDrop, '--max-accuracy-drop');
   const minSnr = num(flags.minSnr, '--min-snr');
+  const minCosine = num(flags.minCosine, '--min-cosine');
+  if (flags.search !== 'fallback' && flags.search !== 'sensitivity')
+    throw new FleetError('INPUT_INVALID', `--search must be fallback or sensitivity, got '${flags.search}'`);
   let result: ReturnType<typeof buildQdq> & {
     keptFloat?: string[];
     metrics?: Record<string, number>;
     floatByMeasurement?: string[];
   };
-  if (maxDrop !== undefined || minSnr !== undefined) {
+  if (maxDrop !== undefined || minSnr !== undefined || minCosine !== undefined) {
     if (!flags.data || (maxDrop !== undefined && !flags.labels)) {
       throw new FleetError(
         'INPUT_INVALID',
-        '--max-accuracy-drop needs --data and --labels; --min-snr needs --data',
+        '--max-accuracy-drop needs --data and --labels; --min-snr and --min-cosine need --data',
       );
     }
     const data = await loadSamples(flags.data, flags.labels);
-    result = await quantizeWithFallback(
-      calibrated,
-      qdq,
-      data,
-      { maxAccuracyDrop: maxDrop, minSnrDb: minSnr },
-      {
+    const budget = { maxAccuracyDrop: maxDrop, minSnrDb: minSnr, minCosine };
+    if (flags.search === 'sensitivity') {
+      const { quantizeMixed } = await import('../quantize/mixed.js');
+      result = await quantizeMixed(calibrated, qdq, data, budget, {
+        onSensitivity: (done, total) => {
+          if (done % 20 === 0 || done === total)
+            process.stderr.write(`sensitivity ${done}/${total} tensors\n`);
+        },
+        onStep: (k, m) => process.stderr.write(`float tensors ${k}: ${JSON.stringify(m)}\n`),
+      });
+    } else {
+      result = await quantizeWithFallback(calibrated, qdq, data, budget, {
         onStep: (step, m, kept) =>
           process.stderr.write(`fallback step ${step}: ${JSON.stringify(m)} float: ${kept.length}\n`),
-      },
-    );
+      });
+    }
   } else if (flags.tune) {
     result = await tuneForLatency(calibrated, qdq, calibration, {
       onCandidate: (op, ratio, kept) =>

@@ -11,6 +11,8 @@ interface QuantizeFlags {
   exclude?: string;
   maxAccuracyDrop?: string;
   minSnr?: string;
+  minCosine?: string;
+  search: string;
   data?: string;
   labels?: string;
   samples: string;
@@ -42,6 +44,12 @@ export function register(program: Command): void {
     .option('--exclude <nodes>', 'comma-separated node names to keep in float')
     .option('--max-accuracy-drop <points>', 'accuracy budget in top-1 points (needs --data and --labels)')
     .option('--min-snr <dB>', 'minimum output SNR against FP32 (needs --data)')
+    .option('--min-cosine <c>', 'minimum mean output cosine against FP32 (needs --data)')
+    .option(
+      '--search <kind>',
+      'how a budget picks float layers: fallback (worst layer first, one by one) | sensitivity (tensors ranked by their measured error alone, smallest float prefix that meets the budget)',
+      'fallback',
+    )
     .option('--data <x.npy>', 'evaluation inputs for the accuracy budget')
     .option('--labels <y.npy>', 'evaluation labels for the accuracy budget')
     .option('--samples <n>', 'calibration samples to use', '64')

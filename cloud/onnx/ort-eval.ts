@@ -1,7 +1,7 @@
 import { FleetError } from '../../shared/errors/index.js';
 import { createSession, type OrtTensor, ort } from '../runtime/ort.js';
 import { pruneGraph } from './edit.js';
-import { describeNode, GraphIndex } from './graph.js';
+import { describeNode, GraphIndex, NameGenerator } from './graph.js';
 import { encodeModel } from './proto.js';
 import { makeTensor, type NumericArray } from './tensor.js';
 import { DataType, type ModelProto, type NodeProto, type ValueInfo } from './types.js';
@@ -46,28 +46,79 @@ export function withExtraOutputs(model: ModelProto, tensors: readonly string[]):
 }
 
 /**
- * Learns the shape of every intermediate tensor by running one sample through onnxruntime
- * with all of them exposed, and records their types and ranks as value_info. Used when the exporter left
- * value_info out (paddle2onnx does) and a pass needs ranks or channel counts.
+ * Shapes and types of `tensors` from one run that outputs, per tensor, only its Shape and its
+ * first element (which carries the type): nothing large is copied out of onnxruntime, which
+ * on a 640×640 detector is most of the cost of exposing every intermediate. Undefined when
+ * the probe does not run (e.g. an empty or non-tensor value), so the caller can fall back.
+ */
+async function probeShapes(
+  model: ModelProto,
+  tensors: readonly string[],
+  feeds: Record<string, OrtTensor>,
+): Promise<Map<string, TensorShapeInfo> | undefined> {
+  const names = new NameGenerator(model.graph);
+  const flat = names.next('shape_probe_flat');
+  const first = names.next('shape_probe_first');
+  const nodes: NodeProto[] = [];
+  const outputs: [string, string, string][] = [];
+  for (const t of tensors) {
+    const shape = names.next(`${t}_probe_shape`);
+    const reshaped = names.next(`${t}_probe_flat`);
+    const head = names.next(`${t}_probe_first`);
+    nodes.push(
+      { opType: 'Shape', input: [t], output: [shape], name: shape },
+      { opType: 'Reshape', input: [t, flat], output: [reshaped], name: reshaped },
+      { opType: 'Gather', input: [reshaped, first], output: [head], name: head },
+    );
+    outputs.push([t, shape, head]);
+  }
+  const probe: ModelProto = {
+    ...model,
+    graph: {
+      ...model.graph,
+      node: [...model.graph.node, ...nodes],
+      initializer: [
+        ...(model.graph.initializer ?? []),
+        makeTensor(flat, DataType.INT64, [1], [-1]),
+        makeTensor(first, DataType.INT64, [1], [0]),
+      ],
+      output: [...(model.graph.output ?? []), ...outputs.flatMap(([, a, b]) => [{ name: a }, { name: b }])],
+    },
+  };
+  let session: Awaited<ReturnType<typeof createSession>> | undefined;
+  try {
+    // Full optimisation: the probe only reads shapes and first elements, which fusions keep.
+    session = await createSession(encodeModel(probe), { allowSpinning: false });
+    const results = await session.run(
+      feeds,
+      outputs.flatMap(([, a, b]) => [a, b]),
+    );
+    const shapes = new Map<string, TensorShapeInfo>();
+    for (const [t, a, b] of outputs) {
+      shapes.set(t, {
+        dims: Array.from(results[a].data as BigInt64Array, Number),
+        elemType: onnxTypeOfOrt(results[b].type),
+      });
+    }
+    return shapes;
+  } catch {
+    return undefined;
+  } finally {
+    await session?.release();
+  }
+}
+
+/**
+ * Learns the shape of every intermediate tensor by running one sample through onnxruntime,
+ * and records their types and ranks as value_info. Used when the exporter left value_info out
+ * (paddle2onnx does) and a pass needs ranks or channel counts.
  */
 export async function inferShapes(
   model: ModelProto,
   feeds: Record<string, OrtTensor>,
 ): Promise<Map<string, TensorShapeInfo>> {
-  const probe = withExtraOutputs(model, intermediateTensors(model));
-  const session = await createSession(encodeModel(probe), { graphOptimizationLevel: 'disabled' });
-  let results: Record<string, OrtTensor>;
-  try {
-    results = await session.run(feeds);
-  } catch (error) {
-    throw new FleetError('RUNTIME_RUN', `shape inference run failed: ${(error as Error).message}`);
-  } finally {
-    await session.release();
-  }
-  const shapes = new Map<string, TensorShapeInfo>();
-  for (const [name, tensor] of Object.entries(results)) {
-    shapes.set(name, { dims: [...tensor.dims], elemType: onnxTypeOfOrt(tensor.type) });
-  }
+  const tensors = intermediateTensors(model);
+  const shapes = (await probeShapes(model, tensors, feeds)) ?? (await exposeAll(model, tensors, feeds));
   const known = new Set((model.graph.input ?? []).map((v) => v.name));
   for (const o of model.graph.output ?? []) known.add(o.name);
   model.graph.valueInfo = [
@@ -161,6 +212,29 @@ export async function runOnce(
   } finally {
     await session.release();
   }
+}
+
+/** The slow path: every intermediate as a graph output, copied out with its data. */
+async function exposeAll(
+  model: ModelProto,
+  tensors: readonly string[],
+  feeds: Record<string, OrtTensor>,
+): Promise<Map<string, TensorShapeInfo>> {
+  const probe = withExtraOutputs(model, tensors);
+  const session = await createSession(encodeModel(probe), { graphOptimizationLevel: 'disabled' });
+  let results: Record<string, OrtTensor>;
+  try {
+    results = await session.run(feeds);
+  } catch (error) {
+    throw new FleetError('RUNTIME_RUN', `shape inference run failed: ${(error as Error).message}`);
+  } finally {
+    await session.release();
+  }
+  const shapes = new Map<string, TensorShapeInfo>();
+  for (const [name, tensor] of Object.entries(results)) {
+    shapes.set(name, { dims: [...tensor.dims], elemType: onnxTypeOfOrt(tensor.type) });
+  }
+  return shapes;
 }
 
 export { type OrtTensor, ort };

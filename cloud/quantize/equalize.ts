@@ -1,7 +1,10 @@
+import { attr, makeNode } from '../onnx/build.js';
+import { opsetVersion } from '../onnx/edit.js';
 import { attrInt, GraphIndex, NameGenerator } from '../onnx/graph.js';
-import { intermediateTensors, runOnce, withExtraOutputs } from '../onnx/ort-eval.js';
-import { floatTensor, tensorFloats } from '../onnx/tensor.js';
+import { encodeModel } from '../onnx/proto.js';
+import { floatTensor, int64Tensor, tensorFloats } from '../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/types.js';
+import { createSession } from '../runtime/ort.js';
 import { batchTensor, headSamples, type SampleSet } from './calibrate/data.js';
 
 /** Per-output-channel values of a constant broadcast against an [N, C, ...] tensor, if it is one. */
@@ -78,6 +81,63 @@ export interface EqualizeOptions {
 
 export const DEFAULT_EQUALIZE_OPTIONS: EqualizeOptions = { samples: 4, minScale: 1e-2, maxScale: 1e2 };
 
+/**
+ * max |x| per channel (axis 1) of each tensor over the samples, reduced inside onnxruntime so
+ * that only [C] vectors leave it (copying 640×640 activations out cost seconds).
+ */
+async function channelAbsMax(model: ModelProto, tensors: string[], data: SampleSet): Promise<Float32Array[]> {
+  const names = new NameGenerator(model.graph);
+  const axesAsInput = opsetVersion(model) >= 18;
+  const rank = new Map(
+    (model.graph.valueInfo ?? []).map((v) => [v.name, v.type?.tensorType?.shape?.dim?.length ?? 4]),
+  );
+  const nodes: NodeProto[] = [];
+  const constants: TensorProto[] = [];
+  const outputs = tensors.map((t) => {
+    const abs = names.next(`${t}_cle_abs`);
+    const out = names.next(`${t}_cle_max`);
+    // Every axis but the channel axis 1 (Conv outputs are [N, C, ...spatial]).
+    const reduce = Array.from({ length: rank.get(t) ?? 4 }, (_, i) => i).filter((i) => i !== 1);
+    const axes = names.next(`${t}_cle_axes`);
+    constants.push(int64Tensor(axes, [reduce.length], reduce));
+    nodes.push(
+      makeNode('Abs', [t], [abs], [], abs),
+      makeNode(
+        'ReduceMax',
+        axesAsInput ? [abs, axes] : [abs],
+        [out],
+        axesAsInput ? [attr.int('keepdims', 0)] : [attr.ints('axes', reduce), attr.int('keepdims', 0)],
+        out,
+      ),
+    );
+    return out;
+  });
+  const probe: ModelProto = {
+    ...model,
+    graph: {
+      ...model.graph,
+      node: [...model.graph.node, ...nodes],
+      initializer: [...(model.graph.initializer ?? []), ...(axesAsInput ? constants : [])],
+      output: outputs.map((name) => ({ name })),
+    },
+  };
+  const session = await createSession(encodeModel(probe), { allowSpinning: false });
+  try {
+    const result = tensors.map(() => new Float32Array(0));
+    for (let s = 0; s < data.count; s++) {
+      const r = await session.run({ [session.inputNames[0]]: batchTensor(data, s, 1) }, outputs);
+      outputs.forEach((name, i) => {
+        const v = r[name].data as Float32Array;
+        result[i] =
+          result[i].length === 0 ? Float32Array.from(v) : result[i].map((m, k) => Math.max(m, v[k]));
+      });
+    }
+    return result;
+  } finally {
+    await session.release();
+  }
+}
+
 interface Pair {
   first: NodeProto;
   second: NodeProto;
@@ -127,27 +187,14 @@ export async function equalizeCrossLayer(
   const pairs = equalizablePairs(graph);
   if (pairs.length === 0) return 0;
   const measured = pairs.map((p) => p.first.output[0]);
-  void intermediateTensors;
   const probe = headSamples(data, o.samples);
-  const results = await runOnce(withExtraOutputs(model, measured), {
-    [graph.input![0].name]: batchTensor(probe, 0, probe.count),
-  });
+  const ranges = await channelAbsMax(model, measured, probe);
   const index = new GraphIndex(graph);
   const names = new NameGenerator(graph);
   let done = 0;
   for (const [i, { first, second }] of pairs.entries()) {
-    const act = results[measured[i]];
-    const [n, c] = [act.dims[0], act.dims[1]];
-    const hw = act.dims.slice(2).reduce((a, b) => a * b, 1);
-    const values = act.data as Float32Array;
-    const a = new Float32Array(c);
-    for (let s = 0; s < n; s++)
-      for (let k = 0; k < c; k++) {
-        let m = a[k];
-        const base = (s * c + k) * hw;
-        for (let j = 0; j < hw; j++) m = Math.max(m, Math.abs(values[base + j]));
-        a[k] = m;
-      }
+    const a = ranges[i];
+    const c = a.length;
     const w1t = index.initializers.get(first.input[1])!;
     const w2t = index.initializers.get(second.input[1])!;
     const w1 = tensorFloats(w1t);

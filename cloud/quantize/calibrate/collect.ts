@@ -22,6 +22,8 @@ export interface CollectOptions {
   bins: number;
   /** Threads for onnxruntime; default 0 (all cores). */
   threads: number;
+  /** onnxruntime graph optimisation of the calibration session; default 'all'. */
+  optimization: 'basic' | 'all';
   /** Called after each batch with (samples done, total). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -32,6 +34,7 @@ export const DEFAULT_COLLECT_OPTIONS: CollectOptions = {
   histogramSamplesPerBatch: 65536,
   bins: 2048,
   threads: 0,
+  optimization: 'all',
 };
 
 /** The model's fixed batch dimension, if its input declares one. */
@@ -85,8 +88,9 @@ export async function collectStatistics(
   }
   const fetches = o.histogram ? [...tensors] : [...reduced.values()].flat();
   const session = await createSession(encodeModel(probe), {
-    graphOptimizationLevel: 'basic',
+    graphOptimizationLevel: o.optimization,
     intraOpThreads: o.threads,
+    allowSpinning: false,
   });
   const stats = new Map<string, TensorStats>();
   for (const t of tensors) stats.set(t, new TensorStats(o.bins, o.histogram));
