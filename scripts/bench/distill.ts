@@ -1,10 +1,3 @@
-/**
- * Distillation benchmarks: (c) correctness against a float64 reference, (b) training
- * throughput of the 784-800-800-10 student at batch 128, (a) Hinton's effect on MNIST.
- * `npx tsx scripts/bench/distill.ts [--quick] [--skip-hinton] [--reuse-teacher] [--transfer-shift] [--write]` (--write updates
- * the "## Distillation" section of BENCHMARKS.md).
- */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { hinton } from './distill-hinton.js';
@@ -122,8 +115,6 @@ if (args.has('--write')) {
   const updated =
     start < 0 ? `${text.trimEnd()}\n\n${merged}` : `${text.slice(0, start)}${merged}${text.slice(end)}`;
   writeFileSync(file, updated);
-  // Biome formats Markdown tables too; keep `biome check .` clean after a run.
-  execFileSync('node_modules/.bin/biome', ['format', '--write', file], { stdio: 'ignore' });
   log(`wrote ${file}`);
 }
 
