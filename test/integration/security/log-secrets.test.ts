@@ -119,7 +119,7 @@ describe('secrets never reach the logs', () => {
       pemLines.push(...pem.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')));
     }
 
-    const text = lines.join("\n");
+    const text = lines.join('\n');
     // The capture is real: trace lines from both sides, with the events that carry secrets nearby.
     expect(lines.length).toBeGreaterThan(15);
     expect(text).toContain('"msg":"device enrolled"');
