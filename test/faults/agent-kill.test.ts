@@ -15,6 +15,7 @@ import { activeSlot, FleetmlProcess, waitFor } from './procs.js';
 // every deployment must complete once the agent is left alone.
 const SEED = Number(process.env.FLEETML_FAULT_SEED ?? 20251127);
 const KILLS = 20;
+const KILLS_PER_DEPLOYMENT = 4;
 const INSTALL_WINDOW_MS = 800;
 const BLOCK = 16_384;
 
@@ -216,8 +217,13 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
         () => agent!.logs.some((l) => l.msg === 'connected to the cloud'),
         60_000,
       );
-      if (after.stateSha === model.sha256 && k < KILLS - 1) {
+      // Every KILLS_PER_DEPLOYMENT kills (or sooner, if a kill came after activation), the agent
+      // is left alone to finish: each deployment must complete, then the next one starts.
+      if (k < KILLS - 1 && (after.stateSha === model.sha256 || (k + 1) % KILLS_PER_DEPLOYMENT === 0)) {
         expect((await finished(current.rollout)).status).toBe('succeeded');
+        const done = await activeSlot(agentDir);
+        expect(done.stateSha).toBe(model.sha256);
+        expect(done.fileSha).toBe(model.sha256);
         previousSha = model.sha256;
         current = await deploy();
         deployments++;
@@ -232,6 +238,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
     console.log(JSON.stringify({ scenario: 'agent-kill', installMs, deployments: deployments + 1 }));
 
     expect(kills).toHaveLength(KILLS);
+    expect(deployments + 1).toBeGreaterThanOrEqual(KILLS / KILLS_PER_DEPLOYMENT);
     // The seeded kill points really cut transfers in the middle and installs after the transfer.
     expect(kills.filter((k) => k.landed.startsWith('transfer')).length).toBeGreaterThanOrEqual(5);
     expect(kills.filter((k) => k.landed === 'install').length).toBeGreaterThanOrEqual(5);
