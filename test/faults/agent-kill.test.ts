@@ -113,7 +113,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
     agent = spawnAgent();
     await waitFor('enrollment', () => deviceId() && cloud.services.devices.get(deviceId()!).online);
     let seed = 100;
-    // ~4.2 MB: 516 blocks of 8 KiB, one in flight, slow enough to be cut anywhere.
+    // ~4.2 MB: 515 blocks of 8 KiB, one in flight, slow enough to be cut anywhere.
     const nextModel = () =>
       cloud.services.models.add(buildMlp({ inputs: 1024, hidden: 1024, seed: seed++ }), {
         name: `kill-${seed}`,
