@@ -67,8 +67,11 @@ export const AGENT_DEFAULTS = {
   modelCheckTimeoutMs: 120_000,
   /** Inferences the latency probe runs on the active model per telemetry interval; 0 = off. */
   latencyProbeRuns: 10,
-  /** Time budget of one latency probe, ms; it stops at whichever of runs/budget comes first. */
-  latencyProbeBudgetMs: 1_000,
+  /**
+   * Time budget of one latency probe, ms; it stops at whichever of runs/budget comes first.
+   * 250 ms per 10 s interval caps the probe at 2.5 % of one core even for a heavy model.
+   */
+  latencyProbeBudgetMs: 250,
   /** First retry delay of the reconcile loop, ms. */
   backoffInitialMs: 1_000,
   /** Longest retry delay of the reconcile loop, ms. */

@@ -6,9 +6,9 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description(
-      'benchmark ONNX models with onnxruntime: warm-up, then timed runs (latency percentiles in ms).\n' +
-        'Several models (e.g. the FP32 and INT8 variants) are run one after another on the same inputs\n' +
-        'and shown side by side with ratios against the first.',
+      'benchmark ONNX models with onnxruntime: warm-up, then timed runs (latency percentiles in ms); ' +
+        'several models (e.g. FP32 and INT8 variants) run one after another on the same inputs and ' +
+        'are shown side by side with ratios against the first',
     )
     .argument('<models...>', 'paths to .onnx files; the first is the baseline of the ratios')
     .option('--ep <ep>', 'execution provider: auto|cpu|cuda|tensorrt', 'cpu')

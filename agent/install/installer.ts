@@ -10,7 +10,7 @@ import { createSession, DEFAULT_SESSION_PROFILE, type SessionProfile } from '../
 import type { SlotName, StateStore } from '../store/agent-state.js';
 import { fsyncDir, writeFileAtomic } from '../store/files.js';
 import { checkGolden, type GoldenResult } from './golden-check.js';
-import { checkModelInChild } from './model-check.js';
+import { checkModelIsolated } from './model-check.js';
 
 export interface InstallerOptions {
   dataDir: string;
@@ -76,7 +76,7 @@ export class Installer {
 
     const checkTimeoutMs = this.o.modelCheckTimeoutMs ?? INSTALLER_DEFAULTS.modelCheckTimeoutMs;
     if (checkTimeoutMs > 0) {
-      const check = await checkModelInChild(this.modelPath(slot), {
+      const check = await checkModelIsolated(this.modelPath(slot), {
         timeoutMs: checkTimeoutMs,
         dynamicDim: this.o.bench.dynamicDim ?? 1,
         profile: { ...DEFAULT_SESSION_PROFILE, ...this.o.profile, ep: this.o.ep },

@@ -83,7 +83,9 @@ export function checkModelInChild(modelPath: string, options: ModelCheckOptions)
     }, options.timeoutMs);
     child.once('error', (error) => {
       clearTimeout(timer);
-      reject(new FleetError('RUNTIME_LOAD', `cannot start the model check: ${error.message}`));
+      reject(
+        new FleetError('RUNTIME_LOAD', `cannot start the model check: ${error.message}`, { crashed: true }),
+      );
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
@@ -120,9 +122,37 @@ export function checkModelInChild(modelPath: string, options: ModelCheckOptions)
         new FleetError(
           'RUNTIME_LOAD',
           `onnxruntime crashed loading ${modelPath} (${how})${last ? `: ${last}` : ''}`,
-          { signal, exitCode: code },
+          { signal, exitCode: code, crashed: true },
         ),
       );
     });
   });
+}
+
+/**
+ * The check, once more if its process died without an answer: a model that crashes onnxruntime
+ * crashes it every time, while a process lost to the device (memory or thread limits on a busy
+ * Pi) should not cost the fleet a rollout. A clean refusal or a timeout is final at once.
+ */
+export async function checkModelIsolated(
+  modelPath: string,
+  options: ModelCheckOptions,
+  attempts = 2,
+): Promise<ModelCheckResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await checkModelInChild(modelPath, options);
+    } catch (error) {
+      const crashed = error instanceof FleetError && error.details?.crashed === true;
+      if (!crashed || attempt >= attempts) {
+        if (crashed && attempts > 1) {
+          throw new FleetError('RUNTIME_LOAD', `${(error as Error).message} (${attempts} attempts)`, {
+            ...(error as FleetError).details,
+            attempts,
+          });
+        }
+        throw error;
+      }
+    }
+  }
 }

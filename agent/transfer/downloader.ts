@@ -227,8 +227,9 @@ class ActiveTransfer {
   }
 
   onReconnect(): void {
-    if (this.done || this.inFlight.size === 0) return;
+    if (this.done) return;
     // Blocks (QoS 0) and requests in flight when the link dropped are gone: ask for them again.
+    // With nothing in flight (a transfer that started while offline) this is its first request.
     for (const index of this.inFlight.keys()) this.retry.push(index);
     this.stats.rerequestedBlocks += this.inFlight.size;
     this.inFlight.clear();
@@ -324,6 +325,10 @@ class ActiveTransfer {
     }
     if (expired > 0) {
       this.stats.rerequestedBlocks += expired;
+      this.refill(true);
+    } else if (this.inFlight.size === 0) {
+      // Nothing asked for although blocks are missing (every earlier request was refused by
+      // a dead link): ask now rather than stall until stallMs.
       this.refill(true);
     }
   }

@@ -126,9 +126,20 @@ export class MqttTransport {
     });
   }
 
+  /**
+   * Registers the handler and subscribes; resolves once the broker granted it (MQTT.js holds a
+   * subscription made before the first connect until then). If the link is down or drops
+   * meanwhile it resolves anyway: every handler is subscribed again on the next connect, and a
+   * transfer that starts during an outage must wait for the link, not fail.
+   */
   async subscribe(topic: string, handler: MessageHandler, qos: 0 | 1 = 1): Promise<void> {
     this.handlers.set(topic, { handler, qos });
-    await this.client.subscribeAsync(topic, { qos });
+    try {
+      await this.client.subscribeAsync(topic, { qos });
+    } catch (error) {
+      if (this.client.connected) throw error;
+      this.logger.debug({ topic }, 'offline: subscribing on the next connect');
+    }
   }
 
   async unsubscribe(topic: string): Promise<void> {

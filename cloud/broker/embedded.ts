@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from '../../shared/logger.js';
@@ -88,12 +88,21 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   broker.on('connectionError', (client, error) => {
     options.logger.warn({ client: client?.id, err: error.message }, 'mqtt connection error');
   });
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
   const server: Server = options.tls
     ? createTlsServer(
         { cert: options.tls.certPem, key: options.tls.keyPem, minVersion: 'TLSv1.2' },
-        (socket) => broker.handle(socket),
+        (socket) => {
+          track(socket);
+          broker.handle(socket);
+        },
       )
     : createServer((socket) => {
+        track(socket);
         socket.setNoDelay(true);
         broker.handle(socket);
       });
@@ -114,8 +123,12 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       client?.close();
     },
     close: async () => {
+      // Stop accepting first: devices reconnect within a fraction of a second, and a socket
+      // accepted after the broker closed would keep server.close() waiting forever.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
     },
   };
 }

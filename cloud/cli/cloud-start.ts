@@ -69,6 +69,12 @@ export function register(program: Command): void {
       if (handle.services.caPem) lines.push(`ca: ${options.dataDir}/tls/ca.pem (agents pin it with --ca)`);
       process.stdout.write(`${lines.join('\n')}\n`);
       const stop = async () => {
+        // A stop that hangs (a client that never lets go) must not keep a service manager
+        // waiting: exit anyway after 10 s.
+        setTimeout(() => {
+          logger.error('stop did not finish within 10 s; exiting');
+          process.exit(1);
+        }, 10_000).unref();
         await handle.stop();
         process.exit(0);
       };

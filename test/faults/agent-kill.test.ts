@@ -15,8 +15,9 @@ import { activeSlot, FleetmlProcess, waitFor } from './procs.js';
 // every deployment must complete once the agent is left alone.
 const SEED = Number(process.env.FLEETML_FAULT_SEED ?? 20251127);
 const KILLS = 20;
+const KILLS_PER_DEPLOYMENT = 4;
 const INSTALL_WINDOW_MS = 800;
-const BLOCK = 16_384;
+const BLOCK = 8192;
 
 interface KillRecord {
   kill: number;
@@ -65,7 +66,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
         '--data-dir',
         agentDir,
         '--window',
-        '2',
+        '1',
         '--block-size',
         String(BLOCK),
         // The benchmark is bound by its 800 ms budget, so an install lasts at least that long
@@ -112,7 +113,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
     agent = spawnAgent();
     await waitFor('enrollment', () => deviceId() && cloud.services.devices.get(deviceId()!).online);
     let seed = 100;
-    // ~4.2 MB: 258 blocks of 16 KiB with 2 in flight, slow enough to be cut anywhere.
+    // ~4.2 MB: 515 blocks of 8 KiB, one in flight, slow enough to be cut anywhere.
     const nextModel = () =>
       cloud.services.models.add(buildMlp({ inputs: 1024, hidden: 1024, seed: seed++ }), {
         name: `kill-${seed}`,
@@ -177,7 +178,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
       let landed: string;
       if (aimed === 'transfer') {
         const held0 = Number(start.held ?? 0);
-        const target = held0 + Math.ceil(rng() * 0.9 * (total - held0));
+        const target = held0 + Math.ceil(rng() * 0.75 * (total - held0));
         const held = await waitFor(
           'the transfer to reach its kill point',
           async () => {
@@ -216,8 +217,13 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
         () => agent!.logs.some((l) => l.msg === 'connected to the cloud'),
         60_000,
       );
-      if (after.stateSha === model.sha256 && k < KILLS - 1) {
+      // Every KILLS_PER_DEPLOYMENT kills (or sooner, if a kill came after activation), the agent
+      // is left alone to finish: each deployment must complete, then the next one starts.
+      if (k < KILLS - 1 && (after.stateSha === model.sha256 || (k + 1) % KILLS_PER_DEPLOYMENT === 0)) {
         expect((await finished(current.rollout)).status).toBe('succeeded');
+        const done = await activeSlot(agentDir);
+        expect(done.stateSha).toBe(model.sha256);
+        expect(done.fileSha).toBe(model.sha256);
         previousSha = model.sha256;
         current = await deploy();
         deployments++;
@@ -232,6 +238,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
     console.log(JSON.stringify({ scenario: 'agent-kill', installMs, deployments: deployments + 1 }));
 
     expect(kills).toHaveLength(KILLS);
+    expect(deployments + 1).toBeGreaterThanOrEqual(KILLS / KILLS_PER_DEPLOYMENT);
     // The seeded kill points really cut transfers in the middle and installs after the transfer.
     expect(kills.filter((k) => k.landed.startsWith('transfer')).length).toBeGreaterThanOrEqual(5);
     expect(kills.filter((k) => k.landed === 'install').length).toBeGreaterThanOrEqual(5);

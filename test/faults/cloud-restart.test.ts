@@ -104,7 +104,7 @@ describe('fault: cloud process (embedded broker) restarts', () => {
     await cloud.stop('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     await cloud.start();
-  });
+  }, 150_000);
 
   it('kill -9 + respawn twice during a rollout in waves: it resumes from its stored state', async () => {
     const model = await upload(2);
@@ -140,7 +140,7 @@ describe('fault: cloud process (embedded broker) restarts', () => {
       expect(device.activeModel.id).toBe(model.id);
       expect(agent.reconciler.currentPhase).toBe('active');
     }
-  });
+  }, 150_000);
 
   it('lost no telemetry record and stored none twice across the four restarts', async () => {
     const audit = await auditTelemetry(agents, (deviceId) =>

@@ -133,8 +133,16 @@ export class CloudProcess {
     this.token = line.slice('token: '.length).trim();
   }
 
+  /** Stops the cloud with `signal`; one that is still running 20 s later is a failure. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    await this.proc?.kill(signal);
+    const proc = this.proc;
+    if (!proc?.running) return;
+    proc.child.kill(signal);
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000).unref());
+    if ((await Promise.race([proc.exited, timer])) === 'timeout') {
+      await proc.kill('SIGKILL');
+      throw new Error(`the cloud did not exit on ${signal}:\n${proc.lines.slice(-20).join('\n')}`);
+    }
   }
 
   async api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
