@@ -54,7 +54,7 @@ async function mnist(name: 'mnist-mlp' | 'mnist-cnn', batch: number) {
     const seconds = (performance.now() - started) / 1000;
     const bytes = encodeModel(q.model);
     const r = await evaluateModel(bytes, test, fp32, { skipLatency: true });
-    const latency = await latencyCell(bytes, fp32, { input: batchTensor(test, 0, batch) });
+    const latency = await latencyCell(bytes, fp32, { input: batchTensor(test, 0, batch) }, 5);
     const drop = (r.reference!.accuracy! - r.model.accuracy!).toFixed(2); // positive = lost accuracy
     rows.push(
       `| ${name} ${label}${q.note ? ` (${q.note})` : ''} | ${batch} | ${latency} | ${r.sizeRatio!.toFixed(3)} | ${r.reference!.accuracy!.toFixed(2)} → ${r.model.accuracy!.toFixed(2)} (drop ${drop}) | ${r.cosine!.toFixed(4)} | ${seconds.toFixed(1)} s |`,
@@ -64,12 +64,17 @@ async function mnist(name: 'mnist-mlp' | 'mnist-cnn', batch: number) {
 }
 
 /**
- * Latency ratio against FP32: median of the paired (interleaved) per-run ratios over three
+ * Latency ratio against FP32: median of the paired (interleaved) per-run ratios over several
  * rounds in fresh sessions, then the ratio of the fastest runs. A ratio of two medians taken
  * in one round moved by up to 0.3 between identical models at load ~10.
  */
-async function latencyCell(model: Uint8Array, fp32: Uint8Array, feeds: Record<string, OrtTensor>) {
-  const c = await comparePaired(model, fp32, feeds, { runs: 40, rounds: 3, earlyStop: false });
+async function latencyCell(
+  model: Uint8Array,
+  fp32: Uint8Array,
+  feeds: Record<string, OrtTensor>,
+  rounds = 3,
+) {
+  const c = await comparePaired(model, fp32, feeds, { runs: 40, rounds, earlyStop: false });
   return `${c.ratio.toFixed(3)} (min ${c.minRatio.toFixed(3)})`;
 }
 
@@ -170,7 +175,7 @@ const section = [
   '',
   'Command: `npx tsx scripts/bench/quantize.ts`',
   `Date: ${new Date().toISOString().slice(0, 10)}; onnxruntime-node 1.30 CPU, 2 threads, graph optimisation \`all\`;`,
-  `latency = median over 3 rounds × 40 interleaved pairs of (quantized run / FP32 run), fresh sessions each round, and in brackets fastest quantized run / fastest FP32 run; onnxruntime threads not spinning (spinning threads made interleaved ratios swing 1–15× on this loaded machine); load average during the run ${loadavg()
+  `latency = median over 5 (MNIST) or 3 (OCR) rounds × 40 interleaved pairs of (quantized run / FP32 run), fresh sessions each round, and in brackets fastest quantized run / fastest FP32 run; onnxruntime threads not spinning (spinning threads made interleaved ratios swing 1–15× on this loaded machine); load average during the run ${loadavg()
     .map((l) => l.toFixed(1))
     .join(
       ' / ',
