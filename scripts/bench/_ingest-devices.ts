@@ -20,12 +20,22 @@ const ACK_TIMEOUT_MS = 10_000;
 const logger = createLogger({ name: 'sim', level: 'warn' });
 
 const ids = Array.from({ length: devices }, (_, i) => `bench-${String(i).padStart(4, '0')}`);
+// The broker authenticates every client and confines it to its own topics, so each simulated
+// device has its own connection with its own credentials (the bench stores secret = id).
+if (connections !== devices)
+  throw new Error('the broker allows one device per connection: use --connections = --devices');
 const connectStarted = performance.now();
 const clients: CloudMqtt[] = [];
 for (let c = 0; c < connections; c += 50) {
   const chunk = await Promise.all(
     Array.from({ length: Math.min(50, connections - c) }, (_, k) =>
-      connectCloudMqtt({ url, clientId: `sim-${c + k}`, logger }),
+      connectCloudMqtt({
+        url,
+        clientId: `fleetml-${ids[c + k]}`,
+        username: ids[c + k],
+        password: ids[c + k],
+        logger,
+      }),
     ),
   );
   clients.push(...chunk);
