@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { writeNpy } from '../../../cloud/data/npy.js';
-import { floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
 import { saveModel } from '../../../cloud/onnx/io.js';
-import { floatTensor } from '../../../cloud/onnx/tensor.js';
 import { fillFloatGaps, floatGroup, quantizeMixed } from '../../../cloud/quantize/mixed.js';
 import {
   fakeQuantizeOne,
@@ -15,42 +13,10 @@ import {
   tensorSensitivity,
 } from '../../../cloud/quantize/sensitivity.js';
 import { calibrateModel } from '../../../cloud/quantize/static.js';
-import { createRng, gaussian } from '../../../shared/random.js';
+import { normalSampler, outlierChannelModel } from './outlier-model.js';
 
-const rng = createRng(21);
-const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => gaussian(rng) * s);
-
-/**
- * x -> fc1 -> relu -> fc2 -> fc3. fc2 gives one column a 2000× gain that fc3 undoes, so only
- * the tensor h2 between them is hurt by per-tensor int8 (its other channels are wiped out).
- */
-function model() {
-  const w2 = randn(32 * 32, 0.2);
-  for (let r = 0; r < 32; r++) w2[r * 32 + 5] *= 2000;
-  const w3 = randn(32 * 8, 0.2);
-  for (let c = 0; c < 8; c++) w3[5 * 8 + c] /= 2000;
-  return makeModel(
-    [
-      makeNode('Gemm', ['x', 'w1', 'b1'], ['h1'], [], 'fc1'),
-      makeNode('Relu', ['h1'], ['r1'], [], 'relu1'),
-      makeNode('Gemm', ['r1', 'w2', 'b2'], ['h2'], [], 'fc2'),
-      makeNode('Gemm', ['h2', 'w3', 'b3'], ['y'], [], 'fc3'),
-    ],
-    [floatInput('x', ['N', 16])],
-    [floatInput('y', ['N', 8])],
-    {
-      opset: 13,
-      initializers: [
-        floatTensor('w1', [16, 32], randn(512, 0.3)),
-        floatTensor('b1', [32], randn(32, 0.1)),
-        floatTensor('w2', [32, 32], w2),
-        floatTensor('b2', [32], randn(32, 0.1)),
-        floatTensor('w3', [32, 8], w3),
-        floatTensor('b3', [8], randn(8, 0.1)),
-      ],
-    },
-  );
-}
+const randn = normalSampler(21);
+const model = () => outlierChannelModel(randn);
 
 describe('mixed precision by measured sensitivity', () => {
   it('ranks the tensor with the outlier channel first and keeps only it in float', async () => {
