@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { FleetError } from '../../shared/errors/index.js';
 
 interface DistillCliOptions {
+  spin?: boolean;
   teacher: string;
   data: string;
   labels?: string;
@@ -59,6 +60,10 @@ export function register(program: Command): void {
     .option('--schedule <kind>', 'learning-rate schedule: constant | cosine | step', 'cosine')
     .option('--warmup <steps>', 'linear warm-up steps', '0')
     .option('--steps-per-run <k>', 'training steps per onnxruntime call', '16')
+    .option(
+      '--spin',
+      'let onnxruntime threads spin: fastest on a dedicated machine, slower when the cores are shared',
+    )
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
     .option('--checkpoint-dir <dir>', 'write the student after every epoch here')
     .requiredOption('-o, --output <student.onnx>', 'where to write the trained student')
@@ -98,6 +103,7 @@ export function register(program: Command): void {
           patience: number(opts.patience, '--patience', 0),
           stepsPerRun: number(opts.stepsPerRun, '--steps-per-run', 1),
           intraOpThreads: number(opts.threads, '--threads', 0),
+          allowSpinning: Boolean(opts.spin),
           checkpointDir: opts.checkpointDir,
           loss: { temperature: number(opts.temperature, '--temperature', Number.MIN_VALUE), alpha },
           optimizer: { kind: optimizer, lr: opts.lr === undefined ? undefined : number(opts.lr, '--lr', 0) },

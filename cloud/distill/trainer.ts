@@ -43,6 +43,12 @@ export interface TrainOptions {
   checkpointDir?: string;
   /** onnxruntime intra-op threads for training, teacher and evaluation; default 0 (all cores). */
   intraOpThreads?: number;
+  /**
+   * Let onnxruntime's idle threads spin between kernels: fastest on a dedicated machine
+   * (25.9k vs 24.3k samples/s at K = 32), about half as fast when other jobs share the cores.
+   * Default false.
+   */
+  allowSpinning?: boolean;
   /** Called after every run and every evaluation (drives the CLI's progress bar). */
   onProgress?: (event: ProgressEvent) => void;
 }
@@ -143,7 +149,7 @@ export async function trainStudent(
     teacherHintShape: hintShape,
     seed: o.seed,
   });
-  const session = await TrainingSession.create(graph, threads);
+  const session = await TrainingSession.create(graph, { ...threads, allowSpinning: o.allowSpinning });
   const valTeacher =
     teacherRunner && validation ? (await teacherRunner.run(validation.x, validation.count))[0] : undefined;
 

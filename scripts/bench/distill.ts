@@ -18,6 +18,7 @@ const configs = [
   ['sgd', 16, false],
   ['sgd', 32, false],
   ['sgd', 16, true],
+  ['sgd', 32, true],
   ['adam', 16, false],
 ] as const;
 for (const [kind, K, spinning] of configs) {
