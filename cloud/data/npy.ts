@@ -41,9 +41,11 @@ function invalid(message: string): FleetError {
 export function parseNpy(bytes: Uint8Array, label = 'array'): NpyArray {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw invalid(`${label}: not a .npy file`);
   const major = bytes[6];
+  if (major < 1 || major > 3) throw invalid(`${label}: .npy format version ${major} is not supported`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const headerStart = major === 1 ? 10 : 12;
+  if (bytes.length < headerStart) throw invalid(`${label}: truncated header`);
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   if (headerStart + headerLength > bytes.length) throw invalid(`${label}: truncated header`);
   const header = new TextDecoder('latin1').decode(bytes.subarray(headerStart, headerStart + headerLength));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];

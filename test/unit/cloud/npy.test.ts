@@ -33,6 +33,20 @@ describe('.npy reader', () => {
     }
   });
 
+  it('reports unknown format versions and short version-2 headers with NPY_INVALID (found by the fuzz test)', () => {
+    for (const bad of [
+      Buffer.from([147, 78, 85, 77, 80, 89, 0, 0, 0, 1]),
+      Buffer.from([147, 78, 85, 77, 80, 89, 2, 0, 0, 1]),
+    ]) {
+      expect(() => parseNpy(bad)).toThrow(/NPY|not supported|truncated/);
+      try {
+        parseNpy(bad);
+      } catch (error) {
+        expect((error as FleetError).code).toBe('NPY_INVALID');
+      }
+    }
+  });
+
   it('refuses float labels', () => {
     expect(() => toLabels(parseNpy(formatNpy(new Float32Array([1, 2]), [2])))).toThrow(/integers/);
   });
