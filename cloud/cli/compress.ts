@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { FleetError } from '../../shared/errors/index.js';
+import { numberOption } from './number-option.js';
 
 export function register(program: Command): void {
   program
@@ -34,13 +34,7 @@ export function register(program: Command): void {
         ? (JSON.parse(await readFile(options.profiles, 'utf8')) as unknown[])
         : [];
       const profile = new ProfileRegistry(extra).get(options.profile);
-      const number = (v: string | undefined, flag: string) => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!Number.isFinite(n) || n < 0)
-          throw new FleetError('INPUT_INVALID', `${flag} must be a non-negative number`);
-        return n;
-      };
+      const number = (v: string | undefined, flag: string) => numberOption(v, flag, 0);
       let lastStage = '';
       const report = await runCompression({
         model,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FleetError } from '../../shared/errors/index.js';
 import { callApi, printResult, withApiOptions } from './api-client.js';
+import { numberOption } from './number-option.js';
 
 interface RolloutView {
   id: string;
@@ -23,13 +24,7 @@ const summary = (r: RolloutView) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(', ')}${r.reason ? `  (${r.reason})` : ''}`;
 
-const num = (value: string | undefined, flag: string) => {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0)
-    throw new FleetError('INPUT_INVALID', `${flag} must be a non-negative number`);
-  return n;
-};
+const num = (value: string | undefined, flag: string) => numberOption(value, flag, 0);
 
 export function register(program: Command): void {
   withApiOptions(program.command('deploy <model>'))

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { FleetError } from '../../shared/errors/index.js';
+import { numberOption } from './number-option.js';
 
 interface DistillCliOptions {
   spin?: boolean;
@@ -28,12 +29,7 @@ interface DistillCliOptions {
   soft?: boolean;
 }
 
-function number(value: string, flag: string, min = Number.NEGATIVE_INFINITY): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min)
-    throw new FleetError('INPUT_INVALID', `${flag} must be a number >= ${min}, got ${value}`);
-  return n;
-}
+const number = (value: string, flag: string, min?: number) => numberOption(value, flag, min);
 
 export function register(program: Command): void {
   program

@@ -7,14 +7,10 @@ import type { CalibrationMethod } from '../quantize/calibrate/methods.js';
 import { quantizeWithFallback } from '../quantize/fallback.js';
 import { buildQdq, calibrateModel } from '../quantize/static.js';
 import { tuneForLatency } from '../quantize/tune.js';
+import { numberOption } from './number-option.js';
 import type { QuantizeFlags } from './quantize.js';
 
-const num = (value: string | undefined, flag: string): number | undefined => {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new FleetError('INPUT_INVALID', `${flag} must be a number, got '${value}'`);
-  return n;
-};
+const num = (value: string | undefined, flag: string) => numberOption(value, flag);
 
 /** Formats that need no calibration: one function each, chosen by flag. */
 async function runWeightFormat(modelPath: string, flags: QuantizeFlags, format: string): Promise<void> {
