@@ -1,11 +1,9 @@
 import { FleetError } from '../../shared/errors/index.js';
 import { attr, makeNode } from '../onnx/build.js';
-import { pruneGraph, setOpset, sortGraph } from '../onnx/edit.js';
-import { GraphIndex, NameGenerator } from '../onnx/graph.js';
-import { prepareModel, zeroFeeds } from '../onnx/prepare.js';
+import { setOpset } from '../onnx/edit.js';
 import { floatTensor, makeTensor } from '../onnx/tensor.js';
-import { DataType, type ModelProto, type NodeProto } from '../onnx/types.js';
-import { weightMatMul } from './weight-matmul.js';
+import { DataType, type ModelProto } from '../onnx/types.js';
+import { rewriteWeightMatMuls } from './weight-rewrite.js';
 
 export interface Int4Options {
   /** Weights per quantization block along K (a power of two >= 16); default 32. */
@@ -104,32 +102,19 @@ export async function quantizeInt4(
   if (!Number.isInteger(Math.log2(o.blockSize)) || o.blockSize < 16) {
     throw new FleetError('INPUT_INVALID', `INT4 block size must be a power of two >= 16, got ${o.blockSize}`);
   }
-  const { model } = await prepareModel(input, zeroFeeds(input));
-  const graph = model.graph;
-  const index = new GraphIndex(graph);
-  const names = new NameGenerator(graph);
-  const excluded = new Set(o.exclude);
-  const replaced = new Map<NodeProto, NodeProto[]>();
-  for (const node of graph.node) {
-    if (node.name && excluded.has(node.name)) continue;
-    const mm = weightMatMul(node, index);
-    if (!mm) continue;
-    const base = node.name || node.output[0];
-    const n = (s: string) => names.next(`${base}_${s}`);
+  const result = await rewriteWeightMatMuls(input, o.exclude, (mm, { name: n, addInitializer, product }) => {
     const { packed, scales, zeroPoints, blocks } = packInt4Blocks(mm.w, mm.k, mm.n, o.blockSize, o.symmetric);
     const [b, s] = [n('int4'), n('scales')];
-    graph.initializer!.push(
+    addInitializer(
       makeTensor(b, DataType.UINT8, [mm.n, blocks, o.blockSize / 2], packed),
       floatTensor(s, [mm.n * blocks], scales),
     );
-    const inputs = [node.input[0], b, s];
+    const inputs = [mm.node.input[0], b, s];
     if (zeroPoints) {
       const z = n('zero_points');
-      graph.initializer!.push(makeTensor(z, DataType.UINT8, [zeroPoints.length], zeroPoints));
+      addInitializer(makeTensor(z, DataType.UINT8, [zeroPoints.length], zeroPoints));
       inputs.push(z);
     }
-    const out = node.output[0];
-    const product = mm.bias ? n('product') : out;
     const attributes = [
       attr.int('K', mm.k),
       attr.int('N', mm.n),
@@ -137,19 +122,8 @@ export async function quantizeInt4(
       attr.int('block_size', o.blockSize),
     ];
     if (o.accuracyLevel) attributes.push(attr.int('accuracy_level', o.accuracyLevel));
-    const nodes = [makeNode('MatMulNBits', inputs, [product], attributes, n('MatMulNBits'), 'com.microsoft')];
-    if (mm.bias) {
-      const bias = n('bias');
-      graph.initializer!.push(floatTensor(bias, [mm.n], mm.bias));
-      nodes.push(makeNode('Add', [product, bias], [out], [], n('bias_add')));
-    }
-    replaced.set(node, nodes);
-  }
-  graph.node = graph.node.flatMap((x) => replaced.get(x) ?? [x]);
-  if (replaced.size > 0) setOpset(model, 'com.microsoft', 1);
-  pruneGraph(graph);
-  sortGraph(graph);
-  graph.valueInfo = [];
-  model.producerName = 'fleetml';
-  return { model, quantizedNodes: replaced.size };
+    return [makeNode('MatMulNBits', inputs, [product], attributes, n('MatMulNBits'), 'com.microsoft')];
+  });
+  if (result.quantizedNodes > 0) setOpset(result.model, 'com.microsoft', 1);
+  return result;
 }
