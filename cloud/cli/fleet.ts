@@ -1,43 +1,15 @@
 import type { Command } from 'commander';
+import type { FleetHealth } from '../fleet/monitoring/health.js';
+import type { FleetLatency, LatencyGroup } from '../fleet/monitoring/latency.js';
+import type { Regression } from '../fleet/monitoring/regressions.js';
 import { callApi, printResult, withApiOptions } from './api-client.js';
 
-interface Stats {
-  devices: number;
-  records: number;
-  count: number;
-  p50Ms: number | null;
-  p90Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
-}
-interface LatencyReply {
-  by: string;
-  window: { fromMs: number; toMs: number; resolution: string };
-  fleet: Stats;
-  groups: Array<Stats & { key: string; name?: string | null; variant?: string | null }>;
-}
-interface RegressionReply {
-  regressions: Array<{
-    kind: string;
-    deviceId: string | null;
-    modelId: string | null;
-    profile: string | null;
-    currentP99Ms: number;
-    baselineP99Ms: number;
-    ratio: number;
-  }>;
-}
-interface HealthReply {
-  counts: Record<string, number>;
-  devices: Array<{
-    id: string;
-    status: string;
-    profile: string;
-    silentForS: number | null;
-    throttled: boolean;
-    tempMaxC: number | null;
-  }>;
-}
+// The API returns what the monitoring module computes; the latency route adds model names.
+type LatencyReply = Omit<FleetLatency, 'groups'> & {
+  groups: Array<LatencyGroup & { name?: string | null; variant?: string | null }>;
+};
+type RegressionReply = { regressions: Regression[] };
+type HealthReply = FleetHealth;
 
 const ms = (v: number | null) => (v === null ? '-' : v.toFixed(2));
 const table = (rows: string[][]) => {
