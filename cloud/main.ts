@@ -135,9 +135,12 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   }
   const mosquitto =
     options.mosquitto && !broker ? new MosquittoSync({ ...options.mosquitto, logger }) : undefined;
+  // Hashed once: PBKDF2 per enrollment would be wasted work, and a stable line keeps the file diffable.
+  const cloudEntry = mosquitto
+    ? { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword ?? '') }
+    : undefined;
   const syncBroker = async () => {
-    const cloudEntry = { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword ?? '') };
-    await mosquitto?.write([cloudEntry, ...devices.brokerCredentials()]);
+    if (mosquitto && cloudEntry) await mosquitto.write([cloudEntry, ...devices.brokerCredentials()]);
   };
   await syncBroker();
   const mqtt = await connectCloudMqtt({
