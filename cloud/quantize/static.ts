@@ -10,6 +10,7 @@ import { type CalibrationMethod, DEFAULT_CALIBRATOR_OPTIONS, getCalibrator } fro
 import { removeRedundantQdq } from './cleanup.js';
 import { emitQdq } from './emit.js';
 import { equalizeCrossLayer } from './equalize.js';
+import { padChannels } from './pad-channels.js';
 import type { QuantType } from './params.js';
 import { planQuantization } from './plan.js';
 import { rewriteForQuantization } from './rewrite.js';
@@ -28,6 +29,11 @@ export interface CalibrationOptions {
    * float; balances per-channel activation ranges for per-tensor int8); default true.
    */
   equalize: boolean;
+  /**
+   * Pad channel counts to multiples of 16 where exact (zero weights), so that onnxruntime runs
+   * the convolutions with its fast int8 kernels (see pad-channels.ts); default true.
+   */
+  padChannels: boolean;
   /** Called with (samples done, total) during calibration. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -38,6 +44,7 @@ export const DEFAULT_CALIBRATION_OPTIONS: CalibrationOptions = {
   samples: 64,
   batchSize: 0,
   equalize: true,
+  padChannels: true,
 };
 
 /** A float model in quantizable form plus the activation statistics of every float tensor. */
@@ -92,6 +99,13 @@ export async function calibrateModel(
     histogram: getCalibrator(o.method).needsHistogram,
     onProgress: o.onProgress,
   });
+  // Padded after calibration: the extra channels must not enter the ranges (zeros would pull
+  // histogram-based ranges in), and they never reach a real channel, so any value is fine.
+  if (o.padChannels) {
+    const padded = padChannels(model.graph);
+    if (padded.regions.length > 0) rewrites.paddedChannelGroups = padded.regions.length;
+    pruneGraph(model.graph);
+  }
   return {
     model,
     stats,

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { attr, floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
+import { cloneModel } from '../../../cloud/onnx/edit.js';
+import { runOnce } from '../../../cloud/onnx/ort-eval.js';
+import { floatTensor } from '../../../cloud/onnx/tensor.js';
+import type { ModelProto } from '../../../cloud/onnx/types.js';
+import { padChannels } from '../../../cloud/quantize/pad-channels.js';
+import { ort } from '../../../cloud/runtime/ort.js';
+import { createRng, gaussian } from '../../../shared/random.js';
+
+const rng = createRng(11);
+const randn = (n: number) => Float32Array.from({ length: n }, () => gaussian(rng));
+
+/**
+ * A MobileNetV3 block: expand 1×1 (8 → 12), HardSwish spelled Add/Clip/Mul/Div, depthwise
+ * 3×3 over 12 channels, squeeze-excite (GAP, 12 → 4 → 12, HardSigmoid, Mul), project 12 → 8.
+ */
+function mobileBlock(output = 'y'): ModelProto {
+  const scalar = (name: string, v: number) => floatTensor(name, [], [v]);
+  return makeModel(
+    [
+      makeNode('Conv', ['x', 'we', 'be'], ['e'], [], 'expand'),
+      makeNode('Add', ['e', 'three'], ['e3'], [], 'hs_add'),
+      makeNode('Clip', ['e3', 'zero', 'six'], ['e3c'], [], 'hs_clip'),
+      makeNode('Mul', ['e', 'e3c'], ['em'], [], 'hs_mul'),
+      makeNode('Div', ['em', 'six'], ['h'], [], 'hs_div'),
+      makeNode(
+        'Conv',
+        ['h', 'wd', 'bd'],
+        ['d'],
+        [attr.int('group', 12), attr.ints('pads', [1, 1, 1, 1])],
+        'depthwise',
+      ),
+      makeNode('Mul', ['d', 'gamma'], ['dg'], [], 'channel_scale'),
+      makeNode('GlobalAveragePool', ['dg'], ['p'], [], 'gap'),
+      makeNode('Conv', ['p', 'ws1', 'bs1'], ['s1'], [], 'se_reduce'),
+      makeNode('Relu', ['s1'], ['s1r'], [], 'se_relu'),
+      makeNode('Conv', ['s1r', 'ws2', 'bs2'], ['s2'], [], 'se_expand'),
+      makeNode(
+        'HardSigmoid',
+        ['s2'],
+        ['s'],
+        [attr.float('alpha', 1 / 6), attr.float('beta', 0.5)],
+        'se_gate',
+      ),
+      makeNode('Mul', ['dg', 's'], ['g'], [], 'se_mul'),
+      makeNode('Conv', ['g', 'wp', 'bp'], [output], [], 'project'),
+    ],
+    [floatInput('x', ['N', 8, 6, 6])],
+    [floatInput(output, ['N', 8, 6, 6])],
+    {
+      opset: 13,
+      initializers: [
+        floatTensor('we', [12, 8, 1, 1], randn(96)),
+        floatTensor('be', [12], randn(12)),
+        scalar('three', 3),
+        scalar('zero', 0),
+        scalar('six', 6),
+        floatTensor('wd', [12, 1, 3, 3], randn(108)),
+        floatTensor('bd', [12], randn(12)),
+        floatTensor('gamma', [1, 12, 1, 1], randn(12)),
+        floatTensor('ws1', [4, 12, 1, 1], randn(48)),
+        floatTensor('bs1', [4], randn(4)),
+        floatTensor('ws2', [12, 4, 1, 1], randn(48)),
+        floatTensor('bs2', [12], randn(12)),
+        floatTensor('wp', [8, 12, 1, 1], randn(96)),
+        floatTensor('bp', [8], randn(8)),
+      ],
+    },
+  );
+}
+
+const dimsOf = (model: ModelProto, node: string, input = 1) => {
+  const n = model.graph.node.find((x) => x.name === node)!;
+  return model.graph.initializer!.find((t) => t.name === n.input[input])!.dims!.map(Number);
+};
+
+describe('channel padding', () => {
+  it('widens a MobileNet block to multiples of 16 channels without changing its output', async () => {
+    const model = mobileBlock();
+    const padded = cloneModel(model);
+    const report = padChannels(padded.graph);
+    // The 12-channel group (expand … project) and the 4-channel squeeze; 8 channels at the
+    // block's ends are graph input/output and stay.
+    expect(report.regions.map((r) => `${r.from}->${r.to}`).sort()).toEqual(['12->16', '4->16']);
+    expect(dimsOf(padded, 'expand')).toEqual([16, 8, 1, 1]);
+    expect(dimsOf(padded, 'depthwise')).toEqual([16, 1, 3, 3]);
+    expect(dimsOf(padded, 'channel_scale')).toEqual([1, 16, 1, 1]);
+    expect(dimsOf(padded, 'se_reduce')).toEqual([16, 16, 1, 1]);
+    expect(dimsOf(padded, 'se_expand')).toEqual([16, 16, 1, 1]);
+    expect(dimsOf(padded, 'project')).toEqual([8, 16, 1, 1]);
+    const group = padded.graph.node
+      .find((n) => n.name === 'depthwise')!
+      .attribute!.find((a) => a.name === 'group')!;
+    expect(Number(group.i)).toBe(16);
+    const feeds = { x: new ort.Tensor('float32', randn(2 * 8 * 36), [2, 8, 6, 6]) };
+    const a = (await runOnce(model, feeds)).y.data as Float32Array;
+    const b = (await runOnce(padded, feeds)).y.data as Float32Array;
+    expect(b.length).toBe(a.length);
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i], 4);
+  });
+
+  it('leaves a group alone when it reaches something other than a Conv (here a graph output)', () => {
+    const model = mobileBlock();
+    // Expose the depthwise output: its 12 channels are now part of the model's interface.
+    model.graph.output!.push(floatInput('d', ['N', 12, 6, 6]));
+    const report = padChannels(model.graph);
+    expect(report.regions.map((r) => `${r.from}->${r.to}`)).toEqual(['4->16']);
+    expect(dimsOf(model, 'depthwise')).toEqual([12, 1, 3, 3]);
+  });
+});
