@@ -81,13 +81,24 @@ export async function comparePaired(
   candidate: Uint8Array,
   best: Uint8Array,
   feeds: Record<string, OrtTensor>,
-  options: Pick<TuneOptions, 'runs' | 'rounds'> & { earlyStop?: boolean },
+  options: Pick<TuneOptions, 'runs' | 'rounds'> & {
+    earlyStop?: boolean;
+    /** Spinning onnxruntime threads (a device's default), measured in blocks; default false. */
+    spinning?: boolean;
+    /** Consecutive runs of one model before switching (see measureLatency); default 1. */
+    block?: number;
+  },
 ): Promise<PairedComparison> {
   const ratios: number[] = [];
   let minA = Number.POSITIVE_INFINITY;
   let minB = Number.POSITIVE_INFINITY;
   for (let round = 0; round < options.rounds; round++) {
-    const [a, b] = await measureLatency([candidate, best], feeds, { runs: options.runs, warmup: 3 });
+    const [a, b] = await measureLatency([candidate, best], feeds, {
+      runs: options.runs,
+      warmup: 3,
+      spinning: options.spinning ?? false,
+      block: options.block ?? 1,
+    });
     for (let i = 0; i < a.times.length; i++) ratios.push(a.times[i] / b.times[i]);
     minA = Math.min(minA, a.min);
     minB = Math.min(minB, b.min);
