@@ -97,6 +97,22 @@ function typedFieldValues(tensor: TensorProto): number[] {
   }
 }
 
+/** Per-output-channel values of a constant broadcast against an [N, C, ...] tensor, if it is one. */
+export function channelConstant(
+  t: TensorProto | undefined,
+  channels: number,
+  rank: number,
+): Float32Array | undefined {
+  if (!t || (t.dataType ?? 1) !== 1) return undefined;
+  const v = tensorFloats(t);
+  if (v.length === 1) return new Float32Array(channels).fill(v[0]);
+  const dims = t.dims ?? [];
+  if (v.length !== channels || dims.length > rank) return undefined;
+  // Right-aligned broadcasting: the channel axis is rank-3 from the end for [N, C, H, W].
+  const axis = dims.length - (rank - 1);
+  return dims.every((d, i) => (i === axis ? d === channels : d === 1)) ? v : undefined;
+}
+
 /** Float view of any numeric tensor (int64 converted with Number). */
 export function tensorFloats(tensor: TensorProto): Float32Array {
   const values = tensorValues(tensor);

@@ -2,26 +2,10 @@ import { attr, makeNode } from '../onnx/build.js';
 import { opsetVersion } from '../onnx/edit.js';
 import { attrInt, GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/proto.js';
-import { floatTensor, int64Tensor, tensorFloats } from '../onnx/tensor.js';
+import { channelConstant, floatTensor, int64Tensor, tensorFloats } from '../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/types.js';
 import { createSession } from '../runtime/ort.js';
 import { batchTensor, headSamples, type SampleSet } from './calibrate/data.js';
-
-/** Per-output-channel values of a constant broadcast against an [N, C, ...] tensor, if it is one. */
-function channelConstant(
-  t: TensorProto | undefined,
-  channels: number,
-  rank: number,
-): Float32Array | undefined {
-  if (!t || (t.dataType ?? 1) !== 1) return undefined;
-  const v = tensorFloats(t);
-  if (v.length === 1) return new Float32Array(channels).fill(v[0]);
-  const dims = t.dims ?? [];
-  if (v.length !== channels || dims.length > rank) return undefined;
-  // Right-aligned broadcasting: the channel axis is rank-3 from the end for [N, C, H, W].
-  const axis = dims.length - (rank - 1);
-  return dims.every((d, i) => (i === axis ? d === channels : d === 1)) ? v : undefined;
-}
 
 /**
  * Folds Conv → Mul(c) → Add(d) with per-channel or scalar constants into the Conv
