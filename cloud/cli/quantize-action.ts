@@ -113,6 +113,8 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
             process.stderr.write(`sensitivity ${done}/${total} tensors\n`);
         },
         onStep: (k, m) => process.stderr.write(`float tensors ${k}: ${JSON.stringify(m)}\n`),
+        onRefine: (round, promoted) =>
+          process.stderr.write(`refining (${round}): ${promoted} first, searching again\n`),
       });
     } else {
       result = await quantizeWithFallback(calibrated, qdq, data, budget, {

@@ -13,11 +13,20 @@ export interface MixedOptions {
   onSensitivity?: (done: number, total: number) => void;
   /** Also keep float the nodes whose neighbours are all float (fillFloatGaps); default true. */
   fillGaps: boolean;
+  /**
+   * Searches after the first: each moves the tensor that completed the budget (the last of the
+   * chosen prefix) to the front of the ranking and searches again; the smallest float set wins.
+   * Default 3. Why: errors interact, so one tensor can be what a whole prefix was needed for
+   * (PaddleOCR detector: 88 float tensors, then 84, 36, 28 — latency 0.82 → 0.75 of FP32).
+   */
+  refineRounds: number;
   /** Called after each evaluated prefix: how many tensors were float and the metrics. */
   onStep?: (floatTensors: number, metrics: Record<string, number>) => void;
+  /** Called when a refining round starts, with the tensor moved to the front. */
+  onRefine?: (round: number, promoted: string) => void;
 }
 
-export const DEFAULT_MIXED_OPTIONS: MixedOptions = { probeSamples: 1, fillGaps: true };
+export const DEFAULT_MIXED_OPTIONS: MixedOptions = { probeSamples: 1, fillGaps: true, refineRounds: 3 };
 
 export interface MixedResult extends QdqResult {
   /** Tensors kept in float, most sensitive first. */
@@ -77,7 +86,8 @@ export function fillFloatGaps(calibrated: CalibratedModel, names: readonly strin
  * error it causes alone (sensitivity.ts), then keeps the k most sensitive tensors in float
  * for the smallest k (doubling, then bisection) whose full QDQ model meets the budget on
  * `data`. Errors of several tensors do not add up exactly, so every k is measured, and the
- * smallest k that was measured to meet the budget is returned.
+ * smallest k that was measured to meet the budget is kept; refining rounds then promote the
+ * tensor that completed the budget and search again (see `refineRounds`).
  *
  * Float rather than 16-bit: onnxruntime 1.30's CPU provider accepts 16-bit Q/DQ (opset 21
  * and com.microsoft) but has no 16-bit Conv/MatMul kernels, so a 16-bit tensor makes its
@@ -100,24 +110,70 @@ export async function quantizeMixed(
   const reference = await firstOutputs(encodeModel(calibrated.model), data);
   const keptFor = (tensors: string[]) =>
     o.fillGaps ? fillFloatGaps(calibrated, floatGroup(calibrated, tensors)) : floatGroup(calibrated, tensors);
-  const results = new Map<number, { result: QdqResult; metrics: Record<string, number>; met: boolean }>();
   const trace: [number, number][] = [];
+  let best = await searchPrefix(calibrated, qdq, data, budget, sensitivity, reference, keptFor, trace, o);
+  let ranking = sensitivity;
+  for (let round = 1; round <= o.refineRounds && best.met && best.k > 1; round++) {
+    const promoted = ranking[best.k - 1];
+    ranking = [promoted, ...ranking.filter((s) => s !== promoted)];
+    o.onRefine?.(round, promoted.tensor);
+    const next = await searchPrefix(calibrated, qdq, data, budget, ranking, reference, keptFor, trace, o);
+    if (!next.met) break;
+    if (next.kept.length < best.kept.length) best = next;
+    else break;
+  }
+  const chosen = best;
+  const floatTensors = chosen.tensors;
+  return {
+    ...chosen.result,
+    floatTensors,
+    keptFloat: chosen.kept,
+    metrics: chosen.metrics,
+    budgetMet: chosen.met,
+    sensitivity,
+    trace,
+  };
+}
+
+interface PrefixChoice {
+  k: number;
+  tensors: string[];
+  kept: string[];
+  result: QdqResult;
+  metrics: Record<string, number>;
+  met: boolean;
+}
+
+/**
+ * The smallest k (doubling, then bisection) for which keeping the first k tensors of
+ * `ranking` in float meets the budget on `data`; the best-scoring k when none does.
+ */
+async function searchPrefix(
+  calibrated: CalibratedModel,
+  qdq: Partial<QdqOptions>,
+  data: SampleSet,
+  budget: FallbackBudget,
+  ranking: TensorSensitivity[],
+  reference: Awaited<ReturnType<typeof firstOutputs>>,
+  keptFor: (tensors: string[]) => string[],
+  trace: [number, number][],
+  o: MixedOptions,
+): Promise<PrefixChoice> {
+  const results = new Map<number, PrefixChoice>();
   const evaluate = async (k: number) => {
     const known = results.get(k);
     if (known) return known;
-    const tensors = sensitivity.slice(0, k).map((s) => s.tensor);
-    const result = buildQdq(calibrated, {
-      ...qdq,
-      exclude: [...(qdq.exclude ?? []), ...keptFor(tensors)],
-    });
+    const tensors = ranking.slice(0, k).map((s) => s.tensor);
+    const kept = keptFor(tensors);
+    const result = buildQdq(calibrated, { ...qdq, exclude: [...(qdq.exclude ?? []), ...kept] });
     const metrics = metricsOf(reference, await firstOutputs(encodeModel(result.model), data), data);
-    const entry = { result, metrics, met: withinBudget(metrics, budget) };
+    const entry = { k, tensors, kept, result, metrics, met: withinBudget(metrics, budget) };
     results.set(k, entry);
     trace.push([k, metrics.cosine]);
     o.onStep?.(k, metrics);
     return entry;
   };
-  const n = sensitivity.length;
+  const n = ranking.length;
   let lo = -1;
   let hi = -1;
   for (let k = 0; ; k = k === 0 ? 1 : Math.min(2 * k, n)) {
@@ -133,16 +189,6 @@ export async function quantizeMixed(
     if ((await evaluate(mid)).met) hi = mid;
     else lo = mid;
   }
-  const k = hi >= 0 ? hi : [...results].sort((a, b) => b[1].metrics.cosine - a[1].metrics.cosine)[0][0];
-  const chosen = results.get(k)!;
-  const floatTensors = sensitivity.slice(0, k).map((s) => s.tensor);
-  return {
-    ...chosen.result,
-    floatTensors,
-    keptFloat: keptFor(floatTensors),
-    metrics: chosen.metrics,
-    budgetMet: chosen.met,
-    sensitivity,
-    trace,
-  };
+  if (hi >= 0) return results.get(hi)!;
+  return [...results.values()].sort((a, b) => b.metrics.cosine - a.metrics.cosine)[0];
 }

@@ -50,6 +50,28 @@ describe('mixed precision by measured sensitivity', () => {
     expect(result.floatTensors).toEqual(['h2']);
     expect(result.keptFloat.sort()).toEqual(floatGroup(calibrated, ['h2']).sort());
     expect(result.keptFloat.sort()).toEqual(['fc2', 'fc3']);
+
+    // With the culprit ranked last, the first search needs every tensor; the refining round
+    // moves the tensor that completed the budget to the front and finds it alone suffices.
+    const promoted: string[] = [];
+    const refined = await quantizeMixed(
+      calibrated,
+      {},
+      evalSet,
+      { minCosine: 0.999 },
+      { sensitivity: [...ranking.slice(1), ranking[0]], onRefine: (_, t) => promoted.push(t) },
+    );
+    expect(promoted[0]).toBe('h2');
+    expect(refined.budgetMet).toBe(true);
+    expect(refined.floatTensors).toEqual(['h2']);
+    const unrefined = await quantizeMixed(
+      calibrated,
+      {},
+      evalSet,
+      { minCosine: 0.999 },
+      { sensitivity: [...ranking.slice(1), ranking[0]], refineRounds: 0 },
+    );
+    expect(unrefined.floatTensors.length).toBe(ranking.length);
   });
 
   it('is what `quantize --min-cosine --search sensitivity` runs, reporting the float nodes as JSON', async () => {
