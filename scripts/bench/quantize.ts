@@ -64,7 +64,7 @@ async function mnist(name: 'mnist-mlp' | 'mnist-cnn', batch: number) {
 }
 
 /**
- * Latency ratio against FP32: median of the paired (interleaved) per-run ratios over several
+ * Latency ratio against FP32: median of the paired (alternating) per-run ratios over several
  * rounds in fresh sessions, then the ratio of the fastest runs. A ratio of two medians taken
  * in one round moved by up to 0.3 between identical models at load ~10.
  */
@@ -74,9 +74,11 @@ async function latencyCell(
   feeds: Record<string, OrtTensor>,
   rounds = 3,
 ) {
-  const c = await comparePaired(model, fp32, feeds, { runs: 40, rounds, earlyStop: false });
-  // onnxruntime's default (what a device runs): threads spin between ops. Measured in blocks of
-  // 20 runs per model so that only a block's first run meets the other session's spinning threads.
+  // Runs alternate in blocks of 20 per model: a device runs one model in a loop, and
+  // alternating run by run evicted each model's weights from cache before every run (MNIST
+  // MLP: INT8/FP32 0.53 run by run, 0.47 in blocks, sleeping threads). Sleeping threads first
+  // (robust when other jobs share the cores), then onnxruntime's default spinning threads.
+  const c = await comparePaired(model, fp32, feeds, { runs: 40, rounds, earlyStop: false, block: 20 });
   const s = await comparePaired(model, fp32, feeds, {
     runs: 40,
     rounds,
@@ -159,6 +161,7 @@ const DET = 'ch_PP-OCRv4_det_infer.onnx';
 await ocr(DET, detCalibration, detEval, 'PaddleOCR detector 640×640', 'minmax', plain);
 await ocr(DET, detCalibration, detEval, 'PaddleOCR detector 640×640', 'minmax', async (cal) => {
   const t0 = performance.now();
+  let refined = 0;
   const m = await quantizeMixed(
     cal,
     {},
@@ -169,12 +172,16 @@ await ocr(DET, detCalibration, detEval, 'PaddleOCR detector 640×640', 'minmax',
     {
       onSensitivity: (d, n) => d % 40 === 0 && log(`sensitivity ${d}/${n}`),
       onStep: (k, met) => log(`float tensors ${k}: cosine ${met.cosine.toFixed(4)}`),
+      onRefine: (round, t) => {
+        refined = round;
+        log(`refining ${round}: ${t} first`);
+      },
     },
   );
   const total = (performance.now() - t0) / 1000;
   return {
     model: m.model,
-    note: ` + mixed precision: ${m.floatTensors.length} most sensitive of ${m.sensitivity.length} tensors float (${m.keptFloat.length} nodes), cosine ${m.metrics.cosine.toFixed(4)} ≥ 0.995 on ${detSearch.count} other images (${m.budgetMet ? 'met' : 'not met'}; ${m.trace.length} prefixes measured)`,
+    note: ` + mixed precision: ${m.floatTensors.length} of ${m.sensitivity.length} tensors float (${m.keptFloat.length} nodes), cosine ${m.metrics.cosine.toFixed(4)} ≥ 0.995 on ${detSearch.count} other images (${m.budgetMet ? 'met' : 'not met'}; ${m.trace.length} prefixes measured in ${refined + 1} searches)`,
     extraSeconds: `+ ${total.toFixed(0)} s sensitivity and search`,
   };
 });
@@ -184,7 +191,7 @@ const section = [
   '',
   'Command: `npx tsx scripts/bench/quantize.ts`',
   `Date: ${new Date().toISOString().slice(0, 10)}; onnxruntime-node 1.30 CPU, 2 threads, graph optimisation \`all\`;`,
-  `latency = median over 5 (MNIST) or 3 (OCR) rounds × 40 pairs of (quantized run / FP32 run), fresh sessions each round, and in brackets fastest quantized run / fastest FP32 run; measured twice: with onnxruntime's threads sleeping between ops, runs interleaved one by one (spinning threads made interleaved ratios swing 1–15× on a loaded machine), and with its default spinning threads, runs in blocks of 20 per model; load average during the run ${loadavg()
+  `latency = median over 5 (MNIST) or 3 (OCR) rounds × 40 pairs of (quantized run / FP32 run), the two models alternating in blocks of 20 runs (as a device runs one model in a loop; run-by-run alternation evicts each model's weights from cache), fresh sessions each round, and in brackets fastest quantized run / fastest FP32 run; measured twice: with onnxruntime's threads sleeping between ops (robust when other jobs share the cores) and with its default spinning threads; load average during the run ${loadavg()
     .map((l) => l.toFixed(1))
     .join(
       ' / ',
