@@ -55,7 +55,12 @@ export function register(program: Command): void {
     .option('--samples <n>', 'calibration samples to use', '64')
     .option('--dynamic', 'dynamic INT8 (weights only, activations quantized at run time)')
     .option('--fp16', 'FP16 weights and compute, float32 inputs/outputs')
-    .option('--tune', 'measure float vs int8 per op type and keep the faster')
+    .option(
+      '--tune',
+      'measure float vs int8 per op type on this machine and keep the faster (default on)',
+      true,
+    )
+    .option('--no-tune', 'skip that measurement: every op with an int8 form runs int8 (faster to build)')
     .option('--json', 'print one JSON object on stdout')
     .action(async (modelPath: string, flags: QuantizeFlags) => {
       const { runQuantize } = await import('./quantize-action.js');
