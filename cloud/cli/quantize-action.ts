@@ -95,6 +95,7 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
     keptFloat?: string[];
     metrics?: Record<string, number>;
     floatByMeasurement?: string[];
+    notMeasured?: string[];
   };
   if (maxDrop !== undefined || minSnr !== undefined || minCosine !== undefined) {
     if (!flags.data || (maxDrop !== undefined && !flags.labels)) {
@@ -129,6 +130,10 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
           `tune ${op}: float/int8 latency ${ratio.toFixed(3)}${kept ? ' (kept float)' : ''}\n`,
         ),
     });
+    if (result.notMeasured?.length)
+      process.stderr.write(
+        `tuning budget spent; not measured (left int8): ${result.notMeasured.join(', ')}\n`,
+      );
   } else {
     result = buildQdq(calibrated, qdq);
   }
@@ -144,6 +149,7 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
     floatOps: result.floatOps,
     keptFloat: result.keptFloat ?? [],
     floatByMeasurement: result.floatByMeasurement ?? [],
+    notMeasured: result.notMeasured ?? [],
     metrics: result.metrics,
     prepare: calibrated.prepare,
     rewrites: calibrated.rewrites,

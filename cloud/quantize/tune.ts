@@ -47,6 +47,13 @@ export interface TuneOptions {
    * slower than onnxruntime's float NCHWc kernel; default none.
    */
   nodes: string[];
+  /**
+   * Wall-clock budget for all measurements, in seconds; candidates left when it runs out are
+   * not measured (and stay int8); default 15. The PaddleOCR detector measured 40 s unbounded.
+   */
+  budgetSeconds: number;
+  /** Timed runs per round are cut so one round of both models takes about this long; default 1. */
+  roundSeconds: number;
   onCandidate?: (candidate: string, ratio: number, kept: boolean, detail: PairedComparison) => void;
 }
 
@@ -58,6 +65,8 @@ export const DEFAULT_TUNE_OPTIONS: TuneOptions = {
   zScore: 2.33,
   depthwise: true,
   nodes: [],
+  budgetSeconds: 15,
+  roundSeconds: 1,
 };
 
 export interface PairedComparison {
@@ -161,22 +170,30 @@ export async function tuneForLatency(
   qdq: Partial<QdqOptions>,
   data: SampleSet,
   options: Partial<TuneOptions> = {},
-): Promise<QdqResult & { floatByMeasurement: string[] }> {
+): Promise<QdqResult & { floatByMeasurement: string[]; notMeasured: string[] }> {
+  const started = performance.now();
   const o = { ...DEFAULT_TUNE_OPTIONS, ...options };
   const feeds = { [calibrated.model.graph.input?.[0]?.name ?? 'input']: batchTensor(data, 0, o.batch) };
   const excludeOps = [...(qdq.excludeOps ?? [])];
   const exclude = [...(qdq.exclude ?? [])];
   let best = buildQdq(calibrated, { ...qdq, excludeOps, exclude });
   let bestBytes = encodeModel(best.model);
+  const [probe] = await measureLatency([bestBytes], feeds, { runs: 3, warmup: 1 });
+  const runs = Math.max(8, Math.min(o.runs, Math.floor((o.roundSeconds * 1000) / (2 * probe.p50))));
   const chosen: string[] = [];
+  const notMeasured: string[] = [];
   const tryCandidate = async (label: string, ops: string[], nodes: string[]) => {
+    if ((performance.now() - started) / 1000 > o.budgetSeconds) {
+      notMeasured.push(label);
+      return;
+    }
     const candidate = buildQdq(calibrated, {
       ...qdq,
       excludeOps: [...excludeOps, ...ops],
       exclude: [...exclude, ...nodes],
     });
     const bytes = encodeModel(candidate.model);
-    const c = await comparePaired(bytes, bestBytes, feeds, o);
+    const c = await comparePaired(bytes, bestBytes, feeds, { ...o, runs });
     const kept = c.ratio < 1 - o.minGain && c.z >= o.zScore;
     o.onCandidate?.(label, c.ratio, kept, c);
     if (!kept) return;
@@ -196,5 +213,5 @@ export async function tuneForLatency(
     const chain = floatChain(calibrated.model, name).filter((n) => !exclude.includes(n));
     if (chain.length > 0) await tryCandidate(chain.join('+'), [], chain);
   }
-  return { ...best, floatByMeasurement: chosen };
+  return { ...best, floatByMeasurement: chosen, notMeasured };
 }

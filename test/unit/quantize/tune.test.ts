@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { attr, floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
 import { encodeModel } from '../../../cloud/onnx/proto.js';
 import { floatTensor } from '../../../cloud/onnx/tensor.js';
-import { comparePaired, depthwiseConvs } from '../../../cloud/quantize/tune.js';
+import { calibrateModel } from '../../../cloud/quantize/static.js';
+import { comparePaired, depthwiseConvs, tuneForLatency } from '../../../cloud/quantize/tune.js';
 import { ort } from '../../../cloud/runtime/ort.js';
 import { createRng, gaussian } from '../../../shared/random.js';
 
@@ -46,5 +47,20 @@ describe('latency tuner', () => {
     expect(faster.ratio).toBeLessThan(0.8);
     expect(faster.z).toBeGreaterThan(2.33);
     expect(faster.wins).toBeGreaterThan(faster.pairs * 0.7);
+  });
+
+  it('stops measuring when its time budget is spent and leaves the rest int8', async () => {
+    const data = { x: randn(4 * 8 * 32 * 32), count: 4, sampleShape: [8, 32, 32] };
+    const calibrated = await calibrateModel(convs(2), data, { samples: 4 });
+    const tuned = await tuneForLatency(calibrated, {}, data, { budgetSeconds: 0 });
+    expect(tuned.notMeasured).toEqual(['depthwise Conv ×2']);
+    expect(tuned.floatByMeasurement).toEqual([]);
+    // Every conv stayed int8: in QDQ form it reads a DequantizeLinear.
+    const dq = new Set(
+      tuned.model.graph.node.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.output[0]),
+    );
+    const conv = tuned.model.graph.node.filter((n) => n.opType === 'Conv');
+    expect(conv).toHaveLength(3);
+    for (const c of conv) expect(dq.has(c.input[0])).toBe(true);
   });
 });
