@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { attr, floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
 import { cloneModel } from '../../../cloud/onnx/edit.js';
@@ -9,7 +10,7 @@ import { ort } from '../../../cloud/runtime/ort.js';
 import { createRng, gaussian } from '../../../shared/random.js';
 
 const rng = createRng(11);
-const randn = (n: number) => Float32Array.from({ length: n }, () => gaussian(rng));
+const randn = (n: number, scale = 1) => Float32Array.from({ length: n }, () => gaussian(rng) * scale);
 
 /**
  * A MobileNetV3 block: expand 1×1 (8 → 12), HardSwish spelled Add/Clip/Mul/Div, depthwise
@@ -108,4 +109,142 @@ describe('channel padding', () => {
     expect(report.regions.map((r) => `${r.from}->${r.to}`)).toEqual(['4->16']);
     expect(dimsOf(model, 'depthwise')).toEqual([12, 1, 3, 3]);
   });
+
+  it('keeps the outputs of random MobileNet-style stacks (any channel counts, SE, residuals, strides)', async () => {
+    const block = fc.record({
+      expand: fc.integer({ min: 1, max: 40 }),
+      kernel: fc.constantFrom(3, 5),
+      stride: fc.constantFrom(1, 2),
+      se: fc.boolean(),
+      hardSwish: fc.boolean(),
+      residual: fc.boolean(),
+      shift: fc.boolean(),
+    });
+    let widened = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 20 }),
+        fc.array(block, { minLength: 1, maxLength: 3 }),
+        async (c0, blocks) => {
+          const model = randomStack(c0, blocks);
+          const padded = cloneModel(model);
+          const report = padChannels(padded.graph);
+          for (const r of report.regions) expect(r.to % 16).toBe(0);
+          widened += report.regions.length;
+          const feeds = { x: new ort.Tensor('float32', randn(2 * 3 * 64), [2, 3, 8, 8]) };
+          const a = (await runOnce(model, feeds)).y.data as Float32Array;
+          const b = (await runOnce(padded, feeds)).y.data as Float32Array;
+          expect(b.length).toBe(a.length);
+          for (let i = 0; i < a.length; i++)
+            expect(Math.abs(b[i] - a[i])).toBeLessThan(1e-3 * (1 + Math.abs(a[i])));
+        },
+      ),
+      { numRuns: 12, seed: 7 },
+    );
+    expect(widened).toBeGreaterThan(12);
+  });
 });
+
+interface BlockSpec {
+  expand: number;
+  kernel: number;
+  stride: number;
+  se: boolean;
+  hardSwish: boolean;
+  residual: boolean;
+  /** Add 0.5 before the projection: padded channels then carry non-zero values into it. */
+  shift: boolean;
+}
+
+/** Stem conv (3 → c0), then inverted-residual blocks, then a 1×1 head conv to 4 channels. */
+function randomStack(c0: number, blocks: BlockSpec[]): ModelProto {
+  const nodes: ReturnType<typeof makeNode>[] = [];
+  const inits = [
+    floatTensor('three', [], [3]),
+    floatTensor('zero', [], [0]),
+    floatTensor('six', [], [6]),
+    floatTensor('half', [], [0.5]),
+  ];
+  let id = 0;
+  const weight = (dims: number[]) => {
+    const name = `w${id++}`;
+    inits.push(
+      floatTensor(
+        name,
+        dims,
+        randn(
+          dims.reduce((a, b) => a * b, 1),
+          0.5,
+        ),
+      ),
+    );
+    return name;
+  };
+  const conv = (x: string, cin: number, cout: number, k = 1, group = 1, stride = 1) => {
+    const out = `t${id++}`;
+    const pad = (k - 1) / 2;
+    nodes.push(
+      makeNode(
+        'Conv',
+        [x, weight([cout, cin / group, k, k]), weight([cout])],
+        [out],
+        [
+          attr.int('group', group),
+          attr.ints('pads', [pad, pad, pad, pad]),
+          attr.ints('strides', [stride, stride]),
+        ],
+        out,
+      ),
+    );
+    return out;
+  };
+  const act = (x: string, hardSwish: boolean) => {
+    const out = `t${id++}`;
+    if (!hardSwish) {
+      nodes.push(makeNode('Relu', [x], [out], [], out));
+      return out;
+    }
+    nodes.push(
+      makeNode('Add', [x, 'three'], [`${out}_a`], [], `${out}_a`),
+      makeNode('Clip', [`${out}_a`, 'zero', 'six'], [`${out}_c`], [], `${out}_c`),
+      makeNode('Mul', [x, `${out}_c`], [`${out}_m`], [], `${out}_m`),
+      makeNode('Div', [`${out}_m`, 'six'], [out], [], out),
+    );
+    return out;
+  };
+  let x = act(conv('x', 3, c0, 3), true);
+  const c = c0;
+  for (const b of blocks) {
+    const e = act(conv(x, c, b.expand), b.hardSwish);
+    let d = act(conv(e, b.expand, b.expand, b.kernel, b.expand, b.stride), b.hardSwish);
+    if (b.se) {
+      const p = `t${id++}`;
+      nodes.push(makeNode('GlobalAveragePool', [d], [p], [], p));
+      const s1 = act(conv(p, b.expand, Math.max(1, b.expand >> 2)), false);
+      const s2 = conv(s1, Math.max(1, b.expand >> 2), b.expand);
+      const g = `t${id++}`;
+      nodes.push(
+        makeNode('HardSigmoid', [s2], [g], [attr.float('alpha', 1 / 6), attr.float('beta', 0.5)], g),
+      );
+      const m = `t${id++}`;
+      nodes.push(makeNode('Mul', [d, g], [m], [], m));
+      d = m;
+    }
+    if (b.shift) {
+      const h = `t${id++}`;
+      nodes.push(makeNode('Add', [d, 'half'], [h], [], h));
+      d = h;
+    }
+    const projected = conv(d, b.expand, c);
+    if (b.residual && b.stride === 1) {
+      const r = `t${id++}`;
+      nodes.push(makeNode('Add', [x, projected], [r], [], r));
+      x = r;
+    } else x = projected;
+  }
+  nodes.push(makeNode('Conv', [x, weight([4, c, 1, 1])], ['y'], [], 'head'));
+  return makeModel(nodes, [floatInput('x', ['N', 3, 8, 8])], [floatInput('y', ['N', 4, 'H', 'W'])], {
+    opset: 13,
+    initializers: inits,
+  });
+}
