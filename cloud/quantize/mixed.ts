@@ -111,25 +111,31 @@ export async function quantizeMixed(
   const keptFor = (tensors: string[]) =>
     o.fillGaps ? fillFloatGaps(calibrated, floatGroup(calibrated, tensors)) : floatGroup(calibrated, tensors);
   const trace: [number, number][] = [];
-  let best = await searchPrefix(calibrated, qdq, data, budget, sensitivity, reference, keptFor, trace, o);
+  const search = (ranking: TensorSensitivity[]) =>
+    searchPrefix(ranking, async (tensors) => {
+      const kept = keptFor(tensors);
+      const result = buildQdq(calibrated, { ...qdq, exclude: [...(qdq.exclude ?? []), ...kept] });
+      const metrics = metricsOf(reference, await firstOutputs(encodeModel(result.model), data), data);
+      trace.push([tensors.length, metrics.cosine]);
+      o.onStep?.(tensors.length, metrics);
+      return { kept, result, metrics, met: withinBudget(metrics, budget) };
+    });
+  let best = await search(sensitivity);
   let ranking = sensitivity;
   for (let round = 1; round <= o.refineRounds && best.met && best.k > 1; round++) {
     const promoted = ranking[best.k - 1];
     ranking = [promoted, ...ranking.filter((s) => s !== promoted)];
     o.onRefine?.(round, promoted.tensor);
-    const next = await searchPrefix(calibrated, qdq, data, budget, ranking, reference, keptFor, trace, o);
-    if (!next.met) break;
-    if (next.kept.length < best.kept.length) best = next;
-    else break;
+    const next = await search(ranking);
+    if (!next.met || next.kept.length >= best.kept.length) break;
+    best = next;
   }
-  const chosen = best;
-  const floatTensors = chosen.tensors;
   return {
-    ...chosen.result,
-    floatTensors,
-    keptFloat: chosen.kept,
-    metrics: chosen.metrics,
-    budgetMet: chosen.met,
+    ...best.result,
+    floatTensors: best.tensors,
+    keptFloat: best.kept,
+    metrics: best.metrics,
+    budgetMet: best.met,
     sensitivity,
     trace,
   };
@@ -146,31 +152,19 @@ interface PrefixChoice {
 
 /**
  * The smallest k (doubling, then bisection) for which keeping the first k tensors of
- * `ranking` in float meets the budget on `data`; the best-scoring k when none does.
+ * `ranking` in float meets the budget (as `measure` judges it); the best-scoring k when none does.
  */
 async function searchPrefix(
-  calibrated: CalibratedModel,
-  qdq: Partial<QdqOptions>,
-  data: SampleSet,
-  budget: FallbackBudget,
   ranking: TensorSensitivity[],
-  reference: Awaited<ReturnType<typeof firstOutputs>>,
-  keptFor: (tensors: string[]) => string[],
-  trace: [number, number][],
-  o: MixedOptions,
+  measure: (tensors: string[]) => Promise<Omit<PrefixChoice, 'k' | 'tensors'>>,
 ): Promise<PrefixChoice> {
   const results = new Map<number, PrefixChoice>();
   const evaluate = async (k: number) => {
     const known = results.get(k);
     if (known) return known;
     const tensors = ranking.slice(0, k).map((s) => s.tensor);
-    const kept = keptFor(tensors);
-    const result = buildQdq(calibrated, { ...qdq, exclude: [...(qdq.exclude ?? []), ...kept] });
-    const metrics = metricsOf(reference, await firstOutputs(encodeModel(result.model), data), data);
-    const entry = { k, tensors, kept, result, metrics, met: withinBudget(metrics, budget) };
+    const entry = { k, tensors, ...(await measure(tensors)) };
     results.set(k, entry);
-    trace.push([k, metrics.cosine]);
-    o.onStep?.(k, metrics);
     return entry;
   };
   const n = ranking.length;

@@ -1,7 +1,7 @@
 import { attr } from '../onnx/build.js';
 import { attrInt, GraphIndex, NameGenerator } from '../onnx/graph.js';
-import { floatTensor, tensorFloats } from '../onnx/tensor.js';
-import type { GraphProto, NodeProto, TensorProto } from '../onnx/types.js';
+import { channelConstant, elementCount, floatTensor, tensorFloats } from '../onnx/tensor.js';
+import type { GraphProto, NodeProto } from '../onnx/types.js';
 
 /**
  * Channel padding: widens groups of tensors from C to the next multiple of `multiple`
@@ -97,16 +97,6 @@ function convKind(index: GraphIndex, node: NodeProto, channels: number): 'depthw
   return undefined;
 }
 
-/** Whether a constant broadcasts per channel (or is a scalar) against [N, C, ...] of `rank`. */
-function isChannelConstant(t: TensorProto, channels: number, rank: number): 'scalar' | 'channel' | undefined {
-  if ((t.dataType ?? 1) !== 1) return undefined;
-  const dims = (t.dims ?? []).map(Number);
-  if (dims.every((d) => d === 1)) return 'scalar';
-  const axis = dims.length - (rank - 1);
-  if (axis < 0) return undefined;
-  return dims.every((d, i) => (i === axis ? d === channels : d === 1)) ? 'channel' : undefined;
-}
-
 /**
  * Grows the region from one conv output through per-channel ops until every edge ends in a
  * regular Conv; undefined if it reaches anything else (a reshape, a graph output, a residual
@@ -156,9 +146,9 @@ function collectRegion(index: GraphIndex, seed: string, channels: number, rank: 
           addTensor(t);
           continue;
         }
-        const kind = isChannelConstant(c, channels, rank);
-        if (!kind) return false;
-        if (kind === 'channel') region.constants.set(node, i);
+        // Scalars stay; a per-channel constant is padded with the region.
+        if (!channelConstant(c, channels, rank)) return false;
+        if (elementCount(c.dims) > 1) region.constants.set(node, i);
       }
       addTensor(node.output[0]);
       return true;

@@ -1,4 +1,4 @@
-import { measureLatency } from '../evaluate/latency.js';
+import { DEFAULT_LATENCY_OPTIONS, type LatencyOptions, measureLatency } from '../evaluate/latency.js';
 import { median } from '../evaluate/metrics.js';
 import { attrInt, GraphIndex } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/proto.js';
@@ -90,13 +90,9 @@ export async function comparePaired(
   candidate: Uint8Array,
   best: Uint8Array,
   feeds: Record<string, OrtTensor>,
-  options: Pick<TuneOptions, 'runs' | 'rounds'> & {
-    earlyStop?: boolean;
-    /** Spinning onnxruntime threads (a device's default), measured in blocks; default false. */
-    spinning?: boolean;
-    /** Consecutive runs of one model before switching (see measureLatency); default 1. */
-    block?: number;
-  },
+  options: Pick<TuneOptions, 'runs' | 'rounds'> & { earlyStop?: boolean } & Partial<
+      Pick<LatencyOptions, 'spinning' | 'block'>
+    >,
 ): Promise<PairedComparison> {
   const ratios: number[] = [];
   let minA = Number.POSITIVE_INFINITY;
@@ -105,8 +101,8 @@ export async function comparePaired(
     const [a, b] = await measureLatency([candidate, best], feeds, {
       runs: options.runs,
       warmup: 3,
-      spinning: options.spinning ?? false,
-      block: options.block ?? 1,
+      spinning: options.spinning ?? DEFAULT_LATENCY_OPTIONS.spinning,
+      block: options.block ?? DEFAULT_LATENCY_OPTIONS.block,
     });
     for (let i = 0; i < a.times.length; i++) ratios.push(a.times[i] / b.times[i]);
     minA = Math.min(minA, a.min);
