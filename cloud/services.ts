@@ -1,18 +1,18 @@
-import type { JobRunner } from './compress/jobs.js';
-import type { ArtifactStore } from './fleet/artifacts.js';
-import type { AuditLog } from './fleet/audit.js';
-import type { DeviceRepository } from './fleet/devices.js';
-import type { FleetEvents } from './fleet/events.js';
-import type { ManifestService } from './fleet/manifests.js';
-import type { ModelRegistry } from './fleet/models.js';
+import type { ProfileRegistry } from './compression/profiles/registry.js';
+import type { ArtifactStore } from './fleet/delivery/artifacts.js';
+import type { ManifestService } from './fleet/delivery/manifests.js';
+import type { TargetService } from './fleet/delivery/targets.js';
+import type { TokenRepository } from './fleet/identity/tokens.js';
+import type { TelemetryRepository } from './fleet/ingest/telemetry.js';
+import type { AuditLog } from './fleet/inventory/audit.js';
+import type { DeviceRepository } from './fleet/inventory/devices.js';
+import type { FleetEvents } from './fleet/inventory/events.js';
+import type { ModelRegistry } from './fleet/inventory/models.js';
+import type { JobRunner } from './fleet/jobs/compression-jobs.js';
 import type { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
 import type { RolloutStore } from './fleet/rollouts/store.js';
-import type { TargetService } from './fleet/targets.js';
-import type { TelemetryRepository } from './fleet/telemetry.js';
-import type { TokenRepository } from './fleet/tokens.js';
-import type { ProfileRegistry } from './profiles/registry.js';
-import type { Db } from './store/db.js';
+import type { Db } from './fleet/store/db.js';
 
 /** The cloud's components, wired once in `startCloud` and handed to the HTTP routes. */
 export interface CloudServices {

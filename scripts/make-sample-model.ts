@@ -4,10 +4,10 @@
  * (seeded); about 200 KB, so it is committed. Run: npx tsx scripts/make-sample-model.ts
  */
 import { writeFile } from 'node:fs/promises';
-import { mnistSplit } from '../cloud/data/mnist.js';
-import { floatInput, makeModel, makeNode } from '../cloud/onnx/build.js';
-import { encodeModel } from '../cloud/onnx/proto.js';
-import { floatTensor, int64Tensor } from '../cloud/onnx/tensor.js';
+import { mnistSplit } from '../cloud/compression/data/mnist.js';
+import { floatInput, makeModel, makeNode } from '../cloud/compression/onnx/build.js';
+import { encodeModel } from '../cloud/compression/onnx/proto.js';
+import { floatTensor, int64Tensor } from '../cloud/compression/onnx/tensor.js';
 import { createRng, gaussian, permutation } from '../shared/random.js';
 
 const HIDDEN = 64;

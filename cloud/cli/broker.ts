@@ -17,10 +17,10 @@ export function register(program: Command): void {
     .action(async (options) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { MosquittoSync, mosquittoPasswordHash, renderMosquittoConf } = await import(
-        '../broker/mosquitto.js'
+        '../fleet/broker/mosquitto.js'
       );
-      const { CLOUD_USERNAME } = await import('../broker/acl.js');
-      const { newSecret } = await import('../fleet/secrets.js');
+      const { CLOUD_USERNAME } = await import('../fleet/broker/acl.js');
+      const { newSecret } = await import('../fleet/identity/secrets.js');
       const password = newSecret();
       const sync = new MosquittoSync({
         dir: options.dir,

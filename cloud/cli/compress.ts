@@ -28,8 +28,8 @@ export function register(program: Command): void {
     .action(async (model: string, options) => {
       const { readFile, writeFile } = await import('node:fs/promises');
       const { join } = await import('node:path');
-      const { ProfileRegistry } = await import('../profiles/registry.js');
-      const { runCompression } = await import('../compress/pipeline.js');
+      const { ProfileRegistry } = await import('../compression/profiles/registry.js');
+      const { runCompression } = await import('../compression/pipeline/pipeline.js');
       const extra = options.profiles
         ? (JSON.parse(await readFile(options.profiles, 'utf8')) as unknown[])
         : [];

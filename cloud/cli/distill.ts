@@ -65,7 +65,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <student.onnx>', 'where to write the trained student')
     .option('--json', 'print one JSON object with the results on stdout')
     .action(async (opts: DistillCliOptions) => {
-      const { runDistill } = await import('../distill/run.js');
+      const { runDistill } = await import('../compression/distill/run.js');
       const optimizer = opts.optimizer as 'sgd' | 'adam' | 'adamw';
       if (!['sgd', 'adam', 'adamw'].includes(optimizer)) {
         throw new FleetError(

@@ -23,8 +23,8 @@ export function register(program: Command): void {
     .action(async (modelPath: string, flags: EvalFlags) => {
       const { readFile } = await import('node:fs/promises');
       const { FleetError } = await import('../../shared/errors/index.js');
-      const { loadSamples } = await import('../quantize/calibrate/data.js');
-      const { evaluateModel } = await import('../evaluate/evaluate.js');
+      const { loadSamples } = await import('../compression/quantize/calibrate/data.js');
+      const { evaluateModel } = await import('../compression/evaluate/evaluate.js');
       const read = async (p: string) => {
         try {
           return new Uint8Array(await readFile(p));

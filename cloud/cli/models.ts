@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { FleetError } from '../../shared/errors/index.js';
-import type { ModelRecord } from '../fleet/models.js';
+import type { ModelRecord } from '../fleet/inventory/models.js';
 import { callApi, printResult, withApiOptions } from './api-client.js';
 
 export function register(program: Command): void {

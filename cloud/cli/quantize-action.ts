@@ -1,12 +1,12 @@
 import { SingleBar } from 'cli-progress';
 import { FleetError } from '../../shared/errors/index.js';
-import { loadModel, saveModel } from '../onnx/io.js';
-import type { ModelProto } from '../onnx/types.js';
-import { loadSamples } from '../quantize/calibrate/data.js';
-import type { CalibrationMethod } from '../quantize/calibrate/methods.js';
-import { quantizeWithFallback } from '../quantize/fallback.js';
-import { buildQdq, calibrateModel } from '../quantize/static.js';
-import { tuneForLatency } from '../quantize/tune.js';
+import { loadModel, saveModel } from '../compression/onnx/io.js';
+import type { ModelProto } from '../compression/onnx/types.js';
+import { loadSamples } from '../compression/quantize/calibrate/data.js';
+import type { CalibrationMethod } from '../compression/quantize/calibrate/methods.js';
+import { quantizeWithFallback } from '../compression/quantize/fallback.js';
+import { buildQdq, calibrateModel } from '../compression/quantize/static.js';
+import { tuneForLatency } from '../compression/quantize/tune.js';
 import { numberOption } from './number-option.js';
 import type { QuantizeFlags } from './quantize.js';
 
@@ -19,13 +19,13 @@ async function runWeightFormat(modelPath: string, flags: QuantizeFlags, format: 
   const exclude = flags.exclude ? flags.exclude.split(',').map((s) => s.trim()) : [];
   let result: { model: ModelProto; quantizedNodes?: number; fp16Nodes?: number; floatOps?: unknown };
   if (format === 'dynamic') {
-    const { quantizeDynamic } = await import('../quantize/dynamic.js');
+    const { quantizeDynamic } = await import('../compression/quantize/dynamic.js');
     result = await quantizeDynamic(model, { perChannel: flags.perChannel, exclude });
   } else if (format === 'int4') {
-    const { quantizeInt4 } = await import('../quantize/int4.js');
+    const { quantizeInt4 } = await import('../compression/quantize/int4.js');
     result = await quantizeInt4(model, { blockSize: num(flags.blockSize, '--block-size') ?? 32, exclude });
   } else {
-    const { convertToFp16 } = await import('../quantize/fp16.js');
+    const { convertToFp16 } = await import('../compression/quantize/fp16.js');
     result = await convertToFp16(model, { exclude });
   }
   const size = await saveModel(result.model, flags.output);
@@ -107,7 +107,7 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
     const data = await loadSamples(flags.data, flags.labels);
     const budget = { maxAccuracyDrop: maxDrop, minSnrDb: minSnr, minCosine };
     if (flags.search === 'sensitivity') {
-      const { quantizeMixed } = await import('../quantize/mixed.js');
+      const { quantizeMixed } = await import('../compression/quantize/mixed.js');
       result = await quantizeMixed(calibrated, qdq, data, budget, {
         onSensitivity: (done, total) => {
           if (done % 20 === 0 || done === total)

@@ -2,12 +2,13 @@
  * Synthetic fleet telemetry written straight into SQLite for scripts/bench/latency-query.ts:
  * raw rows plus the minute and hour rollups the ingest path would have written for them.
  */
-import { DeviceRepository } from '../../cloud/fleet/devices.js';
+
+import { hashSecret } from '../../cloud/fleet/identity/secrets.js';
+import { DeviceRepository } from '../../cloud/fleet/inventory/devices.js';
 import { addSummaryRange, emptyHistogram } from '../../cloud/fleet/monitoring/histogram.js';
 import { RESOLUTION } from '../../cloud/fleet/monitoring/options.js';
 import type { RollupAggregate, RollupStore } from '../../cloud/fleet/monitoring/rollups.js';
-import { hashSecret } from '../../cloud/fleet/secrets.js';
-import type { Db } from '../../cloud/store/db.js';
+import type { Db } from '../../cloud/fleet/store/db.js';
 
 const DAY = 86_400_000;
 const PROFILES = ['rpi4', 'rpi5', 'jetson-orin-nano', 'x86-avx2'];

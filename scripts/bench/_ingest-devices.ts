@@ -6,7 +6,7 @@
  * `connections` MQTT connections (1 per device when connections == devices).
  * Prints one JSON object on stdout.
  */
-import { type CloudMqtt, connectCloudMqtt } from '../../cloud/transport/mqtt.js';
+import { type CloudMqtt, connectCloudMqtt } from '../../cloud/fleet/transport/mqtt.js';
 import { createLogger } from '../../shared/logger.js';
 import { deviceTopic, encodeJson, parseTopic, type TelemetryRecord } from '../../shared/protocol/index.js';
 

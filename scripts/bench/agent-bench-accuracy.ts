@@ -8,9 +8,9 @@ import { performance } from 'node:perf_hooks';
 import { randomFeeds, runBenchmark } from '../../agent/bench/benchmark.js';
 import { percentile } from '../../agent/bench/stats.js';
 import { createSession } from '../../agent/runtime/ort.js';
-import { attr, floatInput, makeModel, makeNode } from '../../cloud/onnx/build.js';
-import { encodeModel } from '../../cloud/onnx/proto.js';
-import { floatTensor } from '../../cloud/onnx/tensor.js';
+import { attr, floatInput, makeModel, makeNode } from '../../cloud/compression/onnx/build.js';
+import { encodeModel } from '../../cloud/compression/onnx/proto.js';
+import { floatTensor } from '../../cloud/compression/onnx/tensor.js';
 import { createRng, gaussian } from '../../shared/random.js';
 
 const args = process.argv.slice(2);

@@ -3,11 +3,11 @@
  * runnable alone: `npx tsx scripts/bench/distill-hinton.ts [--quick]`).
  */
 import { existsSync } from 'node:fs';
-import { type Dataset, mnistSplit } from '../../cloud/data/mnist.js';
-import { buildTemplate } from '../../cloud/distill/students/templates.js';
-import { evaluate, type TrainOptions, trainStudent } from '../../cloud/distill/trainer.js';
-import { loadModel, saveModel } from '../../cloud/onnx/io.js';
-import type { ModelProto } from '../../cloud/onnx/types.js';
+import { type Dataset, mnistSplit } from '../../cloud/compression/data/mnist.js';
+import { buildTemplate } from '../../cloud/compression/distill/students/templates.js';
+import { evaluate, type TrainOptions, trainStudent } from '../../cloud/compression/distill/trainer.js';
+import { loadModel, saveModel } from '../../cloud/compression/onnx/io.js';
+import type { ModelProto } from '../../cloud/compression/onnx/types.js';
 
 export interface HintonRow {
   student: string;

@@ -1,15 +1,15 @@
 /** Throughput and correctness parts of scripts/bench/distill.ts. */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTemplate } from '../../cloud/distill/students/templates.js';
-import { trainingForm } from '../../cloud/distill/students/training-form.js';
-import { TrainingSession } from '../../cloud/distill/train-session.js';
-import { buildTrainingGraph } from '../../cloud/distill/training-graph.js';
-import { floatInput, makeModel, makeNode } from '../../cloud/onnx/build.js';
-import { encodeModel } from '../../cloud/onnx/proto.js';
-import { tensorFloats } from '../../cloud/onnx/tensor.js';
-import type { ModelProto } from '../../cloud/onnx/types.js';
-import { createSession, ort } from '../../cloud/runtime/ort.js';
+import { buildTemplate } from '../../cloud/compression/distill/students/templates.js';
+import { trainingForm } from '../../cloud/compression/distill/students/training-form.js';
+import { TrainingSession } from '../../cloud/compression/distill/train-session.js';
+import { buildTrainingGraph } from '../../cloud/compression/distill/training-graph.js';
+import { floatInput, makeModel, makeNode } from '../../cloud/compression/onnx/build.js';
+import { encodeModel } from '../../cloud/compression/onnx/proto.js';
+import { tensorFloats } from '../../cloud/compression/onnx/tensor.js';
+import type { ModelProto } from '../../cloud/compression/onnx/types.js';
+import { createSession, ort } from '../../cloud/compression/runtime/ort.js';
 import { createRng } from '../../shared/random.js';
 import { cnnLogits, distillLoss, lossAfterOneStep, mlpLogits, type Params } from './distill-reference.js';
 

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { hashSecret } from '../../cloud/fleet/secrets.js';
+import { hashSecret } from '../../cloud/fleet/identity/secrets.js';
 import { startCloud } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
@@ -259,7 +259,7 @@ const met = page !== null && page.p95 <= 1000;
 const body = `Command: \`npx tsx scripts/bench/fleet-page.ts --devices ${devices}\` — ${new Date().toISOString().slice(0, 10)} — ${machineLine()}, load average ${loadavg()[0].toFixed(1)} (the 2 cores are shared with other jobs)
 
 A cloud (startCloud) with ${devices} devices, each with an active model, 3 benchmark reports and an hour of telemetry
-(60 records). The page is the console's fleet overview (cloud/console/public/app.js): it fetches /api/devices and
+(60 records). The page is the console's fleet overview (cloud/fleet/console/public/app.js): it fetches /api/devices and
 /api/models and renders one table row per device. Browser: headless Chromium (/usr/bin/chromium, playwright-core), ${pageNote}.
 The /api/devices response is ${(bytes / 1024).toFixed(0)} KiB. ${breakdown}
 

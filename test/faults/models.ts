@@ -1,7 +1,7 @@
-import { floatInput, makeModel, makeNode, makeValueInfo } from '../../cloud/onnx/build.js';
-import { encodeModel } from '../../cloud/onnx/proto.js';
-import { int64Tensor, makeTensor } from '../../cloud/onnx/tensor.js';
-import { AttributeType, DataType } from '../../cloud/onnx/types.js';
+import { floatInput, makeModel, makeNode, makeValueInfo } from '../../cloud/compression/onnx/build.js';
+import { encodeModel } from '../../cloud/compression/onnx/proto.js';
+import { int64Tensor, makeTensor } from '../../cloud/compression/onnx/tensor.js';
+import { AttributeType, DataType } from '../../cloud/compression/onnx/types.js';
 
 export { buildMlp } from '../integration/agent/fixtures.js';
 

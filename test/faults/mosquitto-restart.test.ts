@@ -6,9 +6,13 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../../agent/main.js';
-import { CLOUD_USERNAME } from '../../cloud/broker/acl.js';
-import { MosquittoSync, mosquittoPasswordHash, renderMosquittoConf } from '../../cloud/broker/mosquitto.js';
-import { newSecret } from '../../cloud/fleet/secrets.js';
+import { CLOUD_USERNAME } from '../../cloud/fleet/broker/acl.js';
+import {
+  MosquittoSync,
+  mosquittoPasswordHash,
+  renderMosquittoConf,
+} from '../../cloud/fleet/broker/mosquitto.js';
+import { newSecret } from '../../cloud/fleet/identity/secrets.js';
 import { type CloudHandle, startCloud } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { deviceTopic } from '../../shared/protocol/index.js';

@@ -1,4 +1,4 @@
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 
 /** The latency part of one rollup row, histogram decoded. */
 export interface LatencyRow {

@@ -1,4 +1,4 @@
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 import { NO_PROFILE } from './latency.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
 

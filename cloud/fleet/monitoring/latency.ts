@@ -1,4 +1,4 @@
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 import type { MonitoringOptions } from './options.js';
 import type { RollupStore } from './rollups.js';
 import {

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Db } from '../../store/db.js';
-import type { IngestObserver } from '../ingest-queue.js';
+import type { IngestObserver } from '../ingest/ingest-queue.js';
+import type { Db } from '../store/db.js';
 import type { HealthQuery } from './health.js';
 import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
 import type { MonitoringOptions } from './options.js';

@@ -1,8 +1,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../../../shared/logger.js';
-import type { Db } from '../../store/db.js';
-import { IngestQueue } from '../ingest-queue.js';
-import type { TelemetryRepository } from '../telemetry.js';
+import { IngestQueue } from '../ingest/ingest-queue.js';
+import type { TelemetryRepository } from '../ingest/telemetry.js';
+import type { Db } from '../store/db.js';
 import { HealthQuery } from './health.js';
 import { FleetLatencyQuery } from './latency.js';
 import { FleetMetrics } from './metrics.js';

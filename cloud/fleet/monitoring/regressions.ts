@@ -1,4 +1,4 @@
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 import { NUM_BUCKETS } from './histogram.js';
 import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
 import type { MonitoringOptions } from './options.js';

@@ -1,5 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
 import type { RollupStore } from './rollups.js';
 

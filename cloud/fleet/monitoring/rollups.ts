@@ -1,5 +1,5 @@
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 import { LatencyBucketCache, type LatencyRow } from './bucket-cache.js';
 import { addEncoded, addSummaryRange, emptyHistogram, encodeHistogram, type Histogram } from './histogram.js';
 import { DEFAULT_MONITORING_OPTIONS, type MonitoringOptions, RESOLUTION } from './options.js';

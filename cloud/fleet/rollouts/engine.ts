@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { FleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
-import type { AuditLog } from '../audit.js';
-import type { DeviceRepository } from '../devices.js';
-import type { ModelRegistry } from '../models.js';
-import type { TargetService } from '../targets.js';
-import type { TelemetryRepository } from '../telemetry.js';
+import type { TargetService } from '../delivery/targets.js';
+import type { TelemetryRepository } from '../ingest/telemetry.js';
+import type { AuditLog } from '../inventory/audit.js';
+import type { DeviceRepository } from '../inventory/devices.js';
+import type { ModelRegistry } from '../inventory/models.js';
 import { evaluateExecution } from './outcome.js';
 import { planWaves } from './plan.js';
 import type { RolloutStore } from './store.js';

@@ -1,6 +1,6 @@
 import { ERROR_CATALOG, type ErrorCode } from '../../../shared/errors/index.js';
-import type { Device } from '../devices.js';
-import type { BenchSummary } from '../telemetry.js';
+import type { BenchSummary } from '../ingest/telemetry.js';
+import type { Device } from '../inventory/devices.js';
 import type { Execution, ExecutionStatus } from './types.js';
 
 export interface Outcome {

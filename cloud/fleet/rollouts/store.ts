@@ -1,4 +1,4 @@
-import type { Db } from '../../store/db.js';
+import type { Db } from '../store/db.js';
 import type { Execution, ExecutionStatus, Rollout, RolloutPolicy, RolloutStatus, Selector } from './types.js';
 
 interface RolloutRow {

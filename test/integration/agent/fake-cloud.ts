@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ArtifactStore } from '../../../cloud/fleet/artifacts.js';
-import { createTransferServer, type TransferServer } from '../../../cloud/fleet/transfer-server.js';
+import { ArtifactStore } from '../../../cloud/fleet/delivery/artifacts.js';
+import { createTransferServer, type TransferServer } from '../../../cloud/fleet/delivery/transfer-server.js';
 import { createLogger } from '../../../shared/logger.js';
 import type { FleetKeyPair } from '../../../shared/manifest/index.js';
 import {

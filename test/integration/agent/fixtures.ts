@@ -1,7 +1,7 @@
-import { attr, floatInput, makeModel, makeNode } from '../../../cloud/onnx/build.js';
-import { encodeModel } from '../../../cloud/onnx/proto.js';
-import { floatTensor } from '../../../cloud/onnx/tensor.js';
-import { createSession, ort } from '../../../cloud/runtime/ort.js';
+import { attr, floatInput, makeModel, makeNode } from '../../../cloud/compression/onnx/build.js';
+import { encodeModel } from '../../../cloud/compression/onnx/proto.js';
+import { floatTensor } from '../../../cloud/compression/onnx/tensor.js';
+import { createSession, ort } from '../../../cloud/compression/runtime/ort.js';
 import { sha256Hex } from '../../../shared/hash.js';
 import {
   encodeGoldenSet,

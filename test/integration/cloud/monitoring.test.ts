@@ -2,13 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashSecret } from '../../../cloud/fleet/secrets.js';
+import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
+import { type CloudMqtt, connectCloudMqtt } from '../../../cloud/fleet/transport/mqtt.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
-import { type CloudMqtt, connectCloudMqtt } from '../../../cloud/transport/mqtt.js';
 import { createLogger } from '../../../shared/logger.js';
 import { deviceTopic, encodeJson } from '../../../shared/protocol/index.js';
-import { hardware } from '../../unit/cloud/monitoring/fixture.js';
-import { record, summarize } from '../../unit/cloud/monitoring/synthetic.js';
+import { hardware } from '../../unit/cloud/fleet/monitoring/fixture.js';
+import { record, summarize } from '../../unit/cloud/fleet/monitoring/synthetic.js';
 
 const quiet = () => createLogger({ name: 'test', level: 'silent' });
 let dir: string;

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
+import { makeNode } from '../../../cloud/compression/onnx/build.js';
+import { decodeModel, encodeModel } from '../../../cloud/compression/onnx/proto.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
-import { makeNode } from '../../../cloud/onnx/build.js';
-import { decodeModel, encodeModel } from '../../../cloud/onnx/proto.js';
 import { createLogger } from '../../../shared/logger.js';
 
 const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);

@@ -8,13 +8,13 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
-import { CLOUD_USERNAME } from '../../../cloud/broker/acl.js';
+import { CLOUD_USERNAME } from '../../../cloud/fleet/broker/acl.js';
 import {
   MosquittoSync,
   mosquittoPasswordHash,
   renderMosquittoConf,
-} from '../../../cloud/broker/mosquitto.js';
-import { newSecret } from '../../../cloud/fleet/secrets.js';
+} from '../../../cloud/fleet/broker/mosquitto.js';
+import { newSecret } from '../../../cloud/fleet/identity/secrets.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
 import { deviceTopic } from '../../../shared/protocol/index.js';

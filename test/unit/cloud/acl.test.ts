@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { identityForEnrollClient, mayPublish, maySubscribe } from '../../../cloud/broker/acl.js';
+import { identityForEnrollClient, mayPublish, maySubscribe } from '../../../cloud/fleet/broker/acl.js';
 
 const device = { kind: 'device', deviceId: 'pi-1' } as const;
 

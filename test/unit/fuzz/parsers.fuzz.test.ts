@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseNpy } from '../../../cloud/data/npy.js';
-import { decodeModel } from '../../../cloud/onnx/proto.js';
+import { parseNpy } from '../../../cloud/compression/data/npy.js';
+import { decodeModel } from '../../../cloud/compression/onnx/proto.js';
 import { FleetError } from '../../../shared/errors/index.js';
 import {
   benchReportSchema,

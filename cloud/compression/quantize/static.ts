@@ -1,0 +1,178 @@
+import { FleetError } from '../../../shared/errors/index.js';
+import { cloneModel, pruneGraph, sortGraph } from '../onnx/edit.js';
+import { inferShapes } from '../onnx/ort-eval.js';
+import { type PrepareReport, prepareModel } from '../onnx/prepare.js';
+import { DataType, type ModelProto } from '../onnx/types.js';
+import { collectStatistics } from './calibrate/collect.js';
+import { batchTensor, headSamples, type SampleSet } from './calibrate/data.js';
+import type { TensorStats } from './calibrate/histogram.js';
+import { type CalibrationMethod, DEFAULT_CALIBRATOR_OPTIONS, getCalibrator } from './calibrate/methods.js';
+import { removeRedundantQdq } from './cleanup.js';
+import { emitQdq } from './emit.js';
+import { equalizeCrossLayer } from './equalize.js';
+import { padChannels } from './pad-channels.js';
+import type { QuantType } from './params.js';
+import { planQuantization } from './plan.js';
+import { rewriteForQuantization } from './rewrite.js';
+
+export interface CalibrationOptions {
+  /** Range method: minmax | percentile | entropy | mse; default 'minmax'. */
+  method: CalibrationMethod;
+  /** Percentile of |x| kept by 'percentile', in percent; default 99.999. */
+  percentile: number;
+  /** Calibration samples used (the first N of the set); default 64. */
+  samples: number;
+  /** Samples per onnxruntime run during calibration; default 0 = automatic (about 1 M input values). */
+  batchSize: number;
+  /**
+   * Cross-layer equalisation of Conv → [Relu] → Conv pairs before calibration (exact in
+   * float; balances per-channel activation ranges for per-tensor int8); default true.
+   */
+  equalize: boolean;
+  /**
+   * Pad channel counts to multiples of 16 where exact (zero weights), so that onnxruntime runs
+   * the convolutions with its fast int8 kernels (see pad-channels.ts); default true.
+   */
+  padChannels: boolean;
+  /** Called with (samples done, total) during calibration. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export const DEFAULT_CALIBRATION_OPTIONS: CalibrationOptions = {
+  method: 'minmax',
+  percentile: 99.999,
+  samples: 64,
+  batchSize: 0,
+  equalize: true,
+  padChannels: true,
+};
+
+/** A float model in quantizable form plus the activation statistics of every float tensor. */
+export interface CalibratedModel {
+  model: ModelProto;
+  stats: Map<string, TensorStats>;
+  prepare: PrepareReport;
+  rewrites: Record<string, number>;
+  calibration: CalibrationOptions;
+  calibrationMs: number;
+}
+
+/**
+ * Prepares (opset, BN folding, rewrites) and calibrates a model once; any number of QDQ
+ * variants (exclusions, activation types) can then be built from the result without
+ * running calibration again.
+ */
+export async function calibrateModel(
+  input: ModelProto,
+  data: SampleSet,
+  options: Partial<CalibrationOptions> = {},
+): Promise<CalibratedModel> {
+  const o = { ...DEFAULT_CALIBRATION_OPTIONS, ...options };
+  if (data.count === 0) throw new FleetError('CALIBRATION_DATA', 'no calibration samples');
+  const sample = { [input.graph.input?.[0]?.name ?? 'input']: batchTensor(data, 0, 1) };
+  const { model, report } = await prepareModel(input, sample);
+  const rankOf = (t: string) =>
+    [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])].find(
+      (v) => v.name === t,
+    )?.type?.tensorType?.shape?.dim?.length;
+  const rewrites = rewriteForQuantization(model.graph, rankOf);
+  pruneGraph(model.graph);
+  if (o.equalize) {
+    const pairs = await equalizeCrossLayer(model, headSamples(data, o.samples));
+    if (pairs > 0) rewrites.equalizedPairs = pairs;
+    pruneGraph(model.graph);
+  }
+  sortGraph(model.graph);
+  await inferShapes(model, sample);
+  const floats = [
+    ...(model.graph.input ?? []),
+    ...(model.graph.valueInfo ?? []),
+    ...(model.graph.output ?? []),
+  ]
+    .filter((v) => v.type?.tensorType?.elemType === DataType.FLOAT)
+    .map((v) => v.name);
+  const initializers = new Set((model.graph.initializer ?? []).map((t) => t.name));
+  const tensors = [...new Set(floats)].filter((t) => !initializers.has(t));
+  const started = performance.now();
+  const stats = await collectStatistics(model, tensors, headSamples(data, o.samples), {
+    batchSize: o.batchSize,
+    histogram: getCalibrator(o.method).needsHistogram,
+    onProgress: o.onProgress,
+  });
+  // Padded after calibration: the extra channels must not enter the ranges (zeros would pull
+  // histogram-based ranges in), and they never reach a real channel, so any value is fine.
+  if (o.padChannels) {
+    const padded = padChannels(model.graph);
+    if (padded.regions.length > 0) rewrites.paddedChannelGroups = padded.regions.length;
+    pruneGraph(model.graph);
+  }
+  return {
+    model,
+    stats,
+    prepare: report,
+    rewrites,
+    calibration: o,
+    calibrationMs: performance.now() - started,
+  };
+}
+
+export interface QdqOptions {
+  /** Activation type: 'uint8' (U8S8) or 'int8' (S8S8); default 'uint8'. */
+  activationType: QuantType;
+  /** Per-channel weight scales; default true. */
+  perChannel: boolean;
+  /** Node names (or output tensor names) kept in float; default none. */
+  exclude: string[];
+  /** Op types kept in float; default none. */
+  excludeOps: string[];
+}
+
+export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
+  activationType: 'uint8',
+  perChannel: true,
+  exclude: [],
+  excludeOps: [],
+};
+
+export interface QdqResult {
+  model: ModelProto;
+  /** Nodes of the float model that run quantized (or were folded into quantized neighbours). */
+  quantizedNodes: number;
+  /** Op types (with counts) that stayed float. */
+  floatOps: Record<string, number>;
+  qdqRemoved: number;
+}
+
+/** Builds the static INT8 QDQ model from a calibrated model. */
+export function buildQdq(calibrated: CalibratedModel, options: Partial<QdqOptions> = {}): QdqResult {
+  const o = { ...DEFAULT_QDQ_OPTIONS, ...options };
+  const model = cloneModel(calibrated.model);
+  const plan = planQuantization(model, {
+    exclude: new Set(o.exclude),
+    excludeOps: new Set(o.excludeOps),
+    perChannel: o.perChannel,
+  });
+  const calibrator = getCalibrator(calibrated.calibration.method);
+  const calibratorOptions = { ...DEFAULT_CALIBRATOR_OPTIONS, percentile: calibrated.calibration.percentile };
+  const floatOps: Record<string, number> = {};
+  for (const node of model.graph.node) {
+    if (!plan.nodes.has(node)) floatOps[node.opType] = (floatOps[node.opType] ?? 0) + 1;
+  }
+  emitQdq(model, plan, {
+    activationType: o.activationType,
+    perChannel: o.perChannel,
+    range: (t) => {
+      const s = calibrated.stats.get(t);
+      if (!s || s.count === 0)
+        throw new FleetError('QUANT_FAILED', `no calibration statistics for tensor ${t}`);
+      return calibrator.compute(s, calibratorOptions);
+    },
+  });
+  sortGraph(model.graph);
+  const qdqRemoved = removeRedundantQdq(model.graph);
+  pruneGraph(model.graph);
+  sortGraph(model.graph);
+  model.graph.valueInfo = [];
+  model.producerName = 'fleetml';
+  return { model, quantizedNodes: plan.nodes.size, floatOps, qdqRemoved };
+}

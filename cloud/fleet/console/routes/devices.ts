@@ -1,0 +1,161 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { CloudServices } from '../../../services.js';
+import type { BenchSummary, TelemetrySnapshot } from '../../ingest/telemetry.js';
+import type { Device } from '../../inventory/devices.js';
+import type { ModelRecord } from '../../inventory/models.js';
+import { requireRole } from '../auth.js';
+import { doc } from '../openapi.js';
+import { parseInput, parseWindow } from '../validate.js';
+
+/** Devices: list with latest latency, one device, its latency series, profile and tags. */
+export async function registerDeviceRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
+  const viewer = requireRole(s.tokens, 'viewer');
+  const operator = requireRole(s.tokens, 'operator');
+
+  const toSummary = (
+    device: Device,
+    bench: BenchSummary | null | undefined,
+    snapshot: TelemetrySnapshot | null | undefined,
+    model: ModelRecord | undefined,
+  ) => ({
+    id: device.id,
+    name: device.name,
+    online: device.online,
+    profile: device.profile,
+    tags: device.tags,
+    arch: device.hardware.arch,
+    cpuModel: device.hardware.cpuModel,
+    executionProviders: device.hardware.executionProviders,
+    phase: device.phase,
+    activeModel: model ? { id: model.id, name: model.name, variant: model.variant } : null,
+    appliedVersion: device.appliedVersion,
+    lastError: device.lastError,
+    lastSeenAt: device.lastSeenAt,
+    p50Ms: bench?.p50Ms ?? null,
+    p99Ms: bench?.p99Ms ?? null,
+    ep: bench?.ep ?? null,
+    tempC: snapshot?.tempC ?? null,
+    cpuLoad: snapshot?.cpuLoad ?? null,
+  });
+
+  const summarize = (id: string) => {
+    const device = s.devices.get(id);
+    const model = device.activeModelId ? s.models.find(device.activeModelId) : undefined;
+    return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
+  };
+
+  // The fleet page: a fixed number of set-based queries whatever the fleet size (it used to
+  // be four queries per device).
+  app.get(
+    '/api/devices',
+    {
+      ...doc({ summary: 'devices with status, profile, active model and latest p50/p99', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async () => {
+      const benches = s.telemetry.latestBenchByDevice();
+      const snapshots = s.telemetry.latestSnapshotByDevice();
+      const models = new Map(s.models.list().map((m) => [m.id, m]));
+      return {
+        devices: s.devices
+          .list()
+          .map((d) =>
+            toSummary(
+              d,
+              benches.get(d.id),
+              snapshots.get(d.id),
+              d.activeModelId ? models.get(d.activeModelId) : undefined,
+            ),
+          ),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/devices/:id',
+    {
+      ...doc({ summary: 'one device with its hardware facts and target state', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async (request) => {
+      const device = s.devices.get(request.params.id);
+      return {
+        ...summarize(device.id),
+        hardware: device.hardware,
+        tags: device.tags,
+        target: s.targets.current(device.id) ?? null,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { window?: string } }>(
+    '/api/devices/:id/latency',
+    {
+      ...doc({
+        summary: 'latest benchmark and the inference latency series (window e.g. 24h)',
+        role: 'viewer',
+      }),
+      preHandler: viewer,
+    },
+    async (request) => {
+      const device = s.devices.get(request.params.id);
+      const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
+      return {
+        deviceId: device.id,
+        bench: s.telemetry.latestBench(device.id),
+        series: s.telemetry.latencySeries(device.id, since),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/devices/:id/events',
+    {
+      ...doc({ summary: 'coded errors and events the device reported', role: 'viewer' }),
+      preHandler: viewer,
+    },
+    async (request) => ({
+      events: s.telemetry.events(s.devices.get(request.params.id).id),
+    }),
+  );
+
+  const admin = requireRole(s.tokens, 'admin');
+  app.post<{ Params: { id: string } }>(
+    '/api/devices/:id/revoke',
+    {
+      ...doc({ summary: 'revoke a device: refused and disconnected from now on', role: 'admin' }),
+      preHandler: admin,
+    },
+    async (request) => {
+      const device = s.devices.get(request.params.id);
+      s.devices.revoke(device.id);
+      s.disconnectDevice(device.id);
+      s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
+      return { id: device.id, revoked: true };
+    },
+  );
+
+  const patchSchema = z.object({
+    profile: z.string().min(1).max(64).nullable().optional(),
+    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+  });
+  app.patch<{ Params: { id: string } }>(
+    '/api/devices/:id',
+    {
+      ...doc({ summary: "set a device's profile or tags", role: 'operator', body: patchSchema }),
+      preHandler: operator,
+    },
+    async (request) => {
+      const body = parseInput(patchSchema, request.body);
+      const device = s.devices.get(request.params.id);
+      if (body.profile !== undefined) {
+        if (body.profile !== null) s.profiles.get(body.profile);
+        s.devices.setProfile(device.id, body.profile);
+      }
+      if (body.tags) s.devices.setTags(device.id, body.tags);
+      s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
+      return summarize(device.id);
+    },
+  );
+}

@@ -1,0 +1,124 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { CloudServices } from '../../../services.js';
+import { decodeHistogram, quantiles } from '../../monitoring/histogram.js';
+import { GROUP_BY } from '../../monitoring/latency.js';
+import { RESOLUTION } from '../../monitoring/options.js';
+import { requireRole } from '../auth.js';
+import { parseInput, parseWindow } from '../validate.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** Longest window any monitoring query accepts: the hour rollups' default retention. */
+const MAX_WINDOW_MS = 400 * DAY;
+
+const latencyQuery = z.object({ window: z.string().optional(), by: z.enum(GROUP_BY).default('device') });
+const regressionQuery = z.object({
+  window: z.string().optional(),
+  baseline: z.string().optional(),
+  threshold: z.coerce.number().positive().max(100).optional(),
+});
+const seriesQuery = z.object({ window: z.string().optional() });
+
+function windowMs(text: string | undefined, fallbackMs: number): number {
+  const ms = parseWindow(text, fallbackMs);
+  return Math.min(Math.max(ms, 60_000), MAX_WINDOW_MS);
+}
+
+/**
+ * Fleet monitoring API (viewer role) and the Prometheus endpoint.
+ *
+ * /metrics needs a bearer token like every other route (any role; create a dedicated viewer
+ * token for the scraper: POST /api/tokens {"name":"prometheus","role":"viewer"}, then
+ * `authorization: {credentials: <token>}` in the scrape config). It is not left open on
+ * loopback because behind a reverse proxy every request comes from loopback, and the metrics
+ * name devices and models.
+ */
+export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
+  const viewer = requireRole(s.tokens, 'viewer');
+  const m = s.monitor;
+
+  app.get('/api/fleet/latency', { preHandler: viewer }, async (request) => {
+    const q = parseInput(latencyQuery, request.query);
+    const result = m.latency.run(q.by, windowMs(q.window, DAY));
+    if (q.by !== 'model') return result;
+    return {
+      ...result,
+      groups: result.groups.map((g) => {
+        const model = g.key ? s.models.find(g.key) : undefined;
+        return { ...g, name: model?.name ?? null, variant: model?.variant ?? null };
+      }),
+    };
+  });
+
+  app.get('/api/fleet/regressions', { preHandler: viewer }, async (request) => {
+    const q = parseInput(regressionQuery, request.query);
+    const overrides = {
+      regressionWindowMs: windowMs(q.window, m.options.regressionWindowMs),
+      regressionBaselineMs: windowMs(q.baseline, m.options.regressionBaselineMs),
+      regressionThreshold: q.threshold ?? m.options.regressionThreshold,
+    };
+    return { ...overrides, regressions: m.regressions.detect(Date.now(), overrides) };
+  });
+
+  app.get('/api/fleet/health', { preHandler: viewer }, async () => m.health.run());
+
+  // A device's latency, temperature and throttling over time from the rollups (raw rows only
+  // live a day): minute points up to two days, hour points beyond.
+  app.get<{ Params: { id: string } }>(
+    '/api/fleet/devices/:id/series',
+    { preHandler: viewer },
+    async (request) => {
+      const q = parseInput(seriesQuery, request.query);
+      const device = s.devices.get(request.params.id);
+      const span = windowMs(q.window, DAY);
+      const resolution = span <= 2 * DAY ? RESOLUTION.minute : RESOLUTION.hour;
+      const now = Date.now();
+      const from = now - span - ((now - span) % resolution);
+      const byBucket = new Map<number, ReturnType<typeof m.rollups.device>>();
+      for (const row of m.rollups.device(device.id, resolution, from, now + resolution)) {
+        const list = byBucket.get(row.bucket_start) ?? [];
+        list.push(row);
+        byBucket.set(row.bucket_start, list);
+      }
+      const points = [...byBucket.entries()].map(([t, rows]) => {
+        const hist = decodeHistogram(null);
+        let count = 0;
+        let records = 0;
+        let tempMax: number | null = null;
+        let throttled = 0;
+        let cpu = 0;
+        for (const r of rows) {
+          const h = decodeHistogram(r.hist);
+          for (let i = 0; i < h.length; i++) hist[i] += h[i];
+          count += r.lat_count;
+          records += r.records;
+          cpu += r.cpu_sum;
+          throttled += r.throttled_records;
+          if (r.temp_max !== null) tempMax = tempMax === null ? r.temp_max : Math.max(tempMax, r.temp_max);
+        }
+        const [p50, p90, p99] = count > 0 ? quantiles(hist, [0.5, 0.9, 0.99]) : [null, null, null];
+        return {
+          at: new Date(t).toISOString(),
+          count,
+          p50Ms: p50,
+          p90Ms: p90,
+          p99Ms: p99,
+          tempMaxC: tempMax,
+          cpuLoad: records > 0 ? cpu / records : null,
+          throttledRecords: throttled,
+        };
+      });
+      return {
+        deviceId: device.id,
+        resolution: resolution === RESOLUTION.minute ? 'minute' : 'hour',
+        points,
+      };
+    },
+  );
+
+  app.get('/metrics', { preHandler: viewer }, async (_request, reply) => {
+    const { contentType, body } = await m.metrics.render();
+    return reply.header('content-type', contentType).send(body);
+  });
+}

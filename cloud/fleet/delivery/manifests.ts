@@ -1,0 +1,129 @@
+import { FleetError } from '../../../shared/errors/index.js';
+import { type FleetKeyPair, signManifest, verifyManifest } from '../../../shared/manifest/index.js';
+import type { Manifest } from '../../../shared/protocol/index.js';
+import type { ModelRecord } from '../inventory/models.js';
+import type { Db } from '../store/db.js';
+
+/**
+ * How manifests get signed. Online: the cloud holds the key (a file apart from the database)
+ * and signs when a model is first deployed. Offline: the cloud holds only the public key;
+ * an operator signs pending manifests with `fleetml sign` on another machine and attaches the
+ * signatures, and nothing unsigned is ever deployed.
+ */
+export type SigningMode = { mode: 'online'; keys: FleetKeyPair } | { mode: 'offline'; publicKey: string };
+
+export interface ManifestServiceOptions {
+  signing: SigningMode;
+  /** Block size for artifact transfer in bytes; default 64 KiB (below every broker's limit). */
+  blockSize?: number;
+  /** Manifest lifetime in seconds; default 30 days online, 365 days offline; null = never expires. */
+  ttlSeconds?: number | null;
+}
+
+export interface SignedManifest {
+  manifest: Manifest;
+  signature: string | null;
+}
+
+/** One manifest per model release; the version grows only when a release is re-issued. */
+export class ManifestService {
+  private readonly blockSize: number;
+  private readonly ttlSeconds: number | null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly o: ManifestServiceOptions,
+  ) {
+    this.blockSize = o.blockSize ?? 64 * 1024;
+    this.ttlSeconds =
+      o.ttlSeconds !== undefined ? o.ttlSeconds : o.signing.mode === 'online' ? 30 * 86400 : 365 * 86400;
+  }
+
+  get publicKey(): string {
+    return this.o.signing.mode === 'online' ? this.o.signing.keys.publicKey : this.o.signing.publicKey;
+  }
+
+  find(modelId: string): SignedManifest | undefined {
+    const row = this.db.prepare('SELECT body, signature FROM manifests WHERE model_id = ?').get(modelId) as
+      | { body: string; signature: string | null }
+      | undefined;
+    return row ? { manifest: JSON.parse(row.body), signature: row.signature } : undefined;
+  }
+
+  /**
+   * The signed manifest to deploy `model` with, issuing (online: and signing) a new one when
+   * none exists or the current one expires within a day. Offline, an unsigned manifest is a
+   * CONFLICT naming the command that signs it.
+   */
+  forDeployment(model: ModelRecord): SignedManifest {
+    let current = this.find(model.id);
+    const expiresSoon = (m: Manifest) =>
+      m.expiresAt !== null && Date.parse(m.expiresAt) - Date.now() < 86_400_000;
+    if (!current || (this.o.signing.mode === 'online' && expiresSoon(current.manifest))) {
+      current = this.issue(model, (current?.manifest.version ?? 0) + 1);
+    }
+    if (!current.signature) {
+      throw new FleetError(
+        'CONFLICT',
+        `model ${model.id} has no signed manifest yet: sign it offline and attach it`,
+        {
+          hint: `npx fleetml manifests pending --out dir; npx fleetml sign dir/${model.id}.json --key <key>; npx fleetml manifests attach ${model.id} --signature <sig>`,
+        },
+      );
+    }
+    return current;
+  }
+
+  /** Manifests waiting for an offline signature. */
+  pending(): Manifest[] {
+    return (
+      this.db
+        .prepare('SELECT body FROM manifests WHERE signature IS NULL ORDER BY created_at')
+        .all() as Array<{ body: string }>
+    ).map((r) => JSON.parse(r.body));
+  }
+
+  /** Prepares the manifest of a model for offline signing (no-op when it has one). */
+  prepare(model: ModelRecord): Manifest {
+    return (this.find(model.id) ?? this.issue(model, 1)).manifest;
+  }
+
+  /** Stores an offline signature after checking it against the fleet key. */
+  attach(modelId: string, signature: string): SignedManifest {
+    const current = this.find(modelId);
+    if (!current) throw new FleetError('NOT_FOUND', `no manifest for model ${modelId}`);
+    verifyManifest(current.manifest, signature, this.publicKey);
+    this.db.prepare('UPDATE manifests SET signature = ? WHERE model_id = ?').run(signature, modelId);
+    return { manifest: current.manifest, signature };
+  }
+
+  private issue(model: ModelRecord, version: number): SignedManifest {
+    const issuedAt = new Date().toISOString();
+    const manifest: Manifest = {
+      modelId: model.id,
+      name: model.name,
+      variant: model.variant,
+      version,
+      sha256: model.sha256,
+      size: model.size,
+      blockSize: this.blockSize,
+      profile: model.profile,
+      inputs: model.inputs,
+      outputs: model.outputs,
+      golden: null,
+      issuedAt,
+      expiresAt:
+        this.ttlSeconds === null
+          ? null
+          : new Date(Date.parse(issuedAt) + this.ttlSeconds * 1000).toISOString(),
+    };
+    const signature = this.o.signing.mode === 'online' ? signManifest(manifest, this.o.signing.keys) : null;
+    this.db
+      .prepare(
+        `INSERT INTO manifests (model_id, body, signature, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(model_id) DO UPDATE SET body = excluded.body, signature = excluded.signature, created_at = excluded.created_at`,
+      )
+      .run(model.id, JSON.stringify(manifest), signature, issuedAt);
+    return { manifest, signature };
+  }
+}

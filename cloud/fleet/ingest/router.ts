@@ -1,0 +1,125 @@
+import { FleetError, isFleetError, toFleetError } from '../../../shared/errors/index.js';
+import {
+  benchReportSchema,
+  decodeJson,
+  deviceTopic,
+  encodeJson,
+  enrollRequestSchema,
+  eventSchema,
+  parseTopic,
+  stateReportSchema,
+  statusSchema,
+  telemetryBatchSchema,
+} from '../../../shared/protocol/index.js';
+import { type EnrollmentDeps, handleEnrollRequest } from '../identity/enrollment.js';
+import type { DeviceRepository } from '../inventory/devices.js';
+import type { TelemetryIngest } from './ingest-queue.js';
+import type { TelemetryRepository } from './telemetry.js';
+
+export interface RouterDeps extends EnrollmentDeps {
+  telemetry: TelemetryRepository;
+  devices: DeviceRepository;
+  /** Group-commit ingest (cloud/fleet/ingest/ingest-queue.ts); without it each batch is its own transaction. */
+  ingest?: TelemetryIngest;
+  /** Serves block requests (the transfer server). */
+  onTransferRequest?: (deviceId: string, payload: Buffer) => Promise<void>;
+  /** Called after a device's state or benchmark changed (e.g. to advance rollouts, notify the console). */
+  onDeviceUpdate?: (deviceId: string, kind: 'state' | 'bench' | 'telemetry' | 'status') => void;
+}
+
+export interface RouterStats {
+  handled: number;
+  rejected: number;
+  rejectedByCode: Record<string, number>;
+  /** Rejected telemetry batches (any code), for the records-rejected metric. */
+  rejectedTelemetry: number;
+}
+
+/**
+ * Routes every MQTT message the cloud receives to its handler. A malformed, oversized or
+ * unknown message is dropped with a logged, coded error; it never throws into the MQTT client.
+ */
+export function createMessageRouter(deps: RouterDeps): {
+  handle: (topic: string, payload: Buffer) => Promise<void>;
+  stats: RouterStats;
+} {
+  const stats: RouterStats = { handled: 0, rejected: 0, rejectedByCode: {}, rejectedTelemetry: 0 };
+
+  const reject = (topic: string, error: unknown) => {
+    const fleetError = toFleetError(error);
+    stats.rejected++;
+    stats.rejectedByCode[fleetError.code] = (stats.rejectedByCode[fleetError.code] ?? 0) + 1;
+    if (topic.endsWith('/telemetry')) stats.rejectedTelemetry++;
+    deps.logger.warn({ code: fleetError.code, topic, err: fleetError.message }, 'message rejected');
+  };
+
+  const handle = async (topic: string, payload: Buffer): Promise<void> => {
+    try {
+      const parsed = parseTopic(topic);
+      if (!parsed) {
+        reject(topic, new FleetError('MSG_TOPIC', `not a fleetml topic: ${topic}`));
+        return;
+      }
+      if (parsed.kind === 'enroll') {
+        if (parsed.direction === 'req') {
+          const request = decodeJson(enrollRequestSchema, payload);
+          await handleEnrollRequest(deps, request);
+          stats.handled++;
+        }
+        return;
+      }
+      const { deviceId, channel } = parsed;
+      if (channel === 'target' || channel === 'transfer/blk' || channel === 'telemetry/ack') return; // the cloud's own
+      const device = deps.devices.find(deviceId);
+      if (!device || device.revoked) {
+        // Retained status messages of removed devices are expected after a reset: not an attack.
+        if (channel !== 'status')
+          reject(topic, new FleetError('FORBIDDEN', `unknown or revoked device ${deviceId}`));
+        return;
+      }
+      switch (channel) {
+        case 'status': {
+          const status = decodeJson(statusSchema, payload);
+          deps.devices.setOnline(deviceId, status.online, new Date().toISOString());
+          break;
+        }
+        case 'state':
+          deps.devices.applyState(deviceId, decodeJson(stateReportSchema, payload));
+          break;
+        case 'telemetry': {
+          const batch = decodeJson(telemetryBatchSchema, payload);
+          if (deps.ingest) await deps.ingest.submit(deviceId, batch.records);
+          else {
+            deps.telemetry.ingest(deviceId, batch.records);
+            deps.devices.touch(deviceId, new Date().toISOString());
+          }
+          // Acknowledge only after the transaction committed: the agent then drops these
+          // records from its outbox. A lost ack means a resend, which ingest deduplicates.
+          const ack = { v: 1, from: batch.records[0].seq, to: batch.records[batch.records.length - 1].seq };
+          await deps.publisher.publish(deviceTopic(deviceId, 'telemetry/ack'), encodeJson(ack), { qos: 1 });
+          break;
+        }
+        case 'bench':
+          deps.telemetry.addBench(deviceId, decodeJson(benchReportSchema, payload));
+          break;
+        case 'event': {
+          const event = decodeJson(eventSchema, payload);
+          deps.telemetry.addEvent(deviceId, event.level, event.code, event.message, event.at);
+          break;
+        }
+        case 'transfer/req':
+          await deps.onTransferRequest?.(deviceId, payload);
+          break;
+      }
+      stats.handled++;
+      if (channel === 'status' || channel === 'state' || channel === 'bench' || channel === 'telemetry') {
+        deps.onDeviceUpdate?.(deviceId, channel);
+      }
+    } catch (error) {
+      if (!isFleetError(error)) deps.logger.error({ err: error, topic }, 'message handler failed');
+      reject(topic, error);
+    }
+  };
+
+  return { handle, stats };
+}

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
+import { cloneModel } from '../../../../../cloud/compression/onnx/edit.js';
+import { runOnce } from '../../../../../cloud/compression/onnx/ort-eval.js';
+import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
+import { rewriteForQuantization } from '../../../../../cloud/compression/quantize/rewrite.js';
+import { ort } from '../../../../../cloud/compression/runtime/ort.js';
+import { createRng, gaussian } from '../../../../../shared/random.js';
+
+const rng = createRng(5);
+const randn = (n: number) => Float32Array.from({ length: n }, () => gaussian(rng));
+
+describe('rewrites for quantization', () => {
+  it('widens a single-channel Conv to four input channels without changing its output', async () => {
+    const model = makeModel(
+      [
+        makeNode('Conv', ['x', 'w', 'b'], ['y'], [attr.ints('pads', [1, 1, 1, 1])], 'conv0'),
+        makeNode('Relu', ['y'], ['r'], [], 'relu0'),
+      ],
+      [floatInput('x', ['N', 1, 12, 12])],
+      [floatInput('r', ['N', 8, 12, 12])],
+      {
+        opset: 13,
+        initializers: [floatTensor('w', [8, 1, 3, 3], randn(72)), floatTensor('b', [8], randn(8))],
+      },
+    );
+    const rewritten = cloneModel(model);
+    const counts = rewriteForQuantization(rewritten.graph, () => 4);
+    expect(counts.singleChannelWidened).toBe(1);
+    const concat = rewritten.graph.node.find((n) => n.opType === 'Concat')!;
+    expect(concat.input).toEqual(['x', 'x', 'x', 'x']);
+    const conv = rewritten.graph.node.find((n) => n.opType === 'Conv')!;
+    expect(conv.input[0]).toBe(concat.output[0]);
+    expect(rewritten.graph.initializer!.find((t) => t.name === conv.input[1])!.dims).toEqual([8, 4, 3, 3]);
+    const feeds = { x: new ort.Tensor('float32', randn(2 * 144), [2, 1, 12, 12]) };
+    const a = (await runOnce(model, feeds)).r.data as Float32Array;
+    const b = (await runOnce(rewritten, feeds)).r.data as Float32Array;
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i], 5);
+  });
+});
