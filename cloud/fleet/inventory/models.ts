@@ -217,6 +217,12 @@ export class ModelRegistry {
     this.db.prepare('UPDATE models SET metrics = ? WHERE id = ?').run(JSON.stringify(metrics), id);
   }
 
+  /** Sets a model's serving shapes (checked against its inputs); devices get them with its next manifest. */
+  setServingShapes(id: string, shapes: Record<string, number[]>): void {
+    const checked = checkServingShapes(this.get(id).inputs, shapes);
+    this.db.prepare('UPDATE models SET serving_shapes = ? WHERE id = ?').run(JSON.stringify(checked), id);
+  }
+
   list(): ModelRecord[] {
     return (this.db.prepare('SELECT * FROM models ORDER BY created_at, id').all() as ModelRow[]).map(
       toRecord,
