@@ -26,6 +26,8 @@ export interface Release {
   inFlight: number;
   /** Replaced by a newer release: the session is released when the last request finishes. */
   retired: boolean;
+  /** performance.now() when it became live (NaN before). */
+  liveSince: number;
 }
 
 export interface ReleaseSource {
@@ -118,6 +120,7 @@ export class ModelRegistry {
         .filter((s): s is TensorSpec => s !== null),
       inFlight: 0,
       retired: false,
+      liveSince: Number.NaN,
     };
     // One run before going live: lazy kernel setup is paid here, not by the first request.
     try {
@@ -131,6 +134,7 @@ export class ModelRegistry {
       return current;
     }
     this.tickets.set(release, ticket);
+    release.liveSince = performance.now();
     this.live.set(source.name, release);
     if (current) this.retire(current);
     this.o.logger.info(
