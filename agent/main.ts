@@ -10,6 +10,7 @@ import { Installer } from './install/installer.js';
 import { Reconciler } from './reconcile.js';
 import { Reporter } from './reporter.js';
 import { chooseExecutionProvider, detectExecutionProviders, onnxruntimeVersion } from './runtime/ort.js';
+import { InferenceService } from './serve/service.js';
 import { StateStore } from './store/agent-state.js';
 import { TelemetryCollector } from './telemetry/collector.js';
 import { LatencyProbe } from './telemetry/latency-probe.js';
@@ -38,6 +39,8 @@ export interface AgentHandle {
   sender: TelemetrySender;
   outbox: TelemetryOutbox;
   downloader: Downloader;
+  /** The local inference service (null when config.serve is off). */
+  inference: InferenceService | null;
   /** Graceful stop: publishes offline, closes the connection and the outbox. */
   stop(): Promise<void>;
   /** Drops the process's connection without DISCONNECT, as a crash would (tests). */
@@ -118,6 +121,30 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     modelCheckTimeoutMs: config.modelCheckTimeoutMs,
   });
 
+  const sessionProfile = {
+    intraOpThreads: config.intraOpThreads,
+    graphOptimizationLevel: config.graphOptimizationLevel,
+  };
+  const inference = config.serve
+    ? new InferenceService({
+        dataDir: config.dataDir,
+        ep,
+        profile: sessionProfile,
+        dynamicDim: config.dynamicDim,
+        logger: log,
+        hookCommand: config.activationHook,
+        http: {
+          host: config.serveHost,
+          port: config.servePort,
+          socketPath: config.serveSocket,
+          token: config.serveToken,
+          maxBodyBytes: config.serveMaxBodyBytes,
+          serverVersion: AGENT_VERSION,
+        },
+      })
+    : null;
+  const activeSlotPath = () => (state.state.activeSlot ? installer.modelPath(state.state.activeSlot) : null);
+
   const reconciler = new Reconciler({
     identity,
     state,
@@ -130,6 +157,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     backoffMaxMs: config.backoffMaxMs,
     clockSkewMs: config.clockSkewMs,
     clockTrustWindowMs: config.clockTrustWindowMs,
+    onActivated: (manifest) => {
+      const slotPath = activeSlotPath();
+      if (inference && slotPath) void inference.activate(manifest, slotPath);
+    },
   });
 
   const latencyProbe = new LatencyProbe({
@@ -161,7 +192,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const telemetry = new TelemetryCollector({
     intervalS: config.telemetryIntervalS,
     diskPath: config.dataDir,
-    latency: () => latencyProbe.measure(),
+    // The probe is the fallback for devices without traffic: with served requests, their
+    // sketches are the latency and the probe does not run.
+    latency: () => (inference && inference.traffic.pending() > 0 ? null : latencyProbe.measure()),
+    serving: inference ? () => inference.traffic.take() : undefined,
     activeModel: () => {
       const active = state.active();
       return active ? { modelId: active.modelId, version: active.version } : null;
@@ -185,6 +219,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     (payload) => reconciler.onTargetMessage(payload),
     1,
   );
+  if (inference) {
+    await inference.start();
+    await inference.restore(activeSlotPath());
+  }
   telemetry.start();
   void telemetry.tick();
 
@@ -196,6 +234,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     if (!graceful) transport.destroy();
     await telemetry.stop();
     await latencyProbe.release();
+    await inference?.stop();
     await reconciler.stop();
     await sender.stop();
     if (graceful && transport.connected) {
@@ -215,6 +254,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     sender,
     outbox,
     downloader,
+    inference,
     stop: () => shutdown(true),
     crash: () => shutdown(false),
   };
