@@ -66,6 +66,8 @@ export interface CloudOptions {
    * true, or the host names for the broker certificate. Default off.
    */
   tls?: boolean | { hostnames: string[] };
+  /** Upload size limits in bytes (models default 2 GiB − 1, datasets 1 GiB); bodies stream to <dataDir>/uploads. */
+  uploadLimits?: { modelUploadBytes?: number; datasetUploadBytes?: number };
   /** Telemetry ingest, retention and monitoring tunables (cloud/fleet/monitoring/options.ts). */
   monitoring?: Partial<MonitoringOptions>;
   logger: Logger;
@@ -212,6 +214,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     }),
     monitor,
     brokerUrl: mqttUrl,
+    limits: options.uploadLimits,
     caPem: tls?.caPem ?? null,
     disconnectDevice: (deviceId) => {
       broker?.disconnect(deviceClientId(deviceId));
@@ -261,7 +264,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   rollouts.start();
   monitor.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
-  const app = await buildConsoleServer({ services, logger });
+  const app = await buildConsoleServer({ services, logger, uploadDir: join(options.dataDir, 'uploads') });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
   const httpUrl = address.replace('127.0.0.1', 'localhost');
   logger.info({ httpUrl, mqttUrl, dataDir: options.dataDir }, 'cloud started');
