@@ -61,6 +61,8 @@ export interface CloudOptions {
    * true, or the host names for the broker certificate. Default off.
    */
   tls?: boolean | { hostnames: string[] };
+  /** Upload size limits in bytes (models default 2 GiB − 1, datasets 1 GiB); bodies stream to <dataDir>/uploads. */
+  uploadLimits?: { modelUploadBytes?: number; datasetUploadBytes?: number };
   /** Telemetry ingest, retention and monitoring tunables (cloud/fleet/monitoring/options.ts). */
   monitoring?: Partial<MonitoringOptions>;
   logger: Logger;
@@ -120,7 +122,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   services.rollouts.start();
   services.monitor.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, services.tokens);
-  const app = await buildConsoleServer({ services, logger });
+  const app = await buildConsoleServer({ services, logger, uploadDir: join(options.dataDir, 'uploads') });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
   const httpUrl = address.replace('127.0.0.1', 'localhost');
   logger.info({ httpUrl, mqttUrl: broker.url, dataDir: options.dataDir }, 'cloud started');
@@ -218,6 +220,7 @@ async function buildServices(wiring: {
     jobs,
     monitor,
     brokerUrl: broker.url,
+    limits: options.uploadLimits,
     caPem: broker.tls?.caPem ?? null,
     disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
   };

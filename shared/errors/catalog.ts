@@ -57,6 +57,8 @@ export const ERROR_CATALOG = {
   FORBIDDEN: { retryable: false, summary: 'the credentials do not allow this action' },
   RATE_LIMITED: { retryable: true, summary: 'too many requests or failed sign-ins; wait and retry' },
   ENROLL_TOKEN: { retryable: false, summary: 'the enrollment token is unknown, used up, revoked or expired' },
+  DEVICE_REVOKED: { retryable: false, summary: 'the device is revoked: nothing can be deployed to it' },
+  UPLOAD_TOO_LARGE: { retryable: false, summary: 'an upload is larger than the configured limit' },
   // telemetry ingest
   INGEST_OVERLOADED: {
     retryable: true,
