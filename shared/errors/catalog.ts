@@ -27,6 +27,10 @@ export const ERROR_CATALOG = {
   // Not retried: a model that hangs onnxruntime hangs it again; the limit is generous (see
   // agent modelCheckTimeoutMs), so a timeout means the model, not a busy moment.
   RUNTIME_TIMEOUT: { retryable: false, summary: 'loading or running the model took too long' },
+  PLATFORM_UNSUPPORTED: {
+    retryable: false,
+    summary: 'this operating system or CPU architecture cannot run the agent (e.g. 32-bit ARM)',
+  },
   // delivery
   TRANSFER_HASH: { retryable: true, summary: 'a block or artifact failed its hash check' },
   TRANSFER_TRUNCATED: { retryable: true, summary: 'an artifact transfer ended short' },
