@@ -5,7 +5,9 @@ const d = AGENT_DEFAULTS;
 
 /** `fleetml agent start`: the device daemon. Every option also reads from FLEETML_* and a config file. */
 export function register(program: Command): void {
-  const agent = program.command('agent').description('the device agent');
+  const agent =
+    program.commands.find((c) => c.name() === 'agent') ??
+    program.command('agent').description('the device agent');
   agent
     .command('start')
     .description(
