@@ -111,6 +111,12 @@ export const AGENT_DEFAULTS = {
   clockTrustWindowMs: 86_400_000,
   /** PEM file of the fleet CA to pin for mqtts:// (copied into the data dir on first start). */
   caFile: '',
+  /**
+   * Directory read instead of `/` for the board facts (proc/cpuinfo, proc/device-tree/model,
+   * etc/nv_tegra_release, ...); '' = the real ones. For tests and emulated devices, whose /proc
+   * is the host's.
+   */
+  factsRoot: '',
   /** pino log level. */
   logLevel: 'info',
 };
@@ -161,6 +167,7 @@ export const agentConfigSchema = z.object({
   clockSkewMs: nonNegativeInt,
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
+  factsRoot: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

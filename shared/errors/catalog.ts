@@ -34,6 +34,10 @@ export const ERROR_CATALOG = {
   },
   SERVE_BODY_TOO_LARGE: { retryable: false, summary: 'an inference request body exceeds the size limit' },
   SERVE_NOT_READY: { retryable: true, summary: 'the model is not loaded yet (or no longer served)' },
+  PLATFORM_UNSUPPORTED: {
+    retryable: false,
+    summary: 'this operating system or CPU architecture cannot run the agent (e.g. 32-bit ARM)',
+  },
   // delivery
   TRANSFER_HASH: { retryable: true, summary: 'a block or artifact failed its hash check' },
   TRANSFER_TRUNCATED: { retryable: true, summary: 'an artifact transfer ended short' },

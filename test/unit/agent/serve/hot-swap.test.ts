@@ -39,7 +39,7 @@ function load(url: string) {
       const start = performance.now();
       try {
         const res = await fetch(`${url}/v2/models/mnist-mlp/infer`, { method: 'POST', body: inferBody() });
-        const body = await res.json();
+        const body = (await res.json()) as any;
         if (res.status !== 200) failures.push(`${res.status} ${JSON.stringify(body)}`);
         else {
           ok++;
