@@ -9,3 +9,4 @@ export { CHOOSABLE_VARIANTS } from './pipeline/variant-names.js';
 export { recommendVariant } from './profiles/planner.js';
 export { ProfileRegistry } from './profiles/registry.js';
 export type { DeviceProfile } from './profiles/types.js';
+export { checkModelLoads } from './runtime/load-check.js';

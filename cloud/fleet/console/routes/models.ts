@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FleetError } from '../../../../shared/errors/index.js';
 import { parseShapeFlags } from '../../../../shared/serving-shape.js';
+import { checkModelLoads, describeOnnx } from '../../../compression/index.js';
 import type { CloudServices } from '../../../services.js';
 import { Lineage } from '../../inventory/lineage.js';
 import { requireRole } from '../auth.js';
@@ -135,6 +136,9 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
       }
       const shapes = query.shape === undefined ? [] : [query.shape].flat();
       const bytes = await request.body.take();
+      // Refuse here what a device would refuse: onnxruntime loads it in a throw-away process.
+      describeOnnx(bytes); // not ONNX at all: ONNX_DECODE at once, without starting a process
+      await checkModelLoads(bytes);
       const model = await s.models.add(bytes, {
         name: query.name,
         variant: query.variant,
