@@ -63,6 +63,11 @@ export function register(program: Command): void {
       'read board facts (proc/cpuinfo, proc/device-tree/model, etc/nv_tegra_release) under this directory instead of / (env FLEETML_FACTS_ROOT)',
     )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
+    .option(
+      '--log-format <format>',
+      `auto|pretty|json: auto is readable on a terminal, JSON when piped (default ${d.logFormat})`,
+    )
+    .option('--name <name>', 'device name sent at enrollment (default: the hostname)')
     .action(async (flags: Record<string, string | undefined>) => {
       const { loadConfig } = await import('../config.js');
       const { startAgent } = await import('../main.js');
@@ -88,6 +93,8 @@ export function register(program: Command): void {
         telemetryAck: flags.telemetryAck,
         factsRoot: flags.factsRoot,
         logLevel: flags.logLevel,
+        logFormat: flags.logFormat,
+        name: flags.name,
       });
       const handle = await startAgent({ config });
       await new Promise<void>((resolve) => {
