@@ -238,27 +238,10 @@ export class Reconciler {
     );
     const blockSize = Math.min(manifest.blockSize, this.o.maxBlockSize);
     const spec = { sha256: manifest.sha256, size: manifest.size, blockSize };
-    const held = await this.o.downloader.heldBytes(spec);
-    this.o.logger.info({ ...model, bytes: manifest.size, alreadyHeld: held }, 'transfer started');
-    await this.o.installer.ensureSpace(manifest.size - held + (manifest.golden?.size ?? 0), manifest.sha256);
-
-    this.setPhase('downloading', 0);
-    let lastReported = 0;
-    const { path } = await this.o.downloader.download(
-      spec,
-      (fraction) => {
-        this.progress = fraction;
-        if (fraction - lastReported >= 0.1) {
-          // One line per quarter on the terminal; the state report goes out every tenth.
-          if (Math.floor(fraction * 4) > Math.floor(lastReported * 4) && fraction < 1)
-            this.o.logger.info({ ...model, percent: Math.round(fraction * 100) }, 'transfer progress');
-          lastReported = fraction;
-          this.report();
-        }
-      },
-      signal,
-    );
-    this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
+    const ready = await this.o.installer.verifiedInSlot(manifest);
+    const path = ready ?? (await this.transfer(manifest, spec, model, signal));
+    if (ready) this.o.logger.info(model, 'already verified in the inactive slot: not fetched again');
+    else this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
     const golden = manifest.golden ? await this.fetchGolden(manifest, blockSize, signal) : null;
     const previous = this.o.state.active();
     const result = await this.o.installer.install(manifest, path, golden, (phase) =>
@@ -304,6 +287,35 @@ export class Reconciler {
       );
     }
     this.o.onActivated?.(manifest, result.bench);
+  }
+
+  /** Fetches the artifact (resuming what is held), reporting progress. */
+  private async transfer(
+    manifest: Manifest,
+    spec: { sha256: string; size: number; blockSize: number },
+    model: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const held = await this.o.downloader.heldBytes(spec);
+    await this.o.installer.ensureSpace(manifest.size - held + (manifest.golden?.size ?? 0), manifest.sha256);
+    this.o.logger.info({ ...model, bytes: manifest.size, alreadyHeld: held }, 'transfer started');
+    this.setPhase('downloading', 0);
+    let lastReported = 0;
+    const { path } = await this.o.downloader.download(
+      spec,
+      (fraction) => {
+        this.progress = fraction;
+        if (fraction - lastReported >= 0.1) {
+          // One line per quarter on the terminal; the state report goes out every tenth.
+          if (Math.floor(fraction * 4) > Math.floor(lastReported * 4) && fraction < 1)
+            this.o.logger.info({ ...model, percent: Math.round(fraction * 100) }, 'transfer progress');
+          lastReported = fraction;
+          this.report();
+        }
+      },
+      signal,
+    );
+    return path;
   }
 
   /** One log line and one device event per activation (a return to the previous model says so). */
