@@ -4,6 +4,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { distillThenQuantize, type QuantizerHook, symmetricWeightScales } from '../distill/qat.js';
 import { runDistill } from '../distill/run.js';
 import { type EvaluationReport, evaluateModel } from '../evaluate/evaluate.js';
+import { verdictOf } from '../evaluate/verdict.js';
 import { decodeModel, encodeModel } from '../onnx/proto.js';
 import { elementCount } from '../onnx/tensor.js';
 import { type PlannedVariant, planCompression, recommendVariant } from '../profiles/planner.js';
@@ -12,6 +13,7 @@ import type { SampleSet } from '../quantize/calibrate/data.js';
 import { quantizeWithFallback } from '../quantize/fallback.js';
 import { convertToFp16 } from '../quantize/fp16.js';
 import { buildQdq, calibrateModel } from '../quantize/static.js';
+import { int8OptionsFor } from '../quantize/target.js';
 import { type CompressionData, splitCompressionData } from './data-split.js';
 
 export interface CompressionRequest {
@@ -45,6 +47,8 @@ export interface VariantReport {
   cosine: number | null;
   latencyMs: number | null;
   latencyRatio: number | null;
+  /** Whether it ran faster than the original on the build machine (null for the original). */
+  verdict: 'faster' | 'not-faster' | null;
   sizeRatio: number;
   accepted: boolean;
   /** Nodes left in float (quantized variants). */
@@ -59,6 +63,11 @@ export interface CompressionReport {
   profile: string;
   maxAccuracyDrop: number;
   latencyObjectiveMs: number;
+  /**
+   * Where the INT8 variants' per-op choices come from: 'measured' on this (x86) build machine,
+   * or 'rules' fitting the profile's kernels (ARM, TensorRT), to be confirmed by its devices.
+   */
+  int8Decisions: 'measured' | 'rules';
   student: string;
   samples: { train: number; holdout: number };
   variants: VariantReport[];
@@ -141,11 +150,17 @@ export async function runCompression(request: CompressionRequest): Promise<Compr
     profile: request.profile.name,
     maxAccuracyDrop: maxDrop,
     latencyObjectiveMs: plan.latencyObjectiveMs,
+    int8Decisions: request.profile.int8.decisions,
     student: plan.student,
     samples: { train: data.train.count, holdout: data.holdout.count },
     variants: reports,
     recommended: recommendVariant(
-      reports.map((r) => ({ name: r.name, accepted: r.accepted, latencyMs: r.latencyMs })),
+      // A compressed variant that measured no faster than the original is never recommended.
+      reports.map((r) => ({
+        name: r.name,
+        accepted: r.accepted && r.verdict !== 'not-faster',
+        latencyMs: r.latencyMs,
+      })),
     ),
   };
 }
@@ -204,7 +219,7 @@ async function quantizeVariant(
   maxDrop: number,
 ): Promise<{ bytes: Uint8Array; keptFloat: string[] }> {
   const calibrated = await calibrateModel(decodeModel(source), data.train, { samples: 64 });
-  const qdq = { activationType: profile.int8.activations, perChannel: profile.int8.perChannel };
+  const qdq = int8OptionsFor(profile);
   const plain = buildQdq(calibrated, qdq);
   if (!data.holdout.labels || originalAccuracy === null)
     return { bytes: encodeModel(plain.model), keptFloat: [] };
@@ -228,7 +243,7 @@ async function quantizeStudent(
   profile: DeviceProfile,
   maxDrop: number,
 ): Promise<{ bytes: Uint8Array; keptFloat: string[]; notes: string }> {
-  const qdq = { activationType: profile.int8.activations, perChannel: profile.int8.perChannel };
+  const qdq = int8OptionsFor(profile);
   const quantizer: QuantizerHook = {
     // Weights are symmetric per channel (max / 127) in both places, so the fine-tuned weights
     // meet the same weight scales; activation ranges are calibrated again on the same data.
@@ -282,6 +297,7 @@ function toReport(
     cosine: e.cosine ?? null,
     latencyMs: e.model.latencyMs ?? null,
     latencyRatio: e.latencyRatio ?? null,
+    verdict: variant.name === 'original' ? null : verdictOf(e.latencyRatio),
     sizeRatio: size / originalSize,
     accepted,
     keptFloat,

@@ -120,6 +120,8 @@ export async function calibrateModel(
 export interface QdqOptions {
   /** Activation type: 'uint8' (U8S8) or 'int8' (S8S8); default 'uint8'. */
   activationType: QuantType;
+  /** Symmetric activations, zero point 0 for int8 (what TensorRT requires); default false. */
+  symmetricActivations: boolean;
   /** Per-channel weight scales; default true. */
   perChannel: boolean;
   /** Node names (or output tensor names) kept in float; default none. */
@@ -135,6 +137,7 @@ export interface QdqOptions {
 
 export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
   activationType: 'uint8',
+  symmetricActivations: false,
   perChannel: true,
   exclude: [],
   excludeOps: [],
@@ -167,6 +170,7 @@ export function buildQdq(calibrated: CalibratedModel, options: Partial<QdqOption
   }
   emitQdq(model, plan, {
     activationType: o.activationType,
+    symmetricActivations: o.symmetricActivations,
     perChannel: o.perChannel,
     weightBits: weightBits(resolveReduceRange(o.reduceRange)),
     range: (t) => {
