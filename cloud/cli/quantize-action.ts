@@ -89,6 +89,7 @@ async function calibrate(
   model: ModelProto,
   flags: QuantizeFlags,
   calibration: SampleSet,
+  target: QuantizeTarget,
 ): Promise<CalibratedModel> {
   const bar = new SingleBar({
     stream: process.stderr,
@@ -100,6 +101,7 @@ async function calibrate(
     return await calibrateModel(model, calibration, {
       method: flags.method as CalibrationMethod,
       samples: Number(flags.samples),
+      x86Kernels: target.x86,
       onProgress: (done) => bar.update(done),
     });
   } finally {
@@ -180,7 +182,7 @@ async function runStatic(modelPath: string, flags: QuantizeFlags): Promise<void>
     throw new FleetError('INPUT_INVALID', 'static quantization needs --calibration <x.npy>');
   const started = performance.now();
   const calibration = await loadSamples(flags.calibration);
-  const calibrated = await calibrate(await loadModel(modelPath), flags, calibration);
+  const calibrated = await calibrate(await loadModel(modelPath), flags, calibration, target);
   const qdq: Partial<QdqOptions> = {
     activationType: target.activationType,
     symmetricActivations: target.symmetricActivations,

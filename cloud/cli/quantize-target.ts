@@ -16,6 +16,8 @@ export interface QuantizeTarget {
   batch: number;
   /** Per-op latency tuning on this machine applies to the target (x86 profiles on x86). */
   tuneHere: boolean;
+  /** The target runs onnxruntime's x86 kernels (x86-only rewrites apply). */
+  x86: boolean;
 }
 
 /** Resolves `--profile` (default: this machine's), `--activations`, `--per-channel` and `--batch`. */
@@ -38,5 +40,6 @@ export function resolveTarget(flags: QuantizeFlags): QuantizeTarget {
     perChannel: flags.perChannel && base.perChannel,
     batch,
     tuneHere: profile ? hostMeasurementsApply(profile) : true,
+    x86: (profile?.arch ?? process.arch) === 'x64',
   };
 }

@@ -218,7 +218,10 @@ async function quantizeVariant(
   originalAccuracy: number | null,
   maxDrop: number,
 ): Promise<{ bytes: Uint8Array; keptFloat: string[] }> {
-  const calibrated = await calibrateModel(decodeModel(source), data.train, { samples: 64 });
+  const calibrated = await calibrateModel(decodeModel(source), data.train, {
+    samples: 64,
+    x86Kernels: profile.arch === 'x64',
+  });
   const qdq = int8OptionsFor(profile);
   const plain = buildQdq(calibrated, qdq);
   if (!data.holdout.labels || originalAccuracy === null)
@@ -248,7 +251,10 @@ async function quantizeStudent(
     // Weights are symmetric per channel (max / 127) in both places, so the fine-tuned weights
     // meet the same weight scales; activation ranges are calibrated again on the same data.
     quantize: async (model) => {
-      const calibrated = await calibrateModel(model, data.train, { samples: 64 });
+      const calibrated = await calibrateModel(model, data.train, {
+        samples: 64,
+        x86Kernels: profile.arch === 'x64',
+      });
       return { model: buildQdq(calibrated, qdq).model, scales: symmetricWeightScales(model, qdq.perChannel) };
     },
   };
