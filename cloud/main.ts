@@ -211,6 +211,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       workDir: join(options.dataDir, 'jobs'),
     }),
     monitor,
+    telemetryCount: async () => telemetry.count(),
     brokerUrl: mqttUrl,
     caPem: tls?.caPem ?? null,
     disconnectDevice: (deviceId) => {
