@@ -219,6 +219,7 @@ async function buildServices(wiring: {
     manifests,
     jobs,
     monitor,
+    telemetryCount: async () => telemetry.count(),
     brokerUrl: broker.url,
     limits: options.uploadLimits,
     caPem: broker.tls?.caPem ?? null,

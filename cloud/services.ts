@@ -36,6 +36,8 @@ export interface CloudServices {
   caPem: string | null;
   /** Telemetry ingest, fleet latency, regressions, health, metrics. */
   monitor: FleetMonitor;
+  /** Raw telemetry records stored (SQLite, or PostgreSQL with --database postgres://). */
+  telemetryCount: () => Promise<number>;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
   /** Upload size limits in bytes; defaults: models 2 GiB − 1 (ONNX's protobuf limit), datasets 1 GiB. */

@@ -27,6 +27,17 @@ export const ERROR_CATALOG = {
   // Not retried: a model that hangs onnxruntime hangs it again; the limit is generous (see
   // agent modelCheckTimeoutMs), so a timeout means the model, not a busy moment.
   RUNTIME_TIMEOUT: { retryable: false, summary: 'loading or running the model took too long' },
+  // local inference service (agent/serve)
+  SERVE_DATATYPE: {
+    retryable: false,
+    summary: 'an inference input has the wrong datatype or a value outside it',
+  },
+  SERVE_BODY_TOO_LARGE: { retryable: false, summary: 'an inference request body exceeds the size limit' },
+  SERVE_NOT_READY: { retryable: true, summary: 'the model is not loaded yet (or no longer served)' },
+  PLATFORM_UNSUPPORTED: {
+    retryable: false,
+    summary: 'this operating system or CPU architecture cannot run the agent (e.g. 32-bit ARM)',
+  },
   // delivery
   TRANSFER_HASH: { retryable: true, summary: 'a block or artifact failed its hash check' },
   TRANSFER_TRUNCATED: { retryable: true, summary: 'an artifact transfer ended short' },
