@@ -57,7 +57,11 @@ export const AGENT_DEFAULTS = {
   intraOpThreads: 0,
   /** onnxruntime graph optimisation level. */
   graphOptimizationLevel: 'all' as 'disabled' | 'basic' | 'extended' | 'all',
-  /** Value for dynamic input dimensions when benchmarking (e.g. batch). */
+  /**
+   * Last resort for symbolic input dimensions that the model's serving shape (its manifest's
+   * `servingShapes`, set by `models add --shape`) leaves open. Such a benchmark is reported with
+   * `unresolvedDims` and a SHAPE_UNRESOLVED warning event: its latency describes a guessed shape.
+   */
   dynamicDim: 1,
   /**
    * A new model is first loaded and run once in a child process, killed after this many ms

@@ -179,7 +179,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     activeModel: () => {
       const slot = state.state.activeSlot;
       const info = state.active();
-      return slot && info ? { sha256: info.sha256, path: installer.modelPath(slot) } : null;
+      return slot && info
+        ? { sha256: info.sha256, path: installer.modelPath(slot), servingShapes: info.servingShapes }
+        : null;
     },
     logger: log,
   });
