@@ -23,12 +23,13 @@ import { DeviceRepository } from './fleet/inventory/devices.js';
 import { FleetEvents } from './fleet/inventory/events.js';
 import { ModelRegistry } from './fleet/inventory/models.js';
 import { JobRunner } from './fleet/jobs/compression-jobs.js';
+import { openReplicaParts } from './fleet/leader/replica.js';
 import { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { MonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { openDatabase } from './fleet/store/db.js';
-import { connectCloudMqtt } from './fleet/transport/mqtt.js';
+import { connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
 export interface CloudOptions {
@@ -44,6 +45,17 @@ export interface CloudOptions {
   mqttHost?: string;
   /** Use this external broker instead of the embedded one, e.g. mqtt://broker.local:1883. */
   mqttUrl?: string;
+  /**
+   * postgres://… : telemetry ingest, the fleet latency query, retention and leader election on
+   * PostgreSQL, so several replicas can share the work (docs/scale.md). Default: SQLite only.
+   */
+  database?: string;
+  /**
+   * With an external broker: the MQTT 5 shared-subscription group of the replicas (default
+   * 'fleetml'), so each device message is handled by one replica. null: plain subscriptions
+   * (a broker without MQTT 5). Ignored with the embedded broker.
+   */
+  mqttSharedGroup?: string | null;
   /** Credentials of the cloud on the external broker (see `fleetml broker mosquitto-config`). */
   mqttUsername?: string;
   mqttPassword?: string;
@@ -149,6 +161,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     username: cloudUsername,
     password: cloudPassword,
     caPem: tls?.caPem,
+    sharedGroup:
+      broker || options.mqttSharedGroup === null ? undefined : (options.mqttSharedGroup ?? 'fleetml'),
   });
 
   const telemetry = new TelemetryRepository(db);
@@ -159,6 +173,14 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     logger,
     options: options.monitoring,
     rejectedBatches: () => routerStats?.rejectedTelemetry ?? 0,
+  });
+  const replica = await openReplicaParts({
+    database: options.database,
+    externalBroker: !broker,
+    db,
+    devices,
+    monitoring: monitor.options,
+    logger,
   });
   const signing: SigningMode = options.signingPublicKey
     ? { mode: 'offline', publicKey: options.signingPublicKey }
@@ -186,6 +208,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     audit,
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
+    isLeader: () => replica.leadership.isLeader,
   });
   const services: CloudServices = {
     db,
@@ -211,7 +234,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       workDir: join(options.dataDir, 'jobs'),
     }),
     monitor,
-    telemetryCount: async () => telemetry.count(),
+    telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
+    postgresLatency: replica.postgres?.latency,
     brokerUrl: mqttUrl,
     caPem: tls?.caPem ?? null,
     disconnectDevice: (deviceId) => {
@@ -228,7 +252,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     devices,
     tokens,
     telemetry,
-    ingest: monitor.ingest,
+    ingest: replica.postgres?.ingest ?? monitor.ingest,
     publisher: mqtt,
     logger,
     fleetPublicKey: manifests.publicKey,
@@ -249,7 +273,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   mqtt.onMessage((topic, payload) => {
     void router.handle(topic, payload);
   });
-  await mqtt.subscribe(CLOUD_SUBSCRIPTIONS);
+  await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   // The embedded broker keeps retained messages in memory only: publish the stored targets again.
   await targets.republishAll();
   // So may an external one (Mosquitto without persistence): after each reconnect, publish them
@@ -259,8 +283,20 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   });
 
   // Rollouts continue from their stored state after a restart.
-  rollouts.start();
-  monitor.start();
+  // Fleet-wide duties run on the leader only (always this process with the embedded broker).
+  replica.leadership.onChange((leader) => {
+    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
+    if (leader) {
+      rollouts.start();
+      monitor.start();
+      replica.startPgRetention();
+    } else {
+      void rollouts.stop();
+      monitor.stopSweeps();
+      replica.stopPgRetention();
+    }
+  });
+  await replica.leadership.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
   const app = await buildConsoleServer({ services, logger });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
@@ -281,6 +317,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       await app.close();
       // Commit (and acknowledge) what is queued while the MQTT client can still publish.
       await monitor.stop();
+      await replica.close();
       await mqtt.close();
       await broker?.close();
       db.close();
