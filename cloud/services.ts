@@ -43,4 +43,6 @@ export interface CloudServices {
   postgresLatency?: PgFleetLatencyQuery;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
+  /** Upload size limits in bytes; defaults: models 2 GiB − 1 (ONNX's protobuf limit), datasets 1 GiB. */
+  limits?: { modelUploadBytes?: number; datasetUploadBytes?: number };
 }

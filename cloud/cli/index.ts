@@ -19,6 +19,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./distill.js'),
   () => import('./compress.js'),
   () => import('./signing.js'),
+  () => import('./agent-bundle.js'),
   () => import('../simulator/cli.js'),
 ];
 

@@ -5,6 +5,7 @@ import { recommendVariant } from '../../../compression/index.js';
 import type { CloudServices } from '../../../services.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
+import { isUploadedFile } from '../upload.js';
 import { parseInput } from '../validate.js';
 
 const uploadQuery = z.object({
@@ -108,18 +109,20 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
         query: uploadQuery,
         rawBody: 'application/octet-stream',
       }),
-      preHandler: operator,
-      bodyLimit: MODEL_UPLOAD_LIMIT_BYTES,
+      // The role is checked before the body is read: only operators may make the cloud store bytes.
+      onRequest: operator,
+      bodyLimit: Math.min(s.limits?.modelUploadBytes ?? MODEL_UPLOAD_LIMIT_BYTES, MODEL_UPLOAD_LIMIT_BYTES),
     },
     async (request, reply) => {
       const query = parseInput(uploadQuery, request.query);
-      if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
+      if (!isUploadedFile(request.body) || request.body.size === 0) {
         throw new FleetError(
           'INPUT_INVALID',
           'send the ONNX file as the body with Content-Type application/octet-stream',
         );
       }
-      const model = await s.models.add(request.body, { name: query.name, variant: query.variant });
+      const bytes = await request.body.take();
+      const model = await s.models.add(bytes, { name: query.name, variant: query.variant });
       s.audit.record(request.caller?.name ?? '?', 'model.add', { id: model.id, sha256: model.sha256 });
       return reply.status(201).send(model);
     },
