@@ -91,6 +91,8 @@ export interface CloudHandle {
   adminToken: string;
   services: CloudServices;
   routerStats: RouterStats;
+  /** This replica drives rollouts and retention now (always true with the embedded broker). */
+  isLeader(): boolean;
   stop(): Promise<void>;
 }
 
@@ -169,6 +171,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     adminToken,
     services,
     routerStats: router.stats,
+    isLeader: () => replica.leadership.isLeader,
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
     stop: async () => {

@@ -1,9 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../../../shared/logger.js';
 
 export interface CloudMqttOptions {
   url: string;
-  /** Client id; default a per-process `fleetml-cloud-<pid>`. */
+  /**
+   * Client id; default `fleetml-cloud-<pid>-<random>`. Unique per replica: two clients with one
+   * id make the broker drop the older one, over and over (pids repeat across hosts).
+   */
   clientId?: string;
   username?: string;
   password?: string;
@@ -33,7 +37,7 @@ export interface CloudMqtt {
  */
 export async function connectCloudMqtt(options: CloudMqttOptions): Promise<CloudMqtt> {
   const clientOptions: IClientOptions = {
-    clientId: options.clientId ?? `fleetml-cloud-${process.pid}`,
+    clientId: options.clientId ?? `fleetml-cloud-${process.pid}-${randomBytes(3).toString('hex')}`,
     // MQTT 5 only where shared subscriptions are wanted: 3.1.1 works with every broker (aedes too).
     protocolVersion: options.sharedGroup ? 5 : 4,
     clean: true,
