@@ -40,7 +40,9 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
 
   app.get('/api/fleet/latency', { preHandler: viewer }, async (request) => {
     const q = parseInput(latencyQuery, request.query);
-    const result = m.latency.run(q.by, windowMs(q.window, DAY));
+    const result = s.postgresLatency
+      ? await s.postgresLatency.run(q.by, windowMs(q.window, DAY))
+      : m.latency.run(q.by, windowMs(q.window, DAY));
     if (q.by !== 'model') return result;
     return {
       ...result,
