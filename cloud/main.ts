@@ -3,18 +3,13 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
-import { CLOUD_USERNAME } from './fleet/broker/acl.js';
-import { createBrokerAuthenticator, deviceClientId } from './fleet/broker/authenticator.js';
-import { type EmbeddedBroker, startEmbeddedBroker } from './fleet/broker/embedded.js';
-import { MosquittoSync, mosquittoPasswordHash } from './fleet/broker/mosquitto.js';
+import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
 import { ArtifactStore } from './fleet/delivery/artifacts.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetService } from './fleet/delivery/targets.js';
 import { createTransferServer } from './fleet/delivery/transfer-server.js';
-import { newSecret } from './fleet/identity/secrets.js';
-import { type FleetTls, loadOrCreateFleetTls } from './fleet/identity/tls/fleet-ca.js';
 import { TokenRepository } from './fleet/identity/tokens.js';
 import { createMessageRouter, type RouterStats } from './fleet/ingest/router.js';
 import { TelemetryRepository } from './fleet/ingest/telemetry.js';
@@ -27,8 +22,8 @@ import { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { MonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
-import { openDatabase } from './fleet/store/db.js';
-import { connectCloudMqtt } from './fleet/transport/mqtt.js';
+import { type Db, openDatabase } from './fleet/store/db.js';
+import { type CloudMqtt, connectCloudMqtt } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
 export interface CloudOptions {
@@ -104,71 +99,74 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const { logger } = options;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
-  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
-
-  const tokens = new TokenRepository(db);
   const devices = new DeviceRepository(db);
-  let broker: EmbeddedBroker | undefined;
-  let tls: FleetTls | undefined;
-  let mqttUrl = options.mqttUrl;
-  let cloudUsername = options.mqttUsername;
-  let cloudPassword = options.mqttPassword;
-  if (!mqttUrl) {
-    // The embedded broker authenticates every client; the cloud gets a fresh password per start.
-    cloudUsername = CLOUD_USERNAME;
-    cloudPassword = newSecret();
-    const authenticate = options.openBroker
-      ? undefined
-      : createBrokerAuthenticator({ deviceSecretHash: (id) => devices.secretHash(id), cloudPassword });
-    if (options.tls) {
-      const hostnames = typeof options.tls === 'object' ? options.tls.hostnames : undefined;
-      tls = await loadOrCreateFleetTls({ dir: join(options.dataDir, 'tls'), hostnames });
-    }
-    broker = await startEmbeddedBroker({
-      port: options.mqttPort,
-      host: options.mqttHost,
-      logger,
-      authenticate,
-      tls: tls ? { certPem: tls.certPem, keyPem: tls.keyPem } : undefined,
-    });
-    mqttUrl = broker.url;
-  }
-  const mosquitto =
-    options.mosquitto && !broker ? new MosquittoSync({ ...options.mosquitto, logger }) : undefined;
-  // Hashed once: PBKDF2 per enrollment would be wasted work, and a stable line keeps the file diffable.
-  const cloudEntry = mosquitto
-    ? { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword ?? '') }
-    : undefined;
-  const syncBroker = async () => {
-    if (mosquitto && cloudEntry) await mosquitto.write([cloudEntry, ...devices.brokerCredentials()]);
-  };
-  await syncBroker();
+  const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectCloudMqtt({
-    url: mqttUrl,
+    url: broker.url,
     logger,
-    username: cloudUsername,
-    password: cloudPassword,
-    caPem: tls?.caPem,
+    username: broker.username,
+    password: broker.password,
+    caPem: broker.tls?.caPem,
   });
+  // The monitor reports batches the router refused; the router needs the services first.
+  let router: ReturnType<typeof routeDeviceTraffic> | undefined;
+  const rejectedBatches = () => router?.stats.rejectedTelemetry ?? 0;
+  const services = await buildServices({ options, db, devices, broker, mqtt, rejectedBatches });
+  router = routeDeviceTraffic(services, broker, mqtt, logger);
+  await mqtt.subscribe(CLOUD_SUBSCRIPTIONS);
+  await keepTargetsPublished(services.targets, mqtt, logger);
 
+  // Rollouts continue from their stored state after a restart.
+  services.rollouts.start();
+  services.monitor.start();
+  const adminToken = await loadOrCreateAdminToken(options.dataDir, services.tokens);
+  const app = await buildConsoleServer({ services, logger });
+  const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
+  const httpUrl = address.replace('127.0.0.1', 'localhost');
+  logger.info({ httpUrl, mqttUrl: broker.url, dataDir: options.dataDir }, 'cloud started');
+
+  return {
+    httpUrl,
+    mqttUrl: broker.url,
+    adminToken,
+    services,
+    routerStats: router.stats,
+    httpRoutes: app.fleetmlRoutes,
+    disconnectDevice: services.disconnectDevice,
+    stop: async () => {
+      services.jobs.stop();
+      await services.rollouts.stop();
+      await app.close();
+      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
+      await services.monitor.stop();
+      await mqtt.close();
+      await broker.close();
+      db.close();
+      logger.info('cloud stopped');
+    },
+  };
+}
+
+async function loadSigning(options: CloudOptions): Promise<SigningMode> {
+  if (options.signingPublicKey) return { mode: 'offline', publicKey: options.signingPublicKey };
+  const file = options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json');
+  return { mode: 'online', keys: await loadOrCreateSigningKey(file) };
+}
+
+/** Every repository and engine of the controller, each given what it needs. */
+async function buildServices(wiring: {
+  options: CloudOptions;
+  db: Db;
+  devices: DeviceRepository;
+  broker: FleetBroker;
+  mqtt: CloudMqtt;
+  rejectedBatches: () => number;
+}): Promise<CloudServices> {
+  const { options, db, devices, broker, mqtt, rejectedBatches } = wiring;
+  const { logger } = options;
+  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
-  let routerStats: RouterStats | undefined;
-  const monitor = new FleetMonitor({
-    db,
-    telemetry,
-    logger,
-    options: options.monitoring,
-    rejectedBatches: () => routerStats?.rejectedTelemetry ?? 0,
-  });
-  const signing: SigningMode = options.signingPublicKey
-    ? { mode: 'offline', publicKey: options.signingPublicKey }
-    : {
-        mode: 'online',
-        keys: await loadOrCreateSigningKey(
-          options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json'),
-        ),
-      };
-  const manifests = new ManifestService(db, { signing });
+  const manifests = new ManifestService(db, { signing: await loadSigning(options) });
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
@@ -187,12 +185,28 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
   });
-  const services: CloudServices = {
+  const monitor = new FleetMonitor({
+    db,
+    telemetry,
+    logger,
+    options: options.monitoring,
+    rejectedBatches,
+  });
+  const jobs = new JobRunner({
+    db,
+    store,
+    models,
+    profiles,
+    events,
+    logger,
+    workDir: join(options.dataDir, 'jobs'),
+  });
+  return {
     db,
     store,
     devices,
     models,
-    tokens,
+    tokens: new TokenRepository(db),
     targets,
     telemetry,
     audit,
@@ -201,23 +215,17 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     profiles,
     events,
     manifests,
-    jobs: new JobRunner({
-      db,
-      store,
-      models,
-      profiles,
-      events,
-      logger,
-      workDir: join(options.dataDir, 'jobs'),
-    }),
+    jobs,
     monitor,
-    brokerUrl: mqttUrl,
-    caPem: tls?.caPem ?? null,
-    disconnectDevice: (deviceId) => {
-      broker?.disconnect(deviceClientId(deviceId));
-      void syncBroker();
-    },
+    brokerUrl: broker.url,
+    caPem: broker.tls?.caPem ?? null,
+    disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
   };
+}
+
+/** Device traffic (enrollment, state, telemetry, block requests) from MQTT to the services. */
+function routeDeviceTraffic(services: CloudServices, broker: FleetBroker, mqtt: CloudMqtt, logger: Logger) {
+  const { devices, tokens, telemetry, monitor, manifests, profiles, events, rollouts, store } = services;
   const transfer = createTransferServer({
     store,
     publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 0 }),
@@ -232,58 +240,27 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     logger,
     fleetPublicKey: manifests.publicKey,
     matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
-    onEnrolled: mosquitto
-      ? async (deviceId, secret) => {
-          devices.setBrokerHash(deviceId, mosquittoPasswordHash(secret));
-          await syncBroker();
-        }
-      : undefined,
+    onEnrolled: broker.onEnrolled,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
     onDeviceUpdate: (deviceId, kind) => {
       events.emit({ type: 'device', deviceId, kind });
       if (kind !== 'telemetry') void rollouts.tick();
     },
   });
-  routerStats = router.stats;
   mqtt.onMessage((topic, payload) => {
     void router.handle(topic, payload);
   });
-  await mqtt.subscribe(CLOUD_SUBSCRIPTIONS);
-  // The embedded broker keeps retained messages in memory only: publish the stored targets again.
+  return router;
+}
+
+/**
+ * Targets are retained messages, but the embedded broker keeps them in memory only and an
+ * external one may run without persistence: publish the stored targets now and after each
+ * reconnect, or a device that (re)connects later would find no target at all.
+ */
+async function keepTargetsPublished(targets: TargetService, mqtt: CloudMqtt, logger: Logger): Promise<void> {
   await targets.republishAll();
-  // So may an external one (Mosquitto without persistence): after each reconnect, publish them
-  // again, or a device that (re)connects later would find no target at all.
   mqtt.client.on('connect', () => {
     targets.republishAll().catch((error) => logger.warn({ err: error }, 'republishing targets failed'));
   });
-
-  // Rollouts continue from their stored state after a restart.
-  rollouts.start();
-  monitor.start();
-  const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
-  const app = await buildConsoleServer({ services, logger });
-  const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
-  const httpUrl = address.replace('127.0.0.1', 'localhost');
-  logger.info({ httpUrl, mqttUrl, dataDir: options.dataDir }, 'cloud started');
-
-  return {
-    httpUrl,
-    mqttUrl,
-    adminToken,
-    services,
-    routerStats: router.stats,
-    httpRoutes: (app as unknown as { fleetmlRoutes: Array<{ method: string; url: string }> }).fleetmlRoutes,
-    disconnectDevice: services.disconnectDevice,
-    stop: async () => {
-      services.jobs.stop();
-      await rollouts.stop();
-      await app.close();
-      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
-      await monitor.stop();
-      await mqtt.close();
-      await broker?.close();
-      db.close();
-      logger.info('cloud stopped');
-    },
-  };
 }

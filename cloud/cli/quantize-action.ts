@@ -6,9 +6,16 @@ import { loadSamples } from '../compression/quantize/calibrate/data.js';
 import type { CalibrationMethod } from '../compression/quantize/calibrate/methods.js';
 import { quantizeWithFallback } from '../compression/quantize/fallback.js';
 import { buildQdq, calibrateModel } from '../compression/quantize/static.js';
+import { hostProfile, resolveReduceRange } from '../compression/quantize/target.js';
 import { tuneForLatency } from '../compression/quantize/tune.js';
 import { numberOption } from './number-option.js';
 import type { QuantizeFlags } from './quantize.js';
+
+/** The CPU the model was built for (this machine) and whether it got 7-bit weights for it. */
+const hostTarget = () => ({
+  target: hostProfile()?.name ?? process.arch,
+  reduceRange: resolveReduceRange('host'),
+});
 
 const num = (value: string | undefined, flag: string) => numberOption(value, flag);
 
@@ -36,6 +43,7 @@ async function runWeightFormat(modelPath: string, flags: QuantizeFlags, format: 
     sizeBytes: size,
     quantizedNodes: result.quantizedNodes ?? result.fp16Nodes,
     floatOps: result.floatOps,
+    ...(format === 'dynamic' ? hostTarget() : {}),
     seconds: (performance.now() - started) / 1000,
   };
   if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -145,6 +153,7 @@ export async function runQuantize(modelPath: string, flags: QuantizeFlags): Prom
     method: flags.method,
     activations: flags.activations,
     perChannel: flags.perChannel,
+    ...hostTarget(),
     quantizedNodes: result.quantizedNodes,
     floatOps: result.floatOps,
     keptFloat: result.keptFloat ?? [],

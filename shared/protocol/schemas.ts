@@ -161,7 +161,7 @@ export const telemetryRecordSchema = z.object({
   tempC: finite.nullable(),
   modelId: z.string().max(128).nullable(),
   latency: latencyStatsSchema.nullable(),
-  // Added by the agent (issue 5); optional so older agents stay valid.
+  // Added in protocol 1.x; optional so older agents stay valid.
   cpuLoadPerCore: z.array(z.number().min(0).max(100)).max(1024).optional(),
   diskFreeBytes: nonNegative.nullable().optional(),
   /** Pi vcgencmd get_throttled bits (0 under-voltage, 1 capped, 2 throttled, 3 soft limit, 16-19 occurred). */
@@ -212,7 +212,7 @@ export const benchReportSchema = z.object({
   throughput: nonNegative,
   loadMs: nonNegative,
   at: isoTime,
-  // Added by the agent (issue 5); optional so older agents stay valid.
+  // Added in protocol 1.x; optional so older agents stay valid.
   peakRssBytes: nonNegative.optional(),
   /** CPU temperature right before and after the timed runs, °C (null: no sensor). */
   tempBeforeC: finite.nullable().optional(),

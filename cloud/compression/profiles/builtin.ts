@@ -3,7 +3,7 @@ import type { DeviceProfile } from './types.js';
 const MiB = 1024 * 1024;
 
 /**
- * The built-in profiles (design notes, section 4). Users add their own through the API or a
+ * The built-in profiles (the device table in docs/architecture.md). Users add their own through the API or a
  * JSON file; a user profile with the same name replaces a built-in one.
  */
 export const BUILTIN_PROFILES: DeviceProfile[] = [

@@ -19,6 +19,8 @@ export interface EmitOptions {
   activationType: QuantType;
   /** Per-channel weight scales (needs opset 13); otherwise one scale per weight tensor. */
   perChannel: boolean;
+  /** Symmetric weight bits: 8 (±127) or 7 (±63, reduce range for x86 without VNNI). */
+  weightBits: 7 | 8;
   /** The calibrated range of a tensor (throws if calibration did not see it). */
   range(tensor: string): Range;
 }
@@ -138,6 +140,7 @@ export function emitQdq(model: ModelProto, plan: QuantPlan, options: EmitOptions
         tensorFloats(w),
         perChannel ? dims : [1, ...dims],
         perChannel ? axis : 0,
+        options.weightBits,
       );
       weightScales = scales;
       node.input[wi] = dequantized(

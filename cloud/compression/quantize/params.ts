@@ -45,10 +45,6 @@ export function quantizeValue(x: number, p: QParams): number {
   return q < min ? min : Math.min(q, max);
 }
 
-export function dequantizeValue(q: number, p: QParams): number {
-  return (q - p.zeroPoint) * p.scale;
-}
-
 /** Quantizes a whole array per tensor into the typed array of `p.type`. */
 export function quantizeArray(values: Float32Array, p: QParams): Int8Array | Uint8Array {
   const out = p.type === 'int8' ? new Int8Array(values.length) : new Uint8Array(values.length);

@@ -14,6 +14,7 @@ import { padChannels } from './pad-channels.js';
 import type { QuantType } from './params.js';
 import { planQuantization } from './plan.js';
 import { rewriteForQuantization } from './rewrite.js';
+import { type ReduceRange, resolveReduceRange, weightBits } from './target.js';
 
 export interface CalibrationOptions {
   /** Range method: minmax | percentile | entropy | mse; default 'minmax'. */
@@ -125,6 +126,11 @@ export interface QdqOptions {
   exclude: string[];
   /** Op types kept in float; default none. */
   excludeOps: string[];
+  /**
+   * 7-bit weights, so that x86 without VNNI cannot saturate (see target.ts); default 'host':
+   * decided by the built-in profile this machine matches (on for x86-avx2).
+   */
+  reduceRange: ReduceRange;
 }
 
 export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
@@ -132,6 +138,7 @@ export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
   perChannel: true,
   exclude: [],
   excludeOps: [],
+  reduceRange: 'host',
 };
 
 export interface QdqResult {
@@ -161,6 +168,7 @@ export function buildQdq(calibrated: CalibratedModel, options: Partial<QdqOption
   emitQdq(model, plan, {
     activationType: o.activationType,
     perChannel: o.perChannel,
+    weightBits: weightBits(resolveReduceRange(o.reduceRange)),
     range: (t) => {
       const s = calibrated.stats.get(t);
       if (!s || s.count === 0)

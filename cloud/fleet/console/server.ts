@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { ERROR_CATALOG, isFleetError } from '../../../shared/errors/index.js';
+import { ERROR_CATALOG, httpStatusOf, isFleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { CloudServices } from '../../services.js';
 import { buildOpenApi, type DocumentedRoute, type RouteDoc } from './openapi.js';
@@ -16,20 +16,12 @@ import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerStreamRoute } from './routes/stream.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 
-const STATUS_BY_CODE: Record<string, number> = {
-  INPUT_INVALID: 400,
-  ONNX_DECODE: 400,
-  ONNX_INVALID: 400,
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  ARTIFACT_NOT_FOUND: 404,
-  CONFLICT: 409,
-  RATE_LIMITED: 429,
-  MANIFEST_SIGNATURE: 400,
-  NPY_INVALID: 400,
-  QUANT_FAILED: 422,
-};
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, for the auth test that walks them all and the OpenAPI document. */
+    fleetmlRoutes: DocumentedRoute[];
+  }
+}
 
 export interface ConsoleServerOptions {
   services: CloudServices;
@@ -61,7 +53,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
 
   app.setErrorHandler((error, _request, reply) => {
     if (isFleetError(error)) {
-      return reply.status(STATUS_BY_CODE[error.code] ?? 500).send({ error: error.toJSON() });
+      return reply.status(httpStatusOf(error.code)).send({ error: error.toJSON() });
     }
     const fastifyError = error as { validation?: unknown; statusCode?: number; message: string };
     if (fastifyError.validation) {
