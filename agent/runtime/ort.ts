@@ -211,6 +211,14 @@ export function inputInfo(session: OrtSession): TensorInfo[] {
   );
 }
 
+export function outputInfo(session: OrtSession): TensorInfo[] {
+  return session.outputMetadata.map((m) =>
+    m.isTensor
+      ? { name: m.name, type: m.type, shape: [...m.shape] }
+      : { name: m.name, type: 'unknown', shape: [] },
+  );
+}
+
 /** Needs onnxruntime loaded (any session created, or loadOrt()). */
 export function makeTensor(type: string, data: OrtModule.Tensor['data'], dims: readonly number[]): OrtTensor {
   return new (loadedOrt().Tensor)(type as 'float32', data as Float32Array, dims);
