@@ -121,6 +121,11 @@ export const AGENT_DEFAULTS = {
    * is the host's.
    */
   factsRoot: '',
+  /**
+   * A user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so
+   * (Jetson builds with CUDA/TensorRT); '' = the installed onnxruntime-node.
+   */
+  onnxruntimePath: '',
   /** pino log level. */
   logLevel: 'info',
   /** Log lines: 'auto' = readable on a terminal, JSON when piped; or always 'pretty' / 'json'. */
@@ -176,6 +181,7 @@ export const agentConfigSchema = z.object({
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
   factsRoot: z.string(),
+  onnxruntimePath: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   logFormat: z.enum(['auto', 'pretty', 'json']),
   name: z.string().max(255),

@@ -19,12 +19,12 @@ export function register(program: Command): void {
     .option('--runs <n>', 'timed runs', '100')
     .option('--warmup <n>', 'warm-up runs', '10')
     .option('--budget <ms>', 'time budget for the timed runs in ms', '30000')
-    .option('--threads <n>', 'intra-op threads, 0 = onnxruntime default', '0')
+    .option('--threads <n>', 'intra-op threads, 0 = one per core', '0')
     .option('--json', 'print one JSON object on stdout')
     .action(async (models: string[], flags: Record<string, string | boolean | undefined>) => {
       const { stat } = await import('node:fs/promises');
       const { benchmarkModel } = await import('../bench/benchmark.js');
-      const { chooseExecutionProvider } = await import('../runtime/ort.js');
+      const { chooseExecutionProvider, intraOpThreadsFor } = await import('../runtime/ort.js');
       const sizes: number[] = [];
       for (const model of models) {
         const info = await stat(model).catch(() => {
@@ -86,7 +86,8 @@ export function register(program: Command): void {
             throttled: r.throttled,
             ratios,
           }));
-          process.stdout.write(`${JSON.stringify({ ep, baseline: models[0], models: out })}\n`);
+          const threads = intraOpThreadsFor(profile.intraOpThreads);
+          process.stdout.write(`${JSON.stringify({ ep, threads, baseline: models[0], models: out })}\n`);
         } else {
           process.stdout.write(`${formatComparison(compared)}\n`);
         }
@@ -108,6 +109,7 @@ export function register(program: Command): void {
           loadMs,
           peakRssBytes,
           ep,
+          threads: intraOpThreadsFor(profile.intraOpThreads),
           runs,
           warmupRuns,
         };

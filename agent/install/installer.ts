@@ -9,6 +9,7 @@ import type { GoldenSet } from '../../shared/manifest/index.js';
 import type { ExecutionProvider, Manifest } from '../../shared/protocol/index.js';
 import { type BenchmarkOptions, type BenchmarkResult, runBenchmark } from '../bench/benchmark.js';
 import { createSession, DEFAULT_SESSION_PROFILE, type SessionProfile } from '../runtime/ort.js';
+import { precisionOfVariant } from '../runtime/tensorrt.js';
 import type { SlotName, StateStore } from '../store/agent-state.js';
 import { fsyncDir, readJsonFile, writeFileAtomic } from '../store/files.js';
 import { checkGolden, type GoldenResult } from './golden-check.js';
@@ -100,7 +101,12 @@ export class Installer {
         timeoutMs: checkTimeoutMs,
         dynamicDim: this.o.bench.dynamicDim ?? 1,
         servingShapes: manifest.servingShapes,
-        profile: { ...DEFAULT_SESSION_PROFILE, ...this.o.profile, ep: this.o.ep },
+        profile: {
+          ...DEFAULT_SESSION_PROFILE,
+          ...this.o.profile,
+          ep: this.o.ep,
+          precision: precisionOfVariant(manifest.variant),
+        },
       });
       this.o.logger.debug(
         { slot, loadMs: check.loadMs, runMs: check.runMs },
@@ -108,7 +114,11 @@ export class Installer {
       );
     }
     const t0 = performance.now();
-    const session = await createSession(this.modelPath(slot), { ...this.o.profile, ep: this.o.ep });
+    const session = await createSession(this.modelPath(slot), {
+      ...this.o.profile,
+      ep: this.o.ep,
+      precision: precisionOfVariant(manifest.variant),
+    });
     const loadMs = performance.now() - t0;
     try {
       const goldenResult = golden

@@ -102,6 +102,7 @@ export async function runCompression(request: CompressionRequest): Promise<Compr
     profile: request.profile.name,
     maxAccuracyDrop: maxDrop,
     latencyObjectiveMs: plan.latencyObjectiveMs,
+    int8Decisions: request.profile.int8.decisions,
     student: plan.student,
     samples: { train: data.train.count, holdout: data.holdout.count },
     servingShapes: shapes.servingShapes,
@@ -220,7 +221,12 @@ function toCodedReason(error: unknown): { code: string; message: string } {
 function recommend(rows: VariantReport[]): string | null {
   const measured = rows.filter((r) => r.status === 'ok');
   return recommendVariant(
-    measured.map((r) => ({ name: r.name, accepted: r.accepted, latencyMs: r.latencyMs })),
+    // A compressed variant that measured no faster than the original is never recommended.
+    measured.map((r) => ({
+      name: r.name,
+      accepted: r.accepted && r.verdict !== 'not-faster',
+      latencyMs: r.latencyMs,
+    })),
   );
 }
 

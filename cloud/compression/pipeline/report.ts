@@ -1,4 +1,5 @@
 import type { EvaluationReport } from '../evaluate/evaluate.js';
+import { verdictOf } from '../evaluate/verdict.js';
 import type { PlannedVariant } from '../profiles/planner.js';
 
 /** How one variant ended: built and measured, failed on its own, or skipped (its source failed). */
@@ -19,6 +20,8 @@ export interface VariantReport {
   cosine: number | null;
   latencyMs: number | null;
   latencyRatio: number | null;
+  /** Whether it ran faster than the original on the build machine (null for the original or unbuilt). */
+  verdict: 'faster' | 'not-faster' | null;
   sizeRatio: number | null;
   accepted: boolean;
   /** Nodes left in float (quantized variants). */
@@ -33,6 +36,11 @@ export interface CompressionReport {
   profile: string;
   maxAccuracyDrop: number;
   latencyObjectiveMs: number;
+  /**
+   * Where the INT8 variants' per-op choices come from: 'measured' on this (x86) build machine,
+   * or 'rules' fitting the profile's kernels (ARM, TensorRT), to be confirmed by its devices.
+   */
+  int8Decisions: 'measured' | 'rules';
   student: string;
   samples: { train: number; holdout: number };
   /** The shape each input was calibrated and measured at (input name -> dims, batch 1). */
@@ -77,6 +85,7 @@ export function measuredVariant(m: MeasuredVariantInput): VariantReport {
     cosine: e.cosine ?? null,
     latencyMs: e.model.latencyMs ?? null,
     latencyRatio: e.latencyRatio ?? null,
+    verdict: m.variant.name === 'original' ? null : verdictOf(e.latencyRatio),
     sizeRatio: m.size / m.originalSize,
     accepted,
     keptFloat: m.keptFloat,
@@ -104,6 +113,7 @@ export function unbuiltVariant(
     cosine: null,
     latencyMs: null,
     latencyRatio: null,
+    verdict: null,
     sizeRatio: null,
     accepted: false,
     keptFloat: [],

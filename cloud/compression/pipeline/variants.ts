@@ -13,6 +13,7 @@ import type { SampleSet } from '../quantize/calibrate/data.js';
 import { quantizeWithFallback } from '../quantize/fallback.js';
 import { convertToFp16 } from '../quantize/fp16.js';
 import { buildQdq, calibrateModel } from '../quantize/static.js';
+import { int8OptionsFor } from '../quantize/target.js';
 import type { CompressionData } from './data-split.js';
 
 export interface VariantContext {
@@ -105,8 +106,11 @@ async function distillStudent(ctx: VariantContext): Promise<BuiltVariant> {
  */
 async function quantizeVariant(ctx: VariantContext): Promise<BuiltVariant> {
   const { data, profile } = ctx;
-  const calibrated = await calibrateModel(decodeModel(ctx.source), data.train, { samples: 64 });
-  const qdq = { activationType: profile.int8.activations, perChannel: profile.int8.perChannel };
+  const calibrated = await calibrateModel(decodeModel(ctx.source), data.train, {
+    samples: 64,
+    x86Kernels: profile.arch === 'x64',
+  });
+  const qdq = int8OptionsFor(profile);
   const plain = buildQdq(calibrated, qdq);
   if (!data.holdout.labels || ctx.originalAccuracy === null)
     return { bytes: encodeModel(plain.model), keptFloat: [] };
@@ -125,12 +129,15 @@ async function quantizeVariant(ctx: VariantContext): Promise<BuiltVariant> {
  */
 async function quantizeStudent(ctx: VariantContext): Promise<BuiltVariant> {
   const { data, profile } = ctx;
-  const qdq = { activationType: profile.int8.activations, perChannel: profile.int8.perChannel };
+  const qdq = int8OptionsFor(profile);
   const quantizer: QuantizerHook = {
     // Weights are symmetric per channel (max / 127) in both places, so the fine-tuned weights
     // meet the same weight scales; activation ranges are calibrated again on the same data.
     quantize: async (model) => {
-      const calibrated = await calibrateModel(model, data.train, { samples: 64 });
+      const calibrated = await calibrateModel(model, data.train, {
+        samples: 64,
+        x86Kernels: profile.arch === 'x64',
+      });
       return { model: buildQdq(calibrated, qdq).model, scales: symmetricWeightScales(model, qdq.perChannel) };
     },
   };

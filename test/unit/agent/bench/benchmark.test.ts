@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,8 @@ describe('on-device benchmark', () => {
     expect(out.ep).toBe('cpu');
     expect(out).toHaveProperty('throttled', false);
     expect(out.runs).toBe(5);
+    // --threads defaults to 0: one intra-op thread per core, not onnxruntime's own pick.
+    expect(out.threads).toBe(availableParallelism());
   });
 
   it('`fleetml bench a b --json` compares models side by side with ratios against the first', async () => {
