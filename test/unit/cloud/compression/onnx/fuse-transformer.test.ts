@@ -28,11 +28,8 @@ describe('transformer fusion before quantization', () => {
     // Quantized, the normalisation stays one float op: LayerNormalization reads a DQ, no Q/DQ inside.
     const q = buildQdq(calibrated);
     expect(q.floatOps.LayerNormalization).toBe(3);
-    expect(
-      q.model.graph.node.some((n) => n.opType === 'ReduceMean' && n.name?.startsWith('ReduceMean')),
-    ).toBe(
-      true, // only the pooling mean over T is left
-    );
+    // Only the pooling mean over T is left of the ReduceMeans.
+    expect(q.model.graph.node.filter((n) => n.opType === 'ReduceMean')).toHaveLength(1);
     const c = (await runOnce(q.model, { x })).logits.data as Float32Array;
     expect(cosine(a, c)).toBeGreaterThan(0.98);
   });
