@@ -92,7 +92,8 @@ for (const [label, spec] of CONFIGS) {
   }
 }
 
-const body = `Command: \`npx tsx scripts/bench/quantize-transformer.ts\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}.
+const body = `Load average at the end: ${loadavg()[0].toFixed(1)} (with other jobs on the machine absolute times mean little; the ratios come from paired runs).
+Command: \`npx tsx scripts/bench/quantize-transformer.ts\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}.
 Transformer classifiers from \`test/fixtures/transformer.ts\` (built with the project's ONNX builder, seeded random
 weights), batch ${BATCH}; latency ratio = INT8 p50 / FP32 p50 measured block-alternating in the same run
 (threads = cores, not spinning); fidelity against FP32 on 256 random inputs (no trained weights: top-1 agreement and
