@@ -8,6 +8,7 @@
  * Writes the "## Transformers (issue 16)" section of BENCHMARKS.md.
  * Run: npx tsx scripts/bench/quantize-transformer.ts
  */
+import { loadavg } from 'node:os';
 import { agreement, argmaxRows, cosine } from '../../cloud/compression/evaluate/metrics.js';
 import { benchmarkFeeds, measureSpeedVerdict } from '../../cloud/compression/evaluate/verdict.js';
 import { runOnce } from '../../cloud/compression/onnx/ort-eval.js';
