@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .option('--ep <ep>', 'execution provider: auto|cpu|cuda|tensorrt', 'cpu')
     .option(
       '--shape <dims>',
-      'input shape for dynamic dimensions, e.g. 1,3,48,320 (default: dynamic dims = 1)',
+      'input shape for dynamic dimensions, e.g. 1,3,48,320 (without it, symbolic dims are set to 1 and named in a warning)',
     )
     .option('--runs <n>', 'timed runs', '100')
     .option('--warmup <n>', 'warm-up runs', '10')
@@ -113,13 +113,19 @@ export function register(program: Command): void {
           runs,
           warmupRuns,
         };
-        process.stdout.write(`${JSON.stringify({ ...out, tempBeforeC, tempAfterC, throttled })}\n`);
+        const { inputShapes, unresolvedDims } = result;
+        process.stdout.write(
+          `${JSON.stringify({ ...out, tempBeforeC, tempAfterC, throttled, inputShapes, unresolvedDims })}\n`,
+        );
       } else {
         process.stdout.write(
           `${model} on ${ep}: ${result.runs} runs after ${result.warmupRuns} warm-up\n` +
             `  p50 ${result.p50Ms.toFixed(3)} ms  p90 ${result.p90Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms  max ${result.maxMs.toFixed(3)} ms\n` +
             `  throughput ${result.throughput.toFixed(1)}/s  load ${result.loadMs.toFixed(1)} ms  peak RSS ${(result.peakRssBytes / 1048576).toFixed(1)} MiB\n` +
-            `  temperature ${result.tempBeforeC ?? '?'} -> ${result.tempAfterC ?? '?'} °C${result.throttled ? '  THROTTLED: latencies are suspect' : ''}\n`,
+            `  temperature ${result.tempBeforeC ?? '?'} -> ${result.tempAfterC ?? '?'} °C${result.throttled ? '  THROTTLED: latencies are suspect' : ''}\n` +
+            (result.unresolvedDims.length > 0
+              ? `  warning: symbolic dimensions ${result.unresolvedDims.join(', ')} set to 1 (at ${JSON.stringify(result.inputShapes)}); give --shape\n`
+              : ''),
         );
       }
     });

@@ -29,6 +29,19 @@ describe('on-device benchmark', () => {
     await session.release();
   });
 
+  it('runs at the serving shape, and names the symbolic dims only the last resort filled', async () => {
+    const served = await benchmarkModel(
+      modelPath,
+      { ep: 'cpu' },
+      { runs: 3, warmupRuns: 0, servingShapes: { x: [4, 16] } },
+    );
+    expect(served.inputShapes).toEqual({ x: [4, 16] });
+    expect(served.unresolvedDims).toEqual([]);
+    const guessed = await benchmarkModel(modelPath, { ep: 'cpu' }, { runs: 3, warmupRuns: 0 });
+    expect(guessed.inputShapes).toEqual({ x: [1, 16] });
+    expect(guessed.unresolvedDims).toEqual([expect.stringMatching(/^x:/)]);
+  });
+
   it('measures ordered percentiles, throughput and load time', async () => {
     const r = await benchmarkModel(modelPath, { ep: 'cpu' }, { runs: 30, warmupRuns: 3 });
     expect(r.runs).toBe(30);
