@@ -27,6 +27,7 @@ interface DistillCliOptions {
   threads: string;
   checkpointDir?: string;
   soft?: boolean;
+  task?: string;
 }
 
 const number = (value: string, flag: string, min?: number) => numberOption(value, flag, min);
@@ -64,6 +65,10 @@ export function register(program: Command): void {
       'let onnxruntime threads spin: fastest on a dedicated machine, slower when the cores are shared',
     )
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
+    .option(
+      '--task <kind>',
+      'classes | sequence ([N, T, C], per-timestep soft targets) | dense ([N, C, H, W] maps, per-pixel); default from the teacher output shape',
+    )
     .option('--checkpoint-dir <dir>', 'write the student after every epoch here')
     .requiredOption('-o, --output <student.onnx>', 'where to write the trained student')
     .option('--json', 'print one JSON object with the results on stdout')
@@ -83,6 +88,10 @@ export function register(program: Command): void {
           `--schedule must be constant, cosine or step, got ${opts.schedule}`,
         );
       }
+      const task = opts.task as 'classes' | 'sequence' | 'dense' | undefined;
+      if (task !== undefined && !['classes', 'sequence', 'dense'].includes(task)) {
+        throw new FleetError('INPUT_INVALID', `--task must be classes, sequence or dense, got ${opts.task}`);
+      }
       const alpha = number(opts.alpha, '--alpha', 0);
       if (alpha > 1) throw new FleetError('INPUT_INVALID', `--alpha must be in [0, 1], got ${opts.alpha}`);
       const result = await runDistill({
@@ -93,6 +102,7 @@ export function register(program: Command): void {
         valData: opts.valData,
         valLabels: opts.valLabels,
         output: opts.output,
+        task,
         progress: !opts.json || process.stderr.isTTY,
         train: {
           epochs: number(opts.epochs, '--epochs', 1),

@@ -15,7 +15,7 @@ export const BUILTIN_DATASETS = ['mnist'] as const;
 export async function loadTrainData(
   data: string,
   labels: string | undefined,
-  sampleShape: number[],
+  sampleShape: number[] | undefined,
 ): Promise<{ train: TrainData; builtinValidation?: TrainData }> {
   if (data === 'mnist') {
     const { train, test } = mnistSplit();
@@ -40,7 +40,8 @@ export async function loadTrainData(
   return { train: fitShape(train, sampleShape, data) };
 }
 
-function fitShape(d: TrainData, sampleShape: number[], label: string): TrainData {
+function fitShape(d: TrainData, sampleShape: number[] | undefined, label: string): TrainData {
+  if (!sampleShape) return d;
   const want = sampleShape.reduce((a, b) => a * b, 1);
   const have = d.sampleShape.reduce((a, b) => a * b, 1);
   if (want !== have) {
