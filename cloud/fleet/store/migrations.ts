@@ -200,3 +200,16 @@ MIGRATIONS.push(`
   ) WITHOUT ROWID;
   CREATE INDEX telemetry_rollup_by_device ON telemetry_rollup (device_id, resolution, bucket_start);
 `);
+
+// 7 (issue 14): a model's serving shapes (input name -> dims, JSON) and its release number: an
+// original upload of a name starts release n+1; its variants carry the original's release.
+MIGRATIONS.push(`
+  ALTER TABLE models ADD COLUMN serving_shapes TEXT;
+  ALTER TABLE models ADD COLUMN release INTEGER;
+  UPDATE models SET release = (
+    SELECT count(*) FROM models o
+    WHERE o.name = models.name AND o.source_model_id IS NULL AND o.created_at <= models.created_at
+  ) WHERE source_model_id IS NULL;
+  UPDATE models SET release = (SELECT o.release FROM models o WHERE o.id = models.source_model_id)
+  WHERE source_model_id IS NOT NULL;
+`);
