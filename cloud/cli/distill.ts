@@ -28,6 +28,33 @@ interface DistillCliOptions {
   checkpointDir?: string;
   soft?: boolean;
   task?: string;
+  imageSize?: string;
+  imageMean?: string;
+  imageStd?: string;
+}
+
+const numberList = (value: string | undefined, flag: string) => {
+  if (value === undefined) return undefined;
+  const values = value.split(',').map(Number);
+  if (values.some((v) => !Number.isFinite(v)))
+    throw new FleetError('INPUT_INVALID', `${flag} takes numbers separated by commas, got ${value}`);
+  return values;
+};
+
+function imageOptions(opts: DistillCliOptions) {
+  const size = opts.imageSize === undefined ? undefined : /^(\d+)x(\d+)$/.exec(opts.imageSize);
+  if (opts.imageSize !== undefined && !size) {
+    throw new FleetError(
+      'INPUT_INVALID',
+      `--image-size takes WIDTHxHEIGHT, e.g. 320x48, got ${opts.imageSize}`,
+    );
+  }
+  return {
+    width: size ? Number(size[1]) : undefined,
+    height: size ? Number(size[2]) : undefined,
+    mean: numberList(opts.imageMean, '--image-mean'),
+    std: numberList(opts.imageStd, '--image-std'),
+  };
 }
 
 const number = (value: string, flag: string, min?: number) => numberOption(value, flag, min);
@@ -37,7 +64,16 @@ export function register(program: Command): void {
     .command('distill')
     .description('Train a small student from an ONNX teacher (knowledge distillation on onnxruntime)')
     .requiredOption('--teacher <t.onnx>', 'teacher model')
-    .requiredOption('--data <x.npy>', "training inputs (.npy, [N, ...]) or the built-in 'mnist'")
+    .requiredOption(
+      '--data <x.npy|dir>',
+      "training inputs: .npy [N, ...], a folder of PNG/JPEG images, or the built-in 'mnist'",
+    )
+    .option('--image-size <WxH>', "images: resize to this size (default: the teacher's input size)")
+    .option(
+      '--image-mean <m[,m,m]>',
+      'images: per-channel mean subtracted after scaling to [0, 1] (default 0)',
+    )
+    .option('--image-std <s[,s,s]>', 'images: per-channel divisor after the mean (default 1)')
     .option(
       '--labels <y.npy>',
       'training labels (.npy of integers); without them the loss is soft targets only',
@@ -103,6 +139,7 @@ export function register(program: Command): void {
         valLabels: opts.valLabels,
         output: opts.output,
         task,
+        images: imageOptions(opts),
         progress: !opts.json || process.stderr.isTTY,
         train: {
           epochs: number(opts.epochs, '--epochs', 1),

@@ -1,9 +1,8 @@
 import { SingleBar } from 'cli-progress';
 import { FleetError } from '../../../shared/errors/index.js';
-import { readNpy, toFloat32, toLabels } from '../data/npy.js';
 import { loadModel, saveModel } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
-import { loadTrainData } from './data.js';
+import { type ImageOptions, loadTrainData } from './data.js';
 import type { DistillTask } from './losses.js';
 import { parseShrink, shrinkModel } from './students/shrink.js';
 import { buildTemplate, parseTemplate } from './students/templates.js';
@@ -20,6 +19,8 @@ export interface DistillRequest {
   valData?: string;
   valLabels?: string;
   output: string;
+  /** Size and normalisation when `data` is a folder of images. */
+  images?: ImageOptions;
   /** How to distil the outputs; default from the teacher's output shape (see task.ts). */
   task?: DistillTask;
   /** Draw a progress bar on stderr; default true. */
@@ -42,7 +43,12 @@ export interface DistillSummary {
 export async function runDistill(request: DistillRequest): Promise<DistillSummary> {
   const loaded = await loadModel(request.teacher);
   const fixed = staticSampleShape(loaded);
-  const { train, builtinValidation } = await loadTrainData(request.data, request.labels, fixed);
+  const { train, builtinValidation } = await loadTrainData(
+    request.data,
+    request.labels,
+    fixed,
+    request.images,
+  );
   // A teacher with free height/width (detectors, recognisers) runs at the data's size.
   const teacher = fixed ? loaded : pinSampleShape(loaded, train.sampleShape);
   const sampleShape = train.sampleShape;
@@ -101,16 +107,7 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
 }
 
 async function loadValidation(request: DistillRequest, sampleShape: number[]): Promise<TrainData> {
-  const x = await readNpy(request.valData!);
-  const data: TrainData = { x: toFloat32(x.data), count: x.shape[0], sampleShape };
-  if (x.data.length !== x.shape[0] * sampleShape.reduce((a, b) => a * b, 1)) {
-    throw new FleetError(
-      'ONNX_SHAPE',
-      `${request.valData}: samples do not fit the teacher's input [${sampleShape}]`,
-    );
-  }
-  if (request.valLabels) data.y = toLabels(await readNpy(request.valLabels));
-  return data;
+  return (await loadTrainData(request.valData!, request.valLabels, sampleShape, request.images)).train;
 }
 
 /** Per-sample shape of the teacher's first output on one training sample. */
