@@ -27,6 +27,34 @@ interface DistillCliOptions {
   threads: string;
   checkpointDir?: string;
   soft?: boolean;
+  task?: string;
+  imageSize?: string;
+  imageMean?: string;
+  imageStd?: string;
+}
+
+const numberList = (value: string | undefined, flag: string) => {
+  if (value === undefined) return undefined;
+  const values = value.split(',').map(Number);
+  if (values.some((v) => !Number.isFinite(v)))
+    throw new FleetError('INPUT_INVALID', `${flag} takes numbers separated by commas, got ${value}`);
+  return values;
+};
+
+function imageOptions(opts: DistillCliOptions) {
+  const size = opts.imageSize === undefined ? undefined : /^(\d+)x(\d+)$/.exec(opts.imageSize);
+  if (opts.imageSize !== undefined && !size) {
+    throw new FleetError(
+      'INPUT_INVALID',
+      `--image-size takes WIDTHxHEIGHT, e.g. 320x48, got ${opts.imageSize}`,
+    );
+  }
+  return {
+    width: size ? Number(size[1]) : undefined,
+    height: size ? Number(size[2]) : undefined,
+    mean: numberList(opts.imageMean, '--image-mean'),
+    std: numberList(opts.imageStd, '--image-std'),
+  };
 }
 
 const number = (value: string, flag: string, min?: number) => numberOption(value, flag, min);
@@ -36,7 +64,16 @@ export function register(program: Command): void {
     .command('distill')
     .description('Train a small student from an ONNX teacher (knowledge distillation on onnxruntime)')
     .requiredOption('--teacher <t.onnx>', 'teacher model')
-    .requiredOption('--data <x.npy>', "training inputs (.npy, [N, ...]) or the built-in 'mnist'")
+    .requiredOption(
+      '--data <x.npy|dir>',
+      "training inputs: .npy [N, ...], a folder of PNG/JPEG images, or the built-in 'mnist'",
+    )
+    .option('--image-size <WxH>', "images: resize to this size (default: the teacher's input size)")
+    .option(
+      '--image-mean <m[,m,m]>',
+      'images: per-channel mean subtracted after scaling to [0, 1] (default 0)',
+    )
+    .option('--image-std <s[,s,s]>', 'images: per-channel divisor after the mean (default 1)')
     .option(
       '--labels <y.npy>',
       'training labels (.npy of integers); without them the loss is soft targets only',
@@ -64,6 +101,10 @@ export function register(program: Command): void {
       'let onnxruntime threads spin: fastest on a dedicated machine, slower when the cores are shared',
     )
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
+    .option(
+      '--task <kind>',
+      'classes | sequence ([N, T, C], per-timestep soft targets) | dense ([N, C, H, W] maps, per-pixel); default from the teacher output shape',
+    )
     .option('--checkpoint-dir <dir>', 'write the student after every epoch here')
     .requiredOption('-o, --output <student.onnx>', 'where to write the trained student')
     .option('--json', 'print one JSON object with the results on stdout')
@@ -83,6 +124,10 @@ export function register(program: Command): void {
           `--schedule must be constant, cosine or step, got ${opts.schedule}`,
         );
       }
+      const task = opts.task as 'classes' | 'sequence' | 'dense' | undefined;
+      if (task !== undefined && !['classes', 'sequence', 'dense'].includes(task)) {
+        throw new FleetError('INPUT_INVALID', `--task must be classes, sequence or dense, got ${opts.task}`);
+      }
       const alpha = number(opts.alpha, '--alpha', 0);
       if (alpha > 1) throw new FleetError('INPUT_INVALID', `--alpha must be in [0, 1], got ${opts.alpha}`);
       const result = await runDistill({
@@ -93,6 +138,8 @@ export function register(program: Command): void {
         valData: opts.valData,
         valLabels: opts.valLabels,
         output: opts.output,
+        task,
+        images: imageOptions(opts),
         progress: !opts.json || process.stderr.isTTY,
         train: {
           epochs: number(opts.epochs, '--epochs', 1),

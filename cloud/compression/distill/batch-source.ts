@@ -26,6 +26,8 @@ export interface BatchNeeds {
   labels: boolean;
   hint: boolean;
   classes: number;
+  /** Turns the teacher's raw first output into loss targets (see task.ts); default as is. */
+  toTargets?: (raw: Float32Array) => Float32Array;
 }
 
 /** Teacher outputs computed once for every training sample: targets and (optional) hint tensors. */
@@ -103,7 +105,7 @@ export class ShiftedBatches implements BatchSource {
     }
     if (this.needs.teacherTargets || this.needs.hint) {
       const fresh = await this.teacher!.run(x, count);
-      run.teacherLogits = fresh[0];
+      run.teacherLogits = this.needs.toTargets ? this.needs.toTargets(fresh[0]) : fresh[0];
       if (this.needs.hint) run.teacherHint = fresh[1];
     }
     return run;

@@ -1,32 +1,35 @@
+import { argmaxRows } from '../evaluate/metrics.js';
 import type { ModelProto } from '../onnx/types.js';
-import { argmaxRows, ModelRunner } from './teacher.js';
+import { agreement } from './agreement.js';
+import type { DistillTask } from './losses.js';
+import { ModelRunner } from './teacher.js';
 import type { TrainData } from './trainer.js';
 
-/** Accuracy against labels and top-1 agreement with the teacher's logits, on `data`. */
+/**
+ * Accuracy against labels (class outputs) and agreement with the teacher's outputs on `data`
+ * (top-1 for classes, identical greedy CTC decodes for sequences, F1 of binarised maps for
+ * dense outputs; see agreement.ts).
+ */
 export async function evaluate(
   model: ModelProto,
   data: TrainData,
-  teacherLogits: Float32Array | undefined,
+  teacherOutputs: Float32Array | undefined,
   classes: number,
-  options: { intraOpThreads?: number } = {},
+  options: { intraOpThreads?: number; task?: DistillTask } = {},
 ): Promise<{ accuracy?: number; agreement?: number; errors?: number }> {
   const runner = await ModelRunner.create(model, 'student', options);
+  const task = options.task ?? 'classes';
   try {
-    const [logits] = await runner.run(data.x, data.count);
-    const predicted = argmaxRows(logits, classes);
+    const [outputs] = await runner.run(data.x, data.count);
     const result: { accuracy?: number; agreement?: number; errors?: number } = {};
-    if (data.y) {
+    if (data.y && task === 'classes') {
+      const predicted = argmaxRows(outputs, classes);
       let correct = 0;
       for (let i = 0; i < data.count; i++) if (predicted[i] === data.y[i]) correct++;
       result.accuracy = correct / data.count;
       result.errors = data.count - correct;
     }
-    if (teacherLogits) {
-      const t = argmaxRows(teacherLogits, classes);
-      let same = 0;
-      for (let i = 0; i < data.count; i++) if (predicted[i] === t[i]) same++;
-      result.agreement = same / data.count;
-    }
+    if (teacherOutputs) result.agreement = agreement(task, outputs, teacherOutputs, data.count, classes);
     return result;
   } finally {
     await runner.release();

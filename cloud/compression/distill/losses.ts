@@ -1,3 +1,4 @@
+import { FleetError } from '../../../shared/errors/index.js';
 import { attr, makeNode } from '../onnx/build.js';
 import { floatTensor, int64Tensor } from '../onnx/tensor.js';
 import type { NodeProto, TensorProto } from '../onnx/types.js';
@@ -15,7 +16,16 @@ export interface LossOptions {
   alpha?: number;
   /** Feature (hint) loss: weight * MSE(student tensor [projected], teacher tensor); default none. */
   hint?: HintOptions;
+  /**
+   * What the outputs are: 'classes' ([B, C] logits, soft targets over C), 'sequence'
+   * ([B, T, C], soft targets over C at every timestep, e.g. a CTC recogniser) or 'dense'
+   * ([B, C, H, W] maps: per-pixel binary cross-entropy against the teacher's probabilities when
+   * C = 1 (sigmoid maps), per-pixel soft targets over C otherwise). Default 'classes'.
+   */
+  task?: DistillTask;
 }
+
+export type DistillTask = 'classes' | 'sequence' | 'dense';
 
 export interface HintOptions {
   /** Student tensor (name in the student graph). */
@@ -53,7 +63,7 @@ export interface LossGraph {
  */
 export function buildLoss(
   logits: string,
-  options: LossOptions,
+  options: LossOptions & { denseChannels?: number },
   hintShapes?: { student: number[]; teacher: number[] },
   seed = 0,
 ): LossGraph {
@@ -69,25 +79,49 @@ export function buildLoss(
     initializers.push(floatTensor(`loss/${name}`, [], [value]));
     return `loss/${name}`;
   };
-  initializers.push(int64Tensor('loss/axis1', [1], [1]));
+  const task = o.task ?? 'classes';
+  // The axis soft targets normalise over: classes at 1 of [B, C], 2 of [B, T, C], 1 of [B, C, H, W].
+  initializers.push(int64Tensor('loss/axis1', [1], [task === 'sequence' ? 2 : 1]));
   const rowSum = (x: string, out: string) =>
     n('ReduceSum', [x, 'loss/axis1'], out, [attr.int('keepdims', 0)]);
   const mean = (x: string, out: string) => n('ReduceMean', [x], out, [attr.int('keepdims', 0)]);
   const terms: string[] = [];
   const usesTeacher = o.mode !== 'hard';
   const alpha = o.mode === 'soft' ? 1 : o.mode === 'hard' ? 0 : o.alpha;
-  if (usesTeacher && alpha > 0) {
+  if (usesTeacher && alpha > 0 && task === 'dense' && options.denseChannels === 1) {
+    // Sigmoid maps: mean over pixels of BCE(p_teacher, sigmoid(z)) = softplus(z) − p·z + const,
+    // with softplus(z) = relu(z) + log(1 + exp(−|z|)) (stable for large |z|).
+    const z = logits;
+    const abs = n('Add', [n('Relu', [z], 'relu_pos'), n('Relu', [n('Neg', [z], 'neg')], 'relu_neg')], 'abs');
+    const tail = n(
+      'Log',
+      [n('Add', [n('Exp', [n('Neg', [abs], 'neg_abs')], 'exp'), constant('one', 1)], 'one_plus')],
+      'log1p',
+    );
+    const softplus = n('Add', [n('Relu', [z], 'relu_z'), tail], 'softplus');
+    const bce = mean(
+      n('Sub', [softplus, n('Mul', [LOSS_INPUTS.teacherLogits, z], 'pz')], 'bce_terms'),
+      'bce',
+    );
+    terms.push(n('Mul', [bce, constant('bce_weight', alpha)], 'bce_weighted'));
+  } else if (usesTeacher && alpha > 0) {
     const t = constant('temperature', o.temperature);
+    const axis = task === 'sequence' ? -1 : task === 'dense' ? 1 : -1;
     const logQ = n('LogSoftmax', [n('Div', [logits, t], 'student_scaled')], 'student_logq', [
-      attr.int('axis', -1),
+      attr.int('axis', axis),
     ]);
     const teacherScaled = n('Div', [LOSS_INPUTS.teacherLogits, t], 'teacher_scaled');
-    const p = n('Softmax', [teacherScaled], 'teacher_p', [attr.int('axis', -1)]);
-    const logP = n('LogSoftmax', [teacherScaled], 'teacher_logp', [attr.int('axis', -1)]);
+    const p = n('Softmax', [teacherScaled], 'teacher_p', [attr.int('axis', axis)]);
+    const logP = n('LogSoftmax', [teacherScaled], 'teacher_logp', [attr.int('axis', axis)]);
     const kl = mean(rowSum(n('Mul', [p, n('Sub', [logP, logQ], 'log_ratio')], 'kl_terms'), 'kl_rows'), 'kl');
     terms.push(n('Mul', [kl, constant('kl_weight', alpha * o.temperature * o.temperature)], 'kl_weighted'));
   }
   if (alpha < 1) {
+    if (task !== 'classes')
+      throw new FleetError(
+        'INPUT_INVALID',
+        `labels are for class outputs; a ${task} output distils from the teacher alone (soft mode)`,
+      );
     const logS = n('LogSoftmax', [logits], 'student_logp', [attr.int('axis', -1)]);
     const ce = mean(rowSum(n('Mul', [LOSS_INPUTS.labels, logS], 'ce_terms'), 'ce_rows'), 'neg_ce');
     terms.push(n('Mul', [ce, constant('ce_weight', -(1 - alpha))], 'ce_weighted'));

@@ -1,11 +1,12 @@
 import { SingleBar } from 'cli-progress';
 import { FleetError } from '../../../shared/errors/index.js';
-import { readNpy, toFloat32, toLabels } from '../data/npy.js';
 import { loadModel, saveModel } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
-import { loadTrainData } from './data.js';
+import { type ImageOptions, loadTrainData } from './data.js';
+import type { DistillTask } from './losses.js';
 import { parseShrink, shrinkModel } from './students/shrink.js';
 import { buildTemplate, parseTemplate } from './students/templates.js';
+import { detectTask } from './task.js';
 import { ModelRunner } from './teacher.js';
 import { type TrainData, type TrainOptions, trainStudent } from './trainer.js';
 
@@ -18,6 +19,10 @@ export interface DistillRequest {
   valData?: string;
   valLabels?: string;
   output: string;
+  /** Size and normalisation when `data` is a folder of images. */
+  images?: ImageOptions;
+  /** How to distil the outputs; default from the teacher's output shape (see task.ts). */
+  task?: DistillTask;
   /** Draw a progress bar on stderr; default true. */
   progress?: boolean;
   train: TrainOptions;
@@ -36,21 +41,29 @@ export interface DistillSummary {
 
 /** The `fleetml distill` pipeline: load, build the student, train, write the student. */
 export async function runDistill(request: DistillRequest): Promise<DistillSummary> {
-  const teacher = await loadModel(request.teacher);
-  const probe = await ModelRunner.create(teacher, 'teacher');
-  const sampleShape = probe.sampleShape;
-  const inputName = probe.input;
-  await probe.release();
-  const { train, builtinValidation } = await loadTrainData(request.data, request.labels, sampleShape);
+  const loaded = await loadModel(request.teacher);
+  const fixed = staticSampleShape(loaded);
+  const { train, builtinValidation } = await loadTrainData(
+    request.data,
+    request.labels,
+    fixed,
+    request.images,
+  );
+  // A teacher with free height/width (detectors, recognisers) runs at the data's size.
+  const teacher = fixed ? loaded : pinSampleShape(loaded, train.sampleShape);
+  const sampleShape = train.sampleShape;
+  const inputName = firstInput(teacher).name;
   const validation = request.valData ? await loadValidation(request, sampleShape) : builtinValidation;
-  const classes = await teacherClasses(teacher, train);
+  const targetShape = await teacherOutputShape(teacher, train);
+  const task = request.task ?? request.train.loss?.task ?? detectTask(targetShape);
   const student = await loadStudent(request.student, teacher, {
     sampleShape,
-    classes,
+    classes: targetShape.reduce((a, b) => a * b, 1),
     inputName,
     seed: request.train.seed ?? 0,
   });
-  const mode = train.y ? 'distill' : 'soft';
+  // Labels only mean something for class outputs; other tasks distil from the teacher alone.
+  const mode = train.y && task === 'classes' ? 'distill' : 'soft';
   const bar =
     request.progress === false
       ? undefined
@@ -62,7 +75,7 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
   let lastEpoch = 0;
   const result = await trainStudent(student, teacher, train, validation, {
     ...request.train,
-    loss: { ...request.train.loss, mode },
+    loss: { ...request.train.loss, mode, task },
     onProgress: (e) => {
       if (!bar) return;
       const payload = {
@@ -94,27 +107,54 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
 }
 
 async function loadValidation(request: DistillRequest, sampleShape: number[]): Promise<TrainData> {
-  const x = await readNpy(request.valData!);
-  const data: TrainData = { x: toFloat32(x.data), count: x.shape[0], sampleShape };
-  if (x.data.length !== x.shape[0] * sampleShape.reduce((a, b) => a * b, 1)) {
-    throw new FleetError(
-      'ONNX_SHAPE',
-      `${request.valData}: samples do not fit the teacher's input [${sampleShape}]`,
-    );
-  }
-  if (request.valLabels) data.y = toLabels(await readNpy(request.valLabels));
-  return data;
+  return (await loadTrainData(request.valData!, request.valLabels, sampleShape, request.images)).train;
 }
 
-async function teacherClasses(teacher: ModelProto, train: TrainData): Promise<number> {
+/** Per-sample shape of the teacher's first output on one training sample. */
+async function teacherOutputShape(teacher: ModelProto, train: TrainData): Promise<number[]> {
   const runner = await ModelRunner.create(teacher, 'teacher');
   try {
     const size = train.sampleShape.reduce((a, b) => a * b, 1);
-    const [out] = await runner.run(train.x.subarray(0, size), 1);
-    return out.length;
+    await runner.run(train.x.subarray(0, size), 1);
+    return runner.lastShapes[0];
   } finally {
     await runner.release();
   }
+}
+
+function firstInput(model: ModelProto) {
+  const inits = new Set((model.graph.initializer ?? []).map((t) => t.name));
+  const input = (model.graph.input ?? []).find((i) => !inits.has(i.name));
+  if (!input) throw new FleetError('ONNX_INVALID', 'teacher model has no input');
+  return input;
+}
+
+/** The teacher's sample shape when every dimension after the batch axis is fixed. */
+export function staticSampleShape(model: ModelProto): number[] | undefined {
+  const dims = (firstInput(model).type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => d.dimValue ?? 0);
+  return dims.some((d) => !d) ? undefined : dims;
+}
+
+/** A copy of `model` whose input has the given sample shape (the batch axis stays free). */
+export function pinSampleShape(model: ModelProto, sampleShape: number[]): ModelProto {
+  const input = firstInput(model);
+  const have = input.type?.tensorType?.shape?.dim ?? [];
+  if (have.length !== sampleShape.length + 1) {
+    throw new FleetError(
+      'ONNX_SHAPE',
+      `data samples [${sampleShape}] do not fit the teacher's input of rank ${have.length}`,
+    );
+  }
+  have.slice(1).forEach((d, i) => {
+    if (d.dimValue && d.dimValue !== sampleShape[i])
+      throw new FleetError('ONNX_SHAPE', `data samples [${sampleShape}] do not fit the teacher's input`);
+  });
+  const dim = [have[0], ...sampleShape.map((v) => ({ dimValue: v }))];
+  const pinned = { ...input, type: { tensorType: { ...input.type!.tensorType!, shape: { dim } } } };
+  return {
+    ...model,
+    graph: { ...model.graph, input: model.graph.input!.map((i) => (i === input ? pinned : i)) },
+  };
 }
 
 /** The student a `--student` spec names: a shrunk teacher, a template, or an ONNX file. */

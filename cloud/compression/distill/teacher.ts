@@ -109,15 +109,3 @@ export class ModelRunner {
     await this.session.release();
   }
 }
-
-/** Index of the largest value of each row. */
-export function argmaxRows(values: Float32Array, width: number): Int32Array {
-  const rows = values.length / width;
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < width; c++) if (values[r * width + c] > values[r * width + best]) best = c;
-    out[r] = best;
-  }
-  return out;
-}

@@ -13,9 +13,11 @@ import { writeCheckpoint } from './checkpoints.js';
 import { BestEpochKeeper, epochScore } from './early-stopping.js';
 import { evaluate } from './evaluate.js';
 import { countParameters, exportStudent } from './export.js';
+import type { DistillTask } from './losses.js';
 import { defaultLearningRate } from './optim/optimizers.js';
 import { learningRate } from './optim/schedule.js';
 import { trainingForm } from './students/training-form.js';
+import { detectTask, outputActivation, toTargets } from './task.js';
 import { ModelRunner } from './teacher.js';
 import {
   DEFAULT_TRAIN_OPTIONS,
@@ -42,6 +44,7 @@ interface Setup {
   valTeacher?: Float32Array;
   rng: () => number;
   stepsPerEpoch: number;
+  task: DistillTask;
 }
 
 /**
@@ -113,11 +116,15 @@ async function prepare(
     : undefined;
   try {
     const shapes = runner ? await teacherShapes(runner, train) : undefined;
-    const classes = shapes ? shapes.target.reduce((a, b) => a * b, 1) : maxLabel(train.y!) + 1;
+    const task = o.loss?.task ?? (shapes ? detectTask(shapes.target) : 'classes');
+    const targetShape = shapes?.target ?? [maxLabel(train.y!) + 1];
+    const classes = targetShape[targetShape.length - 1];
+    const activation = teacher ? outputActivation(teacher.graph) : 'none';
     const graph = await buildTrainingGraph(trainingForm(student, o.seed, train.sampleShape), {
       batch: o.batch,
-      classes,
-      loss: o.loss,
+      classes: task === 'classes' ? targetShape.reduce((a, b) => a * b, 1) : classes,
+      targetShape,
+      loss: { ...o.loss, task },
       optimizer: o.optimizer,
       teacherHintShape: shapes?.hint,
       seed: o.seed,
@@ -127,7 +134,8 @@ async function prepare(
       teacherTargets: graph.uses.teacherLogits,
       labels: graph.uses.labels,
       hint: graph.uses.teacherHint,
-      classes,
+      classes: graph.classes,
+      toTargets: (raw) => toTargets(raw, activation, task, targetShape[0]),
     };
     const rng = createRng(o.seed ^ 0x5eed);
     const batches: BatchSource =
@@ -136,16 +144,8 @@ async function prepare(
         : new ResidentBatches(session, train, await teacherCache(runner, train, needs), needs);
     const valTeacher =
       runner && validation ? (await runner.run(validation.x, validation.count))[0] : undefined;
-    return {
-      o,
-      graph,
-      session,
-      teacher: runner,
-      batches,
-      valTeacher,
-      rng,
-      stepsPerEpoch: Math.floor(train.count / o.batch),
-    };
+    const stepsPerEpoch = Math.floor(train.count / o.batch);
+    return { o, graph, session, teacher: runner, batches, valTeacher, rng, stepsPerEpoch, task };
   } catch (error) {
     await runner?.release();
     throw error;
@@ -171,8 +171,8 @@ async function teacherCache(
   needs: BatchNeeds,
 ): Promise<TeacherCache | undefined> {
   if (!runner || !(needs.teacherTargets || needs.hint)) return undefined;
-  const [targets, hint] = await runner.run(train.x, train.count);
-  return { targets, hint };
+  const [raw, hint] = await runner.run(train.x, train.count);
+  return { targets: needs.toTargets ? needs.toTargets(raw) : raw, hint };
 }
 
 /** One pass over the training data in runs of K steps; returns the mean step loss. */
@@ -224,6 +224,7 @@ async function closeEpoch(
   if (validation) {
     const scores = await evaluate(exportStudent(student, values), validation, s.valTeacher, s.graph.classes, {
       intraOpThreads: s.o.intraOpThreads,
+      task: s.task,
     });
     Object.assign(record, scores);
   }

@@ -10,6 +10,7 @@ import { type CarriedTensor, wrapInLoop } from './loop.js';
 import { buildLoss, LOSS_INPUTS, type LossOptions } from './losses.js';
 import { createOptimizer, type GraphOptimizer, type OptimizerOptions } from './optim/optimizers.js';
 import type { TrainingForm } from './students/training-form.js';
+import { studentLogitsTensor } from './task.js';
 
 export interface TrainingGraphOptions {
   /** Samples per step (fixed: the backward pass uses static shapes). */
@@ -70,9 +71,10 @@ export async function buildTrainingGraph(
   const probeStudent = await probe(form, step, B, opset, {});
   for (const [k, v] of probeStudent) studentShapes.set(k, v);
   const hint = options.loss?.hint;
+  const targetShape = options.targetShape ?? [options.classes];
   const loss = buildLoss(
-    form.output,
-    options.loss ?? {},
+    studentLogitsTensor(graphOf(form)),
+    { ...options.loss, denseChannels: targetShape[0] },
     hint && options.teacherHintShape
       ? { student: studentShapes.get(hint.student)!, teacher: [B, ...options.teacherHintShape] }
       : undefined,
@@ -82,7 +84,6 @@ export async function buildTrainingGraph(
   step.initializer!.push(...loss.initializers);
   const params = [...form.params, ...loss.params];
   const extraFeeds: Record<string, ort.Tensor> = {};
-  const targetShape = options.targetShape ?? [options.classes];
   if (loss.uses.teacherLogits) extraFeeds[LOSS_INPUTS.teacherLogits] = zeros([B, ...targetShape]);
   if (loss.uses.labels) extraFeeds[LOSS_INPUTS.labels] = zeros([B, options.classes]);
   if (loss.uses.teacherHint) extraFeeds[LOSS_INPUTS.teacherHint] = zeros([B, ...options.teacherHintShape!]);
@@ -193,6 +194,11 @@ async function probe(
     initializers: [...step.initializer!, ...form.params, ...buffers],
   });
   return inferShapes(model, feeds);
+}
+
+/** The form's nodes with its output as graph output (what task.ts inspects). */
+function graphOf(form: TrainingForm): GraphProto {
+  return { node: form.nodes, output: [{ name: form.output }] };
 }
 
 function findInitializer(form: TrainingForm, name: string): TensorProto {
