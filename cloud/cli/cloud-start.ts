@@ -18,6 +18,10 @@ export function register(program: Command): void {
       "the cloud's password on the external broker (env FLEETML_MQTT_PASSWORD)",
     )
     .option(
+      '--mosquitto-dynsec',
+      'the external broker is a Mosquitto set up by `fleetml broker mosquitto-config`: manage devices live',
+    )
+    .option(
       '--mosquitto-dir <dir>',
       "keep an external Mosquitto's password and ACL files here (see `fleetml broker`)",
     )
@@ -62,6 +66,7 @@ export function register(program: Command): void {
         mqttUrl: options.mqttUrl,
         mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
+        mosquittoDynsec: Boolean(options.mosquittoDynsec),
         mosquitto: options.mosquittoDir
           ? { dir: options.mosquittoDir, reload: options.mosquittoReload }
           : undefined,
