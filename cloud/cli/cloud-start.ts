@@ -22,15 +22,6 @@ export function register(program: Command): void {
       'the external broker is a Mosquitto set up by `fleetml broker mosquitto-config`: manage devices live',
     )
     .option(
-      '--mosquitto-dir <dir>',
-      "keep an external Mosquitto's password and ACL files here (see `fleetml broker`)",
-    )
-    .option(
-      '--mosquitto-reload <command>',
-      'command that makes Mosquitto reload them',
-      'systemctl reload mosquitto',
-    )
-    .option(
       '--signing-key <file>',
       'online manifest-signing key (default <data-dir>/keys/fleet-signing.json, created)',
     )
@@ -67,9 +58,6 @@ export function register(program: Command): void {
         mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
         mosquittoDynsec: Boolean(options.mosquittoDynsec),
-        mosquitto: options.mosquittoDir
-          ? { dir: options.mosquittoDir, reload: options.mosquittoReload }
-          : undefined,
         signingKeyFile: options.signingKey,
         signingPublicKey: options.signingPublicKey,
         tls: transport.tls
