@@ -29,6 +29,16 @@ export function register(program: Command): void {
       '--signing-public-key <base64>',
       'offline signing: only the public key here; sign with `fleetml sign` elsewhere',
     )
+    .option(
+      '--database <url>',
+      'postgres://… for telemetry, fleet latency and leader election, shared by replicas (env FLEETML_DATABASE; docs/scale.md)',
+    )
+    .option(
+      '--mqtt-shared-group <name>',
+      'with --mqtt-url: MQTT 5 shared-subscription group of the replicas',
+      'fleetml',
+    )
+    .option('--no-mqtt-shared', 'with --mqtt-url: plain subscriptions (a broker without MQTT 5)')
     .option('--tls', 'serve mqtts with a fleet CA created in <data-dir>/tls on first start (the default)')
     .option(
       '--insecure-plain-mqtt',
@@ -40,6 +50,10 @@ export function register(program: Command): void {
       const { startCloud } = await import('../main.js');
       const { chooseBrokerTransport } = await import('../fleet/broker/listen-policy.js');
       const logger = createLogger({ name: 'cloud' });
+      const { FleetError } = await import('../../shared/errors/index.js');
+      const { SHARED_GROUP_PATTERN } = await import('../fleet/transport/mqtt.js');
+      if (!SHARED_GROUP_PATTERN.test(options.mqttSharedGroup))
+        throw new FleetError('INPUT_INVALID', `--mqtt-shared-group must match ${SHARED_GROUP_PATTERN}`);
       const transport = chooseBrokerTransport(
         options.mqttHost,
         Boolean(options.insecurePlainMqtt) && !options.tls,
@@ -56,6 +70,8 @@ export function register(program: Command): void {
         mqttHost: options.mqttHost,
         mqttUrl: options.mqttUrl,
         mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
+        mqttSharedGroup: options.mqttShared ? options.mqttSharedGroup : null,
+        database: options.database ?? process.env.FLEETML_DATABASE,
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
         mosquittoDynsec: Boolean(options.mosquittoDynsec),
         signingKeyFile: options.signingKey,

@@ -13,6 +13,7 @@ export function register(program: Command): void {
     )
     .requiredOption('--cloud <url>', 'broker URL, e.g. mqtt://localhost:1883')
     .requiredOption('--enroll-token <token>', 'enrollment token with at least --devices uses')
+    .option('--ca <file>', 'fleet CA to pin for mqtts (the cloud prints where it is)')
     .option('--devices <n>', 'simulated devices', String(d.devices))
     .option('--duration <s>', 'seconds to run, then disconnect cleanly', String(d.durationS))
     .option('--interval <s>', 'mean telemetry interval per device, seconds', String(d.telemetryIntervalS))
@@ -26,11 +27,13 @@ export function register(program: Command): void {
     .action(async (options) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { startSimulation } = await import('./fleet.js');
+      const { readFile } = await import('node:fs/promises');
       const logger = createLogger({ name: 'simulate', destination: process.stderr });
       const handle = startSimulation(
         {
           cloud: options.cloud,
           enrollToken: options.enrollToken,
+          caPem: options.ca ? await readFile(options.ca, 'utf8') : undefined,
           devices: numberOption(options.devices, '--devices', 0),
           durationS: numberOption(options.duration, '--duration', 0),
           telemetryIntervalS: numberOption(options.interval, '--interval', 0),

@@ -70,6 +70,7 @@ export class SimDevice {
       connectTimeout: 30_000,
       queueQoSZero: false,
       resubscribe: false,
+      ...(this.o.caPem ? { ca: this.o.caPem, rejectUnauthorized: true } : {}),
       will: { topic: deviceTopic(deviceId, 'status'), payload: status(false), retain: true, qos: 1 },
     });
     this.client = client;

@@ -45,6 +45,7 @@ export async function enrollSimulated(options: {
   hostname: string;
   retryS: number;
   signal: AbortSignal;
+  caPem?: string;
 }): Promise<SimIdentity> {
   const requestId = `${ENROLL_CLIENT_PREFIX}${randomBytes(12).toString('hex')}`;
   const client = mqtt.connect(options.url, {
@@ -55,6 +56,7 @@ export async function enrollSimulated(options: {
     clean: true,
     reconnectPeriod: 2000,
     connectTimeout: 30_000,
+    ...(options.caPem ? { ca: options.caPem, rejectUnauthorized: true } : {}),
   });
   client.on('error', () => {}); // reconnects on its own; the deadline below bounds the wait
   try {

@@ -77,6 +77,7 @@ export function startSimulation(
         hostname: `${o.namePrefix}-${index}`,
         retryS: 10,
         signal: abort.signal,
+        caPem: o.caPem,
       });
       counters.enrolled++;
       if (abort.signal.aborted) return;

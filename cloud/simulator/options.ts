@@ -2,6 +2,8 @@
 export interface SimulatorOptions {
   /** Broker URL the simulated agents connect to (the cloud's, or an external broker's). */
   cloud: string;
+  /** Fleet CA (PEM) to pin when the broker speaks mqtts (`fleetml cloud start` does by default). */
+  caPem?: string;
   /** Enrollment token with at least `devices` uses left. */
   enrollToken: string;
   /** Simulated devices run from this process. */

@@ -30,6 +30,8 @@ export interface RolloutEngineDeps {
   /** Called whenever a rollout or one of its devices changed (the console streams it). */
   onChange?: (rolloutId: string) => void;
   now?: () => number;
+  /** With several cloud replicas, only the leader advances rollouts (cloud/fleet/leader/). Default: always. */
+  isLeader?: () => boolean;
 }
 
 /**
@@ -136,6 +138,7 @@ export class RolloutEngine {
   /** One pass over every running rollout. Serialised: overlapping calls wait for the current one. */
   tick(): Promise<void> {
     const run = async () => {
+      if (this.d.isLeader && !this.d.isLeader()) return;
       for (const rollout of this.d.store.active()) {
         if (rollout.status !== 'running') continue;
         try {
