@@ -89,7 +89,13 @@ export function renderDynsecConfig(cloudPassword: string): object {
     roles: [
       {
         rolename: CLOUD_ROLE,
-        acls: [...readWrite(`${TOPIC_ROOT}/#`), ...readWrite('$CONTROL/dynamic-security/#')],
+        acls: [
+          ...readWrite(`${TOPIC_ROOT}/#`),
+          ...readWrite('$CONTROL/dynamic-security/#'),
+          // Cloud replicas share the device subscriptions ($share/<group>/fleetml/v1/...).
+          { acltype: 'subscribePattern', topic: '$share/#', allow: true },
+          { acltype: 'unsubscribePattern', topic: '$share/#', allow: true },
+        ],
       },
     ],
   };
