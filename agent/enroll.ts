@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -7,10 +5,9 @@ import { FleetError } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import {
   decodeJson,
-  ENROLL_CLIENT_PREFIX,
-  ENROLL_USERNAME,
   type EnrollReply,
   encodeJson,
+  enrollCredentials,
   enrollReplySchema,
   enrollReplyTopic,
   enrollRequestTopic,
@@ -79,14 +76,16 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
     );
   }
   // The client id doubles as the request id: brokers confine an enrolling client to
-  // fleetml/v1/enroll/<its client id>/... (aedes ACL, or a Mosquitto %c pattern).
-  const requestId = `${ENROLL_CLIENT_PREFIX}${randomBytes(12).toString('hex')}`;
+  // fleetml/v1/enroll/<its client id>/..., and the id is derived from the token, so a broker
+  // can bind it to the token (Mosquitto's dynamic security has one client per token).
+  const credentials = enrollCredentials(options.token);
+  const requestId = credentials.clientId;
   const transport = new MqttTransport({
     url: options.url,
     caPem: options.caPem,
-    clientId: requestId,
-    username: ENROLL_USERNAME,
-    password: ENROLL_USERNAME,
+    clientId: credentials.clientId,
+    username: credentials.username,
+    password: credentials.password,
     logger: options.logger,
   });
   try {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
@@ -59,6 +60,11 @@ export interface CloudOptions {
    * the device registry, and run `reload` (e.g. 'systemctl reload mosquitto') after each change.
    */
   mosquitto?: { dir: string; reload?: string | (() => Promise<void> | void) };
+  /**
+   * The external broker is a Mosquitto configured by `fleetml broker mosquitto-config`: devices,
+   * enrollment tokens and revocations are managed live through its dynamic security plugin.
+   */
+  mosquittoDynsec?: boolean;
   /** The manifest-signing key file (online signing); default <dataDir>/keys/fleet-signing.json, created if missing. */
   signingKeyFile?: string;
   /**
@@ -123,6 +129,9 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     username: broker.username,
     password: broker.password,
     caPem: broker.tls?.caPem,
+    // With dynamic security every other client is bound to its own client id; the cloud's is
+    // random, so nobody can guess it either.
+    clientId: options.mosquittoDynsec ? `fleetml-cloud-${randomUUID()}` : undefined,
     sharedGroup:
       !options.mqttUrl || options.mqttSharedGroup === null
         ? undefined
@@ -136,6 +145,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     monitoring: resolveMonitoringOptions(options.monitoring),
     logger,
   });
+  await broker.attach?.(mqtt);
   // The monitor reports batches the router refused; the router needs the services first.
   let router: ReturnType<typeof routeDeviceTraffic> | undefined;
   const rejectedBatches = () => router?.stats.rejectedTelemetry ?? 0;
@@ -267,6 +277,7 @@ async function buildServices(wiring: {
     limits: options.uploadLimits,
     caPem: broker.tls?.caPem ?? null,
     disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
+    onEnrollToken: broker.onEnrollToken,
   };
 }
 

@@ -31,8 +31,10 @@ export interface CloudServices {
   events: FleetEvents;
   manifests: ManifestService;
   jobs: JobRunner;
-  /** Drops a device's broker connection (after revocation). */
-  disconnectDevice: (deviceId: string) => void;
+  /** Drops every broker session of a device and its broker credentials (after revocation). */
+  disconnectDevice: (deviceId: string) => void | Promise<void>;
+  /** Gives a new enrollment token its broker credentials, where the broker needs them (Mosquitto). */
+  onEnrollToken?: (token: string) => Promise<void>;
   /** The fleet CA devices pin when the broker speaks mqtts; null for plain MQTT. */
   caPem: string | null;
   /** Telemetry ingest, fleet latency, regressions, health, metrics. */

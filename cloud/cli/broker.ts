@@ -1,5 +1,3 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 
 export function register(program: Command): void {
@@ -7,33 +5,38 @@ export function register(program: Command): void {
   broker
     .command('mosquitto-config')
     .description(
-      'write fleetml.passwd, fleetml.acl and mosquitto.conf for an external Mosquitto, with a new cloud password.\n' +
-        'Then: fleetml cloud start --mqtt-url mqtt://<host>:<port> --mqtt-password <password> --mosquitto-dir <dir> \\\n' +
-        '        --mosquitto-reload "systemctl reload mosquitto"',
+      "write DIR/mosquitto.conf and DIR/dynamic-security.json for Mosquitto 2's dynamic security plugin,\n" +
+        'with a new cloud password. Then: mosquitto -c DIR/mosquitto.conf and\n' +
+        '  fleetml cloud start --mqtt-url mqtt://127.0.0.1:<port> --mqtt-password <password> --mosquitto-dynsec',
     )
-    .requiredOption('--dir <dir>', 'directory Mosquitto reads (e.g. /etc/mosquitto/fleetml)')
+    .requiredOption('--dir <dir>', 'directory for the configuration (e.g. /etc/mosquitto/fleetml)')
     .option('--port <port>', 'listener port', '1883')
+    .option('--host <address>', 'listener address (loopback unless --insecure-plain-mqtt)', '127.0.0.1')
+    .option('--insecure-plain-mqtt', 'allow a plain MQTT listener beyond loopback')
+    .option(
+      '--plugin <path>',
+      'dynamic security plugin',
+      '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so',
+    )
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const { createLogger } = await import('../../shared/logger.js');
-      const { MosquittoSync, mosquittoPasswordHash, renderMosquittoConf } = await import(
-        '../fleet/broker/mosquitto.js'
-      );
+      const { writeMosquittoSetup } = await import('../fleet/broker/dynsec-setup.js');
       const { CLOUD_USERNAME } = await import('../fleet/broker/acl.js');
       const { newSecret } = await import('../fleet/identity/secrets.js');
       const password = newSecret();
-      const sync = new MosquittoSync({
+      const { conf } = await writeMosquittoSetup({
         dir: options.dir,
-        logger: createLogger({ name: 'broker', destination: process.stderr }),
+        port: Number(options.port),
+        host: options.host,
+        insecurePlain: Boolean(options.insecurePlainMqtt),
+        plugin: options.plugin,
+        cloudPassword: password,
       });
-      await sync.write([{ username: CLOUD_USERNAME, hash: mosquittoPasswordHash(password) }]);
-      const confPath = join(options.dir, 'mosquitto.conf');
-      await writeFile(confPath, renderMosquittoConf(options.dir, Number(options.port)));
-      const result = { dir: options.dir, conf: confPath, username: CLOUD_USERNAME, password };
+      const result = { dir: options.dir, conf, username: CLOUD_USERNAME, password };
       process.stdout.write(
         options.json
           ? `${JSON.stringify(result)}\n`
-          : `wrote ${confPath} (include it from mosquitto.conf), fleetml.passwd, fleetml.acl\ncloud username: ${CLOUD_USERNAME}\ncloud password: ${password}\n`,
+          : `wrote ${conf} (run: mosquitto -c ${conf})\ncloud username: ${CLOUD_USERNAME}\ncloud password: ${password}\n`,
       );
     });
 }

@@ -18,13 +18,8 @@ export function register(program: Command): void {
       "the cloud's password on the external broker (env FLEETML_MQTT_PASSWORD)",
     )
     .option(
-      '--mosquitto-dir <dir>',
-      "keep an external Mosquitto's password and ACL files here (see `fleetml broker`)",
-    )
-    .option(
-      '--mosquitto-reload <command>',
-      'command that makes Mosquitto reload them',
-      'systemctl reload mosquitto',
+      '--mosquitto-dynsec',
+      'the external broker is a Mosquitto set up by `fleetml broker mosquitto-config`: manage devices live',
     )
     .option(
       '--signing-key <file>',
@@ -78,9 +73,7 @@ export function register(program: Command): void {
         mqttSharedGroup: options.mqttShared ? options.mqttSharedGroup : null,
         database: options.database ?? process.env.FLEETML_DATABASE,
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
-        mosquitto: options.mosquittoDir
-          ? { dir: options.mosquittoDir, reload: options.mosquittoReload }
-          : undefined,
+        mosquittoDynsec: Boolean(options.mosquittoDynsec),
         signingKeyFile: options.signingKey,
         signingPublicKey: options.signingPublicKey,
         tls: transport.tls

@@ -1,3 +1,4 @@
+import { sha256Hex } from '../hash.js';
 /**
  * MQTT topic layout (plain MQTT 3.1.1, so any broker works). Every device topic sits under
  * `fleetml/v1/d/<deviceId>/`, which lets broker ACLs give a device exactly its own subtree.
@@ -32,6 +33,17 @@ export function deviceTopic(deviceId: string, channel: DeviceChannel): string {
 export const ENROLL_USERNAME = 'enroll';
 /** Enrolling clients use a client id with this prefix, which is also their request id. */
 export const ENROLL_CLIENT_PREFIX = 'enroll-';
+
+/**
+ * The MQTT identity an agent enrolls with: client id = username = `enroll-` + the first 24 hex
+ * digits of SHA-256(token), password = the token. A broker can then bind the client id to the
+ * token (Mosquitto's dynamic security creates one client per enrollment token), so no public
+ * credential exists that could take over anyone else's session.
+ */
+export function enrollCredentials(token: string): { clientId: string; username: string; password: string } {
+  const clientId = `${ENROLL_CLIENT_PREFIX}${sha256Hex(Buffer.from(token, 'utf8')).slice(0, 24)}`;
+  return { clientId, username: clientId, password: token };
+}
 
 export function enrollRequestTopic(requestId: string): string {
   return `${TOPIC_ROOT}/enroll/${requestId}/req`;

@@ -1,17 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../../agent/main.js';
 import { CLOUD_USERNAME } from '../../cloud/fleet/broker/acl.js';
-import {
-  MosquittoSync,
-  mosquittoPasswordHash,
-  renderMosquittoConf,
-} from '../../cloud/fleet/broker/mosquitto.js';
+import { writeMosquittoSetup } from '../../cloud/fleet/broker/dynsec-setup.js';
 import { newSecret } from '../../cloud/fleet/identity/secrets.js';
 import { type CloudHandle, startCloud } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
@@ -42,7 +38,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
       ),
     );
   const startBroker = async () => {
-    broker = spawn(MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+    broker = spawn(MOSQUITTO, ['-c', join(dir, 'mosquitto', 'mosquitto.conf')], { stdio: 'ignore' });
     await brokerUp();
   };
   const stopBroker = async () => {
@@ -59,13 +55,9 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     const port = await freePort();
     url = `mqtt://127.0.0.1:${port}`;
     cloudPassword = newSecret();
-    await new MosquittoSync({ dir, logger: quiet() }).write([
-      { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword) },
-    ]);
-    await writeFile(
-      join(dir, 'mosquitto.conf'),
-      `${renderMosquittoConf(dir, port).replace(`listener ${port}`, `listener ${port} 127.0.0.1`)}persistence false\n`,
-    );
+    // What `fleetml broker mosquitto-config` writes (dynamic security; no persistence: retained
+    // targets are gone after a restart and the cloud publishes them again).
+    await writeMosquittoSetup({ dir: join(dir, 'mosquitto'), port, cloudPassword });
     await startBroker();
     cloud = await startCloud({
       dataDir: join(dir, 'cloud'),
@@ -73,11 +65,13 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
       mqttUrl: url,
       mqttUsername: CLOUD_USERNAME,
       mqttPassword: cloudPassword,
-      mosquitto: { dir, reload: () => void broker?.kill('SIGHUP') },
+      mosquittoDynsec: true,
       logger: quiet(),
     });
-    const { token } = cloud.services.tokens.createEnrollToken({ uses: 2 });
     for (let i = 0; i < 2; i++) {
+      // One token per device: on Mosquitto an enrollment token's client id is bound to it.
+      const { token } = cloud.services.tokens.createEnrollToken();
+      await cloud.services.onEnrollToken?.(token);
       const dataDir = join(dir, `agent-${i}`);
       agents.push({ agent: await startFaultAgent(url, token, dataDir), dataDir });
     }
@@ -128,12 +122,12 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
       expect(agent.reconciler.currentPhase).toBe('active');
     }
     // The restarted broker lost its retained messages; the cloud published the targets again,
-    // so a device connecting now still finds its own.
-    const { deviceId, secret } = agents[0].agent.identity;
+    // so a device connecting now still finds its own. (Read with the cloud's credentials: on
+    // Mosquitto a device's credentials work only under its own, busy, client id.)
+    const { deviceId } = agents[0].agent.identity;
     const probe = await mqtt.connectAsync(url, {
-      clientId: `fleetml-${deviceId}:probe`,
-      username: deviceId,
-      password: secret,
+      username: CLOUD_USERNAME,
+      password: cloudPassword,
       reconnectPeriod: 0,
     });
     const retained = new Promise<Buffer>((resolve) =>

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { ENROLL_USERNAME } from '../../../shared/protocol/index.js';
+import { ENROLL_CLIENT_PREFIX, ENROLL_USERNAME, enrollCredentials } from '../../../shared/protocol/index.js';
 import { secretMatches } from '../identity/secrets.js';
 import { type BrokerIdentity, CLOUD_USERNAME, identityForEnrollClient } from './acl.js';
 
@@ -43,7 +43,15 @@ export function createBrokerAuthenticator(deps: AuthenticatorDeps) {
         ? { kind: 'cloud' }
         : undefined;
     }
+    // Older agents: the shared `enroll` user (harmless here: device client ids are bound below).
     if (username === ENROLL_USERNAME) return identityForEnrollClient(clientId);
+    // An enrolling agent: client id = username = derived from the token it presents as password.
+    if (username.startsWith(ENROLL_CLIENT_PREFIX) && clientId === username) {
+      if (password === undefined) return undefined;
+      return enrollCredentials(password).clientId === username
+        ? identityForEnrollClient(clientId)
+        : undefined;
+    }
     if (!clientIdBelongsTo(clientId, username) || password === undefined) return undefined;
     const hash = deps.deviceSecretHash(username);
     return hash && secretMatches(password, hash) ? { kind: 'device', deviceId: username } : undefined;

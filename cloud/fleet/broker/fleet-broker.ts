@@ -3,8 +3,10 @@ import type { Logger } from '../../../shared/logger.js';
 import { newSecret } from '../identity/secrets.js';
 import { type FleetTls, loadOrCreateFleetTls } from '../identity/tls/fleet-ca.js';
 import type { DeviceRepository } from '../inventory/devices.js';
+import type { CloudMqtt } from '../transport/mqtt.js';
 import { CLOUD_USERNAME } from './acl.js';
 import { createBrokerAuthenticator } from './authenticator.js';
+import { DynsecControl } from './dynsec.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded.js';
 import { MosquittoSync, mosquittoPasswordHash } from './mosquitto.js';
 
@@ -17,6 +19,8 @@ export interface FleetBrokerOptions {
   mqttPort?: number;
   mqttHost?: string;
   mosquitto?: { dir: string; reload?: string | (() => Promise<void> | void) };
+  /** The external broker is a Mosquitto with the dynamic security plugin (`fleetml broker mosquitto-config`). */
+  mosquittoDynsec?: boolean;
   openBroker?: boolean;
   tls?: boolean | { hostnames: string[] };
   devices: DeviceRepository;
@@ -33,7 +37,11 @@ export interface FleetBroker {
   /** Called after a device enrolled (an external Mosquitto needs its password hash). */
   onEnrolled?: (deviceId: string, secret: string) => Promise<void>;
   /** Drops a device's connection and its broker credentials (after revocation). */
-  disconnectDevice(deviceId: string): void;
+  disconnectDevice(deviceId: string): void | Promise<void>;
+  /** Gives an enrollment token its broker credentials (Mosquitto's dynamic security). */
+  onEnrollToken?: (token: string) => Promise<void>;
+  /** Called once the cloud's own MQTT connection is up (dynamic security is managed through it). */
+  attach?: (mqtt: CloudMqtt) => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,6 +86,7 @@ async function externalBroker(o: FleetBrokerOptions): Promise<FleetBroker> {
     password: o.mqttPassword,
     close: async () => {},
   };
+  if (o.mosquittoDynsec) return dynsecBroker(base, o.logger);
   if (!o.mosquitto) return { ...base, disconnectDevice: () => {} };
   const mosquitto = new MosquittoSync({ ...o.mosquitto, logger: o.logger });
   // Hashed once: PBKDF2 per enrollment would be wasted work, and a stable line keeps the file diffable.
@@ -91,5 +100,24 @@ async function externalBroker(o: FleetBrokerOptions): Promise<FleetBroker> {
       await sync();
     },
     disconnectDevice: () => void sync(),
+  };
+}
+
+/** Mosquitto with dynamic security: devices and enrollment tokens become clients, live. */
+function dynsecBroker(base: Omit<FleetBroker, 'disconnectDevice'>, logger: Logger): FleetBroker {
+  let control: DynsecControl | undefined;
+  const ready = () => {
+    if (!control) throw new Error('dynamic security is used before the cloud connected');
+    return control;
+  };
+  return {
+    ...base,
+    attach: async (mqtt) => {
+      control = new DynsecControl(mqtt, logger);
+      await control.start();
+    },
+    onEnrolled: (deviceId, secret) => ready().addDevice(deviceId, secret),
+    onEnrollToken: (token) => ready().addEnrollToken(token),
+    disconnectDevice: (deviceId) => ready().removeDevice(deviceId),
   };
 }

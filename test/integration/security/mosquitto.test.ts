@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,11 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
 import { CLOUD_USERNAME } from '../../../cloud/fleet/broker/acl.js';
-import {
-  MosquittoSync,
-  mosquittoPasswordHash,
-  renderMosquittoConf,
-} from '../../../cloud/fleet/broker/mosquitto.js';
+import { writeMosquittoSetup } from '../../../cloud/fleet/broker/dynsec-setup.js';
 import { newSecret } from '../../../cloud/fleet/identity/secrets.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
@@ -47,14 +43,8 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
     const port = await freePort();
     url = `mqtt://127.0.0.1:${port}`;
     const cloudPassword = newSecret();
-    await new MosquittoSync({ dir, logger: quiet() }).write([
-      { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword) },
-    ]);
-    await writeFile(
-      join(dir, 'mosquitto.conf'),
-      renderMosquittoConf(dir, port).replace(`listener ${port}`, `listener ${port} 127.0.0.1`),
-    );
-    broker = spawn(MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+    const { conf } = await writeMosquittoSetup({ dir: join(dir, 'mosquitto'), port, cloudPassword });
+    broker = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
     await waitFor('mosquitto', () =>
       mqtt.connectAsync(url, { username: CLOUD_USERNAME, password: cloudPassword, reconnectPeriod: 0 }).then(
         (c) => c.endAsync().then(() => true),
@@ -67,11 +57,12 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
       mqttUrl: url,
       mqttUsername: CLOUD_USERNAME,
       mqttPassword: cloudPassword,
-      mosquitto: { dir, reload: () => void broker.kill('SIGHUP') },
+      mosquittoDynsec: true,
       logger: quiet(),
     });
     for (let i = 0; i < 2; i++) {
       const { token } = cloud.services.tokens.createEnrollToken();
+      await cloud.services.onEnrollToken?.(token);
       agents.push(
         await startAgent({
           config: resolveConfig({
@@ -95,10 +86,10 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('enrolls devices, writes their credentials for Mosquitto, and delivers a model', async () => {
-    const passwd = await readFile(join(dir, 'fleetml.passwd'), 'utf8');
-    for (const a of agents) expect(passwd).toContain(`${a.identity.deviceId}:$7$101$`);
-    expect(passwd).not.toContain(agents[0].identity.secret);
+  it('enrolls devices as dynamic security clients (hashed secrets) and delivers a model', async () => {
+    const security = await readFile(join(dir, 'mosquitto', 'dynamic-security.json'), 'utf8');
+    for (const a of agents) expect(security).toContain(`"fleetml-${a.identity.deviceId}"`);
+    expect(security).not.toContain(agents[0].identity.secret);
     const model = await cloud.services.models.add(await readFile(SAMPLE), { name: 'mnist' });
     await cloud.services.targets.setModel(agents[0].identity.deviceId, model);
     const bench = await waitFor('benchmark via mosquitto', () =>
@@ -110,7 +101,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
   it("keeps a device out of another device's topics", async () => {
     const [a, b] = agents.map((x) => x.identity);
     const client = await mqtt.connectAsync(url, {
-      clientId: `fleetml-${a.deviceId}:probe`,
+      clientId: `fleetml-${a.deviceId}`,
       username: a.deviceId,
       password: a.secret,
       reconnectPeriod: 0,

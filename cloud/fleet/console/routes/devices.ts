@@ -130,7 +130,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     async (request) => {
       const device = s.devices.get(request.params.id);
       s.devices.revoke(device.id);
-      s.disconnectDevice(device.id);
+      await s.disconnectDevice(device.id);
       s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
       return { id: device.id, revoked: true };
     },

@@ -32,6 +32,7 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
     async (request, reply) => {
       const body = parseInput(enrollTokenSchema, request.body ?? {});
       const created = s.tokens.createEnrollToken(body);
+      await s.onEnrollToken?.(created.token);
       s.audit.record(request.caller?.name ?? '?', 'enroll-token.create', {
         expiresAt: created.expiresAt,
         uses: body.uses ?? 1,
