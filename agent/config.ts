@@ -57,7 +57,11 @@ export const AGENT_DEFAULTS = {
   intraOpThreads: 0,
   /** onnxruntime graph optimisation level. */
   graphOptimizationLevel: 'all' as 'disabled' | 'basic' | 'extended' | 'all',
-  /** Value for dynamic input dimensions when benchmarking (e.g. batch). */
+  /**
+   * Last resort for symbolic input dimensions that the model's serving shape (its manifest's
+   * `servingShapes`, set by `models add --shape`) leaves open. Such a benchmark is reported with
+   * `unresolvedDims` and a SHAPE_UNRESOLVED warning event: its latency describes a guessed shape.
+   */
   dynamicDim: 1,
   /**
    * A new model is first loaded and run once in a child process, killed after this many ms
@@ -111,6 +115,12 @@ export const AGENT_DEFAULTS = {
   clockTrustWindowMs: 86_400_000,
   /** PEM file of the fleet CA to pin for mqtts:// (copied into the data dir on first start). */
   caFile: '',
+  /**
+   * Directory read instead of `/` for the board facts (proc/cpuinfo, proc/device-tree/model,
+   * etc/nv_tegra_release, ...); '' = the real ones. For tests and emulated devices, whose /proc
+   * is the host's.
+   */
+  factsRoot: '',
   /** pino log level. */
   logLevel: 'info',
 };
@@ -161,6 +171,7 @@ export const agentConfigSchema = z.object({
   clockSkewMs: nonNegativeInt,
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
+  factsRoot: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

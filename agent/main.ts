@@ -5,7 +5,7 @@ import { createLogger } from '../shared/logger.js';
 import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
 import type { AgentConfig } from './config.js';
 import { type DeviceIdentity, enroll, loadIdentity, saveIdentity } from './enroll.js';
-import { readHardwareFacts } from './hardware.js';
+import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { Installer } from './install/installer.js';
 import { Reconciler } from './reconcile.js';
 import { Reporter } from './reporter.js';
@@ -53,6 +53,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const logger = options.logger ?? createLogger({ name: 'agent', level: config.logLevel });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
+  // A 32-bit ARM OS is refused before anything else, with the OS to install instead.
+  const board = await readBoardFacts(config.factsRoot || '/');
+  logger.info({ board: board.model, kind: board.kind, cpu: board.cpuModel }, 'board');
   const probe = await detectExecutionProviders();
   if (probe.hint) logger.info({ available: probe.available, failures: probe.failures }, probe.hint);
   const ep = await chooseExecutionProvider(config.ep);
@@ -60,7 +63,11 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const caPem = await loadPinnedCa(config);
   let identity = await loadIdentity(config.dataDir);
   if (!identity) {
-    const hardware = await readHardwareFacts(probe.available, onnxruntimeVersion());
+    const hardware = await readHardwareFacts({
+      executionProviders: probe.available,
+      onnxruntimeVersion: onnxruntimeVersion(),
+      factsRoot: config.factsRoot,
+    });
     identity = await enroll({
       url: config.cloudUrl,
       caPem,
@@ -172,7 +179,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     activeModel: () => {
       const slot = state.state.activeSlot;
       const info = state.active();
-      return slot && info ? { sha256: info.sha256, path: installer.modelPath(slot) } : null;
+      return slot && info
+        ? { sha256: info.sha256, path: installer.modelPath(slot), servingShapes: info.servingShapes }
+        : null;
     },
     logger: log,
   });

@@ -18,12 +18,13 @@ import { DeviceRepository } from './fleet/inventory/devices.js';
 import { FleetEvents } from './fleet/inventory/events.js';
 import { ModelRegistry } from './fleet/inventory/models.js';
 import { JobRunner } from './fleet/jobs/compression-jobs.js';
+import { openReplicaParts, type ReplicaParts } from './fleet/leader/replica.js';
 import { FleetMonitor } from './fleet/monitoring/monitor.js';
-import type { MonitoringOptions } from './fleet/monitoring/options.js';
+import { type MonitoringOptions, resolveMonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { type Db, openDatabase } from './fleet/store/db.js';
-import { type CloudMqtt, connectCloudMqtt } from './fleet/transport/mqtt.js';
+import { type CloudMqtt, connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
 export interface CloudOptions {
@@ -39,6 +40,17 @@ export interface CloudOptions {
   mqttHost?: string;
   /** Use this external broker instead of the embedded one, e.g. mqtt://broker.local:1883. */
   mqttUrl?: string;
+  /**
+   * postgres://… : telemetry ingest, the fleet latency query, retention and leader election on
+   * PostgreSQL, so several replicas can share the work (docs/scale.md). Default: SQLite only.
+   */
+  database?: string;
+  /**
+   * With an external broker: the MQTT 5 shared-subscription group of the replicas (default
+   * 'fleetml'), so each device message is handled by one replica. null: plain subscriptions
+   * (a broker without MQTT 5). Ignored with the embedded broker.
+   */
+  mqttSharedGroup?: string | null;
   /** Credentials of the cloud on the external broker (see `fleetml broker mosquitto-config`). */
   mqttUsername?: string;
   mqttPassword?: string;
@@ -61,6 +73,8 @@ export interface CloudOptions {
    * true, or the host names for the broker certificate. Default off.
    */
   tls?: boolean | { hostnames: string[] };
+  /** Upload size limits in bytes (models default 2 GiB − 1, datasets 1 GiB); bodies stream to <dataDir>/uploads. */
+  uploadLimits?: { modelUploadBytes?: number; datasetUploadBytes?: number };
   /** Telemetry ingest, retention and monitoring tunables (cloud/fleet/monitoring/options.ts). */
   monitoring?: Partial<MonitoringOptions>;
   logger: Logger;
@@ -77,6 +91,8 @@ export interface CloudHandle {
   adminToken: string;
   services: CloudServices;
   routerStats: RouterStats;
+  /** This replica drives rollouts and retention now (always true with the embedded broker). */
+  isLeader(): boolean;
   stop(): Promise<void>;
 }
 
@@ -107,20 +123,44 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     username: broker.username,
     password: broker.password,
     caPem: broker.tls?.caPem,
+    sharedGroup:
+      !options.mqttUrl || options.mqttSharedGroup === null
+        ? undefined
+        : (options.mqttSharedGroup ?? 'fleetml'),
+  });
+  const replica = await openReplicaParts({
+    database: options.database,
+    externalBroker: Boolean(options.mqttUrl),
+    db,
+    devices,
+    monitoring: resolveMonitoringOptions(options.monitoring),
+    logger,
   });
   // The monitor reports batches the router refused; the router needs the services first.
   let router: ReturnType<typeof routeDeviceTraffic> | undefined;
   const rejectedBatches = () => router?.stats.rejectedTelemetry ?? 0;
-  const services = await buildServices({ options, db, devices, broker, mqtt, rejectedBatches });
-  router = routeDeviceTraffic(services, broker, mqtt, logger);
-  await mqtt.subscribe(CLOUD_SUBSCRIPTIONS);
+  const services = await buildServices({ options, db, devices, broker, mqtt, rejectedBatches, replica });
+  router = routeDeviceTraffic(services, broker, mqtt, logger, replica);
+  await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
 
-  // Rollouts continue from their stored state after a restart.
-  services.rollouts.start();
-  services.monitor.start();
+  // Rollouts continue from their stored state after a restart. Fleet-wide duties run on the
+  // leader only (always this process with the embedded broker; see cloud/fleet/leader/).
+  replica.leadership.onChange((leader) => {
+    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
+    if (leader) {
+      services.rollouts.start();
+      services.monitor.start();
+      replica.startPgRetention();
+    } else {
+      void services.rollouts.stop();
+      services.monitor.stopSweeps();
+      replica.stopPgRetention();
+    }
+  });
+  await replica.leadership.start();
   const adminToken = await loadOrCreateAdminToken(options.dataDir, services.tokens);
-  const app = await buildConsoleServer({ services, logger });
+  const app = await buildConsoleServer({ services, logger, uploadDir: join(options.dataDir, 'uploads') });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
   const httpUrl = address.replace('127.0.0.1', 'localhost');
   logger.info({ httpUrl, mqttUrl: broker.url, dataDir: options.dataDir }, 'cloud started');
@@ -131,6 +171,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     adminToken,
     services,
     routerStats: router.stats,
+    isLeader: () => replica.leadership.isLeader,
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
     stop: async () => {
@@ -139,6 +180,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
       await app.close();
       // Commit (and acknowledge) what is queued while the MQTT client can still publish.
       await services.monitor.stop();
+      await replica.close();
       await mqtt.close();
       await broker.close();
       db.close();
@@ -161,8 +203,9 @@ async function buildServices(wiring: {
   broker: FleetBroker;
   mqtt: CloudMqtt;
   rejectedBatches: () => number;
+  replica: ReplicaParts;
 }): Promise<CloudServices> {
-  const { options, db, devices, broker, mqtt, rejectedBatches } = wiring;
+  const { options, db, devices, broker, mqtt, rejectedBatches, replica } = wiring;
   const { logger } = options;
   const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
@@ -184,6 +227,7 @@ async function buildServices(wiring: {
     audit,
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
+    isLeader: () => replica.leadership.isLeader,
   });
   const monitor = new FleetMonitor({
     db,
@@ -217,14 +261,23 @@ async function buildServices(wiring: {
     manifests,
     jobs,
     monitor,
+    telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
+    postgresLatency: replica.postgres?.latency,
     brokerUrl: broker.url,
+    limits: options.uploadLimits,
     caPem: broker.tls?.caPem ?? null,
     disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
   };
 }
 
 /** Device traffic (enrollment, state, telemetry, block requests) from MQTT to the services. */
-function routeDeviceTraffic(services: CloudServices, broker: FleetBroker, mqtt: CloudMqtt, logger: Logger) {
+function routeDeviceTraffic(
+  services: CloudServices,
+  broker: FleetBroker,
+  mqtt: CloudMqtt,
+  logger: Logger,
+  replica: ReplicaParts,
+) {
   const { devices, tokens, telemetry, monitor, manifests, profiles, events, rollouts, store } = services;
   const transfer = createTransferServer({
     store,
@@ -235,7 +288,7 @@ function routeDeviceTraffic(services: CloudServices, broker: FleetBroker, mqtt: 
     devices,
     tokens,
     telemetry,
-    ingest: monitor.ingest,
+    ingest: replica.postgres?.ingest ?? monitor.ingest,
     publisher: mqtt,
     logger,
     fleetPublicKey: manifests.publicKey,

@@ -5,7 +5,9 @@ const d = AGENT_DEFAULTS;
 
 /** `fleetml agent start`: the device daemon. Every option also reads from FLEETML_* and a config file. */
 export function register(program: Command): void {
-  const agent = program.command('agent').description('the device agent');
+  const agent =
+    program.commands.find((c) => c.name() === 'agent') ??
+    program.command('agent').description('the device agent');
   agent
     .command('start')
     .description(
@@ -56,6 +58,10 @@ export function register(program: Command): void {
       '--telemetry-ack <mode>',
       `cloud|broker|auto: what lets telemetry leave the outbox (default ${d.telemetryAck})`,
     )
+    .option(
+      '--facts-root <dir>',
+      'read board facts (proc/cpuinfo, proc/device-tree/model, etc/nv_tegra_release) under this directory instead of / (env FLEETML_FACTS_ROOT)',
+    )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
     .action(async (flags: Record<string, string | undefined>) => {
       const { loadConfig } = await import('../config.js');
@@ -80,6 +86,7 @@ export function register(program: Command): void {
         modelCheckTimeoutMs: flags.modelCheckTimeout,
         latencyProbeRuns: flags.probeRuns,
         telemetryAck: flags.telemetryAck,
+        factsRoot: flags.factsRoot,
         logLevel: flags.logLevel,
       });
       const handle = await startAgent({ config });
@@ -105,6 +112,10 @@ export function register(program: Command): void {
       'fleet CA certificate (PEM) to pin for mqtts:// (printed by `fleetml tokens enroll`)',
     )
     .option('--data-dir <dir>', `where the identity is written (default ${d.dataDir})`)
+    .option(
+      '--facts-root <dir>',
+      'read board facts (proc/cpuinfo, proc/device-tree/model, etc/nv_tegra_release) under this directory instead of / (env FLEETML_FACTS_ROOT)',
+    )
     .option('--timeout <s>', 'give up after this many seconds', '300')
     .option('--json', 'print {deviceId} on stdout')
     .action(async (flags: Record<string, string | boolean | undefined>) => {
@@ -120,6 +131,7 @@ export function register(program: Command): void {
         enrollToken: flags.enrollToken,
         caFile: flags.ca,
         dataDir: flags.dataDir,
+        factsRoot: flags.factsRoot,
       });
       const { mkdir } = await import('node:fs/promises');
       const { loadPinnedCa } = await import('../tls.js');
@@ -138,7 +150,11 @@ export function register(program: Command): void {
           caPem,
           url: config.cloudUrl,
           token: config.enrollToken,
-          hardware: await readHardwareFacts(probe.available, onnxruntimeVersion()),
+          hardware: await readHardwareFacts({
+            executionProviders: probe.available,
+            onnxruntimeVersion: onnxruntimeVersion(),
+            factsRoot: config.factsRoot,
+          }),
           agentVersion: AGENT_VERSION,
           logger,
           timeoutS: config.enrollTimeoutS,

@@ -79,6 +79,7 @@ export class Installer {
       const check = await checkModelIsolated(this.modelPath(slot), {
         timeoutMs: checkTimeoutMs,
         dynamicDim: this.o.bench.dynamicDim ?? 1,
+        servingShapes: manifest.servingShapes,
         profile: { ...DEFAULT_SESSION_PROFILE, ...this.o.profile, ep: this.o.ep },
       });
       this.o.logger.debug(
@@ -94,7 +95,16 @@ export class Installer {
         ? await checkGolden(session, golden, manifest.golden?.tolerance ?? 1e-4)
         : null;
       onPhase('benchmarking');
-      const bench = await runBenchmark(session, this.o.ep, this.o.bench);
+      const bench = await runBenchmark(session, this.o.ep, {
+        ...this.o.bench,
+        servingShapes: manifest.servingShapes,
+      });
+      if (bench.unresolvedDims.length > 0) {
+        this.o.logger.warn(
+          { modelId: manifest.modelId, unresolved: bench.unresolvedDims, shapes: bench.inputShapes },
+          'model has symbolic dimensions and no serving shape: benchmarked at a guessed shape (upload it with --shape)',
+        );
+      }
       bench.loadMs = Math.round(loadMs * 100) / 100;
       await this.o.state.update((s) => {
         s.slots[slot] = {
@@ -103,6 +113,7 @@ export class Installer {
           sha256: manifest.sha256,
           size: manifest.size,
           installedAt: new Date().toISOString(),
+          ...(manifest.servingShapes ? { servingShapes: manifest.servingShapes } : {}),
         };
         s.activeSlot = slot;
       });

@@ -1,7 +1,7 @@
 import { uptime } from 'node:os';
 import type { Logger } from '../../shared/logger.js';
 import type { LatencyStats, ServingStats, TelemetryRecord } from '../../shared/protocol/index.js';
-import { sampleSystem } from '../hardware.js';
+import { CpuLoadSampler, sampleSystem } from '../hardware.js';
 import { readThermal } from './thermal.js';
 
 export interface ActiveModelInfo {
@@ -27,6 +27,7 @@ export interface CollectorOptions {
 /** Samples the device every `intervalS` seconds; one sample at a time, never overlapping. */
 export class TelemetryCollector {
   private timer: NodeJS.Timeout | undefined;
+  private readonly cpuLoad = new CpuLoadSampler();
   private lastCpu = process.cpuUsage();
   private lastCpuAt = process.hrtime.bigint();
   private running: Promise<void> | null = null;
@@ -60,7 +61,7 @@ export class TelemetryCollector {
     // Latency first and alone: the probe's inferences must not compete with the sampling.
     const latency = await this.o.latency();
     const serving = this.o.serving?.() ?? [];
-    const [system, thermal] = await Promise.all([sampleSystem(this.o.diskPath), readThermal()]);
+    const [system, thermal] = await Promise.all([sampleSystem(this.o.diskPath, this.cpuLoad), readThermal()]);
     const model = this.o.activeModel();
     const tempC = thermal.tempC;
     return {

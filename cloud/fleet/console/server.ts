@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { ERROR_CATALOG, httpStatusOf, isFleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { CloudServices } from '../../services.js';
+import { authenticate, needsToken } from './auth.js';
 import { buildOpenApi, type DocumentedRoute, type RouteDoc } from './openapi.js';
 import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
@@ -15,6 +16,7 @@ import { registerMonitoringRoutes } from './routes/monitoring.js';
 import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerStreamRoute } from './routes/stream.js';
 import { registerTokenRoutes } from './routes/tokens.js';
+import { registerOctetStreamUploads } from './upload.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +32,8 @@ export interface ConsoleServerOptions {
   bodyLimit?: number;
   /** Requests per minute per client address; default 1200. */
   rateLimitPerMinute?: number;
+  /** Where uploads stream to while they arrive; default <os tmp>/fleetml-uploads. */
+  uploadDir?: string;
 }
 
 /** The HTTP side of the cloud: JSON API under /api and the web console at /. */
@@ -47,9 +51,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, doc: routeDoc });
   });
   app.decorate('fleetmlRoutes', routes);
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) =>
-    done(null, body),
-  );
+  registerOctetStreamUploads(app, { dir: options.uploadDir });
 
   app.setErrorHandler((error, _request, reply) => {
     if (isFleetError(error)) {
@@ -75,6 +77,13 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
         message: `more than ${context.max} requests a minute; retry in ${context.after}`,
       },
     }),
+  });
+  // Who is calling is settled before anything else, in particular before a body is read: an
+  // anonymous client cannot make the cloud buffer or store a byte. Routes then check roles.
+  app.addHook('onRequest', async (request) => {
+    if (!needsToken(request.url)) return;
+    const allowQueryToken = request.url.split('?')[0] === '/api/stream';
+    request.caller = authenticate(options.services.tokens, request, allowQueryToken);
   });
   app.get('/api/openapi.json', async () => buildOpenApi(routes, '0.1.0'));
   app.get('/api/health', async () => ({ ok: true, errorCodes: Object.keys(ERROR_CATALOG).length }));

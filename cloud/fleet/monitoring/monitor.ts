@@ -106,6 +106,12 @@ export class FleetMonitor {
     return this.sweeping;
   }
 
+  /** Stops the periodic retention sweep (this replica is no longer the leader); start() resumes it. */
+  stopSweeps(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
   /** Commits what is queued and stops; call before closing the database. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);

@@ -51,7 +51,9 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
 
   app.get('/api/fleet/latency', { preHandler: viewer }, async (request) => {
     const q = parseInput(latencyQuery, request.query);
-    const result = m.latency.run(q.by, windowMs(q.window, DAY));
+    const result = s.postgresLatency
+      ? await s.postgresLatency.run(q.by, windowMs(q.window, DAY))
+      : m.latency.run(q.by, windowMs(q.window, DAY));
     if (q.by !== 'model') return result;
     return {
       ...result,
@@ -89,7 +91,11 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
     };
   });
 
-  app.get('/api/fleet/health', { preHandler: viewer }, async () => m.health.run());
+  // telemetryRecords: every raw record stored (load tests compare it with what devices had acknowledged).
+  app.get('/api/fleet/health', { preHandler: viewer }, async () => ({
+    ...m.health.run(),
+    telemetryRecords: await s.telemetryCount(),
+  }));
 
   // A device's latency, temperature and throttling over time from the rollups (raw rows only
   // live a day): minute points up to two days, hour points beyond.
