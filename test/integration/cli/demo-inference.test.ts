@@ -34,7 +34,7 @@ describe('npm start prints where its agent serves the model', () => {
     const url = await waitFor(
       'the inference line',
       () => out.match(/^inference: (http:\/\/127\.0\.0\.1:\d+)$/m)?.[1],
-      120_000,
+      240_000,
     );
     const body = JSON.stringify({
       inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
@@ -49,9 +49,9 @@ describe('npm start prints where its agent serves the model', () => {
           ? ((await res.json()) as { model_name: string; outputs: { data: number[] }[] })
           : null;
       },
-      120_000,
+      240_000,
     );
     expect(reply.model_name).toBe('mnist-mlp');
     expect(reply.outputs[0].data).toHaveLength(10);
-  }, 300_000);
+  }, 540_000);
 });
