@@ -6,9 +6,8 @@
  * signal is reported. Only a model that passed here is loaded in-process.
  */
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { FleetError } from '../../shared/errors/index.js';
-import type { SessionProfile } from '../runtime/ort.js';
+import { onnxruntimeSource, providerEnvironment, type SessionProfile } from '../runtime/ort.js';
 
 export interface ModelCheckOptions {
   /** Kill the check after this many ms (RUNTIME_TIMEOUT). */
@@ -63,15 +62,19 @@ const fill = { float32: Float32Array, float64: Float64Array, int32: Int32Array, 
 `;
 
 export function checkModelInChild(modelPath: string, options: ModelCheckOptions): Promise<ModelCheckResult> {
-  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+  // The onnxruntime the agent uses (a Jetson user's own, with --onnxruntime), and for TensorRT the
+  // engine cache settings: the engine this check builds is the one install and probe load.
+  const ortPath = onnxruntimeSource().entry;
   const settings = JSON.stringify({
     ...options.profile,
     dynamicDim: options.dynamicDim,
     servingShapes: options.servingShapes ?? {},
   });
+  const env = { ...process.env, ...providerEnvironment(options.profile.ep, options.profile.precision) };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', CHECK_SCRIPT, ortPath, modelPath, settings], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     });
     const pid = child.pid ?? -1;
     let stdout = '';
