@@ -238,6 +238,8 @@ async function buildServices(wiring: {
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
     isLeader: () => replica.leadership.isLeader,
+    // Soak rules read real-traffic sketches (the monitor is built just below; ticks come later).
+    serving: (fromMs, toMs, filter) => monitor.serving.summary(fromMs, toMs, 'fleet', filter)[0],
   });
   const monitor = new FleetMonitor({
     db,

@@ -256,5 +256,7 @@ Hot swap: 20 swaps and 2 rollbacks under continuous load from 8 clients: **${sw.
 answered, ${sw.failed} failed** (goal 0)${sw.errors.length ? ` (statuses: ${sw.errors.join(', ')})` : ''}; a swap (load + warm-up + switch)
 took ${f3(sw.swapMs[Math.floor(sw.swapMs.length / 2)])} ms p50, ${f3(sw.swapMs.at(-1)!)} ms max.
 
-Dynamic batching: not implemented yet (no figures).`,
+Server-side "compute" is the time from calling session.run to its promise resolving, so under
+concurrency it includes waiting for onnxruntime-node's worker thread, not only the kernels.
+${(await import('node:os')).loadavg()[0] > 2 * (await import('node:os')).cpus().length ? '**This run shared the machine with other jobs (load average above twice the core count): absolute figures measure the machine; compare against the bare-HTTP ceiling of the same run, and rerun on an idle machine to judge the goals.**\n\n' : ''}Dynamic batching: not implemented yet (no figures).`,
 );

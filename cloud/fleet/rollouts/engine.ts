@@ -9,6 +9,7 @@ import type { ModelRegistry } from '../inventory/models.js';
 import { evaluateExecution } from './outcome.js';
 import { planWaves } from './plan.js';
 import type { RolloutStore } from './store.js';
+import { type ServingSummaryQuery, soakRemainingMs, trafficVerdict } from './traffic-gate.js';
 import {
   DEFAULT_POLICY,
   type Execution,
@@ -30,6 +31,8 @@ export interface RolloutEngineDeps {
   /** Called whenever a rollout or one of its devices changed (the console streams it). */
   onChange?: (rolloutId: string) => void;
   now?: () => number;
+  /** Real-traffic figures for the soak rules (monitor.serving.summary by fleet); without it they are off. */
+  serving?: ServingSummaryQuery;
   /** With several cloud replicas, only the leader advances rollouts (cloud/fleet/leader/). Default: always. */
   isLeader?: () => boolean;
 }
@@ -181,7 +184,14 @@ export class RolloutEngine {
     }
     changed = (await this.startDue(rollout, executions)) || changed;
     const after = this.d.store.executions(rollout.id);
-    if (after.every((e) => TERMINAL.has(e.status))) {
+    const lastWave = Math.max(...after.map((e) => e.wave));
+    const soaking =
+      soakRemainingMs(
+        rollout.policy,
+        after.filter((e) => e.wave === lastWave),
+        this.now(),
+      ) > 0;
+    if (after.every((e) => TERMINAL.has(e.status)) && !soaking) {
       const failures = after.filter((e) => FAILURES.has(e.status)).length;
       this.d.store.setStatus(
         rollout.id,
@@ -212,6 +222,21 @@ export class RolloutEngine {
       if (slow)
         return `canary ${slow.deviceId} p99 ${slow.p99Ms!.toFixed(2)} ms exceeds the objective ${p.latencyObjectiveMs} ms`;
     }
+    return this.trafficReason(rollout, executions);
+  }
+
+  /** The soak rules: every finished, soaked wave against the old release on its own devices. */
+  private trafficReason(rollout: Rollout, executions: Execution[]): string | null {
+    const query = this.d.serving;
+    if (!query) return null;
+    const waves = [...new Set(executions.map((e) => e.wave))].sort((a, b) => a - b);
+    for (const w of waves) {
+      const wave = executions.filter((e) => e.wave === w);
+      if (!wave.every((e) => TERMINAL.has(e.status))) continue;
+      if (soakRemainingMs(rollout.policy, wave, this.now()) > 0) continue;
+      const reason = trafficVerdict(rollout.policy, rollout.modelId, wave, this.now(), query);
+      if (reason) return `wave ${w}: ${reason}`;
+    }
     return null;
   }
 
@@ -219,8 +244,13 @@ export class RolloutEngine {
   private async startDue(rollout: Rollout, executions: Execution[]): Promise<boolean> {
     const model = this.d.models.get(rollout.modelId);
     let wave = rollout.currentWave;
-    const waveDone = (w: number) =>
-      executions.filter((e) => e.wave === w).every((e) => TERMINAL.has(e.status));
+    // A wave is done when all its devices finished and, with a soak, served long enough.
+    const waveDone = (w: number) => {
+      const wave = executions.filter((e) => e.wave === w);
+      return (
+        wave.every((e) => TERMINAL.has(e.status)) && soakRemainingMs(rollout.policy, wave, this.now()) === 0
+      );
+    };
     while (waveDone(wave) && executions.some((e) => e.wave > wave)) wave++;
     if (wave !== rollout.currentWave) this.d.store.setWave(rollout.id, wave);
     let budget = Number.POSITIVE_INFINITY;

@@ -28,6 +28,20 @@ export const policySchema = z.object({
   deviceTimeoutS: z.number().int().min(5),
   /** Put the devices already updated back on their previous model when the rollout aborts. */
   rollbackOnAbort: z.boolean(),
+  /**
+   * Seconds a finished wave serves real traffic before the next wave starts; 0 = no soak. The
+   * two rules below compare the new release with the old one on the same devices then.
+   */
+  soakS: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 86_400)
+    .optional(),
+  /** Abort when the new release's real-traffic p99 exceeds the old one's by more than this, percent; null = off. */
+  maxP99IncreasePercent: z.number().positive().nullable().optional(),
+  /** Abort when the new release's error rate exceeds the old one's by more than this many percentage points; null = off. */
+  maxErrorRateIncreasePoints: z.number().min(0).max(100).nullable().optional(),
 });
 export type RolloutPolicy = z.infer<typeof policySchema>;
 
@@ -40,6 +54,9 @@ export const DEFAULT_POLICY: RolloutPolicy = {
   latencyObjectiveMs: null,
   deviceTimeoutS: 600,
   rollbackOnAbort: true,
+  soakS: 0,
+  maxP99IncreasePercent: null,
+  maxErrorRateIncreasePoints: null,
 };
 
 export type RolloutStatus = 'running' | 'paused' | 'succeeded' | 'aborted' | 'canceled';
