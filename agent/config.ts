@@ -90,6 +90,12 @@ export const AGENT_DEFAULTS = {
   clockTrustWindowMs: 86_400_000,
   /** PEM file of the fleet CA to pin for mqtts:// (copied into the data dir on first start). */
   caFile: '',
+  /**
+   * The fleet's manifest-signing public key (base64) or its fingerprint, pinned out of band.
+   * Optional when the enrollment token carries the fingerprint (tokens from `fleetml tokens
+   * enroll` do); the agent refuses to enroll when neither pins a key.
+   */
+  fleetKey: '',
   /** pino log level. */
   logLevel: 'info',
 };
@@ -133,6 +139,7 @@ export const agentConfigSchema = z.object({
   clockSkewMs: nonNegativeInt,
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
+  fleetKey: z.string().max(64),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

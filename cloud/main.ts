@@ -1,6 +1,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
+import { fleetKeyFingerprint } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
 import { CLOUD_USERNAME } from './fleet/broker/acl.js';
@@ -8,9 +9,14 @@ import { createBrokerAuthenticator, deviceClientId } from './fleet/broker/authen
 import { type EmbeddedBroker, startEmbeddedBroker } from './fleet/broker/embedded.js';
 import { MosquittoSync, mosquittoPasswordHash } from './fleet/broker/mosquitto.js';
 import { buildConsoleServer } from './fleet/console/server.js';
+import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
 import { ArtifactStore } from './fleet/delivery/artifacts.js';
+import { DeviceAudit } from './fleet/delivery/device-audit.js';
+import { beginEpoch } from './fleet/delivery/epoch.js';
+import { GoldenService } from './fleet/delivery/goldens.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
+import { createTargetSigner } from './fleet/delivery/target-signer.js';
 import { TargetService } from './fleet/delivery/targets.js';
 import { createTransferServer } from './fleet/delivery/transfer-server.js';
 import { newSecret } from './fleet/identity/secrets.js';
@@ -106,7 +112,17 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
   const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
 
-  const tokens = new TokenRepository(db);
+  const signing: SigningMode = options.signingPublicKey
+    ? { mode: 'offline', publicKey: options.signingPublicKey }
+    : {
+        mode: 'online',
+        keys: await loadOrCreateSigningKey(
+          options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json'),
+        ),
+      };
+  const goldens = new GoldenService(db, store, logger);
+  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
+  const tokens = new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) });
   const devices = new DeviceRepository(db);
   let broker: EmbeddedBroker | undefined;
   let tls: FleetTls | undefined;
@@ -160,20 +176,16 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     options: options.monitoring,
     rejectedBatches: () => routerStats?.rejectedTelemetry ?? 0,
   });
-  const signing: SigningMode = options.signingPublicKey
-    ? { mode: 'offline', publicKey: options.signingPublicKey }
-    : {
-        mode: 'online',
-        keys: await loadOrCreateSigningKey(
-          options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json'),
-        ),
-      };
-  const manifests = new ManifestService(db, { signing });
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, manifests);
-  const models = new ModelRegistry(db, store);
+  const targets = new TargetService(db, mqtt, manifests, {
+    epoch: beginEpoch(db),
+    sign: await createTargetSigner(signing, join(options.dataDir, 'keys')),
+  });
+  const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
+  const deviceAudit = new DeviceAudit(db, { targets, manifests });
+  deviceAudit.registerMetrics(monitor.metrics.registry);
   const audit = new AuditLog(db);
   const events = new FleetEvents();
   const rolloutStore = new RolloutStore(db);
@@ -201,6 +213,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     profiles,
     events,
     manifests,
+    goldens,
+    deviceAudit,
     jobs: new JobRunner({
       db,
       store,
@@ -220,6 +234,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   };
   const transfer = createTransferServer({
     store,
+    authorize: createArtifactAccess({ targets, devices, manifests }),
     publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 0 }),
     logger,
   });
@@ -239,6 +254,10 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
         }
       : undefined,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
+    onReport: (deviceId, report) => {
+      if ('state' in report) deviceAudit.onState(deviceId, report.state);
+      else deviceAudit.onBench(deviceId, report.bench);
+    },
     onDeviceUpdate: (deviceId, kind) => {
       events.emit({ type: 'device', deviceId, kind });
       if (kind !== 'telemetry') void rollouts.tick();

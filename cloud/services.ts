@@ -1,5 +1,7 @@
 import type { ProfileRegistry } from './compression/profiles/registry.js';
 import type { ArtifactStore } from './fleet/delivery/artifacts.js';
+import type { DeviceAudit } from './fleet/delivery/device-audit.js';
+import type { GoldenService } from './fleet/delivery/goldens.js';
 import type { ManifestService } from './fleet/delivery/manifests.js';
 import type { TargetService } from './fleet/delivery/targets.js';
 import type { TokenRepository } from './fleet/identity/tokens.js';
@@ -29,6 +31,10 @@ export interface CloudServices {
   profiles: ProfileRegistry;
   events: FleetEvents;
   manifests: ManifestService;
+  /** Golden sets computed at registration, named by manifests. */
+  goldens: GoldenService;
+  /** Alarms (versions the cloud never issued) and golden-check fidelity per device. */
+  deviceAudit: DeviceAudit;
   jobs: JobRunner;
   /** Drops a device's broker connection (after revocation). */
   disconnectDevice: (deviceId: string) => void;

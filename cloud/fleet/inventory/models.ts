@@ -57,6 +57,8 @@ export class ModelRegistry {
   constructor(
     private readonly db: Db,
     private readonly store: ArtifactStore,
+    /** Runs once per newly registered model (the cloud computes its golden set there). */
+    private readonly onRegistered?: (model: ModelRecord, bytes: Uint8Array) => Promise<unknown>,
   ) {}
 
   async add(
@@ -95,7 +97,9 @@ export class ModelRegistry {
         meta.metrics ? JSON.stringify(meta.metrics) : null,
         new Date().toISOString(),
       );
-    return this.get(id);
+    const model = this.get(id);
+    await this.onRegistered?.(model, bytes);
+    return model;
   }
 
   find(idOrName: string): ModelRecord | undefined {
