@@ -16,7 +16,7 @@ import { beginEpoch } from './fleet/delivery/epoch.js';
 import { GoldenService } from './fleet/delivery/goldens.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
-import { createTargetSigner } from './fleet/delivery/target-signer.js';
+import { TargetSigning } from './fleet/delivery/target-signer.js';
 import { TargetService } from './fleet/delivery/targets.js';
 import { createTransferServer } from './fleet/delivery/transfer-server.js';
 import { newSecret } from './fleet/identity/secrets.js';
@@ -179,10 +179,8 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, manifests, {
-    epoch: beginEpoch(db),
-    sign: await createTargetSigner(signing, join(options.dataDir, 'keys')),
-  });
+  const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
+  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
   const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   deviceAudit.registerMetrics(monitor.metrics.registry);
@@ -215,6 +213,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     manifests,
     goldens,
     deviceAudit,
+    targetSigning,
     jobs: new JobRunner({
       db,
       store,

@@ -3,6 +3,7 @@ import type { ArtifactStore } from './fleet/delivery/artifacts.js';
 import type { DeviceAudit } from './fleet/delivery/device-audit.js';
 import type { GoldenService } from './fleet/delivery/goldens.js';
 import type { ManifestService } from './fleet/delivery/manifests.js';
+import type { TargetSigning } from './fleet/delivery/target-signer.js';
 import type { TargetService } from './fleet/delivery/targets.js';
 import type { TokenRepository } from './fleet/identity/tokens.js';
 import type { TelemetryRepository } from './fleet/ingest/telemetry.js';
@@ -35,6 +36,8 @@ export interface CloudServices {
   goldens: GoldenService;
   /** Alarms (versions the cloud never issued) and golden-check fidelity per device. */
   deviceAudit: DeviceAudit;
+  /** How targets are signed (offline: the delegated target key). */
+  targetSigning: TargetSigning;
   jobs: JobRunner;
   /** Drops a device's broker connection (after revocation). */
   disconnectDevice: (deviceId: string) => void;
