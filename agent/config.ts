@@ -57,7 +57,11 @@ export const AGENT_DEFAULTS = {
   intraOpThreads: 0,
   /** onnxruntime graph optimisation level. */
   graphOptimizationLevel: 'all' as 'disabled' | 'basic' | 'extended' | 'all',
-  /** Value for dynamic input dimensions when benchmarking (e.g. batch). */
+  /**
+   * Last resort for symbolic input dimensions that the model's serving shape (its manifest's
+   * `servingShapes`, set by `models add --shape`) leaves open. Such a benchmark is reported with
+   * `unresolvedDims` and a SHAPE_UNRESOLVED warning event: its latency describes a guessed shape.
+   */
   dynamicDim: 1,
   /**
    * A new model is first loaded and run once in a child process, killed after this many ms
@@ -72,6 +76,27 @@ export const AGENT_DEFAULTS = {
    * 250 ms per 10 s interval caps the probe at 2.5 % of one core even for a heavy model.
    */
   latencyProbeBudgetMs: 250,
+  /** Run the local inference service (Open Inference Protocol v2 over HTTP). */
+  serve: true,
+  /**
+   * Address the inference service listens on. Loopback by default: nothing beyond the device
+   * can call it. Any other address needs serveToken.
+   */
+  serveHost: '127.0.0.1',
+  /** TCP port of the inference service (Triton's default HTTP port); 0 = a free one. */
+  servePort: 8000,
+  /** Unix socket path the inference service also listens on ('' = none). */
+  serveSocket: '',
+  /** Bearer token required on every inference request ('' = none; required beyond loopback). */
+  serveToken: '',
+  /** Largest inference request body, bytes (64 MiB). */
+  serveMaxBodyBytes: 64 * 1024 * 1024,
+  /**
+   * Shell command run after each model activation ('' = none); it gets FLEETML_MODEL_NAME,
+   * FLEETML_MODEL_VERSION, FLEETML_MODEL_ID, FLEETML_MODEL_SHA256 and FLEETML_MODEL_PATH
+   * (the stable path <dataDir>/models/<name>/current.onnx).
+   */
+  activationHook: '',
   /** First retry delay of the reconcile loop, ms. */
   backoffInitialMs: 1_000,
   /** Longest retry delay of the reconcile loop, ms. */
@@ -96,6 +121,17 @@ export const AGENT_DEFAULTS = {
    * enroll` do); the agent refuses to enroll when neither pins a key.
    */
   fleetKey: '',
+  /**
+   * Directory read instead of `/` for the board facts (proc/cpuinfo, proc/device-tree/model,
+   * etc/nv_tegra_release, ...); '' = the real ones. For tests and emulated devices, whose /proc
+   * is the host's.
+   */
+  factsRoot: '',
+  /**
+   * A user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so
+   * (Jetson builds with CUDA/TensorRT); '' = the installed onnxruntime-node.
+   */
+  onnxruntimePath: '',
   /** pino log level. */
   logLevel: 'info',
 };
@@ -130,6 +166,13 @@ export const agentConfigSchema = z.object({
   modelCheckTimeoutMs: nonNegativeInt,
   latencyProbeRuns: nonNegativeInt.max(100_000),
   latencyProbeBudgetMs: positiveInt,
+  serve: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]),
+  serveHost: z.string().min(1),
+  servePort: nonNegativeInt.max(65_535),
+  serveSocket: z.string(),
+  serveToken: z.string(),
+  serveMaxBodyBytes: positiveInt,
+  activationHook: z.string(),
   backoffInitialMs: positiveInt,
   backoffMaxMs: positiveInt,
   keepaliveS: positiveInt,
@@ -140,6 +183,8 @@ export const agentConfigSchema = z.object({
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
   fleetKey: z.string().max(64),
+  factsRoot: z.string(),
+  onnxruntimePath: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

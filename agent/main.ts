@@ -1,15 +1,23 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FleetError } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
 import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
 import type { AgentConfig } from './config.js';
 import { type DeviceIdentity, enroll, loadIdentity, pinFleetKey, saveIdentity } from './enroll.js';
-import { readHardwareFacts } from './hardware.js';
+import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { Installer } from './install/installer.js';
 import { Reconciler } from './reconcile.js';
 import { Reporter } from './reporter.js';
-import { chooseExecutionProvider, detectExecutionProviders, onnxruntimeVersion } from './runtime/ort.js';
+import { resolveOnnxruntime } from './runtime/onnxruntime-source.js';
+import {
+  chooseExecutionProvider,
+  configureOnnxruntime,
+  detectExecutionProviders,
+  onnxruntimeVersion,
+} from './runtime/ort.js';
+import { InferenceService } from './serve/service.js';
 import { StateStore } from './store/agent-state.js';
 import { TelemetryCollector } from './telemetry/collector.js';
 import { LatencyProbe } from './telemetry/latency-probe.js';
@@ -38,6 +46,8 @@ export interface AgentHandle {
   sender: TelemetrySender;
   outbox: TelemetryOutbox;
   downloader: Downloader;
+  /** The local inference service (null when config.serve is off). */
+  inference: InferenceService | null;
   /** Graceful stop: publishes offline, closes the connection and the outbox. */
   stop(): Promise<void>;
   /** Drops the process's connection without DISCONNECT, as a crash would (tests). */
@@ -50,14 +60,41 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const logger = options.logger ?? createLogger({ name: 'agent', level: config.logLevel });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
+  // A 32-bit ARM OS is refused before anything else, with the OS to install instead.
+  const board = await readBoardFacts(config.factsRoot || '/');
+  logger.info({ board: board.model, kind: board.kind, cpu: board.cpuModel }, 'board');
+  configureOnnxruntime({
+    source: await resolveOnnxruntime(config.onnxruntimePath, join(config.dataDir, 'onnxruntime')),
+    tensorRt: {
+      engineCacheDir: join(config.dataDir, 'tensorrt', 'engines'),
+      timingCacheDir: join(config.dataDir, 'tensorrt', 'timing'),
+    },
+  });
+  await mkdir(join(config.dataDir, 'tensorrt', 'engines'), { recursive: true });
+  await mkdir(join(config.dataDir, 'tensorrt', 'timing'), { recursive: true });
   const probe = await detectExecutionProviders();
-  if (probe.hint) logger.info({ available: probe.available, failures: probe.failures }, probe.hint);
+  logger.info(
+    { available: probe.available, failures: probe.failures, onnxruntime: probe.onnxruntime },
+    'execution providers',
+  );
+  if (probe.hint) logger.info(probe.hint);
+  if (probe.available.length === 0) {
+    throw new FleetError(
+      'RUNTIME_LOAD',
+      `onnxruntime ${probe.onnxruntime.path} does not load: ${probe.failures.cpu ?? 'unknown reason'}`,
+      { onnxruntime: probe.onnxruntime },
+    );
+  }
   const ep = await chooseExecutionProvider(config.ep);
 
   const caPem = await loadPinnedCa(config);
   let identity = await loadIdentity(config.dataDir);
   if (!identity) {
-    const hardware = await readHardwareFacts(probe.available, onnxruntimeVersion());
+    const hardware = await readHardwareFacts({
+      executionProviders: probe.available,
+      onnxruntimeVersion: onnxruntimeVersion(),
+      factsRoot: config.factsRoot,
+    });
     identity = await enroll({
       url: config.cloudUrl,
       caPem,
@@ -127,6 +164,30 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     modelCheckTimeoutMs: config.modelCheckTimeoutMs,
   });
 
+  const sessionProfile = {
+    intraOpThreads: config.intraOpThreads,
+    graphOptimizationLevel: config.graphOptimizationLevel,
+  };
+  const inference = config.serve
+    ? new InferenceService({
+        dataDir: config.dataDir,
+        ep,
+        profile: sessionProfile,
+        dynamicDim: config.dynamicDim,
+        logger: log,
+        hookCommand: config.activationHook,
+        http: {
+          host: config.serveHost,
+          port: config.servePort,
+          socketPath: config.serveSocket,
+          token: config.serveToken,
+          maxBodyBytes: config.serveMaxBodyBytes,
+          serverVersion: AGENT_VERSION,
+        },
+      })
+    : null;
+  const activeSlotPath = () => (state.state.activeSlot ? installer.modelPath(state.state.activeSlot) : null);
+
   const reconciler = new Reconciler({
     identity,
     state,
@@ -139,6 +200,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     backoffMaxMs: config.backoffMaxMs,
     clockSkewMs: config.clockSkewMs,
     clockTrustWindowMs: config.clockTrustWindowMs,
+    onActivated: (manifest) => {
+      const slotPath = activeSlotPath();
+      if (inference && slotPath) void inference.activate(manifest, slotPath);
+    },
   });
 
   const latencyProbe = new LatencyProbe({
@@ -150,7 +215,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     activeModel: () => {
       const slot = state.state.activeSlot;
       const info = state.active();
-      return slot && info ? { sha256: info.sha256, path: installer.modelPath(slot) } : null;
+      return slot && info
+        ? { sha256: info.sha256, path: installer.modelPath(slot), servingShapes: info.servingShapes }
+        : null;
     },
     logger: log,
   });
@@ -170,7 +237,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const telemetry = new TelemetryCollector({
     intervalS: config.telemetryIntervalS,
     diskPath: config.dataDir,
-    latency: () => latencyProbe.measure(),
+    // The probe is the fallback for devices without traffic: with served requests, their
+    // sketches are the latency and the probe does not run.
+    latency: () => (inference && inference.traffic.pending() > 0 ? null : latencyProbe.measure()),
+    serving: inference ? () => inference.traffic.take() : undefined,
     activeModel: () => {
       const active = state.active();
       return active ? { modelId: active.modelId, version: active.version } : null;
@@ -194,6 +264,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     (payload) => reconciler.onTargetMessage(payload),
     1,
   );
+  if (inference) {
+    await inference.start();
+    await inference.restore(activeSlotPath());
+  }
   telemetry.start();
   void telemetry.tick();
 
@@ -205,6 +279,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     if (!graceful) transport.destroy();
     await telemetry.stop();
     await latencyProbe.release();
+    await inference?.stop();
     await reconciler.stop();
     await sender.stop();
     if (graceful && transport.connected) {
@@ -224,6 +299,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     sender,
     outbox,
     downloader,
+    inference,
     stop: () => shutdown(true),
     crash: () => shutdown(false),
   };

@@ -5,7 +5,9 @@ const d = AGENT_DEFAULTS;
 
 /** `fleetml agent start`: the device daemon. Every option also reads from FLEETML_* and a config file. */
 export function register(program: Command): void {
-  const agent = program.command('agent').description('the device agent');
+  const agent =
+    program.commands.find((c) => c.name() === 'agent') ??
+    program.command('agent').description('the device agent');
   agent
     .command('start')
     .description(
@@ -60,6 +62,14 @@ export function register(program: Command): void {
       '--telemetry-ack <mode>',
       `cloud|broker|auto: what lets telemetry leave the outbox (default ${d.telemetryAck})`,
     )
+    .option(
+      '--facts-root <dir>',
+      'read board facts (proc/cpuinfo, proc/device-tree/model, etc/nv_tegra_release) under this directory instead of / (env FLEETML_FACTS_ROOT)',
+    )
+    .option(
+      '--onnxruntime <path>',
+      'a user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so with CUDA/TensorRT providers (Jetson; env FLEETML_ONNXRUNTIME_PATH)',
+    )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
     .action(async (flags: Record<string, string | undefined>) => {
       const { loadConfig } = await import('../config.js');
@@ -85,6 +95,8 @@ export function register(program: Command): void {
         modelCheckTimeoutMs: flags.modelCheckTimeout,
         latencyProbeRuns: flags.probeRuns,
         telemetryAck: flags.telemetryAck,
+        factsRoot: flags.factsRoot,
+        onnxruntimePath: flags.onnxruntime,
         logLevel: flags.logLevel,
       });
       const handle = await startAgent({ config });
@@ -114,13 +126,20 @@ export function register(program: Command): void {
       "the fleet's signing public key (base64) or its fingerprint (env FLEETML_FLEET_KEY)",
     )
     .option('--data-dir <dir>', `where the identity is written (default ${d.dataDir})`)
+    .option(
+      '--facts-root <dir>',
+      'read board facts (proc/cpuinfo, proc/device-tree/model, etc/nv_tegra_release) under this directory instead of / (env FLEETML_FACTS_ROOT)',
+    )
     .option('--timeout <s>', 'give up after this many seconds', '300')
     .option('--json', 'print {deviceId} on stdout')
     .action(async (flags: Record<string, string | boolean | undefined>) => {
       const { loadConfig } = await import('../config.js');
       const { enroll, loadIdentity, saveIdentity } = await import('../enroll.js');
       const { readHardwareFacts } = await import('../hardware.js');
-      const { detectExecutionProviders, onnxruntimeVersion } = await import('../runtime/ort.js');
+      const { configureOnnxruntime, detectExecutionProviders, onnxruntimeVersion } = await import(
+        '../runtime/ort.js'
+      );
+      const { resolveOnnxruntime } = await import('../runtime/onnxruntime-source.js');
       const { AGENT_VERSION } = await import('../main.js');
       const { createLogger } = await import('../../shared/logger.js');
       const config = await loadConfig({
@@ -130,6 +149,7 @@ export function register(program: Command): void {
         caFile: flags.ca,
         fleetKey: flags.fleetKey,
         dataDir: flags.dataDir,
+        factsRoot: flags.factsRoot,
       });
       const { mkdir } = await import('node:fs/promises');
       const { loadPinnedCa } = await import('../tls.js');
@@ -140,6 +160,10 @@ export function register(program: Command): void {
       if (identity) {
         logger.info({ deviceId: identity.deviceId }, 'already enrolled');
       } else {
+        const { join } = await import('node:path');
+        configureOnnxruntime({
+          source: await resolveOnnxruntime(config.onnxruntimePath, join(config.dataDir, 'onnxruntime')),
+        });
         const probe = await detectExecutionProviders();
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), Number(flags.timeout) * 1000);
@@ -149,7 +173,11 @@ export function register(program: Command): void {
           url: config.cloudUrl,
           token: config.enrollToken,
           fleetKey: config.fleetKey,
-          hardware: await readHardwareFacts(probe.available, onnxruntimeVersion()),
+          hardware: await readHardwareFacts({
+            executionProviders: probe.available,
+            onnxruntimeVersion: onnxruntimeVersion(),
+            factsRoot: config.factsRoot,
+          }),
           agentVersion: AGENT_VERSION,
           logger,
           timeoutS: config.enrollTimeoutS,
@@ -161,5 +189,36 @@ export function register(program: Command): void {
       if (flags.json) process.stdout.write(`${JSON.stringify({ deviceId: identity.deviceId })}\n`);
       // The MQTT client and timers are closed; nothing else should keep the process alive.
       process.exitCode = 0;
+    });
+
+  agent
+    .command('providers')
+    .description(
+      'list the execution providers that load here (a tiny session on each) and why the others do not',
+    )
+    .option(
+      '--onnxruntime <path>',
+      'probe a user-supplied onnxruntime (package directory or libonnxruntime.so)',
+    )
+    .option(
+      '--work-dir <dir>',
+      'where a libonnxruntime.so is set up for loading',
+      '.fleetml/agent/onnxruntime',
+    )
+    .option('--json', 'print the probe as JSON')
+    .action(async (flags: { onnxruntime?: string; workDir: string; json?: boolean }) => {
+      const { configureOnnxruntime, detectExecutionProviders } = await import('../runtime/ort.js');
+      const { resolveOnnxruntime } = await import('../runtime/onnxruntime-source.js');
+      configureOnnxruntime({ source: await resolveOnnxruntime(flags.onnxruntime ?? '', flags.workDir) });
+      const probe = await detectExecutionProviders();
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(probe)}\n`);
+        return;
+      }
+      process.stdout.write(`onnxruntime: ${probe.onnxruntime.kind} ${probe.onnxruntime.path}\n`);
+      process.stdout.write(`loaded: ${probe.available.join(', ') || 'none'}\n`);
+      for (const [ep, why] of Object.entries(probe.failures))
+        process.stdout.write(`${ep}: not loaded: ${why}\n`);
+      if (probe.hint) process.stdout.write(`${probe.hint}\n`);
     });
 }

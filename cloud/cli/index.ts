@@ -19,6 +19,8 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./distill.js'),
   () => import('./compress.js'),
   () => import('./signing.js'),
+  () => import('./agent-bundle.js'),
+  () => import('../simulator/cli.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {

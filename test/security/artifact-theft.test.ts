@@ -5,7 +5,7 @@ import { deviceTopic, encodeJson } from '../../shared/protocol/index.js';
 import { buildMlp } from '../integration/agent/fixtures.js';
 import { startTestAgent, type TestAgent } from '../integration/agent/harness.js';
 import { startTestCloud, type TestCloud } from '../integration/support/test-cloud.js';
-import { collectBlocks, connectAsDevice, until } from './support.js';
+import { collectBlocks, connectAsDevice, until } from './attack-support.js';
 
 // Finding 1 of issue 12: device B, with its own valid credentials, asks the transfer server for
 // every block of an artifact that only device A's target names. It must get no block, and the

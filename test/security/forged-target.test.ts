@@ -5,7 +5,7 @@ import { deviceTopic, encodeJson } from '../../shared/protocol/index.js';
 import { buildMlp } from '../integration/agent/fixtures.js';
 import { startTestAgent, type TestAgent } from '../integration/agent/harness.js';
 import { startTestCloud, type TestCloud } from '../integration/support/test-cloud.js';
-import { until } from './support.js';
+import { until } from './attack-support.js';
 
 // Finding 2 of issue 12: whoever can publish on a device's target topic (here: anyone, the
 // broker is open, as a rogue or compromised broker would be) tries to install an old, genuinely

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMlp } from '../integration/agent/fixtures.js';
 import { startTestAgent, type TestAgent } from '../integration/agent/harness.js';
 import { startTestCloud, type TestCloud } from '../integration/support/test-cloud.js';
-import { until } from './support.js';
+import { until } from './attack-support.js';
 
 // Finding 6 of issue 12: every manifest the cloud issued had `golden: null`, so the on-device
 // golden check never ran. Now the cloud computes golden inputs and outputs when a model is

@@ -1,46 +1,106 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
-import { type BlockHeader, decodeBlockFrame, deviceTopic } from '../../shared/protocol/index.js';
+import { FleetmlProcess, freePort, waitFor } from '../faults/procs.js';
 
-/** Connects with a device's own credentials (read from its identity file), as a stolen device would. */
-export async function connectAsDevice(
-  url: string,
-  dataDir: string,
-): Promise<{ client: MqttClient; deviceId: string }> {
-  const identity = JSON.parse(await readFile(join(dataDir, 'identity.json'), 'utf8'));
-  const client = await mqtt.connectAsync(url, {
-    clientId: `fleetml-${identity.deviceId}`,
-    username: identity.deviceId,
-    password: identity.secret,
-    reconnectPeriod: 0,
-  });
-  return { client, deviceId: identity.deviceId };
+export { FleetmlProcess, freePort, waitFor };
+
+/** Resident memory of a process in MB: now (VmRSS) and its peak so far (VmHWM). */
+export async function memoryMb(pid: number): Promise<{ rss: number; peak: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
-/** Collects every block frame the device receives. */
-export async function collectBlocks(
-  client: MqttClient,
-  deviceId: string,
-): Promise<Array<{ header: BlockHeader; data: Buffer }>> {
-  const frames: Array<{ header: BlockHeader; data: Buffer }> = [];
-  client.on('message', (topic, payload) => {
-    if (topic === deviceTopic(deviceId, 'transfer/blk')) frames.push(decodeBlockFrame(payload));
-  });
-  await client.subscribeAsync(deviceTopic(deviceId, 'transfer/blk'), { qos: 0 });
-  return frames;
+export interface SpawnedCloud {
+  proc: FleetmlProcess;
+  dir: string;
+  dataDir: string;
+  httpUrl: string;
+  mqttPort: number;
+  token: string;
+  stop(): Promise<void>;
 }
 
-export async function until<T>(
-  what: string,
-  probe: () => T | undefined | null | false,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== null && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+/** `fleetml cloud start` as a real process on loopback ports, with `extra` flags. */
+export async function spawnCloud(extra: string[] = [], prefix = 'fleetml-sec-'): Promise<SpawnedCloud> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const dataDir = join(dir, 'cloud');
+  const httpPort = await freePort();
+  const mqttPort = await freePort();
+  const proc = new FleetmlProcess([
+    'cloud',
+    'start',
+    '--data-dir',
+    dataDir,
+    '--http-port',
+    String(httpPort),
+    '--mqtt-port',
+    String(mqttPort),
+    ...extra,
+  ]);
+  const line = await proc.line(/^token: /, 90_000);
+  return {
+    proc,
+    dir,
+    dataDir,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
+    mqttPort,
+    token: line.slice('token: '.length).trim(),
+    stop: async () => {
+      await proc.kill('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A loopback TCP proxy that keeps every byte it forwards in both directions: the sniffer. */
+export class RecordingProxy {
+  readonly chunks: Buffer[] = [];
+  private readonly server = net.createServer((client) => this.accept(client));
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(private readonly targetPort: number) {}
+
+  static async start(targetPort: number): Promise<RecordingProxy> {
+    const proxy = new RecordingProxy(targetPort);
+    await new Promise<void>((r) => proxy.server.listen(0, '127.0.0.1', () => r()));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Everything seen on the wire so far. */
+  captured(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  private accept(client: net.Socket): void {
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (d: Buffer) => {
+      this.chunks.push(Buffer.from(d));
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      this.chunks.push(Buffer.from(d));
+      client.write(d);
+    });
   }
 }

@@ -66,9 +66,13 @@ export class ManifestService {
     // Issued before releases and golden sets existed, or the golden set changed since.
     const outdated = (m: Manifest) =>
       m.release === undefined || (m.golden?.sha256 ?? null) !== (this.o.golden?.(model.id)?.sha256 ?? null);
+    // A serving shape set after the manifest was issued must reach the devices: re-issue.
+    const shapesChanged = (m: Manifest) =>
+      JSON.stringify(m.servingShapes ?? null) !== JSON.stringify(model.servingShapes ?? null);
     if (
       !current ||
-      (this.o.signing.mode === 'online' && (expiresSoon(current.manifest) || outdated(current.manifest)))
+      (this.o.signing.mode === 'online' &&
+        (expiresSoon(current.manifest) || outdated(current.manifest) || shapesChanged(current.manifest)))
     ) {
       current = this.issue(model, (current?.manifest.version ?? 0) + 1);
     }
@@ -151,6 +155,7 @@ export class ManifestService {
       golden: golden
         ? { sha256: golden.sha256, size: golden.size, tolerance: golden.maxAbs, minCosine: golden.minCosine }
         : null,
+      ...(model.servingShapes ? { servingShapes: model.servingShapes } : {}),
       issuedAt,
       expiresAt:
         this.ttlSeconds === null

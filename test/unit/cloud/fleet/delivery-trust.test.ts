@@ -61,6 +61,9 @@ describe('delivery trust (cloud side)', () => {
       profile: null,
       metrics: null,
       createdAt: new Date().toISOString(),
+      servingShapes: null,
+      unresolvedDims: [],
+      release: 1,
     };
     db.prepare(
       "INSERT INTO models (id, name, variant, sha256, size, inputs, outputs, created_at) VALUES ('m-deep', 'deep', 'fp32', ?, 10, '[]', '[]', ?)",

@@ -1,0 +1,129 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { cp, mkdtemp, readFile, symlink } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** Helpers of the arm64 tests: the QEMU setup, a tree of this checkout on arm64 modules, processes. */
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const BOARDS = join(ROOT, 'test/fixtures/boards');
+/** Emulation runs JavaScript 5-12x and kernels 100-400x slower: every wait is sized for it. */
+export const EMULATED_MS = 12 * 60_000;
+
+export type Arm64Setup = { node: string; modules: string; setupMs: number } | { skip: string };
+
+/**
+ * Runs scripts/ci/arm64-setup.sh (seconds when its cache is warm) and reads what it wrote: the
+ * arm64 Node and node_modules, or the reason the arm64 tests cannot run on this machine.
+ */
+export async function prepareArm64(): Promise<Arm64Setup> {
+  const cache = process.env.FLEETML_ARM64_CACHE ?? join(homedir(), '.cache/fleetml-arm64');
+  const started = Date.now();
+  const failure = await new Promise<string | null>((done) => {
+    execFile(
+      join(ROOT, 'scripts/ci/arm64-setup.sh'),
+      { env: { ...process.env, FLEETML_ARM64_CACHE: cache }, timeout: 30 * 60_000, maxBuffer: 16 << 20 },
+      (error, _stdout, stderr) => done(error ? `arm64-setup.sh failed: ${stderr.slice(-2000)}` : null),
+    );
+  });
+  // A failing setup is a failure, not a skip: only a machine without binfmt may skip.
+  if (failure) throw new Error(failure);
+  const skip = await readFile(join(cache, 'skip-reason'), 'utf8').catch(() => null);
+  if (skip) return { skip: skip.trim() };
+  const env = Object.fromEntries(
+    (await readFile(join(cache, 'env'), 'utf8'))
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => l.split('=') as [string, string]),
+  );
+  return { node: env.FLEETML_ARM64_NODE, modules: env.FLEETML_ARM64_MODULES, setupMs: Date.now() - started };
+}
+
+/** This checkout's sources (not its x64 node_modules) with the arm64 node_modules beside them. */
+export async function arm64Tree(modules: string): Promise<string> {
+  const tree = await mkdtemp(join(tmpdir(), 'fleetml-arm64-tree-'));
+  for (const entry of ['agent', 'shared', 'cloud', 'bin', 'package.json', 'tsconfig.json']) {
+    await cp(join(ROOT, entry), join(tree, entry), { recursive: true });
+  }
+  await symlink(modules, join(tree, 'node_modules'), 'dir');
+  return tree;
+}
+
+/** A child process with its output lines kept (JSON log lines parsed). */
+export class Arm64Process {
+  readonly lines: string[] = [];
+  readonly logs: Array<Record<string, unknown>> = [];
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+
+  constructor(node: string, cwd: string, args: string[], env: NodeJS.ProcessEnv) {
+    this.child = spawn(node, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let buffered = '';
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      for (const line of parts.filter(Boolean)) {
+        this.lines.push(line);
+        if (line.startsWith('{')) {
+          try {
+            this.logs.push(JSON.parse(line));
+          } catch {}
+        }
+      }
+    };
+    this.child.stdout!.on('data', onData);
+    this.child.stderr!.on('data', onData);
+    this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  tail(n = 30): string {
+    return this.lines.slice(-n).join('\n');
+  }
+}
+
+/** Runs `node -e script args...` under the arm64 Node and returns its stdout. */
+export function runArm64Script(
+  node: string,
+  cwd: string,
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  return new Promise((done, fail) => {
+    execFile(
+      node,
+      ['-e', script, ...args],
+      { cwd, env: { ...process.env, ...env }, timeout: EMULATED_MS, maxBuffer: 64 << 20 },
+      (error, stdout, stderr) => (error ? fail(new Error(`${error.message}\n${stderr}`)) : done(stdout)),
+    );
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  ms = EMULATED_MS,
+  onTimeout: () => string = () => '',
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== null && value !== false) return value as T;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}\n${onTimeout()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
