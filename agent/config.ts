@@ -116,6 +116,12 @@ export const AGENT_DEFAULTS = {
   /** PEM file of the fleet CA to pin for mqtts:// (copied into the data dir on first start). */
   caFile: '',
   /**
+   * The fleet's manifest-signing public key (base64) or its fingerprint, pinned out of band.
+   * Optional when the enrollment token carries the fingerprint (tokens from `fleetml tokens
+   * enroll` do); the agent refuses to enroll when neither pins a key.
+   */
+  fleetKey: '',
+  /**
    * Directory read instead of `/` for the board facts (proc/cpuinfo, proc/device-tree/model,
    * etc/nv_tegra_release, ...); '' = the real ones. For tests and emulated devices, whose /proc
    * is the host's.
@@ -180,6 +186,7 @@ export const agentConfigSchema = z.object({
   clockSkewMs: nonNegativeInt,
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
+  fleetKey: z.string().max(64),
   factsRoot: z.string(),
   onnxruntimePath: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
 import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
 import type { AgentConfig } from './config.js';
-import { type DeviceIdentity, enroll, loadIdentity, saveIdentity } from './enroll.js';
+import { type DeviceIdentity, enroll, loadIdentity, pinFleetKey, saveIdentity } from './enroll.js';
 import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { Installer } from './install/installer.js';
 import { Reconciler } from './reconcile.js';
@@ -107,6 +107,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       url: config.cloudUrl,
       caPem,
       token: config.enrollToken,
+      fleetKey: config.fleetKey,
       hardware,
       agentVersion: AGENT_VERSION,
       logger,
@@ -114,6 +115,14 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     });
     await saveIdentity(config.dataDir, identity);
     logger.info({ deviceId: identity.deviceId }, 'enrolled');
+  }
+  const pinned = pinFleetKey(identity, config.fleetKey);
+  if (pinned !== identity) {
+    identity = pinned;
+    await saveIdentity(config.dataDir, identity);
+  }
+  if (!identity.fleetPublicKey) {
+    logger.error('no fleet key is pinned: every target is refused until one is given with --fleet-key');
   }
   const deviceId = identity.deviceId;
   const log = logger.child({ deviceId });

@@ -18,7 +18,8 @@ import type { BenchmarkResult } from './bench/benchmark.js';
 import type { DeviceIdentity } from './enroll.js';
 import type { Installer } from './install/installer.js';
 import type { Reporter } from './reporter.js';
-import type { StateStore } from './store/agent-state.js';
+import type { AgentState, StateStore } from './store/agent-state.js';
+import { checkRelease, checkTargetSignature, isNewer, isReannounced } from './target-guard.js';
 import type { Downloader } from './transfer/downloader.js';
 
 export interface ReconcilerOptions {
@@ -66,22 +67,22 @@ export class Reconciler {
     let target: TargetState;
     try {
       target = decodeJson(targetStateSchema, payload);
-      if (target.deviceId !== this.o.identity.deviceId) {
-        throw new FleetError(
-          'MSG_SCHEMA',
-          `target state is for device ${target.deviceId}, not ${this.o.identity.deviceId}`,
-        );
-      }
+      checkTargetSignature(target, this.o.identity.fleetPublicKey, this.o.identity.deviceId);
     } catch (error) {
+      // Refused before anything else: a forged target cannot move the sequence or the epoch.
       this.o.reporter.error(toFleetError(error, 'MSG_SCHEMA'));
       return;
     }
-    const applied = this.o.state.state.appliedTargetVersion;
+    const { targetEpoch, appliedTargetVersion } = this.o.state.state;
+    const desired = this.desired;
     if (
-      (applied !== null && target.version <= applied) ||
-      (this.desired && target.version <= this.desired.version)
+      !isNewer(target, targetEpoch, appliedTargetVersion) ||
+      (desired && !isNewer(target, desired.epoch ?? 0, desired.version))
     ) {
-      this.o.logger.debug({ version: target.version, applied }, 'target already handled; ignored');
+      this.o.logger.debug(
+        { version: target.version, epoch: target.epoch, applied: appliedTargetVersion },
+        'target already handled; ignored',
+      );
       return;
     }
     this.desired = target;
@@ -112,6 +113,7 @@ export class Reconciler {
     const active = this.o.state.active();
     this.o.reporter.state({
       targetVersion: this.desired?.version ?? this.o.state.state.appliedTargetVersion,
+      epoch: this.desired?.epoch ?? this.o.state.state.targetEpoch,
       phase: this.phase,
       activeModel: active
         ? { modelId: active.modelId, sha256: active.sha256, version: active.version }
@@ -138,8 +140,8 @@ export class Reconciler {
   /** The desired target when it is newer than the last one handled; null when there is nothing to do. */
   private pending(): TargetState | null {
     const target = this.desired;
-    const applied = this.o.state.state.appliedTargetVersion;
-    if (!target || this.stopped || (applied !== null && target.version <= applied)) return null;
+    const { targetEpoch, appliedTargetVersion } = this.o.state.state;
+    if (!target || this.stopped || !isNewer(target, targetEpoch, appliedTargetVersion)) return null;
     return target;
   }
 
@@ -170,9 +172,15 @@ export class Reconciler {
           s.lastError = null;
         });
       }
+      if (isReannounced(target, this.o.state.state)) {
+        // A restarted cloud (new epoch) announces the target this device already handled.
+        await this.o.state.update((s) => markHandled(s, target));
+        this.report();
+        return 'done';
+      }
       await this.apply(target, this.abort.signal);
       await this.o.state.update((s) => {
-        s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
+        markHandled(s, target);
         s.lastError = null;
       });
       this.report();
@@ -196,7 +204,7 @@ export class Reconciler {
       return 'retry';
     }
     await this.o.state.update((s) => {
-      s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
+      markHandled(s, target);
       s.lastError = { code: e.code, message: e.message.slice(0, 2000) };
     });
     // Stay on the old model; the failed target is done with. Say so: the device serves its old
@@ -226,6 +234,7 @@ export class Reconciler {
     }
     const { manifest, signature } = target.model;
     await this.checkManifest(manifest, signature);
+    checkRelease(manifest, target, this.o.state.state.releases);
     const active = this.o.state.active();
     if (active && active.sha256 === manifest.sha256) {
       this.setPhase('active', null);
@@ -247,6 +256,9 @@ export class Reconciler {
     const result = await this.o.installer.install(manifest, path, golden, (phase) =>
       this.setPhase(phase, null),
     );
+    await this.o.state.update((s) => {
+      s.releases[manifest.name] = Math.max(s.releases[manifest.name] ?? 0, manifest.release ?? 0);
+    });
     this.setPhase('active', null);
     this.announceActivation(manifest, result, previous);
     this.o.reporter.bench({
@@ -282,7 +294,7 @@ export class Reconciler {
       this.o.reporter.event(
         'info',
         'GOLDEN_OK',
-        `golden check passed: ${result.golden.cases} cases, max |diff| ${result.golden.maxAbsDiff}` +
+        `golden check passed: ${result.golden.cases} cases, cosine ${result.golden.cosine}, max |diff| ${result.golden.maxAbsDiff}` +
           (result.golden.accuracy !== null ? `, accuracy ${result.golden.accuracy}` : ''),
       );
     }
@@ -355,14 +367,15 @@ export class Reconciler {
 
   private readonly activated = new Set<string>();
 
-  /** Signature (when a fleet key is pinned), expiry against signed time, and rollback. */
+  /** Signature (fail closed: no pinned key, no install), expiry against signed time, and rollback. */
   private async checkManifest(manifest: Manifest, signature: string | null): Promise<void> {
     const key = this.o.identity.fleetPublicKey;
-    if (key) {
-      verifyManifest(manifest, signature, key);
-    } else {
-      this.o.logger.warn('no fleet key pinned at enrollment: manifest signatures are not checked');
+    if (!key) {
+      throw new FleetError('MANIFEST_SIGNATURE', 'no fleet key is pinned: refusing to install', {
+        reason: 'no-key',
+      });
     }
+    verifyManifest(manifest, signature, key);
     const signedTime = checkManifestFreshness(manifest, {
       latestSignedTimeMs: this.o.state.state.latestSignedTimeMs,
       clockSkewMs: this.o.clockSkewMs,
@@ -376,7 +389,7 @@ export class Reconciler {
         { modelId: manifest.modelId, version: manifest.version, installed: installed.version },
       );
     }
-    if (key && signedTime > this.o.state.state.latestSignedTimeMs) {
+    if (signedTime > this.o.state.state.latestSignedTimeMs) {
       await this.o.state.update((s) => {
         s.latestSignedTimeMs = signedTime;
       });
@@ -402,6 +415,15 @@ export class Reconciler {
     this.progress = progress;
     this.report();
   }
+}
+
+/** Records `target` as handled (applied or failed for good): its epoch and sequence, and its model. */
+function markHandled(s: AgentState, target: TargetState): void {
+  const epoch = target.epoch ?? 0;
+  s.appliedTargetVersion =
+    epoch > s.targetEpoch ? target.version : Math.max(s.appliedTargetVersion ?? 0, target.version);
+  s.targetEpoch = Math.max(s.targetEpoch, epoch);
+  s.handledSha256 = target.model?.manifest.sha256 ?? null;
 }
 
 /** Exponential backoff with ±20 % jitter so a fleet does not retry in lockstep. */

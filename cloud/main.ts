@@ -2,13 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
+import { fleetKeyFingerprint } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
+import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
 import { ArtifactStore } from './fleet/delivery/artifacts.js';
+import { DeviceAudit } from './fleet/delivery/device-audit.js';
+import { beginEpoch } from './fleet/delivery/epoch.js';
+import { GoldenService } from './fleet/delivery/goldens.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
+import { TargetSigning } from './fleet/delivery/target-signer.js';
 import { TargetService } from './fleet/delivery/targets.js';
 import { createTransferServer } from './fleet/delivery/transfer-server.js';
 import { TokenRepository } from './fleet/identity/tokens.js';
@@ -219,12 +225,16 @@ async function buildServices(wiring: {
   const { logger } = options;
   const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
-  const manifests = new ManifestService(db, { signing: await loadSigning(options) });
+  const signing = await loadSigning(options);
+  const goldens = new GoldenService(db, store, logger);
+  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
+  const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, manifests);
-  const models = new ModelRegistry(db, store);
+  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
+  const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
+  const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
   const events = new FleetEvents();
   const rolloutStore = new RolloutStore(db);
@@ -248,6 +258,7 @@ async function buildServices(wiring: {
     options: options.monitoring,
     rejectedBatches,
   });
+  deviceAudit.registerMetrics(monitor.metrics.registry);
   const jobs = new JobRunner({
     db,
     store,
@@ -262,7 +273,7 @@ async function buildServices(wiring: {
     store,
     devices,
     models,
-    tokens: new TokenRepository(db),
+    tokens: new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
     targets,
     telemetry,
     audit,
@@ -271,6 +282,9 @@ async function buildServices(wiring: {
     profiles,
     events,
     manifests,
+    goldens,
+    deviceAudit,
+    targetSigning,
     jobs,
     monitor,
     telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
@@ -291,9 +305,22 @@ function routeDeviceTraffic(
   logger: Logger,
   replica: ReplicaParts,
 ) {
-  const { devices, tokens, telemetry, monitor, manifests, profiles, events, rollouts, store } = services;
+  const {
+    devices,
+    tokens,
+    telemetry,
+    monitor,
+    manifests,
+    profiles,
+    events,
+    rollouts,
+    store,
+    targets,
+    deviceAudit,
+  } = services;
   const transfer = createTransferServer({
     store,
+    authorize: createArtifactAccess({ targets, devices, manifests }),
     publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 0 }),
     logger,
   });
@@ -308,6 +335,10 @@ function routeDeviceTraffic(
     matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
     onEnrolled: broker.onEnrolled,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
+    onReport: (deviceId, report) => {
+      if ('state' in report) deviceAudit.onState(deviceId, report.state);
+      else deviceAudit.onBench(deviceId, report.bench);
+    },
     onDeviceUpdate: (deviceId, kind) => {
       events.emit({ type: 'device', deviceId, kind });
       if (kind !== 'telemetry') void rollouts.tick();

@@ -1,6 +1,9 @@
 import type { ProfileRegistry } from './compression/profiles/registry.js';
 import type { ArtifactStore } from './fleet/delivery/artifacts.js';
+import type { DeviceAudit } from './fleet/delivery/device-audit.js';
+import type { GoldenService } from './fleet/delivery/goldens.js';
 import type { ManifestService } from './fleet/delivery/manifests.js';
+import type { TargetSigning } from './fleet/delivery/target-signer.js';
 import type { TargetService } from './fleet/delivery/targets.js';
 import type { TokenRepository } from './fleet/identity/tokens.js';
 import type { TelemetryRepository } from './fleet/ingest/telemetry.js';
@@ -30,6 +33,12 @@ export interface CloudServices {
   profiles: ProfileRegistry;
   events: FleetEvents;
   manifests: ManifestService;
+  /** Golden sets computed at registration, named by manifests. */
+  goldens: GoldenService;
+  /** Alarms (versions the cloud never issued) and golden-check fidelity per device. */
+  deviceAudit: DeviceAudit;
+  /** How targets are signed (offline: the delegated target key). */
+  targetSigning: TargetSigning;
   jobs: JobRunner;
   /** Drops every broker session of a device and its broker credentials (after revocation). */
   disconnectDevice: (deviceId: string) => void | Promise<void>;

@@ -14,6 +14,7 @@
 #   --cloud <url>        MQTT URL of the fleetml cloud (required)
 #   --token <token>      one-time enrollment token (required unless already enrolled)
 #   --ca <file>          fleet CA certificate (PEM) to pin for mqtts:// (from `fleetml tokens enroll`)
+#   --fleet-key <key>    fleet signing key or its fingerprint (not needed with a `fleetml tokens enroll` token)
 #   --bundle <file>      install offline from a device bundle (fleetml agent bundle)
 #   --source <dir>       fleetml checkout to install from (default: the one holding this script)
 #   --prefix <dir>       where the agent's code goes (default /opt/fleetml)
@@ -28,7 +29,7 @@
 # Re-running is safe: code and unit are replaced, config is rewritten, identity is kept.
 set -euo pipefail
 
-CLOUD="" TOKEN="" CA="" PREFIX=/opt/fleetml DATA_DIR=/var/lib/fleetml SERVICE_USER=fleetml EP=auto
+CLOUD="" TOKEN="" CA="" FLEET_KEY="" PREFIX=/opt/fleetml DATA_DIR=/var/lib/fleetml SERVICE_USER=fleetml EP=auto
 INTERVAL=10 START=1 DRY=0 NODE_MAJOR=20 BUNDLE=""
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF_DIR=/etc/fleetml
@@ -70,6 +71,7 @@ while [ $# -gt 0 ]; do
     --cloud) CLOUD="$2"; shift 2 ;;
     --token) TOKEN="$2"; shift 2 ;;
     --ca) CA="$2"; shift 2 ;;
+    --fleet-key) FLEET_KEY="$2"; shift 2 ;;
     --bundle) BUNDLE="$2"; shift 2 ;;
     --source) SOURCE="$2"; shift 2 ;;
     --prefix) PREFIX="$2"; shift 2 ;;
@@ -182,7 +184,7 @@ if [ -f "$DATA_DIR/identity.json" ]; then
   echo "already enrolled: keeping $DATA_DIR/identity.json"
 else
   [ -n "$TOKEN" ] || die "--token <enroll-token> is required to enroll this device"
-  run runuser -u "$SERVICE_USER" -- env FLEETML_ENROLL_TOKEN="$TOKEN" $AGENT agent enroll --config "$CONF_DIR/agent.json" --json
+  run runuser -u "$SERVICE_USER" -- env FLEETML_ENROLL_TOKEN="$TOKEN" FLEETML_FLEET_KEY="$FLEET_KEY" $AGENT agent enroll --config "$CONF_DIR/agent.json" --json
 fi
 
 # 6. systemd unit: restart on failure, own user, writes only under the data directory.

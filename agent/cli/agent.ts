@@ -25,6 +25,10 @@ export function register(program: Command): void {
       '--ca <file>',
       'fleet CA certificate (PEM) to pin for mqtts:// (printed by `fleetml tokens enroll`)',
     )
+    .option(
+      '--fleet-key <key>',
+      "the fleet's signing public key (base64) or its fingerprint, pinned out of band; optional with a token from `fleetml tokens enroll` (env FLEETML_FLEET_KEY)",
+    )
     .option('--data-dir <dir>', `identity, state, model slots, outbox (default ${d.dataDir})`)
     .option('--telemetry-interval <s>', `seconds between telemetry samples (default ${d.telemetryIntervalS})`)
     .option(
@@ -80,6 +84,7 @@ export function register(program: Command): void {
         cloudUrl: flags.cloud,
         enrollToken: flags.enrollToken,
         caFile: flags.ca,
+        fleetKey: flags.fleetKey,
         dataDir: flags.dataDir,
         telemetryIntervalS: flags.telemetryInterval,
         ep: flags.ep,
@@ -123,6 +128,10 @@ export function register(program: Command): void {
       '--ca <file>',
       'fleet CA certificate (PEM) to pin for mqtts:// (printed by `fleetml tokens enroll`)',
     )
+    .option(
+      '--fleet-key <key>',
+      "the fleet's signing public key (base64) or its fingerprint (env FLEETML_FLEET_KEY)",
+    )
     .option('--data-dir <dir>', `where the identity is written (default ${d.dataDir})`)
     .option(
       '--facts-root <dir>',
@@ -145,6 +154,7 @@ export function register(program: Command): void {
         cloudUrl: flags.cloud,
         enrollToken: flags.enrollToken,
         caFile: flags.ca,
+        fleetKey: flags.fleetKey,
         dataDir: flags.dataDir,
         factsRoot: flags.factsRoot,
       });
@@ -169,6 +179,7 @@ export function register(program: Command): void {
           caPem,
           url: config.cloudUrl,
           token: config.enrollToken,
+          fleetKey: config.fleetKey,
           hardware: await readHardwareFacts({
             executionProviders: probe.available,
             onnxruntimeVersion: onnxruntimeVersion(),

@@ -122,7 +122,10 @@ export class Installer {
     const loadMs = performance.now() - t0;
     try {
       const goldenResult = golden
-        ? await checkGolden(session, golden, manifest.golden?.tolerance ?? 1e-4)
+        ? await checkGolden(session, golden, {
+            tolerance: manifest.golden?.tolerance ?? 1e-4,
+            minCosine: manifest.golden?.minCosine,
+          })
         : null;
       onPhase('benchmarking');
       const bench = await runBenchmark(session, this.o.ep, {

@@ -25,6 +25,12 @@ export const agentStateSchema = z.object({
   slots: z.object({ a: slotSchema.nullable(), b: slotSchema.nullable() }),
   /** Last failure, reported with the state. */
   lastError: z.object({ code: z.string(), message: z.string() }).nullable(),
+  /** Cloud epoch of appliedTargetVersion: a newer epoch (signed) restarts the sequence. */
+  targetEpoch: z.number().int().nonnegative().default(0),
+  /** Model of the last target handled, so a new epoch re-announcing it changes nothing. */
+  handledSha256: z.string().nullable().default(null),
+  /** Highest release installed per model lineage (name): lower ones need a signed rollback. */
+  releases: z.record(z.string(), z.number().int()).default({}),
 });
 export type AgentState = z.infer<typeof agentStateSchema>;
 
@@ -34,6 +40,9 @@ export const INITIAL_STATE: AgentState = {
   activeSlot: null,
   slots: { a: null, b: null },
   lastError: null,
+  targetEpoch: 0,
+  handledSha256: null,
+  releases: {},
 };
 
 export class StateStore {

@@ -32,6 +32,21 @@ export function register(program: Command): void {
       );
     });
 
+  keys
+    .command('delegate')
+    .description(
+      "certify the cloud's online target key with the fleet key (offline signing; the key is shown by `fleetml manifests pending`); prints the certificate",
+    )
+    .requiredOption('--key <file>', 'the key pair from `fleetml keys generate`')
+    .requiredOption('--target-key <base64>', "the cloud's target key")
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const { signTargetKeyDelegation } = await import('../../shared/manifest/index.js');
+      const keysFile = JSON.parse(await readFile(options.key, 'utf8'));
+      const signature = signTargetKeyDelegation(options.targetKey, keysFile);
+      printResult(options.json, { targetKey: options.targetKey, signature }, () => signature);
+    });
+
   program
     .command('sign <manifest>')
     .description('sign a release manifest (JSON) offline with the fleet key; prints the signature')
@@ -102,6 +117,26 @@ export function register(program: Command): void {
         options.json,
         result,
         () => `attached: ${result.manifest.modelId} v${result.manifest.version} can be deployed`,
+      );
+    });
+
+  withApiOptions(manifests.command('delegate-target-key'))
+    .description(
+      "upload the fleet key's certificate of the cloud's target key (output of `fleetml keys delegate`)",
+    )
+    .requiredOption('--signature <sig>', 'output of `fleetml keys delegate`')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const result = await callApi<{ publicKey: string; delegated: boolean }>(
+        options,
+        'POST',
+        '/api/manifests/target-key/delegation',
+        { signature: options.signature },
+      );
+      printResult(
+        options.json,
+        result,
+        () => `target key ${result.publicKey} is certified: targets can be delivered`,
       );
     });
 }

@@ -2,8 +2,11 @@
 // that knows nothing of fleets; the controller may use only what is exported here (enforced by
 // test/unit/architecture.test.ts). Compression itself runs in a child process (`fleetml compress`),
 // so the controller needs the report's type, not the pipeline.
+
+export type { NpyArray } from './data/npy.js';
 export { parseNpy } from './data/npy.js';
 export { describeOnnx, type TensorSpec } from './describe.js';
+export { computeGoldenSet, GOLDEN_DEFAULTS, type GoldenOptions } from './golden/compute.js';
 export type { CompressionReport, VariantReport } from './pipeline/report.js';
 export { CHOOSABLE_VARIANTS } from './pipeline/variant-names.js';
 export { recommendVariant } from './profiles/planner.js';

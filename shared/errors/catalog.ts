@@ -49,6 +49,18 @@ export const ERROR_CATALOG = {
   MANIFEST_EXPIRED: { retryable: false, summary: 'manifest has expired' },
   MANIFEST_ROLLBACK: { retryable: false, summary: 'manifest version is lower than the installed one' },
   GOLDEN_MISMATCH: { retryable: false, summary: 'model outputs differ from the golden outputs' },
+  MANIFEST_INVALID: {
+    retryable: false,
+    summary: 'a manifest or target does not fit the protocol schema (e.g. over 16 dimensions, a long name)',
+  },
+  TARGET_SIGNATURE: {
+    retryable: false,
+    summary: 'a target state is unsigned, not signed by the fleet key, or for another device',
+  },
+  ENROLL_KEY: {
+    retryable: false,
+    summary: 'the enrollment reply carries no fleet key, or not the one pinned out of band',
+  },
   // telemetry
   TELEMETRY_DROPPED: {
     retryable: false,

@@ -96,3 +96,55 @@ export function maxAbsDiff(expected: ArrayLike<number | bigint>, actual: ArrayLi
   }
   return max;
 }
+
+/**
+ * How close a device's outputs must be to the cloud's golden outputs, by the variant's
+ * precision. The device runs the same artifact, but its execution provider and CPU may take
+ * other kernels (ARM dot-product vs x86 VNNI int8, TensorRT, FP16 accumulation), so the bounds
+ * widen with coarser arithmetic. Max |diff| is relative to the largest golden output (at least 1).
+ */
+export const GOLDEN_TOLERANCES = {
+  fp32: { minCosine: 0.9999, relativeMaxAbs: 1e-3 },
+  fp16: { minCosine: 0.999, relativeMaxAbs: 1e-2 },
+  int: { minCosine: 0.99, relativeMaxAbs: 0.1 },
+} as const;
+export type GoldenPrecision = keyof typeof GOLDEN_TOLERANCES;
+
+/** Precision of a variant from its name ('fp32', 'int8@rpi5', 'student-int4', 'fp16', 'dynamic'…). */
+export function precisionOfVariant(variant: string): GoldenPrecision {
+  const v = variant.toLowerCase();
+  if (/int\d|dynamic|qat|quant/.test(v)) return 'int';
+  if (/fp16|half/.test(v)) return 'fp16';
+  return 'fp32';
+}
+
+/** Thresholds a manifest carries for `set` (`tolerance` = max |diff|, `minCosine`). */
+export function goldenTolerance(set: GoldenSet, variant: string): { tolerance: number; minCosine: number } {
+  const t = GOLDEN_TOLERANCES[precisionOfVariant(variant)];
+  let scale = 1;
+  for (const c of set.cases) {
+    for (const tensor of Object.values(c.outputs)) {
+      for (const v of goldenTensorData(tensor)) scale = Math.max(scale, Math.abs(Number(v)));
+    }
+  }
+  return { tolerance: t.relativeMaxAbs * scale, minCosine: t.minCosine };
+}
+
+/** Cosine similarity of two equally long arrays; 1 when both are all zeros, -1 on a length mismatch. */
+export function cosineSimilarity(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>): number {
+  if (a.length !== b.length) return -1;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = Number(a[i]);
+    const y = Number(b[i]);
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  if (na === 0 && nb === 0) return 1;
+  if (na === 0 || nb === 0) return 0;
+  const c = dot / Math.sqrt(na * nb);
+  return Number.isNaN(c) ? -1 : Math.max(-1, Math.min(1, c));
+}

@@ -2,3 +2,4 @@ export * from './canonical.js';
 export * from './freshness.js';
 export * from './golden.js';
 export * from './sign.js';
+export * from './target-sign.js';

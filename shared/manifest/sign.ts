@@ -45,48 +45,75 @@ function rawPublicKey(publicKey: string): Buffer {
   return raw;
 }
 
+/**
+ * Fingerprint of a fleet key as carried out of band (inside enrollment tokens): base64url of the
+ * full SHA-256 over the raw 32-byte key, 43 characters.
+ */
+export function fleetKeyFingerprint(publicKey: string): string {
+  return createHash('sha256').update(rawPublicKey(publicKey)).digest('base64url');
+}
+
 /** Bytes that get signed: a domain tag (so no other fleetml signature can be replayed as one) + canonical JSON. */
 export function manifestSigningBytes(manifest: Manifest): Buffer {
-  return Buffer.from(`fleetml-manifest-v1\n${canonicalJson(manifest)}`);
+  return signingBytes('fleetml-manifest-v1', manifest);
+}
+
+function signingBytes(domain: string, value: unknown): Buffer {
+  return Buffer.from(`${domain}\n${canonicalJson(value)}`);
+}
+
+/** Signs `value` under a domain tag; `ed25519:<keyId>:<base64>`. */
+export function signValue(domain: string, value: unknown, keys: FleetKeyPair): string {
+  const key = createPrivateKey({ key: Buffer.from(keys.privateKey, 'base64'), format: 'der', type: 'pkcs8' });
+  const signature = sign(null, signingBytes(domain, value), key);
+  return `ed25519:${keyIdOf(keys.publicKey)}:${signature.toString('base64')}`;
 }
 
 export function signManifest(manifest: Manifest, keys: FleetKeyPair): string {
-  const key = createPrivateKey({ key: Buffer.from(keys.privateKey, 'base64'), format: 'der', type: 'pkcs8' });
-  const signature = sign(null, manifestSigningBytes(manifest), key);
-  return `ed25519:${keyIdOf(keys.publicKey)}:${signature.toString('base64')}`;
+  return signValue('fleetml-manifest-v1', manifest, keys);
 }
 
 /** Throws MANIFEST_SIGNATURE (with `reason` in details) unless `signature` is the pinned key's over `manifest`. */
 export function verifyManifest(manifest: Manifest, signature: string | null, pinnedPublicKey: string): void {
+  verifyValue('fleetml-manifest-v1', manifest, signature, pinnedPublicKey, 'MANIFEST_SIGNATURE', 'manifest');
+}
+
+/** Throws `code` (with `reason` in details) unless `signature` is `publicKey`'s over `value` under `domain`. */
+export function verifyValue(
+  domain: string,
+  value: unknown,
+  signature: string | null | undefined,
+  publicKey: string,
+  code: 'MANIFEST_SIGNATURE' | 'TARGET_SIGNATURE',
+  what: string,
+): void {
   if (!signature) {
-    throw new FleetError('MANIFEST_SIGNATURE', 'manifest is not signed', { reason: 'missing' });
+    throw new FleetError(code, `${what} is not signed`, { reason: 'missing' });
   }
   const parts = signature.split(':');
   if (parts.length !== 3 || parts[0] !== 'ed25519') {
-    throw new FleetError('MANIFEST_SIGNATURE', 'signature is not in ed25519:<keyId>:<base64> form', {
+    throw new FleetError(code, 'signature is not in ed25519:<keyId>:<base64> form', {
       reason: 'malformed',
     });
   }
-  const pinnedId = keyIdOf(pinnedPublicKey);
+  const pinnedId = keyIdOf(publicKey);
   if (parts[1] !== pinnedId) {
-    throw new FleetError(
-      'MANIFEST_SIGNATURE',
-      `manifest is signed by key ${parts[1]}, not the pinned fleet key ${pinnedId}`,
-      {
-        reason: 'wrong-key',
-        keyId: parts[1],
-        pinnedKeyId: pinnedId,
-      },
-    );
+    throw new FleetError(code, `${what} is signed by key ${parts[1]}, not the pinned fleet key ${pinnedId}`, {
+      reason: 'wrong-key',
+      keyId: parts[1],
+      pinnedKeyId: pinnedId,
+    });
   }
   const key = createPublicKey({
-    key: Buffer.concat([SPKI_ED25519_PREFIX, rawPublicKey(pinnedPublicKey)]),
+    key: Buffer.concat([SPKI_ED25519_PREFIX, rawPublicKey(publicKey)]),
     format: 'der',
     type: 'spki',
   });
-  const ok = verify(null, manifestSigningBytes(manifest), key, Buffer.from(parts[2], 'base64'));
-  if (!ok)
-    throw new FleetError('MANIFEST_SIGNATURE', 'manifest signature does not verify', {
-      reason: 'bad-signature',
-    });
+  let ok = false;
+  try {
+    ok = verify(null, signingBytes(domain, value), key, Buffer.from(parts[2], 'base64'));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new FleetError(code, `${what} signature does not verify`, { reason: 'bad-signature' });
 }

@@ -94,7 +94,14 @@ export const manifestSchema = z.object({
   inputs: z.array(tensorSpec).max(64),
   outputs: z.array(tensorSpec).max(64),
   golden: z
-    .object({ sha256, size: z.number().int().positive(), tolerance: nonNegative })
+    .object({
+      sha256,
+      size: z.number().int().positive(),
+      /** Largest |expected - actual| allowed per output value. */
+      tolerance: nonNegative,
+      /** Smallest cosine similarity allowed per output tensor (fits the precision: FP32 > FP16 > INT8). */
+      minCosine: z.number().min(-1).max(1).optional(),
+    })
     .nullable()
     .optional(),
   /**
@@ -105,16 +112,34 @@ export const manifestSchema = z.object({
   servingShapes: servingShapesSchema.optional(),
   issuedAt: isoTime,
   expiresAt: isoTime.nullable(),
+  /**
+   * Release number within the model's lineage (its `name`): grows with every model first
+   * released under that name. Agents remember the highest they installed per lineage and refuse
+   * a lower one unless the signed target says `rollback`.
+   */
+  release: z.number().int().positive().optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
-/** The retained target state the cloud publishes for one device; `version` only grows. */
+/**
+ * The retained target state the cloud publishes for one device; `version` (the sequence) only
+ * grows within an `epoch`. The whole state is signed by the fleet key (`signature`), so it is
+ * bound to its device, epoch and sequence: a forged or replayed target is refused.
+ */
 export const targetStateSchema = z.object({
   v,
   deviceId,
   version: z.number().int().nonnegative(),
   model: z.object({ manifest: manifestSchema, signature: z.string().max(512).nullable() }).nullable(),
   issuedAt: isoTime,
+  /** The cloud's epoch (ms timestamp, new on every cloud start); a newer epoch restarts the sequence. */
+  epoch: z.number().int().nonnegative().optional(),
+  /** The cloud deliberately installs a lower release of the model's lineage. */
+  rollback: z.boolean().optional(),
+  /** Offline signing: an online target key, certified by the fleet key's `delegation` signature. */
+  signer: z.object({ publicKey: z.string().max(64), delegation: z.string().max(512) }).optional(),
+  /** ed25519 over the canonical JSON of every other field (shared/manifest/target-sign.ts). */
+  signature: z.string().max(512).optional(),
 });
 export type TargetState = z.infer<typeof targetStateSchema>;
 
@@ -137,6 +162,8 @@ export const stateReportSchema = z.object({
   progress: z.number().min(0).max(1).nullable(),
   error: errorInfo.nullable(),
   at: isoTime,
+  /** Epoch of `targetVersion` (see targetStateSchema). */
+  epoch: z.number().int().nonnegative().optional(),
 });
 export type StateReport = z.infer<typeof stateReportSchema>;
 
@@ -253,6 +280,8 @@ export const benchReportSchema = z.object({
       cases: z.number().int().nonnegative(),
       maxAbsDiff: nonNegative,
       accuracy: z.number().min(0).max(1).nullable(),
+      /** Smallest cosine similarity between expected and actual outputs over all cases. */
+      cosine: z.number().min(-1).max(1).optional(),
     })
     .nullable()
     .optional(),

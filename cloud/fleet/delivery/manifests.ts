@@ -1,6 +1,6 @@
 import { FleetError } from '../../../shared/errors/index.js';
 import { type FleetKeyPair, signManifest, verifyManifest } from '../../../shared/manifest/index.js';
-import type { Manifest } from '../../../shared/protocol/index.js';
+import { type Manifest, manifestSchema } from '../../../shared/protocol/index.js';
 import type { ModelRecord } from '../inventory/models.js';
 import type { Db } from '../store/db.js';
 
@@ -18,6 +18,10 @@ export interface ManifestServiceOptions {
   blockSize?: number;
   /** Manifest lifetime in seconds; default 30 days online, 365 days offline; null = never expires. */
   ttlSeconds?: number | null;
+  /** The golden set a model's manifest names (GoldenService.find); default none. */
+  golden?: (
+    modelId: string,
+  ) => { sha256: string; size: number; maxAbs: number; minCosine: number } | undefined;
 }
 
 export interface SignedManifest {
@@ -59,12 +63,16 @@ export class ManifestService {
     let current = this.find(model.id);
     const expiresSoon = (m: Manifest) =>
       m.expiresAt !== null && Date.parse(m.expiresAt) - Date.now() < 86_400_000;
+    // Issued before releases and golden sets existed, or the golden set changed since.
+    const outdated = (m: Manifest) =>
+      m.release === undefined || (m.golden?.sha256 ?? null) !== (this.o.golden?.(model.id)?.sha256 ?? null);
     // A serving shape set after the manifest was issued must reach the devices: re-issue.
     const shapesChanged = (m: Manifest) =>
       JSON.stringify(m.servingShapes ?? null) !== JSON.stringify(model.servingShapes ?? null);
     if (
       !current ||
-      (this.o.signing.mode === 'online' && (expiresSoon(current.manifest) || shapesChanged(current.manifest)))
+      (this.o.signing.mode === 'online' &&
+        (expiresSoon(current.manifest) || outdated(current.manifest) || shapesChanged(current.manifest)))
     ) {
       current = this.issue(model, (current?.manifest.version ?? 0) + 1);
     }
@@ -103,8 +111,36 @@ export class ManifestService {
     return { manifest: current.manifest, signature };
   }
 
+  /** Highest release of a lineage so far (0: none). */
+  highestRelease(lineage: string): number {
+    const row = this.db
+      .prepare('SELECT MAX(release) r FROM model_releases WHERE lineage = ?')
+      .get(lineage) as {
+      r: number | null;
+    };
+    return row.r ?? 0;
+  }
+
+  /**
+   * The model's release number in its lineage (its name), assigned when it is first released:
+   * a millisecond timestamp above every earlier release of the lineage, so that numbers keep
+   * growing even after the database was restored from a backup.
+   */
+  releaseOf(model: ModelRecord): number {
+    const row = this.db.prepare('SELECT release FROM model_releases WHERE model_id = ?').get(model.id) as
+      | { release: number }
+      | undefined;
+    if (row) return row.release;
+    const release = Math.max(Date.now(), this.highestRelease(model.name) + 1);
+    this.db
+      .prepare('INSERT INTO model_releases (model_id, lineage, release) VALUES (?, ?, ?)')
+      .run(model.id, model.name, release);
+    return release;
+  }
+
   private issue(model: ModelRecord, version: number): SignedManifest {
     const issuedAt = new Date().toISOString();
+    const golden = this.o.golden?.(model.id);
     const manifest: Manifest = {
       modelId: model.id,
       name: model.name,
@@ -116,14 +152,18 @@ export class ManifestService {
       profile: model.profile,
       inputs: model.inputs,
       outputs: model.outputs,
-      golden: null,
+      golden: golden
+        ? { sha256: golden.sha256, size: golden.size, tolerance: golden.maxAbs, minCosine: golden.minCosine }
+        : null,
       ...(model.servingShapes ? { servingShapes: model.servingShapes } : {}),
       issuedAt,
       expiresAt:
         this.ttlSeconds === null
           ? null
           : new Date(Date.parse(issuedAt) + this.ttlSeconds * 1000).toISOString(),
+      release: this.releaseOf(model),
     };
+    checkManifest(manifest);
     const signature = this.o.signing.mode === 'online' ? signManifest(manifest, this.o.signing.keys) : null;
     this.db
       .prepare(
@@ -132,5 +172,22 @@ export class ManifestService {
       )
       .run(model.id, JSON.stringify(manifest), signature, issuedAt);
     return { manifest, signature };
+  }
+}
+
+/**
+ * A manifest the protocol cannot carry (over 16 dimensions, names beyond the schema's limits…)
+ * would be dropped by every agent while the rollout waits for its timeout: refuse it here, when
+ * it is issued, with the field that does not fit.
+ */
+export function checkManifest(manifest: Manifest): void {
+  const parsed = manifestSchema.safeParse(manifest);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new FleetError(
+      'MANIFEST_INVALID',
+      `the manifest of model ${manifest.modelId} does not fit the protocol: ${issue?.path.join('.')}: ${issue?.message}`,
+      { modelId: manifest.modelId, path: issue?.path.join('.') },
+    );
   }
 }

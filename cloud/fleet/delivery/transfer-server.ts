@@ -29,7 +29,10 @@ export interface TransferServerOptions {
   maxQueuedPerDevice?: number;
   /** Largest block served, bytes; keep it under the broker's payload limit. Default 1 MiB. */
   maxBlockSize?: number;
-  /** May this device fetch this artifact? Default: any artifact in the store. */
+  /**
+   * May this device fetch this artifact? The cloud allows the artifacts its own current or
+   * pending target names (delivery/artifact-access.ts). Default (tests only): any artifact.
+   */
   authorize?: (deviceId: string, sha256: string) => boolean | Promise<boolean>;
 }
 
@@ -155,6 +158,19 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
     }
   };
 
+  // Forbidden and unknown artifacts get the same answer, so that a device cannot probe which
+  // artifacts exist (the log line still tells the operator which one it was).
+  const availableSize = async (deviceId: string, sha256: string): Promise<number> => {
+    const unavailable = (reason: string) =>
+      new FleetError('ARTIFACT_NOT_FOUND', `artifact ${sha256} is not available to this device`, { reason });
+    if (o.authorize && !(await o.authorize(deviceId, sha256))) throw unavailable('not named by its target');
+    try {
+      return await o.store.size(sha256);
+    } catch {
+      throw unavailable('not in the store');
+    }
+  };
+
   const handleRequest = async (deviceId: string, payload: Buffer): Promise<void> => {
     stats.requests++;
     let request: ReturnType<typeof transferRequestSchema.parse>;
@@ -174,10 +190,7 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
           `block size ${blockSize} exceeds the server limit ${o.maxBlockSize}`,
         );
       }
-      if (o.authorize && !(await o.authorize(deviceId, request.sha256))) {
-        throw new FleetError('FORBIDDEN', `device ${deviceId} may not fetch artifact ${request.sha256}`);
-      }
-      const size = await o.store.size(request.sha256);
+      const size = await availableSize(deviceId, request.sha256);
       const total = blockCount(size, blockSize);
       const queue = queues.get(deviceId) ?? { pending: [], keys: new Set<string>(), inFlight: 0 };
       queues.set(deviceId, queue);
@@ -207,7 +220,7 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
       stats.rejected++;
       const e = toFleetError(error);
       o.logger.warn(
-        { deviceId, sha256: request.sha256, code: e.code, err: e.message },
+        { deviceId, sha256: request.sha256, code: e.code, err: e.message, reason: e.details?.reason },
         'refused transfer request',
       );
       await sendError(deviceId, {

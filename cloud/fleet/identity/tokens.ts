@@ -9,16 +9,29 @@ export function roleAllows(role: Role, needed: Role): boolean {
   return ROLE_RANK[role] >= ROLE_RANK[needed];
 }
 
+export interface TokenRepositoryOptions {
+  /**
+   * Fingerprint of the fleet key (shared/manifest fleetKeyFingerprint). Enrollment tokens carry
+   * it after a dot (`enr_<secret>.<fingerprint>`): the agent pins the key out of band and
+   * refuses an enrollment reply that offers another key or none.
+   */
+  fleetKeyFingerprint?: string;
+}
+
 /** Enrollment tokens (short-lived, limited uses) and API bearer tokens (with roles). */
 export class TokenRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly o: TokenRepositoryOptions = {},
+  ) {}
 
   /** Creates an enrollment token valid for `ttlSeconds` (default 1 h) and `uses` enrollments (default 1). */
   createEnrollToken(options: { ttlSeconds?: number; uses?: number } = {}): {
     token: string;
     expiresAt: string;
   } {
-    const token = `enr_${newSecret(24)}`;
+    const fingerprint = this.o.fleetKeyFingerprint ? `.${this.o.fleetKeyFingerprint}` : '';
+    const token = `enr_${newSecret(24)}${fingerprint}`;
     const now = Date.now();
     const expiresAt = new Date(now + (options.ttlSeconds ?? 3600) * 1000).toISOString();
     this.db

@@ -1,5 +1,6 @@
 import { FleetError, isFleetError, toFleetError } from '../../../shared/errors/index.js';
 import {
+  type BenchReport,
   benchReportSchema,
   decodeJson,
   deviceTopic,
@@ -7,6 +8,7 @@ import {
   enrollRequestSchema,
   eventSchema,
   parseTopic,
+  type StateReport,
   stateReportSchema,
   statusSchema,
   telemetryBatchSchema,
@@ -23,6 +25,8 @@ export interface RouterDeps extends EnrollmentDeps {
   ingest?: TelemetryIngest;
   /** Serves block requests (the transfer server). */
   onTransferRequest?: (deviceId: string, payload: Buffer) => Promise<void>;
+  /** Sees every valid state and bench report (delivery/device-audit.ts: alarms, golden fidelity). */
+  onReport?: (deviceId: string, report: { state: StateReport } | { bench: BenchReport }) => void;
   /** Called after a device's state or benchmark changed (e.g. to advance rollouts, notify the console). */
   onDeviceUpdate?: (deviceId: string, kind: 'state' | 'bench' | 'telemetry' | 'status') => void;
 }
@@ -85,9 +89,12 @@ export function createMessageRouter(deps: RouterDeps): {
           deps.devices.setOnline(deviceId, status.online, new Date().toISOString());
           break;
         }
-        case 'state':
-          deps.devices.applyState(deviceId, decodeJson(stateReportSchema, payload));
+        case 'state': {
+          const state = decodeJson(stateReportSchema, payload);
+          deps.devices.applyState(deviceId, state);
+          deps.onReport?.(deviceId, { state });
           break;
+        }
         case 'telemetry': {
           const batch = decodeJson(telemetryBatchSchema, payload);
           if (deps.ingest) await deps.ingest.submit(deviceId, batch.records);
@@ -101,9 +108,12 @@ export function createMessageRouter(deps: RouterDeps): {
           await deps.publisher.publish(deviceTopic(deviceId, 'telemetry/ack'), encodeJson(ack), { qos: 1 });
           break;
         }
-        case 'bench':
-          deps.telemetry.addBench(deviceId, decodeJson(benchReportSchema, payload));
+        case 'bench': {
+          const bench = decodeJson(benchReportSchema, payload);
+          deps.telemetry.addBench(deviceId, bench);
+          deps.onReport?.(deviceId, { bench });
           break;
+        }
         case 'event': {
           const event = decodeJson(eventSchema, payload);
           deps.telemetry.addEvent(deviceId, event.level, event.code, event.message, event.at);

@@ -83,6 +83,8 @@ export class ModelRegistry {
   constructor(
     private readonly db: Db,
     private readonly store: ArtifactStore,
+    /** Runs once per newly registered model (the cloud computes its golden set there). */
+    private readonly onRegistered?: (model: ModelRecord, bytes: Uint8Array) => Promise<unknown>,
   ) {}
 
   async add(bytes: Uint8Array, meta: AddModelMeta): Promise<ModelRecord> {
@@ -139,7 +141,9 @@ export class ModelRegistry {
         shapes ? JSON.stringify(shapes) : null,
         source ? source.release : this.latestRelease(meta.name) + 1,
       );
-    return this.get(id);
+    const model = this.get(id);
+    await this.onRegistered?.(model, bytes);
+    return model;
   }
 
   /** Highest release number of a model name; 0 when it has none. */

@@ -235,3 +235,49 @@ MIGRATIONS.push(`
   UPDATE models SET release = (SELECT o.release FROM models o WHERE o.id = models.source_model_id)
   WHERE source_model_id IS NOT NULL;
 `);
+
+// 9: delivery trust (issue 12). The cloud's epoch (a new one on every start, so that agents
+// follow a restarted or restored cloud only under the fleet key); release numbers per model
+// lineage (monotonic, timestamp-based so a restored database still counts upwards); golden
+// sets computed at registration; alarms about devices (e.g. a version the cloud never issued)
+// and the golden-check fidelity each device measured last.
+MIGRATIONS.push(`
+  CREATE TABLE cloud_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  CREATE TABLE model_releases (
+    model_id TEXT PRIMARY KEY REFERENCES models(id),
+    lineage TEXT NOT NULL,
+    release INTEGER NOT NULL
+  );
+  CREATE INDEX model_releases_by_lineage ON model_releases (lineage, release);
+  CREATE TABLE goldens (
+    model_id TEXT PRIMARY KEY REFERENCES models(id),
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    max_abs REAL NOT NULL,
+    min_cosine REAL NOT NULL,
+    cases INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE device_alarms (
+    device_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, code)
+  );
+  CREATE TABLE device_fidelity (
+    device_id TEXT PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    cases INTEGER NOT NULL,
+    cosine REAL,
+    max_abs REAL NOT NULL,
+    accuracy REAL,
+    at TEXT NOT NULL
+  );
+`);

@@ -36,7 +36,7 @@ describe('signed delivery and safe install (aedes)', () => {
   async function expectRejected(manifest: Manifest, signature: string | null, code: string): Promise<void> {
     const v = ++version;
     const eventsBefore = cloud.events.length;
-    await cloud.publishTarget(makeTarget(deviceId(), v, manifest, undefined, signature));
+    await cloud.publishTarget(makeTarget(deviceId(), v, manifest, keys, signature));
     const state = await cloud.waitFor(
       () => cloud.states.find((s) => s.report.targetVersion === v && s.report.phase === 'failed'),
       15_000,

@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { ArtifactStore } from '../../../cloud/fleet/delivery/artifacts.js';
 import { createTransferServer, type TransferServer } from '../../../cloud/fleet/delivery/transfer-server.js';
 import { createLogger } from '../../../shared/logger.js';
-import type { FleetKeyPair } from '../../../shared/manifest/index.js';
+import { type FleetKeyPair, fleetKeyFingerprint } from '../../../shared/manifest/index.js';
 import {
   type BenchReport,
   CLOUD_SUBSCRIPTIONS,
@@ -23,6 +23,7 @@ import {
   type TargetState,
   type TelemetryRecord,
 } from '../../../shared/protocol/index.js';
+import { TEST_FLEET_KEYS } from './fixtures.js';
 
 /** An in-process aedes broker on a free loopback port. */
 export async function startAedes(port = 0): Promise<{ url: string; port: number; close(): Promise<void> }> {
@@ -63,9 +64,11 @@ export class FakeCloud {
   ackTelemetry = true;
   private waiters: Array<() => void> = [];
 
-  static async start(url: string, keys?: FleetKeyPair): Promise<FakeCloud> {
+  /** Offers `keys` (default TEST_FLEET_KEYS) at enrollment; its token carries their fingerprint. */
+  static async start(url: string, keys: FleetKeyPair = TEST_FLEET_KEYS): Promise<FakeCloud> {
     const cloud = new FakeCloud();
-    cloud.fleetPublicKey = keys?.publicKey;
+    cloud.fleetPublicKey = keys.publicKey;
+    cloud.token = `test-token-123.${fleetKeyFingerprint(keys.publicKey)}`;
     cloud.dir = await mkdtemp(join(tmpdir(), 'fleetml-cloud-'));
     cloud.store = new ArtifactStore(join(cloud.dir, 'artifacts'));
     await cloud.connect(url);

@@ -7,8 +7,10 @@ import {
   encodeGoldenSet,
   type FleetKeyPair,
   type GoldenSet,
+  generateFleetKeyPair,
   goldenTensor,
   signManifest,
+  signTarget,
 } from '../../../shared/manifest/index.js';
 import type { Manifest, TargetState } from '../../../shared/protocol/index.js';
 import { createRng, gaussian } from '../../../shared/random.js';
@@ -59,6 +61,9 @@ export async function buildGolden(model: Buffer, inputs = 16, cases = 3, corrupt
   return encodeGoldenSet(set);
 }
 
+/** The fleet key of test clouds that are given none (FakeCloud), and of targets made without one. */
+export const TEST_FLEET_KEYS = generateFleetKeyPair();
+
 export interface ManifestOverrides extends Partial<Manifest> {}
 
 export function makeManifest(model: Buffer, overrides: ManifestOverrides = {}, golden?: Buffer): Manifest {
@@ -77,27 +82,34 @@ export function makeManifest(model: Buffer, overrides: ManifestOverrides = {}, g
     golden: golden ? { sha256: sha256Hex(golden), size: golden.length, tolerance: 1e-4 } : null,
     issuedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + 3_600_000).toISOString(),
+    release: overrides.version ?? 1,
     ...overrides,
   };
 }
 
+/**
+ * A target state signed by `keys` (default TEST_FLEET_KEYS), as the cloud signs them; the
+ * manifest inside carries `signature` when given (null: unsigned), else the same keys' signature.
+ */
 export function makeTarget(
   deviceId: string,
   version: number,
   manifest: Manifest | null,
-  keys?: FleetKeyPair,
+  keys: FleetKeyPair = TEST_FLEET_KEYS,
   signature?: string | null,
+  extra: { epoch?: number; rollback?: boolean } = {},
 ): TargetState {
-  return {
-    v: 1,
-    deviceId,
-    version,
-    model: manifest
-      ? {
-          manifest,
-          signature: signature !== undefined ? signature : keys ? signManifest(manifest, keys) : null,
-        }
-      : null,
-    issuedAt: new Date().toISOString(),
-  };
+  return signTarget(
+    {
+      v: 1,
+      deviceId,
+      version,
+      ...extra,
+      model: manifest
+        ? { manifest, signature: signature !== undefined ? signature : signManifest(manifest, keys) }
+        : null,
+      issuedAt: new Date().toISOString(),
+    },
+    keys,
+  );
 }

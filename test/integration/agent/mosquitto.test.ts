@@ -85,7 +85,10 @@ describe.skipIf(!binary)(
       const model = buildMlp({ seed: 22 });
       await cloud.store.put(model);
       const m = makeManifest(model, { version: 3 });
-      await cloud.publishTarget(makeTarget(t.agent.identity.deviceId, 2, m, generateFleetKeyPair()));
+      // The target is the cloud's; the manifest inside is signed by another key.
+      await cloud.publishTarget(
+        makeTarget(t.agent.identity.deviceId, 2, m, keys, signManifest(m, generateFleetKeyPair())),
+      );
       const state = await cloud.waitFor(
         () => cloud.states.find((s) => s.report.targetVersion === 2 && s.report.phase === 'failed'),
         10_000,

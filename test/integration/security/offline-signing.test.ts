@@ -87,6 +87,18 @@ describe('offline manifest signing', () => {
     const { signature } = await cli('sign', manifestFile, '--key', keyFile);
     const attached = await api('POST', `/api/manifests/${model.id}/signature`, { signature });
     expect(attached.status).toBe(200);
+    // Targets are signed by the cloud's online target key, which the fleet key certifies once.
+    const { targetKey } = (await api('GET', '/api/manifests/pending')).body;
+    expect(targetKey.delegated).toBe(false);
+    const bogus = await api('POST', '/api/manifests/target-key/delegation', {
+      signature: `ed25519:0000000000000000:${'A'.repeat(86)}==`,
+    });
+    expect(bogus.body.error.code).toBe('TARGET_SIGNATURE');
+    const delegation = await cli('keys', 'delegate', '--key', keyFile, '--target-key', targetKey.publicKey);
+    const delegated = await api('POST', '/api/manifests/target-key/delegation', {
+      signature: delegation.signature,
+    });
+    expect(delegated.body.delegated).toBe(true);
     const deployed = await api('POST', '/api/deployments', { model: model.id, devices: [deviceId] });
     expect(deployed.status).toBe(201);
     const bench = await waitFor('benchmark of the offline-signed model', () =>

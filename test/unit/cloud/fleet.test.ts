@@ -13,7 +13,7 @@ import { TelemetryRepository } from '../../../cloud/fleet/ingest/telemetry.js';
 import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
 import { ModelRegistry } from '../../../cloud/fleet/inventory/models.js';
 import { type Db, openDatabase } from '../../../cloud/fleet/store/db.js';
-import { generateFleetKeyPair } from '../../../shared/manifest/index.js';
+import { generateFleetKeyPair, signTarget } from '../../../shared/manifest/index.js';
 import { deviceTopic, enrollReplySchema, enrollRequestTopic } from '../../../shared/protocol/index.js';
 
 const SAMPLE = readFileSync(new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url));
@@ -73,10 +73,15 @@ describe('targets', () => {
     devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
     const models = new ModelRegistry(db, new ArtifactStore(dir));
     const model = await models.add(SAMPLE, { name: 'mnist' });
+    const keys = generateFleetKeyPair();
     const targets = new TargetService(
       db,
       publisher,
-      new ManifestService(db, { signing: { mode: 'online', keys: generateFleetKeyPair() } }),
+      new ManifestService(db, { signing: { mode: 'online', keys } }),
+      {
+        epoch: 1,
+        sign: (t) => signTarget(t, keys),
+      },
     );
     const first = await targets.setModel('dev-1', model);
     const second = await targets.setModel('dev-1', model);

@@ -37,6 +37,20 @@ describe('scripts/install-agent.sh', () => {
     );
   });
 
+  it('passes --fleet-key through to the enrollment', async () => {
+    const key = 'A'.repeat(43);
+    const { stdout } = await run(
+      '--cloud',
+      'mqtt://cloud:1883',
+      '--token',
+      'tok-12345678',
+      '--fleet-key',
+      key,
+      '--dry-run',
+    );
+    expect(stdout).toMatch(new RegExp(`FLEETML_FLEET_KEY=${key} .* agent enroll`));
+  });
+
   it('refuses a missing or malformed cloud URL', async () => {
     await expect(run('--token', 'x', '--dry-run')).rejects.toMatchObject({
       stderr: expect.stringContaining('--cloud'),

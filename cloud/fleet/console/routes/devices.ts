@@ -85,6 +85,10 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
         hardware: device.hardware,
         tags: device.tags,
         target: s.targets.current(device.id) ?? null,
+        /** UNKNOWN_VERSION alarms: the device reported a version the cloud never issued. */
+        alarms: s.deviceAudit.alarms(device.id),
+        /** Golden-check fidelity the device measured for its model (cosine, max |diff|). */
+        fidelity: s.deviceAudit.fidelity(device.id),
       };
     },
   );

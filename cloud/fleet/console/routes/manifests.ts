@@ -18,6 +18,8 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
     async () => ({
       publicKey: s.manifests.publicKey,
       manifests: s.manifests.pending(),
+      /** Offline signing: the online target key the fleet key must certify once (null online). */
+      targetKey: s.targetSigning.status(),
     }),
   );
 
@@ -49,6 +51,24 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
         version: signed.manifest.version,
       });
       return signed;
+    },
+  );
+
+  app.post(
+    '/api/manifests/target-key/delegation',
+    {
+      ...doc({
+        summary: "attach the fleet key's certificate of the online target key (offline signing)",
+        role: 'admin',
+        body: attachSchema,
+      }),
+      preHandler: admin,
+    },
+    async (request) => {
+      const { signature } = parseInput(attachSchema, request.body);
+      await s.targetSigning.attachDelegation(signature);
+      s.audit.record(request.caller?.name ?? '?', 'target-key.delegate', {});
+      return s.targetSigning.status();
     },
   );
 }

@@ -79,10 +79,16 @@ describe('transfer server', () => {
     expect(headers[1]).toMatchObject({ index: 9, error: { code: 'INPUT_INVALID' } });
   });
 
-  it('refuses artifacts the device may not fetch', async () => {
+  it('refuses artifacts the device may not fetch exactly as artifacts that do not exist', async () => {
     const s = server({ authorize: (deviceId) => deviceId === 'ok' });
     await s.handleRequest('other', encodeJson({ v: 1, sha256: sha, blocks: [0] }));
-    expect(decodeBlockFrame(sent[0].payload).header.error?.code).toBe('FORBIDDEN');
+    const unknown = 'e'.repeat(64);
+    await s.handleRequest('ok', encodeJson({ v: 1, sha256: unknown, blocks: [0] }));
+    const [forbidden, missing] = sent.map((m) => decodeBlockFrame(m.payload));
+    expect(forbidden.data.length).toBe(0);
+    expect(forbidden.header.error?.code).toBe('ARTIFACT_NOT_FOUND');
+    const blank = (f: typeof forbidden, hash: string) => JSON.stringify(f.header).replaceAll(hash, 'x');
+    expect(blank(forbidden, sha)).toBe(blank(missing, unknown));
   });
 
   it('bounds blocks in flight per device and skips duplicates', async () => {

@@ -102,6 +102,17 @@ export async function devicePage(view, id) {
         <div class="card"><div class="label">Phase</div><div class="value">${esc(d.phase ?? '—')}</div></div>
       </div>
       ${d.lastError ? `<p class="error">Last error ${esc(d.lastError.code)}: ${esc(d.lastError.message)}</p>` : ''}
+      ${(d.alarms ?? [])
+        .map(
+          (a) =>
+            `<p class="error" data-alarm="${esc(a.code)}">Alarm ${esc(a.code)} (${esc(a.count)}×, last ${esc(a.lastAt)}): ${esc(a.message)}</p>`,
+        )
+        .join('')}
+      ${
+        d.fidelity
+          ? `<p class="muted" id="golden-fidelity">Golden check on this device: ${esc(d.fidelity.cases)} cases, cosine ${esc(d.fidelity.cosine == null ? '—' : d.fidelity.cosine.toFixed(6))}, max |diff| ${esc(d.fidelity.maxAbs.toExponential(2))}</p>`
+          : ''
+      }
       <h2>Latency of real requests <span class="muted">(inference service, last hour)</span></h2>
       <div class="cards">
         <div class="card"><div class="label">Requests</div><div class="value" id="serving-requests">${t ? t.requests : 0}</div></div>
