@@ -105,7 +105,8 @@ export class FakeCloud {
             ? {
                 v: 1,
                 ok: true,
-                deviceId: `dev-${req.requestId.slice(1, 9)}`,
+                // Request ids derive from the token now (one enroll client per token): number devices instead.
+                deviceId: `dev-${this.enrolled.length + 1}-${randomBytes(3).toString('hex')}`,
                 secret: randomBytes(16).toString('hex'),
                 profile: null,
                 ...(this.fleetPublicKey ? { fleetPublicKey: this.fleetPublicKey } : {}),
