@@ -193,7 +193,11 @@ export class ModelRegistry {
       }
     }
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM manifests WHERE model_id = ?').run(model.id);
+      // Everything keyed by the model goes with it; release numbers are timestamps, so a later
+      // release of the lineage still counts upwards without this row.
+      for (const table of ['manifests', 'goldens', 'model_releases']) {
+        this.db.prepare(`DELETE FROM ${table} WHERE model_id = ?`).run(model.id);
+      }
       this.db.prepare('DELETE FROM models WHERE id = ?').run(model.id);
     })();
     return model;
