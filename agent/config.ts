@@ -57,7 +57,11 @@ export const AGENT_DEFAULTS = {
   intraOpThreads: 0,
   /** onnxruntime graph optimisation level. */
   graphOptimizationLevel: 'all' as 'disabled' | 'basic' | 'extended' | 'all',
-  /** Value for dynamic input dimensions when benchmarking (e.g. batch). */
+  /**
+   * Last resort for symbolic input dimensions that the model's serving shape (its manifest's
+   * `servingShapes`, set by `models add --shape`) leaves open. Such a benchmark is reported with
+   * `unresolvedDims` and a SHAPE_UNRESOLVED warning event: its latency describes a guessed shape.
+   */
   dynamicDim: 1,
   /**
    * A new model is first loaded and run once in a child process, killed after this many ms
@@ -117,6 +121,11 @@ export const AGENT_DEFAULTS = {
    * is the host's.
    */
   factsRoot: '',
+  /**
+   * A user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so
+   * (Jetson builds with CUDA/TensorRT); '' = the installed onnxruntime-node.
+   */
+  onnxruntimePath: '',
   /** pino log level. */
   logLevel: 'info',
 };
@@ -168,6 +177,7 @@ export const agentConfigSchema = z.object({
   clockTrustWindowMs: nonNegativeInt,
   caFile: z.string(),
   factsRoot: z.string(),
+  onnxruntimePath: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FleetError } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
 import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
@@ -9,7 +10,13 @@ import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { Installer } from './install/installer.js';
 import { Reconciler } from './reconcile.js';
 import { Reporter } from './reporter.js';
-import { chooseExecutionProvider, detectExecutionProviders, onnxruntimeVersion } from './runtime/ort.js';
+import { resolveOnnxruntime } from './runtime/onnxruntime-source.js';
+import {
+  chooseExecutionProvider,
+  configureOnnxruntime,
+  detectExecutionProviders,
+  onnxruntimeVersion,
+} from './runtime/ort.js';
 import { InferenceService } from './serve/service.js';
 import { StateStore } from './store/agent-state.js';
 import { TelemetryCollector } from './telemetry/collector.js';
@@ -56,8 +63,28 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   // A 32-bit ARM OS is refused before anything else, with the OS to install instead.
   const board = await readBoardFacts(config.factsRoot || '/');
   logger.info({ board: board.model, kind: board.kind, cpu: board.cpuModel }, 'board');
+  configureOnnxruntime({
+    source: await resolveOnnxruntime(config.onnxruntimePath, join(config.dataDir, 'onnxruntime')),
+    tensorRt: {
+      engineCacheDir: join(config.dataDir, 'tensorrt', 'engines'),
+      timingCacheDir: join(config.dataDir, 'tensorrt', 'timing'),
+    },
+  });
+  await mkdir(join(config.dataDir, 'tensorrt', 'engines'), { recursive: true });
+  await mkdir(join(config.dataDir, 'tensorrt', 'timing'), { recursive: true });
   const probe = await detectExecutionProviders();
-  if (probe.hint) logger.info({ available: probe.available, failures: probe.failures }, probe.hint);
+  logger.info(
+    { available: probe.available, failures: probe.failures, onnxruntime: probe.onnxruntime },
+    'execution providers',
+  );
+  if (probe.hint) logger.info(probe.hint);
+  if (probe.available.length === 0) {
+    throw new FleetError(
+      'RUNTIME_LOAD',
+      `onnxruntime ${probe.onnxruntime.path} does not load: ${probe.failures.cpu ?? 'unknown reason'}`,
+      { onnxruntime: probe.onnxruntime },
+    );
+  }
   const ep = await chooseExecutionProvider(config.ep);
 
   const caPem = await loadPinnedCa(config);
@@ -179,7 +206,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     activeModel: () => {
       const slot = state.state.activeSlot;
       const info = state.active();
-      return slot && info ? { sha256: info.sha256, path: installer.modelPath(slot) } : null;
+      return slot && info
+        ? { sha256: info.sha256, path: installer.modelPath(slot), servingShapes: info.servingShapes }
+        : null;
     },
     logger: log,
   });

@@ -271,8 +271,18 @@ export class Reconciler {
       tempBeforeC: result.bench.tempBeforeC,
       tempAfterC: result.bench.tempAfterC,
       throttled: result.bench.throttled,
+      inputShapes: result.bench.inputShapes,
+      unresolvedDims: result.bench.unresolvedDims,
       golden: result.golden,
     });
+    if (result.bench.unresolvedDims.length > 0) {
+      this.o.reporter.event(
+        'warn',
+        'SHAPE_UNRESOLVED',
+        `${manifest.name} has symbolic dimensions without a serving shape (${result.bench.unresolvedDims.join(', ')}): ` +
+          `benchmarked at ${JSON.stringify(result.bench.inputShapes)}; upload it with --shape`,
+      );
+    }
     if (result.golden) {
       this.o.reporter.event(
         'info',

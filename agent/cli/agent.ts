@@ -62,6 +62,10 @@ export function register(program: Command): void {
       '--facts-root <dir>',
       'read board facts (proc/cpuinfo, proc/device-tree/model, etc/nv_tegra_release) under this directory instead of / (env FLEETML_FACTS_ROOT)',
     )
+    .option(
+      '--onnxruntime <path>',
+      'a user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so with CUDA/TensorRT providers (Jetson; env FLEETML_ONNXRUNTIME_PATH)',
+    )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
     .action(async (flags: Record<string, string | undefined>) => {
       const { loadConfig } = await import('../config.js');
@@ -87,6 +91,7 @@ export function register(program: Command): void {
         latencyProbeRuns: flags.probeRuns,
         telemetryAck: flags.telemetryAck,
         factsRoot: flags.factsRoot,
+        onnxruntimePath: flags.onnxruntime,
         logLevel: flags.logLevel,
       });
       const handle = await startAgent({ config });
@@ -122,7 +127,10 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../config.js');
       const { enroll, loadIdentity, saveIdentity } = await import('../enroll.js');
       const { readHardwareFacts } = await import('../hardware.js');
-      const { detectExecutionProviders, onnxruntimeVersion } = await import('../runtime/ort.js');
+      const { configureOnnxruntime, detectExecutionProviders, onnxruntimeVersion } = await import(
+        '../runtime/ort.js'
+      );
+      const { resolveOnnxruntime } = await import('../runtime/onnxruntime-source.js');
       const { AGENT_VERSION } = await import('../main.js');
       const { createLogger } = await import('../../shared/logger.js');
       const config = await loadConfig({
@@ -142,6 +150,10 @@ export function register(program: Command): void {
       if (identity) {
         logger.info({ deviceId: identity.deviceId }, 'already enrolled');
       } else {
+        const { join } = await import('node:path');
+        configureOnnxruntime({
+          source: await resolveOnnxruntime(config.onnxruntimePath, join(config.dataDir, 'onnxruntime')),
+        });
         const probe = await detectExecutionProviders();
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), Number(flags.timeout) * 1000);
@@ -166,5 +178,36 @@ export function register(program: Command): void {
       if (flags.json) process.stdout.write(`${JSON.stringify({ deviceId: identity.deviceId })}\n`);
       // The MQTT client and timers are closed; nothing else should keep the process alive.
       process.exitCode = 0;
+    });
+
+  agent
+    .command('providers')
+    .description(
+      'list the execution providers that load here (a tiny session on each) and why the others do not',
+    )
+    .option(
+      '--onnxruntime <path>',
+      'probe a user-supplied onnxruntime (package directory or libonnxruntime.so)',
+    )
+    .option(
+      '--work-dir <dir>',
+      'where a libonnxruntime.so is set up for loading',
+      '.fleetml/agent/onnxruntime',
+    )
+    .option('--json', 'print the probe as JSON')
+    .action(async (flags: { onnxruntime?: string; workDir: string; json?: boolean }) => {
+      const { configureOnnxruntime, detectExecutionProviders } = await import('../runtime/ort.js');
+      const { resolveOnnxruntime } = await import('../runtime/onnxruntime-source.js');
+      configureOnnxruntime({ source: await resolveOnnxruntime(flags.onnxruntime ?? '', flags.workDir) });
+      const probe = await detectExecutionProviders();
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(probe)}\n`);
+        return;
+      }
+      process.stdout.write(`onnxruntime: ${probe.onnxruntime.kind} ${probe.onnxruntime.path}\n`);
+      process.stdout.write(`loaded: ${probe.available.join(', ') || 'none'}\n`);
+      for (const [ep, why] of Object.entries(probe.failures))
+        process.stdout.write(`${ep}: not loaded: ${why}\n`);
+      if (probe.hint) process.stdout.write(`${probe.hint}\n`);
     });
 }

@@ -7,6 +7,7 @@ import type { GoldenSet } from '../../shared/manifest/index.js';
 import type { ExecutionProvider, Manifest } from '../../shared/protocol/index.js';
 import { type BenchmarkOptions, type BenchmarkResult, runBenchmark } from '../bench/benchmark.js';
 import { createSession, DEFAULT_SESSION_PROFILE, type SessionProfile } from '../runtime/ort.js';
+import { precisionOfVariant } from '../runtime/tensorrt.js';
 import type { SlotName, StateStore } from '../store/agent-state.js';
 import { fsyncDir, writeFileAtomic } from '../store/files.js';
 import { checkGolden, type GoldenResult } from './golden-check.js';
@@ -79,7 +80,13 @@ export class Installer {
       const check = await checkModelIsolated(this.modelPath(slot), {
         timeoutMs: checkTimeoutMs,
         dynamicDim: this.o.bench.dynamicDim ?? 1,
-        profile: { ...DEFAULT_SESSION_PROFILE, ...this.o.profile, ep: this.o.ep },
+        servingShapes: manifest.servingShapes,
+        profile: {
+          ...DEFAULT_SESSION_PROFILE,
+          ...this.o.profile,
+          ep: this.o.ep,
+          precision: precisionOfVariant(manifest.variant),
+        },
       });
       this.o.logger.debug(
         { slot, loadMs: check.loadMs, runMs: check.runMs },
@@ -87,14 +94,27 @@ export class Installer {
       );
     }
     const t0 = performance.now();
-    const session = await createSession(this.modelPath(slot), { ...this.o.profile, ep: this.o.ep });
+    const session = await createSession(this.modelPath(slot), {
+      ...this.o.profile,
+      ep: this.o.ep,
+      precision: precisionOfVariant(manifest.variant),
+    });
     const loadMs = performance.now() - t0;
     try {
       const goldenResult = golden
         ? await checkGolden(session, golden, manifest.golden?.tolerance ?? 1e-4)
         : null;
       onPhase('benchmarking');
-      const bench = await runBenchmark(session, this.o.ep, this.o.bench);
+      const bench = await runBenchmark(session, this.o.ep, {
+        ...this.o.bench,
+        servingShapes: manifest.servingShapes,
+      });
+      if (bench.unresolvedDims.length > 0) {
+        this.o.logger.warn(
+          { modelId: manifest.modelId, unresolved: bench.unresolvedDims, shapes: bench.inputShapes },
+          'model has symbolic dimensions and no serving shape: benchmarked at a guessed shape (upload it with --shape)',
+        );
+      }
       bench.loadMs = Math.round(loadMs * 100) / 100;
       await this.o.state.update((s) => {
         s.slots[slot] = {
@@ -103,6 +123,7 @@ export class Installer {
           sha256: manifest.sha256,
           size: manifest.size,
           installedAt: new Date().toISOString(),
+          ...(manifest.servingShapes ? { servingShapes: manifest.servingShapes } : {}),
         };
         s.activeSlot = slot;
       });

@@ -6,15 +6,16 @@
  * signal is reported. Only a model that passed here is loaded in-process.
  */
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { FleetError } from '../../shared/errors/index.js';
-import type { SessionProfile } from '../runtime/ort.js';
+import { onnxruntimeSource, providerEnvironment, type SessionProfile } from '../runtime/ort.js';
 
 export interface ModelCheckOptions {
   /** Kill the check after this many ms (RUNTIME_TIMEOUT). */
   timeoutMs: number;
-  /** Value for dynamic input dimensions. */
+  /** Last-resort value for symbolic input dimensions that `servingShapes` leaves open. */
   dynamicDim: number;
+  /** The manifest's serving shapes (input name -> dims); default none. */
+  servingShapes?: Record<string, number[]>;
   profile: Required<SessionProfile>;
 }
 
@@ -46,7 +47,7 @@ const fill = { float32: Float32Array, float64: Float64Array, int32: Int32Array, 
     const feeds = {};
     for (const m of s.inputMetadata) {
       if (!m.isTensor) throw new Error('input ' + m.name + ' is not a tensor');
-      const dims = m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : o.dynamicDim));
+      const dims = o.servingShapes[m.name] || m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : o.dynamicDim));
       const n = dims.reduce((a, b) => a * b, 1);
       const data = m.type === 'int64' ? new BigInt64Array(n) : new (fill[m.type] || Float32Array)(n);
       feeds[m.name] = new ort.Tensor(m.type, data, dims);
@@ -61,11 +62,19 @@ const fill = { float32: Float32Array, float64: Float64Array, int32: Int32Array, 
 `;
 
 export function checkModelInChild(modelPath: string, options: ModelCheckOptions): Promise<ModelCheckResult> {
-  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
-  const settings = JSON.stringify({ ...options.profile, dynamicDim: options.dynamicDim });
+  // The onnxruntime the agent uses (a Jetson user's own, with --onnxruntime), and for TensorRT the
+  // engine cache settings: the engine this check builds is the one install and probe load.
+  const ortPath = onnxruntimeSource().entry;
+  const settings = JSON.stringify({
+    ...options.profile,
+    dynamicDim: options.dynamicDim,
+    servingShapes: options.servingShapes ?? {},
+  });
+  const env = { ...process.env, ...providerEnvironment(options.profile.ep, options.profile.precision) };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', CHECK_SCRIPT, ortPath, modelPath, settings], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     });
     const pid = child.pid ?? -1;
     let stdout = '';

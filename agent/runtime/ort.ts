@@ -8,10 +8,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { arch } from 'node:os';
+import { arch, availableParallelism } from 'node:os';
 import type * as OrtModule from 'onnxruntime-node';
 import { FleetError } from '../../shared/errors/index.js';
 import type { ExecutionProvider } from '../../shared/protocol/index.js';
+import { bundledOnnxruntime, type OnnxruntimeSource } from './onnxruntime-source.js';
+import { type Precision, type TensorRtSettings, tensorRtEnvironment } from './tensorrt.js';
 
 type Ort = typeof OrtModule;
 export type OrtSession = OrtModule.InferenceSession;
@@ -19,10 +21,48 @@ export type OrtTensor = OrtModule.Tensor;
 export type OrtFeeds = Record<string, OrtModule.Tensor>;
 
 let ortModule: Ort | undefined;
+// One onnxruntime per process (a native library loads once): chosen before its first use.
+let source: OnnxruntimeSource | undefined;
+let tensorRt: TensorRtSettings | undefined;
+
+/**
+ * Chooses the onnxruntime to load (agent start: --onnxruntime) and where TensorRT caches its
+ * engines. Must run before the first probe or session.
+ */
+export function configureOnnxruntime(options: {
+  source?: OnnxruntimeSource;
+  tensorRt?: TensorRtSettings;
+}): void {
+  const next = options.source ?? bundledOnnxruntime();
+  if ((ortModule || cachedProbe) && next.entry !== onnxruntimeSource().entry) {
+    throw new FleetError(
+      'CONFIG_INVALID',
+      `onnxruntime ${onnxruntimeSource().origin} is already loaded in this process`,
+    );
+  }
+  source = next;
+  // Several agents in one process (tests) share the first one's caches, as they share the library.
+  tensorRt ??= options.tensorRt;
+}
+
+/** The onnxruntime in use (the installed onnxruntime-node unless configured otherwise). */
+export function onnxruntimeSource(): OnnxruntimeSource {
+  source ??= bundledOnnxruntime();
+  return source;
+}
+
+/** Environment a TensorRT session (here or in the model check's child) needs; {} for other providers. */
+export function providerEnvironment(
+  ep: ExecutionProvider,
+  precision: Precision = 'fp32',
+): Record<string, string> {
+  return ep === 'tensorrt' && tensorRt ? tensorRtEnvironment(tensorRt, precision) : {};
+}
 
 /** Loads onnxruntime-node on first use. */
 export async function loadOrt(): Promise<Ort> {
-  ortModule ??= (await import('onnxruntime-node')) as Ort;
+  const { kind, entry } = onnxruntimeSource();
+  ortModule ??= (kind === 'bundled' ? await import('onnxruntime-node') : createRequire(entry)(entry)) as Ort;
   return ortModule;
 }
 
@@ -37,16 +77,22 @@ export const EP_PREFERENCE: readonly ExecutionProvider[] = ['tensorrt', 'cuda', 
 export interface SessionProfile {
   /** Execution provider to use. Default 'cpu'. */
   ep?: ExecutionProvider;
-  /** Intra-op threads; 0 = onnxruntime's choice. Default 0. */
+  /**
+   * Intra-op threads; 0 = one per core of the device (onnxruntime's own choice can be fewer,
+   * which made `fleetml bench` slower than a bare loop). Default 0.
+   */
   intraOpThreads?: number;
   /** Graph optimisation level. Default 'all'. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** The model's precision: TensorRT's FP16/INT8 flags follow it. Default 'fp32'. */
+  precision?: Precision;
 }
 
 export const DEFAULT_SESSION_PROFILE: Required<SessionProfile> = {
   ep: 'cpu',
   intraOpThreads: 0,
   graphOptimizationLevel: 'all',
+  precision: 'fp32',
 };
 
 // A one-node float model (Relu on [1]), enough to see whether a provider registers and runs.
@@ -62,15 +108,18 @@ export interface ProviderProbe {
   failures: Partial<Record<ExecutionProvider, string>>;
   /** A hint for the operator when an accelerator is missing (e.g. arm64 builds are CPU only). */
   hint: string | null;
+  /** Which onnxruntime was probed: bundled, a user's package or a user's library, and its path. */
+  onnxruntime: { kind: OnnxruntimeSource['kind']; path: string };
 }
 
 let cachedProbe: Promise<ProviderProbe> | undefined;
 
 /** Tries each candidate provider with a tiny session (in a child process); cached for the process. */
 export function detectExecutionProviders(): Promise<ProviderProbe> {
+  const { kind, origin } = onnxruntimeSource();
   cachedProbe ??= probeInChild().then(({ available, failures, version }) => {
     ortVersion = version;
-    return { available, failures, hint: providerHint(available) };
+    return { available, failures, hint: providerHint(available), onnxruntime: { kind, path: origin } };
   });
   return cachedProbe;
 }
@@ -87,7 +136,7 @@ const bundled = new Set(ort.listSupportedBackends().map((b) => b.name));
   const available = [];
   const failures = {};
   for (const ep of JSON.parse(process.argv[3])) {
-    if (!bundled.has(ep)) { failures[ep] = 'this onnxruntime-node build has no ' + ep + ' provider'; continue; }
+    if (!bundled.has(ep)) { failures[ep] = 'the onnxruntime-node binding ' + process.argv[1] + ' was built without the ' + ep + ' provider'; continue; }
     try {
       const s = await ort.InferenceSession.create(model, { executionProviders: [ep], logSeverityLevel: 4 });
       await s.run({ x: new ort.Tensor('float32', Float32Array.of(1), [1]) });
@@ -104,19 +153,29 @@ function probeInChild(): Promise<{
   failures: ProviderProbe['failures'];
   version: string;
 }> {
-  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+  const ortPath = onnxruntimeSource().entry;
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['-e', PROBE_SCRIPT, ortPath, PROBE_MODEL.toString('base64'), JSON.stringify(EP_PREFERENCE)],
-      { timeout: 60_000, maxBuffer: 1 << 20 },
-      (error, stdout) => {
+      // The probe's TensorRT session uses the same caches as every other.
+      { timeout: 60_000, maxBuffer: 1 << 20, env: { ...process.env, ...providerEnvironment('tensorrt') } },
+      (error, stdout, stderr) => {
         try {
           resolve(JSON.parse(stdout));
         } catch {
-          const reason = error ? firstLine(error.message) : 'probe printed nothing';
-          // Without a probe, CPU is the only provider worth trying; createSession will tell.
-          resolve({ available: ['cpu'], failures: { cuda: reason, tensorrt: reason }, version: 'unknown' });
+          // onnxruntime itself did not load (e.g. a user's libonnxruntime that the binding cannot use).
+          const thrown = stderr.split('\n').find((l) => /Error/.test(l));
+          const reason =
+            thrown?.trim().slice(0, 300) ?? (error ? firstLine(error.message) : 'probe printed nothing');
+          // A library that does not load leaves nothing; a probe that died otherwise (a slow device's
+          // timeout) leaves CPU, the one provider worth trying: createSession will tell.
+          const failures = { cuda: reason, tensorrt: reason };
+          resolve(
+            thrown
+              ? { available: [], failures: { ...failures, cpu: reason }, version: 'unknown' }
+              : { available: ['cpu'], failures, version: 'unknown' },
+          );
         }
       },
     );
@@ -131,10 +190,9 @@ function providerHint(available: ExecutionProvider[]): string | null {
   if (available.includes('cuda') || available.includes('tensorrt')) return null;
   if (arch() === 'arm64') {
     return (
-      'onnxruntime-node ships CPU-only builds for arm64. On a Jetson, build onnxruntime with ' +
-      "--use_cuda/--use_tensorrt (or take the JetPack wheel's libonnxruntime.so) and place " +
-      'libonnxruntime.so.1 and libonnxruntime_providers_{shared,cuda,tensorrt}.so next to ' +
-      'node_modules/onnxruntime-node/bin/napi-v6/linux/arm64/onnxruntime_binding.node.'
+      'onnxruntime-node ships CPU-only builds for arm64. On a Jetson, build onnxruntime-node with ' +
+      '--build_nodejs --use_cuda --use_tensorrt and start the agent with --onnxruntime <its package ' +
+      'directory> (see docs/devices.md).'
     );
   }
   return (
@@ -161,6 +219,11 @@ export async function chooseExecutionProvider(
   return requested;
 }
 
+/** The intra-op thread count a session gets: the setting, or every core when it is 0. */
+export function intraOpThreadsFor(setting: number): number {
+  return setting > 0 ? setting : availableParallelism();
+}
+
 /** Creates a session from a file path or bytes; RUNTIME_LOAD with onnxruntime's reason. */
 export async function createSession(
   model: string | Uint8Array,
@@ -168,9 +231,11 @@ export async function createSession(
 ): Promise<OrtSession> {
   const ort = await loadOrt();
   const p = { ...DEFAULT_SESSION_PROFILE, ...profile };
+  // TensorRT reads its cache paths and precision flags from the environment at session creation.
+  Object.assign(process.env, providerEnvironment(p.ep, p.precision));
   const options: OrtModule.InferenceSession.SessionOptions = {
     executionProviders: p.ep === 'cpu' ? ['cpu'] : [p.ep, 'cpu'],
-    intraOpNumThreads: p.intraOpThreads,
+    intraOpNumThreads: intraOpThreadsFor(p.intraOpThreads),
     graphOptimizationLevel: p.graphOptimizationLevel,
     logSeverityLevel: 3,
   };

@@ -1,21 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type ERROR_CATALOG, FleetError, toFleetError } from '../../shared/errors/index.js';
+import { FleetError, httpStatusOf, toFleetError } from '../../shared/errors/index.js';
 
-/** HTTP status for each error the inference service returns ({"error": "..."} per the protocol). */
-const STATUS: Partial<Record<keyof typeof ERROR_CATALOG, number>> = {
-  INPUT_INVALID: 400,
-  ONNX_SHAPE: 400,
-  SERVE_DATATYPE: 400,
-  MSG_NOT_JSON: 400,
-  NOT_FOUND: 404,
-  UNAUTHORIZED: 401,
-  SERVE_BODY_TOO_LARGE: 413,
-  SERVE_NOT_READY: 503,
-  RUNTIME_RUN: 500,
-};
-
+/** HTTP status of an error the inference service returns ({"error": "..."} per the protocol). */
 export function statusOf(error: FleetError): number {
-  return STATUS[error.code] ?? 500;
+  return httpStatusOf(error.code);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -77,7 +77,9 @@ export class InferenceService {
   async activate(manifest: Manifest, slotPath: string): Promise<void> {
     const entry = {
       name: manifest.name,
-      version: String(manifest.version),
+      // A release is one artifact: the cloud's model id (manifest.version only counts re-issues
+      // of the same artifact's manifest).
+      version: manifest.modelId,
       modelId: manifest.modelId,
       sha256: manifest.sha256,
     };

@@ -71,6 +71,10 @@ export const ERROR_CATALOG = {
   INGEST_FAILED: { retryable: true, summary: 'storing a telemetry batch failed; it was not acknowledged' },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },
+  ALREADY_QUANTIZED: {
+    retryable: false,
+    summary: 'the model is already quantized; quantizing it again only adds ops',
+  },
   CALIBRATION_DATA: { retryable: false, summary: 'calibration data does not fit the model' },
   TRAIN_FAILED: { retryable: false, summary: 'training could not complete' },
   GRAD_UNSUPPORTED_OP: { retryable: false, summary: 'no gradient rule for an operator' },

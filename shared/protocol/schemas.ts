@@ -62,6 +62,21 @@ const tensorSpec = z.object({
   type: z.string().max(16),
 });
 
+/** Concrete dims per input name: every dim a positive integer. */
+export const servingShapesSchema = z.record(
+  z.string().max(256),
+  z
+    .array(
+      z
+        .number()
+        .int()
+        .positive()
+        .max(1 << 20),
+    )
+    .max(16),
+);
+export type ServingShapes = z.infer<typeof servingShapesSchema>;
+
 /** Everything the agent needs to fetch, verify and run one model artifact. */
 export const manifestSchema = z.object({
   modelId: z.string().max(128),
@@ -82,6 +97,12 @@ export const manifestSchema = z.object({
     .object({ sha256, size: z.number().int().positive(), tolerance: nonNegative })
     .nullable()
     .optional(),
+  /**
+   * The concrete shape each input is served at (input name -> dims), for models with symbolic
+   * dimensions: the agent benchmarks, probes and describes the model at this shape. Optional
+   * (issue 14) so that manifests without it stay valid.
+   */
+  servingShapes: servingShapesSchema.optional(),
   issuedAt: isoTime,
   expiresAt: isoTime.nullable(),
 });
@@ -219,6 +240,13 @@ export const benchReportSchema = z.object({
   tempAfterC: finite.nullable().optional(),
   /** The device was throttling (Pi: capped/throttled bits) during the run: latencies are suspect. */
   throttled: z.boolean().optional(),
+  /** The shape each input was benchmarked at (issue 14); optional so older agents stay valid. */
+  inputShapes: z.record(z.string().max(256), z.array(z.number().int()).max(16)).optional(),
+  /**
+   * Symbolic dimensions no serving shape resolved (`input:dim`): they were filled with the
+   * agent's last-resort value, so the latencies describe a guessed shape.
+   */
+  unresolvedDims: z.array(z.string().max(320)).max(64).optional(),
   /** Golden-set spot check: cases run, largest |diff|, and top-1 accuracy when labels ship. */
   golden: z
     .object({

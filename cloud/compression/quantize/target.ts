@@ -84,3 +84,27 @@ export function resolveReduceRange(value: ReduceRange, cpu?: CpuFacts): boolean 
 export function weightBits(reduceRange: boolean): 7 | 8 {
   return reduceRange ? 7 : 8;
 }
+
+/** The INT8 choices a device profile asks for, as options of the static and dynamic quantizers. */
+export function int8OptionsFor(profile: DeviceProfile): {
+  activationType: 'uint8' | 'int8';
+  symmetricActivations: boolean;
+  perChannel: boolean;
+  reduceRange: boolean;
+} {
+  return {
+    activationType: profile.int8.activations,
+    symmetricActivations: profile.int8.symmetricActivations,
+    perChannel: profile.int8.perChannel,
+    reduceRange: profile.int8.reduceRange,
+  };
+}
+
+/**
+ * Whether latency measured on this machine may decide per-op float/int8 choices for `profile`:
+ * only for profiles that take measured decisions and run on this machine's architecture (an
+ * x86 cloud's kernels say nothing about a Raspberry Pi's or TensorRT's).
+ */
+export function hostMeasurementsApply(profile: DeviceProfile, cpu: CpuFacts = hostCpu()): boolean {
+  return profile.int8.decisions === 'measured' && profile.arch === cpu.arch;
+}

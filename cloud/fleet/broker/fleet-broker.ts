@@ -4,7 +4,7 @@ import { newSecret } from '../identity/secrets.js';
 import { type FleetTls, loadOrCreateFleetTls } from '../identity/tls/fleet-ca.js';
 import type { DeviceRepository } from '../inventory/devices.js';
 import { CLOUD_USERNAME } from './acl.js';
-import { createBrokerAuthenticator, deviceClientId } from './authenticator.js';
+import { createBrokerAuthenticator } from './authenticator.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded.js';
 import { MosquittoSync, mosquittoPasswordHash } from './mosquitto.js';
 
@@ -65,7 +65,8 @@ export async function openFleetBroker(o: FleetBrokerOptions): Promise<FleetBroke
     username: CLOUD_USERNAME,
     password,
     tls,
-    disconnectDevice: (deviceId) => broker.disconnect(deviceClientId(deviceId)),
+    // Every session of the device goes, whatever suffix its client id carries.
+    disconnectDevice: (deviceId) => void broker.revokeDevice(deviceId),
     close: () => broker.close(),
   };
 }

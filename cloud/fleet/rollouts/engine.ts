@@ -62,7 +62,11 @@ export class RolloutEngine {
   resolveDevices(selector: Selector): string[] {
     const all = this.d.devices.list().filter((d) => !d.revoked);
     const ids = new Set<string>();
-    for (const id of selector.devices ?? []) ids.add(this.d.devices.get(id).id);
+    for (const id of selector.devices ?? []) {
+      const device = this.d.devices.get(id);
+      if (device.revoked) throw new FleetError('DEVICE_REVOKED', `device ${device.id} is revoked`);
+      ids.add(device.id);
+    }
     if (selector.tag) for (const d of all) if (d.tags.includes(selector.tag)) ids.add(d.id);
     if (selector.profile) for (const d of all) if (d.profile === selector.profile) ids.add(d.id);
     return [...ids];

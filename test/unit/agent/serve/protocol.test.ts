@@ -1,3 +1,6 @@
+// biome-ignore lint/suspicious/noExplicitAny: protocol replies are checked field by field
+type Json = any;
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -26,7 +29,7 @@ const post = (path: string, body: string | Buffer, headers: Record<string, strin
 
 async function expectProtocolError(res: Response, status: number, code: string, text: RegExp) {
   expect(res.status).toBe(status);
-  const body = (await res.json()) as any;
+  const body = (await res.json()) as Json;
   expect(typeof body.error).toBe('string');
   expect(body.error).toMatch(text);
   expect(body.code).toBe(code);
@@ -34,7 +37,7 @@ async function expectProtocolError(res: Response, status: number, code: string, 
 
 describe('health and metadata', () => {
   it('server metadata names the binary tensor extension', async () => {
-    const body = (await (await fetch(`${s.url}/v2`)).json()) as any;
+    const body = (await (await fetch(`${s.url}/v2`)).json()) as Json;
     expect(body.name).toBe('fleetml');
     expect(body.extensions).toContain('binary_tensor_data');
   });
@@ -93,15 +96,14 @@ describe('infer with JSON tensors', () => {
     for (const data of [rows, nested]) {
       const res = await post('/v2/models/mnist-mlp/infer', inferBody(data));
       expect(res.status).toBe(200);
-      const body = (await res.json()) as any;
+      const body = (await res.json()) as Json;
       expect(body.model_name).toBe('mnist-mlp');
       expect(body.model_version).toBe('1');
       expect(body.outputs).toHaveLength(1);
       expect(body.outputs[0]).toMatchObject({ name: 'logits', datatype: 'FP32', shape: [1, 10] });
       expect(body.outputs[0].data).toHaveLength(10);
-      body.outputs[0].data.forEach((v: number, i: number) => {
+      for (const [i, v] of (body.outputs[0].data as number[]).entries())
         expect(v).toBeCloseTo(expected[i], 5);
-      });
     }
   });
 
@@ -113,7 +115,7 @@ describe('infer with JSON tensors', () => {
     });
     const res = await post('/v2/models/mnist-mlp/versions/1/infer', body);
     expect(res.status).toBe(200);
-    const out = (await res.json()) as any;
+    const out = (await res.json()) as Json;
     expect(out.id).toBe('req-42');
     expect(out.outputs[0].shape).toEqual([2, 10]);
     expect(out.outputs[0].data.slice(10)).toEqual(out.outputs[0].data.slice(0, 10));
@@ -152,10 +154,8 @@ describe('infer with the binary tensor extension', () => {
     const { body, headers } = binaryRequest(null);
     const res = await post('/v2/models/mnist-mlp/infer', body, headers);
     expect(res.status).toBe(200);
-    const out = (await res.json()) as any;
-    out.outputs[0].data.forEach((v: number, i: number) => {
-      expect(v).toBeCloseTo(expected[i], 5);
-    });
+    const out = (await res.json()) as Json;
+    for (const [i, v] of (out.outputs[0].data as number[]).entries()) expect(v).toBeCloseTo(expected[i], 5);
   });
 
   for (const [label, outputs, parameters] of [
@@ -354,7 +354,7 @@ describe('listeners and access', () => {
     try {
       const denied = await fetch(`${guarded.url}/v2/health/live`);
       expect(denied.status).toBe(401);
-      expect(((await denied.json()) as any).code).toBe('UNAUTHORIZED');
+      expect(((await denied.json()) as Json).code).toBe('UNAUTHORIZED');
       const wrong = await fetch(`${guarded.url}/v2/health/live`, {
         headers: { authorization: 'Bearer nope' },
       });
