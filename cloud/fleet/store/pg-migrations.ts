@@ -31,9 +31,8 @@ PG_MIGRATIONS.push(`
   ) PARTITION BY RANGE (day);
 
   -- Fleet latency per (resolution, bucket, model, profile): a 24 h fleet query reads 25 rows per
-  -- model and profile whatever the fleet size. hist: the log histogram in its compact binary
-  -- form (encodeHistogram in cloud/fleet/monitoring/histogram.ts), merged by the writer under a
-  -- row lock (a float8[] of 216 entries per row cost 0.5 s to fetch for a 1 h window).
+  -- model and profile whatever the fleet size. hist: the 216-bucket log histogram
+  -- (cloud/fleet/monitoring/histogram.ts), merged element-wise on upsert.
   CREATE TABLE telemetry_fleet_rollup (
     resolution integer NOT NULL,
     bucket_start bigint NOT NULL,
@@ -43,7 +42,7 @@ PG_MIGRATIONS.push(`
     lat_count double precision NOT NULL,
     lat_sum_ms double precision NOT NULL,
     lat_max_ms double precision,
-    hist bytea,
+    hist double precision[],
     PRIMARY KEY (resolution, bucket_start, model_id, profile)
   );
 
@@ -56,4 +55,19 @@ PG_MIGRATIONS.push(`
     PRIMARY KEY (device_id, model_id)
   );
 
+  CREATE FUNCTION fleetml_hist_add(a double precision[], b double precision[])
+  RETURNS double precision[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE
+      (SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i) FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i))
+    END
+  $$;
+`);
+
+// 2: fleet rollup histograms in the compact binary form of encodeHistogram
+// (cloud/fleet/monitoring/histogram.ts), merged by the writer under a row lock: a float8[] of
+// 216 entries per row cost 0.5 s to fetch for a 1 h window. Histograms written by version 1
+// are dropped (the feature had not been released).
+PG_MIGRATIONS.push(`
+  ALTER TABLE telemetry_fleet_rollup ALTER COLUMN hist TYPE bytea USING NULL;
+  DROP FUNCTION IF EXISTS fleetml_hist_add(double precision[], double precision[]);
 `);
