@@ -128,6 +128,10 @@ export const AGENT_DEFAULTS = {
   onnxruntimePath: '',
   /** pino log level. */
   logLevel: 'info',
+  /** Log lines: 'auto' = readable on a terminal, JSON when piped; or always 'pretty' / 'json'. */
+  logFormat: 'auto' as 'auto' | 'pretty' | 'json',
+  /** Device name sent at enrollment (the fleet shows it; its id starts with it); '' = the hostname. */
+  name: '',
 };
 
 const positiveInt = z.coerce.number().int().positive();
@@ -179,6 +183,8 @@ export const agentConfigSchema = z.object({
   factsRoot: z.string(),
   onnxruntimePath: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  logFormat: z.enum(['auto', 'pretty', 'json']),
+  name: z.string().max(255),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = Partial<{ [K in keyof AgentConfig]: unknown }>;

@@ -57,7 +57,13 @@ export interface AgentHandle {
 /** Wires the agent together: the one place that creates its components. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentHandle> {
   const { config } = options;
-  const logger = options.logger ?? createLogger({ name: 'agent', level: config.logLevel });
+  const logger =
+    options.logger ??
+    createLogger({
+      name: 'agent',
+      level: config.logLevel,
+      pretty: config.logFormat === 'auto' ? undefined : config.logFormat === 'pretty',
+    });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   // A 32-bit ARM OS is refused before anything else, with the OS to install instead.
@@ -90,11 +96,13 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const caPem = await loadPinnedCa(config);
   let identity = await loadIdentity(config.dataDir);
   if (!identity) {
-    const hardware = await readHardwareFacts({
+    const facts = await readHardwareFacts({
       executionProviders: probe.available,
       onnxruntimeVersion: onnxruntimeVersion(),
       factsRoot: config.factsRoot,
     });
+    // --name: two agents on one host are two devices with names of their own.
+    const hardware = config.name ? { ...facts, hostname: config.name } : facts;
     identity = await enroll({
       url: config.cloudUrl,
       caPem,

@@ -231,29 +231,24 @@ export class Reconciler {
       this.setPhase('active', null);
       return;
     }
+    const model = { model: manifest.name, modelId: manifest.modelId, version: manifest.version };
+    this.o.logger.info(
+      { ...model, variant: manifest.variant },
+      'manifest verified (signature, expiry, version)',
+    );
     const blockSize = Math.min(manifest.blockSize, this.o.maxBlockSize);
     const spec = { sha256: manifest.sha256, size: manifest.size, blockSize };
-    const held = await this.o.downloader.heldBytes(spec);
-    await this.o.installer.ensureSpace(manifest.size - held + (manifest.golden?.size ?? 0), manifest.sha256);
-
-    this.setPhase('downloading', 0);
-    let lastReported = 0;
-    const { path } = await this.o.downloader.download(
-      spec,
-      (fraction) => {
-        this.progress = fraction;
-        if (fraction - lastReported >= 0.1) {
-          lastReported = fraction;
-          this.report();
-        }
-      },
-      signal,
-    );
+    const ready = await this.o.installer.verifiedInSlot(manifest);
+    const path = ready ?? (await this.transfer(manifest, spec, model, signal));
+    if (ready) this.o.logger.info(model, 'already verified in the inactive slot: not fetched again');
+    else this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
     const golden = manifest.golden ? await this.fetchGolden(manifest, blockSize, signal) : null;
+    const previous = this.o.state.active();
     const result = await this.o.installer.install(manifest, path, golden, (phase) =>
       this.setPhase(phase, null),
     );
     this.setPhase('active', null);
+    this.announceActivation(manifest, result, previous);
     this.o.reporter.bench({
       modelId: manifest.modelId,
       sha256: manifest.sha256,
@@ -293,6 +288,72 @@ export class Reconciler {
     }
     this.o.onActivated?.(manifest, result.bench);
   }
+
+  /** Fetches the artifact (resuming what is held), reporting progress. */
+  private async transfer(
+    manifest: Manifest,
+    spec: { sha256: string; size: number; blockSize: number },
+    model: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const held = await this.o.downloader.heldBytes(spec);
+    await this.o.installer.ensureSpace(manifest.size - held + (manifest.golden?.size ?? 0), manifest.sha256);
+    this.o.logger.info({ ...model, bytes: manifest.size, alreadyHeld: held }, 'transfer started');
+    this.setPhase('downloading', 0);
+    let lastReported = 0;
+    const { path } = await this.o.downloader.download(
+      spec,
+      (fraction) => {
+        this.progress = fraction;
+        if (fraction - lastReported >= 0.1) {
+          // One line per quarter on the terminal; the state report goes out every tenth.
+          if (Math.floor(fraction * 4) > Math.floor(lastReported * 4) && fraction < 1)
+            this.o.logger.info({ ...model, percent: Math.round(fraction * 100) }, 'transfer progress');
+          lastReported = fraction;
+          this.report();
+        }
+      },
+      signal,
+    );
+    return path;
+  }
+
+  /** One log line and one device event per activation (a return to the previous model says so). */
+  private announceActivation(
+    manifest: Manifest,
+    result: { slot: string; bench: BenchmarkResult; golden: { cases: number; maxAbsDiff: number } | null },
+    previous: { modelId: string; version: number } | null,
+  ): void {
+    const b = result.bench;
+    if (result.golden) {
+      this.o.logger.info(
+        { model: manifest.name, cases: result.golden.cases, maxAbsDiff: result.golden.maxAbsDiff },
+        'golden check passed',
+      );
+    }
+    this.o.logger.info(
+      { model: manifest.name, p50Ms: b.p50Ms, p99Ms: b.p99Ms, ep: b.ep, shapes: b.inputShapes },
+      'benchmark done',
+    );
+    const rollback = previous !== null && this.wasInstalledBefore(manifest, previous);
+    const text = `${manifest.name} (${manifest.modelId} v${manifest.version}) active in slot ${result.slot}: p50 ${b.p50Ms.toFixed(3)} ms on ${b.ep}${previous ? `, replacing ${previous.modelId} v${previous.version}` : ''}`;
+    this.o.logger.info(
+      { model: manifest.name, slot: result.slot, rollback },
+      rollback ? `rolled back: ${text}` : `activated: ${text}`,
+    );
+    this.o.reporter.event('info', rollback ? 'MODEL_ROLLED_BACK' : 'MODEL_ACTIVATED', text);
+  }
+
+  /** A model this agent ran before (a rollout's rollback sends the previous model again). */
+  private wasInstalledBefore(manifest: Manifest, previous: { modelId: string }): boolean {
+    const seen = this.activated;
+    const before = seen.has(manifest.modelId);
+    seen.add(previous.modelId);
+    seen.add(manifest.modelId);
+    return before;
+  }
+
+  private readonly activated = new Set<string>();
 
   /** Signature (when a fleet key is pinned), expiry against signed time, and rollback. */
   private async checkManifest(manifest: Manifest, signature: string | null): Promise<void> {

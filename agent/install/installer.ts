@@ -1,4 +1,6 @@
-import { mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FleetError } from '../../shared/errors/index.js';
@@ -9,7 +11,7 @@ import { type BenchmarkOptions, type BenchmarkResult, runBenchmark } from '../be
 import { createSession, DEFAULT_SESSION_PROFILE, type SessionProfile } from '../runtime/ort.js';
 import { precisionOfVariant } from '../runtime/tensorrt.js';
 import type { SlotName, StateStore } from '../store/agent-state.js';
-import { fsyncDir, writeFileAtomic } from '../store/files.js';
+import { fsyncDir, readJsonFile, writeFileAtomic } from '../store/files.js';
 import { checkGolden, type GoldenResult } from './golden-check.js';
 import { checkModelIsolated } from './model-check.js';
 
@@ -55,6 +57,24 @@ export class Installer {
 
   inactiveSlot(): SlotName {
     return this.o.state.state.activeSlot === 'a' ? 'b' : 'a';
+  }
+
+  /**
+   * The inactive slot's file when it already holds this artifact, whole and with the right
+   * SHA-256 (a restart during install): it need not be fetched again. Null otherwise.
+   */
+  async verifiedInSlot(manifest: Manifest): Promise<string | null> {
+    const slot = this.inactiveSlot();
+    const path = this.modelPath(slot);
+    const held = (await readJsonFile(join(this.o.dataDir, 'slots', slot, 'manifest.json')).catch(
+      () => undefined,
+    )) as { sha256?: string } | undefined;
+    if (held?.sha256 !== manifest.sha256) return null;
+    const info = await stat(path).catch(() => null);
+    if (!info || info.size !== manifest.size) return null;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    return hash.digest('hex') === manifest.sha256 ? path : null;
   }
 
   async install(

@@ -196,8 +196,8 @@ function providerHint(available: ExecutionProvider[]): string | null {
     );
   }
   return (
-    'CUDA/TensorRT providers did not load; on linux x64 install onnxruntime-node without ' +
-    '`onnxruntime-node-install=skip` (it downloads the CUDA 12 providers) and make CUDA 12 / ' +
+    'CUDA/TensorRT providers did not load; on linux x64 install onnxruntime-node with ' +
+    '`ONNXRUNTIME_NODE_INSTALL=cuda12` (it downloads the CUDA 12 providers) and make CUDA 12 / ' +
     'TensorRT libraries visible on LD_LIBRARY_PATH.'
   );
 }

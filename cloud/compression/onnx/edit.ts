@@ -1,5 +1,5 @@
 import { topologicalOrder } from './graph.js';
-import type { GraphProto, ModelProto, NodeProto, TensorProto } from './types.js';
+import type { GraphProto, ModelProto, NodeProto } from './types.js';
 
 /** A deep copy of a model (typed arrays copied too), so passes can edit freely. */
 export function cloneModel(model: ModelProto): ModelProto {

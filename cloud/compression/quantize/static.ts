@@ -1,5 +1,6 @@
 import { FleetError } from '../../../shared/errors/index.js';
 import { cloneModel, pruneGraph, sortGraph } from '../onnx/edit.js';
+import { fuseTransformerOps } from '../onnx/fuse-transformer.js';
 import { inferShapes } from '../onnx/ort-eval.js';
 import { type PrepareReport, prepareModel } from '../onnx/prepare.js';
 import { DataType, type ModelProto } from '../onnx/types.js';
@@ -40,6 +41,11 @@ export interface CalibrationOptions {
    * Off when the target is ARM or TensorRT.
    */
   x86Kernels: boolean;
+  /**
+   * Fuse decomposed LayerNorm (→ LayerNormalization, opset 17) and GELU (→ Gelu) before
+   * quantizing, as onnxruntime does on the float graph (onnx/fuse-transformer.ts); default true.
+   */
+  fuseTransformer: boolean;
   /** Called with (samples done, total) during calibration. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -52,6 +58,7 @@ export const DEFAULT_CALIBRATION_OPTIONS: CalibrationOptions = {
   equalize: true,
   padChannels: true,
   x86Kernels: true,
+  fuseTransformer: true,
 };
 
 /** A float model in quantizable form plus the activation statistics of every float tensor. */
@@ -82,7 +89,15 @@ export async function calibrateModel(
     [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])].find(
       (v) => v.name === t,
     )?.type?.tensorType?.shape?.dim?.length;
+  const shapeOf = (t: string) =>
+    [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])]
+      .find((v) => v.name === t)
+      ?.type?.tensorType?.shape?.dim?.map((d) => Number(d.dimValue ?? 0));
+  // Fused first: the normalisation then stays one float op instead of int8 islands.
+  const fused = o.fuseTransformer ? fuseTransformerOps(model, shapeOf) : { layerNorms: 0, gelus: 0 };
   const rewrites = rewriteForQuantization(model.graph, rankOf, { x86Kernels: o.x86Kernels });
+  if (fused.layerNorms > 0) rewrites.layerNormsFused = fused.layerNorms;
+  if (fused.gelus > 0) rewrites.gelusFused = fused.gelus;
   pruneGraph(model.graph);
   if (o.equalize) {
     const pairs = await equalizeCrossLayer(model, headSamples(data, o.samples));

@@ -201,20 +201,7 @@ MIGRATIONS.push(`
   CREATE INDEX telemetry_rollup_by_device ON telemetry_rollup (device_id, resolution, bucket_start);
 `);
 
-// 7 (issue 14): a model's serving shapes (input name -> dims, JSON) and its release number: an
-// original upload of a name starts release n+1; its variants carry the original's release.
-MIGRATIONS.push(`
-  ALTER TABLE models ADD COLUMN serving_shapes TEXT;
-  ALTER TABLE models ADD COLUMN release INTEGER;
-  UPDATE models SET release = (
-    SELECT count(*) FROM models o
-    WHERE o.name = models.name AND o.source_model_id IS NULL AND o.created_at <= models.created_at
-  ) WHERE source_model_id IS NULL;
-  UPDATE models SET release = (SELECT o.release FROM models o WHERE o.id = models.source_model_id)
-  WHERE source_model_id IS NOT NULL;
-`);
-
-// 8: real-traffic latency from the agents' inference services (issue 13): per minute/hour,
+// 7: real-traffic latency from the agents' inference services (issue 13): per minute/hour,
 // device and served release, request and error counts and three DDSketches (total, queue,
 // compute; JSON wire form, see shared/sketch.ts) that merge exactly. See
 // cloud/fleet/monitoring/serving.ts.
@@ -234,4 +221,17 @@ MIGRATIONS.push(`
     PRIMARY KEY (resolution, bucket_start, device_id, model_name, version)
   ) WITHOUT ROWID;
   CREATE INDEX serving_rollup_by_device ON serving_rollup (device_id, resolution, bucket_start);
+`);
+
+// 8 (issue 14): a model's serving shapes (input name -> dims, JSON) and its release number: an
+// original upload of a name starts release n+1; its variants carry the original's release.
+MIGRATIONS.push(`
+  ALTER TABLE models ADD COLUMN serving_shapes TEXT;
+  ALTER TABLE models ADD COLUMN release INTEGER;
+  UPDATE models SET release = (
+    SELECT count(*) FROM models o
+    WHERE o.name = models.name AND o.source_model_id IS NULL AND o.created_at <= models.created_at
+  ) WHERE source_model_id IS NULL;
+  UPDATE models SET release = (SELECT o.release FROM models o WHERE o.id = models.source_model_id)
+  WHERE source_model_id IS NOT NULL;
 `);

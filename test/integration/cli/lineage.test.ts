@@ -84,6 +84,23 @@ describe('model lineage: releases, variants, deploy NAME, models rm', () => {
     expect(watched.code).toBe(0);
     expect(watched.stdout).toMatch(new RegExp(`${rollout}\\s+succeeded`));
 
+    // With a profile, the recommendation decides (nothing measured yet: the original, first accepted).
+    const profile = fleet.cloud.services.devices.get(device).profile ?? 'x86-avx2';
+    const recommended = await cli(
+      'deploy',
+      'digits',
+      '--profile',
+      profile,
+      '--to',
+      device,
+      '--timeout',
+      '60',
+    );
+    expect(recommended.stdout, recommended.stderr).toContain(
+      `deploying digits release 2 variant fp32 (${r2.id}): recommended for ${profile} among 3 variants of release 2`,
+    );
+    await fleet.waitRollout(/rollouts show (r-[0-9a-f]+)/.exec(recommended.stdout)![1]);
+
     const chosen = await json('deploy', 'digits', '--variant', 'int8', '--to', device, '--timeout', '60');
     expect(chosen.resolved.model.id).toBe(int8.id);
     await fleet.waitRollout(chosen.id);
