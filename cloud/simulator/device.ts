@@ -32,7 +32,7 @@ const MAX_RECORDS_PER_BATCH = 1000;
 export class SimDevice {
   private client: MqttClient | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private seq = 0;
+  private seq: number;
   private readonly outbox = new Map<number, Pending>();
   private readonly medianMs: number;
   private targetVersion: number | null = null;
@@ -45,7 +45,9 @@ export class SimDevice {
     private readonly o: SimulatorOptions,
     private readonly draws: Draws,
     private readonly counters: SimulatorCounters,
+    firstSeq = 0,
   ) {
+    this.seq = firstSeq;
     // Devices of one fleet differ (silicon, cooling, load): each gets its own median.
     this.medianMs = draws.logNormal(o.latencyMedianMs, 0.25);
   }

@@ -1,8 +1,9 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../../shared/logger.js';
 import { emptyCounters, type SimulatorCounters } from './counters.js';
 import { SimDevice } from './device.js';
 import { Draws } from './distributions.js';
-import { enrollSimulated } from './enroll.js';
+import { enrollSimulated, type SimIdentity } from './enroll.js';
 import { resolveSimulatorOptions, type SimulatorOptions } from './options.js';
 
 /** What `fleetml simulate --json` prints. */
@@ -36,15 +37,15 @@ async function runPool<T>(items: T[], concurrency: number, work: (item: T) => Pr
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 
 /**
@@ -55,11 +56,14 @@ const sleep = (ms: number, signal: AbortSignal) =>
 export function startSimulation(
   input: Partial<SimulatorOptions> & Pick<SimulatorOptions, 'cloud' | 'enrollToken'>,
   logger?: Logger,
+  /** Devices enrolled by an earlier run (benchmarks reuse them); index i is device i. */
+  identities: SimIdentity[] = [],
 ): SimulationHandle {
   const o = resolveSimulatorOptions(input);
   const counters = emptyCounters();
   const devices: SimDevice[] = [];
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // one waiter per device being launched
   const started = Date.now();
   const deadline = setTimeout(() => abort.abort(), o.durationS * 1000);
 
@@ -71,17 +75,21 @@ export function startSimulation(
     if (abort.signal.aborted) return;
     const draws = new Draws(o.seed * 1_000_003 + index);
     try {
-      const identity = await enrollSimulated({
-        url: o.cloud,
-        token: o.enrollToken,
-        hostname: `${o.namePrefix}-${index}`,
-        retryS: 10,
-        signal: abort.signal,
-        caPem: o.caPem,
-      });
+      const identity =
+        identities[index] ??
+        (await enrollSimulated({
+          url: o.cloud,
+          token: o.enrollToken,
+          hostname: `${o.namePrefix}-${index}`,
+          retryS: 10,
+          signal: abort.signal,
+          caPem: o.caPem,
+        }));
       counters.enrolled++;
       if (abort.signal.aborted) return;
-      const device = new SimDevice(identity, o, draws, counters);
+      // A device of an earlier run continues above its old sequence numbers, as an agent does.
+      const firstSeq = identities[index] ? Date.now() : 0;
+      const device = new SimDevice(identity, o, draws, counters, firstSeq);
       devices.push(device);
       await device.connect();
     } catch (error) {

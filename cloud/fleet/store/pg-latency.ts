@@ -1,7 +1,7 @@
-import { addSummary, emptyHistogram } from '../monitoring/histogram.js';
+import { addEncoded, addSummary } from '../monitoring/histogram.js';
 import { type FleetLatency, type GroupBy, NO_PROFILE } from '../monitoring/latency.js';
 import type { MonitoringOptions } from '../monitoring/options.js';
-import { LatencyAccumulator, type LatencyRow, resolveWindow } from '../monitoring/windows.js';
+import { LatencyAccumulator, resolveWindow } from '../monitoring/windows.js';
 import type { PgPool } from './postgres.js';
 
 interface FleetRow {
@@ -11,27 +11,27 @@ interface FleetRow {
   lat_count: number;
   lat_sum_ms: number;
   lat_max_ms: number | null;
-  hist: number[] | null;
+  hist: Buffer | null;
 }
 
-function toLatencyRow(
-  deviceId: string,
-  modelId: string,
-  r: Omit<FleetRow, 'model_id' | 'profile'>,
-): LatencyRow {
-  const weights = r.hist ? Float32Array.from(r.hist) : new Float32Array(0);
-  return {
-    device_id: deviceId,
-    model_id: modelId,
-    records: Number(r.records),
-    lat_count: r.lat_count,
-    lat_sum_ms: r.lat_sum_ms,
-    lat_max_ms: r.lat_max_ms,
-    first: 0,
-    weights,
-    offset: 0,
-    length: weights.length,
-  };
+/** Adds one aggregate (a rollup row, or one raw record's summary) to a group. */
+function addTo(
+  acc: LatencyAccumulator,
+  records: number,
+  count: number,
+  sumMs: number,
+  maxMs: number | null,
+): void {
+  acc.records += records;
+  acc.count += count;
+  acc.sumMs += sumMs;
+  if (maxMs !== null && (acc.maxMs === null || maxMs > acc.maxMs)) acc.maxMs = maxMs;
+}
+
+function group(groups: Map<string, LatencyAccumulator>, key: string): LatencyAccumulator {
+  let acc = groups.get(key);
+  if (!acc) groups.set(key, (acc = new LatencyAccumulator()));
+  return acc;
 }
 
 /**
@@ -51,11 +51,10 @@ export class PgFleetLatencyQuery {
     const groups = by === 'device' ? await this.byDevice(w.fromMs, w.toMs) : await this.byRollup(by, w);
     const fleet = new LatencyAccumulator();
     for (const acc of groups.values()) fleet.merge(acc);
-    const fleetSummary = fleet.summary();
     return {
       by,
       window: { fromMs: w.fromMs, toMs: w.toMs, resolution: w.resolution === 60_000 ? 'minute' : 'hour' },
-      fleet: fleetSummary,
+      fleet: fleet.summary(),
       groups: [...groups.entries()]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
         .map(([key, acc]) => ({ key, ...acc.summary() })),
@@ -73,8 +72,9 @@ export class PgFleetLatencyQuery {
         [w.resolution, w.fromMs, w.toMs],
       ),
       // Distinct devices per group come from the seen table: rollup rows have no device.
-      this.pool.query<{ device_id: string; model_id: string; profile: string }>(
-        'SELECT device_id, model_id, profile FROM telemetry_device_seen WHERE last_at >= $1',
+      this.pool.query<{ model_id: string; profile: string; devices: string }>(
+        `SELECT model_id, profile, count(*) devices FROM telemetry_device_seen WHERE last_at >= $1
+         GROUP BY model_id, profile`,
         [w.fromMs],
       ),
     ]);
@@ -82,21 +82,22 @@ export class PgFleetLatencyQuery {
       by === 'model' ? r.model_id : r.profile || NO_PROFILE;
     const groups = new Map<string, LatencyAccumulator>();
     for (const r of rollups.rows) {
-      const key = keyOf(r);
-      let acc = groups.get(key);
-      if (!acc) groups.set(key, (acc = new LatencyAccumulator()));
-      // The synthetic device id '' is replaced by the real devices below.
-      acc.add(toLatencyRow('', r.model_id, r));
+      const acc = group(groups, keyOf(r));
+      addTo(acc, Number(r.records), r.lat_count, r.lat_sum_ms, r.lat_max_ms);
+      addEncoded(acc.hist, r.hist);
     }
-    for (const acc of groups.values()) acc.devices.clear();
-    for (const s of seen.rows) groups.get(keyOf(s))?.devices.add(s.device_id);
+    // LatencyAccumulator counts distinct device ids; stand-ins keep its summary() exact.
+    const counts = new Map<string, number>();
+    for (const s of seen.rows) counts.set(keyOf(s), (counts.get(keyOf(s)) ?? 0) + Number(s.devices));
+    for (const [key, acc] of groups) {
+      for (let i = 0; i < (counts.get(key) ?? 0); i++) acc.devices.add(`${key}#${i}`);
+    }
     return groups;
   }
 
   private async byDevice(fromMs: number, toMs: number): Promise<Map<string, LatencyAccumulator>> {
     const { rows } = await this.pool.query<{
       device_id: string;
-      model_id: string | null;
       lat_count: number;
       p50_ms: number;
       p90_ms: number;
@@ -104,7 +105,7 @@ export class PgFleetLatencyQuery {
       max_ms: number;
       mean_ms: number;
     }>(
-      `SELECT device_id, model_id, lat_count, p50_ms, p90_ms, p99_ms, max_ms, mean_ms FROM telemetry
+      `SELECT device_id, lat_count, p50_ms, p90_ms, p99_ms, max_ms, mean_ms FROM telemetry
        WHERE day >= $1::date AND day <= $2::date AND at >= $3 AND at < $4 AND lat_count > 0`,
       [
         new Date(fromMs).toISOString().slice(0, 10),
@@ -115,25 +116,16 @@ export class PgFleetLatencyQuery {
     );
     const groups = new Map<string, LatencyAccumulator>();
     for (const r of rows) {
-      const hist = emptyHistogram();
-      addSummary(hist, {
+      const acc = group(groups, r.device_id);
+      acc.devices.add(r.device_id);
+      addTo(acc, 1, r.lat_count, r.mean_ms * r.lat_count, r.max_ms);
+      addSummary(acc.hist, {
         count: r.lat_count,
         p50Ms: r.p50_ms,
         p90Ms: r.p90_ms,
         p99Ms: r.p99_ms,
         maxMs: r.max_ms,
       });
-      let acc = groups.get(r.device_id);
-      if (!acc) groups.set(r.device_id, (acc = new LatencyAccumulator()));
-      acc.add(
-        toLatencyRow(r.device_id, r.model_id ?? '', {
-          records: '1',
-          lat_count: r.lat_count,
-          lat_sum_ms: r.mean_ms * r.lat_count,
-          lat_max_ms: r.max_ms,
-          hist: Array.from(hist),
-        }),
-      );
     }
     return groups;
   }

@@ -62,3 +62,12 @@ PG_MIGRATIONS.push(`
     END
   $$;
 `);
+
+// 2: fleet rollup histograms in the compact binary form of encodeHistogram
+// (cloud/fleet/monitoring/histogram.ts), merged by the writer under a row lock: a float8[] of
+// 216 entries per row cost 0.5 s to fetch for a 1 h window. Histograms written by version 1
+// are dropped (the feature had not been released).
+PG_MIGRATIONS.push(`
+  ALTER TABLE telemetry_fleet_rollup ALTER COLUMN hist TYPE bytea USING NULL;
+  DROP FUNCTION IF EXISTS fleetml_hist_add(double precision[], double precision[]);
+`);

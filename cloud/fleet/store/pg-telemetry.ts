@@ -1,5 +1,11 @@
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
-import { addSummary, emptyHistogram, type Histogram } from '../monitoring/histogram.js';
+import {
+  addEncoded,
+  addSummary,
+  emptyHistogram,
+  encodeHistogram,
+  type Histogram,
+} from '../monitoring/histogram.js';
 import { type MonitoringOptions, RESOLUTION } from '../monitoring/options.js';
 import { bucketTime } from '../monitoring/rollups.js';
 import type { PgPool } from './postgres.js';
@@ -184,21 +190,55 @@ export class PgTelemetryStore {
     }
     if (aggregates.size === 0) return;
     // Key order: two replicas' flushes lock shared rows in the same order and never deadlock.
-    const rows = [...aggregates.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([, a]) => ({ ...a, hist: a.hist ? Array.from(a.hist) : null }));
+    const sorted = [...aggregates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, a]) => a);
+    const keys = JSON.stringify(
+      sorted.map((a) => ({ r: a.resolution, b: a.bucket_start, m: a.model_id, p: a.profile })),
+    );
+    const keyRows = `jsonb_to_recordset($1::jsonb) AS k(r integer, b bigint, m text, p text)`;
+    // Rows must exist to be locked; then the histograms are merged here, under the lock.
     await client.query(
-      `INSERT INTO telemetry_fleet_rollup AS t (resolution, bucket_start, model_id, profile, records, lat_count,
-         lat_sum_ms, lat_max_ms, hist)
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(resolution integer, bucket_start bigint, model_id text,
-         profile text, records bigint, lat_count float8, lat_sum_ms float8, lat_max_ms float8, hist float8[])
-       ON CONFLICT (resolution, bucket_start, model_id, profile) DO UPDATE SET
-         records = t.records + excluded.records,
-         lat_count = t.lat_count + excluded.lat_count,
-         lat_sum_ms = t.lat_sum_ms + excluded.lat_sum_ms,
-         lat_max_ms = greatest(t.lat_max_ms, excluded.lat_max_ms),
-         hist = fleetml_hist_add(t.hist, excluded.hist)`,
-      [JSON.stringify(rows)],
+      `INSERT INTO telemetry_fleet_rollup (resolution, bucket_start, model_id, profile, records, lat_count, lat_sum_ms)
+       SELECT r, b, m, p, 0, 0, 0 FROM ${keyRows} ON CONFLICT DO NOTHING`,
+      [keys],
+    );
+    const locked = await client.query<{
+      resolution: number;
+      bucket_start: string;
+      model_id: string;
+      profile: string;
+      hist: Buffer | null;
+    }>(
+      `SELECT t.resolution, t.bucket_start, t.model_id, t.profile, t.hist FROM telemetry_fleet_rollup t
+       JOIN ${keyRows} ON t.resolution = k.r AND t.bucket_start = k.b AND t.model_id = k.m AND t.profile = k.p
+       ORDER BY t.resolution, t.bucket_start, t.model_id, t.profile FOR UPDATE OF t`,
+      [keys],
+    );
+    const stored = new Map(
+      locked.rows.map((r) => [`${r.resolution}|${r.bucket_start}|${r.model_id}|${r.profile}`, r.hist]),
+    );
+    const updates = sorted.map((a) => {
+      let hist: string | null = null;
+      if (a.hist) {
+        addEncoded(
+          a.hist,
+          stored.get(`${a.resolution}|${a.bucket_start}|${a.model_id}|${a.profile}`) ?? null,
+        );
+        hist = encodeHistogram(a.hist)?.toString('base64') ?? null;
+      }
+      return { ...a, hist };
+    });
+    await client.query(
+      `UPDATE telemetry_fleet_rollup t SET
+         records = t.records + u.records,
+         lat_count = t.lat_count + u.lat_count,
+         lat_sum_ms = t.lat_sum_ms + u.lat_sum_ms,
+         lat_max_ms = greatest(t.lat_max_ms, u.lat_max_ms),
+         hist = coalesce(decode(u.hist, 'base64'), t.hist)
+       FROM jsonb_to_recordset($1::jsonb) AS u(resolution integer, bucket_start bigint, model_id text, profile text,
+         records bigint, lat_count float8, lat_sum_ms float8, lat_max_ms float8, hist text)
+       WHERE t.resolution = u.resolution AND t.bucket_start = u.bucket_start AND t.model_id = u.model_id
+         AND t.profile = u.profile`,
+      [JSON.stringify(updates)],
     );
   }
 

@@ -125,6 +125,21 @@ describe.skipIf(skipReason !== null)(
       });
     });
 
+    it('refuses batches beyond the pending limit with INGEST_OVERLOADED (no ack: the device resends)', async () => {
+      const queue = new PgIngestQueue({
+        store,
+        profileOf: () => null,
+        options: { ...DEFAULT_MONITORING_OPTIONS, ingestMaxPendingRecords: 3, ingestMaxDelayMs: 50 },
+      });
+      const now = Date.now();
+      const first = queue.submit('ovl', [record(0, now, null), record(1, now, null)]);
+      await expect(queue.submit('ovl', [record(2, now, null), record(3, now, null)])).rejects.toMatchObject({
+        code: 'INGEST_OVERLOADED',
+      });
+      expect((await first).added).toBe(2);
+      await queue.close();
+    });
+
     it('elects exactly one leader and hands over when it stops', async () => {
       const a = new PgAdvisoryLeadership(db.url, { pollMs: 200 });
       const b = new PgAdvisoryLeadership(db.url, { pollMs: 200 });
