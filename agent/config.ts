@@ -57,7 +57,11 @@ export const AGENT_DEFAULTS = {
   intraOpThreads: 0,
   /** onnxruntime graph optimisation level. */
   graphOptimizationLevel: 'all' as 'disabled' | 'basic' | 'extended' | 'all',
-  /** Value for dynamic input dimensions when benchmarking (e.g. batch). */
+  /**
+   * Last resort for symbolic input dimensions that the model's serving shape (its manifest's
+   * `servingShapes`, set by `models add --shape`) leaves open. Such a benchmark is reported with
+   * `unresolvedDims` and a SHAPE_UNRESOLVED warning event: its latency describes a guessed shape.
+   */
   dynamicDim: 1,
   /**
    * A new model is first loaded and run once in a child process, killed after this many ms
@@ -72,6 +76,27 @@ export const AGENT_DEFAULTS = {
    * 250 ms per 10 s interval caps the probe at 2.5 % of one core even for a heavy model.
    */
   latencyProbeBudgetMs: 250,
+  /** Run the local inference service (Open Inference Protocol v2 over HTTP). */
+  serve: true,
+  /**
+   * Address the inference service listens on. Loopback by default: nothing beyond the device
+   * can call it. Any other address needs serveToken.
+   */
+  serveHost: '127.0.0.1',
+  /** TCP port of the inference service (Triton's default HTTP port); 0 = a free one. */
+  servePort: 8000,
+  /** Unix socket path the inference service also listens on ('' = none). */
+  serveSocket: '',
+  /** Bearer token required on every inference request ('' = none; required beyond loopback). */
+  serveToken: '',
+  /** Largest inference request body, bytes (64 MiB). */
+  serveMaxBodyBytes: 64 * 1024 * 1024,
+  /**
+   * Shell command run after each model activation ('' = none); it gets FLEETML_MODEL_NAME,
+   * FLEETML_MODEL_VERSION, FLEETML_MODEL_ID, FLEETML_MODEL_SHA256 and FLEETML_MODEL_PATH
+   * (the stable path <dataDir>/models/<name>/current.onnx).
+   */
+  activationHook: '',
   /** First retry delay of the reconcile loop, ms. */
   backoffInitialMs: 1_000,
   /** Longest retry delay of the reconcile loop, ms. */
@@ -103,6 +128,10 @@ export const AGENT_DEFAULTS = {
   onnxruntimePath: '',
   /** pino log level. */
   logLevel: 'info',
+  /** Log lines: 'auto' = readable on a terminal, JSON when piped; or always 'pretty' / 'json'. */
+  logFormat: 'auto' as 'auto' | 'pretty' | 'json',
+  /** Device name sent at enrollment (the fleet shows it; its id starts with it); '' = the hostname. */
+  name: '',
 };
 
 const positiveInt = z.coerce.number().int().positive();
@@ -135,6 +164,13 @@ export const agentConfigSchema = z.object({
   modelCheckTimeoutMs: nonNegativeInt,
   latencyProbeRuns: nonNegativeInt.max(100_000),
   latencyProbeBudgetMs: positiveInt,
+  serve: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]),
+  serveHost: z.string().min(1),
+  servePort: nonNegativeInt.max(65_535),
+  serveSocket: z.string(),
+  serveToken: z.string(),
+  serveMaxBodyBytes: positiveInt,
+  activationHook: z.string(),
   backoffInitialMs: positiveInt,
   backoffMaxMs: positiveInt,
   keepaliveS: positiveInt,
@@ -147,6 +183,8 @@ export const agentConfigSchema = z.object({
   factsRoot: z.string(),
   onnxruntimePath: z.string(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  logFormat: z.enum(['auto', 'pretty', 'json']),
+  name: z.string().max(255),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = Partial<{ [K in keyof AgentConfig]: unknown }>;

@@ -17,6 +17,7 @@ import {
   detectExecutionProviders,
   onnxruntimeVersion,
 } from './runtime/ort.js';
+import { InferenceService } from './serve/service.js';
 import { StateStore } from './store/agent-state.js';
 import { TelemetryCollector } from './telemetry/collector.js';
 import { LatencyProbe } from './telemetry/latency-probe.js';
@@ -45,6 +46,8 @@ export interface AgentHandle {
   sender: TelemetrySender;
   outbox: TelemetryOutbox;
   downloader: Downloader;
+  /** The local inference service (null when config.serve is off). */
+  inference: InferenceService | null;
   /** Graceful stop: publishes offline, closes the connection and the outbox. */
   stop(): Promise<void>;
   /** Drops the process's connection without DISCONNECT, as a crash would (tests). */
@@ -54,7 +57,13 @@ export interface AgentHandle {
 /** Wires the agent together: the one place that creates its components. */
 export async function startAgent(options: StartAgentOptions): Promise<AgentHandle> {
   const { config } = options;
-  const logger = options.logger ?? createLogger({ name: 'agent', level: config.logLevel });
+  const logger =
+    options.logger ??
+    createLogger({
+      name: 'agent',
+      level: config.logLevel,
+      pretty: config.logFormat === 'auto' ? undefined : config.logFormat === 'pretty',
+    });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   // A 32-bit ARM OS is refused before anything else, with the OS to install instead.
@@ -87,11 +96,13 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const caPem = await loadPinnedCa(config);
   let identity = await loadIdentity(config.dataDir);
   if (!identity) {
-    const hardware = await readHardwareFacts({
+    const facts = await readHardwareFacts({
       executionProviders: probe.available,
       onnxruntimeVersion: onnxruntimeVersion(),
       factsRoot: config.factsRoot,
     });
+    // --name: two agents on one host are two devices with names of their own.
+    const hardware = config.name ? { ...facts, hostname: config.name } : facts;
     identity = await enroll({
       url: config.cloudUrl,
       caPem,
@@ -152,6 +163,30 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     modelCheckTimeoutMs: config.modelCheckTimeoutMs,
   });
 
+  const sessionProfile = {
+    intraOpThreads: config.intraOpThreads,
+    graphOptimizationLevel: config.graphOptimizationLevel,
+  };
+  const inference = config.serve
+    ? new InferenceService({
+        dataDir: config.dataDir,
+        ep,
+        profile: sessionProfile,
+        dynamicDim: config.dynamicDim,
+        logger: log,
+        hookCommand: config.activationHook,
+        http: {
+          host: config.serveHost,
+          port: config.servePort,
+          socketPath: config.serveSocket,
+          token: config.serveToken,
+          maxBodyBytes: config.serveMaxBodyBytes,
+          serverVersion: AGENT_VERSION,
+        },
+      })
+    : null;
+  const activeSlotPath = () => (state.state.activeSlot ? installer.modelPath(state.state.activeSlot) : null);
+
   const reconciler = new Reconciler({
     identity,
     state,
@@ -164,6 +199,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     backoffMaxMs: config.backoffMaxMs,
     clockSkewMs: config.clockSkewMs,
     clockTrustWindowMs: config.clockTrustWindowMs,
+    onActivated: (manifest) => {
+      const slotPath = activeSlotPath();
+      if (inference && slotPath) void inference.activate(manifest, slotPath);
+    },
   });
 
   const latencyProbe = new LatencyProbe({
@@ -175,7 +214,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     activeModel: () => {
       const slot = state.state.activeSlot;
       const info = state.active();
-      return slot && info ? { sha256: info.sha256, path: installer.modelPath(slot) } : null;
+      return slot && info
+        ? { sha256: info.sha256, path: installer.modelPath(slot), servingShapes: info.servingShapes }
+        : null;
     },
     logger: log,
   });
@@ -195,7 +236,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const telemetry = new TelemetryCollector({
     intervalS: config.telemetryIntervalS,
     diskPath: config.dataDir,
-    latency: () => latencyProbe.measure(),
+    // The probe is the fallback for devices without traffic: with served requests, their
+    // sketches are the latency and the probe does not run.
+    latency: () => (inference && inference.traffic.pending() > 0 ? null : latencyProbe.measure()),
+    serving: inference ? () => inference.traffic.take() : undefined,
     activeModel: () => {
       const active = state.active();
       return active ? { modelId: active.modelId, version: active.version } : null;
@@ -219,6 +263,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     (payload) => reconciler.onTargetMessage(payload),
     1,
   );
+  if (inference) {
+    await inference.start();
+    await inference.restore(activeSlotPath());
+  }
   telemetry.start();
   void telemetry.tick();
 
@@ -230,6 +278,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     if (!graceful) transport.destroy();
     await telemetry.stop();
     await latencyProbe.release();
+    await inference?.stop();
     await reconciler.stop();
     await sender.stop();
     if (graceful && transport.connected) {
@@ -249,6 +298,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     sender,
     outbox,
     downloader,
+    inference,
     stop: () => shutdown(true),
     crash: () => shutdown(false),
   };

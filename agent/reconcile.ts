@@ -90,23 +90,20 @@ export class Reconciler {
     this.startWorker();
   }
 
+  /**
+   * Starts the worker unless one runs. The worker drains pending targets and ends; it re-reads
+   * the desired target after every await, so a target that arrives while it runs is picked up
+   * without a restart. A crash (e.g. state.json cannot be written: disk full) is logged, and
+   * the next target message starts a new worker.
+   */
   private startWorker(): void {
     if (this.worker || this.stopped) return;
-    let crashed = false;
-    this.worker = this.loop()
+    this.worker = this.run()
       .catch((error) => {
-        // e.g. state.json cannot be written (disk full): log, and let the next target retry.
-        crashed = true;
         this.o.logger.error({ err: error }, 'reconcile loop failed');
       })
       .finally(() => {
         this.worker = null;
-        // A newer target that arrived while the loop was on its way out must not wait for
-        // another message.
-        const applied = this.o.state.state.appliedTargetVersion;
-        if (!crashed && this.desired && (applied === null || this.desired.version > applied)) {
-          this.startWorker();
-        }
       });
   }
 
@@ -138,62 +135,88 @@ export class Reconciler {
     while (this.worker) await this.worker;
   }
 
-  private async loop(): Promise<void> {
-    let attempt = 0;
-    while (!this.stopped && this.desired) {
-      const target = this.desired;
-      const applied = this.o.state.state.appliedTargetVersion;
-      if (applied !== null && target.version <= applied) return;
-      this.abort = new AbortController();
-      try {
-        // A new target starts clean: reporting the previous target's final error next to the
-        // new version would read as this target's outcome.
-        if (this.o.state.state.lastError && attempt === 0) {
-          await this.o.state.update((s) => {
-            s.lastError = null;
-          });
-        }
-        await this.apply(target, this.abort.signal);
+  /** The desired target when it is newer than the last one handled; null when there is nothing to do. */
+  private pending(): TargetState | null {
+    const target = this.desired;
+    const applied = this.o.state.state.appliedTargetVersion;
+    if (!target || this.stopped || (applied !== null && target.version <= applied)) return null;
+    return target;
+  }
+
+  /** Works through pending targets: one attempt at a time, backing off between retries of one target. */
+  private async run(): Promise<void> {
+    let attempts = 0;
+    let previous: TargetState | null = null;
+    for (let target = this.pending(); target; target = this.pending()) {
+      if (target !== previous) attempts = 0;
+      previous = target;
+      const outcome = await this.attempt(target, attempts === 0);
+      if (outcome === 'retry')
+        await this.sleep(backoff(attempts++, this.o.backoffInitialMs, this.o.backoffMaxMs));
+    }
+  }
+
+  /**
+   * One attempt at a target. 'done': applied, or failed for good (recorded so it is not tried
+   * again); 'retry': a retryable failure; 'superseded': a newer target or stop() cut it short.
+   */
+  private async attempt(target: TargetState, first: boolean): Promise<'done' | 'retry' | 'superseded'> {
+    this.abort = new AbortController();
+    try {
+      // A new target starts clean: reporting the previous target's final error next to the
+      // new version would read as this target's outcome.
+      if (first && this.o.state.state.lastError) {
         await this.o.state.update((s) => {
-          s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
           s.lastError = null;
         });
-        attempt = 0;
-        this.report();
-      } catch (error) {
-        if (this.stopped) return;
-        if (this.desired !== target) continue; // superseded by a newer target
-        const e = toFleetError(error);
-        this.phase = 'failed';
-        this.progress = null;
-        this.o.reporter.error(e);
-        this.report(e);
-        if (!e.retryable) {
-          await this.o.state.update((s) => {
-            s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
-            s.lastError = { code: e.code, message: e.message.slice(0, 2000) };
-          });
-          // Stay on the old model; the failed target is done with. Say so: the device serves
-          // its old model again (the error stays in the report until the next target).
-          this.phase = this.o.state.active() ? 'active' : 'failed';
-          if (this.phase === 'active') this.report();
-          if (this.desired !== target) continue;
-          return;
-        }
-        const delay = backoff(attempt++, this.o.backoffInitialMs, this.o.backoffMaxMs);
-        this.o.logger.info({ code: e.code, delayMs: delay }, 'will retry target');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wake = null;
-      } finally {
-        this.abort = null;
       }
+      await this.apply(target, this.abort.signal);
+      await this.o.state.update((s) => {
+        s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
+        s.lastError = null;
+      });
+      this.report();
+      return 'done';
+    } catch (error) {
+      if (this.stopped || this.desired !== target) return 'superseded';
+      return this.recordFailure(target, toFleetError(error));
+    } finally {
+      this.abort = null;
     }
+  }
+
+  /** Reports a failed attempt; a final failure is stored so that the same target is not tried again. */
+  private async recordFailure(target: TargetState, e: FleetError): Promise<'done' | 'retry'> {
+    this.phase = 'failed';
+    this.progress = null;
+    this.o.reporter.error(e);
+    this.report(e);
+    if (e.retryable) {
+      this.o.logger.info({ code: e.code }, 'will retry target');
+      return 'retry';
+    }
+    await this.o.state.update((s) => {
+      s.appliedTargetVersion = Math.max(s.appliedTargetVersion ?? 0, target.version);
+      s.lastError = { code: e.code, message: e.message.slice(0, 2000) };
+    });
+    // Stay on the old model; the failed target is done with. Say so: the device serves its old
+    // model again (the error stays in the report until the next target).
+    this.phase = this.o.state.active() ? 'active' : 'failed';
+    if (this.phase === 'active') this.report();
+    return 'done';
+  }
+
+  /** Waits `delayMs`, or less when a newer target or stop() wakes the worker. */
+  private async sleep(delayMs: number): Promise<void> {
+    this.o.logger.debug({ delayMs }, 'backing off');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = null;
   }
 
   private async apply(target: TargetState, signal: AbortSignal): Promise<void> {
@@ -208,29 +231,24 @@ export class Reconciler {
       this.setPhase('active', null);
       return;
     }
+    const model = { model: manifest.name, modelId: manifest.modelId, version: manifest.version };
+    this.o.logger.info(
+      { ...model, variant: manifest.variant },
+      'manifest verified (signature, expiry, version)',
+    );
     const blockSize = Math.min(manifest.blockSize, this.o.maxBlockSize);
     const spec = { sha256: manifest.sha256, size: manifest.size, blockSize };
-    const held = await this.o.downloader.heldBytes(spec);
-    await this.o.installer.ensureSpace(manifest.size - held + (manifest.golden?.size ?? 0), manifest.sha256);
-
-    this.setPhase('downloading', 0);
-    let lastReported = 0;
-    const { path } = await this.o.downloader.download(
-      spec,
-      (fraction) => {
-        this.progress = fraction;
-        if (fraction - lastReported >= 0.1) {
-          lastReported = fraction;
-          this.report();
-        }
-      },
-      signal,
-    );
+    const ready = await this.o.installer.verifiedInSlot(manifest);
+    const path = ready ?? (await this.transfer(manifest, spec, model, signal));
+    if (ready) this.o.logger.info(model, 'already verified in the inactive slot: not fetched again');
+    else this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
     const golden = manifest.golden ? await this.fetchGolden(manifest, blockSize, signal) : null;
+    const previous = this.o.state.active();
     const result = await this.o.installer.install(manifest, path, golden, (phase) =>
       this.setPhase(phase, null),
     );
     this.setPhase('active', null);
+    this.announceActivation(manifest, result, previous);
     this.o.reporter.bench({
       modelId: manifest.modelId,
       sha256: manifest.sha256,
@@ -248,8 +266,18 @@ export class Reconciler {
       tempBeforeC: result.bench.tempBeforeC,
       tempAfterC: result.bench.tempAfterC,
       throttled: result.bench.throttled,
+      inputShapes: result.bench.inputShapes,
+      unresolvedDims: result.bench.unresolvedDims,
       golden: result.golden,
     });
+    if (result.bench.unresolvedDims.length > 0) {
+      this.o.reporter.event(
+        'warn',
+        'SHAPE_UNRESOLVED',
+        `${manifest.name} has symbolic dimensions without a serving shape (${result.bench.unresolvedDims.join(', ')}): ` +
+          `benchmarked at ${JSON.stringify(result.bench.inputShapes)}; upload it with --shape`,
+      );
+    }
     if (result.golden) {
       this.o.reporter.event(
         'info',
@@ -260,6 +288,72 @@ export class Reconciler {
     }
     this.o.onActivated?.(manifest, result.bench);
   }
+
+  /** Fetches the artifact (resuming what is held), reporting progress. */
+  private async transfer(
+    manifest: Manifest,
+    spec: { sha256: string; size: number; blockSize: number },
+    model: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const held = await this.o.downloader.heldBytes(spec);
+    await this.o.installer.ensureSpace(manifest.size - held + (manifest.golden?.size ?? 0), manifest.sha256);
+    this.o.logger.info({ ...model, bytes: manifest.size, alreadyHeld: held }, 'transfer started');
+    this.setPhase('downloading', 0);
+    let lastReported = 0;
+    const { path } = await this.o.downloader.download(
+      spec,
+      (fraction) => {
+        this.progress = fraction;
+        if (fraction - lastReported >= 0.1) {
+          // One line per quarter on the terminal; the state report goes out every tenth.
+          if (Math.floor(fraction * 4) > Math.floor(lastReported * 4) && fraction < 1)
+            this.o.logger.info({ ...model, percent: Math.round(fraction * 100) }, 'transfer progress');
+          lastReported = fraction;
+          this.report();
+        }
+      },
+      signal,
+    );
+    return path;
+  }
+
+  /** One log line and one device event per activation (a return to the previous model says so). */
+  private announceActivation(
+    manifest: Manifest,
+    result: { slot: string; bench: BenchmarkResult; golden: { cases: number; maxAbsDiff: number } | null },
+    previous: { modelId: string; version: number } | null,
+  ): void {
+    const b = result.bench;
+    if (result.golden) {
+      this.o.logger.info(
+        { model: manifest.name, cases: result.golden.cases, maxAbsDiff: result.golden.maxAbsDiff },
+        'golden check passed',
+      );
+    }
+    this.o.logger.info(
+      { model: manifest.name, p50Ms: b.p50Ms, p99Ms: b.p99Ms, ep: b.ep, shapes: b.inputShapes },
+      'benchmark done',
+    );
+    const rollback = previous !== null && this.wasInstalledBefore(manifest, previous);
+    const text = `${manifest.name} (${manifest.modelId} v${manifest.version}) active in slot ${result.slot}: p50 ${b.p50Ms.toFixed(3)} ms on ${b.ep}${previous ? `, replacing ${previous.modelId} v${previous.version}` : ''}`;
+    this.o.logger.info(
+      { model: manifest.name, slot: result.slot, rollback },
+      rollback ? `rolled back: ${text}` : `activated: ${text}`,
+    );
+    this.o.reporter.event('info', rollback ? 'MODEL_ROLLED_BACK' : 'MODEL_ACTIVATED', text);
+  }
+
+  /** A model this agent ran before (a rollout's rollback sends the previous model again). */
+  private wasInstalledBefore(manifest: Manifest, previous: { modelId: string }): boolean {
+    const seen = this.activated;
+    const before = seen.has(manifest.modelId);
+    seen.add(previous.modelId);
+    seen.add(manifest.modelId);
+    return before;
+  }
+
+  private readonly activated = new Set<string>();
 
   /** Signature (when a fleet key is pinned), expiry against signed time, and rollback. */
   private async checkManifest(manifest: Manifest, signature: string | null): Promise<void> {

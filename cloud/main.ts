@@ -3,18 +3,13 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
-import { CLOUD_USERNAME } from './fleet/broker/acl.js';
-import { createBrokerAuthenticator, deviceClientId } from './fleet/broker/authenticator.js';
-import { type EmbeddedBroker, startEmbeddedBroker } from './fleet/broker/embedded.js';
-import { MosquittoSync, mosquittoPasswordHash } from './fleet/broker/mosquitto.js';
+import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
 import { ArtifactStore } from './fleet/delivery/artifacts.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetService } from './fleet/delivery/targets.js';
 import { createTransferServer } from './fleet/delivery/transfer-server.js';
-import { newSecret } from './fleet/identity/secrets.js';
-import { type FleetTls, loadOrCreateFleetTls } from './fleet/identity/tls/fleet-ca.js';
 import { TokenRepository } from './fleet/identity/tokens.js';
 import { createMessageRouter, type RouterStats } from './fleet/ingest/router.js';
 import { TelemetryRepository } from './fleet/ingest/telemetry.js';
@@ -23,12 +18,13 @@ import { DeviceRepository } from './fleet/inventory/devices.js';
 import { FleetEvents } from './fleet/inventory/events.js';
 import { ModelRegistry } from './fleet/inventory/models.js';
 import { JobRunner } from './fleet/jobs/compression-jobs.js';
+import { openReplicaParts, type ReplicaParts } from './fleet/leader/replica.js';
 import { FleetMonitor } from './fleet/monitoring/monitor.js';
-import type { MonitoringOptions } from './fleet/monitoring/options.js';
+import { type MonitoringOptions, resolveMonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
-import { openDatabase } from './fleet/store/db.js';
-import { connectCloudMqtt } from './fleet/transport/mqtt.js';
+import { type Db, openDatabase } from './fleet/store/db.js';
+import { type CloudMqtt, connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
 export interface CloudOptions {
@@ -44,6 +40,17 @@ export interface CloudOptions {
   mqttHost?: string;
   /** Use this external broker instead of the embedded one, e.g. mqtt://broker.local:1883. */
   mqttUrl?: string;
+  /**
+   * postgres://… : telemetry ingest, the fleet latency query, retention and leader election on
+   * PostgreSQL, so several replicas can share the work (docs/scale.md). Default: SQLite only.
+   */
+  database?: string;
+  /**
+   * With an external broker: the MQTT 5 shared-subscription group of the replicas (default
+   * 'fleetml'), so each device message is handled by one replica. null: plain subscriptions
+   * (a broker without MQTT 5). Ignored with the embedded broker.
+   */
+  mqttSharedGroup?: string | null;
   /** Credentials of the cloud on the external broker (see `fleetml broker mosquitto-config`). */
   mqttUsername?: string;
   mqttPassword?: string;
@@ -66,6 +73,8 @@ export interface CloudOptions {
    * true, or the host names for the broker certificate. Default off.
    */
   tls?: boolean | { hostnames: string[] };
+  /** Upload size limits in bytes (models default 2 GiB − 1, datasets 1 GiB); bodies stream to <dataDir>/uploads. */
+  uploadLimits?: { modelUploadBytes?: number; datasetUploadBytes?: number };
   /** Telemetry ingest, retention and monitoring tunables (cloud/fleet/monitoring/options.ts). */
   monitoring?: Partial<MonitoringOptions>;
   logger: Logger;
@@ -82,6 +91,8 @@ export interface CloudHandle {
   adminToken: string;
   services: CloudServices;
   routerStats: RouterStats;
+  /** This replica drives rollouts and retention now (always true with the embedded broker). */
+  isLeader(): boolean;
   stop(): Promise<void>;
 }
 
@@ -104,71 +115,101 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const { logger } = options;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
-  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
-
-  const tokens = new TokenRepository(db);
   const devices = new DeviceRepository(db);
-  let broker: EmbeddedBroker | undefined;
-  let tls: FleetTls | undefined;
-  let mqttUrl = options.mqttUrl;
-  let cloudUsername = options.mqttUsername;
-  let cloudPassword = options.mqttPassword;
-  if (!mqttUrl) {
-    // The embedded broker authenticates every client; the cloud gets a fresh password per start.
-    cloudUsername = CLOUD_USERNAME;
-    cloudPassword = newSecret();
-    const authenticate = options.openBroker
-      ? undefined
-      : createBrokerAuthenticator({ deviceSecretHash: (id) => devices.secretHash(id), cloudPassword });
-    if (options.tls) {
-      const hostnames = typeof options.tls === 'object' ? options.tls.hostnames : undefined;
-      tls = await loadOrCreateFleetTls({ dir: join(options.dataDir, 'tls'), hostnames });
-    }
-    broker = await startEmbeddedBroker({
-      port: options.mqttPort,
-      host: options.mqttHost,
-      logger,
-      authenticate,
-      tls: tls ? { certPem: tls.certPem, keyPem: tls.keyPem } : undefined,
-    });
-    mqttUrl = broker.url;
-  }
-  const mosquitto =
-    options.mosquitto && !broker ? new MosquittoSync({ ...options.mosquitto, logger }) : undefined;
-  // Hashed once: PBKDF2 per enrollment would be wasted work, and a stable line keeps the file diffable.
-  const cloudEntry = mosquitto
-    ? { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(cloudPassword ?? '') }
-    : undefined;
-  const syncBroker = async () => {
-    if (mosquitto && cloudEntry) await mosquitto.write([cloudEntry, ...devices.brokerCredentials()]);
-  };
-  await syncBroker();
+  const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectCloudMqtt({
-    url: mqttUrl,
+    url: broker.url,
     logger,
-    username: cloudUsername,
-    password: cloudPassword,
-    caPem: tls?.caPem,
+    username: broker.username,
+    password: broker.password,
+    caPem: broker.tls?.caPem,
+    sharedGroup:
+      !options.mqttUrl || options.mqttSharedGroup === null
+        ? undefined
+        : (options.mqttSharedGroup ?? 'fleetml'),
   });
-
-  const telemetry = new TelemetryRepository(db);
-  let routerStats: RouterStats | undefined;
-  const monitor = new FleetMonitor({
+  const replica = await openReplicaParts({
+    database: options.database,
+    externalBroker: Boolean(options.mqttUrl),
     db,
-    telemetry,
+    devices,
+    monitoring: resolveMonitoringOptions(options.monitoring),
     logger,
-    options: options.monitoring,
-    rejectedBatches: () => routerStats?.rejectedTelemetry ?? 0,
   });
-  const signing: SigningMode = options.signingPublicKey
-    ? { mode: 'offline', publicKey: options.signingPublicKey }
-    : {
-        mode: 'online',
-        keys: await loadOrCreateSigningKey(
-          options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json'),
-        ),
-      };
-  const manifests = new ManifestService(db, { signing });
+  // The monitor reports batches the router refused; the router needs the services first.
+  let router: ReturnType<typeof routeDeviceTraffic> | undefined;
+  const rejectedBatches = () => router?.stats.rejectedTelemetry ?? 0;
+  const services = await buildServices({ options, db, devices, broker, mqtt, rejectedBatches, replica });
+  router = routeDeviceTraffic(services, broker, mqtt, logger, replica);
+  await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
+  await keepTargetsPublished(services.targets, mqtt, logger);
+
+  // Rollouts continue from their stored state after a restart. Fleet-wide duties run on the
+  // leader only (always this process with the embedded broker; see cloud/fleet/leader/).
+  replica.leadership.onChange((leader) => {
+    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
+    if (leader) {
+      services.rollouts.start();
+      services.monitor.start();
+      replica.startPgRetention();
+    } else {
+      void services.rollouts.stop();
+      services.monitor.stopSweeps();
+      replica.stopPgRetention();
+    }
+  });
+  await replica.leadership.start();
+  const adminToken = await loadOrCreateAdminToken(options.dataDir, services.tokens);
+  const app = await buildConsoleServer({ services, logger, uploadDir: join(options.dataDir, 'uploads') });
+  const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
+  const httpUrl = address.replace('127.0.0.1', 'localhost');
+  logger.info({ httpUrl, mqttUrl: broker.url, dataDir: options.dataDir }, 'cloud started');
+
+  return {
+    httpUrl,
+    mqttUrl: broker.url,
+    adminToken,
+    services,
+    routerStats: router.stats,
+    isLeader: () => replica.leadership.isLeader,
+    httpRoutes: app.fleetmlRoutes,
+    disconnectDevice: services.disconnectDevice,
+    stop: async () => {
+      services.jobs.stop();
+      await services.rollouts.stop();
+      await app.close();
+      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
+      await services.monitor.stop();
+      await replica.close();
+      await mqtt.close();
+      await broker.close();
+      db.close();
+      logger.info('cloud stopped');
+    },
+  };
+}
+
+async function loadSigning(options: CloudOptions): Promise<SigningMode> {
+  if (options.signingPublicKey) return { mode: 'offline', publicKey: options.signingPublicKey };
+  const file = options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json');
+  return { mode: 'online', keys: await loadOrCreateSigningKey(file) };
+}
+
+/** Every repository and engine of the controller, each given what it needs. */
+async function buildServices(wiring: {
+  options: CloudOptions;
+  db: Db;
+  devices: DeviceRepository;
+  broker: FleetBroker;
+  mqtt: CloudMqtt;
+  rejectedBatches: () => number;
+  replica: ReplicaParts;
+}): Promise<CloudServices> {
+  const { options, db, devices, broker, mqtt, rejectedBatches, replica } = wiring;
+  const { logger } = options;
+  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
+  const telemetry = new TelemetryRepository(db);
+  const manifests = new ManifestService(db, { signing: await loadSigning(options) });
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
@@ -186,13 +227,30 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     audit,
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
+    isLeader: () => replica.leadership.isLeader,
   });
-  const services: CloudServices = {
+  const monitor = new FleetMonitor({
+    db,
+    telemetry,
+    logger,
+    options: options.monitoring,
+    rejectedBatches,
+  });
+  const jobs = new JobRunner({
+    db,
+    store,
+    models,
+    profiles,
+    events,
+    logger,
+    workDir: join(options.dataDir, 'jobs'),
+  });
+  return {
     db,
     store,
     devices,
     models,
-    tokens,
+    tokens: new TokenRepository(db),
     targets,
     telemetry,
     audit,
@@ -201,23 +259,26 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     profiles,
     events,
     manifests,
-    jobs: new JobRunner({
-      db,
-      store,
-      models,
-      profiles,
-      events,
-      logger,
-      workDir: join(options.dataDir, 'jobs'),
-    }),
+    jobs,
     monitor,
-    brokerUrl: mqttUrl,
-    caPem: tls?.caPem ?? null,
-    disconnectDevice: (deviceId) => {
-      broker?.disconnect(deviceClientId(deviceId));
-      void syncBroker();
-    },
+    telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
+    postgresLatency: replica.postgres?.latency,
+    brokerUrl: broker.url,
+    limits: options.uploadLimits,
+    caPem: broker.tls?.caPem ?? null,
+    disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
   };
+}
+
+/** Device traffic (enrollment, state, telemetry, block requests) from MQTT to the services. */
+function routeDeviceTraffic(
+  services: CloudServices,
+  broker: FleetBroker,
+  mqtt: CloudMqtt,
+  logger: Logger,
+  replica: ReplicaParts,
+) {
+  const { devices, tokens, telemetry, monitor, manifests, profiles, events, rollouts, store } = services;
   const transfer = createTransferServer({
     store,
     publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 0 }),
@@ -227,63 +288,32 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     devices,
     tokens,
     telemetry,
-    ingest: monitor.ingest,
+    ingest: replica.postgres?.ingest ?? monitor.ingest,
     publisher: mqtt,
     logger,
     fleetPublicKey: manifests.publicKey,
     matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
-    onEnrolled: mosquitto
-      ? async (deviceId, secret) => {
-          devices.setBrokerHash(deviceId, mosquittoPasswordHash(secret));
-          await syncBroker();
-        }
-      : undefined,
+    onEnrolled: broker.onEnrolled,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
     onDeviceUpdate: (deviceId, kind) => {
       events.emit({ type: 'device', deviceId, kind });
       if (kind !== 'telemetry') void rollouts.tick();
     },
   });
-  routerStats = router.stats;
   mqtt.onMessage((topic, payload) => {
     void router.handle(topic, payload);
   });
-  await mqtt.subscribe(CLOUD_SUBSCRIPTIONS);
-  // The embedded broker keeps retained messages in memory only: publish the stored targets again.
+  return router;
+}
+
+/**
+ * Targets are retained messages, but the embedded broker keeps them in memory only and an
+ * external one may run without persistence: publish the stored targets now and after each
+ * reconnect, or a device that (re)connects later would find no target at all.
+ */
+async function keepTargetsPublished(targets: TargetService, mqtt: CloudMqtt, logger: Logger): Promise<void> {
   await targets.republishAll();
-  // So may an external one (Mosquitto without persistence): after each reconnect, publish them
-  // again, or a device that (re)connects later would find no target at all.
   mqtt.client.on('connect', () => {
     targets.republishAll().catch((error) => logger.warn({ err: error }, 'republishing targets failed'));
   });
-
-  // Rollouts continue from their stored state after a restart.
-  rollouts.start();
-  monitor.start();
-  const adminToken = await loadOrCreateAdminToken(options.dataDir, tokens);
-  const app = await buildConsoleServer({ services, logger });
-  const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
-  const httpUrl = address.replace('127.0.0.1', 'localhost');
-  logger.info({ httpUrl, mqttUrl, dataDir: options.dataDir }, 'cloud started');
-
-  return {
-    httpUrl,
-    mqttUrl,
-    adminToken,
-    services,
-    routerStats: router.stats,
-    httpRoutes: (app as unknown as { fleetmlRoutes: Array<{ method: string; url: string }> }).fleetmlRoutes,
-    disconnectDevice: services.disconnectDevice,
-    stop: async () => {
-      services.jobs.stop();
-      await rollouts.stop();
-      await app.close();
-      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
-      await monitor.stop();
-      await mqtt.close();
-      await broker?.close();
-      db.close();
-      logger.info('cloud stopped');
-    },
-  };
 }

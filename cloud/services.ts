@@ -13,6 +13,7 @@ import type { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
 import type { RolloutStore } from './fleet/rollouts/store.js';
 import type { Db } from './fleet/store/db.js';
+import type { PgFleetLatencyQuery } from './fleet/store/pg-latency.js';
 
 /** The cloud's components, wired once in `startCloud` and handed to the HTTP routes. */
 export interface CloudServices {
@@ -36,6 +37,12 @@ export interface CloudServices {
   caPem: string | null;
   /** Telemetry ingest, fleet latency, regressions, health, metrics. */
   monitor: FleetMonitor;
+  /** Raw telemetry records stored (SQLite, or PostgreSQL with --database postgres://). */
+  telemetryCount: () => Promise<number>;
+  /** The fleet latency query on PostgreSQL (with --database postgres://); undefined: SQLite. */
+  postgresLatency?: PgFleetLatencyQuery;
   /** The MQTT URL devices should use. */
   brokerUrl: string;
+  /** Upload size limits in bytes; defaults: models 2 GiB − 1 (ONNX's protobuf limit), datasets 1 GiB. */
+  limits?: { modelUploadBytes?: number; datasetUploadBytes?: number };
 }

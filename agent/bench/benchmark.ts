@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { FleetError } from '../../shared/errors/index.js';
-import type { ExecutionProvider, LatencyStats } from '../../shared/protocol/index.js';
+import type { ExecutionProvider, LatencyStats, ServingShapes } from '../../shared/protocol/index.js';
 import { createRng } from '../../shared/random.js';
+import { resolveInputShape } from '../../shared/serving-shape.js';
 import {
   createSession,
   inputInfo,
@@ -23,7 +24,12 @@ export interface BenchmarkOptions {
   budgetMs?: number;
   /** Concrete shape for every input (overrides the model's dims). Default none. */
   shape?: readonly number[];
-  /** Value for symbolic / unknown dims when no shape is given. Default 1. */
+  /** The model's serving shapes (input name -> dims), from its manifest. Default none. */
+  servingShapes?: ServingShapes;
+  /**
+   * Last resort for symbolic dims that neither `shape` nor `servingShapes` resolve; such dims are
+   * reported in `unresolvedDims`. Default 1.
+   */
   dynamicDim?: number;
   /** Seed for the random inputs. Default 1. */
   seed?: number;
@@ -52,9 +58,22 @@ export interface BenchmarkResult extends LatencyStats {
   tempAfterC: number | null;
   /** Throttling or a capped clock before or after the run: the latencies are suspect. */
   throttled: boolean;
+  /** The dims each input ran at. */
+  inputShapes: Record<string, number[]>;
+  /** Symbolic dims filled with the last-resort `dynamicDim` (`input:dim`); empty when all resolved. */
+  unresolvedDims: string[];
+}
+
+export interface FeedPlan {
+  shapes: Record<string, number[]>;
+  unresolved: string[];
 }
 
 export function resolveShape(info: TensorInfo, options: BenchmarkOptions): number[] {
+  return resolveInput(info, options).dims;
+}
+
+function resolveInput(info: TensorInfo, options: BenchmarkOptions): { dims: number[]; unresolved: string[] } {
   if (options.shape) {
     const fixed = info.shape.filter((d): d is number => typeof d === 'number' && d > 0);
     if (fixed.length === info.shape.length && info.shape.length !== options.shape.length) {
@@ -64,18 +83,30 @@ export function resolveShape(info: TensorInfo, options: BenchmarkOptions): numbe
         { input: info.name },
       );
     }
-    return [...options.shape];
+    return { dims: [...options.shape], unresolved: [] };
   }
   const dyn = options.dynamicDim ?? DEFAULT_BENCHMARK_OPTIONS.dynamicDim;
-  return info.shape.map((d) => (typeof d === 'number' && d > 0 ? d : dyn));
+  return resolveInputShape(info, options.servingShapes, dyn);
+}
+
+/** The dims every input runs at, and which symbolic dims only the last resort filled. */
+export function planFeeds(session: OrtSession, options: BenchmarkOptions = {}): FeedPlan {
+  const plan: FeedPlan = { shapes: {}, unresolved: [] };
+  for (const info of inputInfo(session)) {
+    const { dims, unresolved } = resolveInput(info, options);
+    plan.shapes[info.name] = dims;
+    plan.unresolved.push(...unresolved);
+  }
+  return plan;
 }
 
 /** Random inputs from the model's input metadata. */
 export function randomFeeds(session: OrtSession, options: BenchmarkOptions = {}): OrtFeeds {
   const rng = createRng(options.seed ?? DEFAULT_BENCHMARK_OPTIONS.seed);
+  const plan = planFeeds(session, options);
   const feeds: OrtFeeds = {};
   for (const info of inputInfo(session)) {
-    const dims = resolveShape(info, options);
+    const dims = plan.shapes[info.name];
     const n = dims.reduce((a, b) => a * b, 1);
     feeds[info.name] = makeTensor(info.type, randomData(info, n, rng), dims);
   }
@@ -114,17 +145,22 @@ export async function runBenchmark(
   session: OrtSession,
   ep: ExecutionProvider,
   options: BenchmarkOptions = {},
-  feeds: OrtFeeds = randomFeeds(session, options),
+  feeds?: OrtFeeds,
 ): Promise<BenchmarkResult> {
   const o = { ...DEFAULT_BENCHMARK_OPTIONS, ...options };
+  // Given feeds are the caller's choice of shape; generated ones may rest on the last resort.
+  const plan: FeedPlan = feeds
+    ? { shapes: Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, [...t.dims]])), unresolved: [] }
+    : planFeeds(session, options);
+  const inputs = feeds ?? randomFeeds(session, options);
   const before = await readThermal();
   try {
-    for (let i = 0; i < o.warmupRuns; i++) await session.run(feeds);
+    for (let i = 0; i < o.warmupRuns; i++) await session.run(inputs);
     const samples: number[] = [];
     const start = performance.now();
     while (samples.length < o.runs && (samples.length === 0 || performance.now() - start < o.budgetMs)) {
       const t0 = performance.now();
-      await session.run(feeds);
+      await session.run(inputs);
       samples.push(performance.now() - t0);
     }
     const total = samples.reduce((a, b) => a + b, 0);
@@ -142,6 +178,8 @@ export async function runBenchmark(
       throughput: total > 0 ? Math.round((samples.length / (total / 1000)) * 100) / 100 : 0,
       loadMs: 0,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      inputShapes: plan.shapes,
+      unresolvedDims: plan.unresolved,
     };
   } catch (error) {
     if (error instanceof FleetError) throw error;

@@ -26,25 +26,3 @@ export function latencyStats(samplesMs: readonly number[]): LatencyStats {
 function round(ms: number): number {
   return Math.round(ms * 1e4) / 1e4;
 }
-
-/**
- * Latencies of live inference since the last telemetry report. Bounded: keeps at most
- * `capacity` samples (a reservoir would bias nothing here; recent samples matter most).
- */
-export class LatencyWindow {
-  private samples: number[] = [];
-  constructor(private readonly capacity = 10_000) {}
-
-  add(ms: number): void {
-    if (this.samples.length >= this.capacity) this.samples.shift();
-    this.samples.push(ms);
-  }
-
-  /** Stats since the last drain, or null when nothing ran. */
-  drain(): LatencyStats | null {
-    if (this.samples.length === 0) return null;
-    const stats = latencyStats(this.samples);
-    this.samples = [];
-    return stats;
-  }
-}

@@ -67,6 +67,11 @@ export function register(program: Command): void {
       'a user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so with CUDA/TensorRT providers (Jetson; env FLEETML_ONNXRUNTIME_PATH)',
     )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
+    .option(
+      '--log-format <format>',
+      `auto|pretty|json: auto is readable on a terminal, JSON when piped (default ${d.logFormat})`,
+    )
+    .option('--name <name>', 'device name sent at enrollment (default: the hostname)')
     .action(async (flags: Record<string, string | undefined>) => {
       const { loadConfig } = await import('../config.js');
       const { startAgent } = await import('../main.js');
@@ -93,6 +98,8 @@ export function register(program: Command): void {
         factsRoot: flags.factsRoot,
         onnxruntimePath: flags.onnxruntime,
         logLevel: flags.logLevel,
+        logFormat: flags.logFormat,
+        name: flags.name,
       });
       const handle = await startAgent({ config });
       await new Promise<void>((resolve) => {

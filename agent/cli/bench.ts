@@ -14,17 +14,17 @@ export function register(program: Command): void {
     .option('--ep <ep>', 'execution provider: auto|cpu|cuda|tensorrt', 'cpu')
     .option(
       '--shape <dims>',
-      'input shape for dynamic dimensions, e.g. 1,3,48,320 (default: dynamic dims = 1)',
+      'input shape for dynamic dimensions, e.g. 1,3,48,320 (without it, symbolic dims are set to 1 and named in a warning)',
     )
     .option('--runs <n>', 'timed runs', '100')
     .option('--warmup <n>', 'warm-up runs', '10')
     .option('--budget <ms>', 'time budget for the timed runs in ms', '30000')
-    .option('--threads <n>', 'intra-op threads, 0 = onnxruntime default', '0')
+    .option('--threads <n>', 'intra-op threads, 0 = one per core', '0')
     .option('--json', 'print one JSON object on stdout')
     .action(async (models: string[], flags: Record<string, string | boolean | undefined>) => {
       const { stat } = await import('node:fs/promises');
       const { benchmarkModel } = await import('../bench/benchmark.js');
-      const { chooseExecutionProvider } = await import('../runtime/ort.js');
+      const { chooseExecutionProvider, intraOpThreadsFor } = await import('../runtime/ort.js');
       const sizes: number[] = [];
       for (const model of models) {
         const info = await stat(model).catch(() => {
@@ -86,7 +86,8 @@ export function register(program: Command): void {
             throttled: r.throttled,
             ratios,
           }));
-          process.stdout.write(`${JSON.stringify({ ep, baseline: models[0], models: out })}\n`);
+          const threads = intraOpThreadsFor(profile.intraOpThreads);
+          process.stdout.write(`${JSON.stringify({ ep, threads, baseline: models[0], models: out })}\n`);
         } else {
           process.stdout.write(`${formatComparison(compared)}\n`);
         }
@@ -108,16 +109,23 @@ export function register(program: Command): void {
           loadMs,
           peakRssBytes,
           ep,
+          threads: intraOpThreadsFor(profile.intraOpThreads),
           runs,
           warmupRuns,
         };
-        process.stdout.write(`${JSON.stringify({ ...out, tempBeforeC, tempAfterC, throttled })}\n`);
+        const { inputShapes, unresolvedDims } = result;
+        process.stdout.write(
+          `${JSON.stringify({ ...out, tempBeforeC, tempAfterC, throttled, inputShapes, unresolvedDims })}\n`,
+        );
       } else {
         process.stdout.write(
           `${model} on ${ep}: ${result.runs} runs after ${result.warmupRuns} warm-up\n` +
             `  p50 ${result.p50Ms.toFixed(3)} ms  p90 ${result.p90Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms  max ${result.maxMs.toFixed(3)} ms\n` +
             `  throughput ${result.throughput.toFixed(1)}/s  load ${result.loadMs.toFixed(1)} ms  peak RSS ${(result.peakRssBytes / 1048576).toFixed(1)} MiB\n` +
-            `  temperature ${result.tempBeforeC ?? '?'} -> ${result.tempAfterC ?? '?'} °C${result.throttled ? '  THROTTLED: latencies are suspect' : ''}\n`,
+            `  temperature ${result.tempBeforeC ?? '?'} -> ${result.tempAfterC ?? '?'} °C${result.throttled ? '  THROTTLED: latencies are suspect' : ''}\n` +
+            (result.unresolvedDims.length > 0
+              ? `  warning: symbolic dimensions ${result.unresolvedDims.join(', ')} set to 1 (at ${JSON.stringify(result.inputShapes)}); give --shape\n`
+              : ''),
         );
       }
     });

@@ -1,4 +1,6 @@
-import { mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FleetError } from '../../shared/errors/index.js';
@@ -9,7 +11,7 @@ import { type BenchmarkOptions, type BenchmarkResult, runBenchmark } from '../be
 import { createSession, DEFAULT_SESSION_PROFILE, type SessionProfile } from '../runtime/ort.js';
 import { precisionOfVariant } from '../runtime/tensorrt.js';
 import type { SlotName, StateStore } from '../store/agent-state.js';
-import { fsyncDir, writeFileAtomic } from '../store/files.js';
+import { fsyncDir, readJsonFile, writeFileAtomic } from '../store/files.js';
 import { checkGolden, type GoldenResult } from './golden-check.js';
 import { checkModelIsolated } from './model-check.js';
 
@@ -57,6 +59,24 @@ export class Installer {
     return this.o.state.state.activeSlot === 'a' ? 'b' : 'a';
   }
 
+  /**
+   * The inactive slot's file when it already holds this artifact, whole and with the right
+   * SHA-256 (a restart during install): it need not be fetched again. Null otherwise.
+   */
+  async verifiedInSlot(manifest: Manifest): Promise<string | null> {
+    const slot = this.inactiveSlot();
+    const path = this.modelPath(slot);
+    const held = (await readJsonFile(join(this.o.dataDir, 'slots', slot, 'manifest.json')).catch(
+      () => undefined,
+    )) as { sha256?: string } | undefined;
+    if (held?.sha256 !== manifest.sha256) return null;
+    const info = await stat(path).catch(() => null);
+    if (!info || info.size !== manifest.size) return null;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    return hash.digest('hex') === manifest.sha256 ? path : null;
+  }
+
   async install(
     manifest: Manifest,
     artifactPath: string,
@@ -80,6 +100,7 @@ export class Installer {
       const check = await checkModelIsolated(this.modelPath(slot), {
         timeoutMs: checkTimeoutMs,
         dynamicDim: this.o.bench.dynamicDim ?? 1,
+        servingShapes: manifest.servingShapes,
         profile: {
           ...DEFAULT_SESSION_PROFILE,
           ...this.o.profile,
@@ -104,7 +125,16 @@ export class Installer {
         ? await checkGolden(session, golden, manifest.golden?.tolerance ?? 1e-4)
         : null;
       onPhase('benchmarking');
-      const bench = await runBenchmark(session, this.o.ep, this.o.bench);
+      const bench = await runBenchmark(session, this.o.ep, {
+        ...this.o.bench,
+        servingShapes: manifest.servingShapes,
+      });
+      if (bench.unresolvedDims.length > 0) {
+        this.o.logger.warn(
+          { modelId: manifest.modelId, unresolved: bench.unresolvedDims, shapes: bench.inputShapes },
+          'model has symbolic dimensions and no serving shape: benchmarked at a guessed shape (upload it with --shape)',
+        );
+      }
       bench.loadMs = Math.round(loadMs * 100) / 100;
       await this.o.state.update((s) => {
         s.slots[slot] = {
@@ -113,6 +143,7 @@ export class Installer {
           sha256: manifest.sha256,
           size: manifest.size,
           installedAt: new Date().toISOString(),
+          ...(manifest.servingShapes ? { servingShapes: manifest.servingShapes } : {}),
         };
         s.activeSlot = slot;
       });

@@ -12,8 +12,10 @@ import { onnxruntimeSource, providerEnvironment, type SessionProfile } from '../
 export interface ModelCheckOptions {
   /** Kill the check after this many ms (RUNTIME_TIMEOUT). */
   timeoutMs: number;
-  /** Value for dynamic input dimensions. */
+  /** Last-resort value for symbolic input dimensions that `servingShapes` leaves open. */
   dynamicDim: number;
+  /** The manifest's serving shapes (input name -> dims); default none. */
+  servingShapes?: Record<string, number[]>;
   profile: Required<SessionProfile>;
 }
 
@@ -45,7 +47,7 @@ const fill = { float32: Float32Array, float64: Float64Array, int32: Int32Array, 
     const feeds = {};
     for (const m of s.inputMetadata) {
       if (!m.isTensor) throw new Error('input ' + m.name + ' is not a tensor');
-      const dims = m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : o.dynamicDim));
+      const dims = o.servingShapes[m.name] || m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : o.dynamicDim));
       const n = dims.reduce((a, b) => a * b, 1);
       const data = m.type === 'int64' ? new BigInt64Array(n) : new (fill[m.type] || Float32Array)(n);
       feeds[m.name] = new ort.Tensor(m.type, data, dims);
@@ -63,7 +65,11 @@ export function checkModelInChild(modelPath: string, options: ModelCheckOptions)
   // The onnxruntime the agent uses (a Jetson user's own, with --onnxruntime), and for TensorRT the
   // engine cache settings: the engine this check builds is the one install and probe load.
   const ortPath = onnxruntimeSource().entry;
-  const settings = JSON.stringify({ ...options.profile, dynamicDim: options.dynamicDim });
+  const settings = JSON.stringify({
+    ...options.profile,
+    dynamicDim: options.dynamicDim,
+    servingShapes: options.servingShapes ?? {},
+  });
   const env = { ...process.env, ...providerEnvironment(options.profile.ep, options.profile.precision) };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', CHECK_SCRIPT, ortPath, modelPath, settings], {

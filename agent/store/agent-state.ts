@@ -9,6 +9,8 @@ const slotSchema = z.object({
   sha256: z.string(),
   size: z.number().int(),
   installedAt: z.string(),
+  /** The manifest's serving shapes (input name -> dims), kept for the latency probe. */
+  servingShapes: z.record(z.string(), z.array(z.number().int())).optional(),
 });
 export type SlotInfo = z.infer<typeof slotSchema>;
 export type SlotName = 'a' | 'b';

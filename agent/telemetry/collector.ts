@@ -1,6 +1,6 @@
 import { uptime } from 'node:os';
 import type { Logger } from '../../shared/logger.js';
-import type { LatencyStats, TelemetryRecord } from '../../shared/protocol/index.js';
+import type { LatencyStats, ServingStats, TelemetryRecord } from '../../shared/protocol/index.js';
 import { CpuLoadSampler, sampleSystem } from '../hardware.js';
 import { readThermal } from './thermal.js';
 
@@ -17,6 +17,8 @@ export interface CollectorOptions {
   /** Latency of the active model since the last sample (null when nothing ran). */
   latency: () => LatencyStats | null | Promise<LatencyStats | null>;
   activeModel: () => ActiveModelInfo | null;
+  /** Real-traffic stats per served release since the last sample (the inference service). */
+  serving?: () => ServingStats[];
   /** Receives each record (the outbox). */
   sink: (record: Omit<TelemetryRecord, 'seq'>) => void;
   logger: Logger;
@@ -58,6 +60,7 @@ export class TelemetryCollector {
   async sample(): Promise<Omit<TelemetryRecord, 'seq'>> {
     // Latency first and alone: the probe's inferences must not compete with the sampling.
     const latency = await this.o.latency();
+    const serving = this.o.serving?.() ?? [];
     const [system, thermal] = await Promise.all([sampleSystem(this.o.diskPath, this.cpuLoad), readThermal()]);
     const model = this.o.activeModel();
     const tempC = thermal.tempC;
@@ -77,6 +80,7 @@ export class TelemetryCollector {
       modelId: model?.modelId ?? null,
       modelVersion: model?.version ?? null,
       latency,
+      ...(serving.length > 0 ? { serving } : {}),
     };
   }
 

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/logger.js';
-import type { ExecutionProvider, LatencyStats } from '../../shared/protocol/index.js';
+import type { ExecutionProvider, LatencyStats, ServingShapes } from '../../shared/protocol/index.js';
 import { randomFeeds } from '../bench/benchmark.js';
 import { latencyStats } from '../bench/stats.js';
 import { createSession, type OrtFeeds, type OrtSession, type SessionProfile } from '../runtime/ort.js';
@@ -10,12 +10,12 @@ export interface LatencyProbeOptions {
   runs: number;
   /** Stop a probe after this many ms even if fewer runs were done. */
   budgetMs: number;
-  /** Value for dynamic input dimensions. */
+  /** Last-resort value for symbolic input dimensions the model's serving shapes leave open. */
   dynamicDim: number;
   ep: ExecutionProvider;
   profile: Omit<SessionProfile, 'ep'>;
   /** The active model: its content hash and file, or null when none is active. */
-  activeModel: () => { sha256: string; path: string } | null;
+  activeModel: () => { sha256: string; path: string; servingShapes?: ServingShapes } | null;
   logger: Logger;
 }
 
@@ -47,7 +47,7 @@ export class LatencyProbe {
         this.session = {
           sha256: active.sha256,
           session,
-          feeds: randomFeeds(session, { dynamicDim: this.o.dynamicDim }),
+          feeds: randomFeeds(session, { dynamicDim: this.o.dynamicDim, servingShapes: active.servingShapes }),
         };
       } catch (error) {
         // The model passed its install checks; if it stops loading, say so once, not every sample.

@@ -26,7 +26,8 @@ export class ActiveTransfer {
   private cursor: Generator<number>;
   private readonly retry: number[] = [];
   private lastProgressAt = Date.now();
-  private lastFlushAt = Date.now();
+  // 0, not now: the first block is persisted at once (a kill in the first 250 ms keeps it).
+  private lastFlushAt = 0;
   private unflushed = 0;
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;

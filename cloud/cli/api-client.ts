@@ -14,18 +14,18 @@ export interface ApiOptions {
 
 /** Adds the options every API-backed command shares. */
 export function withApiOptions(command: Command): Command {
-  return command
-    .option('--api <url>', 'cloud API URL (env FLEETML_API)', process.env.FLEETML_API ?? DEFAULT_API_URL)
-    .option(
-      '--token <token>',
-      'API token (env FLEETML_TOKEN; default: <data-dir>/admin-token)',
-      process.env.FLEETML_TOKEN,
-    )
-    .option('--data-dir <dir>', 'cloud data directory, to find the admin token', DEFAULT_CLOUD_DATA_DIR);
+  return (
+    command
+      .option('--api <url>', 'cloud API URL (env FLEETML_API)', process.env.FLEETML_API ?? DEFAULT_API_URL)
+      // No default value here: commander prints defaults in --help, and this one is a secret.
+      .option('--token <token>', 'API token (env FLEETML_TOKEN; default: <data-dir>/admin-token)')
+      .option('--data-dir <dir>', 'cloud data directory, to find the admin token', DEFAULT_CLOUD_DATA_DIR)
+  );
 }
 
 async function resolveToken(options: ApiOptions): Promise<string> {
-  if (options.token) return options.token;
+  const given = options.token ?? process.env.FLEETML_TOKEN;
+  if (given) return given;
   try {
     return (await readFile(join(options.dataDir, 'admin-token'), 'utf8')).trim();
   } catch {

@@ -34,27 +34,56 @@ export function register(program: Command): void {
       '--signing-public-key <base64>',
       'offline signing: only the public key here; sign with `fleetml sign` elsewhere',
     )
-    .option('--tls', 'serve mqtts with a fleet CA created in <data-dir>/tls on first start')
-    .option('--tls-host <names>', 'comma-separated host names/IPs for the broker certificate (with --tls)')
+    .option(
+      '--database <url>',
+      'postgres://… for telemetry, fleet latency and leader election, shared by replicas (env FLEETML_DATABASE; docs/scale.md)',
+    )
+    .option(
+      '--mqtt-shared-group <name>',
+      'with --mqtt-url: MQTT 5 shared-subscription group of the replicas',
+      'fleetml',
+    )
+    .option('--no-mqtt-shared', 'with --mqtt-url: plain subscriptions (a broker without MQTT 5)')
+    .option('--tls', 'serve mqtts with a fleet CA created in <data-dir>/tls on first start (the default)')
+    .option(
+      '--insecure-plain-mqtt',
+      'serve plain MQTT instead of mqtts (beyond loopback: secrets in clear text, with a loud warning)',
+    )
+    .option('--tls-host <names>', 'comma-separated host names/IPs for the broker certificate')
     .action(async (options) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { startCloud } = await import('../main.js');
+      const { chooseBrokerTransport } = await import('../fleet/broker/listen-policy.js');
       const logger = createLogger({ name: 'cloud' });
+      const { FleetError } = await import('../../shared/errors/index.js');
+      const { SHARED_GROUP_PATTERN } = await import('../fleet/transport/mqtt.js');
+      if (!SHARED_GROUP_PATTERN.test(options.mqttSharedGroup))
+        throw new FleetError('INPUT_INVALID', `--mqtt-shared-group must match ${SHARED_GROUP_PATTERN}`);
+      const transport = chooseBrokerTransport(
+        options.mqttHost,
+        Boolean(options.insecurePlainMqtt) && !options.tls,
+      );
+      if (transport.warning && !options.mqttUrl) {
+        logger.warn({ code: 'INSECURE_TRANSPORT' }, transport.warning);
+        process.stderr.write(`\n*** ${transport.warning} ***\n\n`);
+      }
       const handle = await startCloud({
         dataDir: options.dataDir,
         httpPort: Number(options.httpPort),
         httpHost: options.httpHost,
-        mqttPort: Number(options.mqttPort ?? (options.tls ? 8883 : 1883)),
+        mqttPort: Number(options.mqttPort ?? (transport.tls ? 8883 : 1883)),
         mqttHost: options.mqttHost,
         mqttUrl: options.mqttUrl,
         mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
+        mqttSharedGroup: options.mqttShared ? options.mqttSharedGroup : null,
+        database: options.database ?? process.env.FLEETML_DATABASE,
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
         mosquitto: options.mosquittoDir
           ? { dir: options.mosquittoDir, reload: options.mosquittoReload }
           : undefined,
         signingKeyFile: options.signingKey,
         signingPublicKey: options.signingPublicKey,
-        tls: options.tls
+        tls: transport.tls
           ? options.tlsHost
             ? { hostnames: String(options.tlsHost).split(',') }
             : true

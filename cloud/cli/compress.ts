@@ -21,6 +21,10 @@ export function register(program: Command): void {
     .option('--latency-ms <ms>', "latency objective at batch 1 (default: the profile's)")
     .option('--student <template>', "student instead of the planner's choice, e.g. mlp:256,256 or cnn:8,16")
     .option('--epochs <n>', 'distillation epochs', '8')
+    .option(
+      '--variants <list>',
+      "variants to build among the profile's, comma-separated: int8,fp16,student,student-int8 (default: all it plans)",
+    )
     .option('--profiles <file>', 'JSON file with extra device profiles (an array)')
     .requiredOption('-o, --output <dir>', 'directory for the variants and report.json')
     .option('--progress-json', 'progress as JSON lines on stderr (for the cloud job runner)')
@@ -45,6 +49,12 @@ export function register(program: Command): void {
         latencyMs: number(options.latencyMs, '--latency-ms'),
         student: options.student,
         epochs: number(options.epochs, '--epochs'),
+        variants: options.variants
+          ? String(options.variants)
+              .split(',')
+              .map((v) => v.trim())
+              .filter(Boolean)
+          : undefined,
         outDir: options.output,
         onProgress: (stage, fraction) => {
           if (options.progressJson)
@@ -61,11 +71,13 @@ export function register(program: Command): void {
       }
       const pad = (s: string, n: number) => s.padEnd(n);
       const fmt = (v: number | null, d = 2) => (v === null ? '-' : v.toFixed(d));
+      const verdict = (v: (typeof report.variants)[number]) =>
+        v.status === 'ok' ? (v.accepted ? 'yes' : 'no') : `${v.status} ${v.error?.code}: ${v.error?.message}`;
       const lines = [
         `${pad('variant', 14)}${pad('size', 12)}${pad('size×', 8)}${pad('acc %', 8)}${pad('agree %', 9)}${pad('p50 ms', 9)}${pad('lat×', 7)}ok`,
         ...report.variants.map(
           (v) =>
-            `${pad(v.name, 14)}${pad(String(v.sizeBytes), 12)}${pad(fmt(v.sizeRatio, 3), 8)}${pad(fmt(v.accuracy), 8)}${pad(fmt(v.agreement), 9)}${pad(fmt(v.latencyMs, 3), 9)}${pad(fmt(v.latencyRatio, 3), 7)}${v.accepted ? 'yes' : 'no'}`,
+            `${pad(v.name, 14)}${pad(String(v.sizeBytes ?? '-'), 12)}${pad(fmt(v.sizeRatio, 3), 8)}${pad(fmt(v.accuracy), 8)}${pad(fmt(v.agreement), 9)}${pad(fmt(v.latencyMs, 3), 9)}${pad(fmt(v.latencyRatio, 3), 7)}${verdict(v)}`,
         ),
         `recommended for ${report.profile}: ${report.recommended ?? 'none within the budget'}`,
         `wrote ${join(options.output, 'report.json')}`,

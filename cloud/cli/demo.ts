@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -34,6 +35,20 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | unde
   }
 }
 
+/** `preferred` when it is free on loopback, else a free port the system picks. */
+function freePort(preferred: number): Promise<number> {
+  const tryPort = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen({ host: '127.0.0.1', port }, () => {
+        const { port: got } = server.address() as { port: number };
+        server.close(() => resolve(got));
+      });
+    });
+  return tryPort(preferred).catch(() => tryPort(0));
+}
+
 export function register(program: Command): void {
   program
     .command('demo')
@@ -43,6 +58,7 @@ export function register(program: Command): void {
     .option('--data-dir <dir>', 'where the demo keeps its state', '.fleetml/demo')
     .option('--http-port <port>', 'console port (a free one if taken)', '8080')
     .option('--mqtt-port <port>', 'broker port (a free one if taken)', '1883')
+    .option('--serve-port <port>', "the demo agent's inference port (a free one if taken)", '8000')
     .action(async (options) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { startCloud } = await import('../main.js');
@@ -60,6 +76,7 @@ export function register(program: Command): void {
       const { token: enrollToken } = cloud.services.tokens.createEnrollToken({ ttlSeconds: 600 });
       const knownDevices = new Set(cloud.services.devices.list().map((d) => d.id));
 
+      const servePort = await freePort(Number(options.servePort));
       const agent: ChildProcess = spawn(
         process.execPath,
         [
@@ -75,7 +92,13 @@ export function register(program: Command): void {
         ],
         {
           stdio: ['ignore', 'inherit', 'inherit'],
-          env: { ...process.env, FLEETML_LOG_LEVEL: process.env.FLEETML_LOG_LEVEL ?? 'warn' },
+          env: {
+            ...process.env,
+            FLEETML_LOG_LEVEL: process.env.FLEETML_LOG_LEVEL ?? 'warn',
+            FLEETML_SERVE: 'true',
+            FLEETML_SERVE_HOST: '127.0.0.1',
+            FLEETML_SERVE_PORT: String(servePort),
+          },
         },
       );
       let stopping = false;
@@ -116,6 +139,7 @@ export function register(program: Command): void {
           `broker: ${cloud.mqttUrl}`,
           `token: ${cloud.adminToken}`,
           `device: ${device.id} (target version ${target.version}: ${model.name} ${model.id})`,
+          `inference: http://127.0.0.1:${servePort}`,
           'Press Ctrl-C to stop.',
           '',
         ].join('\n'),

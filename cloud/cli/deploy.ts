@@ -24,13 +24,29 @@ const summary = (r: RolloutView) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(', ')}${r.reason ? `  (${r.reason})` : ''}`;
 
+/** Rollout statuses that can still change (`rollouts show --watch` stops at any other). */
+const ACTIVE_ROLLOUT = new Set(['running', 'paused']);
+
+const showRollout = (r: RolloutView) =>
+  [
+    summary(r),
+    ...(r.executions ?? []).map(
+      (e) =>
+        `  wave ${e.wave}  ${e.deviceId.padEnd(28)} ${e.status.padEnd(11)} ${e.p50Ms === null ? '' : `p50 ${e.p50Ms.toFixed(3)} ms`}${e.reason ? ` ${e.reason}` : ''}`,
+    ),
+  ].join('\n');
+
 const num = (value: string | undefined, flag: string) => numberOption(value, flag, 0);
 
 export function register(program: Command): void {
   withApiOptions(program.command('deploy <model>'))
     .description(
-      'roll a model out to devices: one device, a tag, or a profile; canary, waves and abort rules',
+      'roll a model out to devices: one device, a tag, or a profile; canary, waves and abort rules.\n' +
+        'NAME deploys the recommended variant of its latest release (with --profile) and says which;\n' +
+        '--release and --variant choose explicitly; an ambiguous choice is an error listing the candidates',
     )
+    .option('--release <n>', 'release of the model name (default: the latest)')
+    .option('--variant <label>', 'variant label, e.g. fp32 or int8 (matches int8@rpi5)')
     .option('--to <devices>', 'comma-separated device ids')
     .option('--tag <tag>', 'every device with this tag')
     .option('--profile <name>', 'every device of this profile')
@@ -52,8 +68,16 @@ export function register(program: Command): void {
         : undefined;
       if (!devices && !options.tag && !options.profile)
         throw new FleetError('INPUT_INVALID', 'name --to, --tag or --profile');
+      const query = new URLSearchParams({ ref: model });
+      if (options.release) query.set('release', String(options.release));
+      if (options.variant) query.set('variant', options.variant);
+      if (options.profile) query.set('profile', options.profile);
+      const chosen = await callApi<{
+        model: { id: string; name: string; release: number; variant: string };
+        why: string;
+      }>(options, 'GET', `/api/model-resolution?${query}`);
       const rollout = await callApi<RolloutView>(options, 'POST', '/api/rollouts', {
-        model,
+        model: chosen.model.id,
         devices,
         tag: options.tag,
         profile: options.profile,
@@ -70,8 +94,10 @@ export function register(program: Command): void {
       });
       printResult(
         options.json,
-        rollout,
-        () => `${summary(rollout)}\nwatch it: npx fleetml rollouts show ${rollout.id}`,
+        { ...rollout, resolved: chosen },
+        () =>
+          `deploying ${chosen.model.name} release ${chosen.model.release} variant ${chosen.model.variant} (${chosen.model.id}): ${chosen.why}\n` +
+          `${summary(rollout)}\nwatch it: npx fleetml rollouts show ${rollout.id} --watch`,
       );
     });
 
@@ -83,18 +109,26 @@ export function register(program: Command): void {
       printResult(options.json, { rollouts: list }, () => list.map(summary).join('\n') || 'no rollouts');
     });
   withApiOptions(rollouts.command('show <id>'))
-    .option('--json', 'print JSON')
+    .description('per-device state of a rollout; --watch redraws it until the rollout ends')
+    .option('--watch', 'keep showing the rollout until it ends (redrawn every --interval seconds)')
+    .option('--interval <s>', 'seconds between redraws with --watch', '2')
+    .option('--json', 'print JSON (with --watch: one object per line)')
     .action(async (id: string, options) => {
-      const r = await callApi<RolloutView>(options, 'GET', `/api/rollouts/${encodeURIComponent(id)}`);
-      printResult(options.json, r, () =>
-        [
-          summary(r),
-          ...(r.executions ?? []).map(
-            (e) =>
-              `  wave ${e.wave}  ${e.deviceId.padEnd(28)} ${e.status.padEnd(11)} ${e.p50Ms === null ? '' : `p50 ${e.p50Ms.toFixed(3)} ms`}${e.reason ? ` ${e.reason}` : ''}`,
-          ),
-        ].join('\n'),
-      );
+      const interval = (num(options.interval, '--interval') ?? 2) * 1000;
+      let previous = '';
+      for (;;) {
+        const r = await callApi<RolloutView>(options, 'GET', `/api/rollouts/${encodeURIComponent(id)}`);
+        const text = options.json ? JSON.stringify(r) : showRollout(r);
+        if (!options.watch) {
+          printResult(options.json, r, () => text);
+          return;
+        }
+        if (text !== previous)
+          process.stdout.write(`${options.json ? '' : `\n${new Date().toISOString()}\n`}${text}\n`);
+        previous = text;
+        if (!ACTIVE_ROLLOUT.has(r.status)) return;
+        await new Promise((resolve) => setTimeout(resolve, interval));
+      }
     });
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     withApiOptions(rollouts.command(`${action} <id>`))

@@ -41,7 +41,10 @@ export function register(program: Command): void {
       '--labels <y.npy>',
       'training labels (.npy of integers); without them the loss is soft targets only',
     )
-    .requiredOption('--student <spec>', 'mlp:<h1>,<h2>,... | mlp@<params> | cnn:<c1>,<c2>,... | student.onnx')
+    .requiredOption(
+      '--student <spec>',
+      "shrink:<width> (the teacher's own graph, channels narrowed) | mlp:<h1>,<h2>,... | mlp@<params> | cnn:<c1>,<c2>,... | student.onnx",
+    )
     .option('--epochs <n>', 'passes over the data', '10')
     .option('--batch <b>', 'samples per step', '128')
     .option('--temperature <t>', 'softmax temperature of the soft targets', '4')

@@ -20,6 +20,7 @@ const REGISTRARS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./compress.js'),
   () => import('./signing.js'),
   () => import('./agent-bundle.js'),
+  () => import('../simulator/cli.js'),
 ];
 
 export async function registerCloudCommands(program: Command): Promise<void> {

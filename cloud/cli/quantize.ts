@@ -6,7 +6,9 @@ interface QuantizeFlags {
   method: string;
   format: string;
   weights: string;
-  activations: string;
+  activations?: string;
+  profile?: string;
+  batch?: string;
   perChannel: boolean;
   exclude?: string;
   maxAccuracyDrop?: string;
@@ -38,7 +40,12 @@ export function register(program: Command): void {
       'int8',
     )
     .option('--block-size <n>', 'INT4 block size along K (power of two >= 16)', '32')
-    .option('--activations <type>', 'activation type: uint8|int8', 'uint8')
+    .option('--activations <type>', "activation type: uint8|int8 (default: the target profile's)")
+    .option(
+      '--profile <name>',
+      'target device profile (x86-avx2, x86-vnni, rpi5, rpi4, jetson-orin-nano, …); default: the profile this machine matches',
+    )
+    .option('--batch <n>', "batch size INT8 is measured against FP32 at (default: the profile's)")
     .option('--per-channel', 'per-channel weight scales (default on)', true)
     .option('--no-per-channel', 'one scale per weight tensor')
     .option('--exclude <nodes>', 'comma-separated node names to keep in float')
@@ -57,7 +64,7 @@ export function register(program: Command): void {
     .option('--fp16', 'FP16 weights and compute, float32 inputs/outputs')
     .option(
       '--tune',
-      'measure float vs int8 per op type on this machine and keep the faster (default on)',
+      'measure float vs int8 per op type on this machine and keep the faster (default on; x86 profiles only)',
       true,
     )
     .option('--no-tune', 'skip that measurement: every op with an int8 form runs int8 (faster to build)')

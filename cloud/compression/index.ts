@@ -4,7 +4,9 @@
 // so the controller needs the report's type, not the pipeline.
 export { parseNpy } from './data/npy.js';
 export { describeOnnx, type TensorSpec } from './describe.js';
-export type { CompressionReport } from './pipeline/pipeline.js';
+export type { CompressionReport, VariantReport } from './pipeline/report.js';
+export { CHOOSABLE_VARIANTS } from './pipeline/variant-names.js';
 export { recommendVariant } from './profiles/planner.js';
 export { ProfileRegistry } from './profiles/registry.js';
 export type { DeviceProfile } from './profiles/types.js';
+export { checkModelLoads } from './runtime/load-check.js';

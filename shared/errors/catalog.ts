@@ -27,6 +27,13 @@ export const ERROR_CATALOG = {
   // Not retried: a model that hangs onnxruntime hangs it again; the limit is generous (see
   // agent modelCheckTimeoutMs), so a timeout means the model, not a busy moment.
   RUNTIME_TIMEOUT: { retryable: false, summary: 'loading or running the model took too long' },
+  // local inference service (agent/serve)
+  SERVE_DATATYPE: {
+    retryable: false,
+    summary: 'an inference input has the wrong datatype or a value outside it',
+  },
+  SERVE_BODY_TOO_LARGE: { retryable: false, summary: 'an inference request body exceeds the size limit' },
+  SERVE_NOT_READY: { retryable: true, summary: 'the model is not loaded yet (or no longer served)' },
   PLATFORM_UNSUPPORTED: {
     retryable: false,
     summary: 'this operating system or CPU architecture cannot run the agent (e.g. 32-bit ARM)',
@@ -54,6 +61,8 @@ export const ERROR_CATALOG = {
   FORBIDDEN: { retryable: false, summary: 'the credentials do not allow this action' },
   RATE_LIMITED: { retryable: true, summary: 'too many requests or failed sign-ins; wait and retry' },
   ENROLL_TOKEN: { retryable: false, summary: 'the enrollment token is unknown, used up, revoked or expired' },
+  DEVICE_REVOKED: { retryable: false, summary: 'the device is revoked: nothing can be deployed to it' },
+  UPLOAD_TOO_LARGE: { retryable: false, summary: 'an upload is larger than the configured limit' },
   // telemetry ingest
   INGEST_OVERLOADED: {
     retryable: true,
@@ -62,6 +71,10 @@ export const ERROR_CATALOG = {
   INGEST_FAILED: { retryable: true, summary: 'storing a telemetry batch failed; it was not acknowledged' },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },
+  ALREADY_QUANTIZED: {
+    retryable: false,
+    summary: 'the model is already quantized; quantizing it again only adds ops',
+  },
   CALIBRATION_DATA: { retryable: false, summary: 'calibration data does not fit the model' },
   TRAIN_FAILED: { retryable: false, summary: 'training could not complete' },
   GRAD_UNSUPPORTED_OP: { retryable: false, summary: 'no gradient rule for an operator' },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sketchWireSchema } from '../sketch.js';
 
 /** Protocol version carried by every payload; a receiver refuses versions it does not know. */
 export const PROTOCOL_VERSION = 1;
@@ -61,6 +62,21 @@ const tensorSpec = z.object({
   type: z.string().max(16),
 });
 
+/** Concrete dims per input name: every dim a positive integer. */
+export const servingShapesSchema = z.record(
+  z.string().max(256),
+  z
+    .array(
+      z
+        .number()
+        .int()
+        .positive()
+        .max(1 << 20),
+    )
+    .max(16),
+);
+export type ServingShapes = z.infer<typeof servingShapesSchema>;
+
 /** Everything the agent needs to fetch, verify and run one model artifact. */
 export const manifestSchema = z.object({
   modelId: z.string().max(128),
@@ -81,6 +97,12 @@ export const manifestSchema = z.object({
     .object({ sha256, size: z.number().int().positive(), tolerance: nonNegative })
     .nullable()
     .optional(),
+  /**
+   * The concrete shape each input is served at (input name -> dims), for models with symbolic
+   * dimensions: the agent benchmarks, probes and describes the model at this shape. Optional
+   * (issue 14) so that manifests without it stay valid.
+   */
+  servingShapes: servingShapesSchema.optional(),
   issuedAt: isoTime,
   expiresAt: isoTime.nullable(),
 });
@@ -128,6 +150,29 @@ export const latencyStatsSchema = z.object({
 });
 export type LatencyStats = z.infer<typeof latencyStatsSchema>;
 
+/**
+ * Real traffic of one model release over one telemetry interval, from the agent's inference
+ * service: every request counted, every successful one timed into DDSketches (ms).
+ */
+export const servingStatsSchema = z.object({
+  /** Model name as served (`/v2/models/{name}`). */
+  model: z.string().min(1).max(256),
+  /** Release as served (`/versions/{version}`): the manifest version. */
+  version: z.string().min(1).max(64),
+  /** The cloud's model id of that release (manifest.modelId). */
+  modelId: z.string().max(128).nullable(),
+  requests: z.number().int().nonnegative(),
+  /** Requests answered with an error (bad input or a runtime failure). */
+  errors: z.number().int().nonnegative(),
+  /** Arrival to response, ms. */
+  totalMs: sketchWireSchema,
+  /** Arrival to the start of the run (read, decode, batch wait), ms. */
+  queueMs: sketchWireSchema,
+  /** The onnxruntime run, ms. */
+  computeMs: sketchWireSchema,
+});
+export type ServingStats = z.infer<typeof servingStatsSchema>;
+
 export const telemetryRecordSchema = z.object({
   seq: z.number().int().nonnegative(),
   at: isoTime,
@@ -137,7 +182,7 @@ export const telemetryRecordSchema = z.object({
   tempC: finite.nullable(),
   modelId: z.string().max(128).nullable(),
   latency: latencyStatsSchema.nullable(),
-  // Added by the agent (issue 5); optional so older agents stay valid.
+  // Added in protocol 1.x; optional so older agents stay valid.
   cpuLoadPerCore: z.array(z.number().min(0).max(100)).max(1024).optional(),
   diskFreeBytes: nonNegative.nullable().optional(),
   /** Pi vcgencmd get_throttled bits (0 under-voltage, 1 capped, 2 throttled, 3 soft limit, 16-19 occurred). */
@@ -150,6 +195,11 @@ export const telemetryRecordSchema = z.object({
   modelVersion: z.number().int().nonnegative().nullable().optional(),
   /** Records the device's outbox has dropped so far because it was full (oldest first). */
   droppedTotal: z.number().int().nonnegative().optional(),
+  /**
+   * Real-traffic latency per served release since the previous record (issue 13). When present
+   * with requests, `latency` is null: the probe only runs on devices without traffic.
+   */
+  serving: z.array(servingStatsSchema).max(64).optional(),
 });
 export type TelemetryRecord = z.infer<typeof telemetryRecordSchema>;
 
@@ -183,13 +233,20 @@ export const benchReportSchema = z.object({
   throughput: nonNegative,
   loadMs: nonNegative,
   at: isoTime,
-  // Added by the agent (issue 5); optional so older agents stay valid.
+  // Added in protocol 1.x; optional so older agents stay valid.
   peakRssBytes: nonNegative.optional(),
   /** CPU temperature right before and after the timed runs, °C (null: no sensor). */
   tempBeforeC: finite.nullable().optional(),
   tempAfterC: finite.nullable().optional(),
   /** The device was throttling (Pi: capped/throttled bits) during the run: latencies are suspect. */
   throttled: z.boolean().optional(),
+  /** The shape each input was benchmarked at (issue 14); optional so older agents stay valid. */
+  inputShapes: z.record(z.string().max(256), z.array(z.number().int()).max(16)).optional(),
+  /**
+   * Symbolic dimensions no serving shape resolved (`input:dim`): they were filled with the
+   * agent's last-resort value, so the latencies describe a guessed shape.
+   */
+  unresolvedDims: z.array(z.string().max(320)).max(64).optional(),
   /** Golden-set spot check: cases run, largest |diff|, and top-1 accuracy when labels ship. */
   golden: z
     .object({

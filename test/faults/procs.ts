@@ -128,6 +128,8 @@ export class CloudProcess {
       String(this.o.httpPort),
       '--mqtt-port',
       String(this.o.mqttPort),
+      // Loopback only: plain MQTT, so the agents under test connect without a CA.
+      '--insecure-plain-mqtt',
     ]);
     const line = await this.proc.line(/^token: /, 60_000);
     this.token = line.slice('token: '.length).trim();

@@ -4,8 +4,6 @@ import { readNpy, toFloat32, toLabels } from '../data/npy.js';
 import type { TrainData } from './trainer.js';
 
 /** Built-in datasets a `--data` argument may name instead of a file. */
-export const BUILTIN_DATASETS = ['mnist'] as const;
-
 /**
  * Loads training (and optional validation) data: `.npy` files, or `mnist` (the fixed
  * 8,000/2,000 split; its test part validates unless other validation data is given).

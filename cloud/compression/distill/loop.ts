@@ -20,12 +20,17 @@ export interface CarriedTensor {
   initial: Float32Array;
 }
 
-/** Names of the training model's per-run inputs (each with a leading steps axis K). */
+/**
+ * Names of the training model's inputs. The data tensors hold whole sample sets ([N, ...]) and
+ * stay resident between runs; each run names its rows by `indices` ([K, B] int64), so a run
+ * costs no copy of samples on the JavaScript side.
+ */
 export const RUN_INPUTS = {
-  x: 'run/x',
-  teacherLogits: 'run/teacher_logits',
-  labels: 'run/labels_onehot',
-  teacherHint: 'run/teacher_hint',
+  x: 'data/x',
+  teacherLogits: 'data/teacher_targets',
+  labels: 'data/labels_onehot',
+  teacherHint: 'data/teacher_hint',
+  indices: 'run/indices',
   hyper: 'run/hyper',
 } as const;
 
@@ -40,6 +45,8 @@ export interface LoopSettings {
   uses: { teacherLogits: boolean; labels: boolean; teacherHint: boolean };
   loss: string;
   classes: number;
+  /** Per-sample shape of the teacher targets (the student output), e.g. [classes] or [1, H, W]. */
+  targetShape: number[];
   teacherHintShape?: number[];
   emitLogits: boolean;
   sampleShape: number[];
@@ -59,13 +66,14 @@ export function wrapInLoop(
 ): ModelProto {
   const prefix: NodeProto[] = [];
   const inits: TensorProto[] = [];
-  const take = (all: string, out: string) =>
-    prefix.push(makeNode('Gather', [all, 'loop/iter'], [out], [attr.int('axis', 0)]));
-  take(RUN_INPUTS.x, form.input);
-  if (s.uses.teacherLogits) take(RUN_INPUTS.teacherLogits, LOSS_INPUTS.teacherLogits);
-  if (s.uses.labels) take(RUN_INPUTS.labels, LOSS_INPUTS.labels);
-  if (s.uses.teacherHint) take(RUN_INPUTS.teacherHint, LOSS_INPUTS.teacherHint);
-  take(RUN_INPUTS.hyper, 'loop/hyper');
+  const take = (all: string, index: string, out: string) =>
+    prefix.push(makeNode('Gather', [all, index], [out], [attr.int('axis', 0)]));
+  take(RUN_INPUTS.indices, 'loop/iter', 'loop/rows');
+  take(RUN_INPUTS.x, 'loop/rows', form.input);
+  if (s.uses.teacherLogits) take(RUN_INPUTS.teacherLogits, 'loop/rows', LOSS_INPUTS.teacherLogits);
+  if (s.uses.labels) take(RUN_INPUTS.labels, 'loop/rows', LOSS_INPUTS.labels);
+  if (s.uses.teacherHint) take(RUN_INPUTS.teacherHint, 'loop/rows', LOSS_INPUTS.teacherHint);
+  take(RUN_INPUTS.hyper, 'loop/iter', 'loop/hyper');
   s.hyperNames.forEach((h, i) => {
     inits.push(int64Tensor(`loop/h${i}`, [], [i]));
     prefix.push(makeNode('Gather', ['loop/hyper', `loop/h${i}`], [h], [attr.int('axis', 0)]));
@@ -84,7 +92,7 @@ export function wrapInLoop(
   outputs.push(makeValueInfo(s.loss, DataType.FLOAT, []));
   if (s.emitLogits) {
     identities.push(makeNode('Identity', [form.output], ['loop/logits']));
-    outputs.push(makeValueInfo('loop/logits', DataType.FLOAT, [s.B, s.classes]));
+    outputs.push(makeValueInfo('loop/logits', DataType.FLOAT, [s.B, ...s.targetShape]));
   }
   const body: GraphProto = {
     name: 'train_step',
@@ -100,8 +108,8 @@ export function wrapInLoop(
   const loopOutputs = [...carried.map((c) => carriedOutput(c.name)), 'run/losses'];
   if (s.emitLogits) loopOutputs.push('run/logits');
   const main: NodeProto[] = [
-    makeNode('Shape', [RUN_INPUTS.x], ['run/x_shape']),
-    makeNode('Gather', ['run/x_shape', 'run/zero'], ['run/steps'], [attr.int('axis', 0)]),
+    makeNode('Shape', [RUN_INPUTS.indices], ['run/indices_shape']),
+    makeNode('Gather', ['run/indices_shape', 'run/zero'], ['run/steps'], [attr.int('axis', 0)]),
     makeNode(
       'Loop',
       ['run/steps', 'run/true', ...carried.map((c) => carriedInput(c.name))],
@@ -111,20 +119,22 @@ export function wrapInLoop(
     ),
   ];
   const K = 'steps';
-  const inputs = [makeValueInfo(RUN_INPUTS.x, DataType.FLOAT, [K, s.B, ...s.sampleShape])];
+  const N = 'samples';
+  const inputs = [makeValueInfo(RUN_INPUTS.x, DataType.FLOAT, [N, ...s.sampleShape])];
   if (s.uses.teacherLogits)
-    inputs.push(makeValueInfo(RUN_INPUTS.teacherLogits, DataType.FLOAT, [K, s.B, s.classes]));
-  if (s.uses.labels) inputs.push(makeValueInfo(RUN_INPUTS.labels, DataType.FLOAT, [K, s.B, s.classes]));
+    inputs.push(makeValueInfo(RUN_INPUTS.teacherLogits, DataType.FLOAT, [N, ...s.targetShape]));
+  if (s.uses.labels) inputs.push(makeValueInfo(RUN_INPUTS.labels, DataType.FLOAT, [N, s.classes]));
   if (s.uses.teacherHint) {
-    inputs.push(makeValueInfo(RUN_INPUTS.teacherHint, DataType.FLOAT, [K, s.B, ...s.teacherHintShape!]));
+    inputs.push(makeValueInfo(RUN_INPUTS.teacherHint, DataType.FLOAT, [N, ...s.teacherHintShape!]));
   }
+  inputs.push(makeValueInfo(RUN_INPUTS.indices, DataType.INT64, [K, s.B]));
   inputs.push(makeValueInfo(RUN_INPUTS.hyper, DataType.FLOAT, [K, s.H]));
   inputs.push(...carried.map((c) => makeValueInfo(carriedInput(c.name), DataType.FLOAT, c.dims)));
   const outs = [
     ...carried.map((c) => makeValueInfo(carriedOutput(c.name), DataType.FLOAT, c.dims)),
     makeValueInfo('run/losses', DataType.FLOAT, [K]),
   ];
-  if (s.emitLogits) outs.push(makeValueInfo('run/logits', DataType.FLOAT, [K, s.B, s.classes]));
+  if (s.emitLogits) outs.push(makeValueInfo('run/logits', DataType.FLOAT, [K, s.B, ...s.targetShape]));
   return makeModel(main, inputs, outs, {
     opset: s.opset,
     name: 'fleetml_distill_train',

@@ -4,6 +4,7 @@ import { readNpy, toFloat32, toLabels } from '../data/npy.js';
 import { loadModel, saveModel } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
 import { loadTrainData } from './data.js';
+import { parseShrink, shrinkModel } from './students/shrink.js';
 import { buildTemplate, parseTemplate } from './students/templates.js';
 import { ModelRunner } from './teacher.js';
 import { type TrainData, type TrainOptions, trainStudent } from './trainer.js';
@@ -43,13 +44,12 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
   const { train, builtinValidation } = await loadTrainData(request.data, request.labels, sampleShape);
   const validation = request.valData ? await loadValidation(request, sampleShape) : builtinValidation;
   const classes = await teacherClasses(teacher, train);
-  const student = await loadStudent(
-    request.student,
+  const student = await loadStudent(request.student, teacher, {
     sampleShape,
     classes,
     inputName,
-    request.train.seed ?? 0,
-  );
+    seed: request.train.seed ?? 0,
+  });
   const mode = train.y ? 'distill' : 'soft';
   const bar =
     request.progress === false
@@ -117,20 +117,21 @@ async function teacherClasses(teacher: ModelProto, train: TrainData): Promise<nu
   }
 }
 
-async function loadStudent(
+/** The student a `--student` spec names: a shrunk teacher, a template, or an ONNX file. */
+export async function loadStudent(
   spec: string,
-  sampleShape: number[],
-  classes: number,
-  inputName: string,
-  seed: number,
+  teacher: ModelProto,
+  o: { sampleShape: number[]; classes: number; inputName: string; seed: number },
 ): Promise<ModelProto> {
-  const size = sampleShape.reduce((a, b) => a * b, 1);
-  const template = parseTemplate(spec, size, classes);
-  if (template) return buildTemplate(template, { sampleShape, classes, inputName, seed });
+  const width = parseShrink(spec);
+  if (width !== undefined) return (await shrinkModel(teacher, width, o.sampleShape)).model;
+  const size = o.sampleShape.reduce((a, b) => a * b, 1);
+  const template = parseTemplate(spec, size, o.classes);
+  if (template) return buildTemplate(template, o);
   if (!spec.endsWith('.onnx')) {
     throw new FleetError(
       'INPUT_INVALID',
-      `--student ${spec} is neither a template (mlp:800,800, cnn:16,32) nor an .onnx file`,
+      `--student ${spec} is neither shrink:<width>, a template (mlp:800,800, cnn:16,32) nor an .onnx file`,
     );
   }
   return loadModel(spec);

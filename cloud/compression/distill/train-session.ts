@@ -3,13 +3,26 @@ import { encodeModel } from '../onnx/proto.js';
 import { createSession, type OrtSession, ort } from '../runtime/ort.js';
 import { carriedInput, carriedOutput, RUN_INPUTS, type TrainingGraph } from './training-graph.js';
 
-/** The per-run data: K steps of B samples each, flattened row-major. */
-export interface RunChunk {
-  steps: number;
+/**
+ * Samples the training model reads rows from: inputs [count, ...sampleShape] and, as the loss
+ * needs them, teacher targets, one-hot labels and teacher hint tensors, all row-major.
+ */
+export interface SampleSet {
+  count: number;
   x: Float32Array;
   teacherLogits?: Float32Array;
   labelsOneHot?: Float32Array;
   teacherHint?: Float32Array;
+}
+
+/**
+ * One run: K steps of B samples. Either `indices` ([K * B] rows of the resident sample set,
+ * see `TrainingSession.setSamples`) or the samples themselves, in step order (x etc. hold
+ * exactly K * B rows).
+ */
+export interface RunChunk extends Partial<SampleSet> {
+  steps: number;
+  indices?: BigInt64Array;
   /** [steps, hyperSize] per-step optimizer numbers (see GraphOptimizer.hyper). */
   hyper: Float32Array;
 }
@@ -32,6 +45,7 @@ export interface TrainingSessionOptions {
  */
 export class TrainingSession {
   private state = new Map<string, ort.Tensor>();
+  private resident: Record<string, ort.Tensor> | undefined;
 
   private constructor(
     readonly graph: TrainingGraph,
@@ -53,35 +67,29 @@ export class TrainingSession {
     return new TrainingSession(graph, session, graph.sampleShape, graph.batch, graph.classes);
   }
 
+  /**
+   * Makes `samples` the resident sample set: its tensors are created once and fed to every
+   * run that names rows by index (onnxruntime reads JavaScript's buffers in place).
+   */
+  setSamples(samples: SampleSet): void {
+    this.resident = this.sampleFeeds(samples);
+  }
+
   async run(chunk: RunChunk): Promise<{ losses: Float32Array; logits?: Float32Array }> {
     const K = chunk.steps;
-    const B = this.batch;
+    let data = this.resident;
+    let indices = chunk.indices;
+    if (!indices) {
+      if (!chunk.x) throw new FleetError('INTERNAL', 'training run needs indices or samples');
+      data = this.sampleFeeds({ ...chunk, x: chunk.x, count: K * this.batch });
+      indices = sequentialIndices(K * this.batch);
+    }
+    if (!data) throw new FleetError('INTERNAL', 'training run names rows but no samples are resident');
     const feeds: Record<string, ort.Tensor> = {
-      [RUN_INPUTS.x]: new ort.Tensor('float32', chunk.x, [K, B, ...this.sampleShape]),
+      ...data,
+      [RUN_INPUTS.indices]: new ort.Tensor('int64', indices.subarray(0, K * this.batch), [K, this.batch]),
       [RUN_INPUTS.hyper]: new ort.Tensor('float32', chunk.hyper, [K, this.graph.optimizer.hyperSize]),
     };
-    const need = (data: Float32Array | undefined, what: string) => {
-      if (!data) throw new FleetError('INTERNAL', `training run needs ${what}`);
-      return data;
-    };
-    if (this.graph.uses.teacherLogits) {
-      feeds[RUN_INPUTS.teacherLogits] = new ort.Tensor(
-        'float32',
-        need(chunk.teacherLogits, 'teacher logits'),
-        [K, B, this.classes],
-      );
-    }
-    if (this.graph.uses.labels) {
-      feeds[RUN_INPUTS.labels] = new ort.Tensor('float32', need(chunk.labelsOneHot, 'labels'), [
-        K,
-        B,
-        this.classes,
-      ]);
-    }
-    if (this.graph.uses.teacherHint) {
-      const hint = need(chunk.teacherHint, 'teacher hint features');
-      feeds[RUN_INPUTS.teacherHint] = new ort.Tensor('float32', hint, [K, B, hint.length / (K * B)]);
-    }
     for (const [name, tensor] of this.state) feeds[carriedInput(name)] = tensor;
     let out: ort.InferenceSession.ReturnType;
     try {
@@ -95,6 +103,41 @@ export class TrainingSession {
     const losses = out[this.graph.lossesOutput].data as Float32Array;
     const logits = this.graph.logitsOutput ? (out[this.graph.logitsOutput].data as Float32Array) : undefined;
     return { losses, logits };
+  }
+
+  private sampleFeeds(samples: SampleSet): Record<string, ort.Tensor> {
+    const n = samples.count;
+    const need = (data: Float32Array | undefined, what: string) => {
+      if (!data) throw new FleetError('INTERNAL', `training run needs ${what}`);
+      return data;
+    };
+    const feeds: Record<string, ort.Tensor> = {
+      [RUN_INPUTS.x]: new ort.Tensor('float32', samples.x.subarray(0, n * size(this.sampleShape)), [
+        n,
+        ...this.sampleShape,
+      ]),
+    };
+    const uses = this.graph.uses;
+    if (uses.teacherLogits) {
+      const t = need(samples.teacherLogits, 'teacher targets');
+      const shape = this.graph.targetShape;
+      feeds[RUN_INPUTS.teacherLogits] = new ort.Tensor('float32', t.subarray(0, n * size(shape)), [
+        n,
+        ...shape,
+      ]);
+    }
+    if (uses.labels) {
+      const y = need(samples.labelsOneHot, 'labels');
+      feeds[RUN_INPUTS.labels] = new ort.Tensor('float32', y.subarray(0, n * this.classes), [
+        n,
+        this.classes,
+      ]);
+    }
+    if (uses.teacherHint) {
+      const hint = need(samples.teacherHint, 'teacher hint features');
+      feeds[RUN_INPUTS.teacherHint] = new ort.Tensor('float32', hint, [n, ...this.graph.hintShape!]);
+    }
+    return feeds;
   }
 
   /** Current values of the parameters and running statistics (views; copy to keep). */
@@ -122,4 +165,15 @@ export class TrainingSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** 0, 1, …, n − 1 as int64 row indices. */
+export function sequentialIndices(n: number): BigInt64Array {
+  const out = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) out[i] = BigInt(i);
+  return out;
+}
+
+function size(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
 }

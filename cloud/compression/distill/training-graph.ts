@@ -14,8 +14,10 @@ import type { TrainingForm } from './students/training-form.js';
 export interface TrainingGraphOptions {
   /** Samples per step (fixed: the backward pass uses static shapes). */
   batch: number;
-  /** Number of classes (width of the logits). */
+  /** Number of classes (width of the logits; of the one-hot labels). */
   classes: number;
+  /** Per-sample shape of the student output and teacher targets; default [classes]. */
+  targetShape?: number[];
   loss?: LossOptions;
   optimizer?: OptimizerOptions;
   /** Shape of the teacher's hint tensor for one sample, when a hint loss is used. */
@@ -39,6 +41,9 @@ export interface TrainingGraph {
   logitsOutput?: string;
   batch: number;
   classes: number;
+  targetShape: number[];
+  /** Per-sample shape of the teacher hint tensor, when the loss has a hint term. */
+  hintShape?: number[];
   sampleShape: number[];
 }
 
@@ -77,9 +82,9 @@ export async function buildTrainingGraph(
   step.initializer!.push(...loss.initializers);
   const params = [...form.params, ...loss.params];
   const extraFeeds: Record<string, ort.Tensor> = {};
-  const logitShape = [B, options.classes];
-  if (loss.uses.teacherLogits) extraFeeds[LOSS_INPUTS.teacherLogits] = zeros(logitShape);
-  if (loss.uses.labels) extraFeeds[LOSS_INPUTS.labels] = zeros(logitShape);
+  const targetShape = options.targetShape ?? [options.classes];
+  if (loss.uses.teacherLogits) extraFeeds[LOSS_INPUTS.teacherLogits] = zeros([B, ...targetShape]);
+  if (loss.uses.labels) extraFeeds[LOSS_INPUTS.labels] = zeros([B, options.classes]);
   if (loss.uses.teacherHint) extraFeeds[LOSS_INPUTS.teacherHint] = zeros([B, ...options.teacherHintShape!]);
   const shapes = await probe({ ...form, params }, step, B, opset, extraFeeds);
 
@@ -141,6 +146,7 @@ export async function buildTrainingGraph(
       uses: loss.uses,
       loss: loss.loss,
       classes: options.classes,
+      targetShape,
       teacherHintShape: options.teacherHintShape,
       emitLogits: options.emitLogits ?? false,
       sampleShape: shapes.get(form.input)!.slice(1),
@@ -152,6 +158,8 @@ export async function buildTrainingGraph(
     logitsOutput: options.emitLogits ? 'run/logits' : undefined,
     batch: B,
     classes: options.classes,
+    targetShape,
+    hintShape: loss.uses.teacherHint ? options.teacherHintShape : undefined,
     sampleShape: form.sampleShape,
   };
 }

@@ -54,15 +54,6 @@ export function pruneGraph(graph: GraphProto): void {
   graph.valueInfo = (graph.valueInfo ?? []).filter((v) => needed.has(v.name));
 }
 
-/** Adds or replaces an initializer by name. */
-export function setInitializer(graph: GraphProto, tensor: TensorProto): void {
-  graph.initializer ??= [];
-  const at = graph.initializer.findIndex((t) => t.name === tensor.name);
-  if (at >= 0) graph.initializer[at] = tensor;
-  else graph.initializer.push(tensor);
-  // An initializer listed as a graph input can be overridden by feeds; keep it an initializer.
-}
-
 /** Sorts the graph's nodes topologically in place (ONNX requires it, ORT checks it). */
 export function sortGraph(graph: GraphProto): void {
   graph.node = topologicalOrder(graph);

@@ -1,15 +1,14 @@
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { FleetError } from '../../../shared/errors/index.js';
-import { ONNX_PROTO_SOURCE } from './onnx-schema.js';
+import { loadOnnxRoot } from './onnx-schema.js';
 import type { ModelProto } from './types.js';
 
 let modelType: protobuf.Type | undefined;
 
-/** The ModelProto type, parsed from the schema on first use. */
+/** The ModelProto type, built from ONNX's schema on first use. */
 function onnxModelType(): protobuf.Type {
   if (!modelType) {
-    const root = protobuf.parse(ONNX_PROTO_SOURCE, { keepCase: false }).root;
-    modelType = root.lookupType('onnx.ModelProto');
+    modelType = loadOnnxRoot().lookupType('onnx.ModelProto');
   }
   return modelType;
 }

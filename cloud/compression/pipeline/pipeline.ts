@@ -1,18 +1,25 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FleetError } from '../../../shared/errors/index.js';
-import { distillThenQuantize, type QuantizerHook, symmetricWeightScales } from '../distill/qat.js';
-import { runDistill } from '../distill/run.js';
-import { type EvaluationReport, evaluateModel } from '../evaluate/evaluate.js';
-import { decodeModel, encodeModel } from '../onnx/proto.js';
+import { evaluateModel } from '../evaluate/evaluate.js';
+import { decodeModel } from '../onnx/proto.js';
 import { elementCount } from '../onnx/tensor.js';
-import { type PlannedVariant, planCompression, recommendVariant } from '../profiles/planner.js';
+import {
+  type CompressionPlan,
+  type PlannedVariant,
+  planCompression,
+  recommendVariant,
+} from '../profiles/planner.js';
 import type { DeviceProfile } from '../profiles/types.js';
-import type { SampleSet } from '../quantize/calibrate/data.js';
-import { quantizeWithFallback } from '../quantize/fallback.js';
-import { convertToFp16 } from '../quantize/fp16.js';
-import { buildQdq, calibrateModel } from '../quantize/static.js';
 import { type CompressionData, splitCompressionData } from './data-split.js';
+import { type CompressionReport, measuredVariant, unbuiltVariant, type VariantReport } from './report.js';
+import { resolveSampleShape } from './shapes.js';
+import { CHOOSABLE_VARIANTS } from './variant-names.js';
+import { buildVariant } from './variants.js';
+
+export type { CompressionReport, VariantReport } from './report.js';
+
+export { CHOOSABLE_VARIANTS };
 
 export interface CompressionRequest {
   /** The FP32 model file. */
@@ -29,48 +36,52 @@ export interface CompressionRequest {
   student?: string;
   /** Distillation epochs; default 8. */
   epochs?: number;
-  /** Directory for the variants and report.json. */
+  /** Variants to build among those the profile plans; default all of them. */
+  variants?: readonly string[];
+  /** Directory for the variants and report.json (rewritten after every variant). */
   outDir: string;
   onProgress?: (stage: string, fraction: number) => void;
 }
 
-export interface VariantReport {
-  name: string;
-  file: string;
-  why: string;
-  sizeBytes: number;
-  accuracy: number | null;
-  /** Top-1 agreement with the original, percent. */
-  agreement: number | null;
-  cosine: number | null;
-  latencyMs: number | null;
-  latencyRatio: number | null;
-  sizeRatio: number;
-  accepted: boolean;
-  /** Nodes left in float (quantized variants). */
-  keptFloat: string[];
-  /** What the stage did beyond the plan (e.g. quantization-aware fine-tuning). */
-  notes?: string | null;
-  seconds: number;
-}
-
-export interface CompressionReport {
-  model: string;
-  profile: string;
-  maxAccuracyDrop: number;
-  latencyObjectiveMs: number;
-  student: string;
-  samples: { train: number; holdout: number };
-  variants: VariantReport[];
-  recommended: string | null;
-}
+export const COMPRESSION_DEFAULTS = { maxAccuracyDrop: 1, epochs: 8 };
 
 const TOTAL_WEIGHT: Record<PlannedVariant['kind'], number> = { copy: 1, int8: 2, fp16: 1, distill: 6 };
+
+/** The plan's variants narrowed to the chosen ones; INPUT_INVALID for a name it cannot build. */
+export function chooseVariants(
+  plan: CompressionPlan,
+  profile: string,
+  chosen?: readonly string[],
+): PlannedVariant[] {
+  if (!chosen) return plan.variants;
+  const planned = plan.variants.map((v) => v.name as string);
+  for (const name of chosen) {
+    if (!(CHOOSABLE_VARIANTS as readonly string[]).includes(name)) {
+      throw new FleetError(
+        'INPUT_INVALID',
+        `--variants: unknown variant ${name}; choose from ${CHOOSABLE_VARIANTS.join(', ')}`,
+      );
+    }
+    if (!planned.includes(name)) {
+      throw new FleetError(
+        'INPUT_INVALID',
+        `profile ${profile} does not call for ${name}; it plans ${planned.join(', ')}`,
+      );
+    }
+  }
+  if (chosen.includes('student-int8') && !chosen.includes('student')) {
+    throw new FleetError(
+      'INPUT_INVALID',
+      '--variants: student-int8 is made from the student; choose student too',
+    );
+  }
+  return plan.variants.filter((v) => v.name === 'original' || chosen.includes(v.name));
+}
 
 /** The `fleetml compress` pipeline: plan for the profile, build every variant, measure, report. */
 export async function runCompression(request: CompressionRequest): Promise<CompressionReport> {
   const progress = request.onProgress ?? (() => {});
-  const maxDrop = request.maxAccuracyDrop ?? 1;
+  const maxDrop = request.maxAccuracyDrop ?? COMPRESSION_DEFAULTS.maxAccuracyDrop;
   await mkdir(request.outDir, { recursive: true });
   const originalBytes = await readFile(request.model);
   const original = decodeModel(originalBytes);
@@ -82,209 +93,143 @@ export async function runCompression(request: CompressionRequest): Promise<Compr
     latencyObjectiveMs: request.latencyMs,
     student: request.student,
   });
-  const data = await splitCompressionData(request.data, request.labels, join(request.outDir, '.work'));
-  const total = plan.variants.reduce((n, v) => n + TOTAL_WEIGHT[v.kind], 0);
-  let done = 0;
-  const built = new Map<string, Uint8Array>([['input', originalBytes]]);
-  const reports: VariantReport[] = [];
-  let originalAccuracy: number | null = null;
-
-  for (const variant of plan.variants) {
-    progress(variant.name, done / total);
-    const started = performance.now();
-    const source = built.get(variant.from === 'student' ? 'student' : 'input');
-    if (!source)
-      throw new FleetError('INTERNAL', `variant ${variant.name} needs ${variant.from}, which was not built`);
-    const file = join(request.outDir, `${variant.name}.onnx`);
-    const { bytes, keptFloat, notes } = await buildVariant(
-      variant,
-      source,
-      data,
-      request,
-      plan.student,
-      file,
-      originalAccuracy,
-      maxDrop,
-      built,
-    );
-    built.set(variant.name, bytes);
-    await writeFile(file, bytes);
-    const evaluation = await evaluateModel(
-      bytes,
-      data.holdout,
-      variant.name === 'original' ? undefined : originalBytes,
-      {
-        latency: { runs: 50 },
-      },
-    );
-    const accuracy = evaluation.model.accuracy ?? null;
-    if (variant.name === 'original') originalAccuracy = accuracy;
-    reports.push({
-      notes: notes ?? null,
-      ...toReport(
-        variant,
-        file,
-        bytes.length,
-        originalBytes.length,
-        evaluation,
-        originalAccuracy,
-        maxDrop,
-        keptFloat,
-        started,
-      ),
-    });
-    done += TOTAL_WEIGHT[variant.kind];
-  }
-  progress('done', 1);
-  return {
+  const variants = chooseVariants(plan, request.profile.name, request.variants);
+  const workDir = join(request.outDir, '.work');
+  const data = await splitCompressionData(request.data, request.labels, workDir);
+  const shapes = resolveSampleShape(originalBytes, data.holdout.sampleShape, `--data ${request.data}`);
+  const report: CompressionReport = {
     model: request.model,
     profile: request.profile.name,
     maxAccuracyDrop: maxDrop,
     latencyObjectiveMs: plan.latencyObjectiveMs,
+    int8Decisions: request.profile.int8.decisions,
     student: plan.student,
     samples: { train: data.train.count, holdout: data.holdout.count },
-    variants: reports,
-    recommended: recommendVariant(
-      reports.map((r) => ({ name: r.name, accepted: r.accepted, latencyMs: r.latencyMs })),
-    ),
+    servingShapes: shapes.servingShapes,
+    variants: [],
+    recommended: null,
+    complete: false,
   };
+  const run: PipelineRun = {
+    request,
+    data,
+    teacher: shapes.teacher,
+    student: plan.student,
+    maxDrop,
+    workDir,
+    originalBytes,
+    built: new Map([['input', originalBytes]]),
+  };
+  const total = variants.reduce((n, v) => n + TOTAL_WEIGHT[v.kind], 0);
+  let done = 0;
+  for (const variant of variants) {
+    progress(variant.name, done / total);
+    report.variants.push(await runVariant(run, variant, report.variants));
+    report.recommended = recommend(report.variants);
+    // Every finished variant is on disk with its row: a later failure or a kill loses nothing.
+    await writeReport(request.outDir, report);
+    done += TOTAL_WEIGHT[variant.kind];
+  }
+  progress('done', 1);
+  report.complete = true;
+  await writeReport(request.outDir, report);
+  return report;
 }
 
-async function buildVariant(
+interface PipelineRun {
+  request: CompressionRequest;
+  data: CompressionData;
+  teacher: Uint8Array;
+  student: string;
+  maxDrop: number;
+  workDir: string;
+  originalBytes: Uint8Array;
+  /** Bytes of the variants built so far, by name ('input' is the original). */
+  built: Map<string, Uint8Array>;
+}
+
+/** Builds and measures one variant; its failure is its own row, never the pipeline's end. */
+async function runVariant(
+  run: PipelineRun,
   variant: PlannedVariant,
-  source: Uint8Array,
-  data: CompressionData,
-  request: CompressionRequest,
-  student: string,
-  file: string,
-  originalAccuracy: number | null,
-  maxDrop: number,
-  built: Map<string, Uint8Array>,
-): Promise<{ bytes: Uint8Array; keptFloat: string[]; notes?: string }> {
-  switch (variant.kind) {
-    case 'copy':
-      return { bytes: source, keptFloat: [] };
-    case 'int8':
-      if (variant.from === 'student' && data.holdout.labels) {
-        return quantizeStudent(source, built.get('input')!, data, request.profile, maxDrop);
-      }
-      return quantizeVariant(source, data, request.profile, originalAccuracy, maxDrop);
-    case 'distill': {
-      await mkdir(join(request.outDir, '.work'), { recursive: true });
-      const teacherPath = join(request.outDir, '.work', 'teacher.onnx');
-      await writeFile(teacherPath, source);
-      await runDistill({
-        teacher: teacherPath,
-        data: data.trainSpec,
-        labels: data.trainLabels,
-        student,
-        output: file,
-        progress: false,
-        train: { epochs: request.epochs ?? 8, seed: 0 },
-      });
-      return { bytes: await readFile(file), keptFloat: [] };
-    }
-    case 'fp16': {
-      const result = await convertToFp16(decodeModel(source));
-      return { bytes: encodeModel(result.model), keptFloat: Object.keys(result.floatOps) };
-    }
+  earlier: VariantReport[],
+): Promise<VariantReport> {
+  const started = performance.now();
+  const built = run.built;
+  const source = built.get(variant.from === 'student' ? 'student' : 'input');
+  if (!source) {
+    const cause = earlier.find((r) => r.name === variant.from)?.error;
+    return unbuiltVariant(
+      variant,
+      'skipped',
+      {
+        code: cause?.code ?? 'INPUT_INVALID',
+        message: `made from ${variant.from}, which was not built${cause ? ` (${cause.code})` : ''}`,
+      },
+      started,
+    );
+  }
+  const originalAccuracy = earlier.find((r) => r.name === 'original')?.accuracy ?? null;
+  const file = join(run.request.outDir, `${variant.name}.onnx`);
+  try {
+    const result = await buildVariant({
+      variant,
+      source,
+      teacher: run.teacher,
+      data: run.data,
+      profile: run.request.profile,
+      student: run.student,
+      epochs: run.request.epochs ?? COMPRESSION_DEFAULTS.epochs,
+      file,
+      workDir: run.workDir,
+      originalAccuracy,
+      maxDrop: run.maxDrop,
+    });
+    await writeFile(file, result.bytes);
+    const reference = variant.name === 'original' ? undefined : run.originalBytes;
+    const evaluation = await evaluateModel(result.bytes, run.data.holdout, reference, {
+      latency: { runs: 50 },
+    });
+    built.set(variant.name, result.bytes);
+    return measuredVariant({
+      variant,
+      file,
+      size: result.bytes.length,
+      originalSize: run.originalBytes.length,
+      evaluation,
+      originalAccuracy: variant.name === 'original' ? (evaluation.model.accuracy ?? null) : originalAccuracy,
+      maxDrop: run.maxDrop,
+      keptFloat: result.keptFloat,
+      notes: result.notes,
+      started,
+    });
+  } catch (error) {
+    if (variant.name === 'original') throw error; // no reference, nothing to compare against
+    return unbuiltVariant(variant, 'failed', toCodedReason(error), started);
   }
 }
 
-/**
- * Static INT8 with the profile's options. When the plain result breaks the accuracy budget
- * (measured against the original's accuracy on training samples), layers go back to float one
- * by one until it holds.
- */
-async function quantizeVariant(
-  source: Uint8Array,
-  data: CompressionData,
-  profile: DeviceProfile,
-  originalAccuracy: number | null,
-  maxDrop: number,
-): Promise<{ bytes: Uint8Array; keptFloat: string[] }> {
-  const calibrated = await calibrateModel(decodeModel(source), data.train, { samples: 64 });
-  const qdq = { activationType: profile.int8.activations, perChannel: profile.int8.perChannel };
-  const plain = buildQdq(calibrated, qdq);
-  if (!data.holdout.labels || originalAccuracy === null)
-    return { bytes: encodeModel(plain.model), keptFloat: [] };
-  const check = await evaluateModel(encodeModel(plain.model), data.holdout, undefined, { skipLatency: true });
-  if ((check.model.accuracy ?? 0) >= originalAccuracy - maxDrop)
-    return { bytes: encodeModel(plain.model), keptFloat: [] };
-  const labelled = data.train.labels ? data.train : data.holdout;
-  const result = await quantizeWithFallback(calibrated, qdq, labelled, { maxAccuracyDrop: maxDrop });
-  return { bytes: encodeModel(result.model), keptFloat: result.keptFloat };
+function toCodedReason(error: unknown): { code: string; message: string } {
+  if (error instanceof FleetError) return { code: error.code, message: error.message };
+  // Not one of ours: keep the message (first line), never a stack trace.
+  const message = String((error as Error)?.message ?? error)
+    .split('\n')[0]
+    .slice(0, 500);
+  return { code: 'INTERNAL', message };
 }
 
-/**
- * Distill, then quantize: post-training INT8 of the student; when that loses more than the
- * budget against the float student, fine-tune it with fake quantization under the
- * distillation loss (quantization-aware distillation) and quantize the result.
- */
-async function quantizeStudent(
-  student: Uint8Array,
-  teacher: Uint8Array,
-  data: CompressionData,
-  profile: DeviceProfile,
-  maxDrop: number,
-): Promise<{ bytes: Uint8Array; keptFloat: string[]; notes: string }> {
-  const qdq = { activationType: profile.int8.activations, perChannel: profile.int8.perChannel };
-  const quantizer: QuantizerHook = {
-    // Weights are symmetric per channel (max / 127) in both places, so the fine-tuned weights
-    // meet the same weight scales; activation ranges are calibrated again on the same data.
-    quantize: async (model) => {
-      const calibrated = await calibrateModel(model, data.train, { samples: 64 });
-      return { model: buildQdq(calibrated, qdq).model, scales: symmetricWeightScales(model, qdq.perChannel) };
-    },
-  };
-  const asTrain = (s: SampleSet) => ({ x: s.x, count: s.count, sampleShape: s.sampleShape, y: s.labels });
-  const validation = asTrain(data.holdout) as ReturnType<typeof asTrain> & { y: Int32Array };
-  const result = await distillThenQuantize(
-    decodeModel(student),
-    decodeModel(teacher),
-    asTrain(data.train),
-    validation,
-    quantizer,
-    maxDrop / 100,
-    { epochs: 2, seed: 0 },
+function recommend(rows: VariantReport[]): string | null {
+  const measured = rows.filter((r) => r.status === 'ok');
+  return recommendVariant(
+    // A compressed variant that measured no faster than the original is never recommended.
+    measured.map((r) => ({
+      name: r.name,
+      accepted: r.accepted && r.verdict !== 'not-faster',
+      latencyMs: r.latencyMs,
+    })),
   );
-  const pts = (x: number) => (100 * x).toFixed(2);
-  const notes = result.usedQat
-    ? `PTQ ${pts(result.ptqAccuracy)} % vs float ${pts(result.floatAccuracy)} %: quantization-aware fine-tuning gave ${pts(result.qatAccuracy ?? 0)} %`
-    : `PTQ within the budget (${pts(result.ptqAccuracy)} % vs float ${pts(result.floatAccuracy)} %)`;
-  return { bytes: encodeModel(result.int8), keptFloat: [], notes };
 }
 
-function toReport(
-  variant: PlannedVariant,
-  file: string,
-  size: number,
-  originalSize: number,
-  e: EvaluationReport,
-  originalAccuracy: number | null,
-  maxDrop: number,
-  keptFloat: string[],
-  started: number,
-): VariantReport {
-  const accuracy = e.model.accuracy ?? null;
-  const accepted =
-    variant.name === 'original' ||
-    (accuracy !== null && originalAccuracy !== null
-      ? accuracy >= originalAccuracy - maxDrop
-      : (e.cosine ?? 0) >= 0.99);
-  return {
-    name: variant.name,
-    file,
-    why: variant.why,
-    sizeBytes: size,
-    accuracy,
-    agreement: e.agreement ?? null,
-    cosine: e.cosine ?? null,
-    latencyMs: e.model.latencyMs ?? null,
-    latencyRatio: e.latencyRatio ?? null,
-    sizeRatio: size / originalSize,
-    accepted,
-    keptFloat,
-    seconds: (performance.now() - started) / 1000,
-  };
+async function writeReport(outDir: string, report: CompressionReport): Promise<void> {
+  await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
 }

@@ -3,7 +3,7 @@ import type { DeviceProfile } from './types.js';
 const MiB = 1024 * 1024;
 
 /**
- * The built-in profiles (design notes, section 4). Users add their own through the API or a
+ * The built-in profiles (the device table in docs/architecture.md). Users add their own through the API or a
  * JSON file; a user profile with the same name replaces a built-in one.
  */
 export const BUILTIN_PROFILES: DeviceProfile[] = [
@@ -14,7 +14,16 @@ export const BUILTIN_PROFILES: DeviceProfile[] = [
     arch: 'arm64',
     executionProviders: ['tensorrt', 'cuda', 'cpu'],
     precisions: ['fp16', 'int8', 'fp32'],
-    int8: { activations: 'int8', weights: 'int8', perChannel: true, reduceRange: false },
+    // TensorRT: symmetric S8S8, zero point 0 for activations too.
+    int8: {
+      activations: 'int8',
+      weights: 'int8',
+      perChannel: true,
+      reduceRange: false,
+      symmetricActivations: true,
+      decisions: 'rules',
+    },
+    batch: 1,
     memoryBudgetBytes: 2048 * MiB,
     maxModelBytes: 512 * MiB,
     latencyObjectiveMs: 10,
@@ -28,7 +37,16 @@ export const BUILTIN_PROFILES: DeviceProfile[] = [
     arch: 'arm64',
     executionProviders: ['cpu'],
     precisions: ['int8', 'fp32'],
-    int8: { activations: 'uint8', weights: 'int8', perChannel: true, reduceRange: false },
+    // ARM (MLAS sdot/smull kernels): S8S8, symmetric per-channel weights, no x86 measurements.
+    int8: {
+      activations: 'int8',
+      weights: 'int8',
+      perChannel: true,
+      reduceRange: false,
+      symmetricActivations: false,
+      decisions: 'rules',
+    },
+    batch: 1,
     memoryBudgetBytes: 1024 * MiB,
     maxModelBytes: 100 * MiB,
     latencyObjectiveMs: 50,
@@ -42,7 +60,16 @@ export const BUILTIN_PROFILES: DeviceProfile[] = [
     arch: 'arm64',
     executionProviders: ['cpu'],
     precisions: ['int8', 'fp32'],
-    int8: { activations: 'uint8', weights: 'int8', perChannel: true, reduceRange: false },
+    // ARM (MLAS sdot/smull kernels): S8S8, symmetric per-channel weights, no x86 measurements.
+    int8: {
+      activations: 'int8',
+      weights: 'int8',
+      perChannel: true,
+      reduceRange: false,
+      symmetricActivations: false,
+      decisions: 'rules',
+    },
+    batch: 1,
     memoryBudgetBytes: 512 * MiB,
     maxModelBytes: 50 * MiB,
     latencyObjectiveMs: 100,
@@ -56,7 +83,15 @@ export const BUILTIN_PROFILES: DeviceProfile[] = [
     arch: 'x64',
     executionProviders: ['cuda', 'cpu'],
     precisions: ['int8', 'fp32'],
-    int8: { activations: 'uint8', weights: 'int8', perChannel: true, reduceRange: false },
+    int8: {
+      activations: 'uint8',
+      weights: 'int8',
+      perChannel: true,
+      reduceRange: false,
+      symmetricActivations: false,
+      decisions: 'measured',
+    },
+    batch: 1,
     memoryBudgetBytes: 4096 * MiB,
     maxModelBytes: 1024 * MiB,
     latencyObjectiveMs: 20,
@@ -70,7 +105,15 @@ export const BUILTIN_PROFILES: DeviceProfile[] = [
     arch: 'x64',
     executionProviders: ['cuda', 'cpu'],
     precisions: ['int8', 'fp32'],
-    int8: { activations: 'uint8', weights: 'int8', perChannel: true, reduceRange: true },
+    int8: {
+      activations: 'uint8',
+      weights: 'int8',
+      perChannel: true,
+      reduceRange: true,
+      symmetricActivations: false,
+      decisions: 'measured',
+    },
+    batch: 1,
     memoryBudgetBytes: 4096 * MiB,
     maxModelBytes: 1024 * MiB,
     latencyObjectiveMs: 30,

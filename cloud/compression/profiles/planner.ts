@@ -18,11 +18,17 @@ export interface PlanInput {
   latencyObjectiveMs?: number;
   /** A student template chosen by the user, instead of the planner's. */
   student?: string;
+  /**
+   * The teacher's op types (`graph.node.map((n) => n.opType)`). A teacher that is not an MLP
+   * gets a student shrunk from its own graph (`shrink:<width>`); without them the planner
+   * proposes an MLP as before.
+   */
+  teacherOpTypes?: readonly string[];
 }
 
 export interface CompressionPlan {
   variants: PlannedVariant[];
-  /** Student template (mlp@<parameters> unless the user chose one). */
+  /** Student spec: shrink:<width> for non-MLP teachers, else mlp@<parameters>, unless the user chose one. */
   student: string;
   latencyObjectiveMs: number;
 }
@@ -66,13 +72,56 @@ export function planCompression(input: PlanInput): CompressionPlan {
   if (profile.precisions.includes('int8')) {
     variants.push({ name: 'student-int8', from: 'student', kind: 'int8', why: 'distilled, then quantized' });
   }
-  const byBytes = Math.floor(profile.maxModelBytes / 4);
-  const parameters = Math.max(1000, Math.min(Math.floor(input.teacherParameters / 4), byBytes));
   return {
     variants,
-    student: input.student ?? `mlp@${parameters}`,
+    student: input.student ?? defaultStudent(input),
     latencyObjectiveMs: input.latencyObjectiveMs ?? profile.latencyObjectiveMs,
   };
+}
+
+/** Ops an MLP teacher is made of (linear layers, activations, reshaping, softmax). */
+const MLP_OPS = new Set([
+  'Gemm',
+  'MatMul',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Relu',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'Gelu',
+  'Erf',
+  'Flatten',
+  'Reshape',
+  'Softmax',
+  'LogSoftmax',
+  'Dropout',
+  'Identity',
+  'Constant',
+  'Clip',
+]);
+
+/** Whether a graph with these op types is a plain MLP (no convolution, attention or recurrence). */
+export function isMlpGraph(opTypes: readonly string[]): boolean {
+  return opTypes.every((op) => MLP_OPS.has(op));
+}
+
+/**
+ * A quarter of the teacher's parameters (or the profile's size budget): an MLP of that size for
+ * MLP teachers; for others the teacher's own graph at half width (parameters fall about with the
+ * width squared), narrower when the budget demands.
+ */
+function defaultStudent(input: PlanInput): string {
+  const budget = Math.floor(input.profile.maxModelBytes / 4);
+  if (input.teacherOpTypes && !isMlpGraph(input.teacherOpTypes)) {
+    const fit = Math.sqrt(input.profile.maxModelBytes / Math.max(1, input.teacherBytes));
+    const width = Math.max(0.05, Math.min(0.5, Math.floor(fit * 20) / 20));
+    return `shrink:${width}`;
+  }
+  const parameters = Math.max(1000, Math.min(Math.floor(input.teacherParameters / 4), budget));
+  return `mlp@${parameters}`;
 }
 
 export interface MeasuredVariant {

@@ -3,6 +3,9 @@ import type { HardwareFacts } from '../../../shared/protocol/index.js';
 import { BUILTIN_PROFILES } from './builtin.js';
 import { type DeviceProfile, deviceProfileSchema } from './types.js';
 
+/** The hardware facts profile rules look at. */
+export type MatchFacts = Pick<HardwareFacts, 'arch' | 'cpuModel' | 'gpu' | 'cpuFlags'>;
+
 /** Device profiles by name: the built-ins plus any the user adds (which win on name clashes). */
 export class ProfileRegistry {
   private readonly profiles = new Map<string, DeviceProfile>();
@@ -36,12 +39,12 @@ export class ProfileRegistry {
   }
 
   /** The first profile (by priority) whose rules all match the device's reported hardware. */
-  match(hardware: HardwareFacts): DeviceProfile | undefined {
+  match(hardware: MatchFacts): DeviceProfile | undefined {
     return this.list().find((profile) => matches(profile, hardware));
   }
 }
 
-function matches(profile: DeviceProfile, hw: HardwareFacts): boolean {
+function matches(profile: DeviceProfile, hw: MatchFacts): boolean {
   const rule = profile.match;
   const flags = new Set((hw.cpuFlags ?? []).map((f) => f.toLowerCase()));
   const hasFlag = (needle: string) => [...flags].some((f) => f.includes(needle.toLowerCase()));

@@ -18,7 +18,17 @@ export const deviceProfileSchema = z.object({
     perChannel: z.boolean(),
     /** 7-bit weights for x86 without VNNI, where U8S8 can saturate. */
     reduceRange: z.boolean(),
+    /** Symmetric activations with zero point 0 (TensorRT requires them); default false. */
+    symmetricActivations: z.boolean().default(false),
+    /**
+     * Where per-op float/int8 decisions come from: 'measured' on the build machine (only
+     * meaningful when the build machine's kernels are the device's: x86), or 'rules' that fit
+     * the device's kernels (ARM, TensorRT), left for devices of the profile to confirm.
+     */
+    decisions: z.enum(['measured', 'rules']).default('rules'),
   }),
+  /** Batch size the device runs; what INT8 is measured against FP32 at; default 1. */
+  batch: z.number().int().positive().default(1),
   /** Memory a model may use on the device, in bytes. */
   memoryBudgetBytes: z.number().int().positive(),
   /** Largest model file to ship, in bytes (above it, distill to a student). */

@@ -2,6 +2,7 @@ import { attr, makeNode } from '../onnx/build.js';
 import { floatTensor, makeTensor } from '../onnx/tensor.js';
 import { DataType, type ModelProto } from '../onnx/types.js';
 import { quantizePerChannel } from './params.js';
+import { type ReduceRange, resolveReduceRange, weightBits } from './target.js';
 import { rewriteWeightMatMuls } from './weight-rewrite.js';
 
 export interface DynamicOptions {
@@ -9,9 +10,14 @@ export interface DynamicOptions {
   perChannel: boolean;
   /** Node names to leave in float; default none. */
   exclude: string[];
+  /**
+   * 7-bit weights: the uint8 × int8 products of MatMulInteger saturate on x86 without VNNI
+   * (see target.ts); default 'host' (decided by the built-in profile this machine matches).
+   */
+  reduceRange: ReduceRange;
 }
 
-export const DEFAULT_DYNAMIC_OPTIONS: DynamicOptions = { perChannel: true, exclude: [] };
+export const DEFAULT_DYNAMIC_OPTIONS: DynamicOptions = { perChannel: true, exclude: [], reduceRange: 'host' };
 
 export interface DynamicResult {
   model: ModelProto;
@@ -30,8 +36,14 @@ export async function quantizeDynamic(
   options: Partial<DynamicOptions> = {},
 ): Promise<DynamicResult> {
   const o = { ...DEFAULT_DYNAMIC_OPTIONS, ...options };
+  const bits = weightBits(resolveReduceRange(o.reduceRange));
   return rewriteWeightMatMuls(input, o.exclude, (mm, { name: n, addInitializer, product }) => {
-    const { values, scales } = quantizePerChannel(mm.w, o.perChannel ? [mm.k, mm.n] : [1, mm.w.length], 1);
+    const { values, scales } = quantizePerChannel(
+      mm.w,
+      o.perChannel ? [mm.k, mm.n] : [1, mm.w.length],
+      1,
+      bits,
+    );
     const [wq, wz, ws] = [n('weight_int8'), n('weight_zero_point'), n('weight_scale')];
     addInitializer(
       makeTensor(wq, DataType.INT8, [mm.k, mm.n], values),

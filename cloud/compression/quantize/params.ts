@@ -22,10 +22,17 @@ const MIN_SCALE = 1e-8;
 
 /**
  * Asymmetric parameters covering `range` widened to include 0 (so that zero padding and ReLU
- * are exact). Kept in float32 precision, as they are stored.
+ * are exact), or with `symmetric` a zero point in the middle of the type and ±max|range|.
+ * Kept in float32 precision, as they are stored.
  */
-export function activationParams(range: Range, type: QuantType): QParams {
+export function activationParams(range: Range, type: QuantType, symmetric = false): QParams {
   const { min: qmin, max: qmax } = QRANGE[type];
+  if (symmetric) {
+    // Zero point at the middle of the type (0 for int8, what TensorRT requires), ±absMax.
+    const absMax = Math.max(Math.abs(range.min), Math.abs(range.max));
+    const zeroPoint = type === 'int8' ? 0 : 128;
+    return { scale: Math.fround(Math.max(absMax / 127, MIN_SCALE)), zeroPoint, type };
+  }
   const lo = Math.min(range.min, 0);
   const hi = Math.max(range.max, 0);
   const scale = Math.fround(Math.max((hi - lo) / (qmax - qmin), MIN_SCALE));
@@ -43,10 +50,6 @@ export function quantizeValue(x: number, p: QParams): number {
   const { min, max } = QRANGE[p.type];
   const q = Math.round(x / p.scale) + p.zeroPoint;
   return q < min ? min : Math.min(q, max);
-}
-
-export function dequantizeValue(q: number, p: QParams): number {
-  return (q - p.zeroPoint) * p.scale;
 }
 
 /** Quantizes a whole array per tensor into the typed array of `p.type`. */

@@ -38,6 +38,7 @@ export function plannedActivations(
   qdq: Partial<QdqOptions> = {},
 ): Map<string, QParams> {
   const type: QuantType = qdq.activationType ?? 'uint8';
+  const symmetric = qdq.symmetricActivations ?? false;
   const plan = planQuantization(calibrated.model, {
     exclude: new Set(qdq.exclude ?? []),
     excludeOps: new Set(qdq.excludeOps ?? []),
@@ -51,12 +52,12 @@ export function plannedActivations(
   };
   const out = new Map<string, QParams>();
   for (const [t, p] of plan.tensors) {
-    if (p.source === 'fixed') out.set(t, activationParams(p.range, type));
+    if (p.source === 'fixed') out.set(t, activationParams(p.range, type, symmetric));
     const r = range(t);
     if (!r) continue;
-    if (p.source === 'own') out.set(t, activationParams(r, type));
+    if (p.source === 'own') out.set(t, activationParams(r, type, symmetric));
     else if (p.source === 'absorb')
-      out.set(t, activationParams({ min: 0, max: Math.min(r.max, p.clip.max) }, type));
+      out.set(t, activationParams({ min: 0, max: Math.min(r.max, p.clip.max) }, type, symmetric));
   }
   return out;
 }

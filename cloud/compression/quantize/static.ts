@@ -14,6 +14,7 @@ import { padChannels } from './pad-channels.js';
 import type { QuantType } from './params.js';
 import { planQuantization } from './plan.js';
 import { rewriteForQuantization } from './rewrite.js';
+import { type ReduceRange, resolveReduceRange, weightBits } from './target.js';
 
 export interface CalibrationOptions {
   /** Range method: minmax | percentile | entropy | mse; default 'minmax'. */
@@ -34,6 +35,11 @@ export interface CalibrationOptions {
    * the convolutions with its fast int8 kernels (see pad-channels.ts); default true.
    */
   padChannels: boolean;
+  /**
+   * Rewrites that pay only on onnxruntime's x86 int8 kernels (rewrite.ts); default true.
+   * Off when the target is ARM or TensorRT.
+   */
+  x86Kernels: boolean;
   /** Called with (samples done, total) during calibration. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -45,6 +51,7 @@ export const DEFAULT_CALIBRATION_OPTIONS: CalibrationOptions = {
   batchSize: 0,
   equalize: true,
   padChannels: true,
+  x86Kernels: true,
 };
 
 /** A float model in quantizable form plus the activation statistics of every float tensor. */
@@ -75,7 +82,7 @@ export async function calibrateModel(
     [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])].find(
       (v) => v.name === t,
     )?.type?.tensorType?.shape?.dim?.length;
-  const rewrites = rewriteForQuantization(model.graph, rankOf);
+  const rewrites = rewriteForQuantization(model.graph, rankOf, { x86Kernels: o.x86Kernels });
   pruneGraph(model.graph);
   if (o.equalize) {
     const pairs = await equalizeCrossLayer(model, headSamples(data, o.samples));
@@ -119,19 +126,28 @@ export async function calibrateModel(
 export interface QdqOptions {
   /** Activation type: 'uint8' (U8S8) or 'int8' (S8S8); default 'uint8'. */
   activationType: QuantType;
+  /** Symmetric activations, zero point 0 for int8 (what TensorRT requires); default false. */
+  symmetricActivations: boolean;
   /** Per-channel weight scales; default true. */
   perChannel: boolean;
   /** Node names (or output tensor names) kept in float; default none. */
   exclude: string[];
   /** Op types kept in float; default none. */
   excludeOps: string[];
+  /**
+   * 7-bit weights, so that x86 without VNNI cannot saturate (see target.ts); default 'host':
+   * decided by the built-in profile this machine matches (on for x86-avx2).
+   */
+  reduceRange: ReduceRange;
 }
 
 export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
   activationType: 'uint8',
+  symmetricActivations: false,
   perChannel: true,
   exclude: [],
   excludeOps: [],
+  reduceRange: 'host',
 };
 
 export interface QdqResult {
@@ -160,7 +176,9 @@ export function buildQdq(calibrated: CalibratedModel, options: Partial<QdqOption
   }
   emitQdq(model, plan, {
     activationType: o.activationType,
+    symmetricActivations: o.symmetricActivations,
     perChannel: o.perChannel,
+    weightBits: weightBits(resolveReduceRange(o.reduceRange)),
     range: (t) => {
       const s = calibrated.stats.get(t);
       if (!s || s.count === 0)

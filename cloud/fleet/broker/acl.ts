@@ -10,7 +10,7 @@ export { ENROLL_CLIENT_PREFIX, ENROLL_USERNAME } from '../../../shared/protocol/
  * - an enrolling agent (username `enroll`, client id `enroll-<random>` used as its request id):
  *   publish its one enrollment request, subscribe to its one reply. Using the client id as the
  *   request id lets Mosquitto express the same rule with a `%c` pattern.
- * The same rules are rendered as a Mosquitto ACL file for external brokers (mosquitto-acl.ts).
+ * The same rules are rendered as a Mosquitto ACL file for external brokers (renderMosquittoAcl in mosquitto.ts).
  */
 export type BrokerIdentity =
   | { kind: 'cloud' }

@@ -3,9 +3,10 @@ import { fileURLToPath } from 'node:url';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { ERROR_CATALOG, isFleetError } from '../../../shared/errors/index.js';
+import { ERROR_CATALOG, httpStatusOf, isFleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { CloudServices } from '../../services.js';
+import { authenticate, needsToken } from './auth.js';
 import { buildOpenApi, type DocumentedRoute, type RouteDoc } from './openapi.js';
 import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
@@ -15,21 +16,14 @@ import { registerMonitoringRoutes } from './routes/monitoring.js';
 import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerStreamRoute } from './routes/stream.js';
 import { registerTokenRoutes } from './routes/tokens.js';
+import { registerOctetStreamUploads } from './upload.js';
 
-const STATUS_BY_CODE: Record<string, number> = {
-  INPUT_INVALID: 400,
-  ONNX_DECODE: 400,
-  ONNX_INVALID: 400,
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  ARTIFACT_NOT_FOUND: 404,
-  CONFLICT: 409,
-  RATE_LIMITED: 429,
-  MANIFEST_SIGNATURE: 400,
-  NPY_INVALID: 400,
-  QUANT_FAILED: 422,
-};
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, for the auth test that walks them all and the OpenAPI document. */
+    fleetmlRoutes: DocumentedRoute[];
+  }
+}
 
 export interface ConsoleServerOptions {
   services: CloudServices;
@@ -38,6 +32,8 @@ export interface ConsoleServerOptions {
   bodyLimit?: number;
   /** Requests per minute per client address; default 1200. */
   rateLimitPerMinute?: number;
+  /** Where uploads stream to while they arrive; default <os tmp>/fleetml-uploads. */
+  uploadDir?: string;
 }
 
 /** The HTTP side of the cloud: JSON API under /api and the web console at /. */
@@ -55,13 +51,11 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, doc: routeDoc });
   });
   app.decorate('fleetmlRoutes', routes);
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) =>
-    done(null, body),
-  );
+  registerOctetStreamUploads(app, { dir: options.uploadDir });
 
   app.setErrorHandler((error, _request, reply) => {
     if (isFleetError(error)) {
-      return reply.status(STATUS_BY_CODE[error.code] ?? 500).send({ error: error.toJSON() });
+      return reply.status(httpStatusOf(error.code)).send({ error: error.toJSON() });
     }
     const fastifyError = error as { validation?: unknown; statusCode?: number; message: string };
     if (fastifyError.validation) {
@@ -83,6 +77,13 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
         message: `more than ${context.max} requests a minute; retry in ${context.after}`,
       },
     }),
+  });
+  // Who is calling is settled before anything else, in particular before a body is read: an
+  // anonymous client cannot make the cloud buffer or store a byte. Routes then check roles.
+  app.addHook('onRequest', async (request) => {
+    if (!needsToken(request.url)) return;
+    const allowQueryToken = request.url.split('?')[0] === '/api/stream';
+    request.caller = authenticate(options.services.tokens, request, allowQueryToken);
   });
   app.get('/api/openapi.json', async () => buildOpenApi(routes, '0.1.0'));
   app.get('/api/health', async () => ({ ok: true, errorCodes: Object.keys(ERROR_CATALOG).length }));

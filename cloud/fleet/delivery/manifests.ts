@@ -59,7 +59,13 @@ export class ManifestService {
     let current = this.find(model.id);
     const expiresSoon = (m: Manifest) =>
       m.expiresAt !== null && Date.parse(m.expiresAt) - Date.now() < 86_400_000;
-    if (!current || (this.o.signing.mode === 'online' && expiresSoon(current.manifest))) {
+    // A serving shape set after the manifest was issued must reach the devices: re-issue.
+    const shapesChanged = (m: Manifest) =>
+      JSON.stringify(m.servingShapes ?? null) !== JSON.stringify(model.servingShapes ?? null);
+    if (
+      !current ||
+      (this.o.signing.mode === 'online' && (expiresSoon(current.manifest) || shapesChanged(current.manifest)))
+    ) {
       current = this.issue(model, (current?.manifest.version ?? 0) + 1);
     }
     if (!current.signature) {
@@ -111,6 +117,7 @@ export class ManifestService {
       inputs: model.inputs,
       outputs: model.outputs,
       golden: null,
+      ...(model.servingShapes ? { servingShapes: model.servingShapes } : {}),
       issuedAt,
       expiresAt:
         this.ttlSeconds === null

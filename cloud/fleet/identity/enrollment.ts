@@ -34,8 +34,15 @@ function newDeviceId(hostname: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
 
-/** Exchanges a valid enrollment token for a per-device identity (id + secret, stored hashed). */
-export async function handleEnrollRequest(deps: EnrollmentDeps, request: EnrollRequest): Promise<void> {
+/**
+ * Exchanges a valid enrollment token for a per-device identity (id + secret, stored hashed).
+ * `replyTo` is the request id of the topic the request arrived on (the requesting client's).
+ */
+export async function handleEnrollRequest(
+  deps: EnrollmentDeps,
+  request: EnrollRequest,
+  replyTo: string = request.requestId,
+): Promise<void> {
   let reply: EnrollReply;
   try {
     deps.tokens.consumeEnrollToken(request.token);
@@ -53,8 +60,8 @@ export async function handleEnrollRequest(deps: EnrollmentDeps, request: EnrollR
     deps.logger.info({ deviceId: device.id, profile, arch: request.hardware.arch }, 'device enrolled');
   } catch (error) {
     const code = isFleetError(error) ? error.code : 'INTERNAL';
-    deps.logger.warn({ code, requestId: request.requestId }, 'enrollment refused');
+    deps.logger.warn({ code, requestId: replyTo }, 'enrollment refused');
     reply = { v: 1, ok: false, error: { code, message: (error as Error).message } };
   }
-  await deps.publisher.publish(enrollReplyTopic(request.requestId), encodeJson(reply), { qos: 1 });
+  await deps.publisher.publish(enrollReplyTopic(replyTo), encodeJson(reply), { qos: 1 });
 }

@@ -2,6 +2,7 @@ import { FleetError, toFleetError } from '../../../shared/errors/index.js';
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import { DEFAULT_MONITORING_OPTIONS, type MonitoringOptions } from '../monitoring/options.js';
 import { bucketTime, RollupAccumulator, type RollupStore } from '../monitoring/rollups.js';
+import { ServingAccumulator, type ServingStore } from '../monitoring/serving.js';
 import type { Db } from '../store/db.js';
 import type { TelemetryRepository } from './telemetry.js';
 
@@ -36,6 +37,8 @@ export interface IngestQueueDeps {
   db: Db;
   telemetry: TelemetryRepository;
   rollups: RollupStore;
+  /** Real-traffic sketches from the agents' inference services (records' `serving`). */
+  serving?: ServingStore;
   options?: Pick<
     MonitoringOptions,
     'ingestMaxDelayMs' | 'ingestMaxRecords' | 'ingestMaxPendingRecords' | 'maxBackfillMs' | 'maxFutureSkewMs'
@@ -177,6 +180,7 @@ export class IngestQueue implements TelemetryIngest {
   /** The body of the one transaction per flush. */
   private write(items: Item[]): IngestResult[] {
     const accumulator = new RollupAccumulator();
+    const serving = new ServingAccumulator();
     const now = Date.now();
     const receivedAt = new Date(now).toISOString();
     const lastSeen = new Set<string>();
@@ -186,12 +190,15 @@ export class IngestQueue implements TelemetryIngest {
         if (!this.deps.telemetry.insert(item.deviceId, record, receivedAt)) continue;
         added++;
         // Only new records reach the rollups: a resend must not count twice.
-        accumulator.add(item.deviceId, record, bucketTime(record, now, this.o));
+        const at = bucketTime(record, now, this.o);
+        accumulator.add(item.deviceId, record, at);
+        if (record.serving) serving.add(item.deviceId, record, at);
       }
       lastSeen.add(item.deviceId);
       return { added, duplicates: item.records.length - added };
     });
     this.deps.rollups.write(accumulator);
+    this.deps.serving?.write(serving);
     for (const deviceId of lastSeen) this.touch.run(receivedAt, deviceId, receivedAt);
     return results;
   }

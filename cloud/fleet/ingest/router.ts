@@ -63,7 +63,9 @@ export function createMessageRouter(deps: RouterDeps): {
       if (parsed.kind === 'enroll') {
         if (parsed.direction === 'req') {
           const request = decodeJson(enrollRequestSchema, payload);
-          await handleEnrollRequest(deps, request);
+          // The reply goes to the topic the request came on: the broker binds that topic to the
+          // requesting client's id, so a request cannot direct the reply to someone else.
+          await handleEnrollRequest(deps, request, parsed.requestId);
           stats.handled++;
         }
         return;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { FleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
-import type { CompressionReport, ProfileRegistry } from '../../compression/index.js';
+import { CHOOSABLE_VARIANTS, type CompressionReport, type ProfileRegistry } from '../../compression/index.js';
 import type { ArtifactStore } from '../delivery/artifacts.js';
 import type { FleetEvents } from '../inventory/events.js';
 import type { ModelRegistry } from '../inventory/models.js';
@@ -27,6 +27,8 @@ export const compressJobSchema = z.object({
   latencyMs: z.number().positive().optional(),
   student: z.string().min(1).max(64).optional(),
   epochs: z.number().int().min(1).max(200).optional(),
+  /** Variants to build among the profile's; default all it plans. */
+  variants: z.array(z.enum(CHOOSABLE_VARIANTS)).min(1).max(4).optional(),
 });
 export type CompressJobParams = z.infer<typeof compressJobSchema>;
 
@@ -84,6 +86,16 @@ const toJob = (r: JobRow): Job => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
+
+interface FinishedRun {
+  id: string;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The original the variants belong to. */
+  modelId: string;
+  dir: string;
+}
 
 /**
  * Runs compression jobs in child processes (`fleetml compress --progress-json`), so that
@@ -152,12 +164,13 @@ export class JobRunner {
     if (params.latencyMs !== undefined) args.push('--latency-ms', String(params.latencyMs));
     if (params.student) args.push('--student', params.student);
     if (params.epochs) args.push('--epochs', String(params.epochs));
+    if (params.variants) args.push('--variants', params.variants.join(','));
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FLEETML_LOG_LEVEL: 'warn' },
     });
     this.children.set(id, child);
-    this.watch(id, child, model.name, model.id, dir);
+    this.watch(id, child, model.sourceModelId ?? model.id, dir);
     this.d.logger.info({ job: id, model: model.id, profile: profile.name }, 'compression job started');
     this.d.events.emit({ type: 'job', jobId: id });
     return this.get(id);
@@ -179,7 +192,7 @@ export class JobRunner {
     }
   }
 
-  private watch(id: string, child: ChildProcess, name: string, modelId: string, dir: string): void {
+  private watch(id: string, child: ChildProcess, modelId: string, dir: string): void {
     let stdout = '';
     let stderrTail = '';
     let lastUpdate = 0;
@@ -204,41 +217,30 @@ export class JobRunner {
     });
     child.on('exit', (code) => {
       this.children.delete(id);
-      void this.finish(id, code, stdout, stderrTail, name, modelId, dir);
+      void this.finish({ id, code, stdout, stderr: stderrTail, modelId, dir });
     });
   }
 
-  private async finish(
-    id: string,
-    code: number | null,
-    stdout: string,
-    stderr: string,
-    name: string,
-    modelId: string,
-    dir: string,
-  ) {
+  private async finish(run: FinishedRun) {
+    const { id, dir } = run;
     if (this.get(id).status !== 'running') return;
     try {
-      if (code !== 0) {
-        const reason = /error [A-Z_]+: .*/.exec(stderr)?.[0] ?? `exit code ${code}`;
-        throw new FleetError('QUANT_FAILED', reason);
-      }
-      const report = JSON.parse(stdout) as CompressionReport;
-      const modelIds: Record<string, string> = {};
-      for (const v of report.variants) {
-        if (v.name === 'original') {
-          this.d.models.setMetrics(modelId, { ...v, jobId: id });
-          modelIds[v.name] = modelId;
-          continue;
-        }
-        const record = await this.d.models.add(await readFile(v.file), {
-          name,
-          variant: `${v.name}@${report.profile}`,
-          sourceModelId: modelId,
-          profile: report.profile,
-          metrics: { ...v, jobId: id },
+      // The pipeline rewrites report.json after every variant: even a failed run keeps what it built.
+      const report = (
+        run.code === 0
+          ? JSON.parse(run.stdout)
+          : await readFile(join(dir, 'out', 'report.json'), 'utf8').then(JSON.parse, () => null)
+      ) as CompressionReport | null;
+      const modelIds = report ? await this.registerVariants(id, run.modelId, report) : {};
+      if (run.code !== 0) {
+        const reason = /error [A-Z_]+: .*/.exec(run.stderr)?.[0] ?? `exit code ${run.code}`;
+        this.update(id, {
+          status: 'failed',
+          error: reason,
+          ...(report ? { result: JSON.stringify({ ...report, modelIds }) } : {}),
         });
-        modelIds[v.name] = record.id;
+        this.d.logger.warn({ job: id, err: reason }, 'compression job failed');
+        return;
       }
       this.update(id, {
         status: 'succeeded',
@@ -246,13 +248,43 @@ export class JobRunner {
         stage: 'done',
         result: JSON.stringify({ ...report, modelIds }),
       });
-      this.d.logger.info({ job: id, recommended: report.recommended }, 'compression job finished');
+      this.d.logger.info({ job: id, recommended: report?.recommended }, 'compression job finished');
     } catch (error) {
       this.update(id, { status: 'failed', error: (error as Error).message });
       this.d.logger.warn({ job: id, err: (error as Error).message }, 'compression job failed');
     } finally {
       await rm(join(dir, 'out', '.work'), { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Registers every measured variant as a variant of the original (same release), serving at
+   * the shape the data had; the original gets that shape too when it had none.
+   */
+  private async registerVariants(jobId: string, modelId: string, report: CompressionReport) {
+    const modelIds: Record<string, string> = {};
+    const original = this.d.models.get(modelId);
+    const shapes =
+      report.servingShapes && Object.keys(report.servingShapes).length ? report.servingShapes : undefined;
+    if (shapes && !original.servingShapes) this.d.models.setServingShapes(modelId, shapes);
+    for (const v of report.variants) {
+      if (v.name === 'original') {
+        this.d.models.setMetrics(modelId, { ...v, jobId });
+        modelIds[v.name] = modelId;
+        continue;
+      }
+      if (v.status !== 'ok' || !v.file) continue;
+      const record = await this.d.models.add(await readFile(v.file), {
+        name: original.name,
+        variant: `${v.name}@${report.profile}`,
+        sourceModelId: modelId,
+        profile: report.profile,
+        metrics: { ...v, jobId },
+        servingShapes: shapes,
+      });
+      modelIds[v.name] = record.id;
+    }
+    return modelIds;
   }
 
   private update(

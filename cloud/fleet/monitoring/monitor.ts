@@ -10,6 +10,7 @@ import { type MonitoringOptions, RESOLUTION, resolveMonitoringOptions } from './
 import { RegressionDetector } from './regressions.js';
 import { type RetentionResult, RetentionSweeper } from './retention.js';
 import { RollupStore } from './rollups.js';
+import { ServingStore } from './serving.js';
 
 export interface FleetMonitorDeps {
   db: Db;
@@ -27,6 +28,8 @@ export interface FleetMonitorDeps {
 export class FleetMonitor {
   readonly options: MonitoringOptions;
   readonly rollups: RollupStore;
+  /** Real-traffic latency (DDSketches) per device and release. */
+  readonly serving: ServingStore;
   readonly ingest: IngestQueue;
   readonly latency: FleetLatencyQuery;
   readonly regressions: RegressionDetector;
@@ -39,6 +42,7 @@ export class FleetMonitor {
   constructor(private readonly deps: FleetMonitorDeps) {
     const o = (this.options = resolveMonitoringOptions(deps.options));
     this.rollups = new RollupStore(deps.db, { cacheRows: o.queryCacheRows });
+    this.serving = new ServingStore(deps.db);
     this.latency = new FleetLatencyQuery(deps.db, this.rollups, o);
     this.regressions = new RegressionDetector(deps.db, this.rollups, o);
     this.health = new HealthQuery(deps.db, o);
@@ -54,10 +58,11 @@ export class FleetMonitor {
       db: deps.db,
       telemetry: deps.telemetry,
       rollups: this.rollups,
+      serving: this.serving,
       options: o,
       observer: this.metrics,
     });
-    this.retention = new RetentionSweeper(deps.db, this.rollups, o);
+    this.retention = new RetentionSweeper(deps.db, this.rollups, o, this.serving);
   }
 
   /** Starts the periodic retention sweep (the first one right away) and warms the query cache. */
@@ -99,6 +104,12 @@ export class FleetMonitor {
       },
     );
     return this.sweeping;
+  }
+
+  /** Stops the periodic retention sweep (this replica is no longer the leader); start() resumes it. */
+  stopSweeps(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   /** Commits what is queued and stops; call before closing the database. */

@@ -2,6 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Db } from '../store/db.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
 import type { RollupStore } from './rollups.js';
+import type { ServingStore } from './serving.js';
 
 export interface RetentionResult {
   rawDeleted: number;
@@ -28,6 +29,8 @@ export class RetentionSweeper {
     db: Db,
     private readonly rollups: RollupStore,
     private readonly o: RetentionOptions,
+    /** Real-traffic rows follow the same minute/hour retention. */
+    private readonly serving?: ServingStore,
   ) {
     this.deviceIds = db.prepare('SELECT id FROM devices').pluck();
     this.deleteRaw = db.prepare('DELETE FROM telemetry WHERE device_id = ? AND received_at < ?');
@@ -44,6 +47,8 @@ export class RetentionSweeper {
     const minuteDeleted = this.rollups.prune(RESOLUTION.minute, nowMs - this.o.minuteRetentionMs);
     await yieldToEventLoop();
     const hourDeleted = this.rollups.prune(RESOLUTION.hour, nowMs - this.o.hourRetentionMs);
+    this.serving?.deleteBefore(RESOLUTION.minute, nowMs - this.o.minuteRetentionMs);
+    this.serving?.deleteBefore(RESOLUTION.hour, nowMs - this.o.hourRetentionMs);
     return { rawDeleted, minuteDeleted, hourDeleted };
   }
 }

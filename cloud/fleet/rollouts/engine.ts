@@ -30,6 +30,8 @@ export interface RolloutEngineDeps {
   /** Called whenever a rollout or one of its devices changed (the console streams it). */
   onChange?: (rolloutId: string) => void;
   now?: () => number;
+  /** With several cloud replicas, only the leader advances rollouts (cloud/fleet/leader/). Default: always. */
+  isLeader?: () => boolean;
 }
 
 /**
@@ -60,7 +62,11 @@ export class RolloutEngine {
   resolveDevices(selector: Selector): string[] {
     const all = this.d.devices.list().filter((d) => !d.revoked);
     const ids = new Set<string>();
-    for (const id of selector.devices ?? []) ids.add(this.d.devices.get(id).id);
+    for (const id of selector.devices ?? []) {
+      const device = this.d.devices.get(id);
+      if (device.revoked) throw new FleetError('DEVICE_REVOKED', `device ${device.id} is revoked`);
+      ids.add(device.id);
+    }
     if (selector.tag) for (const d of all) if (d.tags.includes(selector.tag)) ids.add(d.id);
     if (selector.profile) for (const d of all) if (d.profile === selector.profile) ids.add(d.id);
     return [...ids];
@@ -132,6 +138,7 @@ export class RolloutEngine {
   /** One pass over every running rollout. Serialised: overlapping calls wait for the current one. */
   tick(): Promise<void> {
     const run = async () => {
+      if (this.d.isLeader && !this.d.isLeader()) return;
       for (const rollout of this.d.store.active()) {
         if (rollout.status !== 'running') continue;
         try {

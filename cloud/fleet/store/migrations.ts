@@ -200,3 +200,38 @@ MIGRATIONS.push(`
   ) WITHOUT ROWID;
   CREATE INDEX telemetry_rollup_by_device ON telemetry_rollup (device_id, resolution, bucket_start);
 `);
+
+// 7: real-traffic latency from the agents' inference services (issue 13): per minute/hour,
+// device and served release, request and error counts and three DDSketches (total, queue,
+// compute; JSON wire form, see shared/sketch.ts) that merge exactly. See
+// cloud/fleet/monitoring/serving.ts.
+MIGRATIONS.push(`
+  CREATE TABLE serving_rollup (
+    resolution INTEGER NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    total TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    compute TEXT NOT NULL,
+    PRIMARY KEY (resolution, bucket_start, device_id, model_name, version)
+  ) WITHOUT ROWID;
+  CREATE INDEX serving_rollup_by_device ON serving_rollup (device_id, resolution, bucket_start);
+`);
+
+// 8 (issue 14): a model's serving shapes (input name -> dims, JSON) and its release number: an
+// original upload of a name starts release n+1; its variants carry the original's release.
+MIGRATIONS.push(`
+  ALTER TABLE models ADD COLUMN serving_shapes TEXT;
+  ALTER TABLE models ADD COLUMN release INTEGER;
+  UPDATE models SET release = (
+    SELECT count(*) FROM models o
+    WHERE o.name = models.name AND o.source_model_id IS NULL AND o.created_at <= models.created_at
+  ) WHERE source_model_id IS NULL;
+  UPDATE models SET release = (SELECT o.release FROM models o WHERE o.id = models.source_model_id)
+  WHERE source_model_id IS NOT NULL;
+`);

@@ -53,6 +53,11 @@ describe('compression jobs', () => {
     const int8 = job.result.variants.find((v: any) => v.name === 'int8');
     expect(int8.sizeRatio).toBeLessThan(0.35);
     expect(int8.accuracy).toBeGreaterThan(85);
+    // Measured against the original on this machine; a not-faster variant is never recommended.
+    expect(['faster', 'not-faster']).toContain(int8.verdict);
+    expect(job.result.int8Decisions).toBe('measured');
+    const recommended = job.result.variants.find((v: any) => v.name === job.result.recommended);
+    if (recommended && recommended.name !== 'original') expect(recommended.verdict).toBe('faster');
     const models = cloud.services.models.list();
     const derived = models.filter((m) => m.sourceModelId === modelId);
     expect(derived.map((m) => m.variant).sort()).toEqual([

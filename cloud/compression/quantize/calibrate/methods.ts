@@ -124,7 +124,7 @@ function mseThreshold(stats: TensorStats, levels: number): number {
   return best;
 }
 
-const CALIBRATORS: Record<string, Calibrator> = {
+const CALIBRATORS: Readonly<Record<string, Calibrator>> = {
   minmax: { needsHistogram: false, compute: (s) => ({ min: s.min, max: s.max }) },
   percentile: {
     needsHistogram: true,
@@ -141,7 +141,7 @@ export function calibrationMethods(): string[] {
 }
 
 export function getCalibrator(method: string): Calibrator {
-  const c = CALIBRATORS[method];
+  const c = Object.hasOwn(CALIBRATORS, method) ? CALIBRATORS[method] : undefined;
   if (!c) {
     throw new FleetError(
       'INPUT_INVALID',
@@ -149,9 +149,4 @@ export function getCalibrator(method: string): Calibrator {
     );
   }
   return c;
-}
-
-/** Registers another method (e.g. from a plugin or a test). */
-export function registerCalibrator(name: string, calibrator: Calibrator): void {
-  CALIBRATORS[name] = calibrator;
 }

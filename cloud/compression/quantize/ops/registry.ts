@@ -60,7 +60,7 @@ const clip: OpQuantizer = (node, ctx) => {
   return { activations: [], output: { kind: 'absorb', clip: { min: 0, max: hi } } };
 };
 
-const OP_QUANTIZERS: Record<string, OpQuantizer> = {
+const OP_QUANTIZERS: Readonly<Record<string, OpQuantizer>> = {
   Conv: weighted(() => 0),
   ConvTranspose: weighted((node) => (attrInt(node, 'group', 1) === 1 ? 1 : undefined)),
   Gemm: weighted((node) => (attrInt(node, 'transB', 0) === 1 ? 0 : 1)),
@@ -100,14 +100,5 @@ const OP_QUANTIZERS: Record<string, OpQuantizer> = {
 };
 
 export function opQuantizer(opType: string): OpQuantizer | undefined {
-  return OP_QUANTIZERS[opType];
-}
-
-export function quantizableOps(): string[] {
-  return Object.keys(OP_QUANTIZERS);
-}
-
-/** Adds or replaces the quantizer of an op type. */
-export function registerOpQuantizer(opType: string, quantizer: OpQuantizer): void {
-  OP_QUANTIZERS[opType] = quantizer;
+  return Object.hasOwn(OP_QUANTIZERS, opType) ? OP_QUANTIZERS[opType] : undefined;
 }

@@ -5,6 +5,7 @@ import type { CloudServices } from '../../../services.js';
 import { compressJobSchema } from '../../jobs/compression-jobs.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
+import { isUploadedFile } from '../upload.js';
 import { parseInput } from '../validate.js';
 
 /** Largest dataset upload (.npy), bytes. */
@@ -46,18 +47,20 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
         role: 'operator',
         rawBody: 'application/octet-stream',
       }),
-      preHandler: operator,
-      bodyLimit: DATASET_LIMIT_BYTES,
+      // The role is checked before the body is read: only operators may make the cloud store bytes.
+      onRequest: operator,
+      bodyLimit: s.limits?.datasetUploadBytes ?? DATASET_LIMIT_BYTES,
     },
     async (request, reply) => {
-      if (!Buffer.isBuffer(request.body)) {
+      if (!isUploadedFile(request.body)) {
         throw new FleetError(
           'INPUT_INVALID',
           'send the .npy file as the body with Content-Type application/octet-stream',
         );
       }
-      const array = parseNpy(request.body, 'upload');
-      const { sha256, size } = await s.store.put(request.body);
+      const bytes = await request.body.take();
+      const array = parseNpy(bytes, 'upload');
+      const { sha256, size } = await s.store.put(bytes);
       s.audit.record(request.caller?.name ?? '?', 'dataset.add', { sha256, shape: array.shape });
       return reply.status(201).send({ sha256, size, shape: array.shape, dtype: array.dtype });
     },

@@ -1,15 +1,29 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FleetError } from '../../../../shared/errors/index.js';
-import { recommendVariant } from '../../../compression/index.js';
+import { parseShapeFlags } from '../../../../shared/serving-shape.js';
+import { checkModelLoads, describeOnnx } from '../../../compression/index.js';
 import type { CloudServices } from '../../../services.js';
+import { Lineage } from '../../inventory/lineage.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
+import { isUploadedFile } from '../upload.js';
 import { parseInput } from '../validate.js';
 
 const uploadQuery = z.object({
   name: z.string().min(1).max(128),
   variant: z.string().min(1).max(64).optional(),
+  /** The original this is a variant of (model id). */
+  variantOf: z.string().min(1).max(128).optional(),
+  /** Serving shape: `1,3,48,192` (single input) or `name=1,3,48,192`, repeated per input. */
+  shape: z.union([z.string().max(2048), z.array(z.string().max(2048)).max(64)]).optional(),
+});
+
+const resolveQuery = z.object({
+  ref: z.string().min(1).max(256),
+  release: z.coerce.number().int().positive().optional(),
+  variant: z.string().min(1).max(64).optional(),
+  profile: z.string().min(1).max(64).optional(),
 });
 
 /** Largest model upload: 2 GiB is ONNX's protobuf limit without external data. */
@@ -19,6 +33,7 @@ const MODEL_UPLOAD_LIMIT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 export async function registerModelRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
+  const lineage = new Lineage(s.db, s.models);
 
   app.get(
     '/api/models',
@@ -32,30 +47,6 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
     async (request) => s.models.get(request.params.id),
   );
 
-  /** The original and every variant made from it, with measured metrics and device latencies. */
-  const family = (id: string) => {
-    const model = s.models.get(id);
-    const rootId = model.sourceModelId ?? model.id;
-    const members = s.models.list().filter((m) => m.id === rootId || m.sourceModelId === rootId);
-    const benches = s.db
-      .prepare(
-        `SELECT b.sha256, d.profile, b.device_id, b.p50_ms FROM bench_reports b JOIN devices d ON d.id = b.device_id
-         WHERE b.id IN (SELECT max(id) FROM bench_reports GROUP BY device_id, sha256)`,
-      )
-      .all() as Array<{ sha256: string; profile: string | null; device_id: string; p50_ms: number }>;
-    return {
-      root: rootId,
-      variants: members.map((m) => {
-        const byProfile: Record<string, { devices: number; p50Ms: number }> = {};
-        for (const b of benches.filter((x) => x.sha256 === m.sha256)) {
-          const entry = (byProfile[b.profile ?? 'unprofiled'] ??= { devices: 0, p50Ms: 0 });
-          entry.p50Ms = (entry.p50Ms * entry.devices + b.p50_ms) / (entry.devices + 1);
-          entry.devices++;
-        }
-        return { ...m, deviceLatency: byProfile };
-      }),
-    };
-  };
   app.get<{ Params: { id: string } }>(
     '/api/models/:id/variants',
     {
@@ -65,7 +56,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
       }),
       preHandler: viewer,
     },
-    async (request) => family(request.params.id),
+    async (request) => lineage.family(request.params.id),
   );
 
   /**
@@ -84,18 +75,41 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request) => {
       const profile = s.profiles.get(request.query.profile ?? '').name;
-      const { variants } = family(request.params.id);
-      const candidates = variants
-        .filter((v) => v.profile === null || v.profile === profile)
-        .map((v) => ({
-          id: v.id,
-          name: v.variant,
-          accepted: v.metrics ? v.metrics.accepted !== false : true,
-          latencyMs: (v.metrics?.latencyMs as number | undefined) ?? null,
-          deviceLatencyMs: v.deviceLatency[profile]?.p50Ms ?? null,
-        }));
-      const best = recommendVariant(candidates);
-      return { profile, recommended: candidates.find((c) => c.name === best) ?? null, candidates };
+      return { profile, ...lineage.recommendation(request.params.id, profile) };
+    },
+  );
+
+  app.get(
+    '/api/model-resolution',
+    {
+      ...doc({
+        summary: 'the model a deployment of NAME means: explicit release/variant, or the recommended one',
+        role: 'viewer',
+        query: resolveQuery,
+      }),
+      preHandler: viewer,
+    },
+    async (request) => {
+      const q = parseInput(resolveQuery, request.query);
+      return lineage.resolve({
+        ref: q.ref,
+        release: q.release,
+        variant: q.variant,
+        profile: q.profile ? s.profiles.get(q.profile).name : undefined,
+      });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/models/:id',
+    {
+      ...doc({ summary: 'delete a model no device, target or rollout uses', role: 'operator' }),
+      preHandler: operator,
+    },
+    async (request) => {
+      const model = s.models.remove(request.params.id);
+      s.audit.record(request.caller?.name ?? '?', 'model.remove', { id: model.id, sha256: model.sha256 });
+      return model;
     },
   );
 
@@ -108,18 +122,29 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
         query: uploadQuery,
         rawBody: 'application/octet-stream',
       }),
-      preHandler: operator,
-      bodyLimit: MODEL_UPLOAD_LIMIT_BYTES,
+      // The role is checked before the body is read: only operators may make the cloud store bytes.
+      onRequest: operator,
+      bodyLimit: Math.min(s.limits?.modelUploadBytes ?? MODEL_UPLOAD_LIMIT_BYTES, MODEL_UPLOAD_LIMIT_BYTES),
     },
     async (request, reply) => {
       const query = parseInput(uploadQuery, request.query);
-      if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
+      if (!isUploadedFile(request.body) || request.body.size === 0) {
         throw new FleetError(
           'INPUT_INVALID',
           'send the ONNX file as the body with Content-Type application/octet-stream',
         );
       }
-      const model = await s.models.add(request.body, { name: query.name, variant: query.variant });
+      const shapes = query.shape === undefined ? [] : [query.shape].flat();
+      const bytes = await request.body.take();
+      // Refuse here what a device would refuse: onnxruntime loads it in a throw-away process.
+      describeOnnx(bytes); // not ONNX at all: ONNX_DECODE at once, without starting a process
+      await checkModelLoads(bytes);
+      const model = await s.models.add(bytes, {
+        name: query.name,
+        variant: query.variant,
+        sourceModelId: query.variantOf,
+        servingShapes: shapes.length > 0 ? parseShapeFlags(shapes, 'shape') : undefined,
+      });
       s.audit.record(request.caller?.name ?? '?', 'model.add', { id: model.id, sha256: model.sha256 });
       return reply.status(201).send(model);
     },

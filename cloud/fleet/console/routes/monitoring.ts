@@ -4,6 +4,7 @@ import type { CloudServices } from '../../../services.js';
 import { decodeHistogram, quantiles } from '../../monitoring/histogram.js';
 import { GROUP_BY } from '../../monitoring/latency.js';
 import { RESOLUTION } from '../../monitoring/options.js';
+import { SERVING_GROUP_BY, type ServingGroupBy } from '../../monitoring/serving.js';
 import { requireRole } from '../auth.js';
 import { parseInput, parseWindow } from '../validate.js';
 
@@ -19,6 +20,16 @@ const regressionQuery = z.object({
   threshold: z.coerce.number().positive().max(100).optional(),
 });
 const seriesQuery = z.object({ window: z.string().optional() });
+const servingQuery = z.object({
+  window: z.string().optional(),
+  by: z.enum(SERVING_GROUP_BY as [ServingGroupBy, ...ServingGroupBy[]]).default('fleet'),
+  device: z.string().max(128).optional(),
+  model: z.string().max(256).optional(),
+  release: z.string().max(128).optional(),
+  profile: z.string().max(64).optional(),
+  /** Seconds between series points; default: about 60 points over the window. */
+  step: z.coerce.number().int().positive().max(86_400).optional(),
+});
 
 function windowMs(text: string | undefined, fallbackMs: number): number {
   const ms = parseWindow(text, fallbackMs);
@@ -40,7 +51,9 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
 
   app.get('/api/fleet/latency', { preHandler: viewer }, async (request) => {
     const q = parseInput(latencyQuery, request.query);
-    const result = m.latency.run(q.by, windowMs(q.window, DAY));
+    const result = s.postgresLatency
+      ? await s.postgresLatency.run(q.by, windowMs(q.window, DAY))
+      : m.latency.run(q.by, windowMs(q.window, DAY));
     if (q.by !== 'model') return result;
     return {
       ...result,
@@ -61,7 +74,28 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
     return { ...overrides, regressions: m.regressions.detect(Date.now(), overrides) };
   });
 
-  app.get('/api/fleet/health', { preHandler: viewer }, async () => m.health.run());
+  // Real-traffic latency from the agents' inference services: DDSketches merged exactly over
+  // the window, per group, with request counts, error rates and a p50/p99 series.
+  app.get('/api/fleet/serving', { preHandler: viewer }, async (request) => {
+    const q = parseInput(servingQuery, request.query);
+    const span = windowMs(q.window, 3_600_000);
+    const now = Date.now();
+    const filter = { deviceId: q.device, model: q.model, modelId: q.release, profile: q.profile };
+    const stepMs = q.step ? q.step * 1000 : Math.max(60_000, Math.round(span / 60));
+    return {
+      source: 'traffic',
+      windowMs: span,
+      by: q.by,
+      groups: m.serving.summary(now - span, now + 60_000, q.by, filter),
+      series: m.serving.series(now - span, now + 60_000, stepMs, q.by, filter),
+    };
+  });
+
+  // telemetryRecords: every raw record stored (load tests compare it with what devices had acknowledged).
+  app.get('/api/fleet/health', { preHandler: viewer }, async () => ({
+    ...m.health.run(),
+    telemetryRecords: await s.telemetryCount(),
+  }));
 
   // A device's latency, temperature and throttling over time from the rollups (raw rows only
   // live a day): minute points up to two days, hour points beyond.

@@ -91,6 +91,44 @@ describe('fleetml distill', () => {
     await runner.release();
   }, 60_000);
 
+  it('--student shrink:0.5 narrows the teacher itself and distils it without labels', async () => {
+    const out = join(dir, 'shrunk.onnx');
+    const { stdout } = await run(process.execPath, [
+      BIN,
+      'distill',
+      '--teacher',
+      join(dir, 't.onnx'),
+      '--data',
+      join(dir, 'x.npy'),
+      '--student',
+      'shrink:0.5',
+      '--epochs',
+      '4',
+      '--batch',
+      '64',
+      '--optimizer',
+      'adam',
+      '--lr',
+      '0.003',
+      '--val-data',
+      join(dir, 'vx.npy'),
+      '-o',
+      out,
+      '--json',
+      '--threads',
+      '1',
+    ]);
+    const result = JSON.parse(stdout);
+    // The teacher's 64 hidden units become 32; input and logits keep their widths.
+    expect(result.parameters).toBe(784 * 32 + 32 + 32 * 10 + 10);
+    expect(result.accuracy).toBeNull();
+    expect(result.agreement).toBeGreaterThan(0.8);
+    const student = await loadModel(out);
+    expect(student.graph.node.map((n) => n.opType)).toEqual(
+      (await loadModel(join(dir, 't.onnx'))).graph.node.map((n) => n.opType),
+    );
+  }, 60_000);
+
   it('a bad template gives a coded error on stderr and exit code 1', async () => {
     await expect(
       run(process.execPath, [

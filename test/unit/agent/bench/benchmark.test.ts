@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,19 @@ describe('on-device benchmark', () => {
     expect(randomFeeds(session, { dynamicDim: 8 }).x.dims).toEqual([8, 16]);
     expect(randomFeeds(session, { shape: [4, 16] }).x.dims).toEqual([4, 16]);
     await session.release();
+  });
+
+  it('runs at the serving shape, and names the symbolic dims only the last resort filled', async () => {
+    const served = await benchmarkModel(
+      modelPath,
+      { ep: 'cpu' },
+      { runs: 3, warmupRuns: 0, servingShapes: { x: [4, 16] } },
+    );
+    expect(served.inputShapes).toEqual({ x: [4, 16] });
+    expect(served.unresolvedDims).toEqual([]);
+    const guessed = await benchmarkModel(modelPath, { ep: 'cpu' }, { runs: 3, warmupRuns: 0 });
+    expect(guessed.inputShapes).toEqual({ x: [1, 16] });
+    expect(guessed.unresolvedDims).toEqual([expect.stringMatching(/^x:/)]);
   });
 
   it('measures ordered percentiles, throughput and load time', async () => {
@@ -72,6 +85,8 @@ describe('on-device benchmark', () => {
     expect(out.ep).toBe('cpu');
     expect(out).toHaveProperty('throttled', false);
     expect(out.runs).toBe(5);
+    // --threads defaults to 0: one intra-op thread per core, not onnxruntime's own pick.
+    expect(out.threads).toBe(availableParallelism());
   });
 
   it('`fleetml bench a b --json` compares models side by side with ratios against the first', async () => {

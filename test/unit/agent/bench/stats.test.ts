@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LatencyWindow, latencyStats, percentile } from '../../../../agent/bench/stats.js';
+import { latencyStats, percentile } from '../../../../agent/bench/stats.js';
 
 describe('latency statistics', () => {
   it('interpolates percentiles between ranks', () => {
@@ -13,13 +13,5 @@ describe('latency statistics', () => {
   it('summarises unsorted samples', () => {
     const s = latencyStats([5, 1, 3, 2, 4]);
     expect(s).toEqual({ count: 5, p50Ms: 3, p90Ms: 4.6, p99Ms: 4.96, maxMs: 5, meanMs: 3 });
-  });
-
-  it('windows live latencies and resets on drain', () => {
-    const w = new LatencyWindow(3);
-    expect(w.drain()).toBeNull();
-    for (const v of [10, 1, 2, 3]) w.add(v);
-    expect(w.drain()?.maxMs).toBe(3);
-    expect(w.drain()).toBeNull();
   });
 });

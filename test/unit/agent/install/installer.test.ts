@@ -57,6 +57,22 @@ describe('A/B installer', () => {
     expect((await reloaded.load()).activeSlot).toBe('a');
   });
 
+  it('finds a model already in the inactive slot (whole, right SHA-256) so that it is not fetched again', async () => {
+    const installer = make();
+    const a = buildMlp({ seed: 1 });
+    const b = buildMlp({ seed: 2 });
+    await installer.install(makeManifest(a), await stage('a.part', a), null, () => {});
+    await installer.install(makeManifest(b, { version: 2 }), await stage('b.part', b), null, () => {});
+    // b is active; a stays in the inactive slot with its manifest, as after a kill during install.
+    const path = await installer.verifiedInSlot(makeManifest(a));
+    expect(path).toBe(installer.modelPath('a'));
+    expect(await installer.verifiedInSlot(makeManifest(buildMlp({ seed: 3 })))).toBeNull();
+    const tampered = Buffer.from(a);
+    tampered[tampered.length - 1] ^= 0xff;
+    await writeFile(installer.modelPath('a'), tampered);
+    expect(await installer.verifiedInSlot(makeManifest(a))).toBeNull();
+  });
+
   it('frees stale downloads and the inactive slot, then refuses what still cannot fit', async () => {
     const installer = make(Number.MAX_SAFE_INTEGER);
     await stage('stale.part', Buffer.alloc(1024));

@@ -16,6 +16,16 @@ describe('ONNX codec', () => {
     expect(tensorFloats(weight!).length).toBe(784 * 64);
   });
 
+  it("keeps fields of ONNX's own schema that fleetml never reads (IR 10/11: metadata on nodes)", () => {
+    const model = decodeModel(readFileSync(SAMPLE));
+    const node = model.graph.node[1] as (typeof model.graph.node)[number] & {
+      metadataProps?: Array<{ key: string; value: string }>;
+    };
+    node.metadataProps = [{ key: 'source', value: 'fleetml-test' }];
+    const again = decodeModel(encodeModel(model)).graph.node[1] as typeof node;
+    expect(again.metadataProps).toEqual([{ key: 'source', value: 'fleetml-test' }]);
+  });
+
   it('rejects garbage with ONNX_DECODE', () => {
     const garbage = Buffer.from('this is not a protobuf at all, just text');
     expect(() => decodeModel(garbage)).toThrow(FleetError);

@@ -25,6 +25,19 @@ describe('compression planner', () => {
     expect(plan.variants.find((v) => v.name === 'int8')?.why).toMatch(/S8S8/);
   });
 
+  it('proposes shrink:0.5 for a teacher that is not an MLP, narrower when over the budget', () => {
+    const cnnOps = ['Conv', 'BatchNormalization', 'Relu', 'MaxPool', 'Flatten', 'Gemm'];
+    const base = { profile: profiles.get('rpi4'), teacherBytes: 1e6, teacherParameters: 250_000 };
+    expect(planCompression({ ...base, teacherOpTypes: cnnOps }).student).toBe('shrink:0.5');
+    expect(planCompression({ ...base, teacherOpTypes: ['Flatten', 'Gemm', 'Relu', 'Gemm'] }).student).toBe(
+      'mlp@62500',
+    );
+    const tiny = { ...profiles.get('rpi4'), maxModelBytes: 40_000 };
+    // sqrt(40 kB / 1 MB) = 0.2: the shrunk graph has about 4 % of the bytes.
+    expect(planCompression({ ...base, profile: tiny, teacherOpTypes: cnnOps }).student).toBe('shrink:0.2');
+    expect(planCompression({ ...base, teacherOpTypes: cnnOps, student: 'cnn:8' }).student).toBe('cnn:8');
+  });
+
   it('sizes the student by the profile budget when the model is over it', () => {
     const tiny = { ...profiles.get('rpi4'), maxModelBytes: 40_000 };
     const plan = planCompression({ profile: tiny, teacherBytes: 200_000, teacherParameters: 50_000 });

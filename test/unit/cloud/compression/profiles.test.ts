@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ProfileRegistry } from '../../../../cloud/compression/profiles/registry.js';
+import { hostMeasurementsApply, int8OptionsFor } from '../../../../cloud/compression/quantize/target.js';
 import type { HardwareFacts } from '../../../../shared/protocol/index.js';
 
 const base: HardwareFacts = {
@@ -49,5 +50,30 @@ describe('device profiles', () => {
     expect(custom.match(base)?.name).toBe('rpi4-lowmem');
     expect(() => custom.add({ ...rpi4, name: 'Bad Name' })).toThrow(/profile name/);
     expect(() => custom.get('nope')).toThrow(/known: /);
+  });
+
+  it('builds ARM and Jetson INT8 from kernel rules and applies x86 measurements only to x86 profiles', () => {
+    const x86 = { arch: 'x64', cpuModel: 'EPYC', cpuFlags: ['avx2'], gpu: null };
+    const arm = { arch: 'arm64', cpuModel: '', cpuFlags: ['asimddp'], gpu: null };
+    const jetson = registry.get('jetson-orin-nano');
+    expect(int8OptionsFor(jetson)).toMatchObject({ activationType: 'int8', symmetricActivations: true });
+    for (const name of ['rpi4', 'rpi5']) {
+      expect(int8OptionsFor(registry.get(name))).toMatchObject({
+        activationType: 'int8',
+        symmetricActivations: false,
+        perChannel: true,
+        reduceRange: false,
+      });
+      expect(hostMeasurementsApply(registry.get(name), x86)).toBe(false);
+    }
+    expect(hostMeasurementsApply(jetson, x86)).toBe(false);
+    expect(hostMeasurementsApply(registry.get('x86-avx2'), x86)).toBe(true);
+    expect(hostMeasurementsApply(registry.get('x86-vnni'), arm)).toBe(false);
+    // Profiles written before these fields get the defaults.
+    const { batch, ...old } = registry.get('rpi4');
+    const added = new ProfileRegistry([
+      { ...old, name: 'legacy', int8: { ...old.int8, decisions: undefined } },
+    ]);
+    expect(added.get('legacy')).toMatchObject({ batch: 1, int8: { decisions: 'rules' } });
   });
 });

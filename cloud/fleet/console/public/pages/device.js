@@ -2,6 +2,33 @@ import { api, debounce, esc, ms, onFleetEvent, statusPill } from '../lib.js';
 
 let chart;
 let healthChart;
+let servingChart;
+
+/** Real-traffic p50/p99 and request rate per minute from the device's inference service. */
+function drawServing(el, points) {
+  const data = [
+    points.map((p) => Date.parse(p.at) / 1000),
+    points.map((p) => p.p50Ms),
+    points.map((p) => p.p99Ms),
+    points.map((p) => p.requests / 60),
+  ];
+  servingChart?.destroy();
+  servingChart = new uPlot(
+    {
+      width: Math.min(1150, el.clientWidth || 900),
+      height: 240,
+      series: [
+        {},
+        { label: 'p50 ms', stroke: '#2f5bd3', scale: 'ms' },
+        { label: 'p99 ms', stroke: '#c62828', scale: 'ms' },
+        { label: 'requests/s', stroke: '#6b7385', scale: 'rps' },
+      ],
+      axes: [{}, { scale: 'ms', label: 'ms' }, { scale: 'rps', side: 1, label: '/s', grid: { show: false } }],
+    },
+    data,
+    el,
+  );
+}
 
 /** Temperature (max per minute) and CPU load from the telemetry rollups. */
 function drawHealth(el, points) {
@@ -51,12 +78,15 @@ function drawLatency(el, series) {
 /** One device: hardware, benchmark, latency over time, recent events; live. */
 export async function devicePage(view, id) {
   const render = async () => {
-    const [d, latency, events, series] = await Promise.all([
+    const [d, latency, events, series, traffic] = await Promise.all([
       api(`/api/devices/${encodeURIComponent(id)}`),
       api(`/api/devices/${encodeURIComponent(id)}/latency?window=24h`),
       api(`/api/devices/${encodeURIComponent(id)}/events`),
       api(`/api/fleet/devices/${encodeURIComponent(id)}/series?window=24h`),
+      api(`/api/fleet/serving?window=1h&by=fleet&step=60&device=${encodeURIComponent(id)}`),
     ]);
+    const t = traffic.groups[0];
+    const servingPoints = traffic.series[0]?.points ?? [];
     const b = latency.bench;
     view.innerHTML = `
       <h1>${esc(d.name)} ${statusPill(d)}</h1>
@@ -72,7 +102,15 @@ export async function devicePage(view, id) {
         <div class="card"><div class="label">Phase</div><div class="value">${esc(d.phase ?? '—')}</div></div>
       </div>
       ${d.lastError ? `<p class="error">Last error ${esc(d.lastError.code)}: ${esc(d.lastError.message)}</p>` : ''}
-      <h2>Inference latency (ms)</h2>
+      <h2>Latency of real requests <span class="muted">(inference service, last hour)</span></h2>
+      <div class="cards">
+        <div class="card"><div class="label">Requests</div><div class="value" id="serving-requests">${t ? t.requests : 0}</div></div>
+        <div class="card"><div class="label">Errors %</div><div class="value" id="serving-errors">${t ? (t.errorRate * 100).toFixed(2) : '—'}</div></div>
+        <div class="card"><div class="label">p50 ms</div><div class="value" id="serving-p50">${ms(t?.p50Ms, 3)}</div></div>
+        <div class="card"><div class="label">p99 ms</div><div class="value" id="serving-p99">${ms(t?.p99Ms, 3)}</div></div>
+      </div>
+      <div class="chart" id="serving-chart">${servingPoints.length ? '' : '<p class="muted">no inference traffic in the last hour</p>'}</div>
+      <h2>Probe latency (ms) <span class="muted">(fallback: a few runs on synthetic inputs per sample, only without traffic)</span></h2>
       <div class="chart" id="latency-chart"></div>
       <p class="muted" id="latency-points" data-points="${latency.series.length}">${latency.series.length} points</p>
       <h2>Temperature and CPU load (per ${esc(series.resolution)})</h2>
@@ -90,6 +128,7 @@ export async function devicePage(view, id) {
       }
       </tbody></table>`;
     drawLatency(document.getElementById('latency-chart'), latency.series);
+    if (servingPoints.length) drawServing(document.getElementById('serving-chart'), servingPoints);
     drawHealth(document.getElementById('health-chart'), series.points);
   };
   await render();
@@ -99,6 +138,8 @@ export async function devicePage(view, id) {
     stop();
     chart?.destroy();
     healthChart?.destroy();
+    servingChart?.destroy();
+    servingChart = undefined;
     chart = undefined;
     healthChart = undefined;
   };

@@ -12,6 +12,88 @@ function deviceRow(d) {
     <td class="num">${d.tempC == null ? '—' : d.tempC.toFixed(1)}</td><td>${esc(d.ep ?? '—')}</td></tr>`;
 }
 
+let latencyChart;
+const COLORS = ['#2f5bd3', '#c62828', '#2e7d32', '#e09b1a', '#6a1b9a', '#00838f'];
+
+/**
+ * Fleet-wide real-traffic latency over time: p50 (solid) and p99 (dashed) per group (release or
+ * profile), from the agents' inference-service sketches merged in the cloud.
+ */
+function drawFleetLatency(el, series) {
+  const times = [...new Set(series.flatMap((g) => g.points.map((p) => p.at)))].sort();
+  const xs = times.map((t) => Date.parse(t) / 1000);
+  const data = [xs];
+  const lines = [{}];
+  series.forEach((g, i) => {
+    const byAt = new Map(g.points.map((p) => [p.at, p]));
+    const color = COLORS[i % COLORS.length];
+    data.push(times.map((t) => byAt.get(t)?.p50Ms ?? null));
+    lines.push({ label: `${g.key || '—'} p50`, stroke: color });
+    data.push(times.map((t) => byAt.get(t)?.p99Ms ?? null));
+    lines.push({ label: `${g.key || '—'} p99`, stroke: color, dash: [6, 4] });
+  });
+  latencyChart?.destroy();
+  latencyChart = new uPlot(
+    { width: Math.min(1150, el.clientWidth || 900), height: 240, series: lines, axes: [{}, { label: 'ms' }] },
+    data,
+    el,
+  );
+  return times.length;
+}
+
+/** How the devices' p99s spread: device counts per p99 band (real traffic). */
+function distribution(devices) {
+  const bands = [0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, Infinity];
+  const counts = bands.map(() => 0);
+  for (const d of devices) if (d.p99Ms != null) counts[bands.findIndex((b) => d.p99Ms <= b)]++;
+  let lower = 0;
+  return bands
+    .map((b, i) => {
+      const label = b === Infinity ? `> ${lower} ms` : `${lower}–${b} ms`;
+      lower = b;
+      return counts[i] ? `<tr><td>${label}</td><td class="num">${counts[i]}</td></tr>` : '';
+    })
+    .join('');
+}
+
+async function renderLatency(by) {
+  const [traffic, devices, probe] = await Promise.all([
+    api(`/api/fleet/serving?window=1h&by=${by}`),
+    api('/api/fleet/serving?window=1h&by=device'),
+    api('/api/fleet/latency?window=1h&by=profile'),
+  ]);
+  const total = traffic.groups.reduce((n, g) => n + g.requests, 0);
+  const errors = traffic.groups.reduce((n, g) => n + g.errors, 0);
+  const el = document.getElementById('fleet-latency-chart');
+  if (!el) return;
+  const points = traffic.series.length ? drawFleetLatency(el, traffic.series) : 0;
+  if (!traffic.series.length) el.innerHTML = '<p class="muted">no inference traffic in the last hour</p>';
+  const info = document.getElementById('fleet-latency-points');
+  info.dataset.points = String(points);
+  info.dataset.requests = String(total);
+  info.textContent =
+    `${total} requests from ${devices.groups.length} devices in the last hour · ${errors} errors` +
+    (total ? ` (${((errors / total) * 100).toFixed(2)} %)` : '');
+  document.getElementById('fleet-latency-groups').innerHTML = traffic.groups
+    .map(
+      (
+        g,
+      ) => `<tr><td>${esc(g.key || '—')}</td><td class="num">${g.requests}</td><td class="num">${(g.errorRate * 100).toFixed(2)}</td>
+      <td class="num">${ms(g.p50Ms, 3)}</td><td class="num">${ms(g.p90Ms, 3)}</td><td class="num">${ms(g.p99Ms, 3)}</td><td>real traffic</td></tr>`,
+    )
+    .concat(
+      probe.groups.map(
+        (
+          g,
+        ) => `<tr class="muted"><td>${esc(g.key || '—')}</td><td class="num">${g.count ?? '—'}</td><td class="num">—</td>
+        <td class="num">${ms(g.p50Ms, 3)}</td><td class="num">${ms(g.p90Ms, 3)}</td><td class="num">${ms(g.p99Ms, 3)}</td><td>probe (fallback, synthetic inputs)</td></tr>`,
+      ),
+    )
+    .join('');
+  document.getElementById('fleet-latency-spread').innerHTML =
+    distribution(devices.groups) || '<tr><td colspan="2" class="muted">no devices with traffic</td></tr>';
+}
+
 /** Fleet overview: every device with status, profile, model, latency; deploy to a selection. */
 export async function fleetPage(view) {
   const [{ devices }, { models }] = await Promise.all([api('/api/devices'), api('/api/models')]);
@@ -28,10 +110,24 @@ export async function fleetPage(view) {
       <button type="submit" id="deploy-button" ${models.length ? '' : 'disabled'}>Deploy to selected</button>
       <span id="deploy-result" class="muted"></span>
     </form>
+    <h2>Latency users get <span class="muted">(real traffic, last hour)</span>
+      <select id="fleet-latency-by"><option value="release">by release</option><option value="profile">by profile</option></select></h2>
+    <div class="chart" id="fleet-latency-chart"></div>
+    <p class="muted" id="fleet-latency-points" data-source="traffic" data-points="0"></p>
+    <table id="fleet-latency-table"><thead><tr><th>Group</th><th class="num">Requests</th><th class="num">Errors %</th>
+      <th class="num">p50 ms</th><th class="num">p90 ms</th><th class="num">p99 ms</th><th>Source</th></tr></thead>
+      <tbody id="fleet-latency-groups"></tbody></table>
+    <h3>Spread across devices (p99, real traffic)</h3>
+    <table><thead><tr><th>p99</th><th class="num">Devices</th></tr></thead><tbody id="fleet-latency-spread"></tbody></table>
+    <h2>Devices</h2>
     <table id="devices"><thead><tr>
       <th><input type="checkbox" id="select-all"></th><th>Device</th><th>Status</th><th>Profile</th><th>Model</th><th>Phase</th>
       <th class="num">p50 ms</th><th class="num">p99 ms</th><th class="num">CPU %</th><th class="num">Temp °C</th><th>EP</th>
     </tr></thead><tbody>${devices.map(deviceRow).join('')}</tbody></table>`;
+
+  const by = document.getElementById('fleet-latency-by');
+  by.addEventListener('change', () => void renderLatency(by.value));
+  await renderLatency(by.value);
 
   document.getElementById('select-all').addEventListener('change', (e) => {
     for (const box of document.querySelectorAll('.pick')) box.checked = e.target.checked;
@@ -73,5 +169,15 @@ export async function fleetPage(view) {
     body.innerHTML = fresh.devices.map(deviceRow).join('');
     for (const box of document.querySelectorAll('.pick')) box.checked = checked.has(box.value);
   }, 500);
-  return onFleetEvent((e) => e.type === 'device' && e.kind !== 'telemetry' && refresh());
+  const refreshLatency = debounce(() => renderLatency(by.value), 2000);
+  const stop = onFleetEvent((e) => {
+    if (e.type !== 'device') return;
+    if (e.kind === 'telemetry') refreshLatency();
+    else refresh();
+  });
+  return () => {
+    stop();
+    latencyChart?.destroy();
+    latencyChart = undefined;
+  };
 }

@@ -15,6 +15,7 @@ import { DataType, type ModelProto } from '../../../../../cloud/compression/onnx
 import { quantizeDynamic } from '../../../../../cloud/compression/quantize/dynamic.js';
 import { convertToFp16 } from '../../../../../cloud/compression/quantize/fp16.js';
 import { packInt4Blocks, quantizeInt4 } from '../../../../../cloud/compression/quantize/int4.js';
+import { resolveReduceRange } from '../../../../../cloud/compression/quantize/target.js';
 import { createSession } from '../../../../../cloud/compression/runtime/ort.js';
 import { createRng, gaussian } from '../../../../../shared/random.js';
 
@@ -180,6 +181,8 @@ describe('quantize CLI formats', () => {
       ]);
       const summary = JSON.parse(stdout);
       expect(summary.sizeBytes).toBeGreaterThan(0);
+      // Dynamic INT8 says which CPU it was built for: 7-bit weights exactly on x86 without VNNI.
+      if (flag[0] === '--dynamic') expect(summary.reduceRange).toBe(resolveReduceRange('host'));
       const q = decodeModel(readFileSync(out));
       expect(q.graph.node.some((n) => n.opType === op)).toBe(true);
       await (await createSession(readFileSync(out))).release();

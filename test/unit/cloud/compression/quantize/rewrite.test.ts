@@ -36,5 +36,9 @@ describe('rewrites for quantization', () => {
     const a = (await runOnce(model, feeds)).r.data as Float32Array;
     const b = (await runOnce(rewritten, feeds)).r.data as Float32Array;
     for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i], 5);
+    // An x86 kernel trick: targets without onnxruntime's x86 int8 kernels keep the conv as it is.
+    const arm = cloneModel(model);
+    expect(rewriteForQuantization(arm.graph, () => 4, { x86Kernels: false })).toEqual({});
+    expect(arm.graph.node.map((n) => n.opType)).toEqual(['Conv', 'Relu']);
   });
 });

@@ -1,0 +1,300 @@
+import { attrInt } from '../../onnx/graph.js';
+import { elementCount } from '../../onnx/tensor.js';
+import type { GraphProto, NodeProto, TensorProto } from '../../onnx/types.js';
+
+/**
+ * Channel groups of a graph: sets of channels that must be narrowed together. A convolution or
+ * a linear layer opens a new group (its output channels); ops that keep channels (BN,
+ * activations, pooling, resizing, depthwise convolutions) pass the group on; element-wise ops
+ * between two feature tensors (residual additions, squeeze-excitation products) join their
+ * groups. A group that reaches a graph input or output, or an op this analysis does not know,
+ * is fixed.
+ */
+export interface ChannelGroup {
+  id: number;
+  size: number;
+  /** Initializer slices that belong to the group: `axis` of `tensor`, in blocks of `block` elements. */
+  bindings: { tensor: string; axis: number; block: number }[];
+  /** BatchNormalization scales of the group (importance), and weights whose slices produce it. */
+  bnScales: string[];
+  producers: { tensor: string; axis: number }[];
+  /** Depthwise convolutions whose `group` attribute equals the group's width. */
+  depthwise: NodeProto[];
+  fixed: boolean;
+}
+
+/** A tensor's channel group and the axis that holds the channels (from the end: -1, -3 ...). */
+interface Tagged {
+  group: number;
+  axis: number;
+  /** Elements per channel along the axis after a Flatten (C·H·W features); 1 otherwise. */
+  block: number;
+}
+
+const PASS_THROUGH = new Set([
+  'Relu',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'HardSigmoid',
+  'HardSwish',
+  'Clip',
+  'Identity',
+  'Dropout',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'Resize',
+  'Upsample',
+  'Erf',
+  'Neg',
+  'Exp',
+  'Sqrt',
+  'Softplus',
+  'Elu',
+  'Gelu',
+]);
+const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min']);
+
+export function channelGroups(graph: GraphProto, shapes: ReadonlyMap<string, number[]>): ChannelGroup[] {
+  const a = new GroupAnalysis(graph, shapes);
+  for (const node of graph.node) a.visit(node);
+  for (const out of graph.output ?? []) a.fix(out.name);
+  return a.result();
+}
+
+class GroupAnalysis {
+  private parent: number[] = [];
+  private groups: ChannelGroup[] = [];
+  private tags = new Map<string, Tagged>();
+  private inits: Map<string, TensorProto>;
+  private constants = new Set<string>();
+
+  constructor(
+    graph: GraphProto,
+    private readonly shapes: ReadonlyMap<string, number[]>,
+  ) {
+    this.inits = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
+    for (const n of graph.node) if (n.opType === 'Constant') this.constants.add(n.output[0]);
+  }
+
+  visit(node: NodeProto): void {
+    const op = node.opType;
+    const [x] = node.input;
+    if (op === 'Constant') return;
+    if (op === 'Conv' || op === 'ConvTranspose') {
+      this.conv(node);
+      return;
+    }
+    if (op === 'Gemm' || op === 'MatMul') {
+      this.linear(node);
+      return;
+    }
+    if (op === 'BatchNormalization') {
+      const t = this.tags.get(x);
+      if (t) {
+        for (const p of node.input.slice(1)) this.bind(t.group, p, 0, 1);
+        this.groups[this.find(t.group)].bnScales.push(node.input[1]);
+      }
+      this.pass(node, t);
+      return;
+    }
+    if (PASS_THROUGH.has(op)) {
+      this.pass(node, this.tags.get(x));
+      return;
+    }
+    if (op === 'Flatten' && attrInt(node, 'axis', 1) === 1) {
+      this.flatten(node);
+      return;
+    }
+    if (BINARY.has(op)) {
+      this.binary(node);
+      return;
+    }
+    this.unknown(node);
+  }
+
+  fix(tensor: string): void {
+    const t = this.tags.get(tensor);
+    if (t) this.groups[this.find(t.group)].fixed = true;
+  }
+
+  result(): ChannelGroup[] {
+    const merged = new Map<number, ChannelGroup>();
+    this.groups.forEach((g, i) => {
+      const root = this.find(i);
+      const into = merged.get(root) ?? {
+        ...this.groups[root],
+        id: root,
+        bindings: [],
+        bnScales: [],
+        producers: [],
+      };
+      into.bindings.push(...g.bindings);
+      into.bnScales.push(...g.bnScales);
+      into.producers.push(...g.producers);
+      into.fixed ||= g.fixed;
+      merged.set(root, into);
+    });
+    return [...merged.values()];
+  }
+
+  private conv(node: NodeProto): void {
+    const [x, w, b] = node.input;
+    const weight = this.inits.get(w);
+    const inTag = this.tags.get(x);
+    if (!weight || this.shape(x)?.length !== 4) {
+      this.unknown(node);
+      return;
+    }
+    const group = attrInt(node, 'group', 1);
+    const transpose = node.opType === 'ConvTranspose';
+    const [d0, d1] = weight.dims!.map(Number);
+    const cout = transpose ? d1 * group : d0;
+    const cin = transpose ? d0 : d1 * group;
+    if (group === 1) {
+      if (inTag) this.bind(inTag.group, w, transpose ? 0 : 1, 1);
+      else this.fix(x);
+      const out = this.open(cout, node.output[0], -3);
+      this.bind(out, w, transpose ? 1 : 0, 1);
+      this.groups[out].producers.push({ tensor: w, axis: transpose ? 1 : 0 });
+      if (b) this.bind(out, b, 0, 1);
+      return;
+    }
+    if (group === cin && group === cout && !transpose && inTag) {
+      // Depthwise: one filter per channel, the output keeps the input's channels.
+      this.bind(inTag.group, w, 0, 1);
+      if (b) this.bind(inTag.group, b, 0, 1);
+      this.groups[inTag.group].depthwise.push(node);
+      this.tags.set(node.output[0], { ...inTag });
+      return;
+    }
+    this.unknown(node);
+  }
+
+  private linear(node: NodeProto): void {
+    const [x, w, b] = node.input;
+    const weight = this.inits.get(w);
+    const transB = node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 1;
+    const transA = node.opType === 'Gemm' && attrInt(node, 'transA', 0) === 1;
+    if (!weight || weight.dims!.length !== 2 || transA) {
+      this.unknown(node);
+      return;
+    }
+    const inTag = this.tags.get(x);
+    const [inAxis, outAxis] = transB ? [1, 0] : [0, 1];
+    if (inTag && inTag.axis === -1) this.bind(inTag.group, w, inAxis, inTag.block);
+    else this.fix(x);
+    const out = this.open(Number(weight.dims![outAxis]), node.output[0], -1);
+    this.bind(out, w, outAxis, 1);
+    this.groups[out].producers.push({ tensor: w, axis: outAxis });
+    if (b) {
+      if (elementCount(this.inits.get(b)?.dims?.map(Number)) === Number(weight.dims![outAxis]))
+        this.bind(out, b, 0, 1);
+      else this.groups[out].fixed = true;
+    }
+  }
+
+  private flatten(node: NodeProto): void {
+    const x = node.input[0];
+    const t = this.tags.get(x);
+    const shape = this.shape(x);
+    if (!t || !shape || t.axis !== -shape.length + 1) {
+      this.unknown(node);
+      return;
+    }
+    const block = elementCount(shape.slice(2));
+    this.tags.set(node.output[0], { group: t.group, axis: -1, block: t.block * block });
+  }
+
+  private binary(node: NodeProto): void {
+    const tagged = node.input.map((i) => this.tags.get(i));
+    const live = tagged.filter((t): t is Tagged => t !== undefined);
+    if (live.length === 0) return;
+    const outShape = this.shape(node.output[0]);
+    for (let i = 0; i < node.input.length; i++) {
+      if (tagged[i]) continue;
+      if (!this.bindConstant(node.input[i], live[0], outShape)) {
+        this.unknown(node);
+        return;
+      }
+    }
+    if (live.some((t) => t.block !== 1 || t.axis !== live[0].axis)) {
+      this.unknown(node);
+      return;
+    }
+    for (const t of live.slice(1)) this.union(live[0].group, t.group);
+    this.tags.set(node.output[0], { ...live[0] });
+  }
+
+  /** A constant operand of an element-wise op: a scalar, or one value per channel (then bound). */
+  private bindConstant(name: string, tag: Tagged, outShape: number[] | undefined): boolean {
+    const shape = this.shape(name);
+    if (!shape) return false;
+    const n = elementCount(shape);
+    if (n === 1) return true;
+    if (!this.inits.has(name) || !outShape) return false;
+    const pos = shape.length + tag.axis;
+    if (pos < 0 || shape.some((d, i) => (i === pos ? d !== this.size(tag.group) : d !== 1))) return false;
+    this.bind(tag.group, name, pos, 1);
+    return true;
+  }
+
+  private pass(node: NodeProto, t: Tagged | undefined): void {
+    if (!t) {
+      this.unknown(node);
+      return;
+    }
+    for (const extra of node.input.slice(1)) {
+      if (extra && this.tags.has(extra)) this.fix(extra);
+    }
+    this.tags.set(node.output[0], { ...t });
+  }
+
+  private unknown(node: NodeProto): void {
+    for (const i of node.input) this.fix(i);
+  }
+
+  private open(size: number, tensor: string, axis: number): number {
+    const id = this.groups.length;
+    this.parent.push(id);
+    this.groups.push({ id, size, bindings: [], bnScales: [], producers: [], depthwise: [], fixed: false });
+    this.tags.set(tensor, { group: id, axis, block: 1 });
+    return id;
+  }
+
+  private bind(group: number, tensor: string, axis: number, block: number): void {
+    if (!this.inits.has(tensor)) {
+      this.groups[this.find(group)].fixed = true;
+      return;
+    }
+    this.groups[group].bindings.push({ tensor, axis, block });
+  }
+
+  private size(group: number): number {
+    return this.groups[this.find(group)].size;
+  }
+
+  private shape(name: string): number[] | undefined {
+    return this.shapes.get(name) ?? this.inits.get(name)?.dims?.map(Number);
+  }
+
+  private find(i: number): number {
+    while (this.parent[i] !== i) {
+      this.parent[i] = this.parent[this.parent[i]];
+      i = this.parent[i];
+    }
+    return i;
+  }
+
+  private union(a: number, b: number): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra === rb) return;
+    if (this.groups[ra].size !== this.groups[rb].size) {
+      this.groups[ra].fixed = true;
+      this.groups[rb].fixed = true;
+    }
+    this.parent[rb] = ra;
+  }
+}

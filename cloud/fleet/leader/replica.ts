@@ -1,0 +1,100 @@
+import type { Logger } from '../../../shared/logger.js';
+import type { DeviceRepository } from '../inventory/devices.js';
+import type { MonitoringOptions } from '../monitoring/options.js';
+import type { Db } from '../store/db.js';
+import { PgIngestQueue } from '../store/pg-ingest.js';
+import { PgFleetLatencyQuery } from '../store/pg-latency.js';
+import { PgTelemetryStore } from '../store/pg-telemetry.js';
+import { openPostgres, type PgPool } from '../store/postgres.js';
+import type { Leadership } from './leadership.js';
+import { SoloLeadership } from './leadership.js';
+import { PgAdvisoryLeadership } from './pg-advisory.js';
+import { SqliteLeaseLeadership } from './sqlite-lease.js';
+
+/** What runs on PostgreSQL when the cloud is given `--database postgres://…`. */
+export interface PostgresParts {
+  pool: PgPool;
+  store: PgTelemetryStore;
+  ingest: PgIngestQueue;
+  latency: PgFleetLatencyQuery;
+}
+
+export interface ReplicaParts {
+  leadership: Leadership;
+  postgres: PostgresParts | null;
+  /** Leader-only PostgreSQL retention: starts and stops with leadership. */
+  startPgRetention(): void;
+  stopPgRetention(): void;
+  close(): Promise<void>;
+}
+
+export interface ReplicaOptions {
+  /** postgres://… for telemetry and leadership; undefined: SQLite only. */
+  database?: string;
+  /** The cloud uses an external broker (replicas possible); false: embedded, one process. */
+  externalBroker: boolean;
+  db: Db;
+  devices: DeviceRepository;
+  monitoring: MonitoringOptions;
+  logger: Logger;
+}
+
+/**
+ * Picks how this process coordinates with other replicas: alone with the embedded broker
+ * (always leader), a lease in the shared SQLite file with an external broker, or PostgreSQL
+ * (advisory-lock leadership, telemetry ingest and the fleet latency query) with --database.
+ */
+export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts> {
+  let postgres: PostgresParts | null = null;
+  let leadership: Leadership;
+  if (o.database) {
+    const pool = await openPostgres(o.database);
+    const store = new PgTelemetryStore(pool, o.monitoring);
+    const ingest = new PgIngestQueue({
+      store,
+      profileOf: (id) => o.devices.find(id)?.profile ?? null,
+      onCommitted: (ids, at) => {
+        for (const id of ids) o.devices.touch(id, at);
+      },
+      options: o.monitoring,
+    });
+    postgres = { pool, store, ingest, latency: new PgFleetLatencyQuery(pool, o.monitoring) };
+    leadership = new PgAdvisoryLeadership(o.database);
+  } else {
+    leadership = o.externalBroker ? new SqliteLeaseLeadership(o.db) : new SoloLeadership();
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    if (!postgres) return;
+    const now = Date.now();
+    const m = o.monitoring;
+    postgres.store
+      .sweep(now - m.rawRetentionMs, now - m.minuteRetentionMs, now - m.hourRetentionMs)
+      .then((result) => {
+        if (result.partitionsDropped.length > 0) o.logger.info(result, 'postgres telemetry retention');
+      })
+      .catch((error) => o.logger.warn({ err: error }, 'postgres retention failed'));
+  };
+  return {
+    leadership,
+    postgres,
+    startPgRetention: () => {
+      if (!postgres || timer) return;
+      sweep();
+      timer = setInterval(sweep, o.monitoring.retentionIntervalMs);
+      timer.unref();
+    },
+    stopPgRetention: () => {
+      clearInterval(timer);
+      timer = undefined;
+    },
+    close: async () => {
+      clearInterval(timer);
+      await leadership.stop();
+      if (postgres) {
+        await postgres.ingest.close();
+        await postgres.pool.end();
+      }
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * PostgreSQL schema for what runs there today (docs/scale.md): raw telemetry, fleet latency
+ * rollups and the devices seen per model. Append-only, like migrations.ts for SQLite; applied in
+ * order and tracked in `fleetml_pg_schema`.
+ */
+export const PG_MIGRATIONS: string[] = [];
+
+// 1: raw telemetry, range-partitioned by day. The partition key `day` is the UTC day of the
+// record's bucket time (its own timestamp when plausible, see bucketTime), which a resend
+// repeats exactly, so the primary key (device_id, seq, day) makes ingest idempotent on
+// (device, seq). Retention drops whole day partitions instead of deleting rows.
+PG_MIGRATIONS.push(`
+  CREATE TABLE telemetry (
+    device_id text NOT NULL,
+    seq bigint NOT NULL,
+    day date NOT NULL,
+    at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL,
+    cpu_load real NOT NULL,
+    mem_used double precision NOT NULL,
+    mem_total double precision NOT NULL,
+    temp_c real,
+    model_id text,
+    lat_count integer,
+    p50_ms real,
+    p90_ms real,
+    p99_ms real,
+    max_ms real,
+    mean_ms real,
+    PRIMARY KEY (device_id, seq, day)
+  ) PARTITION BY RANGE (day);
+
+  -- Fleet latency per (resolution, bucket, model, profile): a 24 h fleet query reads 25 rows per
+  -- model and profile whatever the fleet size. hist: the 216-bucket log histogram
+  -- (cloud/fleet/monitoring/histogram.ts), merged element-wise on upsert.
+  CREATE TABLE telemetry_fleet_rollup (
+    resolution integer NOT NULL,
+    bucket_start bigint NOT NULL,
+    model_id text NOT NULL,
+    profile text NOT NULL,
+    records bigint NOT NULL,
+    lat_count double precision NOT NULL,
+    lat_sum_ms double precision NOT NULL,
+    lat_max_ms double precision,
+    hist double precision[],
+    PRIMARY KEY (resolution, bucket_start, model_id, profile)
+  );
+
+  -- Last time each device reported with each model (distinct-device counts of fleet queries).
+  CREATE TABLE telemetry_device_seen (
+    device_id text NOT NULL,
+    model_id text NOT NULL,
+    profile text NOT NULL,
+    last_at bigint NOT NULL,
+    PRIMARY KEY (device_id, model_id)
+  );
+
+  CREATE FUNCTION fleetml_hist_add(a double precision[], b double precision[])
+  RETURNS double precision[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE
+      (SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i) FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i))
+    END
+  $$;
+`);

@@ -1,0 +1,310 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import {
+  type AgentPhase,
+  decodeJson,
+  deviceTopic,
+  encodeJson,
+  type Manifest,
+  PROTOCOL_VERSION,
+  type TelemetryRecord,
+  targetStateSchema,
+  telemetryAckSchema,
+} from '../../shared/protocol/index.js';
+import type { SimulatorCounters } from './counters.js';
+import type { Draws } from './distributions.js';
+import type { SimIdentity } from './enroll.js';
+import type { SimulatorOptions } from './options.js';
+import { SimTransfer } from './transfer.js';
+
+interface Pending {
+  record: TelemetryRecord;
+  sentAt: number;
+}
+
+const MAX_RECORDS_PER_BATCH = 1000;
+
+/**
+ * One simulated agent on its own MQTT connection, speaking the agent's protocol: retained
+ * status with a last will, target state → block download → state reports → benchmark report,
+ * telemetry batches kept until the cloud acknowledges them (resent otherwise), and the odd
+ * event. It runs no model: latencies are drawn from the device's own log-normal distribution.
+ */
+export class SimDevice {
+  private client: MqttClient | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private seq = 0;
+  private readonly outbox = new Map<number, Pending>();
+  private readonly medianMs: number;
+  private targetVersion: number | null = null;
+  private active: { manifest: Manifest; version: number } | null = null;
+  private transfer: SimTransfer | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly identity: SimIdentity,
+    private readonly o: SimulatorOptions,
+    private readonly draws: Draws,
+    private readonly counters: SimulatorCounters,
+  ) {
+    // Devices of one fleet differ (silicon, cooling, load): each gets its own median.
+    this.medianMs = draws.logNormal(o.latencyMedianMs, 0.25);
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Connects and starts reporting; resolves on the first CONNACK. */
+  connect(): Promise<void> {
+    const { deviceId, secret } = this.identity;
+    const status = (online: boolean) =>
+      encodeJson({ v: PROTOCOL_VERSION, online, at: new Date().toISOString() });
+    const client = mqtt.connect(this.o.cloud, {
+      clientId: `fleetml-${deviceId}`,
+      username: deviceId,
+      password: secret,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 60,
+      reconnectPeriod: Math.round(this.draws.uniform(1500, 4000)),
+      connectTimeout: 30_000,
+      queueQoSZero: false,
+      resubscribe: false,
+      ...(this.o.caPem ? { ca: this.o.caPem, rejectUnauthorized: true } : {}),
+      will: { topic: deviceTopic(deviceId, 'status'), payload: status(false), retain: true, qos: 1 },
+    });
+    this.client = client;
+    client.on('error', () => {}); // reconnects on its own
+    client.on('close', () => {
+      if (this.connectedOnce) this.counters.connected--;
+      this.connectedOnce = false;
+    });
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    return new Promise((resolve) => {
+      client.on('connect', () => {
+        this.counters.connected++;
+        this.connectedOnce = true;
+        const topics = ['target', 'transfer/blk', 'telemetry/ack'] as const;
+        client.subscribe(
+          topics.map((c) => deviceTopic(deviceId, c)),
+          { qos: 1 },
+          () => {
+            client.publish(deviceTopic(deviceId, 'status'), status(true), { qos: 1, retain: true });
+            this.scheduleTelemetry(this.draws.uniform(0, this.o.telemetryIntervalS * 1000));
+            resolve();
+          },
+        );
+      });
+    });
+  }
+
+  private connectedOnce = false;
+
+  /** Records sent and not yet acknowledged. */
+  get unacked(): number {
+    return this.outbox.size;
+  }
+
+  /** Stops reporting and disconnects cleanly (status offline, no will). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      const offline = encodeJson({ v: PROTOCOL_VERSION, online: false, at: new Date().toISOString() });
+      await client
+        .publishAsync(deviceTopic(this.identity.deviceId, 'status'), offline, { qos: 1, retain: true })
+        .catch(() => {});
+    }
+    await client.endAsync().catch(() => {});
+  }
+
+  private scheduleTelemetry(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.sendTelemetry();
+      this.transfer?.retryIfStalled(10_000);
+      this.scheduleTelemetry(this.draws.jitteredMs(this.o.telemetryIntervalS));
+    }, delayMs);
+  }
+
+  private newRecord(): TelemetryRecord {
+    const inferences = Math.max(1, Math.round(this.draws.uniform(50, 150) * this.o.telemetryIntervalS));
+    const model = this.active?.manifest;
+    return {
+      seq: this.seq++,
+      at: new Date().toISOString(),
+      cpuLoad: Math.min(100, this.draws.logNormal(25, 0.4)),
+      memUsedBytes: Math.round(this.draws.uniform(1.2, 2.2) * 1024 ** 3),
+      memTotalBytes: 4 * 1024 ** 3,
+      tempC: Math.round(this.draws.uniform(42, 68) * 10) / 10,
+      modelId: model?.modelId ?? null,
+      latency: model ? this.draws.latencyWindow(inferences, this.medianMs, this.o.latencySigma) : null,
+      modelVersion: this.active?.version ?? null,
+    };
+  }
+
+  /** New records, plus any whose acknowledgement is overdue (the agent's outbox resends them). */
+  private sendTelemetry(): void {
+    const client = this.client;
+    if (!client?.connected) return;
+    const now = Date.now();
+    const batch: TelemetryRecord[] = [];
+    for (const pending of this.outbox.values()) {
+      if (batch.length >= MAX_RECORDS_PER_BATCH - this.o.recordsPerBatch) break;
+      if (now - pending.sentAt < this.o.resendAfterS * 1000) continue;
+      pending.sentAt = now;
+      batch.push(pending.record);
+      this.counters.recordsResent++;
+    }
+    for (let i = 0; i < this.o.recordsPerBatch; i++) {
+      const record = this.newRecord();
+      this.outbox.set(record.seq, { record, sentAt: now });
+      batch.push(record);
+      this.counters.recordsSent++;
+    }
+    batch.sort((a, b) => a.seq - b.seq);
+    // The cloud acknowledges a batch as one seq range: send contiguous runs as their own batches.
+    for (const run of contiguousRuns(batch)) {
+      client.publish(
+        deviceTopic(this.identity.deviceId, 'telemetry'),
+        encodeJson({ v: PROTOCOL_VERSION, records: run }),
+        { qos: 1 },
+      );
+      this.counters.batchesSent++;
+    }
+    if (this.draws.uniform() < this.o.eventProbability) {
+      const event = {
+        v: PROTOCOL_VERSION,
+        level: 'info',
+        code: 'SIM_HEARTBEAT',
+        message: 'simulated event',
+        at: new Date().toISOString(),
+      };
+      client.publish(deviceTopic(this.identity.deviceId, 'event'), encodeJson(event), { qos: 1 });
+      this.counters.events++;
+    }
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const channel = topic.slice(topic.indexOf('/d/') + 3 + this.identity.deviceId.length + 1);
+    try {
+      if (channel === 'telemetry/ack') this.onAck(payload);
+      else if (channel === 'target') this.onTarget(payload);
+      else if (channel === 'transfer/blk') this.onBlock(payload);
+    } catch {
+      // A message the simulator cannot read is dropped, as the agent drops it (with a coded log).
+    }
+  }
+
+  private onAck(payload: Buffer): void {
+    const ack = decodeJson(telemetryAckSchema, payload);
+    for (let seq = ack.from; seq <= ack.to; seq++) {
+      if (this.outbox.delete(seq)) this.counters.recordsAcked++;
+    }
+  }
+
+  private onTarget(payload: Buffer): void {
+    const target = decodeJson(targetStateSchema, payload);
+    if (this.targetVersion !== null && target.version <= this.targetVersion) return;
+    this.targetVersion = target.version;
+    const manifest = target.model?.manifest;
+    if (!manifest) {
+      this.report('idle', null);
+      return;
+    }
+    if (this.active?.manifest.sha256 === manifest.sha256) {
+      this.active = { manifest, version: target.version };
+      this.report('active', null);
+      return;
+    }
+    this.transfer = new SimTransfer(manifest, this.o.blocksPerRequest, (request) =>
+      this.client?.publish(deviceTopic(this.identity.deviceId, 'transfer/req'), encodeJson(request), {
+        qos: 1,
+      }),
+    );
+    this.report('downloading', 0);
+    this.transfer.start();
+  }
+
+  private onBlock(payload: Buffer): void {
+    const transfer = this.transfer;
+    if (!transfer) return;
+    const result = transfer.accept(payload);
+    if (result.kind === 'ignored') return;
+    this.counters.blocksReceived++;
+    if (result.kind === 'bad') {
+      this.transfer = undefined;
+      this.counters.transferFailures++;
+      this.report('failed', null, {
+        code: 'TRANSFER_HASH',
+        message: 'simulated download failed verification',
+      });
+    }
+    if (result.kind === 'done') {
+      this.transfer = undefined;
+      void this.install(transfer.manifest);
+    }
+  }
+
+  /** Installing and benchmarking take the time they take on a small device (0.3–1.5 s here). */
+  private async install(manifest: Manifest): Promise<void> {
+    const version = this.targetVersion ?? 0;
+    this.report('installing', null);
+    await new Promise((r) => setTimeout(r, this.draws.uniform(100, 500)));
+    this.report('benchmarking', null);
+    await new Promise((r) => setTimeout(r, this.draws.uniform(200, 1000)));
+    if (this.stopped || this.targetVersion !== version) return;
+    const stats = this.draws.latencyWindow(200, this.medianMs, this.o.latencySigma);
+    const bench = {
+      v: PROTOCOL_VERSION,
+      modelId: manifest.modelId,
+      sha256: manifest.sha256,
+      ep: 'cpu',
+      runs: stats.count,
+      warmupRuns: 10,
+      p50Ms: stats.p50Ms,
+      p90Ms: stats.p90Ms,
+      p99Ms: stats.p99Ms,
+      maxMs: stats.maxMs,
+      meanMs: stats.meanMs,
+      throughput: 1000 / stats.meanMs,
+      loadMs: this.draws.uniform(20, 200),
+      at: new Date().toISOString(),
+    };
+    this.client?.publish(deviceTopic(this.identity.deviceId, 'bench'), encodeJson(bench), { qos: 1 });
+    this.active = { manifest, version };
+    this.counters.modelsActivated++;
+    this.report('active', null);
+  }
+
+  private report(
+    phase: AgentPhase,
+    progress: number | null,
+    error: { code: string; message: string } | null = null,
+  ): void {
+    const m = this.active;
+    const state = {
+      v: PROTOCOL_VERSION,
+      targetVersion: this.targetVersion,
+      phase,
+      activeModel: m ? { modelId: m.manifest.modelId, sha256: m.manifest.sha256, version: m.version } : null,
+      progress,
+      error,
+      at: new Date().toISOString(),
+    };
+    this.client?.publish(deviceTopic(this.identity.deviceId, 'state'), encodeJson(state), { qos: 1 });
+  }
+}
+
+/** Splits records sorted by seq into runs of consecutive seqs. */
+export function contiguousRuns(records: TelemetryRecord[]): TelemetryRecord[][] {
+  const runs: TelemetryRecord[][] = [];
+  for (const record of records) {
+    const run = runs[runs.length - 1];
+    if (run && run[run.length - 1].seq === record.seq - 1) run.push(record);
+    else runs.push([record]);
+  }
+  return runs;
+}

@@ -1,0 +1,115 @@
+import type { Logger } from '../../shared/logger.js';
+import { emptyCounters, type SimulatorCounters } from './counters.js';
+import { SimDevice } from './device.js';
+import { Draws } from './distributions.js';
+import { enrollSimulated } from './enroll.js';
+import { resolveSimulatorOptions, type SimulatorOptions } from './options.js';
+
+/** What `fleetml simulate --json` prints. */
+export interface SimulationResult extends SimulatorCounters {
+  /** Devices asked for. */
+  devices: number;
+  /** Devices connected at the end of the run (before the clean disconnect). */
+  online: number;
+  /** Records still unacknowledged when the run ended. */
+  recordsUnacked: number;
+  durationS: number;
+}
+
+export interface SimulationHandle {
+  readonly counters: SimulatorCounters;
+  readonly devices: SimDevice[];
+  /** Resolves when the run ended (duration elapsed, or stop() called) and every device disconnected. */
+  done: Promise<SimulationResult>;
+  /** Ends the run early. */
+  stop(): void;
+}
+
+async function runPool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+/**
+ * Runs N simulated agents from this process against a real cloud (through its broker): each
+ * enrolls with the token, connects over its own MQTT connection spread across the ramp, and
+ * reports until the duration is up. The cloud cannot tell them from agents.
+ */
+export function startSimulation(
+  input: Partial<SimulatorOptions> & Pick<SimulatorOptions, 'cloud' | 'enrollToken'>,
+  logger?: Logger,
+): SimulationHandle {
+  const o = resolveSimulatorOptions(input);
+  const counters = emptyCounters();
+  const devices: SimDevice[] = [];
+  const abort = new AbortController();
+  const started = Date.now();
+  const deadline = setTimeout(() => abort.abort(), o.durationS * 1000);
+
+  const launch = async (index: number) => {
+    if (abort.signal.aborted) return;
+    // Spread connections over the ramp: device i starts no earlier than its slot.
+    const slot = started + (o.rampS * 1000 * index) / Math.max(1, o.devices);
+    await sleep(Math.max(0, slot - Date.now()), abort.signal);
+    if (abort.signal.aborted) return;
+    const draws = new Draws(o.seed * 1_000_003 + index);
+    try {
+      const identity = await enrollSimulated({
+        url: o.cloud,
+        token: o.enrollToken,
+        hostname: `${o.namePrefix}-${index}`,
+        retryS: 10,
+        signal: abort.signal,
+        caPem: o.caPem,
+      });
+      counters.enrolled++;
+      if (abort.signal.aborted) return;
+      const device = new SimDevice(identity, o, draws, counters);
+      devices.push(device);
+      await device.connect();
+    } catch (error) {
+      counters.enrollFailed++;
+      logger?.warn({ index, err: (error as Error).message }, 'simulated device did not start');
+    }
+  };
+
+  const done = (async (): Promise<SimulationResult> => {
+    const indices = Array.from({ length: o.devices }, (_, i) => i);
+    await runPool(indices, o.enrollConcurrency, launch);
+    await sleep(Math.max(0, started + o.durationS * 1000 - Date.now()), abort.signal);
+    clearTimeout(deadline);
+    const online = devices.filter((d) => d.connected).length;
+    // Let the last batches be acknowledged before disconnecting (bounded by drainS).
+    const drainUntil = Date.now() + o.drainS * 1000;
+    while (Date.now() < drainUntil && devices.some((d) => d.connected && d.unacked > 0)) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await runPool(devices, 200, (d) => d.stop());
+    return {
+      ...counters,
+      devices: o.devices,
+      online,
+      recordsUnacked: devices.reduce((sum, d) => sum + d.unacked, 0),
+      durationS: Math.round((Date.now() - started) / 100) / 10,
+    };
+  })();
+
+  return { counters, devices, done, stop: () => abort.abort() };
+}

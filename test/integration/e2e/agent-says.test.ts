@@ -1,0 +1,68 @@
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../../agent/config.js';
+import { startAgent } from '../../../agent/main.js';
+import { createLogger } from '../../../shared/logger.js';
+import { FleetHarness, waitFor } from './fleet-harness.js';
+
+// Issue 14: an agent that says what it does: one info line per step, device events for
+// activation and rollback, and its own name (two agents on one host are no longer both "vm").
+describe('an agent that says what it does', () => {
+  let fleet: FleetHarness;
+  const lines: Array<{ msg: string; [k: string]: unknown }> = [];
+  beforeAll(async () => {
+    fleet = await FleetHarness.start(0);
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    fleet.agents[0] = await startAgent({
+      config: resolveConfig({
+        cloudUrl: fleet.cloud.mqttUrl,
+        enrollToken: token,
+        dataDir: join(fleet.dir, 'agent-0'),
+        benchRuns: 5,
+        benchWarmupRuns: 1,
+        name: 'pi-kitchen',
+      }),
+      logger: createLogger({ name: 'agent', level: 'info', pretty: false, destination: sink }),
+    });
+  }, 60_000);
+  afterAll(async () => fleet?.stop());
+
+  it('enrolls under --name, logs every step and records activations and a rollback as events', async () => {
+    const device = await waitFor('the device', () => fleet.cloud.services.devices.list()[0]);
+    expect(device.name).toBe('pi-kitchen');
+    expect(device.id).toMatch(/^pi-kitchen/);
+    const { rollouts, telemetry } = fleet.cloud.services;
+    const a = await fleet.model('says-a');
+    const b = await fleet.model('says-b');
+    for (const model of [a, b, a]) {
+      const r = await rollouts.create(model.id, { devices: [device.id] }, {}, 'test');
+      expect((await fleet.waitRollout(r.id)).status).toBe('succeeded');
+    }
+    const messages = lines.map((l) => l.msg);
+    for (const step of ['manifest verified (signature, expiry, version)', 'benchmark done']) {
+      expect(messages.filter((m) => m === step)).toHaveLength(3);
+    }
+    // The rollback finds A still verified in the inactive slot: it is not fetched again.
+    for (const step of ['transfer started', 'transfer done, SHA-256 verified']) {
+      expect(messages.filter((m) => m === step)).toHaveLength(2);
+    }
+    expect(
+      messages.filter((m) => m === 'already verified in the inactive slot: not fetched again'),
+    ).toHaveLength(1);
+    expect(messages.filter((m) => m.startsWith('activated: '))).toHaveLength(2);
+    expect(messages.filter((m) => m.startsWith('rolled back: '))).toHaveLength(1);
+    const events = await waitFor('the rollback event', () => {
+      const list = telemetry.events(device.id) as Array<{ code: string; message: string }>;
+      return list.some((e) => e.code === 'MODEL_ROLLED_BACK') ? list : undefined;
+    });
+    expect(events.filter((e) => e.code === 'MODEL_ACTIVATED')).toHaveLength(2);
+    expect(events.find((e) => e.code === 'MODEL_ROLLED_BACK')!.message).toContain(`${a.id} v`);
+  }, 240_000);
+});

@@ -1,0 +1,104 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { speedLine } from '../../../../../cloud/cli/quantize-report.js';
+import { writeNpy } from '../../../../../cloud/compression/data/npy.js';
+import { benchmarkFeeds, judgeSpeed } from '../../../../../cloud/compression/evaluate/verdict.js';
+import { saveModel } from '../../../../../cloud/compression/onnx/io.js';
+import { decodeModel, encodeModel } from '../../../../../cloud/compression/onnx/proto.js';
+import { tensorValues } from '../../../../../cloud/compression/onnx/tensor.js';
+import { DataType } from '../../../../../cloud/compression/onnx/types.js';
+import { normalSampler, outlierChannelModel } from './outlier-model.js';
+
+const randn = normalSampler(31);
+
+describe('never ship slower: INT8 against FP32', () => {
+  it('calls INT8 faster only when its median is clearly lower and it wins most paired runs', () => {
+    const fp32 = [10, 10, 10, 10, 10, 10];
+    expect(judgeSpeed(fp32, [6, 6, 6, 6, 6, 6], 0.03)).toMatchObject({
+      latencyRatio: 0.6,
+      wins: 6,
+      verdict: 'faster',
+    });
+    expect(judgeSpeed(fp32, [9.8, 9.8, 9.8, 9.8, 9.8, 9.8], 0.03).verdict).toBe('not-faster');
+    expect(judgeSpeed(fp32, [11, 11, 11, 11, 11, 11], 0.03)).toMatchObject({
+      wins: 0,
+      verdict: 'not-faster',
+    });
+  });
+
+  it('feeds the whole model at the measured batch, repeating calibration rows', () => {
+    const bytes = encodeModel(outlierChannelModel(randn));
+    const sample = { x: Float32Array.from({ length: 3 * 16 }, (_, i) => i), count: 3, sampleShape: [16] };
+    const feeds = benchmarkFeeds(bytes, 7, sample);
+    expect(feeds.x.dims).toEqual([7, 16]);
+    const x = feeds.x.data as Float32Array;
+    expect(x[3 * 16]).toBe(0); // row 3 is row 0 again
+    expect(x[16 + 5]).toBe(21);
+    expect(benchmarkFeeds(bytes, 2).x.dims).toEqual([2, 16]);
+  });
+
+  it('says plainly when the quantized model is not faster', () => {
+    const outcome = {
+      batch: 32,
+      threads: 2,
+      fp32Ms: 10,
+      int8Ms: 11,
+      latencyRatio: 1.1,
+      wins: 3,
+      runs: 20,
+      verdict: 'not-faster' as const,
+      sizeRatio: 0.5,
+    };
+    expect(speedLine(outcome, 'INT8')).toMatch(
+      /INT8 is NOT faster than FP32.*×1\.10 at batch 32.*keep the FP32 model/,
+    );
+    expect(speedLine({ ...outcome, latencyRatio: 0.6, int8Ms: 6, verdict: 'faster' }, 'INT8')).toMatch(
+      /×0\.60 at batch 32.*faster on this machine/,
+    );
+  });
+
+  it('`quantize --json --profile jetson-orin-nano --batch 4`: one object with the verdict, symmetric S8S8, no x86 tuning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetml-verdict-'));
+    await saveModel(outlierChannelModel(randn), join(dir, 'm.onnx'));
+    await writeNpy(join(dir, 'cal.npy'), randn(32 * 16), [32, 16]);
+    const out = join(dir, 'q.onnx');
+    const { stdout } = await promisify(execFile)('node', [
+      'bin/fleetml.mjs',
+      'quantize',
+      join(dir, 'm.onnx'),
+      '-o',
+      out,
+      '--calibration',
+      join(dir, 'cal.npy'),
+      '--profile',
+      'jetson-orin-nano',
+      '--batch',
+      '4',
+      '--json',
+    ]);
+    const summary = JSON.parse(stdout);
+    expect(summary).toMatchObject({
+      target: 'jetson-orin-nano',
+      batch: 4,
+      activations: 'int8',
+      tuned: false,
+    });
+    expect(summary.sizeRatio).toBeGreaterThan(0);
+    expect(summary.sizeRatio).toBeLessThan(1);
+    expect(summary.latencyRatio).toBeCloseTo(summary.int8Ms / summary.fp32Ms, 6);
+    expect(['faster', 'not-faster']).toContain(summary.verdict);
+    if (summary.verdict === 'faster') expect(summary.latencyRatio).toBeLessThan(0.97);
+    // TensorRT's rule: every activation zero point is an int8 0.
+    const q = decodeModel(readFileSync(out));
+    const zeroPoints = (q.graph.initializer ?? []).filter((t) => t.name?.endsWith('_zero_point'));
+    expect(zeroPoints.length).toBeGreaterThan(0);
+    for (const z of zeroPoints) {
+      expect(z.dataType === DataType.INT8 || z.dataType === DataType.INT32).toBe(true);
+      expect([...tensorValues(z)].every((v) => Number(v) === 0)).toBe(true);
+    }
+  });
+});
