@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { FleetError } from '../../shared/errors/index.js';
 
@@ -23,8 +23,8 @@ export interface BundleOptions {
   out: string;
   /** This checkout (holding package.json, package-lock.json, node_modules, agent/). */
   root: string;
-  /** node_modules holding better-sqlite3 built for `arch`; default: ours when arch is the host's, else the arm64 setup's cache. */
-  nativeModules?: string;
+  /** better_sqlite3.node built for `arch`; default: ours when arch is the host's, else the one scripts/ci/arm64-setup.sh cross-built. */
+  sqliteAddon?: string;
   /** A Node distribution for `arch` (DIR/bin/node) to ship as node/bin/node. */
   nodeDir?: string;
 }
@@ -58,10 +58,10 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
   try {
     await bundleAgentCode(root, join(stage, 'dist/fleetml-agent.mjs'));
     const packages = await copyDependencies(root, stage);
-    const native = options.nativeModules ?? (await defaultNativeModules(root, options.arch));
-    await replaceNativeAddons(stage, native, options.arch);
     const pinnedNode = options.nodeDir ? await copyNode(options.nodeDir, stage, options.arch) : null;
     const nodeAbi = pinnedNode ? pinnedNode.abi : process.versions.modules;
+    const addon = options.sqliteAddon ?? (await defaultSqliteAddon(root, options.arch, nodeAbi));
+    await replaceNativeAddons(stage, addon, options.arch);
     const manifest = {
       v: 1,
       arch: options.arch,
@@ -152,25 +152,29 @@ async function copyDependencies(root: string, stage: string): Promise<number> {
   return copied;
 }
 
-async function defaultNativeModules(root: string, arch: BundleOptions['arch']): Promise<string> {
-  if (arch === process.arch) return join(root, 'node_modules');
+async function defaultSqliteAddon(root: string, arch: BundleOptions['arch'], abi: string): Promise<string> {
+  if (arch === process.arch && abi === process.versions.modules) {
+    return join(root, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node');
+  }
+  const version = JSON.parse(
+    await readFile(join(root, 'node_modules/better-sqlite3/package.json'), 'utf8'),
+  ).version;
   const cache = process.env.FLEETML_ARM64_CACHE ?? join(homedir(), '.cache/fleetml-arm64');
-  const env = await readFile(join(cache, 'env'), 'utf8').catch(() => '');
-  const modules = /^FLEETML_ARM64_MODULES=(.+)$/m.exec(env)?.[1];
-  if (arch === 'arm64' && modules) return modules;
+  const addon = join(cache, `better-sqlite3-${version}-abi${abi}.node`);
+  if (arch === 'arm64' && (await readdir(cache).catch((): string[] => [])).includes(basename(addon)))
+    return addon;
   throw new FleetError(
     'INPUT_INVALID',
-    `no ${arch} build of better-sqlite3 here: run scripts/ci/arm64-setup.sh (it cross-builds one) or pass --native-modules <node_modules built for ${arch}>`,
+    `no linux/${arch} better-sqlite3 ${version} for Node ABI ${abi} here: run scripts/ci/arm64-setup.sh (it cross-builds one) or pass --sqlite-addon <better_sqlite3.node built for ${arch}>`,
   );
 }
 
-/** better-sqlite3's compiled addon from `native`; onnxruntime-node keeps only linux/<arch>. */
+/** better-sqlite3's addon for `arch`; onnxruntime-node keeps only linux/<arch>. */
 async function replaceNativeAddons(
   stage: string,
-  native: string,
+  sqliteBuild: string,
   arch: BundleOptions['arch'],
 ): Promise<void> {
-  const sqliteBuild = join(native, 'better-sqlite3/build/Release/better_sqlite3.node');
   await assertElf(sqliteBuild, arch);
   const target = join(stage, 'node_modules/better-sqlite3/build');
   await rm(target, { recursive: true, force: true });

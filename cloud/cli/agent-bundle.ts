@@ -16,8 +16,8 @@ export function register(program: Command): void {
     .requiredOption('--arch <arch>', 'device architecture: arm64 (Raspberry Pi 64-bit OS, Jetson) or x64')
     .requiredOption('-o, --out <file>', 'the bundle to write, e.g. agent.tgz')
     .option(
-      '--native-modules <dir>',
-      'node_modules holding better-sqlite3 built for --arch (default: this checkout for the host arch, the cache of scripts/ci/arm64-setup.sh for arm64)',
+      '--sqlite-addon <file>',
+      "better_sqlite3.node built for --arch (default: this checkout's for the host, the one scripts/ci/arm64-setup.sh cross-built for arm64)",
     )
     .option(
       '--node <dir>',
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     )
     .option('--json', 'print the result as JSON')
     .action(
-      async (flags: { arch: string; out: string; nativeModules?: string; node?: string; json?: boolean }) => {
+      async (flags: { arch: string; out: string; sqliteAddon?: string; node?: string; json?: boolean }) => {
         if (flags.arch !== 'arm64' && flags.arch !== 'x64') {
           const hint = /^(arm|armv7l|armhf|armv6l)$/.test(flags.arch)
             ? ': 32-bit ARM cannot run the agent (onnxruntime-node has no build for it); install the 64-bit OS and use --arch arm64'
@@ -38,7 +38,7 @@ export function register(program: Command): void {
           arch: flags.arch,
           out: flags.out,
           root: resolve(import.meta.dirname, '../..'),
-          nativeModules: flags.nativeModules,
+          sqliteAddon: flags.sqliteAddon,
           nodeDir: flags.node,
         });
         if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);

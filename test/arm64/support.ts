@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { cp, mkdtemp, readFile, symlink } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { cp, mkdtemp, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /** Helpers of the arm64 tests: the QEMU setup, a tree of this checkout on arm64 modules, processes. */
@@ -10,6 +10,23 @@ export const BOARDS = join(ROOT, 'test/fixtures/boards');
 /** Emulation runs JavaScript 5-12x and kernels 100-400x slower: every wait is sized for it. */
 export const EMULATED_MS = 12 * 60_000;
 
+/**
+ * QEMU 7.2 (Debian 12) shows the host's x86 /proc/cpuinfo, on which onnxruntime's CPU detection
+ * crashes: arm64 processes (and their children) run in a private mount namespace with the
+ * board's own cpuinfo bound over /proc/cpuinfo, as on the device.
+ */
+export function withBoardCpuinfo(
+  board: string,
+  command: string,
+  args: string[],
+  target = '/proc/cpuinfo',
+): [string, string[]] {
+  if (!board) return [command, args];
+  const cpuinfo = join(BOARDS, board, 'proc/cpuinfo');
+  const script = 'mount --bind "$0" "$1" && shift && exec "$@"';
+  return ['unshare', ['--mount', 'sh', '-c', script, cpuinfo, target, command, ...args]];
+}
+
 export type Arm64Setup = { node: string; modules: string; setupMs: number } | { skip: string };
 
 /**
@@ -17,25 +34,26 @@ export type Arm64Setup = { node: string; modules: string; setupMs: number } | { 
  * arm64 Node and node_modules, or the reason the arm64 tests cannot run on this machine.
  */
 export async function prepareArm64(): Promise<Arm64Setup> {
-  const cache = process.env.FLEETML_ARM64_CACHE ?? join(homedir(), '.cache/fleetml-arm64');
   const started = Date.now();
-  const failure = await new Promise<string | null>((done) => {
+  const result = await new Promise<{ stdout: string; failure: string | null }>((done) => {
     execFile(
       join(ROOT, 'scripts/ci/arm64-setup.sh'),
-      { env: { ...process.env, FLEETML_ARM64_CACHE: cache }, timeout: 30 * 60_000, maxBuffer: 16 << 20 },
-      (error, _stdout, stderr) => done(error ? `arm64-setup.sh failed: ${stderr.slice(-2000)}` : null),
+      { timeout: 30 * 60_000, maxBuffer: 16 << 20 },
+      (error, stdout, stderr) =>
+        done({ stdout, failure: error ? `arm64-setup.sh failed: ${stderr.slice(-2000)}` : null }),
     );
   });
   // A failing setup is a failure, not a skip: only a machine without binfmt may skip.
-  if (failure) throw new Error(failure);
-  const skip = await readFile(join(cache, 'skip-reason'), 'utf8').catch(() => null);
-  if (skip) return { skip: skip.trim() };
+  if (result.failure) throw new Error(result.failure);
   const env = Object.fromEntries(
-    (await readFile(join(cache, 'env'), 'utf8'))
+    result.stdout
       .split('\n')
-      .filter((l) => l.includes('='))
-      .map((l) => l.split('=') as [string, string]),
+      .filter((l) => l.startsWith('FLEETML_ARM64_'))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
+  if (env.FLEETML_ARM64_SKIP) return { skip: env.FLEETML_ARM64_SKIP };
+  if (!env.FLEETML_ARM64_NODE || !env.FLEETML_ARM64_MODULES)
+    throw new Error(`arm64-setup.sh said: ${result.stdout}`);
   return { node: env.FLEETML_ARM64_NODE, modules: env.FLEETML_ARM64_MODULES, setupMs: Date.now() - started };
 }
 
@@ -103,9 +121,10 @@ export function runArm64Script(
   env: NodeJS.ProcessEnv,
 ): Promise<string> {
   return new Promise((done, fail) => {
+    const [command, argv] = withBoardCpuinfo('rpi5', node, ['-e', script, ...args]);
     execFile(
-      node,
-      ['-e', script, ...args],
+      command,
+      argv,
       { cwd, env: { ...process.env, ...env }, timeout: EMULATED_MS, maxBuffer: 64 << 20 },
       (error, stdout, stderr) => (error ? fail(new Error(`${error.message}\n${stderr}`)) : done(stdout)),
     );
