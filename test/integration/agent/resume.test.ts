@@ -85,7 +85,15 @@ describe('resumable transfer (aedes)', () => {
       30_000,
       'bench after restart',
     );
-    console.log('DBG', received, total, JSON.stringify(first.agent.downloader.lastStats), JSON.stringify(cloud.states.filter((x) => x.deviceId === deviceId).map((x) => [x.report.phase, x.report.progress])));
+    console.log(
+      'DBG',
+      received,
+      total,
+      JSON.stringify(first.agent.downloader.lastStats),
+      JSON.stringify(
+        cloud.states.filter((x) => x.deviceId === deviceId).map((x) => [x.report.phase, x.report.progress]),
+      ),
+    );
     const stats = second.agent.downloader.lastStats!;
     expect(stats.resumedBlocks).toBeGreaterThan(0);
     // Only blocks received after the last flush may be fetched twice.
