@@ -8,7 +8,7 @@ import {
 import { createRng } from '../../../shared/random.js';
 import type { NpyArray } from '../data/npy.js';
 import { describeOnnx, type TensorSpec } from '../describe.js';
-import { createSession, ort } from '../runtime/ort.js';
+import { runCasesIsolated } from './run-isolated.js';
 
 /** Golden-set options; each field's default in GOLDEN_DEFAULTS. */
 export interface GoldenOptions {
@@ -18,9 +18,12 @@ export interface GoldenOptions {
   seed: number;
   /** Value of symbolic dimensions (batch) in generated inputs. Default 1. */
   dynamicDim: number;
+  /** The model runs in a child process killed after this many ms (RUNTIME_TIMEOUT): 8 runs at batch 1
+   * of an edge model take well under a second; a model that hangs must not hold up its upload. Default 15 000. */
+  timeoutMs: number;
 }
 
-export const GOLDEN_DEFAULTS: GoldenOptions = { cases: 8, seed: 1234, dynamicDim: 1 };
+export const GOLDEN_DEFAULTS: GoldenOptions = { cases: 8, seed: 1234, dynamicDim: 1, timeoutMs: 15_000 };
 
 type Feed = {
   type: GoldenTensor['type'];
@@ -46,43 +49,13 @@ export async function computeGoldenSet(
     : samples
       ? rowsOf(samples, inputs, o.cases)
       : generated(inputs, o);
-  const session = await createSession(model);
-  try {
-    const set: GoldenSet = { v: 1, cases: [] };
-    for (const feeds of caseInputs) {
-      const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
-      const out = await session.run(ortFeeds);
-      const outputs: Record<string, GoldenTensor> = {};
-      for (const [name, tensor] of Object.entries(out)) {
-        const type = tensor.type as GoldenTensor['type'];
-        if (!GOLDEN_TYPES.includes(type)) continue;
-        outputs[name] = goldenTensor(type, tensor.dims, tensor.data as Feed['data']);
-      }
-      if (Object.keys(outputs).length === 0) return null;
-      set.cases.push({ inputs: feeds, outputs });
-    }
-    return set.cases.length > 0 ? set : null;
-  } finally {
-    await session.release();
+  const outputs = await runCasesIsolated(model, caseInputs, { timeoutMs: o.timeoutMs });
+  const set: GoldenSet = { v: 1, cases: [] };
+  for (let i = 0; i < caseInputs.length; i++) {
+    if (Object.keys(outputs[i] ?? {}).length === 0) return null;
+    set.cases.push({ inputs: caseInputs[i], outputs: outputs[i] });
   }
-}
-
-function toOrt(t: GoldenTensor): ort.Tensor {
-  const bytes = Buffer.from(t.data, 'base64');
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
-  const data =
-    t.type === 'float32'
-      ? new Float32Array(copy.buffer)
-      : t.type === 'int64'
-        ? new BigInt64Array(copy.buffer)
-        : t.type === 'int32'
-          ? new Int32Array(copy.buffer)
-          : t.type === 'int8'
-            ? new Int8Array(copy.buffer)
-            : copy;
-  return new ort.Tensor(t.type, data, t.dims);
+  return set.cases.length > 0 ? set : null;
 }
 
 /** One case per row of `samples` for the model's only input. */
