@@ -249,8 +249,12 @@ export class Reconciler {
     const spec = { sha256: manifest.sha256, size: manifest.size, blockSize };
     const ready = await this.o.installer.verifiedInSlot(manifest);
     const path = ready ?? (await this.transfer(manifest, spec, model, signal));
-    if (ready) this.o.logger.info(model, 'already verified in the inactive slot: not fetched again');
-    else this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
+    if (ready) {
+      this.o.logger.info(
+        { ...model, sha256: manifest.sha256 },
+        'already verified in the inactive slot: not fetched again',
+      );
+    } else this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
     const golden = manifest.golden ? await this.fetchGolden(manifest, blockSize, signal) : null;
     const previous = this.o.state.active();
     const result = await this.o.installer.install(manifest, path, golden, (phase) =>
