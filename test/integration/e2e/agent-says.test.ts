@@ -19,7 +19,7 @@ describe('an agent that says what it does', () => {
         done();
       },
     });
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,
@@ -35,7 +35,7 @@ describe('an agent that says what it does', () => {
   afterAll(async () => fleet?.stop());
 
   it('enrolls under --name, logs every step and records activations and a rollback as events', async () => {
-    const device = await waitFor('the device', () => fleet.cloud.services.devices.list()[0]);
+    const device = await waitFor('the device', async () => (await fleet.cloud.services.devices.list())[0]);
     expect(device.name).toBe('pi-kitchen');
     expect(device.id).toMatch(/^pi-kitchen/);
     const { rollouts, telemetry } = fleet.cloud.services;

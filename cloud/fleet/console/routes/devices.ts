@@ -39,9 +39,9 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     cpuLoad: snapshot?.cpuLoad ?? null,
   });
 
-  const summarize = (id: string) => {
-    const device = s.devices.get(id);
-    const model = device.activeModelId ? s.models.find(device.activeModelId) : undefined;
+  const summarize = async (id: string) => {
+    const device = await s.devices.get(id);
+    const model = device.activeModelId ? await s.models.find(device.activeModelId) : undefined;
     return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
   };
 
@@ -56,18 +56,16 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     async () => {
       const benches = s.telemetry.latestBenchByDevice();
       const snapshots = s.telemetry.latestSnapshotByDevice();
-      const models = new Map(s.models.list().map((m) => [m.id, m]));
+      const models = new Map((await s.models.list()).map((m) => [m.id, m]));
       return {
-        devices: s.devices
-          .list()
-          .map((d) =>
-            toSummary(
-              d,
-              benches.get(d.id),
-              snapshots.get(d.id),
-              d.activeModelId ? models.get(d.activeModelId) : undefined,
-            ),
+        devices: (await s.devices.list()).map((d) =>
+          toSummary(
+            d,
+            benches.get(d.id),
+            snapshots.get(d.id),
+            d.activeModelId ? models.get(d.activeModelId) : undefined,
           ),
+        ),
       };
     },
   );
@@ -79,9 +77,9 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       return {
-        ...summarize(device.id),
+        ...(await summarize(device.id)),
         hardware: device.hardware,
         tags: device.tags,
         target: s.targets.current(device.id) ?? null,
@@ -103,7 +101,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
       return {
         deviceId: device.id,
@@ -120,7 +118,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => ({
-      events: s.telemetry.events(s.devices.get(request.params.id).id),
+      events: s.telemetry.events((await s.devices.get(request.params.id)).id),
     }),
   );
 
@@ -132,8 +130,8 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: admin,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
-      s.devices.revoke(device.id);
+      const device = await s.devices.get(request.params.id);
+      await s.devices.revoke(device.id);
       await s.disconnectDevice(device.id);
       s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
       return { id: device.id, revoked: true };
@@ -152,12 +150,12 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
     async (request) => {
       const body = parseInput(patchSchema, request.body);
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       if (body.profile !== undefined) {
         if (body.profile !== null) s.profiles.get(body.profile);
-        s.devices.setProfile(device.id, body.profile);
+        await s.devices.setProfile(device.id, body.profile);
       }
-      if (body.tags) s.devices.setTags(device.id, body.tags);
+      if (body.tags) await s.devices.setTags(device.id, body.tags);
       s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
       return summarize(device.id);
     },
