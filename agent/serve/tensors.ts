@@ -11,7 +11,10 @@ import type { DatatypeInfo } from './datatypes.js';
 export interface TensorSpec {
   name: string;
   type: DatatypeInfo;
+  /** What requests must match: the model's fixed dims, -1 for its symbolic ones. */
   shape: number[];
+  /** What the metadata reports: symbolic dims filled from the serving shape; default `shape`. */
+  described?: number[];
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: typed arrays of every element kind
@@ -25,7 +28,7 @@ export interface DecodedTensor {
 }
 
 export function tensorMetadata(spec: TensorSpec): TensorMetadata {
-  return { name: spec.name, datatype: spec.type.oip, shape: spec.shape };
+  return { name: spec.name, datatype: spec.type.oip, shape: spec.described ?? spec.shape };
 }
 
 function bad(code: 'INPUT_INVALID' | 'ONNX_SHAPE' | 'SERVE_DATATYPE', message: string): FleetError {

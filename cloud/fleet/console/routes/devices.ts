@@ -8,6 +8,27 @@ import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
 import { parseInput, parseWindow } from '../validate.js';
 
+const DEVICE_PAGE_QUERY = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  offset: z.coerce.number().int().min(0).default(0),
+  /** Case-insensitive text matched against id, name, profile, tags and the active model's name. */
+  q: z.string().max(200).optional(),
+  online: z.enum(['true', 'false']).optional(),
+});
+
+function matchesDevice(
+  device: Device,
+  model: ModelRecord | undefined,
+  query: z.infer<typeof DEVICE_PAGE_QUERY>,
+): boolean {
+  if (query.online !== undefined && device.online !== (query.online === 'true')) return false;
+  if (!query.q) return true;
+  const needle = query.q.toLowerCase();
+  return [device.id, device.name, device.profile ?? '', model?.name ?? '', ...device.tags].some((text) =>
+    text.toLowerCase().includes(needle),
+  );
+}
+
 /** Devices: list with latest latency, one device, its latency series, profile and tags. */
 export async function registerDeviceRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
   const viewer = requireRole(s.tokens, 'viewer');
@@ -45,29 +66,40 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
   };
 
-  // The fleet page: a fixed number of set-based queries whatever the fleet size (it used to
-  // be four queries per device).
-  app.get(
+  // Without `limit` (the CLI): every device, through a fixed number of set-based queries. With
+  // `limit` (the console's fleet page): filter and count over the device rows only, then the
+  // latest benchmark and telemetry for the page's devices alone — on 10,000 devices the
+  // fleet-wide "latest per device" queries cost more than the whole page may take.
+  app.get<{ Querystring: Record<string, string | undefined> }>(
     '/api/devices',
     {
-      ...doc({ summary: 'devices with status, profile, active model and latest p50/p99', role: 'viewer' }),
+      ...doc({
+        summary:
+          'devices with status, profile, active model and latest p50/p99; limit/offset/q/online page and filter (total and online count the matches)',
+        role: 'viewer',
+      }),
       preHandler: viewer,
     },
-    async () => {
-      const benches = s.telemetry.latestBenchByDevice();
-      const snapshots = s.telemetry.latestSnapshotByDevice();
+    async (request) => {
+      const query = parseInput(DEVICE_PAGE_QUERY, request.query);
       const models = new Map(s.models.list().map((m) => [m.id, m]));
-      return {
-        devices: s.devices
+      const modelOf = (d: Device) => (d.activeModelId ? models.get(d.activeModelId) : undefined);
+      if (query.limit === undefined && !query.q && query.online === undefined) {
+        const benches = s.telemetry.latestBenchByDevice();
+        const snapshots = s.telemetry.latestSnapshotByDevice();
+        const devices = s.devices
           .list()
-          .map((d) =>
-            toSummary(
-              d,
-              benches.get(d.id),
-              snapshots.get(d.id),
-              d.activeModelId ? models.get(d.activeModelId) : undefined,
-            ),
-          ),
+          .map((d) => toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)));
+        return { devices, total: devices.length, online: devices.filter((d) => d.online).length };
+      }
+      const matches = s.devices.list().filter((d) => matchesDevice(d, modelOf(d), query));
+      const page = matches.slice(query.offset, query.offset + (query.limit ?? matches.length));
+      return {
+        devices: page.map((d) =>
+          toSummary(d, s.telemetry.latestBench(d.id), s.telemetry.latestSnapshot(d.id), modelOf(d)),
+        ),
+        total: matches.length,
+        online: matches.filter((d) => d.online).length,
       };
     },
   );
