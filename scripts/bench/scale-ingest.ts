@@ -94,7 +94,7 @@ async function enrollAll(replica: BenchReplica): Promise<SimIdentity[]> {
           url: mosquitto.url,
           token,
           hostname: `bench-${index}`,
-          retryS: 20,
+          retryS: 120,
           signal: abort.signal,
         });
         done++;

@@ -55,10 +55,17 @@ describe.skipIf(skipReason !== null)(
         durationS: 400,
         telemetryIntervalS: 5,
         rampS: 2,
+        enrollRetryS: 120, // a re-asked enrollment would use the token up on a loaded machine
         namePrefix: 'rollout-failover',
       });
       try {
-        await waitFor(`${DEVICES} devices connected`, () => sim.counters.connected === DEVICES, 120_000);
+        await waitFor(
+          `${DEVICES} devices connected`,
+          () => sim.counters.connected === DEVICES,
+          120_000,
+        ).catch((error) => {
+          throw new Error(`${(error as Error).message}; simulator: ${JSON.stringify(sim.counters)}`);
+        });
         const model = await set.api(
           second,
           'POST',
