@@ -9,10 +9,10 @@ import { ProfileRegistry } from './compression/profiles/registry.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
 import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
-import { ArtifactStore } from './fleet/delivery/artifacts.js';
 import { DeviceAudit } from './fleet/delivery/device-audit.js';
 import { beginEpoch } from './fleet/delivery/epoch.js';
 import { GoldenService } from './fleet/delivery/goldens.js';
+import { LocalArtifactStore } from './fleet/delivery/local-artifacts.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetSigning } from './fleet/delivery/target-signer.js';
@@ -76,11 +76,13 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
         ? undefined
         : (options.mqttSharedGroup ?? 'fleetml'),
   });
+  const events = new FleetEvents();
   const replica = await openReplicaParts({
     database: options.database,
     externalBroker: Boolean(options.mqttUrl),
     db,
     devices,
+    events,
     monitoring: resolveMonitoringOptions(options.monitoring),
     logger,
   });
@@ -93,11 +95,13 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     db,
     fleet,
     devices,
+    events,
     broker,
     mqtt,
     rejectedBatches,
     replica,
   });
+  await services.jobs.open();
   router = routeDeviceTraffic(services, broker, mqtt, logger, replica);
   await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
@@ -133,7 +137,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
     stop: async () => {
-      services.jobs.stop();
+      await services.jobs.stop();
       await services.rollouts.stop();
       await app.close();
       // Commit (and acknowledge) what is queued while the MQTT client can still publish.
@@ -159,14 +163,15 @@ async function buildServices(wiring: {
   db: Db;
   fleet: FleetStore;
   devices: DeviceRepository;
+  events: FleetEvents;
   broker: FleetBroker;
   mqtt: CloudMqtt;
   rejectedBatches: () => number;
   replica: ReplicaParts;
 }): Promise<CloudServices> {
-  const { options, db, fleet, devices, broker, mqtt, rejectedBatches, replica } = wiring;
+  const { options, db, fleet, devices, events, broker, mqtt, rejectedBatches, replica } = wiring;
   const { logger } = options;
-  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
+  const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
   const signing = await loadSigning(options);
   const goldens = new GoldenService(db, store, logger);
@@ -183,7 +188,6 @@ async function buildServices(wiring: {
   const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
-  const events = new FleetEvents();
   const rolloutStore = new RolloutStore(db);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
@@ -207,13 +211,14 @@ async function buildServices(wiring: {
   });
   deviceAudit.registerMetrics(monitor.metrics.registry);
   const jobs = new JobRunner({
-    db,
+    jobs: replica.jobs,
     store,
     models,
     profiles,
     events,
     logger,
     workDir: join(options.dataDir, 'jobs'),
+    workers: options.jobWorkers,
   });
   return {
     db,
