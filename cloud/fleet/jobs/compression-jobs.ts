@@ -127,7 +127,7 @@ export class JobRunner {
   }
 
   async start(params: CompressJobParams, actor: string): Promise<Job> {
-    const model = this.d.models.get(params.model);
+    const model = await this.d.models.get(params.model);
     const profile = this.d.profiles.get(params.profile);
     if (params.data !== 'mnist' && !(await this.d.store.has(params.data))) {
       throw new FleetError('NOT_FOUND', `no uploaded dataset ${params.data}`);
@@ -263,13 +263,13 @@ export class JobRunner {
    */
   private async registerVariants(jobId: string, modelId: string, report: CompressionReport) {
     const modelIds: Record<string, string> = {};
-    const original = this.d.models.get(modelId);
+    const original = await this.d.models.get(modelId);
     const shapes =
       report.servingShapes && Object.keys(report.servingShapes).length ? report.servingShapes : undefined;
-    if (shapes && !original.servingShapes) this.d.models.setServingShapes(modelId, shapes);
+    if (shapes && !original.servingShapes) await this.d.models.setServingShapes(modelId, shapes);
     for (const v of report.variants) {
       if (v.name === 'original') {
-        this.d.models.setMetrics(modelId, { ...v, jobId });
+        await this.d.models.setMetrics(modelId, { ...v, jobId });
         modelIds[v.name] = modelId;
         continue;
       }

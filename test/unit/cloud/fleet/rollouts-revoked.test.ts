@@ -39,12 +39,13 @@ async function rolloutRig() {
   const published: string[] = [];
   const publisher = { publish: async (topic: string) => void published.push(topic) };
   const devices = new DeviceRepository(fleet);
-  const models = new ModelRegistry(db, new ArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-revoked-'))));
+  const models = new ModelRegistry(fleet, new ArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-revoked-'))));
   const manifests = new ManifestService(db, { signing: { mode: 'online', keys } });
   const targets = new TargetService(db, publisher, manifests, {
     epoch: 1,
     sign: (t) => signTarget(t, keys),
     devices,
+    models,
   });
   const telemetry = new TelemetryRepository(db);
   const store = new RolloutStore(db);
