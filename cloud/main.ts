@@ -185,7 +185,7 @@ async function buildServices(wiring: {
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
   const events = new FleetEvents();
-  const rolloutStore = new RolloutStore(db);
+  const rolloutStore = new RolloutStore(fleet);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
     devices,

@@ -48,7 +48,7 @@ async function rolloutRig() {
     models,
   });
   const telemetry = new TelemetryRepository(db);
-  const store = new RolloutStore(db);
+  const store = new RolloutStore(fleet);
   const engine = new RolloutEngine({
     store,
     devices,
@@ -108,18 +108,18 @@ describe('a device revoked during a rollout', () => {
   it('gets no target when its wave starts, and does not count as a failure', async () => {
     const { devices, targets, store, engine, model, published, succeed } = rig;
     const rollout = await engine.create(model.id, { devices: ['a', 'b'] }, { canaryPercent: 50 }, 't');
-    expect(store.executions(rollout.id).map((e) => [e.deviceId, e.wave, e.status])).toEqual([
+    expect((await store.executions(rollout.id)).map((e) => [e.deviceId, e.wave, e.status])).toEqual([
       ['a', 0, 'in_progress'],
       ['b', 1, 'queued'],
     ]);
     await devices.revoke('b');
     await succeed('a', model);
     await engine.tick();
-    expect(store.executions(rollout.id).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
+    expect((await store.executions(rollout.id)).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
       ['a', 'succeeded', null],
       ['b', 'canceled', 'device revoked'],
     ]);
-    expect(store.get(rollout.id)?.status).toBe('succeeded');
+    expect((await store.get(rollout.id))?.status).toBe('succeeded');
     expect(targetsOf(published, 'b')).toBe(0);
     expect(targets.current('b')).toBeUndefined();
   });
@@ -131,11 +131,11 @@ describe('a device revoked during a rollout', () => {
     await devices.revoke('b');
     await succeed('a', model);
     await engine.tick();
-    expect(store.executions(rollout.id).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
+    expect((await store.executions(rollout.id)).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
       ['a', 'succeeded', null],
       ['b', 'canceled', 'device revoked'],
     ]);
-    expect(store.get(rollout.id)?.status).toBe('succeeded');
+    expect((await store.get(rollout.id))?.status).toBe('succeeded');
     await expect(targets.setModel('b', model)).rejects.toMatchObject({ code: 'DEVICE_REVOKED' });
     expect(targetsOf(published, 'b')).toBe(1);
     expect(await targets.republishAll()).toBe(1); // a's target only
