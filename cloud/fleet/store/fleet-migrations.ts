@@ -7,8 +7,7 @@
  * SQLite databases already hold these tables from migrations.ts (1–9): the baseline creates
  * them only where they do not exist (a new PostgreSQL database), with the same columns.
  */
-import type { Kysely } from 'kysely';
-import type { Migration } from 'kysely/migration';
+import type { Kysely, Migration } from 'kysely';
 import type { MigrationSchema } from './schema.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the schema builder works on any database shape

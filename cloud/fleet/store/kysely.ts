@@ -3,8 +3,7 @@
  * better-sqlite3 handle of db.ts) and PostgreSQL (over the `pg` pool of postgres.ts). Fleet
  * repositories take a FleetStore and never see which one it is.
  */
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import { type Migration, Migrator } from 'kysely/migration';
+import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { FleetError } from '../../../shared/errors/index.js';
 import type { Db } from './db.js';
 import { FLEET_MIGRATIONS } from './fleet-migrations.js';
