@@ -180,15 +180,16 @@ async function buildServices(wiring: {
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
+  const models = new ModelRegistry(fleet, store, (model, bytes) => goldens.register(model, bytes));
   const targets = new TargetService(db, mqtt, manifests, {
     epoch: beginEpoch(db),
     sign: targetSigning.sign,
     devices,
+    models,
   });
-  const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
-  const rolloutStore = new RolloutStore(db);
+  const rolloutStore = new RolloutStore(fleet);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
     devices,
