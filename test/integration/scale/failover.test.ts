@@ -52,11 +52,9 @@ describe.skipIf(skipReason !== null)(
       await waitFor('the first replica to lead', () => isLeading(first), 30_000);
       const second = await startReplica();
       expect(isLeading(second)).toBe(false);
+      // The console line is a sign-in link (`http://host:port/#token=…`): its origin is the API.
       const httpUrl = (p: FleetmlProcess) =>
-        p.lines
-          .find((l) => l.startsWith('console: '))!
-          .slice(9)
-          .split('#')[0];
+        new URL(p.lines.find((l) => l.startsWith('console: '))!.slice(9)).origin;
       const adminToken = (await readFile(join(dir, 'cloud', 'admin-token'), 'utf8')).trim();
       const tokenResponse = await fetch(`${httpUrl(second)}/api/enroll-tokens`, {
         method: 'POST',

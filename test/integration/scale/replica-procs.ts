@@ -20,11 +20,11 @@ export class ReplicaSet {
   }
 
   static httpUrl(p: FleetmlProcess): string {
-    return p.lines
-      .find((l) => l.startsWith('console: '))!
-      .slice(9)
-      .split('#')[0]
-      .replace('localhost', '127.0.0.1');
+    // The console line is a sign-in link (`http://localhost:port/#token=…`): its origin is the API.
+    return new URL(p.lines.find((l) => l.startsWith('console: '))!.slice(9)).origin.replace(
+      'localhost',
+      '127.0.0.1',
+    );
   }
 
   async adminToken(): Promise<string> {
@@ -69,7 +69,8 @@ export class SseClient {
     const response = await fetch(`${url}/api/stream?token=${encodeURIComponent(token)}`, {
       signal: client.abort.signal,
     });
-    if (response.status !== 200 || !response.body) throw new Error(`/api/stream answered ${response.status}`);
+    if (response.status !== 200 || !response.body)
+      throw new Error(`/api/stream answered ${response.status}: ${await response.text()}`);
     void client.read(response.body);
     return client;
   }
