@@ -331,13 +331,15 @@ if (ceiling) console.error('bare http', ceiling);
 const tp = only.has('throughput') ? await throughput(10) : null;
 if (tp) console.error('throughput', tp.rps, tp.failed);
 const POLICIES: BatchPolicy[] = [
+  { maxBatch: 8, maxQueueDelayMs: 0 },
   { maxBatch: 8, maxQueueDelayMs: 2 },
-  { maxBatch: 4, maxQueueDelayMs: 1 },
 ];
 const batch = only.has('batching') ? await batching(5, 4, POLICIES) : null;
 const computeByRows = new Map<number, number>();
 if (batch) {
-  for (const policy of POLICIES) computeByRows.set(policy.maxBatch, await batchCompute(policy.maxBatch, 300));
+  for (const policy of POLICIES)
+    if (!computeByRows.has(policy.maxBatch))
+      computeByRows.set(policy.maxBatch, await batchCompute(policy.maxBatch, 300));
   console.error('batching', batch, computeByRows);
 }
 const sw = only.has('swaps') ? await swaps(20, 2) : null;
