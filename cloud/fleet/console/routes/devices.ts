@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { FleetError } from '../../../../shared/errors/index.js';
 import type { CloudServices } from '../../../services.js';
 import type { BenchSummary, TelemetrySnapshot } from '../../ingest/telemetry.js';
 import type { Device } from '../../inventory/devices.js';
@@ -7,6 +8,8 @@ import type { ModelRecord } from '../../inventory/models.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
 import { parseInput, parseWindow } from '../validate.js';
+
+const MAX_TAGS = 32;
 
 const DEVICE_PAGE_QUERY = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
@@ -172,9 +175,16 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
   );
 
+  // Tags are words (letters, digits, . _ : -) so that lists of them stay unambiguous on a command
+  // line and in the console's comma-separated field.
+  const tag = z.string().regex(/^[\w.:-]{1,64}$/, 'a tag is 1-64 letters, digits or . _ : -');
   const patchSchema = z.object({
     profile: z.string().min(1).max(64).nullable().optional(),
-    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+    tags: z.array(tag).max(MAX_TAGS).optional(),
+    /** Added to the device's tags (after `tags`, if both are given). */
+    addTags: z.array(tag).max(MAX_TAGS).optional(),
+    /** Removed from the device's tags. */
+    removeTags: z.array(tag).max(MAX_TAGS).optional(),
   });
   app.patch<{ Params: { id: string } }>(
     '/api/devices/:id',
@@ -185,11 +195,18 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     async (request) => {
       const body = parseInput(patchSchema, request.body);
       const device = s.devices.get(request.params.id);
-      if (body.profile !== undefined) {
-        if (body.profile !== null) s.profiles.get(body.profile);
-        s.devices.setProfile(device.id, body.profile);
-      }
-      if (body.tags) s.devices.setTags(device.id, body.tags);
+      // Everything is checked before anything is written: a refused request changes nothing.
+      const tags = new Set(body.tags ?? device.tags);
+      for (const t of body.addTags ?? []) tags.add(t);
+      for (const t of body.removeTags ?? []) tags.delete(t);
+      if (tags.size > MAX_TAGS)
+        throw new FleetError(
+          'INPUT_INVALID',
+          `a device has at most ${MAX_TAGS} tags; this would make ${tags.size}`,
+        );
+      if (body.profile) s.profiles.get(body.profile);
+      if (body.profile !== undefined) s.devices.setProfile(device.id, body.profile);
+      if (body.tags || body.addTags || body.removeTags) s.devices.setTags(device.id, [...tags]);
       s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
       return summarize(device.id);
     },
