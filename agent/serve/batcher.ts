@@ -35,9 +35,18 @@ interface Queue {
   timer: unknown;
 }
 
+/**
+ * A delay of 0 runs the batch in the event loop's check phase (setImmediate): it merges exactly
+ * the requests that arrived together, which onnxruntime-node would have run one after another
+ * in that same phase anyway (it runs sessions inside setImmediate), so it adds no wait at all.
+ */
 const realTimers: BatchTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setTimeout: (fn, ms) => (ms <= 0 ? { immediate: setImmediate(fn) } : setTimeout(fn, ms)),
+  clearTimeout: (h) => {
+    if (h && typeof h === 'object' && 'immediate' in h)
+      clearImmediate((h as { immediate: NodeJS.Immediate }).immediate);
+    else clearTimeout(h as NodeJS.Timeout);
+  },
 };
 
 /**

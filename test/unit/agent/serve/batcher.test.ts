@@ -152,6 +152,22 @@ describe('dynamic batching on the MNIST model (real onnxruntime)', () => {
     expect(direct.runs).toEqual(['1:3', '1:1']);
   });
 
+  it('a delay of 0 merges exactly the requests that arrived together (same event-loop turn)', async () => {
+    const direct = recording();
+    const exec = new BatchingExecutor({
+      policy: () => ({ maxBatch: 8, maxQueueDelayMs: 0 }),
+      logger,
+      direct,
+    });
+    const together = [exec.run(release, digits(1, 1)), exec.run(release, digits(2, 2))];
+    expect(direct.runs).toEqual([]);
+    const results = await Promise.all(together);
+    expect(direct.runs).toEqual(['1:3']);
+    expectClose(results[1].results.logits.data, (await alone(release, digits(2, 2))).logits.data);
+    await exec.run(release, digits(3, 1));
+    expect(direct.runs).toEqual(['1:3', '1:1']);
+  });
+
   it('runs what waits when the next request would overflow the batch', async () => {
     const direct = recording();
     const { exec, timers } = batcher(4, 60_000, direct);
