@@ -115,7 +115,7 @@ describe('fleetml agent start: serving flags', () => {
     expect(listening).toMatchObject({
       url: `http://127.0.0.1:${port}`,
       socket,
-      token: true,
+      tokenRequired: true,
       maxBodyBytes: 4000,
       batching: { digits: { maxBatch: 4, maxQueueDelayMs: 1 }, '*': { maxBatch: 2, maxQueueDelayMs: 3 } },
     });
@@ -153,7 +153,9 @@ describe('fleetml agent start: serving flags', () => {
       method: 'POST',
       headers: auth,
       body: JSON.stringify({
-        inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.25) }],
+        inputs: [
+          { name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.123456789) },
+        ],
       }),
     });
     expect(json.status).toBe(413);
