@@ -6,6 +6,7 @@ import { fleetKeyFingerprint } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import type { CloudHandle, CloudOptions } from './cloud-options.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
+import { advertisedBrokerUrl } from './fleet/broker/advertise.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
 import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
@@ -243,7 +244,8 @@ async function buildServices(wiring: {
     monitor,
     telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
     postgresLatency: replica.postgres?.latency,
-    brokerUrl: broker.url,
+    // An external broker's URL is what the cloud was given; the embedded one may need a name.
+    brokerUrl: options.mqttUrl ? broker.url : advertisedBrokerUrl(broker.url, options.mqttHost, options.tls),
     limits: options.uploadLimits,
     caPem: broker.tls?.caPem ?? null,
     disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
