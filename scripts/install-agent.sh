@@ -143,7 +143,7 @@ if [ -n "$BUNDLE" ]; then
   install_bundle
 else
 #    Only the agent's dependencies (the cloud's are large), at the versions the lockfile pins.
-AGENT_DEPS='["better-sqlite3","commander","mqtt","onnxruntime-node","pino","pino-pretty","systeminformation","tsx","zod"]'
+AGENT_DEPS='["@datadog/sketches-js","better-sqlite3","commander","mqtt","onnxruntime-node","pino","pino-pretty","systeminformation","tsx","zod"]'
 run cp -a "$SOURCE/package-lock.json" "$SOURCE/.npmrc" "$SOURCE/agent" "$SOURCE/shared" "$PREFIX/"
 run node -e '
   const fs = require("fs");

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { FleetError } from '../../shared/errors/index.js';
 
@@ -29,17 +30,12 @@ export interface BundleOptions {
   nodeDir?: string;
 }
 
-/** The agent's runtime dependencies (imports of agent/ and shared/, plus the log pretty-printer). */
-export const AGENT_DEPENDENCIES = [
-  'better-sqlite3',
-  'commander',
-  'mqtt',
-  'onnxruntime-node',
-  'pino',
-  'pino-pretty',
-  'systeminformation',
-  'zod',
-];
+/**
+ * Packages the agent loads by name at run time, which esbuild cannot see as imports (pino starts
+ * its pretty-printer transport from a worker by name). Every package the agent's code imports is
+ * taken from the bundle itself (`bundleAgentCode`), so a new import cannot be left out.
+ */
+export const LOADED_BY_NAME = ['pino-pretty'];
 
 const ELF_MACHINE: Record<BundleOptions['arch'], number> = { x64: 62, arm64: 183 };
 const run = promisify(execFile);
@@ -56,8 +52,8 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
   const root = resolve(options.root);
   const stage = await mkdtemp(join(tmpdir(), 'fleetml-bundle-'));
   try {
-    await bundleAgentCode(root, join(stage, 'dist/fleetml-agent.mjs'));
-    const packages = await copyDependencies(root, stage);
+    const imported = await bundleAgentCode(root, join(stage, 'dist/fleetml-agent.mjs'));
+    const packages = await copyDependencies(root, stage, [...new Set([...imported, ...LOADED_BY_NAME])]);
     const pinnedNode = options.nodeDir ? await copyNode(options.nodeDir, stage, options.arch) : null;
     const nodeAbi = pinnedNode ? pinnedNode.abi : process.versions.modules;
     const addon = options.sqliteAddon ?? (await defaultSqliteAddon(root, options.arch, nodeAbi));
@@ -87,9 +83,13 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
   }
 }
 
-async function bundleAgentCode(root: string, outfile: string): Promise<void> {
+/**
+ * agent/cli/daemon.ts bundled by esbuild into one ESM file for plain `node` (node_modules stay
+ * external). Returns the packages the bundle imports: the roots of what the device must hold.
+ */
+export async function bundleAgentCode(root: string, outfile: string): Promise<string[]> {
   const esbuild = await import('esbuild');
-  await esbuild.build({
+  const result = await esbuild.build({
     entryPoints: [join(root, 'agent/cli/daemon.ts')],
     bundle: true,
     platform: 'node',
@@ -98,7 +98,22 @@ async function bundleAgentCode(root: string, outfile: string): Promise<void> {
     packages: 'external',
     outfile,
     logLevel: 'warning',
+    metafile: true,
   });
+  return importedPackages(Object.values(result.metafile.outputs).flatMap((o) => o.imports));
+}
+
+/** Package names (`pkg`, `@scope/pkg`) of a bundle's external imports, without Node's built-ins. */
+export function importedPackages(imports: Array<{ path: string; external?: boolean }>): string[] {
+  const names = imports
+    .filter((i) => i.external && !isBuiltin(i.path) && !i.path.startsWith('.') && !isAbsolute(i.path))
+    .map((i) =>
+      i.path
+        .split('/')
+        .slice(0, i.path.startsWith('@') ? 2 : 1)
+        .join('/'),
+    );
+  return [...new Set(names)].sort();
 }
 
 type Lock = {
@@ -137,9 +152,9 @@ export function dependencyClosure(lock: Lock, roots: string[]): string[] {
   return [...found].sort();
 }
 
-async function copyDependencies(root: string, stage: string): Promise<number> {
+async function copyDependencies(root: string, stage: string, packages: string[]): Promise<number> {
   const lock = JSON.parse(await readFile(join(root, 'package-lock.json'), 'utf8')) as Lock;
-  const closure = dependencyClosure(lock, AGENT_DEPENDENCIES);
+  const closure = dependencyClosure(lock, packages);
   let copied = 0;
   for (const path of closure) {
     // Nested packages travel inside their parent's directory; optional ones may be absent here.

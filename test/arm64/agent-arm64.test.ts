@@ -8,6 +8,7 @@ import { buildQdq, calibrateModel } from '../../cloud/compression/quantize/stati
 import { createSession, ort } from '../../cloud/compression/runtime/ort.js';
 import { startTestCloud, type TestCloud } from '../integration/support/test-cloud.js';
 import {
+  AGENT_ENTRY,
   Arm64Process,
   arm64Tree,
   BOARDS,
@@ -58,7 +59,7 @@ describe.skipIf(skipReason !== null)(
       // The agent and every child it spawns (provider probe, model check) see the Pi 5's
       // /proc/cpuinfo, as on the board: onnxruntime crashes on QEMU's x86 one (support.ts).
       const [command, args] = withBoardCpuinfo('rpi5', node, [
-        'bin/fleetml.mjs',
+        AGENT_ENTRY,
         'agent',
         'start',
         `--cloud=${cloud.cloud.mqttUrl}`,

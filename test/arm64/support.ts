@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { cp, mkdtemp, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { bundleAgentCode } from '../../cloud/cli/agent-bundle-build.js';
 
 /** Helpers of the arm64 tests: the QEMU setup, a tree of this checkout on arm64 modules, processes. */
 
@@ -57,15 +58,23 @@ export async function prepareArm64(): Promise<Arm64Setup> {
   return { node: env.FLEETML_ARM64_NODE, modules: env.FLEETML_ARM64_MODULES, setupMs: Date.now() - started };
 }
 
-/** This checkout's sources (not its x64 node_modules) with the arm64 node_modules beside them. */
+/**
+ * This checkout's sources (not its x64 node_modules) with the arm64 node_modules beside them,
+ * and the agent as a device runs it: `dist/fleetml-agent.mjs`, bundled here by esbuild as
+ * `fleetml agent bundle` does (tsx would transpile every file under emulation: minutes).
+ */
 export async function arm64Tree(modules: string): Promise<string> {
   const tree = await mkdtemp(join(tmpdir(), 'fleetml-arm64-tree-'));
   for (const entry of ['agent', 'shared', 'cloud', 'bin', 'package.json', 'tsconfig.json']) {
     await cp(join(ROOT, entry), join(tree, entry), { recursive: true });
   }
+  await bundleAgentCode(ROOT, join(tree, AGENT_ENTRY));
   await symlink(modules, join(tree, 'node_modules'), 'dir');
   return tree;
 }
+
+/** The device's agent entry point in an arm64Tree (plain node, no loader). */
+export const AGENT_ENTRY = 'dist/fleetml-agent.mjs';
 
 /** A child process with its output lines kept (JSON log lines parsed). */
 export class Arm64Process {

@@ -1,5 +1,13 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { assertElf, dependencyClosure } from '../../../../cloud/cli/agent-bundle-build.js';
+import {
+  assertElf,
+  bundleAgentCode,
+  dependencyClosure,
+  importedPackages,
+} from '../../../../cloud/cli/agent-bundle-build.js';
 import { isFleetError } from '../../../../shared/errors/index.js';
 
 describe('fleetml agent bundle: what goes in', () => {
@@ -23,6 +31,32 @@ describe('fleetml agent bundle: what goes in', () => {
     ]);
     expect(() => dependencyClosure(lock, ['missing'])).toThrow(/package-lock.json has no missing/);
   });
+
+  it('names a scoped or deep import by its package and leaves out built-ins and relative paths', () => {
+    const imports = [
+      { path: '@datadog/sketches-js', external: true },
+      { path: 'pino/file', external: true },
+      { path: 'node:fs', external: true },
+      { path: 'path', external: true },
+      { path: './local.js', external: true },
+      { path: 'zod', external: false },
+    ];
+    expect(importedPackages(imports)).toEqual(['@datadog/sketches-js', 'pino']);
+  });
+
+  it('takes the packages to ship from what the bundled agent imports (a new import cannot be left out)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetml-bundle-code-'));
+    try {
+      const out = join(dir, 'agent.mjs');
+      const packages = await bundleAgentCode(resolve(import.meta.dirname, '../../../..'), out);
+      // The latency sketch's package was missing from a hand-kept list: installed agents died on start.
+      expect(packages).toEqual(expect.arrayContaining(['@datadog/sketches-js', 'onnxruntime-node', 'mqtt']));
+      const code = await readFile(out, 'utf8');
+      for (const name of packages) expect(code).toContain(`"${name}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('refuses a native file built for another machine', async () => {
     const wrong = process.arch === 'x64' ? 'arm64' : 'x64';
