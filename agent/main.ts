@@ -8,7 +8,7 @@ import type { AgentConfig } from './config.js';
 import { type DeviceIdentity, enroll, loadIdentity, pinFleetKey, saveIdentity } from './enroll.js';
 import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { Installer } from './install/installer.js';
-import { Reconciler } from './reconcile.js';
+import { Reconciler } from './reconcile/reconciler.js';
 import { Reporter } from './reporter.js';
 import { resolveOnnxruntime } from './runtime/onnxruntime-source.js';
 import {
