@@ -58,20 +58,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
   const devices = new DeviceRepository(db);
   const broker = await openFleetBroker({ ...options, devices });
-  const mqtt = await connectCloudMqtt({
-    url: broker.url,
-    logger,
-    username: broker.username,
-    password: broker.password,
-    caPem: broker.tls?.caPem,
-    // With dynamic security every other client is bound to its own client id; the cloud's is
-    // random, so nobody can guess it either.
-    clientId: options.mosquittoDynsec ? `fleetml-cloud-${randomUUID()}` : undefined,
-    sharedGroup:
-      !options.mqttUrl || options.mqttSharedGroup === null
-        ? undefined
-        : (options.mqttSharedGroup ?? 'fleetml'),
-  });
+  const mqtt = await connectControllerMqtt(options, broker);
   const replica = await openReplicaParts({
     database: options.database,
     externalBroker: Boolean(options.mqttUrl),
@@ -89,21 +76,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
 
-  // Rollouts continue from their stored state after a restart. Fleet-wide duties run on the
-  // leader only (always this process with the embedded broker; see cloud/fleet/leader/).
-  replica.leadership.onChange((leader) => {
-    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
-    if (leader) {
-      services.rollouts.start();
-      services.monitor.start();
-      replica.startPgRetention();
-    } else {
-      void services.rollouts.stop();
-      services.monitor.stopSweeps();
-      replica.stopPgRetention();
-    }
-  });
-  await replica.leadership.start();
+  await followLeadership(replica, services, logger);
   const adminToken = await loadOrCreateAdminToken(options.dataDir, services.tokens);
   const app = await buildConsoleServer({ services, logger, uploadDir: join(options.dataDir, 'uploads') });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
@@ -134,10 +107,65 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   };
 }
 
+/** The controller's own MQTT client (in a shared subscription group behind an external broker). */
+function connectControllerMqtt(options: CloudOptions, broker: FleetBroker): Promise<CloudMqtt> {
+  return connectCloudMqtt({
+    url: broker.url,
+    logger: options.logger,
+    username: broker.username,
+    password: broker.password,
+    caPem: broker.tls?.caPem,
+    // With dynamic security every other client is bound to its own client id; the cloud's is
+    // random, so nobody can guess it either.
+    clientId: options.mosquittoDynsec ? `fleetml-cloud-${randomUUID()}` : undefined,
+    sharedGroup:
+      !options.mqttUrl || options.mqttSharedGroup === null
+        ? undefined
+        : (options.mqttSharedGroup ?? 'fleetml'),
+  });
+}
+
+/**
+ * Rollouts continue from their stored state after a restart. Fleet-wide duties run on the
+ * leader only (always this process with the embedded broker; see cloud/fleet/leader/).
+ */
+async function followLeadership(
+  replica: ReplicaParts,
+  services: CloudServices,
+  logger: Logger,
+): Promise<void> {
+  replica.leadership.onChange((leader) => {
+    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
+    if (leader) {
+      services.rollouts.start();
+      services.monitor.start();
+      replica.startPgRetention();
+    } else {
+      void services.rollouts.stop();
+      services.monitor.stopSweeps();
+      replica.stopPgRetention();
+    }
+  });
+  await replica.leadership.start();
+}
+
 async function loadSigning(options: CloudOptions): Promise<SigningMode> {
   if (options.signingPublicKey) return { mode: 'offline', publicKey: options.signingPublicKey };
   const file = options.signingKeyFile ?? join(options.dataDir, 'keys', 'fleet-signing.json');
   return { mode: 'online', keys: await loadOrCreateSigningKey(file) };
+}
+
+/** Artifacts, goldens, signed manifests and targets, models, and the audit of what devices run. */
+async function buildDelivery(options: CloudOptions, db: Db, mqtt: CloudMqtt) {
+  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
+  const signing = await loadSigning(options);
+  const goldens = new GoldenService(db, store, options.logger);
+  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
+  const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
+  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
+  const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
+  const deviceAudit = new DeviceAudit(db, { targets, manifests });
+  return { store, goldens, manifests, targetSigning, targets, models, deviceAudit };
 }
 
 /** Every repository and engine of the controller, each given what it needs. */
@@ -150,22 +178,17 @@ async function buildServices(wiring: {
   rejectedBatches: () => number;
   replica: ReplicaParts;
 }): Promise<CloudServices> {
-  const { options, db, devices, broker, mqtt, rejectedBatches, replica } = wiring;
+  const { options, db, devices, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
-  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
-  const signing = await loadSigning(options);
-  const goldens = new GoldenService(db, store, logger);
-  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
-  const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
+  const delivery = await buildDelivery(options, db, wiring.mqtt);
+  const { store, models, manifests, targets } = delivery;
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
-  const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
-  const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
   const events = new FleetEvents();
+  const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
   const rolloutStore = new RolloutStore(db);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
@@ -177,43 +200,23 @@ async function buildServices(wiring: {
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
     isLeader: () => replica.leadership.isLeader,
-    // Soak rules read real-traffic sketches (the monitor is built just below; ticks come later).
+    // Soak rules read real-traffic sketches; ticks come after startCloud has wired everything.
     serving: (fromMs, toMs, filter) => monitor.serving.summary(fromMs, toMs, 'fleet', filter)[0],
   });
-  const monitor = new FleetMonitor({
-    db,
-    telemetry,
-    logger,
-    options: options.monitoring,
-    rejectedBatches,
-  });
-  deviceAudit.registerMetrics(monitor.metrics.registry);
-  const jobs = new JobRunner({
-    db,
-    store,
-    models,
-    profiles,
-    events,
-    logger,
-    workDir: join(options.dataDir, 'jobs'),
-  });
+  delivery.deviceAudit.registerMetrics(monitor.metrics.registry);
+  const workDir = join(options.dataDir, 'jobs');
+  const jobs = new JobRunner({ db, store, models, profiles, events, logger, workDir });
   return {
+    ...delivery,
     db,
-    store,
     devices,
-    models,
     tokens: new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
-    targets,
     telemetry,
     audit,
     rollouts,
     rolloutStore,
     profiles,
     events,
-    manifests,
-    goldens,
-    deviceAudit,
-    targetSigning,
     jobs,
     monitor,
     telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
