@@ -147,7 +147,7 @@ export function register(program: Command): void {
         '../runtime/ort.js'
       );
       const { resolveOnnxruntime } = await import('../runtime/onnxruntime-source.js');
-      const { AGENT_VERSION } = await import('../main.js');
+      const { AGENT_VERSION } = await import('../version.js');
       const { createLogger } = await import('../../shared/logger.js');
       const config = await loadConfig({
         config: flags.config as string | undefined,

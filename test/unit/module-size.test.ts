@@ -11,12 +11,17 @@ const MAX_FUNCTION_LINES = 60;
 
 const PLACES = [
   'agent/reconcile',
+  'agent/main.ts',
+  'agent/startup.ts',
+  'agent/wiring.ts',
   'cloud/compression/quantize/rewrite.ts',
   'cloud/compression/quantize/rewrite-passes.ts',
   'cloud/compression/quantize/emit.ts',
   'cloud/compression/distill/trainer.ts',
   'cloud/compression/pipeline',
   'cloud/main.ts',
+  'cloud/simulator',
+  'shared/protocol',
 ];
 
 function sourceFiles(path: string): string[] {
