@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
-import { deviceTopic, encodeJson, PROTOCOL_VERSION } from '../shared/protocol/index.js';
+import { deviceTopic, encodeStatus } from '../shared/protocol/index.js';
 import type { AgentConfig } from './config.js';
 import type { DeviceIdentity } from './enroll.js';
 import type { Reconciler } from './reconcile/reconciler.js';
@@ -63,7 +63,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     password: identity.secret,
     will: {
       topic: deviceTopic(identity.deviceId, 'status'),
-      payload: statusPayload(false),
+      payload: encodeStatus(false),
       retain: true,
       qos: 1,
     },
@@ -89,11 +89,6 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   };
 }
 
-/** The retained presence message (the offline one is also the connection's last will). */
-function statusPayload(online: boolean): Buffer {
-  return encodeJson({ v: PROTOCOL_VERSION, online, at: new Date().toISOString() });
-}
-
 /** Connect handling, the target subscription, the inference service and telemetry. */
 async function startParts(base: AgentBase, parts: AgentParts): Promise<void> {
   const { identity, transport, log } = base;
@@ -102,7 +97,7 @@ async function startParts(base: AgentBase, parts: AgentParts): Promise<void> {
   transport.onConnect(() => {
     log.info('connected to the cloud');
     transport
-      .publish(deviceTopic(deviceId, 'status'), statusPayload(true), { qos: 1, retain: true })
+      .publish(deviceTopic(deviceId, 'status'), encodeStatus(true), { qos: 1, retain: true })
       .catch(() => {});
     reconciler.report();
     sender.onConnect();
@@ -139,7 +134,7 @@ function shutdownOnce(
     await parts.sender.stop();
     if (graceful && transport.connected) {
       const topic = deviceTopic(identity.deviceId, 'status');
-      await transport.publish(topic, statusPayload(false), { qos: 1, retain: true }).catch(() => {});
+      await transport.publish(topic, encodeStatus(false), { qos: 1, retain: true }).catch(() => {});
       await transport.close();
     } else {
       transport.destroy();

@@ -76,11 +76,14 @@ export async function ensureIdentity(
   return identity;
 }
 
-async function enrollDevice(
+/** Enrolls with the hardware facts read here (named --name when given) and saves the identity. */
+export async function enrollDevice(
   config: AgentConfig,
   caPem: string | undefined,
   providers: ExecutionProvider[],
   logger: Logger,
+  /** Gives up waiting for the cloud's reply (`fleetml agent enroll --timeout`). */
+  signal?: AbortSignal,
 ): Promise<DeviceIdentity> {
   const facts = await readHardwareFacts({
     executionProviders: providers,
@@ -98,6 +101,7 @@ async function enrollDevice(
     agentVersion: AGENT_VERSION,
     logger,
     timeoutS: config.enrollTimeoutS,
+    signal,
   });
   await saveIdentity(config.dataDir, identity);
   logger.info({ deviceId: identity.deviceId }, 'enrolled');

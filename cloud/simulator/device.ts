@@ -4,6 +4,7 @@ import {
   decodeJson,
   deviceTopic,
   encodeJson,
+  encodeStatus,
   type Manifest,
   PROTOCOL_VERSION,
   targetStateSchema,
@@ -21,8 +22,6 @@ import { SimTransfer } from './transfer.js';
  * telemetry batches kept until the cloud acknowledges them (resent otherwise), and the odd
  * event. It runs no model: latencies are drawn from the device's own log-normal distribution.
  */
-const status = (online: boolean) => encodeJson({ v: PROTOCOL_VERSION, online, at: new Date().toISOString() });
-
 export class SimDevice {
   private client: MqttClient | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -64,7 +63,7 @@ export class SimDevice {
       queueQoSZero: false,
       resubscribe: false,
       ...(this.o.caPem ? { ca: this.o.caPem, rejectUnauthorized: true } : {}),
-      will: { topic: deviceTopic(deviceId, 'status'), payload: status(false), retain: true, qos: 1 },
+      will: { topic: deviceTopic(deviceId, 'status'), payload: encodeStatus(false), retain: true, qos: 1 },
     });
     this.client = client;
     client.on('error', () => {}); // reconnects on its own
@@ -82,7 +81,7 @@ export class SimDevice {
           topics.map((c) => deviceTopic(deviceId, c)),
           { qos: 1 },
           () => {
-            client.publish(deviceTopic(deviceId, 'status'), status(true), { qos: 1, retain: true });
+            client.publish(deviceTopic(deviceId, 'status'), encodeStatus(true), { qos: 1, retain: true });
             this.scheduleTelemetry(this.draws.uniform(0, this.o.telemetryIntervalS * 1000));
             resolve();
           },
@@ -106,7 +105,7 @@ export class SimDevice {
     if (!client) return;
     if (client.connected) {
       await client
-        .publishAsync(deviceTopic(this.identity.deviceId, 'status'), status(false), {
+        .publishAsync(deviceTopic(this.identity.deviceId, 'status'), encodeStatus(false), {
           qos: 1,
           retain: true,
         })

@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import { deviceId, errorInfo, executionProviderSchema, isoTime, nonNegative, v } from './primitives.js';
+import { encodeJson } from './codec.js';
+import {
+  deviceId,
+  errorInfo,
+  executionProviderSchema,
+  isoTime,
+  nonNegative,
+  PROTOCOL_VERSION,
+  v,
+} from './primitives.js';
 
 /** What the agent reads of its hardware at enrollment. */
 export const hardwareFactsSchema = z.object({
@@ -42,3 +51,8 @@ export type EnrollReply = z.infer<typeof enrollReplySchema>;
 /** A device's retained presence on its status topic (the offline one is also its last will). */
 export const statusSchema = z.object({ v, online: z.boolean(), at: isoTime });
 export type StatusMessage = z.infer<typeof statusSchema>;
+
+export function encodeStatus(online: boolean): Buffer {
+  const message: StatusMessage = { v: PROTOCOL_VERSION, online, at: new Date().toISOString() };
+  return encodeJson(message);
+}
