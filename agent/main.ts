@@ -109,7 +109,10 @@ async function startParts(base: AgentBase, parts: AgentParts): Promise<void> {
     1,
   );
   if (inference) {
-    await inference.start();
+    // A taken port does not stop the agent (delivery and telemetry go on); the cloud hears why
+    // this device does not serve.
+    const listenError = await inference.start();
+    if (listenError) parts.reporter.event('error', listenError.code, listenError.message);
     await inference.restore(activeSlotPath(base, installer));
   }
   telemetry.start();

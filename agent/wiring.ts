@@ -31,6 +31,8 @@ export interface AgentBase {
 }
 
 export interface AgentParts {
+  /** Publishes the agent's state, events and bench reports. */
+  reporter: Reporter;
   downloader: Downloader;
   installer: Installer;
   /** The local inference service (null when config.serve is off). */
@@ -44,11 +46,19 @@ export interface AgentParts {
 
 /** Creates the agent's components (nothing is started here but the outbox's database). */
 export function buildAgentParts(base: AgentBase): AgentParts {
+  const reporter = new Reporter(base.transport, base.identity.deviceId, base.log);
   const downloader = createDownloader(base);
   const installer = createInstaller(base);
   const inference = createInference(base);
-  const reconciler = createReconciler(base, downloader, installer, inference);
-  return { downloader, installer, inference, reconciler, ...createTelemetry(base, installer, inference) };
+  const reconciler = createReconciler(base, { reporter, downloader, installer, inference });
+  return {
+    reporter,
+    downloader,
+    installer,
+    inference,
+    reconciler,
+    ...createTelemetry(base, installer, inference),
+  };
 }
 
 /** The model slot state.json names active, as a path (null before the first install). */
@@ -100,6 +110,7 @@ function createInference({ config, ep, log }: AgentBase): InferenceService | nul
     dynamicDim: config.dynamicDim,
     logger: log,
     hookCommand: config.activationHook,
+    batching: config.serveBatching,
     http: {
       host: config.serveHost,
       port: config.servePort,
@@ -113,17 +124,16 @@ function createInference({ config, ep, log }: AgentBase): InferenceService | nul
 
 function createReconciler(
   base: AgentBase,
-  downloader: Downloader,
-  installer: Installer,
-  inference: InferenceService | null,
+  parts: Pick<AgentParts, 'reporter' | 'downloader' | 'installer' | 'inference'>,
 ): Reconciler {
-  const { config, identity, state, transport, log } = base;
+  const { config, identity, state, log } = base;
+  const { reporter, downloader, installer, inference } = parts;
   return new Reconciler({
     identity,
     state,
     downloader,
     installer,
-    reporter: new Reporter(transport, identity.deviceId, log),
+    reporter,
     logger: log,
     maxBlockSize: Math.min(config.blockSize, config.brokerMaxPayloadBytes - FRAME_OVERHEAD_BYTES),
     backoffInitialMs: config.backoffInitialMs,

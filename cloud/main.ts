@@ -6,9 +6,9 @@ import { fleetKeyFingerprint } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import type { CloudHandle, CloudOptions } from './cloud-options.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
+import { keepTargetsPublished, routeDeviceTraffic } from './device-traffic.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
-import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
 import { ArtifactStore } from './fleet/delivery/artifacts.js';
 import { DeviceAudit } from './fleet/delivery/device-audit.js';
 import { beginEpoch } from './fleet/delivery/epoch.js';
@@ -17,9 +17,7 @@ import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetSigning } from './fleet/delivery/target-signer.js';
 import { TargetService } from './fleet/delivery/targets.js';
-import { createTransferServer } from './fleet/delivery/transfer-server.js';
 import { TokenRepository } from './fleet/identity/tokens.js';
-import { createMessageRouter, type RouterStats } from './fleet/ingest/router.js';
 import { TelemetryRepository } from './fleet/ingest/telemetry.js';
 import { AuditLog } from './fleet/inventory/audit.js';
 import { DeviceRepository } from './fleet/inventory/devices.js';
@@ -28,10 +26,11 @@ import { ModelRegistry } from './fleet/inventory/models.js';
 import { JobRunner } from './fleet/jobs/compression-jobs.js';
 import { openReplicaParts, type ReplicaParts } from './fleet/leader/replica.js';
 import { FleetMonitor } from './fleet/monitoring/monitor.js';
-import { type MonitoringOptions, resolveMonitoringOptions } from './fleet/monitoring/options.js';
+import { resolveMonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { type Db, openDatabase } from './fleet/store/db.js';
+import { type FleetStore, openFleetStore } from './fleet/store/kysely.js';
 import { type CloudMqtt, connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
@@ -41,11 +40,11 @@ async function loadOrCreateAdminToken(dataDir: string, tokens: TokenRepository):
   const path = join(dataDir, 'admin-token');
   try {
     const saved = (await readFile(path, 'utf8')).trim();
-    if (tokens.apiTokenRole(saved)) return saved;
+    if (await tokens.apiTokenRole(saved)) return saved;
   } catch {
     // first start: create it below
   }
-  const token = tokens.createApiToken('admin', 'admin');
+  const token = await tokens.createApiToken('admin', 'admin');
   await writeFile(path, `${token}\n`, { mode: 0o600 });
   await chmod(path, 0o600);
   return token;
@@ -56,7 +55,10 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const { logger } = options;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
-  const devices = new DeviceRepository(db);
+  // The fleet tables go through the shared query layer; they stay in SQLite until every
+  // repository runs on it (docs/scale.md), as foreign keys tie them together.
+  const fleet = await openFleetStore({ sqlite: db });
+  const devices = new DeviceRepository(fleet);
   const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectControllerMqtt(options, broker);
   const replica = await openReplicaParts({
@@ -71,7 +73,16 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   // The monitor reports batches the router refused; the router needs the services first.
   let router: ReturnType<typeof routeDeviceTraffic> | undefined;
   const rejectedBatches = () => router?.stats.rejectedTelemetry ?? 0;
-  const services = await buildServices({ options, db, devices, broker, mqtt, rejectedBatches, replica });
+  const services = await buildServices({
+    options,
+    db,
+    fleet,
+    devices,
+    broker,
+    mqtt,
+    rejectedBatches,
+    replica,
+  });
   router = routeDeviceTraffic(services, broker, mqtt, logger, replica);
   await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
@@ -92,19 +103,31 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     isLeader: () => replica.leadership.isLeader,
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
-    stop: async () => {
-      services.jobs.stop();
-      await services.rollouts.stop();
-      await app.close();
-      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
-      await services.monitor.stop();
-      await replica.close();
-      await mqtt.close();
-      await broker.close();
-      db.close();
-      logger.info('cloud stopped');
-    },
+    stop: () => stopCloud({ services, app, replica, mqtt, broker, db, logger }),
   };
+}
+
+/** Stops in order: jobs and rollouts, HTTP, the monitor's queue, replica duties, MQTT, broker, database. */
+async function stopCloud(parts: {
+  services: CloudServices;
+  app: { close(): Promise<unknown> };
+  replica: ReplicaParts;
+  mqtt: CloudMqtt;
+  broker: FleetBroker;
+  db: Db;
+  logger: Logger;
+}): Promise<void> {
+  const { services, app, replica, mqtt, broker, db, logger } = parts;
+  services.jobs.stop();
+  await services.rollouts.stop();
+  await app.close();
+  // Commit (and acknowledge) what is queued while the MQTT client can still publish.
+  await services.monitor.stop();
+  await replica.close();
+  await mqtt.close();
+  await broker.close();
+  db.close();
+  logger.info('cloud stopped');
 }
 
 /** The controller's own MQTT client (in a shared subscription group behind an external broker). */
@@ -156,32 +179,39 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
 }
 
 /** Artifacts, goldens, signed manifests and targets, models, and the audit of what devices run. */
-async function buildDelivery(options: CloudOptions, db: Db, mqtt: CloudMqtt) {
+async function buildDelivery(options: CloudOptions, db: Db, mqtt: CloudMqtt, devices: DeviceRepository) {
   const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
   const signing = await loadSigning(options);
   const goldens = new GoldenService(db, store, options.logger);
   const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
   const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
-  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
+  const targets = new TargetService(db, mqtt, manifests, {
+    epoch: beginEpoch(db),
+    sign: targetSigning.sign,
+    devices,
+  });
   const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   return { store, goldens, manifests, targetSigning, targets, models, deviceAudit };
 }
 
-/** Every repository and engine of the controller, each given what it needs. */
-async function buildServices(wiring: {
+interface ServiceWiring {
   options: CloudOptions;
   db: Db;
+  fleet: FleetStore;
   devices: DeviceRepository;
   broker: FleetBroker;
   mqtt: CloudMqtt;
   rejectedBatches: () => number;
   replica: ReplicaParts;
-}): Promise<CloudServices> {
-  const { options, db, devices, broker, rejectedBatches, replica } = wiring;
+}
+
+/** Every repository and engine of the controller, each given what it needs. */
+async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
+  const { options, db, fleet, devices, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
   const telemetry = new TelemetryRepository(db);
-  const delivery = await buildDelivery(options, db, wiring.mqtt);
+  const delivery = await buildDelivery(options, db, wiring.mqtt, devices);
   const { store, models, manifests, targets } = delivery;
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
@@ -209,8 +239,9 @@ async function buildServices(wiring: {
   return {
     ...delivery,
     db,
+    fleet,
     devices,
-    tokens: new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
+    tokens: new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
     telemetry,
     audit,
     rollouts,
@@ -227,69 +258,4 @@ async function buildServices(wiring: {
     disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
     onEnrollToken: broker.onEnrollToken,
   };
-}
-
-/** Device traffic (enrollment, state, telemetry, block requests) from MQTT to the services. */
-function routeDeviceTraffic(
-  services: CloudServices,
-  broker: FleetBroker,
-  mqtt: CloudMqtt,
-  logger: Logger,
-  replica: ReplicaParts,
-) {
-  const {
-    devices,
-    tokens,
-    telemetry,
-    monitor,
-    manifests,
-    profiles,
-    events,
-    rollouts,
-    store,
-    targets,
-    deviceAudit,
-  } = services;
-  const transfer = createTransferServer({
-    store,
-    authorize: createArtifactAccess({ targets, devices, manifests }),
-    publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 0 }),
-    logger,
-  });
-  const router = createMessageRouter({
-    devices,
-    tokens,
-    telemetry,
-    ingest: replica.postgres?.ingest ?? monitor.ingest,
-    publisher: mqtt,
-    logger,
-    fleetPublicKey: manifests.publicKey,
-    matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
-    onEnrolled: broker.onEnrolled,
-    onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
-    onReport: (deviceId, report) => {
-      if ('state' in report) deviceAudit.onState(deviceId, report.state);
-      else deviceAudit.onBench(deviceId, report.bench);
-    },
-    onDeviceUpdate: (deviceId, kind) => {
-      events.emit({ type: 'device', deviceId, kind });
-      if (kind !== 'telemetry') void rollouts.tick();
-    },
-  });
-  mqtt.onMessage((topic, payload) => {
-    void router.handle(topic, payload);
-  });
-  return router;
-}
-
-/**
- * Targets are retained messages, but the embedded broker keeps them in memory only and an
- * external one may run without persistence: publish the stored targets now and after each
- * reconnect, or a device that (re)connects later would find no target at all.
- */
-async function keepTargetsPublished(targets: TargetService, mqtt: CloudMqtt, logger: Logger): Promise<void> {
-  await targets.republishAll();
-  mqtt.client.on('connect', () => {
-    targets.republishAll().catch((error) => logger.warn({ err: error }, 'republishing targets failed'));
-  });
 }

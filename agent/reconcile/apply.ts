@@ -150,6 +150,20 @@ export class TargetApplier {
     }
   }
 
+  private onInstallPhase(manifest: Manifest, phase: AgentPhase): void {
+    this.sink.setPhase(phase, null);
+    // Benchmarking starts once the model sits in its slot and passed the isolated load
+    // check and the golden check: that is what "installed" means here.
+    if (phase !== 'benchmarking') return;
+    const model = { model: manifest.name, modelId: manifest.modelId, version: manifest.version };
+    this.o.logger.info(model, 'installed: load check and golden check passed, benchmarking');
+    this.o.reporter.event(
+      'info',
+      'MODEL_INSTALLED',
+      `${manifest.name} (${manifest.modelId} v${manifest.version}) installed in the inactive slot; load${manifest.golden ? ' and golden' : ''} check passed`,
+    );
+  }
+
   /** A/B install (golden check and benchmark inside), then the release recorded, the switch reported. */
   private async installAndActivate(
     manifest: Manifest,
@@ -159,7 +173,7 @@ export class TargetApplier {
     const { state } = this.o;
     const previous = state.active();
     const result = await this.o.installer.install(manifest, path, golden, (phase) =>
-      this.sink.setPhase(phase, null),
+      this.onInstallPhase(manifest, phase),
     );
     await state.update((s) => {
       s.releases[manifest.name] = Math.max(s.releases[manifest.name] ?? 0, manifest.release ?? 0);

@@ -20,6 +20,7 @@ const PLACES = [
   'cloud/compression/distill/trainer.ts',
   'cloud/compression/pipeline',
   'cloud/main.ts',
+  'cloud/device-traffic.ts',
   'cloud/simulator',
   'shared/protocol',
 ];

@@ -45,13 +45,13 @@ export class FleetHarness {
     for (let i = 0; i < agentCount; i++) await harness.addAgent(i);
     await waitFor(
       'agents online',
-      () => cloud.services.devices.list().filter((d) => d.online).length === agentCount,
+      async () => (await cloud.services.devices.list()).filter((d) => d.online).length === agentCount,
     );
     return harness;
   }
 
   async addAgent(index: number): Promise<AgentHandle> {
-    const { token } = this.cloud.services.tokens.createEnrollToken();
+    const { token } = await this.cloud.services.tokens.createEnrollToken();
     const agent = await startAgent({
       config: resolveConfig({
         cloudUrl: this.cloud.mqttUrl,
@@ -60,6 +60,8 @@ export class FleetHarness {
         telemetryIntervalS: 1,
         benchRuns: 10,
         benchWarmupRuns: 1,
+        // A free port each: several agents on one host cannot all serve on 8000.
+        servePort: 0,
       }),
       logger: quiet(),
     });

@@ -26,7 +26,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
   let json: (...args: string[]) => Promise<any>;
   beforeAll(async () => {
     fleet = await FleetHarness.start(0);
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,
@@ -37,6 +37,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
         benchWarmupRuns: 20,
         benchBudgetMs: 20_000,
         latencyProbeRuns: 0,
+        servePort: 0,
       }),
       logger: createLogger({ name: 'test', level: 'silent' }),
     });
@@ -84,12 +85,21 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
       x: [1, 3, 48, 192],
     });
 
-    const deviceId = await waitFor('the agent to enroll', () => fleet.cloud.services.devices.list()[0]?.id);
+    const deviceId = await waitFor(
+      'the agent to enroll',
+      async () => (await fleet.cloud.services.devices.list())[0]?.id,
+    );
     const rollout = await json('deploy', 'ocr-cls', '--to', deviceId, '--timeout', '300');
     expect(rollout.resolved.model.id).toBe(model.id);
     const done = await fleet.waitRollout(rollout.id, 300_000);
     expect(done.status).toBe('succeeded');
     const device = (await json('latency', deviceId)).bench;
+    // The agent's inference service describes the model at its serving shape too.
+    const meta = await waitFor('ocr-cls served', async () => {
+      const res = await fetch(`${fleet.agents[0].inference!.url}/v2/models/ocr-cls`).catch(() => null);
+      return res?.status === 200 && ((await res.json()) as { inputs: { shape: number[] }[] });
+    });
+    expect(meta.inputs[0].shape).toEqual([1, 3, 48, 192]);
 
     // The reference on this machine, with the same number of runs and onnxruntime's default threads.
     const bench = async () => {

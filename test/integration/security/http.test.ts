@@ -26,7 +26,7 @@ describe('HTTP API security', () => {
     const routes = cloud.httpRoutes;
     const writes = routes.filter((r) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method));
     expect(writes.length).toBeGreaterThanOrEqual(6);
-    const viewer = cloud.services.tokens.createApiToken('v', 'viewer');
+    const viewer = await cloud.services.tokens.createApiToken('v', 'viewer');
     for (const route of writes) {
       const path = route.url.replace(/:(\w+)/g, 'x');
       const anonymous = await call(route.method, path, undefined, '{}');
@@ -37,7 +37,7 @@ describe('HTTP API security', () => {
   });
 
   it('lets operators deploy but keeps token management for admins', async () => {
-    const operator = cloud.services.tokens.createApiToken('o', 'operator');
+    const operator = await cloud.services.tokens.createApiToken('o', 'operator');
     const tokenAttempt = await call(
       'POST',
       '/api/tokens',
@@ -104,7 +104,7 @@ describe('uploads', () => {
   });
 
   it('checks the role before reading the body', async () => {
-    const viewer = test.cloud.services.tokens.createApiToken('v', 'viewer');
+    const viewer = await test.cloud.services.tokens.createApiToken('v', 'viewer');
     expect((await upload(viewer, new Uint8Array(5000))).status).toBe(403);
   });
 });
@@ -133,5 +133,25 @@ describe('OpenAPI document', () => {
     const rollout = spec.paths['/api/rollouts'].post;
     expect(rollout['x-fleetml-role']).toBe('operator');
     expect(rollout.requestBody.content['application/json'].schema.properties.model.type).toBe('string');
+  });
+
+  it('documents the fleet serving query with its role and every query parameter', async () => {
+    const spec = (await (await fetch(`${cloud.httpUrl}/api/openapi.json`)).json()) as any;
+    const serving = spec.paths['/api/fleet/serving'].get;
+    expect(serving.summary).toMatch(/real-traffic latency/);
+    expect(serving['x-fleetml-role']).toBe('viewer');
+    const params = Object.fromEntries(serving.parameters.map((p: any) => [p.name, p]));
+    expect(Object.keys(params).sort()).toEqual([
+      'by',
+      'device',
+      'model',
+      'profile',
+      'release',
+      'step',
+      'window',
+    ]);
+    expect(params.by.in).toBe('query');
+    expect(params.by.required).toBe(false);
+    expect(params.by.schema.enum).toEqual(['fleet', 'device', 'model', 'release', 'profile']);
   });
 });
