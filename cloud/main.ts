@@ -9,10 +9,10 @@ import { ProfileRegistry } from './compression/profiles/registry.js';
 import { keepTargetsPublished, routeDeviceTraffic } from './device-traffic.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
-import { ArtifactStore } from './fleet/delivery/artifacts.js';
 import { DeviceAudit } from './fleet/delivery/device-audit.js';
 import { beginEpoch } from './fleet/delivery/epoch.js';
 import { GoldenService } from './fleet/delivery/goldens.js';
+import { LocalArtifactStore } from './fleet/delivery/local-artifacts.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetSigning } from './fleet/delivery/target-signer.js';
@@ -61,11 +61,13 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const devices = new DeviceRepository(fleet);
   const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectControllerMqtt(options, broker);
+  const events = new FleetEvents();
   const replica = await openReplicaParts({
     database: options.database,
     externalBroker: Boolean(options.mqttUrl),
     db,
     devices,
+    events,
     monitoring: resolveMonitoringOptions(options.monitoring),
     logger,
   });
@@ -78,11 +80,13 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     db,
     fleet,
     devices,
+    events,
     broker,
     mqtt,
     rejectedBatches,
     replica,
   });
+  await services.jobs.open();
   router = routeDeviceTraffic(services, broker, mqtt, logger, replica);
   await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
@@ -118,7 +122,7 @@ async function stopCloud(parts: {
   logger: Logger;
 }): Promise<void> {
   const { services, app, replica, mqtt, broker, db, logger } = parts;
-  services.jobs.stop();
+  await services.jobs.stop();
   await services.rollouts.stop();
   await app.close();
   // Commit (and acknowledge) what is queued while the MQTT client can still publish.
@@ -180,7 +184,7 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
 
 /** Artifacts, goldens, signed manifests and targets, models, and the audit of what devices run. */
 async function buildDelivery(options: CloudOptions, db: Db, mqtt: CloudMqtt, devices: DeviceRepository) {
-  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
+  const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const signing = await loadSigning(options);
   const goldens = new GoldenService(db, store, options.logger);
   const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
@@ -200,6 +204,7 @@ interface ServiceWiring {
   db: Db;
   fleet: FleetStore;
   devices: DeviceRepository;
+  events: FleetEvents;
   broker: FleetBroker;
   mqtt: CloudMqtt;
   rejectedBatches: () => number;
@@ -208,7 +213,7 @@ interface ServiceWiring {
 
 /** Every repository and engine of the controller, each given what it needs. */
 async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
-  const { options, db, fleet, devices, broker, rejectedBatches, replica } = wiring;
+  const { options, db, fleet, devices, events, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
   const telemetry = new TelemetryRepository(db);
   const delivery = await buildDelivery(options, db, wiring.mqtt, devices);
@@ -217,7 +222,6 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
   const audit = new AuditLog(db);
-  const events = new FleetEvents();
   const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
   const rolloutStore = new RolloutStore(db);
   const rollouts = new RolloutEngine({
@@ -235,7 +239,16 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
   });
   delivery.deviceAudit.registerMetrics(monitor.metrics.registry);
   const workDir = join(options.dataDir, 'jobs');
-  const jobs = new JobRunner({ db, store, models, profiles, events, logger, workDir });
+  const jobs = new JobRunner({
+    jobs: replica.jobs,
+    store,
+    models,
+    profiles,
+    events,
+    logger,
+    workDir,
+    workers: options.jobWorkers,
+  });
   return {
     ...delivery,
     db,

@@ -109,7 +109,7 @@ async function launch(run: SimRun, index: number): Promise<void> {
         url: o.cloud,
         token: o.enrollToken,
         hostname: `${o.namePrefix}-${index}`,
-        retryS: 10,
+        retryS: o.enrollRetryS,
         signal,
         caPem: o.caPem,
       }));

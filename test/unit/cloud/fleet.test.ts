@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ArtifactStore } from '../../../cloud/fleet/delivery/artifacts.js';
+import { LocalArtifactStore } from '../../../cloud/fleet/delivery/local-artifacts.js';
 import { ManifestService } from '../../../cloud/fleet/delivery/manifests.js';
 import { TargetService } from '../../../cloud/fleet/delivery/targets.js';
 import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
@@ -74,7 +74,7 @@ describe('targets', () => {
     const publisher = new RecordingPublisher();
     const devices = new DeviceRepository(fleet);
     await devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
-    const models = new ModelRegistry(db, new ArtifactStore(dir));
+    const models = new ModelRegistry(db, new LocalArtifactStore(dir));
     const model = await models.add(SAMPLE, { name: 'mnist' });
     const keys = generateFleetKeyPair();
     const targets = new TargetService(
@@ -104,7 +104,7 @@ describe('targets', () => {
   });
 
   it('refuses a model that is not ONNX', async () => {
-    const models = new ModelRegistry(db, new ArtifactStore(dir));
+    const models = new ModelRegistry(db, new LocalArtifactStore(dir));
     await expect(models.add(Buffer.from('garbage bytes'), { name: 'bad' })).rejects.toMatchObject({
       code: 'ONNX_DECODE',
     });

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { tokenFingerprint } from '../../../../agent/enroll.js';
-import { ArtifactStore } from '../../../../cloud/fleet/delivery/artifacts.js';
 import { beginEpoch } from '../../../../cloud/fleet/delivery/epoch.js';
 import { GoldenService } from '../../../../cloud/fleet/delivery/goldens.js';
+import { LocalArtifactStore } from '../../../../cloud/fleet/delivery/local-artifacts.js';
 import { ManifestService } from '../../../../cloud/fleet/delivery/manifests.js';
 import { TargetService } from '../../../../cloud/fleet/delivery/targets.js';
 import { TokenRepository } from '../../../../cloud/fleet/identity/tokens.js';
@@ -28,11 +28,11 @@ const publisher = { publish: async () => {} };
 
 let db: Db;
 let fleet: FleetStore;
-let store: ArtifactStore;
+let store: LocalArtifactStore;
 beforeEach(async () => {
   db = openDatabase({ path: ':memory:' });
   fleet = await openFleetStore({ sqlite: db });
-  store = new ArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-trust-')));
+  store = new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-trust-')));
 });
 
 function services() {
@@ -117,7 +117,7 @@ describe('delivery trust (cloud side)', () => {
     const golden = goldens.find(older.id)!;
     expect(first.model!.manifest.golden).toMatchObject({ sha256: golden.sha256, minCosine: 0.9999 });
     expect(second.model!.manifest.golden?.minCosine).toBe(0.99);
-    const set = decodeGoldenSet(await store.read(golden.sha256, 0, golden.size));
+    const set = decodeGoldenSet(await store.get(golden.sha256));
     expect(set.cases.length).toBe(8);
   });
 

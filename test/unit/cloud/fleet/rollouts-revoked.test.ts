@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ArtifactStore } from '../../../../cloud/fleet/delivery/artifacts.js';
+import { LocalArtifactStore } from '../../../../cloud/fleet/delivery/local-artifacts.js';
 import { ManifestService } from '../../../../cloud/fleet/delivery/manifests.js';
 import { TargetService } from '../../../../cloud/fleet/delivery/targets.js';
 import { hashSecret } from '../../../../cloud/fleet/identity/secrets.js';
@@ -39,7 +39,10 @@ async function rolloutRig() {
   const published: string[] = [];
   const publisher = { publish: async (topic: string) => void published.push(topic) };
   const devices = new DeviceRepository(fleet);
-  const models = new ModelRegistry(db, new ArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-revoked-'))));
+  const models = new ModelRegistry(
+    db,
+    new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-revoked-'))),
+  );
   const manifests = new ManifestService(db, { signing: { mode: 'online', keys } });
   const targets = new TargetService(db, publisher, manifests, {
     epoch: 1,
