@@ -183,18 +183,25 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
 }
 
 /** Artifacts, goldens, signed manifests and targets, models, and the audit of what devices run. */
-async function buildDelivery(options: CloudOptions, db: Db, mqtt: CloudMqtt, devices: DeviceRepository) {
+async function buildDelivery(
+  options: CloudOptions,
+  db: Db,
+  fleet: FleetStore,
+  mqtt: CloudMqtt,
+  devices: DeviceRepository,
+) {
   const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const signing = await loadSigning(options);
   const goldens = new GoldenService(db, store, options.logger);
   const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
   const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
+  const models = new ModelRegistry(fleet, store, (model, bytes) => goldens.register(model, bytes));
   const targets = new TargetService(db, mqtt, manifests, {
     epoch: beginEpoch(db),
     sign: targetSigning.sign,
     devices,
+    models,
   });
-  const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   return { store, goldens, manifests, targetSigning, targets, models, deviceAudit };
 }
@@ -216,14 +223,14 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
   const { options, db, fleet, devices, events, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
   const telemetry = new TelemetryRepository(db);
-  const delivery = await buildDelivery(options, db, wiring.mqtt, devices);
+  const delivery = await buildDelivery(options, db, fleet, wiring.mqtt, devices);
   const { store, models, manifests, targets } = delivery;
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
   const audit = new AuditLog(db);
   const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
-  const rolloutStore = new RolloutStore(db);
+  const rolloutStore = new RolloutStore(fleet);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
     devices,

@@ -116,14 +116,14 @@ describe.skipIf(skipReason !== null)(
       );
       const done = await waitFor(
         `rollout of ${modelId}`,
-        () => {
-          const r = rolloutStore.get(rollout.id);
+        async () => {
+          const r = await rolloutStore.get(rollout.id);
           return r && r.status !== 'running' ? r : undefined;
         },
         EMULATED_MS,
         () => agent.tail(),
       );
-      return { done, executions: rolloutStore.executions(rollout.id) };
+      return { done, executions: await rolloutStore.executions(rollout.id) };
     };
 
     it(

@@ -134,8 +134,8 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
     const finished = (id: string) =>
       waitFor(
         `rollout ${id}`,
-        () => {
-          const r = cloud.services.rolloutStore.get(id);
+        async () => {
+          const r = await cloud.services.rolloutStore.get(id);
           return r && r.status !== 'running' ? r : undefined;
         },
         90_000,

@@ -67,10 +67,10 @@ describe('fault: a model that hangs or crashes onnxruntime on load', () => {
     const done = () =>
       waitFor(
         `rollout ${id}`,
-        () => {
-          const r = rolloutStore.get(id);
+        async () => {
+          const r = await rolloutStore.get(id);
           return r && r.status !== 'running'
-            ? { rollout: r, execution: rolloutStore.executions(id)[0] }
+            ? { rollout: r, execution: (await rolloutStore.executions(id))[0] }
             : undefined;
         },
         60_000,

@@ -62,8 +62,8 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     const finished = (id: string) =>
       waitFor(
         `rollout ${id}`,
-        () => {
-          const r = rolloutStore.get(id);
+        async () => {
+          const r = await rolloutStore.get(id);
           return r && r.status !== 'running' ? r : undefined;
         },
         60_000,
@@ -93,7 +93,7 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     const failedAt = new Date().toISOString();
 
     const done = await finished(rollout.id);
-    const [execution] = rolloutStore.executions(rollout.id);
+    const [execution] = await rolloutStore.executions(rollout.id);
     expect(execution.status).toBe('failed');
     expect(execution.reason).toMatch(/^TRANSFER_NO_SPACE: disk full while writing artifact/);
     expect(done.status).toBe('aborted');

@@ -113,8 +113,8 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     await startBroker();
     const done = await waitFor(
       'the rollout',
-      () => {
-        const r = rolloutStore.get(rollout.id);
+      async () => {
+        const r = await rolloutStore.get(rollout.id);
         return r && r.status !== 'running' ? r : undefined;
       },
       90_000,

@@ -40,7 +40,7 @@ describe('attack: golden outputs that do not match on the device', () => {
   it('ships golden outputs with every upload and reports the fidelity measured on the device', async () => {
     const model = await upload(71, 'golden-a');
     const s = t.cloud.services;
-    await s.targets.setModel(deviceId, s.models.get(model.id));
+    await s.targets.setModel(deviceId, await s.models.get(model.id));
     await until(
       'model active',
       async () => (await s.devices.get(deviceId)).activeSha256 === model.sha256,
@@ -69,7 +69,7 @@ describe('attack: golden outputs that do not match on the device', () => {
       )
       .run(other.id, other.id, victim.id);
     const eventsBefore = s.telemetry.events(deviceId, 500).length;
-    await s.targets.setModel(deviceId, s.models.get(victim.id));
+    await s.targets.setModel(deviceId, await s.models.get(victim.id));
     const event = await until(
       'GOLDEN_MISMATCH from the device',
       () =>

@@ -111,33 +111,6 @@ export class ManifestService {
     return { manifest: current.manifest, signature };
   }
 
-  /** Highest release of a lineage so far (0: none). */
-  highestRelease(lineage: string): number {
-    const row = this.db
-      .prepare('SELECT MAX(release) r FROM model_releases WHERE lineage = ?')
-      .get(lineage) as {
-      r: number | null;
-    };
-    return row.r ?? 0;
-  }
-
-  /**
-   * The model's release number in its lineage (its name), assigned when it is first released:
-   * a millisecond timestamp above every earlier release of the lineage, so that numbers keep
-   * growing even after the database was restored from a backup.
-   */
-  releaseOf(model: ModelRecord): number {
-    const row = this.db.prepare('SELECT release FROM model_releases WHERE model_id = ?').get(model.id) as
-      | { release: number }
-      | undefined;
-    if (row) return row.release;
-    const release = Math.max(Date.now(), this.highestRelease(model.name) + 1);
-    this.db
-      .prepare('INSERT INTO model_releases (model_id, lineage, release) VALUES (?, ?, ?)')
-      .run(model.id, model.name, release);
-    return release;
-  }
-
   private issue(model: ModelRecord, version: number): SignedManifest {
     const issuedAt = new Date().toISOString();
     const golden = this.o.golden?.(model.id);
@@ -161,7 +134,9 @@ export class ManifestService {
         this.ttlSeconds === null
           ? null
           : new Date(Date.parse(issuedAt) + this.ttlSeconds * 1000).toISOString(),
-      release: this.releaseOf(model),
+      // The lineage is the model's name; its release stamp is assigned at registration
+      // (inventory/models.ts), the one source of truth for releases.
+      release: model.releaseStamp,
     };
     checkManifest(manifest);
     const signature = this.o.signing.mode === 'online' ? signManifest(manifest, this.o.signing.keys) : null;

@@ -6,7 +6,7 @@ import {
   targetStateSchema,
 } from '../../../shared/protocol/index.js';
 import type { DeviceRepository } from '../inventory/devices.js';
-import type { ModelRecord } from '../inventory/models.js';
+import type { ModelRecord, ModelRegistry } from '../inventory/models.js';
 import type { Db } from '../store/db.js';
 import type { ManifestService } from './manifests.js';
 
@@ -23,6 +23,8 @@ export interface TargetServiceOptions {
   sign: TargetSigner;
   /** The device registry: a revoked device gets no target. */
   devices: Pick<DeviceRepository, 'find'>;
+  /** Release stamps per model name (a lower one than the name's highest is a rollback). */
+  models: Pick<ModelRegistry, 'highestReleaseStamp'>;
 }
 
 /**
@@ -74,7 +76,9 @@ export class TargetService {
     const issuedAt = new Date().toISOString();
     const release = targetModel?.manifest.release;
     const rollback =
-      model !== null && release !== undefined && release < this.manifests.highestRelease(model.name);
+      model !== null &&
+      release !== undefined &&
+      release < (await this.o.models.highestReleaseStamp(model.name));
     const state = this.sign({
       v: 1,
       deviceId,

@@ -48,10 +48,10 @@ export class Lineage {
   ) {}
 
   /** The original of `id` and every variant made from it, with device latencies. */
-  family(id: string): { root: string; variants: FamilyMember[] } {
-    const model = this.models.get(id);
+  async family(id: string): Promise<{ root: string; variants: FamilyMember[] }> {
+    const model = await this.models.get(id);
     const rootId = model.sourceModelId ?? model.id;
-    const members = this.models.list().filter((m) => m.id === rootId || m.sourceModelId === rootId);
+    const members = (await this.models.list()).filter((m) => m.id === rootId || m.sourceModelId === rootId);
     const benches = this.db
       .prepare(
         `SELECT b.sha256, d.profile, b.device_id, b.p50_ms FROM bench_reports b JOIN devices d ON d.id = b.device_id
@@ -76,8 +76,11 @@ export class Lineage {
    * Closed loop: the variant to ship to a profile. Variants within the accuracy budget compete on
    * what devices of that profile measured, falling back to the compression job's measurement.
    */
-  recommendation(id: string, profile: string): { recommended: Candidate | null; candidates: Candidate[] } {
-    const { variants } = this.family(id);
+  async recommendation(
+    id: string,
+    profile: string,
+  ): Promise<{ recommended: Candidate | null; candidates: Candidate[] }> {
+    const { variants } = await this.family(id);
     const candidates = variants
       .filter((v) => v.profile === null || v.profile === profile)
       .map((v) => ({
@@ -92,13 +95,14 @@ export class Lineage {
   }
 
   /** One model to deploy for `request`, or NOT_FOUND / CONFLICT listing what there is. */
-  resolve(request: ResolveRequest): Resolved {
-    const byId = this.db.prepare('SELECT id FROM models WHERE id = ?').get(request.ref);
+  async resolve(request: ResolveRequest): Promise<Resolved> {
+    const found = await this.models.find(request.ref);
+    const byId = found?.id === request.ref ? found : undefined;
     if (byId && request.release === undefined && request.variant === undefined) {
-      return { model: this.models.get(request.ref), why: 'named by id' };
+      return { model: byId, why: 'named by id' };
     }
-    const name = byId ? this.models.get(request.ref).name : request.ref;
-    const all = this.models.byName(name);
+    const name = byId ? byId.name : request.ref;
+    const all = await this.models.byName(name);
     if (all.length === 0)
       throw new FleetError('NOT_FOUND', `no model ${request.ref}`, { model: request.ref });
     const release = request.release ?? Math.max(...all.map((m) => m.release));
@@ -131,7 +135,7 @@ export class Lineage {
         { candidates: members.map((m) => m.id) },
       );
     }
-    const { recommended, candidates } = this.recommendation(original.id, request.profile);
+    const { recommended, candidates } = await this.recommendation(original.id, request.profile);
     if (!recommended) {
       throw new FleetError(
         'CONFLICT',
@@ -140,7 +144,7 @@ export class Lineage {
       );
     }
     return {
-      model: this.models.get(recommended.id),
+      model: await this.models.get(recommended.id),
       why: `recommended for ${request.profile} among ${candidates.length} variants of release ${release}`,
     };
   }

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type { Selectable } from 'kysely';
 import { FleetError } from '../../../shared/errors/index.js';
 import type { ServingShapes } from '../../../shared/protocol/index.js';
 import { checkServingShapes, unresolvedDimensions } from '../../../shared/serving-shape.js';
 import { describeOnnx, type TensorSpec } from '../../compression/index.js';
 import type { ArtifactStore } from '../delivery/artifacts.js';
-import type { Db } from '../store/db.js';
+import { type FleetDb, type FleetStore, inTransaction, toNumber } from '../store/kysely.js';
+import type { ModelsTable } from '../store/schema.js';
 
 export type { TensorSpec };
 
@@ -26,6 +28,12 @@ export interface ModelRecord {
   unresolvedDims: string[];
   /** Release of the model name this belongs to (an original upload starts the next one). */
   release: number;
+  /**
+   * The release number manifests carry (the agents' monotonic check): milliseconds when the
+   * original was registered, above every earlier stamp of the name (so it keeps growing after
+   * a restore from backup); variants share their original's.
+   */
+  releaseStamp: number;
 }
 
 export interface AddModelMeta {
@@ -39,21 +47,7 @@ export interface AddModelMeta {
   servingShapes?: Record<string, number[]>;
 }
 
-interface ModelRow {
-  id: string;
-  name: string;
-  variant: string;
-  sha256: string;
-  size: number;
-  inputs: string;
-  outputs: string;
-  source_model_id: string | null;
-  profile: string | null;
-  metrics: string | null;
-  created_at: string;
-  serving_shapes: string | null;
-  release: number | null;
-}
+type ModelRow = Selectable<ModelsTable>;
 
 function toRecord(row: ModelRow): ModelRecord {
   const inputs: TensorSpec[] = JSON.parse(row.inputs);
@@ -63,7 +57,7 @@ function toRecord(row: ModelRow): ModelRecord {
     name: row.name,
     variant: row.variant,
     sha256: row.sha256,
-    size: row.size,
+    size: toNumber(row.size),
     inputs,
     outputs: JSON.parse(row.outputs),
     sourceModelId: row.source_model_id,
@@ -73,6 +67,7 @@ function toRecord(row: ModelRow): ModelRecord {
     servingShapes,
     unresolvedDims: unresolvedDimensions(inputs, servingShapes ?? {}),
     release: row.release ?? 1,
+    releaseStamp: toNumber(row.release_stamp),
   };
 }
 
@@ -80,16 +75,20 @@ export { describeOnnx };
 
 /** Registered models and their variants; the bytes live in the content-addressed store. */
 export class ModelRegistry {
+  private readonly db: FleetDb;
+
   constructor(
-    private readonly db: Db,
+    private readonly fleet: FleetStore,
     private readonly store: ArtifactStore,
     /** Runs once per newly registered model (the cloud computes its golden set there). */
     private readonly onRegistered?: (model: ModelRecord, bytes: Uint8Array) => Promise<unknown>,
-  ) {}
+  ) {
+    this.db = fleet.db;
+  }
 
   async add(bytes: Uint8Array, meta: AddModelMeta): Promise<ModelRecord> {
     const { inputs, outputs } = describeOnnx(bytes);
-    const source = meta.sourceModelId ? this.get(meta.sourceModelId) : undefined;
+    const source = meta.sourceModelId ? await this.get(meta.sourceModelId) : undefined;
     if (source?.sourceModelId) {
       throw new FleetError(
         'INPUT_INVALID',
@@ -109,71 +108,87 @@ export class ModelRegistry {
       : (source?.servingShapes ?? undefined);
     const { sha256, size } = await this.store.put(bytes);
     const variant = meta.variant ?? 'fp32';
-    const existing = this.db
-      .prepare('SELECT * FROM models WHERE sha256 = ? AND name = ? AND variant = ?')
-      .get(sha256, meta.name, variant) as ModelRow | undefined;
+    const existing = await this.db
+      .selectFrom('models')
+      .select('id')
+      .where('sha256', '=', sha256)
+      .where('name', '=', meta.name)
+      .where('variant', '=', variant)
+      .executeTakeFirst();
     if (existing) {
       if (meta.servingShapes) {
-        this.db
-          .prepare('UPDATE models SET serving_shapes = ? WHERE id = ?')
-          .run(JSON.stringify(shapes), existing.id);
+        await this.db
+          .updateTable('models')
+          .set({ serving_shapes: JSON.stringify(shapes) })
+          .where('id', '=', existing.id)
+          .execute();
       }
       return this.get(existing.id);
     }
     const id = `m-${randomUUID().slice(0, 8)}`;
-    this.db
-      .prepare(
-        `INSERT INTO models (id, name, variant, sha256, size, inputs, outputs, source_model_id, profile, metrics, created_at, serving_shapes, release)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        meta.name,
-        variant,
-        sha256,
-        size,
-        JSON.stringify(inputs),
-        JSON.stringify(outputs),
-        source?.id ?? null,
-        meta.profile ?? null,
-        meta.metrics ? JSON.stringify(meta.metrics) : null,
-        new Date().toISOString(),
-        shapes ? JSON.stringify(shapes) : null,
-        source ? source.release : this.latestRelease(meta.name) + 1,
-      );
-    const model = this.get(id);
+    await inTransaction(this.fleet, async (tx) => {
+      // Release and stamp are assigned together, so they order releases the same way.
+      const numbers = source
+        ? { release: source.release, release_stamp: source.releaseStamp }
+        : await nextRelease(tx.db, meta.name);
+      await tx.db
+        .insertInto('models')
+        .values({
+          id,
+          name: meta.name,
+          variant,
+          sha256,
+          size,
+          inputs: JSON.stringify(inputs),
+          outputs: JSON.stringify(outputs),
+          source_model_id: source?.id ?? null,
+          profile: meta.profile ?? null,
+          metrics: meta.metrics ? JSON.stringify(meta.metrics) : null,
+          created_at: new Date().toISOString(),
+          serving_shapes: shapes ? JSON.stringify(shapes) : null,
+          ...numbers,
+        })
+        .execute();
+    });
+    const model = await this.get(id);
     await this.onRegistered?.(model, bytes);
     return model;
   }
 
   /** Highest release number of a model name; 0 when it has none. */
-  latestRelease(name: string): number {
-    const row = this.db.prepare('SELECT max(release) AS r FROM models WHERE name = ?').get(name) as {
-      r: number | null;
-    };
-    return row.r ?? 0;
+  async latestRelease(name: string): Promise<number> {
+    return (await releaseMaxima(this.db, name)).release;
+  }
+
+  /** Highest release stamp of a model name (what manifests carry); 0 when it has none. */
+  async highestReleaseStamp(name: string): Promise<number> {
+    return (await releaseMaxima(this.db, name)).stamp;
   }
 
   /** Every model of a name (originals and variants), newest release first. */
-  byName(name: string): ModelRecord[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM models WHERE name = ? ORDER BY release DESC, created_at, id')
-        .all(name) as ModelRow[]
-    ).map(toRecord);
+  async byName(name: string): Promise<ModelRecord[]> {
+    const rows = await this.db
+      .selectFrom('models')
+      .selectAll()
+      .where('name', '=', name)
+      .orderBy('release', 'desc')
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toRecord);
   }
 
   /**
    * Deletes a model (and its manifest). Refused while a device runs it, a target names it or a
    * rollout of it exists, and for an original that still has variants (remove those first).
    */
-  remove(id: string): ModelRecord {
-    const model = this.get(id);
-    const variants = this.db
-      .prepare('SELECT id FROM models WHERE source_model_id = ?')
-      .all(model.id) as Array<{
-      id: string;
-    }>;
+  async remove(id: string): Promise<ModelRecord> {
+    const model = await this.get(id);
+    const variants = await this.db
+      .selectFrom('models')
+      .select('id')
+      .where('source_model_id', '=', model.id)
+      .execute();
     if (variants.length > 0) {
       throw new FleetError(
         'CONFLICT',
@@ -181,59 +196,94 @@ export class ModelRegistry {
         { variants: variants.map((v) => v.id) },
       );
     }
-    const uses = [
-      ['devices', 'SELECT count(*) AS n FROM devices WHERE active_model_id = ?'],
-      ['targets', 'SELECT count(*) AS n FROM targets WHERE model_id = ?'],
-      ['rollouts', 'SELECT count(*) AS n FROM rollouts WHERE model_id = ?'],
-    ] as const;
-    for (const [what, sql] of uses) {
-      const { n } = this.db.prepare(sql).get(model.id) as { n: number };
+    const count = { n: this.db.fn.countAll<number | string>().as('n') };
+    const uses = {
+      devices: () =>
+        this.db
+          .selectFrom('devices')
+          .select(count.n)
+          .where('active_model_id', '=', model.id)
+          .executeTakeFirst(),
+      targets: () =>
+        this.db.selectFrom('targets').select(count.n).where('model_id', '=', model.id).executeTakeFirst(),
+      rollouts: () =>
+        this.db.selectFrom('rollouts').select(count.n).where('model_id', '=', model.id).executeTakeFirst(),
+    };
+    for (const [what, query] of Object.entries(uses)) {
+      const n = toNumber((await query())?.n);
       if (n > 0) {
         throw new FleetError('CONFLICT', `${model.id} is still used by ${n} ${what}`, { [what]: n });
       }
     }
-    this.db.transaction(() => {
-      // Everything keyed by the model goes with it; release numbers are timestamps, so a later
-      // release of the lineage still counts upwards without this row.
-      for (const table of ['manifests', 'goldens', 'model_releases']) {
-        this.db.prepare(`DELETE FROM ${table} WHERE model_id = ?`).run(model.id);
-      }
-      this.db.prepare('DELETE FROM models WHERE id = ?').run(model.id);
-    })();
+    await inTransaction(this.fleet, async (tx) => {
+      // Everything keyed by the model goes with it; release stamps are timestamps, so a later
+      // release of the name still counts upwards without this row.
+      await tx.db.deleteFrom('manifests').where('model_id', '=', model.id).execute();
+      await tx.db.deleteFrom('goldens').where('model_id', '=', model.id).execute();
+      await tx.db.deleteFrom('models').where('id', '=', model.id).execute();
+    });
     return model;
   }
 
-  find(idOrName: string): ModelRecord | undefined {
-    const row = (this.db.prepare('SELECT * FROM models WHERE id = ?').get(idOrName) ??
+  async find(idOrName: string): Promise<ModelRecord | undefined> {
+    const row =
+      (await this.db.selectFrom('models').selectAll().where('id', '=', idOrName).executeTakeFirst()) ??
       // A name alone means its latest release's original.
-      this.db
-        .prepare(
-          'SELECT * FROM models WHERE name = ? ORDER BY source_model_id IS NULL DESC, release DESC, created_at DESC LIMIT 1',
-        )
-        .get(idOrName)) as ModelRow | undefined;
+      (await this.db
+        .selectFrom('models')
+        .selectAll()
+        .where('name', '=', idOrName)
+        .orderBy((eb) => eb('source_model_id', 'is', null), 'desc')
+        .orderBy('release', 'desc')
+        .orderBy('created_at', 'desc')
+        .limit(1)
+        .executeTakeFirst());
     return row ? toRecord(row) : undefined;
   }
 
-  get(idOrName: string): ModelRecord {
-    const model = this.find(idOrName);
+  async get(idOrName: string): Promise<ModelRecord> {
+    const model = await this.find(idOrName);
     if (!model) throw new FleetError('NOT_FOUND', `no model ${idOrName}`, { model: idOrName });
     return model;
   }
 
   /** Replaces a model's measured metrics (e.g. the original's, from a compression report). */
-  setMetrics(id: string, metrics: Record<string, unknown>): void {
-    this.db.prepare('UPDATE models SET metrics = ? WHERE id = ?').run(JSON.stringify(metrics), id);
+  async setMetrics(id: string, metrics: Record<string, unknown>): Promise<void> {
+    await this.db
+      .updateTable('models')
+      .set({ metrics: JSON.stringify(metrics) })
+      .where('id', '=', id)
+      .execute();
   }
 
   /** Sets a model's serving shapes (checked against its inputs); devices get them with its next manifest. */
-  setServingShapes(id: string, shapes: Record<string, number[]>): void {
-    const checked = checkServingShapes(this.get(id).inputs, shapes);
-    this.db.prepare('UPDATE models SET serving_shapes = ? WHERE id = ?').run(JSON.stringify(checked), id);
+  async setServingShapes(id: string, shapes: Record<string, number[]>): Promise<void> {
+    const checked = checkServingShapes((await this.get(id)).inputs, shapes);
+    await this.db
+      .updateTable('models')
+      .set({ serving_shapes: JSON.stringify(checked) })
+      .where('id', '=', id)
+      .execute();
   }
 
-  list(): ModelRecord[] {
-    return (this.db.prepare('SELECT * FROM models ORDER BY created_at, id').all() as ModelRow[]).map(
+  async list(): Promise<ModelRecord[]> {
+    return (await this.db.selectFrom('models').selectAll().orderBy('created_at').orderBy('id').execute()).map(
       toRecord,
     );
   }
+}
+
+async function releaseMaxima(db: FleetDb, name: string): Promise<{ release: number; stamp: number }> {
+  const row = await db
+    .selectFrom('models')
+    .select((eb) => [eb.fn.max('release').as('release'), eb.fn.max('release_stamp').as('stamp')])
+    .where('name', '=', name)
+    .executeTakeFirst();
+  return { release: toNumber(row?.release), stamp: toNumber(row?.stamp) };
+}
+
+/** The numbers of a new original: the next ordinal, and a stamp above every earlier one. */
+async function nextRelease(db: FleetDb, name: string): Promise<{ release: number; release_stamp: number }> {
+  const last = await releaseMaxima(db, name);
+  return { release: last.release + 1, release_stamp: Math.max(Date.now(), last.stamp + 1) };
 }

@@ -68,7 +68,7 @@ export class JobRunner {
   }
 
   async start(params: CompressJobParams, actor: string): Promise<Job> {
-    const model = this.d.models.get(params.model);
+    const model = await this.d.models.get(params.model);
     const profile = this.d.profiles.get(params.profile);
     for (const sha of [params.data === 'mnist' ? null : params.data, params.labels ?? null]) {
       if (sha && !(await this.d.store.has(sha)))

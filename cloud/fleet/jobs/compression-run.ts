@@ -79,7 +79,7 @@ export function startCompressionRun(claim: JobClaim, d: CompressionRunDeps): Com
 
 async function compressArgs(claim: JobClaim, d: CompressionRunDeps, dir: string): Promise<string[]> {
   const { params } = claim.job;
-  const model = d.models.get(params.model);
+  const model = await d.models.get(params.model);
   const profile = d.profiles.get(params.profile);
   await mkdir(dir, { recursive: true });
   const profilesFile = join(dir, 'profiles.json');
@@ -156,7 +156,7 @@ async function finish(
   ) as CompressionReport | null;
   // Register nothing for a run that is no longer this replica's (cancelled, or queued again).
   if (!(await update({ stage: 'registering variants' }))) return;
-  const original = d.models.get(job.params.model);
+  const original = await d.models.get(job.params.model);
   const modelIds = report
     ? await registerVariants(d, job.id, original.sourceModelId ?? original.id, report)
     : {};
@@ -182,13 +182,13 @@ async function registerVariants(
   report: CompressionReport,
 ) {
   const modelIds: Record<string, string> = {};
-  const original = d.models.get(modelId);
+  const original = await d.models.get(modelId);
   const shapes =
     report.servingShapes && Object.keys(report.servingShapes).length ? report.servingShapes : undefined;
-  if (shapes && !original.servingShapes) d.models.setServingShapes(modelId, shapes);
+  if (shapes && !original.servingShapes) await d.models.setServingShapes(modelId, shapes);
   for (const v of report.variants) {
     if (v.name === 'original') {
-      d.models.setMetrics(modelId, { ...v, jobId });
+      await d.models.setMetrics(modelId, { ...v, jobId });
       modelIds[v.name] = modelId;
       continue;
     }

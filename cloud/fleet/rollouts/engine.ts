@@ -98,7 +98,7 @@ export class RolloutEngine {
     if (devices.length === 0) throw new FleetError('INPUT_INVALID', 'the selector matches no device');
     const deviceIds = devices.map((d) => d.id);
     const previous = new Map(devices.map((d) => [d.id, d.activeModelId]));
-    const rollout = this.d.store.create({
+    const rollout = await this.d.store.create({
       id: `r-${randomUUID().slice(0, 8)}`,
       modelId: model.id,
       selector,
@@ -118,32 +118,37 @@ export class RolloutEngine {
       'rollout created',
     );
     await this.tick();
-    return this.d.store.get(rollout.id)!;
+    return (await this.d.store.get(rollout.id))!;
   }
 
   async pause(id: string, actor: string): Promise<void> {
-    this.transition(id, ['running'], 'paused', actor);
+    await this.transition(id, ['running'], 'paused', actor);
   }
 
   async resume(id: string, actor: string): Promise<void> {
-    this.transition(id, ['paused'], 'running', actor);
+    await this.transition(id, ['paused'], 'running', actor);
     await this.tick();
   }
 
   /** Cancels queued devices; devices already updated keep the new model. */
   async cancel(id: string, actor: string): Promise<void> {
-    this.transition(id, ['running', 'paused'], 'canceled', actor);
-    for (const e of this.d.store.executions(id))
-      if (e.status === 'queued') this.d.store.finish(id, e.deviceId, 'canceled');
+    await this.transition(id, ['running', 'paused'], 'canceled', actor);
+    for (const e of await this.d.store.executions(id))
+      if (e.status === 'queued') await this.d.store.finish(id, e.deviceId, 'canceled');
     this.d.onChange?.(id);
   }
 
-  private transition(id: string, from: Rollout['status'][], to: Rollout['status'], actor: string): void {
-    const rollout = this.d.store.get(id);
+  private async transition(
+    id: string,
+    from: Rollout['status'][],
+    to: Rollout['status'],
+    actor: string,
+  ): Promise<void> {
+    const rollout = await this.d.store.get(id);
     if (!rollout) throw new FleetError('NOT_FOUND', `no rollout ${id}`);
     if (!from.includes(rollout.status))
       throw new FleetError('CONFLICT', `rollout ${id} is ${rollout.status}`);
-    this.d.store.setStatus(id, to, `${to} by ${actor}`);
+    await this.d.store.setStatus(id, to, `${to} by ${actor}`);
     this.d.audit.record(actor, `rollout.${to}`, { id });
     this.d.onChange?.(id);
   }
@@ -152,7 +157,7 @@ export class RolloutEngine {
   tick(): Promise<void> {
     const run = async () => {
       if (this.d.isLeader && !this.d.isLeader()) return;
-      for (const rollout of this.d.store.active()) {
+      for (const rollout of await this.d.store.active()) {
         if (rollout.status !== 'running') continue;
         try {
           await this.advance(rollout);
@@ -171,7 +176,7 @@ export class RolloutEngine {
   private async advance(rollout: Rollout): Promise<void> {
     const model = await this.d.models.get(rollout.modelId);
     let changed = false;
-    for (const e of this.d.store.executions(rollout.id)) {
+    for (const e of await this.d.store.executions(rollout.id)) {
       if (e.status !== 'in_progress') continue;
       const outcome = evaluateExecution(
         e,
@@ -182,18 +187,18 @@ export class RolloutEngine {
         rollout.policy.deviceTimeoutS,
       );
       if (outcome) {
-        this.d.store.finish(rollout.id, e.deviceId, outcome.status, outcome);
+        await this.d.store.finish(rollout.id, e.deviceId, outcome.status, outcome);
         changed = true;
       }
     }
-    const executions = this.d.store.executions(rollout.id);
+    const executions = await this.d.store.executions(rollout.id);
     const abortReason = this.abortReason(rollout, executions);
     if (abortReason) {
       await this.abort(rollout, executions, abortReason);
       return;
     }
     changed = (await this.startDue(rollout, executions)) || changed;
-    const after = this.d.store.executions(rollout.id);
+    const after = await this.d.store.executions(rollout.id);
     const lastWave = Math.max(...after.map((e) => e.wave));
     const soaking =
       soakRemainingMs(
@@ -203,7 +208,7 @@ export class RolloutEngine {
       ) > 0;
     if (after.every((e) => TERMINAL.has(e.status)) && !soaking) {
       const failures = after.filter((e) => FAILURES.has(e.status)).length;
-      this.d.store.setStatus(
+      await this.d.store.setStatus(
         rollout.id,
         'succeeded',
         failures ? `${failures} device(s) failed within the budget` : null,
@@ -262,23 +267,23 @@ export class RolloutEngine {
       );
     };
     while (waveDone(wave) && executions.some((e) => e.wave > wave)) wave++;
-    if (wave !== rollout.currentWave) this.d.store.setWave(rollout.id, wave);
+    if (wave !== rollout.currentWave) await this.d.store.setWave(rollout.id, wave);
     let budget = Number.POSITIVE_INFINITY;
     if (rollout.policy.maxPerMinute > 0) {
       const since = new Date(this.now() - 60_000).toISOString();
-      budget = rollout.policy.maxPerMinute - this.d.store.startedSince(rollout.id, since);
+      budget = rollout.policy.maxPerMinute - (await this.d.store.startedSince(rollout.id, since));
     }
     let started = false;
     for (const e of executions) {
       if (e.wave !== wave || e.status !== 'queued' || budget <= 0) continue;
       // Revoked since the rollout was planned: it gets no target (and counts as no failure).
       if ((await this.d.devices.get(e.deviceId)).revoked) {
-        this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: REVOKED });
+        await this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: REVOKED });
         started = true;
         continue;
       }
       const state = await this.d.targets.setModel(e.deviceId, model);
-      this.d.store.start(rollout.id, e.deviceId, state.version);
+      await this.d.store.start(rollout.id, e.deviceId, state.version);
       budget--;
       started = true;
     }
@@ -293,7 +298,7 @@ export class RolloutEngine {
     this.d.logger.warn({ rollout: rollout.id, reason }, 'rollout aborting');
     for (const e of executions) {
       if (e.status === 'queued' || e.status === 'in_progress') {
-        this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: 'rollout aborted' });
+        await this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: 'rollout aborted' });
       }
     }
     if (rollout.policy.rollbackOnAbort) {
@@ -303,10 +308,10 @@ export class RolloutEngine {
         if (!previous) continue; // nothing to go back to: the device keeps what it runs
         if ((await this.d.devices.get(e.deviceId)).revoked) continue; // revoked: no target at all
         await this.d.targets.setModel(e.deviceId, previous);
-        this.d.store.markRolledBack(rollout.id, e.deviceId);
+        await this.d.store.markRolledBack(rollout.id, e.deviceId);
       }
     }
-    this.d.store.setStatus(rollout.id, 'aborted', reason);
+    await this.d.store.setStatus(rollout.id, 'aborted', reason);
     this.d.audit.record('fleetml', 'rollout.abort', { id: rollout.id, reason });
     this.d.onChange?.(rollout.id);
   }

@@ -1,40 +1,18 @@
-import type { Db } from '../store/db.js';
+import type { Selectable } from 'kysely';
+import { type FleetDb, type FleetStore, inTransaction, toNumber } from '../store/kysely.js';
+import type { RolloutDevicesTable, RolloutsTable } from '../store/schema.js';
 import type { Execution, ExecutionStatus, Rollout, RolloutPolicy, RolloutStatus, Selector } from './types.js';
 
-interface RolloutRow {
-  id: string;
-  model_id: string;
-  selector: string;
-  policy: string;
-  status: RolloutStatus;
-  reason: string | null;
-  current_wave: number;
-  created_by: string;
-  created_at: string;
-  updated_at: string;
-}
+type RolloutRow = Selectable<RolloutsTable>;
 
-interface ExecutionRow {
-  rollout_id: string;
-  device_id: string;
-  wave: number;
-  status: ExecutionStatus;
-  target_version: number | null;
-  previous_model_id: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  reason: string | null;
-  p50_ms: number | null;
-  p99_ms: number | null;
-  rolled_back: number;
-}
+type ExecutionRow = Selectable<RolloutDevicesTable>;
 
 const toRollout = (r: RolloutRow): Rollout => ({
   id: r.id,
   modelId: r.model_id,
   selector: JSON.parse(r.selector),
   policy: JSON.parse(r.policy),
-  status: r.status,
+  status: r.status as RolloutStatus,
   reason: r.reason,
   currentWave: r.current_wave,
   createdBy: r.created_by,
@@ -46,7 +24,7 @@ const toExecution = (r: ExecutionRow): Execution => ({
   rolloutId: r.rollout_id,
   deviceId: r.device_id,
   wave: r.wave,
-  status: r.status,
+  status: r.status as ExecutionStatus,
   targetVersion: r.target_version,
   previousModelId: r.previous_model_id,
   startedAt: r.started_at,
@@ -54,14 +32,18 @@ const toExecution = (r: ExecutionRow): Execution => ({
   reason: r.reason,
   p50Ms: r.p50_ms,
   p99Ms: r.p99_ms,
-  rolledBack: r.rolled_back === 1,
+  rolledBack: Number(r.rolled_back) === 1,
 });
 
 /** Persistence of rollouts and their device executions: the engine's only state. */
 export class RolloutStore {
-  constructor(private readonly db: Db) {}
+  private readonly db: FleetDb;
 
-  create(input: {
+  constructor(private readonly fleet: FleetStore) {
+    this.db = fleet.db;
+  }
+
+  async create(input: {
     id: string;
     modelId: string;
     selector: Selector;
@@ -69,115 +51,145 @@ export class RolloutStore {
     createdBy: string;
     waves: string[][];
     previousModel: (deviceId: string) => string | null;
-  }): Rollout {
+  }): Promise<Rollout> {
     const now = new Date().toISOString();
-    this.db.transaction(() => {
-      this.db
-        .prepare(
-          `INSERT INTO rollouts (id, model_id, selector, policy, status, current_wave, created_by, created_at, updated_at)
-           VALUES (?, ?, ?, ?, 'running', 0, ?, ?, ?)`,
-        )
-        .run(
-          input.id,
-          input.modelId,
-          JSON.stringify(input.selector),
-          JSON.stringify(input.policy),
-          input.createdBy,
-          now,
-          now,
-        );
-      const insert = this.db.prepare(
-        `INSERT INTO rollout_devices (rollout_id, device_id, wave, status, previous_model_id) VALUES (?, ?, ?, 'queued', ?)`,
-      );
-      input.waves.forEach((wave, index) => {
-        for (const deviceId of wave) insert.run(input.id, deviceId, index, input.previousModel(deviceId));
-      });
-    })();
-    return this.get(input.id)!;
+    const executions = input.waves.flatMap((wave, index) =>
+      wave.map((deviceId) => ({
+        rollout_id: input.id,
+        device_id: deviceId,
+        wave: index,
+        status: 'queued',
+        previous_model_id: input.previousModel(deviceId),
+      })),
+    );
+    await inTransaction(this.fleet, async (tx) => {
+      await tx.db
+        .insertInto('rollouts')
+        .values({
+          id: input.id,
+          model_id: input.modelId,
+          selector: JSON.stringify(input.selector),
+          policy: JSON.stringify(input.policy),
+          status: 'running',
+          created_by: input.createdBy,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      // In chunks: both databases cap the parameters of one statement.
+      for (let i = 0; i < executions.length; i += 500) {
+        await tx.db
+          .insertInto('rollout_devices')
+          .values(executions.slice(i, i + 500))
+          .execute();
+      }
+    });
+    return (await this.get(input.id))!;
   }
 
-  get(id: string): Rollout | undefined {
-    const row = this.db.prepare('SELECT * FROM rollouts WHERE id = ?').get(id) as RolloutRow | undefined;
+  async get(id: string): Promise<Rollout | undefined> {
+    const row = await this.db.selectFrom('rollouts').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toRollout(row) : undefined;
   }
 
-  list(limit = 100): Rollout[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM rollouts ORDER BY created_at DESC, id DESC LIMIT ?')
-        .all(limit) as RolloutRow[]
-    ).map(toRollout);
+  async list(limit = 100): Promise<Rollout[]> {
+    const rows = await this.db
+      .selectFrom('rollouts')
+      .selectAll()
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map(toRollout);
   }
 
-  active(): Rollout[] {
-    return (
-      this.db
-        .prepare(`SELECT * FROM rollouts WHERE status IN ('running', 'paused') ORDER BY created_at`)
-        .all() as RolloutRow[]
-    ).map(toRollout);
+  async active(): Promise<Rollout[]> {
+    const rows = await this.db
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('status', 'in', ['running', 'paused'])
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toRollout);
   }
 
-  setStatus(id: string, status: RolloutStatus, reason: string | null = null): void {
-    this.db
-      .prepare('UPDATE rollouts SET status = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?')
-      .run(status, reason, new Date().toISOString(), id);
+  async setStatus(id: string, status: RolloutStatus, reason: string | null = null): Promise<void> {
+    await this.db
+      .updateTable('rollouts')
+      .set((eb) => ({
+        status,
+        reason: eb.fn.coalesce(eb.val(reason), eb.ref('reason')),
+        updated_at: new Date().toISOString(),
+      }))
+      .where('id', '=', id)
+      .execute();
   }
 
-  setWave(id: string, wave: number): void {
-    this.db
-      .prepare('UPDATE rollouts SET current_wave = ?, updated_at = ? WHERE id = ?')
-      .run(wave, new Date().toISOString(), id);
+  async setWave(id: string, wave: number): Promise<void> {
+    await this.db
+      .updateTable('rollouts')
+      .set({ current_wave: wave, updated_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .execute();
   }
 
-  executions(rolloutId: string): Execution[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? ORDER BY wave, device_id')
-        .all(rolloutId) as ExecutionRow[]
-    ).map(toExecution);
+  async executions(rolloutId: string): Promise<Execution[]> {
+    const rows = await this.db
+      .selectFrom('rollout_devices')
+      .selectAll()
+      .where('rollout_id', '=', rolloutId)
+      .orderBy('wave')
+      .orderBy('device_id')
+      .execute();
+    return rows.map(toExecution);
   }
 
-  start(rolloutId: string, deviceId: string, targetVersion: number): void {
-    this.db
-      .prepare(
-        `UPDATE rollout_devices SET status = 'in_progress', target_version = ?, started_at = ? WHERE rollout_id = ? AND device_id = ?`,
-      )
-      .run(targetVersion, new Date().toISOString(), rolloutId, deviceId);
+  async start(rolloutId: string, deviceId: string, targetVersion: number): Promise<void> {
+    await this.db
+      .updateTable('rollout_devices')
+      .set({ status: 'in_progress', target_version: targetVersion, started_at: new Date().toISOString() })
+      .where('rollout_id', '=', rolloutId)
+      .where('device_id', '=', deviceId)
+      .execute();
   }
 
-  finish(
+  async finish(
     rolloutId: string,
     deviceId: string,
     status: ExecutionStatus,
     details: { reason?: string | null; p50Ms?: number | null; p99Ms?: number | null } = {},
-  ): void {
-    this.db
-      .prepare(
-        `UPDATE rollout_devices SET status = ?, finished_at = ?, reason = ?, p50_ms = ?, p99_ms = ?
-         WHERE rollout_id = ? AND device_id = ?`,
-      )
-      .run(
+  ): Promise<void> {
+    await this.db
+      .updateTable('rollout_devices')
+      .set({
         status,
-        new Date().toISOString(),
-        details.reason ?? null,
-        details.p50Ms ?? null,
-        details.p99Ms ?? null,
-        rolloutId,
-        deviceId,
-      );
+        finished_at: new Date().toISOString(),
+        reason: details.reason ?? null,
+        p50_ms: details.p50Ms ?? null,
+        p99_ms: details.p99Ms ?? null,
+      })
+      .where('rollout_id', '=', rolloutId)
+      .where('device_id', '=', deviceId)
+      .execute();
   }
 
-  markRolledBack(rolloutId: string, deviceId: string): void {
-    this.db
-      .prepare('UPDATE rollout_devices SET rolled_back = 1 WHERE rollout_id = ? AND device_id = ?')
-      .run(rolloutId, deviceId);
+  async markRolledBack(rolloutId: string, deviceId: string): Promise<void> {
+    await this.db
+      .updateTable('rollout_devices')
+      .set({ rolled_back: 1 })
+      .where('rollout_id', '=', rolloutId)
+      .where('device_id', '=', deviceId)
+      .execute();
   }
 
-  /** Devices started in the last minute, across all rollouts (for the rate limit). */
-  startedSince(rolloutId: string, sinceIso: string): number {
-    const row = this.db
-      .prepare('SELECT count(*) n FROM rollout_devices WHERE rollout_id = ? AND started_at >= ?')
-      .get(rolloutId, sinceIso) as { n: number };
-    return row.n;
+  /** Devices of a rollout started since `sinceIso` (for the rate limit). */
+  async startedSince(rolloutId: string, sinceIso: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('rollout_devices')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('rollout_id', '=', rolloutId)
+      .where('started_at', '>=', sinceIso)
+      .executeTakeFirst();
+    return toNumber(row?.n as number | string | undefined);
   }
 }

@@ -219,4 +219,5 @@ export function releaseStamps(
 /** By name, applied in name order. */
 export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0001_fleet_baseline': { up: baseline },
+  '0002_release_stamps': { up: reconcileReleases },
 };

@@ -73,7 +73,29 @@ export interface TargetsTable {
 export interface RolloutsTable {
   id: string;
   model_id: string;
+  selector: string;
+  policy: string;
   status: string;
+  reason: string | null;
+  current_wave: Generated<number>;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RolloutDevicesTable {
+  rollout_id: string;
+  device_id: string;
+  wave: number;
+  status: string;
+  target_version: number | null;
+  previous_model_id: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  reason: string | null;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  rolled_back: Generated<number>;
 }
 
 export interface ManifestsTable {
@@ -98,6 +120,7 @@ export interface FleetSchema {
   models: ModelsTable;
   targets: TargetsTable;
   rollouts: RolloutsTable;
+  rollout_devices: RolloutDevicesTable;
   manifests: ManifestsTable;
   goldens: GoldensTable;
 }

@@ -45,7 +45,7 @@ describe('fleetml devices tag / untag, and deploy --tag', () => {
     expect(deployed.code, deployed.stderr).toBe(0);
     const rollout = await fleet.waitRollout(JSON.parse(deployed.stdout).id, 120_000);
     expect(rollout.status).toBe('succeeded');
-    expect(fleet.cloud.services.rolloutStore.executions(rollout.id).map((e) => e.deviceId)).toEqual([
+    expect((await fleet.cloud.services.rolloutStore.executions(rollout.id)).map((e) => e.deviceId)).toEqual([
       kitchen,
     ]);
   }, 180_000);

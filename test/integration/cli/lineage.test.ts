@@ -77,7 +77,7 @@ describe('model lineage: releases, variants, deploy NAME, models rm', () => {
     expect(missing.stderr).toMatch(/error NOT_FOUND: no variant int4 in release 2 of digits; candidates: /);
 
     const explicit = await cli('deploy', 'digits', '--release', '1', '--to', device, '--timeout', '60');
-    expect(explicit.code).toBe(0);
+    expect(explicit.code, explicit.stderr).toBe(0);
     expect(explicit.stdout).toContain(`deploying digits release 1 variant fp32 (${r1.id})`);
     const rollout = /rollouts show (r-[0-9a-f]+) --watch/.exec(explicit.stdout)![1];
     const watched = await cli('rollouts', 'show', rollout, '--watch', '--interval', '1');

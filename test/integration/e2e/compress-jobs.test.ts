@@ -58,7 +58,7 @@ describe('compression jobs', () => {
     expect(job.result.int8Decisions).toBe('measured');
     const recommended = job.result.variants.find((v: any) => v.name === job.result.recommended);
     if (recommended && recommended.name !== 'original') expect(recommended.verdict).toBe('faster');
-    const models = cloud.services.models.list();
+    const models = await cloud.services.models.list();
     const derived = models.filter((m) => m.sourceModelId === modelId);
     expect(derived.map((m) => m.variant).sort()).toEqual([
       'int8@x86-vnni',

@@ -84,8 +84,8 @@ export class FleetHarness {
   async waitRollout(id: string, ms = 60_000) {
     return waitFor(
       `rollout ${id} to finish`,
-      () => {
-        const r = this.cloud.services.rolloutStore.get(id);
+      async () => {
+        const r = await this.cloud.services.rolloutStore.get(id);
         return r && r.status !== 'running' ? r : undefined;
       },
       ms,

@@ -74,7 +74,7 @@ describe('rollouts with a soak on real traffic', () => {
     );
     const done = await fleet.waitRollout(rollout.id, 120_000);
     expect(done.status).toBe('succeeded');
-    const [canary, next] = rolloutStore.executions(rollout.id).sort((x, y) => x.wave - y.wave);
+    const [canary, next] = (await rolloutStore.executions(rollout.id)).sort((x, y) => x.wave - y.wave);
     expect(canary.wave).toBe(0);
     expect(next.wave).toBe(1);
     // The next wave started only after the canary had served the new release for the soak time.
@@ -113,7 +113,7 @@ describe('rollouts with a soak on real traffic', () => {
     const done = await fleet.waitRollout(rollout.id, 120_000);
     expect(done.status).toBe('aborted');
     expect(done.reason).toMatch(/^wave 0: real-traffic error rate 100\.00 % on the new release vs 0\.00 %/);
-    const executions = rolloutStore.executions(rollout.id);
+    const executions = await rolloutStore.executions(rollout.id);
     const canary = executions.find((e) => e.wave === 0)!;
     expect(canary.status).toBe('succeeded');
     expect(canary.rolledBack).toBe(true);

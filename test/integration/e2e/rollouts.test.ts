@@ -21,7 +21,7 @@ describe('rollouts', () => {
     );
     const done = await fleet.waitRollout(rollout.id);
     expect(done.status).toBe('succeeded');
-    const executions = rolloutStore.executions(rollout.id);
+    const executions = await rolloutStore.executions(rollout.id);
     expect(executions.map((e) => e.wave)).toEqual([0, 1, 1, 2]);
     expect(executions.every((e) => e.status === 'succeeded' && e.p50Ms !== null)).toBe(true);
     const canary = executions[0];
@@ -43,7 +43,7 @@ describe('rollouts', () => {
     const done = await fleet.waitRollout(rollout.id);
     expect(done.status).toBe('aborted');
     expect(done.reason).toMatch(/exceeds the objective/);
-    const executions = rolloutStore.executions(rollout.id);
+    const executions = await rolloutStore.executions(rollout.id);
     const canary = executions.find((e) => e.wave === 0)!;
     expect(canary.status).toBe('succeeded');
     expect(canary.rolledBack).toBe(true);
@@ -64,7 +64,7 @@ describe('rollouts', () => {
     );
     const done = await fleet.waitRollout(rollout.id);
     expect(done.status).toBe('aborted');
-    const canary = rolloutStore.executions(rollout.id).find((e) => e.wave === 0)!;
+    const canary = (await rolloutStore.executions(rollout.id)).find((e) => e.wave === 0)!;
     expect(canary.status).toBe('failed');
     expect(canary.reason).toMatch(/^RUNTIME_LOAD|^GOLDEN|^ONNX/);
   });
@@ -81,7 +81,7 @@ describe('rollouts', () => {
       'test',
     );
     const done = await fleet.waitRollout(rollout.id, 30_000);
-    const [execution] = rolloutStore.executions(rollout.id);
+    const [execution] = await rolloutStore.executions(rollout.id);
     expect(execution.status).toBe('timed_out');
     expect(done.status).toBe('aborted');
   });

@@ -74,7 +74,7 @@ describe('targets', () => {
     const publisher = new RecordingPublisher();
     const devices = new DeviceRepository(fleet);
     await devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
-    const models = new ModelRegistry(db, new LocalArtifactStore(dir));
+    const models = new ModelRegistry(fleet, new LocalArtifactStore(dir));
     const model = await models.add(SAMPLE, { name: 'mnist' });
     const keys = generateFleetKeyPair();
     const targets = new TargetService(
@@ -85,6 +85,7 @@ describe('targets', () => {
         epoch: 1,
         sign: (t) => signTarget(t, keys),
         devices,
+        models,
       },
     );
     const first = await targets.setModel('dev-1', model);
@@ -104,11 +105,11 @@ describe('targets', () => {
   });
 
   it('refuses a model that is not ONNX', async () => {
-    const models = new ModelRegistry(db, new LocalArtifactStore(dir));
+    const models = new ModelRegistry(fleet, new LocalArtifactStore(dir));
     await expect(models.add(Buffer.from('garbage bytes'), { name: 'bad' })).rejects.toMatchObject({
       code: 'ONNX_DECODE',
     });
-    expect(models.list()).toEqual([]);
+    expect(await models.list()).toEqual([]);
   });
 });
 

@@ -29,7 +29,7 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
       ...doc({ summary: 'create the release manifest of a model, to sign offline', role: 'admin' }),
       preHandler: admin,
     },
-    async (request) => s.manifests.prepare(s.models.get(request.params.model)),
+    async (request) => s.manifests.prepare(await s.models.get(request.params.model)),
   );
 
   app.post<{ Params: { model: string } }>(
@@ -44,7 +44,7 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
     },
     async (request) => {
       const { signature } = parseInput(attachSchema, request.body);
-      const model = s.models.get(request.params.model);
+      const model = await s.models.get(request.params.model);
       const signed = s.manifests.attach(model.id, signature);
       s.audit.record(request.caller?.name ?? '?', 'manifest.sign', {
         model: model.id,

@@ -38,7 +38,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
   app.get(
     '/api/models',
     { ...doc({ summary: 'registered models and variants', role: 'viewer' }), preHandler: viewer },
-    async () => ({ models: s.models.list() }),
+    async () => ({ models: await s.models.list() }),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -75,7 +75,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request) => {
       const profile = s.profiles.get(request.query.profile ?? '').name;
-      return { profile, ...lineage.recommendation(request.params.id, profile) };
+      return { profile, ...(await lineage.recommendation(request.params.id, profile)) };
     },
   );
 
@@ -107,7 +107,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
       preHandler: operator,
     },
     async (request) => {
-      const model = s.models.remove(request.params.id);
+      const model = await s.models.remove(request.params.id);
       s.audit.record(request.caller?.name ?? '?', 'model.remove', { id: model.id, sha256: model.sha256 });
       return model;
     },

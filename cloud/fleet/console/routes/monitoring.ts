@@ -67,10 +67,12 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
     if (q.by !== 'model') return result;
     return {
       ...result,
-      groups: result.groups.map((g) => {
-        const model = g.key ? s.models.find(g.key) : undefined;
-        return { ...g, name: model?.name ?? null, variant: model?.variant ?? null };
-      }),
+      groups: await Promise.all(
+        result.groups.map(async (g) => {
+          const model = g.key ? await s.models.find(g.key) : undefined;
+          return { ...g, name: model?.name ?? null, variant: model?.variant ?? null };
+        }),
+      ),
     };
   });
 

@@ -25,9 +25,9 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
 
-  const detail = (id: string) => {
-    const rollout = s.rolloutStore.get(id);
-    const executions = s.rolloutStore.executions(id);
+  const detail = async (id: string) => {
+    const rollout = await s.rolloutStore.get(id);
+    const executions = await s.rolloutStore.executions(id);
     const counts: Record<string, number> = {};
     for (const e of executions) counts[e.status] = (counts[e.status] ?? 0) + 1;
     return { ...rollout, counts, executions };
@@ -56,7 +56,7 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
         body.policy ?? {},
         request.caller?.name ?? '?',
       );
-      return reply.status(201).send(detail(rollout.id));
+      return reply.status(201).send(await detail(rollout.id));
     },
   );
 
@@ -67,10 +67,12 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
       preHandler: viewer,
     },
     async () => ({
-      rollouts: s.rolloutStore.list().map((r) => {
-        const { executions: _e, ...summary } = detail(r.id);
-        return summary;
-      }),
+      rollouts: await Promise.all(
+        (await s.rolloutStore.list()).map(async (r) => {
+          const { executions: _e, ...summary } = await detail(r.id);
+          return summary;
+        }),
+      ),
     }),
   );
 
@@ -78,7 +80,7 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
     '/api/rollouts/:id',
     { ...doc({ summary: "one rollout with every device's execution", role: 'viewer' }), preHandler: viewer },
     async (request) => {
-      const found = s.rolloutStore.get(request.params.id);
+      const found = await s.rolloutStore.get(request.params.id);
       if (!found) throw new FleetError('NOT_FOUND', `no rollout ${request.params.id}`);
       return detail(found.id);
     },
@@ -113,7 +115,7 @@ export async function registerRolloutRoutes(app: FastifyInstance, s: CloudServic
         {},
         request.caller?.name ?? '?',
       );
-      const executions = s.rolloutStore.executions(rollout.id);
+      const executions = await s.rolloutStore.executions(rollout.id);
       return reply.status(201).send({
         model: rollout.modelId,
         rollout: rollout.id,

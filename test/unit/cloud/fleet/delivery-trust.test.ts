@@ -41,12 +41,13 @@ function services() {
     signing: { mode: 'online', keys },
     golden: (id) => goldens.find(id),
   });
-  const models = new ModelRegistry(db, store, (m, bytes) => goldens.register(m, bytes));
+  const models = new ModelRegistry(fleet, store, (m, bytes) => goldens.register(m, bytes));
   const devices = new DeviceRepository(fleet);
   const targets = new TargetService(db, publisher, manifests, {
     epoch: beginEpoch(db),
     sign: (t) => signTarget(t, keys),
     devices,
+    models,
   });
   return { goldens, manifests, models, targets, devices };
 }
@@ -69,6 +70,7 @@ describe('delivery trust (cloud side)', () => {
       servingShapes: null,
       unresolvedDims: [],
       release: 1,
+      releaseStamp: 1,
     };
     db.prepare(
       "INSERT INTO models (id, name, variant, sha256, size, inputs, outputs, created_at) VALUES ('m-deep', 'deep', 'fp32', ?, 10, '[]', '[]', ?)",
@@ -119,6 +121,23 @@ describe('delivery trust (cloud side)', () => {
     expect(second.model!.manifest.golden?.minCosine).toBe(0.99);
     const set = decodeGoldenSet(await store.get(golden.sha256));
     expect(set.cases.length).toBe(8);
+  });
+
+  it('signs an older release as a rollback even when it was never deployed before (one source of releases)', async () => {
+    const { models, targets, devices } = services();
+    await devices.create({ id: 'dev-2', name: 'dev', secretHash: 'x', profile: null, hardware: {} as never });
+    const first = await models.add(SAMPLE, { name: 'mnist' });
+    const second = await models.add(SAMPLE, { name: 'mnist', variant: 'retrained' });
+    const variant = await models.add(SAMPLE, { name: 'mnist', variant: 'int8', sourceModelId: first.id });
+    expect([first.release, second.release, variant.release]).toEqual([1, 2, 1]);
+    const newer = await targets.setModel('dev-2', second);
+    // Release 1 goes out for the first time after release 2: it is still the older release.
+    const older = await targets.setModel('dev-2', variant);
+    expect(older.model!.manifest.release).toBe(first.releaseStamp);
+    expect(older.model!.manifest.release).toBeLessThan(newer.model!.manifest.release!);
+    expect(older.rollback).toBe(true);
+    // Back to release 2: no rollback.
+    expect((await targets.setModel('dev-2', second)).rollback).toBeUndefined();
   });
 
   it('starts a newer epoch on every start, even after the database went back in time', () => {

@@ -40,7 +40,7 @@ async function rolloutRig() {
   const publisher = { publish: async (topic: string) => void published.push(topic) };
   const devices = new DeviceRepository(fleet);
   const models = new ModelRegistry(
-    db,
+    fleet,
     new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-revoked-'))),
   );
   const manifests = new ManifestService(db, { signing: { mode: 'online', keys } });
@@ -48,9 +48,10 @@ async function rolloutRig() {
     epoch: 1,
     sign: (t) => signTarget(t, keys),
     devices,
+    models,
   });
   const telemetry = new TelemetryRepository(db);
-  const store = new RolloutStore(db);
+  const store = new RolloutStore(fleet);
   const engine = new RolloutEngine({
     store,
     devices,
@@ -110,18 +111,18 @@ describe('a device revoked during a rollout', () => {
   it('gets no target when its wave starts, and does not count as a failure', async () => {
     const { devices, targets, store, engine, model, published, succeed } = rig;
     const rollout = await engine.create(model.id, { devices: ['a', 'b'] }, { canaryPercent: 50 }, 't');
-    expect(store.executions(rollout.id).map((e) => [e.deviceId, e.wave, e.status])).toEqual([
+    expect((await store.executions(rollout.id)).map((e) => [e.deviceId, e.wave, e.status])).toEqual([
       ['a', 0, 'in_progress'],
       ['b', 1, 'queued'],
     ]);
     await devices.revoke('b');
     await succeed('a', model);
     await engine.tick();
-    expect(store.executions(rollout.id).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
+    expect((await store.executions(rollout.id)).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
       ['a', 'succeeded', null],
       ['b', 'canceled', 'device revoked'],
     ]);
-    expect(store.get(rollout.id)?.status).toBe('succeeded');
+    expect((await store.get(rollout.id))?.status).toBe('succeeded');
     expect(targetsOf(published, 'b')).toBe(0);
     expect(targets.current('b')).toBeUndefined();
   });
@@ -133,11 +134,11 @@ describe('a device revoked during a rollout', () => {
     await devices.revoke('b');
     await succeed('a', model);
     await engine.tick();
-    expect(store.executions(rollout.id).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
+    expect((await store.executions(rollout.id)).map((e) => [e.deviceId, e.status, e.reason])).toEqual([
       ['a', 'succeeded', null],
       ['b', 'canceled', 'device revoked'],
     ]);
-    expect(store.get(rollout.id)?.status).toBe('succeeded');
+    expect((await store.get(rollout.id))?.status).toBe('succeeded');
     await expect(targets.setModel('b', model)).rejects.toMatchObject({ code: 'DEVICE_REVOKED' });
     expect(targetsOf(published, 'b')).toBe(1);
     expect(await targets.republishAll()).toBe(1); // a's target only
