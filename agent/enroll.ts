@@ -97,40 +97,7 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
     logger: options.logger,
   });
   try {
-    const reply = await new Promise<EnrollReply>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(new FleetError('ENROLL_TIMEOUT', 'no enrollment reply from the cloud before the deadline'));
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      const ask = () => {
-        if (transport.connected) {
-          const request = {
-            v: PROTOCOL_VERSION,
-            requestId,
-            token: options.token,
-            agentVersion: options.agentVersion,
-            hardware: options.hardware,
-          };
-          transport.publish(enrollRequestTopic(requestId), encodeJson(request)).catch(() => {});
-          options.logger.info({ requestId }, 'enroll request sent');
-        }
-        timer = setTimeout(ask, options.timeoutS * 1000);
-      };
-      transport
-        .subscribe(enrollReplyTopic(requestId), (payload) => {
-          try {
-            const message = decodeJson(enrollReplySchema, payload);
-            clearTimeout(timer);
-            options.signal?.removeEventListener('abort', onAbort);
-            resolve(message);
-          } catch (error) {
-            options.logger.warn({ err: error, code: (error as FleetError).code }, 'rejected enroll reply');
-          }
-        })
-        .then(ask, reject);
-    });
+    const reply = await awaitEnrollReply(transport, requestId, options);
     if (!reply.ok) {
       throw new FleetError('ENROLL_TOKEN', `enrollment refused: ${reply.error.code}: ${reply.error.message}`);
     }
@@ -144,6 +111,48 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
   } finally {
     await transport.close();
   }
+}
+
+/** Subscribes to the reply topic, then publishes the request every `timeoutS` until a reply comes. */
+function awaitEnrollReply(
+  transport: MqttTransport,
+  requestId: string,
+  options: EnrollOptions,
+): Promise<EnrollReply> {
+  return new Promise<EnrollReply>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new FleetError('ENROLL_TIMEOUT', 'no enrollment reply from the cloud before the deadline'));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const ask = () => {
+      if (transport.connected) {
+        const request = {
+          v: PROTOCOL_VERSION,
+          requestId,
+          token: options.token,
+          agentVersion: options.agentVersion,
+          hardware: options.hardware,
+        };
+        transport.publish(enrollRequestTopic(requestId), encodeJson(request)).catch(() => {});
+        options.logger.info({ requestId }, 'enroll request sent');
+      }
+      timer = setTimeout(ask, options.timeoutS * 1000);
+    };
+    transport
+      .subscribe(enrollReplyTopic(requestId), (payload) => {
+        try {
+          const message = decodeJson(enrollReplySchema, payload);
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          resolve(message);
+        } catch (error) {
+          options.logger.warn({ err: error, code: (error as FleetError).code }, 'rejected enroll reply');
+        }
+      })
+      .then(ask, reject);
+  });
 }
 
 /** Fingerprint length (base64url of SHA-256) and raw-key length (base64 of 32 bytes). */

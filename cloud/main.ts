@@ -6,10 +6,10 @@ import { fleetKeyFingerprint } from '../shared/manifest/index.js';
 import { CLOUD_SUBSCRIPTIONS } from '../shared/protocol/index.js';
 import type { CloudHandle, CloudOptions } from './cloud-options.js';
 import { ProfileRegistry } from './compression/profiles/registry.js';
+import { keepTargetsPublished, routeDeviceTraffic } from './device-traffic.js';
 import { advertisedBrokerUrl } from './fleet/broker/advertise.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
-import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
 import { DeviceAudit } from './fleet/delivery/device-audit.js';
 import { beginEpoch } from './fleet/delivery/epoch.js';
 import { GoldenService } from './fleet/delivery/goldens.js';
@@ -18,9 +18,7 @@ import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetSigning } from './fleet/delivery/target-signer.js';
 import { TargetService } from './fleet/delivery/targets.js';
-import { createTransferServer } from './fleet/delivery/transfer-server.js';
 import { TokenRepository } from './fleet/identity/tokens.js';
-import { createMessageRouter, type RouterStats } from './fleet/ingest/router.js';
 import { TelemetryRepository } from './fleet/ingest/telemetry.js';
 import { AuditLog } from './fleet/inventory/audit.js';
 import { DeviceRepository } from './fleet/inventory/devices.js';
@@ -29,7 +27,7 @@ import { ModelRegistry } from './fleet/inventory/models.js';
 import { JobRunner } from './fleet/jobs/compression-jobs.js';
 import { openReplicaParts, type ReplicaParts } from './fleet/leader/replica.js';
 import { FleetMonitor } from './fleet/monitoring/monitor.js';
-import { type MonitoringOptions, resolveMonitoringOptions } from './fleet/monitoring/options.js';
+import { resolveMonitoringOptions } from './fleet/monitoring/options.js';
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { type Db, openDatabase } from './fleet/store/db.js';
@@ -63,20 +61,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const fleet = await openFleetStore({ sqlite: db });
   const devices = new DeviceRepository(fleet);
   const broker = await openFleetBroker({ ...options, devices });
-  const mqtt = await connectCloudMqtt({
-    url: broker.url,
-    logger,
-    username: broker.username,
-    password: broker.password,
-    caPem: broker.tls?.caPem,
-    // With dynamic security every other client is bound to its own client id; the cloud's is
-    // random, so nobody can guess it either.
-    clientId: options.mosquittoDynsec ? `fleetml-cloud-${randomUUID()}` : undefined,
-    sharedGroup:
-      !options.mqttUrl || options.mqttSharedGroup === null
-        ? undefined
-        : (options.mqttSharedGroup ?? 'fleetml'),
-  });
+  const mqtt = await connectControllerMqtt(options, broker);
   const events = new FleetEvents();
   const replica = await openReplicaParts({
     database: options.database,
@@ -107,21 +92,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
 
-  // Rollouts continue from their stored state after a restart. Fleet-wide duties run on the
-  // leader only (always this process with the embedded broker; see cloud/fleet/leader/).
-  replica.leadership.onChange((leader) => {
-    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
-    if (leader) {
-      services.rollouts.start();
-      services.monitor.start();
-      replica.startPgRetention();
-    } else {
-      void services.rollouts.stop();
-      services.monitor.stopSweeps();
-      replica.stopPgRetention();
-    }
-  });
-  await replica.leadership.start();
+  await followLeadership(replica, services, logger);
   const adminToken = await loadOrCreateAdminToken(options.dataDir, services.tokens);
   const app = await buildConsoleServer({ services, logger, uploadDir: join(options.dataDir, 'uploads') });
   const address = await app.listen({ port: options.httpPort ?? 8080, host: options.httpHost ?? '127.0.0.1' });
@@ -137,19 +108,73 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     isLeader: () => replica.leadership.isLeader,
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
-    stop: async () => {
-      await services.jobs.stop();
-      await services.rollouts.stop();
-      await app.close();
-      // Commit (and acknowledge) what is queued while the MQTT client can still publish.
-      await services.monitor.stop();
-      await replica.close();
-      await mqtt.close();
-      await broker.close();
-      db.close();
-      logger.info('cloud stopped');
-    },
+    stop: () => stopCloud({ services, app, replica, mqtt, broker, db, logger }),
   };
+}
+
+/** Stops in order: jobs and rollouts, HTTP, the monitor's queue, replica duties, MQTT, broker, database. */
+async function stopCloud(parts: {
+  services: CloudServices;
+  app: { close(): Promise<unknown> };
+  replica: ReplicaParts;
+  mqtt: CloudMqtt;
+  broker: FleetBroker;
+  db: Db;
+  logger: Logger;
+}): Promise<void> {
+  const { services, app, replica, mqtt, broker, db, logger } = parts;
+  await services.jobs.stop();
+  await services.rollouts.stop();
+  await app.close();
+  // Commit (and acknowledge) what is queued while the MQTT client can still publish.
+  await services.monitor.stop();
+  await replica.close();
+  await mqtt.close();
+  await broker.close();
+  db.close();
+  logger.info('cloud stopped');
+}
+
+/** The controller's own MQTT client (in a shared subscription group behind an external broker). */
+function connectControllerMqtt(options: CloudOptions, broker: FleetBroker): Promise<CloudMqtt> {
+  return connectCloudMqtt({
+    url: broker.url,
+    logger: options.logger,
+    username: broker.username,
+    password: broker.password,
+    caPem: broker.tls?.caPem,
+    // With dynamic security every other client is bound to its own client id; the cloud's is
+    // random, so nobody can guess it either.
+    clientId: options.mosquittoDynsec ? `fleetml-cloud-${randomUUID()}` : undefined,
+    sharedGroup:
+      !options.mqttUrl || options.mqttSharedGroup === null
+        ? undefined
+        : (options.mqttSharedGroup ?? 'fleetml'),
+  });
+}
+
+/**
+ * Rollouts continue from their stored state after a restart. Fleet-wide duties run on the
+ * leader only (always this process with the embedded broker; see cloud/fleet/leader/).
+ */
+async function followLeadership(
+  replica: ReplicaParts,
+  services: CloudServices,
+  logger: Logger,
+): Promise<void> {
+  replica.leadership.onChange((leader) => {
+    logger.info({ replica: replica.leadership.replicaId, leader }, leader ? 'leading' : 'following');
+    if (leader) {
+      services.rollouts.start();
+      services.monitor.start();
+      replica.startPgRetention();
+    } else {
+      void services.rollouts.stop();
+      services.monitor.stopSweeps();
+      replica.stopPgRetention();
+    }
+  });
+  await replica.leadership.start();
 }
 
 async function loadSigning(options: CloudOptions): Promise<SigningMode> {
@@ -158,8 +183,31 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
   return { mode: 'online', keys: await loadOrCreateSigningKey(file) };
 }
 
-/** Every repository and engine of the controller, each given what it needs. */
-async function buildServices(wiring: {
+/** Artifacts, goldens, signed manifests and targets, models, and the audit of what devices run. */
+async function buildDelivery(
+  options: CloudOptions,
+  db: Db,
+  fleet: FleetStore,
+  mqtt: CloudMqtt,
+  devices: DeviceRepository,
+) {
+  const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
+  const signing = await loadSigning(options);
+  const goldens = new GoldenService(db, store, options.logger);
+  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
+  const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
+  const models = new ModelRegistry(fleet, store, (model, bytes) => goldens.register(model, bytes));
+  const targets = new TargetService(db, mqtt, manifests, {
+    epoch: beginEpoch(db),
+    sign: targetSigning.sign,
+    devices,
+    models,
+  });
+  const deviceAudit = new DeviceAudit(db, { targets, manifests });
+  return { store, goldens, manifests, targetSigning, targets, models, deviceAudit };
+}
+
+interface ServiceWiring {
   options: CloudOptions;
   db: Db;
   fleet: FleetStore;
@@ -169,27 +217,20 @@ async function buildServices(wiring: {
   mqtt: CloudMqtt;
   rejectedBatches: () => number;
   replica: ReplicaParts;
-}): Promise<CloudServices> {
-  const { options, db, fleet, devices, events, broker, mqtt, rejectedBatches, replica } = wiring;
+}
+
+/** Every repository and engine of the controller, each given what it needs. */
+async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
+  const { options, db, fleet, devices, events, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
-  const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
-  const signing = await loadSigning(options);
-  const goldens = new GoldenService(db, store, logger);
-  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
-  const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
+  const delivery = await buildDelivery(options, db, fleet, wiring.mqtt, devices);
+  const { store, models, manifests, targets } = delivery;
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const models = new ModelRegistry(fleet, store, (model, bytes) => goldens.register(model, bytes));
-  const targets = new TargetService(db, mqtt, manifests, {
-    epoch: beginEpoch(db),
-    sign: targetSigning.sign,
-    devices,
-    models,
-  });
-  const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
+  const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
   const rolloutStore = new RolloutStore(fleet);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
@@ -201,17 +242,11 @@ async function buildServices(wiring: {
     logger,
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
     isLeader: () => replica.leadership.isLeader,
-    // Soak rules read real-traffic sketches (the monitor is built just below; ticks come later).
+    // Soak rules read real-traffic sketches; ticks come after startCloud has wired everything.
     serving: (fromMs, toMs, filter) => monitor.serving.summary(fromMs, toMs, 'fleet', filter)[0],
   });
-  const monitor = new FleetMonitor({
-    db,
-    telemetry,
-    logger,
-    options: options.monitoring,
-    rejectedBatches,
-  });
-  deviceAudit.registerMetrics(monitor.metrics.registry);
+  delivery.deviceAudit.registerMetrics(monitor.metrics.registry);
+  const workDir = join(options.dataDir, 'jobs');
   const jobs = new JobRunner({
     jobs: replica.jobs,
     store,
@@ -219,27 +254,21 @@ async function buildServices(wiring: {
     profiles,
     events,
     logger,
-    workDir: join(options.dataDir, 'jobs'),
+    workDir,
     workers: options.jobWorkers,
   });
   return {
+    ...delivery,
     db,
     fleet,
-    store,
     devices,
-    models,
     tokens: new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
-    targets,
     telemetry,
     audit,
     rollouts,
     rolloutStore,
     profiles,
     events,
-    manifests,
-    goldens,
-    deviceAudit,
-    targetSigning,
     jobs,
     monitor,
     telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
@@ -251,69 +280,4 @@ async function buildServices(wiring: {
     disconnectDevice: (deviceId) => broker.disconnectDevice(deviceId),
     onEnrollToken: broker.onEnrollToken,
   };
-}
-
-/** Device traffic (enrollment, state, telemetry, block requests) from MQTT to the services. */
-function routeDeviceTraffic(
-  services: CloudServices,
-  broker: FleetBroker,
-  mqtt: CloudMqtt,
-  logger: Logger,
-  replica: ReplicaParts,
-) {
-  const {
-    devices,
-    tokens,
-    telemetry,
-    monitor,
-    manifests,
-    profiles,
-    events,
-    rollouts,
-    store,
-    targets,
-    deviceAudit,
-  } = services;
-  const transfer = createTransferServer({
-    store,
-    authorize: createArtifactAccess({ targets, devices, manifests }),
-    publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 0 }),
-    logger,
-  });
-  const router = createMessageRouter({
-    devices,
-    tokens,
-    telemetry,
-    ingest: replica.postgres?.ingest ?? monitor.ingest,
-    publisher: mqtt,
-    logger,
-    fleetPublicKey: manifests.publicKey,
-    matchProfile: (request) => profiles.match(request.hardware)?.name ?? null,
-    onEnrolled: broker.onEnrolled,
-    onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
-    onReport: (deviceId, report) => {
-      if ('state' in report) deviceAudit.onState(deviceId, report.state);
-      else deviceAudit.onBench(deviceId, report.bench);
-    },
-    onDeviceUpdate: (deviceId, kind) => {
-      events.emit({ type: 'device', deviceId, kind });
-      if (kind !== 'telemetry') void rollouts.tick();
-    },
-  });
-  mqtt.onMessage((topic, payload) => {
-    void router.handle(topic, payload);
-  });
-  return router;
-}
-
-/**
- * Targets are retained messages, but the embedded broker keeps them in memory only and an
- * external one may run without persistence: publish the stored targets now and after each
- * reconnect, or a device that (re)connects later would find no target at all.
- */
-async function keepTargetsPublished(targets: TargetService, mqtt: CloudMqtt, logger: Logger): Promise<void> {
-  await targets.republishAll();
-  mqtt.client.on('connect', () => {
-    targets.republishAll().catch((error) => logger.warn({ err: error }, 'republishing targets failed'));
-  });
 }

@@ -5,7 +5,7 @@
  * upload, the manifest carries it, and the agent benchmarks and probes at it. Pure code.
  */
 import { FleetError } from './errors/index.js';
-import type { ServingShapes } from './protocol/schemas.js';
+import type { ServingShapes } from './protocol/delivery.js';
 
 /** An input as declared by the model: a symbolic dimension is a string (or a non-positive number). */
 export interface DeclaredInput {

@@ -183,13 +183,10 @@ export function register(program: Command): void {
     .option('--json', 'print {deviceId} on stdout')
     .action(async (flags: Record<string, string | boolean | undefined>) => {
       const { loadConfig } = await import('../config.js');
-      const { enroll, loadIdentity, saveIdentity } = await import('../enroll.js');
-      const { readHardwareFacts } = await import('../hardware.js');
-      const { configureOnnxruntime, detectExecutionProviders, onnxruntimeVersion } = await import(
-        '../runtime/ort.js'
-      );
+      const { loadIdentity } = await import('../enroll.js');
+      const { enrollDevice } = await import('../startup.js');
+      const { configureOnnxruntime, detectExecutionProviders } = await import('../runtime/ort.js');
       const { resolveOnnxruntime } = await import('../runtime/onnxruntime-source.js');
-      const { AGENT_VERSION } = await import('../main.js');
       const { createLogger } = await import('../../shared/logger.js');
       const config = await loadConfig({
         config: flags.config as string | undefined,
@@ -216,24 +213,8 @@ export function register(program: Command): void {
         const probe = await detectExecutionProviders();
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), Number(flags.timeout) * 1000);
-        identity = await enroll({
-          signal: abort.signal,
-          caPem,
-          url: config.cloudUrl,
-          token: config.enrollToken,
-          fleetKey: config.fleetKey,
-          hardware: await readHardwareFacts({
-            executionProviders: probe.available,
-            onnxruntimeVersion: onnxruntimeVersion(),
-            factsRoot: config.factsRoot,
-          }),
-          agentVersion: AGENT_VERSION,
-          logger,
-          timeoutS: config.enrollTimeoutS,
-        });
+        identity = await enrollDevice(config, caPem, probe.available, logger, abort.signal);
         clearTimeout(timer);
-        await saveIdentity(config.dataDir, identity);
-        logger.info({ deviceId: identity.deviceId }, 'enrolled');
       }
       if (flags.json) process.stdout.write(`${JSON.stringify({ deviceId: identity.deviceId })}\n`);
       // The MQTT client and timers are closed; nothing else should keep the process alive.

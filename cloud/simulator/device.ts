@@ -4,24 +4,17 @@ import {
   decodeJson,
   deviceTopic,
   encodeJson,
+  encodeStatus,
   type Manifest,
   PROTOCOL_VERSION,
-  type TelemetryRecord,
   targetStateSchema,
-  telemetryAckSchema,
 } from '../../shared/protocol/index.js';
 import type { SimulatorCounters } from './counters.js';
 import type { Draws } from './distributions.js';
 import type { SimIdentity } from './enroll.js';
 import type { SimulatorOptions } from './options.js';
+import { type SimActiveModel, SimTelemetry } from './telemetry.js';
 import { SimTransfer } from './transfer.js';
-
-interface Pending {
-  record: TelemetryRecord;
-  sentAt: number;
-}
-
-const MAX_RECORDS_PER_BATCH = 1000;
 
 /**
  * One simulated agent on its own MQTT connection, speaking the agent's protocol: retained
@@ -32,11 +25,10 @@ const MAX_RECORDS_PER_BATCH = 1000;
 export class SimDevice {
   private client: MqttClient | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private seq: number;
-  private readonly outbox = new Map<number, Pending>();
+  private readonly telemetry: SimTelemetry;
   private readonly medianMs: number;
   private targetVersion: number | null = null;
-  private active: { manifest: Manifest; version: number } | null = null;
+  private active: SimActiveModel | null = null;
   private transfer: SimTransfer | undefined;
   private stopped = false;
 
@@ -47,9 +39,9 @@ export class SimDevice {
     private readonly counters: SimulatorCounters,
     firstSeq = 0,
   ) {
-    this.seq = firstSeq;
     // Devices of one fleet differ (silicon, cooling, load): each gets its own median.
     this.medianMs = draws.logNormal(o.latencyMedianMs, 0.25);
+    this.telemetry = new SimTelemetry(o, draws, counters, this.medianMs, () => this.active, firstSeq);
   }
 
   get connected(): boolean {
@@ -59,8 +51,6 @@ export class SimDevice {
   /** Connects and starts reporting; resolves on the first CONNACK. */
   connect(): Promise<void> {
     const { deviceId, secret } = this.identity;
-    const status = (online: boolean) =>
-      encodeJson({ v: PROTOCOL_VERSION, online, at: new Date().toISOString() });
     const client = mqtt.connect(this.o.cloud, {
       clientId: `fleetml-${deviceId}`,
       username: deviceId,
@@ -73,7 +63,7 @@ export class SimDevice {
       queueQoSZero: false,
       resubscribe: false,
       ...(this.o.caPem ? { ca: this.o.caPem, rejectUnauthorized: true } : {}),
-      will: { topic: deviceTopic(deviceId, 'status'), payload: status(false), retain: true, qos: 1 },
+      will: { topic: deviceTopic(deviceId, 'status'), payload: encodeStatus(false), retain: true, qos: 1 },
     });
     this.client = client;
     client.on('error', () => {}); // reconnects on its own
@@ -91,7 +81,7 @@ export class SimDevice {
           topics.map((c) => deviceTopic(deviceId, c)),
           { qos: 1 },
           () => {
-            client.publish(deviceTopic(deviceId, 'status'), status(true), { qos: 1, retain: true });
+            client.publish(deviceTopic(deviceId, 'status'), encodeStatus(true), { qos: 1, retain: true });
             this.scheduleTelemetry(this.draws.uniform(0, this.o.telemetryIntervalS * 1000));
             resolve();
           },
@@ -104,7 +94,7 @@ export class SimDevice {
 
   /** Records sent and not yet acknowledged. */
   get unacked(): number {
-    return this.outbox.size;
+    return this.telemetry.unacked;
   }
 
   /** Stops reporting and disconnects cleanly (status offline, no will). */
@@ -114,9 +104,11 @@ export class SimDevice {
     const client = this.client;
     if (!client) return;
     if (client.connected) {
-      const offline = encodeJson({ v: PROTOCOL_VERSION, online: false, at: new Date().toISOString() });
       await client
-        .publishAsync(deviceTopic(this.identity.deviceId, 'status'), offline, { qos: 1, retain: true })
+        .publishAsync(deviceTopic(this.identity.deviceId, 'status'), encodeStatus(false), {
+          qos: 1,
+          retain: true,
+        })
         .catch(() => {});
     }
     await client.endAsync().catch(() => {});
@@ -131,79 +123,22 @@ export class SimDevice {
     }, delayMs);
   }
 
-  private newRecord(): TelemetryRecord {
-    const inferences = Math.max(1, Math.round(this.draws.uniform(50, 150) * this.o.telemetryIntervalS));
-    const model = this.active?.manifest;
-    return {
-      seq: this.seq++,
-      at: new Date().toISOString(),
-      cpuLoad: Math.min(100, this.draws.logNormal(25, 0.4)),
-      memUsedBytes: Math.round(this.draws.uniform(1.2, 2.2) * 1024 ** 3),
-      memTotalBytes: 4 * 1024 ** 3,
-      tempC: Math.round(this.draws.uniform(42, 68) * 10) / 10,
-      modelId: model?.modelId ?? null,
-      latency: model ? this.draws.latencyWindow(inferences, this.medianMs, this.o.latencySigma) : null,
-      modelVersion: this.active?.version ?? null,
-    };
-  }
-
-  /** New records, plus any whose acknowledgement is overdue (the agent's outbox resends them). */
   private sendTelemetry(): void {
     const client = this.client;
     if (!client?.connected) return;
-    const now = Date.now();
-    const batch: TelemetryRecord[] = [];
-    for (const pending of this.outbox.values()) {
-      if (batch.length >= MAX_RECORDS_PER_BATCH - this.o.recordsPerBatch) break;
-      if (now - pending.sentAt < this.o.resendAfterS * 1000) continue;
-      pending.sentAt = now;
-      batch.push(pending.record);
-      this.counters.recordsResent++;
-    }
-    for (let i = 0; i < this.o.recordsPerBatch; i++) {
-      const record = this.newRecord();
-      this.outbox.set(record.seq, { record, sentAt: now });
-      batch.push(record);
-      this.counters.recordsSent++;
-    }
-    batch.sort((a, b) => a.seq - b.seq);
-    // The cloud acknowledges a batch as one seq range: send contiguous runs as their own batches.
-    for (const run of contiguousRuns(batch)) {
-      client.publish(
-        deviceTopic(this.identity.deviceId, 'telemetry'),
-        encodeJson({ v: PROTOCOL_VERSION, records: run }),
-        { qos: 1 },
-      );
-      this.counters.batchesSent++;
-    }
-    if (this.draws.uniform() < this.o.eventProbability) {
-      const event = {
-        v: PROTOCOL_VERSION,
-        level: 'info',
-        code: 'SIM_HEARTBEAT',
-        message: 'simulated event',
-        at: new Date().toISOString(),
-      };
-      client.publish(deviceTopic(this.identity.deviceId, 'event'), encodeJson(event), { qos: 1 });
-      this.counters.events++;
-    }
+    this.telemetry.send((channel, payload) =>
+      client.publish(deviceTopic(this.identity.deviceId, channel), payload, { qos: 1 }),
+    );
   }
 
   private onMessage(topic: string, payload: Buffer): void {
     const channel = topic.slice(topic.indexOf('/d/') + 3 + this.identity.deviceId.length + 1);
     try {
-      if (channel === 'telemetry/ack') this.onAck(payload);
+      if (channel === 'telemetry/ack') this.telemetry.onAck(payload);
       else if (channel === 'target') this.onTarget(payload);
       else if (channel === 'transfer/blk') this.onBlock(payload);
     } catch {
       // A message the simulator cannot read is dropped, as the agent drops it (with a coded log).
-    }
-  }
-
-  private onAck(payload: Buffer): void {
-    const ack = decodeJson(telemetryAckSchema, payload);
-    for (let seq = ack.from; seq <= ack.to; seq++) {
-      if (this.outbox.delete(seq)) this.counters.recordsAcked++;
     }
   }
 
@@ -298,15 +233,4 @@ export class SimDevice {
     };
     this.client?.publish(deviceTopic(this.identity.deviceId, 'state'), encodeJson(state), { qos: 1 });
   }
-}
-
-/** Splits records sorted by seq into runs of consecutive seqs. */
-export function contiguousRuns(records: TelemetryRecord[]): TelemetryRecord[][] {
-  const runs: TelemetryRecord[][] = [];
-  for (const record of records) {
-    const run = runs[runs.length - 1];
-    if (run && run[run.length - 1].seq === record.seq - 1) run.push(record);
-    else runs.push([record]);
-  }
-  return runs;
 }

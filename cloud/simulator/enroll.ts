@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { FleetError } from '../../shared/errors/index.js';
 import {
   decodeJson,
@@ -48,16 +48,7 @@ export async function enrollSimulated(options: {
   caPem?: string;
 }): Promise<SimIdentity> {
   const requestId = `${ENROLL_CLIENT_PREFIX}${randomBytes(12).toString('hex')}`;
-  const client = mqtt.connect(options.url, {
-    clientId: requestId,
-    username: ENROLL_USERNAME,
-    password: ENROLL_USERNAME,
-    protocolVersion: 4,
-    clean: true,
-    reconnectPeriod: 2000,
-    connectTimeout: 30_000,
-    ...(options.caPem ? { ca: options.caPem, rejectUnauthorized: true } : {}),
-  });
+  const client = connectEnrollClient(options.url, requestId, options.caPem);
   client.on('error', () => {}); // reconnects on its own; the deadline below bounds the wait
   try {
     const reply = await new Promise<EnrollReply>((resolve, reject) => {
@@ -101,4 +92,18 @@ export async function enrollSimulated(options: {
   } finally {
     await client.endAsync(true).catch(() => {});
   }
+}
+
+/** The enrolling client: fixed enrollment username, its request id as client id. */
+function connectEnrollClient(url: string, requestId: string, caPem: string | undefined): MqttClient {
+  return mqtt.connect(url, {
+    clientId: requestId,
+    username: ENROLL_USERNAME,
+    password: ENROLL_USERNAME,
+    protocolVersion: 4,
+    clean: true,
+    reconnectPeriod: 2000,
+    connectTimeout: 30_000,
+    ...(caPem ? { ca: caPem, rejectUnauthorized: true } : {}),
+  });
 }

@@ -48,6 +48,17 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', onAbort, { once: true });
   });
 
+/** One run's options, counters and devices, as its steps share them. */
+interface SimRun {
+  o: SimulatorOptions;
+  counters: SimulatorCounters;
+  devices: SimDevice[];
+  signal: AbortSignal;
+  started: number;
+  identities: SimIdentity[];
+  logger?: Logger;
+}
+
 /**
  * Runs N simulated agents from this process against a real cloud (through its broker): each
  * enrolls with the token, connects over its own MQTT connection spread across the ramp, and
@@ -60,64 +71,74 @@ export function startSimulation(
   identities: SimIdentity[] = [],
 ): SimulationHandle {
   const o = resolveSimulatorOptions(input);
-  const counters = emptyCounters();
-  const devices: SimDevice[] = [];
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // one waiter per device being launched
-  const started = Date.now();
-  const deadline = setTimeout(() => abort.abort(), o.durationS * 1000);
-
-  const launch = async (index: number) => {
-    if (abort.signal.aborted) return;
-    // Spread connections over the ramp: device i starts no earlier than its slot.
-    const slot = started + (o.rampS * 1000 * index) / Math.max(1, o.devices);
-    await sleep(Math.max(0, slot - Date.now()), abort.signal);
-    if (abort.signal.aborted) return;
-    const draws = new Draws(o.seed * 1_000_003 + index);
-    try {
-      const identity =
-        identities[index] ??
-        (await enrollSimulated({
-          url: o.cloud,
-          token: o.enrollToken,
-          hostname: `${o.namePrefix}-${index}`,
-          retryS: o.enrollRetryS,
-          signal: abort.signal,
-          caPem: o.caPem,
-        }));
-      counters.enrolled++;
-      if (abort.signal.aborted) return;
-      // A device of an earlier run continues above its old sequence numbers, as an agent does.
-      const firstSeq = identities[index] ? Date.now() : 0;
-      const device = new SimDevice(identity, o, draws, counters, firstSeq);
-      devices.push(device);
-      await device.connect();
-    } catch (error) {
-      counters.enrollFailed++;
-      logger?.warn({ index, err: (error as Error).message }, 'simulated device did not start');
-    }
+  const run: SimRun = {
+    o,
+    counters: emptyCounters(),
+    devices: [],
+    signal: abort.signal,
+    started: Date.now(),
+    identities,
+    logger,
   };
-
+  const deadline = setTimeout(() => abort.abort(), o.durationS * 1000);
   const done = (async (): Promise<SimulationResult> => {
     const indices = Array.from({ length: o.devices }, (_, i) => i);
-    await runPool(indices, o.enrollConcurrency, launch);
-    await sleep(Math.max(0, started + o.durationS * 1000 - Date.now()), abort.signal);
+    await runPool(indices, o.enrollConcurrency, (index) => launch(run, index));
+    await sleep(Math.max(0, run.started + o.durationS * 1000 - Date.now()), abort.signal);
     clearTimeout(deadline);
-    const online = devices.filter((d) => d.connected).length;
-    // Let the last batches be acknowledged before disconnecting (bounded by drainS).
-    const drainUntil = Date.now() + o.drainS * 1000;
-    while (Date.now() < drainUntil && devices.some((d) => d.connected && d.unacked > 0)) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await runPool(devices, 200, (d) => d.stop());
-    return {
-      ...counters,
-      devices: o.devices,
-      online,
-      recordsUnacked: devices.reduce((sum, d) => sum + d.unacked, 0),
-      durationS: Math.round((Date.now() - started) / 100) / 10,
-    };
+    return finish(run);
   })();
+  return { counters: run.counters, devices: run.devices, done, stop: () => abort.abort() };
+}
 
-  return { counters, devices, done, stop: () => abort.abort() };
+/** Enrolls (or reuses) device `index` in its slot of the ramp and connects it. */
+async function launch(run: SimRun, index: number): Promise<void> {
+  const { o, counters, signal, identities } = run;
+  if (signal.aborted) return;
+  // Spread connections over the ramp: device i starts no earlier than its slot.
+  const slot = run.started + (o.rampS * 1000 * index) / Math.max(1, o.devices);
+  await sleep(Math.max(0, slot - Date.now()), signal);
+  if (signal.aborted) return;
+  const draws = new Draws(o.seed * 1_000_003 + index);
+  try {
+    const identity =
+      identities[index] ??
+      (await enrollSimulated({
+        url: o.cloud,
+        token: o.enrollToken,
+        hostname: `${o.namePrefix}-${index}`,
+        retryS: o.enrollRetryS,
+        signal,
+        caPem: o.caPem,
+      }));
+    counters.enrolled++;
+    if (signal.aborted) return;
+    // A device of an earlier run continues above its old sequence numbers, as an agent does.
+    const firstSeq = identities[index] ? Date.now() : 0;
+    const device = new SimDevice(identity, o, draws, counters, firstSeq);
+    run.devices.push(device);
+    await device.connect();
+  } catch (error) {
+    counters.enrollFailed++;
+    run.logger?.warn({ index, err: (error as Error).message }, 'simulated device did not start');
+  }
+}
+
+/** Lets the last batches be acknowledged (bounded by drainS), disconnects every device, sums up. */
+async function finish({ o, counters, devices, started }: SimRun): Promise<SimulationResult> {
+  const online = devices.filter((d) => d.connected).length;
+  const drainUntil = Date.now() + o.drainS * 1000;
+  while (Date.now() < drainUntil && devices.some((d) => d.connected && d.unacked > 0)) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await runPool(devices, 200, (d) => d.stop());
+  return {
+    ...counters,
+    devices: o.devices,
+    online,
+    recordsUnacked: devices.reduce((sum, d) => sum + d.unacked, 0),
+    durationS: Math.round((Date.now() - started) / 100) / 10,
+  };
 }

@@ -1,5 +1,5 @@
 import { FleetError } from '../errors/index.js';
-import type { Manifest } from '../protocol/schemas.js';
+import type { Manifest } from '../protocol/delivery.js';
 
 /**
  * Expiry without trusting the device clock alone (Pis boot at 1970, some drift to the future).

@@ -7,7 +7,7 @@ import {
   verify,
 } from 'node:crypto';
 import { FleetError } from '../errors/index.js';
-import type { Manifest } from '../protocol/schemas.js';
+import type { Manifest } from '../protocol/delivery.js';
 import { canonicalJson } from './canonical.js';
 
 /**

@@ -1,5 +1,5 @@
 import { FleetError } from '../errors/index.js';
-import type { TargetState } from '../protocol/schemas.js';
+import type { TargetState } from '../protocol/delivery.js';
 import { type FleetKeyPair, signValue, verifyValue } from './sign.js';
 
 /**

@@ -1,6 +1,6 @@
 import { FleetError } from '../errors/index.js';
 import { decodeJson } from './codec.js';
-import { type BlockHeader, blockHeaderSchema } from './schemas.js';
+import { type BlockHeader, blockHeaderSchema } from './transfer.js';
 
 /**
  * Binary frame for one artifact block: "FMB1", uint32 BE header length, JSON header, data.

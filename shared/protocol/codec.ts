@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { FleetError } from '../errors/index.js';
-import { PROTOCOL_VERSION } from './schemas.js';
+import { PROTOCOL_VERSION } from './primitives.js';
 
 /** Largest JSON control message accepted (blocks travel in binary frames). */
 export const MAX_JSON_PAYLOAD_BYTES = 256 * 1024;

@@ -1,5 +1,10 @@
 export * from './block-frame.js';
 export * from './codec.js';
+export * from './delivery.js';
+export * from './enrollment.js';
 export * from './inference.js';
-export * from './schemas.js';
+export { type ExecutionProvider, executionProviderSchema, PROTOCOL_VERSION } from './primitives.js';
+export * from './reports.js';
+export * from './telemetry.js';
 export * from './topics.js';
+export * from './transfer.js';

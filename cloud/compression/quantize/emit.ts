@@ -188,61 +188,91 @@ function emitConstants(
   writer: QdqWriter,
   options: EmitOptions,
 ): void {
-  let weightScales: Float32Array | undefined;
-  if (nodePlan.weight) {
-    const { index: wi, axis } = nodePlan.weight;
-    const w = index.initializers.get(node.input[wi]);
-    if (!w)
-      throw new FleetError(
-        'QUANT_FAILED',
-        `${describeNode(node)}: weight ${node.input[wi]} is not an initializer`,
-      );
-    const dims = w.dims ?? [];
-    const perChannel = options.perChannel && dims.length > 1;
-    const q = quantizePerChannel(
-      tensorFloats(w),
-      perChannel ? dims : [1, ...dims],
-      perChannel ? axis : 0,
-      options.weightBits,
+  const weightScales = nodePlan.weight
+    ? emitWeight(node, nodePlan.weight, index, writer, options)
+    : undefined;
+  if (nodePlan.bias !== undefined && weightScales)
+    emitBias(node, nodePlan.bias, weightScales, index, params, writer);
+  for (const i of nodePlan.activations) emitConstantActivation(node, i, index, writer, options);
+}
+
+/** The weight input as int8 (per channel along `axis` when asked); returns its scales. */
+function emitWeight(
+  node: NodeProto,
+  weight: NonNullable<NodePlan['weight']>,
+  index: GraphIndex,
+  writer: QdqWriter,
+  options: EmitOptions,
+): Float32Array {
+  const { index: wi, axis } = weight;
+  const w = index.initializers.get(node.input[wi]);
+  if (!w)
+    throw new FleetError(
+      'QUANT_FAILED',
+      `${describeNode(node)}: weight ${node.input[wi]} is not an initializer`,
     );
-    weightScales = q.scales;
-    node.input[wi] = writer.dequantizedConstant(
-      w.name!,
-      { dims, data: q.values, type: DataType.INT8 },
-      q.scales,
-      perChannel ? axis : undefined,
-    );
-  }
-  if (nodePlan.bias !== undefined && weightScales) {
-    const b = index.initializers.get(node.input[nodePlan.bias])!;
-    const input = params.get(node.input[0]);
-    if (!input)
-      throw new FleetError('QUANT_FAILED', `${describeNode(node)}: input ${node.input[0]} is not quantized`);
-    const q = quantizeBias(tensorFloats(b), input.scale, weightScales);
-    node.input[nodePlan.bias] = writer.dequantizedConstant(
-      b.name!,
-      { dims: b.dims ?? [], data: q.values, type: DataType.INT32 },
-      q.scales,
-      q.scales.length > 1 ? 0 : undefined,
-    );
-  }
-  for (const i of nodePlan.activations) {
-    const t = node.input[i];
-    const c = t ? index.initializers.get(t) : undefined;
-    if (!c || (c.dataType !== DataType.FLOAT && c.dataType !== undefined)) continue;
-    const values = tensorFloats(c);
-    const range = {
-      min: values.reduce((a, b) => Math.min(a, b), 0),
-      max: values.reduce((a, b) => Math.max(a, b), 0),
-    };
-    const p = activationParams(range, options.activationType, options.symmetricActivations);
-    const [s, z] = writer.scalarParams(t, p);
-    const qi = writer.name(`${t}_quantized`);
-    writer.initializers.push(makeTensor(qi, ONNX_TYPE[p.type], c.dims ?? [], quantizeArray(values, p)));
-    const out = writer.name(`${t}_dequantized`);
-    writer.dequantize(qi, s, z, out);
-    node.input[i] = out;
-  }
+  const dims = w.dims ?? [];
+  const perChannel = options.perChannel && dims.length > 1;
+  const q = quantizePerChannel(
+    tensorFloats(w),
+    perChannel ? dims : [1, ...dims],
+    perChannel ? axis : 0,
+    options.weightBits,
+  );
+  node.input[wi] = writer.dequantizedConstant(
+    w.name!,
+    { dims, data: q.values, type: DataType.INT8 },
+    q.scales,
+    perChannel ? axis : undefined,
+  );
+  return q.scales;
+}
+
+/** The bias input as int32 at input scale × weight scale. */
+function emitBias(
+  node: NodeProto,
+  bias: number,
+  weightScales: Float32Array,
+  index: GraphIndex,
+  params: Map<string, QParams>,
+  writer: QdqWriter,
+): void {
+  const b = index.initializers.get(node.input[bias])!;
+  const input = params.get(node.input[0]);
+  if (!input)
+    throw new FleetError('QUANT_FAILED', `${describeNode(node)}: input ${node.input[0]} is not quantized`);
+  const q = quantizeBias(tensorFloats(b), input.scale, weightScales);
+  node.input[bias] = writer.dequantizedConstant(
+    b.name!,
+    { dims: b.dims ?? [], data: q.values, type: DataType.INT32 },
+    q.scales,
+    q.scales.length > 1 ? 0 : undefined,
+  );
+}
+
+/** A float constant fed where the plan expects an activation: quantized with its own range. */
+function emitConstantActivation(
+  node: NodeProto,
+  i: number,
+  index: GraphIndex,
+  writer: QdqWriter,
+  options: EmitOptions,
+): void {
+  const t = node.input[i];
+  const c = t ? index.initializers.get(t) : undefined;
+  if (!c || (c.dataType !== DataType.FLOAT && c.dataType !== undefined)) return;
+  const values = tensorFloats(c);
+  const range = {
+    min: values.reduce((a, b) => Math.min(a, b), 0),
+    max: values.reduce((a, b) => Math.max(a, b), 0),
+  };
+  const p = activationParams(range, options.activationType, options.symmetricActivations);
+  const [s, z] = writer.scalarParams(t, p);
+  const qi = writer.name(`${t}_quantized`);
+  writer.initializers.push(makeTensor(qi, ONNX_TYPE[p.type], c.dims ?? [], quantizeArray(values, p)));
+  const out = writer.name(`${t}_dequantized`);
+  writer.dequantize(qi, s, z, out);
+  node.input[i] = out;
 }
 
 /**

@@ -5,9 +5,11 @@ import {
   decodeJson,
   deviceTopic,
   encodeBlockFrame,
+  encodeStatus,
   enrollRequestSchema,
   MAX_JSON_PAYLOAD_BYTES,
   parseTopic,
+  statusSchema,
   targetStateSchema,
   telemetryBatchSchema,
   transferRequestSchema,
@@ -86,6 +88,17 @@ describe('protocol schemas', () => {
         .success,
     ).toBe(false);
     expect(transferRequestSchema.safeParse({ v: 1, sha256: 'ABC', blocks: [0] }).success).toBe(false);
+  });
+});
+
+describe('presence', () => {
+  it('encodes online and offline status messages the status schema accepts', () => {
+    for (const online of [true, false]) {
+      const status = decodeJson(statusSchema, encodeStatus(online));
+      expect(status.online).toBe(online);
+      expect(status.v).toBe(1);
+      expect(Number.isNaN(Date.parse(status.at))).toBe(false);
+    }
   });
 });
 
