@@ -113,20 +113,36 @@ export async function measureSpeedVerdict(
   feeds: Record<string, OrtTensor>,
   options: Partial<VerdictOptions> = {},
 ): Promise<SpeedVerdict> {
+  const [verdict] = await measureSpeedVerdicts(float, [quantized], feeds, options);
+  return verdict;
+}
+
+/**
+ * Several candidates against one FP32 model in the same block-alternating measurement (FP32,
+ * candidate 1, candidate 2, …, FP32, …), each judged on its runs paired with FP32's: load
+ * from other processes hits every model alike, so the candidates can be compared too.
+ */
+export async function measureSpeedVerdicts(
+  float: Uint8Array,
+  candidates: readonly Uint8Array[],
+  feeds: Record<string, OrtTensor>,
+  options: Partial<VerdictOptions> = {},
+): Promise<SpeedVerdict[]> {
   const o = { ...DEFAULT_VERDICT_OPTIONS, ...options };
   const threads = o.threads > 0 ? o.threads : availableParallelism();
   const session = { threads, spinning: false, graphOptimizationLevel: 'all' as const };
-  const probe = await measureLatency([float, quantized], feeds, { ...session, runs: 2, warmup: 1 });
-  const perPair = probe[0].p50 + probe[1].p50;
-  const fit = Math.floor((o.seconds * 1000) / Math.max(perPair, 1e-3));
+  const models = [float, ...candidates];
+  const probe = await measureLatency(models, feeds, { ...session, runs: 2, warmup: 1 });
+  const perRound = probe.reduce((sum, p) => sum + p.p50, 0);
+  const fit = Math.floor((o.seconds * 1000) / Math.max(perRound, 1e-3));
   const runs = Math.max(o.minRuns, Math.min(o.maxRuns, Math.ceil(fit / o.block) * o.block));
-  const [fp32, int8] = await measureLatency([float, quantized], feeds, {
+  const [fp32, ...measured] = await measureLatency(models, feeds, {
     ...session,
     runs,
     warmup: 3,
     block: o.block,
   });
-  return { batch: o.batch, threads, ...judgeSpeed(fp32.times, int8.times, o.minGain) };
+  return measured.map((m) => ({ batch: o.batch, threads, ...judgeSpeed(fp32.times, m.times, o.minGain) }));
 }
 
 /**
