@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { FleetError } from '../shared/errors/index.js';
+import { type BatchingConfig, parseBatching } from './serve/batch-policy.js';
 
 /**
  * Agent configuration. Sources, later ones winning: AGENT_DEFAULTS < JSON config file
@@ -92,6 +93,14 @@ export const AGENT_DEFAULTS = {
   /** Largest inference request body, bytes (64 MiB). */
   serveMaxBodyBytes: 64 * 1024 * 1024,
   /**
+   * Dynamic batching per model name (default {} = off): concurrent requests for one release are
+   * merged into one onnxruntime run of at most maxBatch rows, waiting at most maxQueueDelayMs
+   * (default 2) for each other; only for models whose inputs' first dimension is symbolic.
+   * Config file: {"mnist-mlp": {"maxBatch": 8, "maxQueueDelayMs": 2}}; env and flags:
+   * "mnist-mlp=8:2,ocr-rec=4:10"; the name '*' applies to every model not named.
+   */
+  serveBatching: {} as BatchingConfig,
+  /**
    * Shell command run after each model activation ('' = none); it gets FLEETML_MODEL_NAME,
    * FLEETML_MODEL_VERSION, FLEETML_MODEL_ID, FLEETML_MODEL_SHA256 and FLEETML_MODEL_PATH
    * (the stable path <dataDir>/models/<name>/current.onnx).
@@ -176,6 +185,14 @@ export const agentConfigSchema = z.object({
   serveSocket: z.string(),
   serveToken: z.string(),
   serveMaxBodyBytes: positiveInt,
+  serveBatching: z.unknown().transform((value, ctx) => {
+    try {
+      return parseBatching(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
   activationHook: z.string(),
   backoffInitialMs: positiveInt,
   backoffMaxMs: positiveInt,

@@ -184,6 +184,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
         dynamicDim: config.dynamicDim,
         logger: log,
         hookCommand: config.activationHook,
+        batching: config.serveBatching,
         http: {
           host: config.serveHost,
           port: config.servePort,
@@ -273,7 +274,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     1,
   );
   if (inference) {
-    await inference.start();
+    // A taken port does not stop the agent (delivery and telemetry go on); the cloud hears why
+    // this device does not serve.
+    const listenError = await inference.start();
+    if (listenError) reporter.event('error', listenError.code, listenError.message);
     await inference.restore(activeSlotPath());
   }
   telemetry.start();

@@ -1,7 +1,50 @@
 import type { Command } from 'commander';
-import { AGENT_DEFAULTS } from '../config.js';
+import { AGENT_DEFAULTS, type AgentConfigInput } from '../config.js';
 
 const d = AGENT_DEFAULTS;
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** What `agent start` parses (commander camel-cases the flags). */
+export type StartFlags = Record<string, string | string[] | boolean | undefined>;
+
+/** `agent start` flags as a config layer (undefined = not given: env, file and defaults apply). */
+export function startFlagsToConfig(flags: StartFlags): AgentConfigInput & { config?: string } {
+  return {
+    config: flags.config as string | undefined,
+    cloudUrl: flags.cloud,
+    enrollToken: flags.enrollToken,
+    caFile: flags.ca,
+    fleetKey: flags.fleetKey,
+    dataDir: flags.dataDir,
+    telemetryIntervalS: flags.telemetryInterval,
+    ep: flags.ep,
+    intraOpThreads: flags.threads,
+    blockSize: flags.blockSize,
+    brokerMaxPayloadBytes: flags.brokerMaxPayload,
+    windowBlocks: flags.window,
+    benchRuns: flags.benchRuns,
+    benchWarmupRuns: flags.benchWarmup,
+    benchBudgetMs: flags.benchBudget,
+    outboxMaxRecords: flags.outboxMax,
+    minFreeDiskBytes: flags.minFreeDisk,
+    modelCheckTimeoutMs: flags.modelCheckTimeout,
+    latencyProbeRuns: flags.probeRuns,
+    telemetryAck: flags.telemetryAck,
+    factsRoot: flags.factsRoot,
+    onnxruntimePath: flags.onnxruntime,
+    serve: flags.serve,
+    serveHost: flags.serveHost,
+    servePort: flags.servePort,
+    serveSocket: flags.serveSocket,
+    serveToken: flags.serveToken,
+    serveMaxBodyBytes: flags.serveMaxBody,
+    serveBatching: flags.serveBatch,
+    activationHook: flags.activationHook,
+    logLevel: flags.logLevel,
+    logFormat: flags.logFormat,
+    name: flags.name,
+  };
+}
 
 /** `fleetml agent start`: the device daemon. Every option also reads from FLEETML_* and a config file. */
 export function register(program: Command): void {
@@ -70,42 +113,41 @@ export function register(program: Command): void {
       '--onnxruntime <path>',
       'a user-supplied onnxruntime: an onnxruntime-node package directory or a libonnxruntime.so with CUDA/TensorRT providers (Jetson; env FLEETML_ONNXRUNTIME_PATH)',
     )
+    .option('--serve', 'run the local inference service (Open Inference Protocol v2; the default)')
+    .option('--no-serve', 'do not run the local inference service (env FLEETML_SERVE=false)')
+    .option(
+      '--serve-host <address>',
+      `address the inference service listens on; beyond loopback it needs --serve-token (default ${d.serveHost})`,
+    )
+    .option('--serve-port <port>', `inference service TCP port, 0 = any free one (default ${d.servePort})`)
+    .option('--serve-socket <path>', 'also listen on this Unix socket (default: none)')
+    .option(
+      '--serve-token <token>',
+      'bearer token every inference request must carry (env FLEETML_SERVE_TOKEN; default: none)',
+    )
+    .option(
+      '--serve-max-body <bytes>',
+      `largest inference request body in bytes (default ${d.serveMaxBodyBytes})`,
+    )
+    .option(
+      '--serve-batch <model=max[:delayMs]>',
+      'dynamic batching for a model (repeatable; * = every model): merge concurrent requests into runs of at most max rows, waiting at most delayMs (default 2) for each other (default: off)',
+      collect,
+    )
+    .option(
+      '--activation-hook <command>',
+      'shell command run after each model activation, given FLEETML_MODEL_NAME, FLEETML_MODEL_PATH, ... (default: none)',
+    )
     .option('--log-level <level>', `trace|debug|info|warn|error (default ${d.logLevel})`)
     .option(
       '--log-format <format>',
       `auto|pretty|json: auto is readable on a terminal, JSON when piped (default ${d.logFormat})`,
     )
     .option('--name <name>', 'device name sent at enrollment (default: the hostname)')
-    .action(async (flags: Record<string, string | undefined>) => {
+    .action(async (flags: StartFlags) => {
       const { loadConfig } = await import('../config.js');
       const { startAgent } = await import('../main.js');
-      const config = await loadConfig({
-        config: flags.config,
-        cloudUrl: flags.cloud,
-        enrollToken: flags.enrollToken,
-        caFile: flags.ca,
-        fleetKey: flags.fleetKey,
-        dataDir: flags.dataDir,
-        telemetryIntervalS: flags.telemetryInterval,
-        ep: flags.ep,
-        intraOpThreads: flags.threads,
-        blockSize: flags.blockSize,
-        brokerMaxPayloadBytes: flags.brokerMaxPayload,
-        windowBlocks: flags.window,
-        benchRuns: flags.benchRuns,
-        benchWarmupRuns: flags.benchWarmup,
-        benchBudgetMs: flags.benchBudget,
-        outboxMaxRecords: flags.outboxMax,
-        minFreeDiskBytes: flags.minFreeDisk,
-        modelCheckTimeoutMs: flags.modelCheckTimeout,
-        latencyProbeRuns: flags.probeRuns,
-        telemetryAck: flags.telemetryAck,
-        factsRoot: flags.factsRoot,
-        onnxruntimePath: flags.onnxruntime,
-        logLevel: flags.logLevel,
-        logFormat: flags.logFormat,
-        name: flags.name,
-      });
+      const config = await loadConfig(startFlagsToConfig(flags));
       const handle = await startAgent({ config });
       await new Promise<void>((resolve) => {
         const onSignal = () => {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/logger.js';
-import type { ExecutionProvider } from '../../shared/protocol/index.js';
+import type { ExecutionProvider, ServingShapes } from '../../shared/protocol/index.js';
 import { randomFeeds } from '../bench/benchmark.js';
 import {
   createSession,
@@ -37,20 +37,28 @@ export interface ReleaseSource {
   sha256?: string | null;
   /** Model file (an A/B slot) or bytes. */
   model: string | Uint8Array;
+  /** The shape each input is served at (signed manifest's servingShapes): metadata and warm-up. */
+  servingShapes?: ServingShapes;
 }
 
 export interface ModelRegistryOptions {
   ep: ExecutionProvider;
   profile: Omit<SessionProfile, 'ep'>;
-  /** Value for dynamic dims in the warm-up run. Default 1. */
+  /** Value for symbolic dims the serving shapes leave open, in the warm-up run. Default 1. */
   dynamicDim?: number;
   logger: Logger;
 }
 
-function toSpec(info: TensorInfo): TensorSpec | null {
+function toSpec(info: TensorInfo, servingShapes: ServingShapes = {}): TensorSpec | null {
   const type = datatypeOfOrt(info.type);
   if (!type) return null;
-  return { name: info.name, type, shape: info.shape.map((d) => (typeof d === 'number' && d > 0 ? d : -1)) };
+  const shape = info.shape.map((d) => (typeof d === 'number' && d > 0 ? d : -1));
+  const serving = servingShapes[info.name];
+  // The serving shape fills the model's symbolic dims in the metadata (the cloud checked it
+  // against the model at upload); without one they stay -1. Requests may still vary them.
+  const described =
+    serving && serving.length === shape.length ? shape.map((d, i) => (d > 0 ? d : serving[i])) : shape;
+  return { name: info.name, type, shape, described };
 }
 
 /**
@@ -113,10 +121,10 @@ export class ModelRegistry {
       sha256: source.sha256 ?? null,
       session,
       inputs: inputInfo(session)
-        .map(toSpec)
+        .map((info) => toSpec(info, source.servingShapes))
         .filter((s): s is TensorSpec => s !== null),
       outputs: outputInfo(session)
-        .map(toSpec)
+        .map((info) => toSpec(info))
         .filter((s): s is TensorSpec => s !== null),
       inFlight: 0,
       retired: false,
@@ -124,7 +132,9 @@ export class ModelRegistry {
     };
     // One run before going live: lazy kernel setup is paid here, not by the first request.
     try {
-      await session.run(randomFeeds(session, { dynamicDim: this.o.dynamicDim ?? 1 }));
+      await session.run(
+        randomFeeds(session, { dynamicDim: this.o.dynamicDim ?? 1, servingShapes: source.servingShapes }),
+      );
     } catch (error) {
       this.o.logger.debug({ err: (error as Error).message, model: source.name }, 'warm-up run skipped');
     }

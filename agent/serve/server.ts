@@ -66,13 +66,24 @@ export class InferenceServer {
     if (!isLoopback(this.o.host) && this.o.port !== null && !this.o.token) {
       throw new FleetError(
         'CONFIG_INVALID',
-        `the inference service listens on ${this.o.host}, beyond this device: set a token (serveToken)`,
+        `the inference service listens on ${this.o.host}, beyond this device: set a token (--serve-token or serveToken)`,
       );
     }
     this.tokenDigest = this.o.token ? digest(this.o.token) : null;
   }
 
+  /** Listens on TCP and/or the socket; on a failure, closes what did start and throws it coded. */
   async start(): Promise<void> {
+    try {
+      await this.listenAll();
+    } catch (error) {
+      await this.stop();
+      this.url = null;
+      throw error;
+    }
+  }
+
+  private async listenAll(): Promise<void> {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     if (this.o.port !== null) {
       const server = createServer({ keepAliveTimeout: 65_000 }, handler);
@@ -235,9 +246,12 @@ export class InferenceServer {
         'inference-header-content-length': head.length,
         'content-length': length,
       });
+      // One segment for header, JSON and tensors where the socket allows (no Nagle to lean on).
+      res.cork();
       res.write(head);
       for (let j = 0; j < data.length - 1; j++) res.write(data[j]);
       res.end(data[data.length - 1]);
+      res.uncork();
     }
     const end = performance.now();
     this.o.traffic.ok(release.name, release.version, release.modelId, {
@@ -260,12 +274,33 @@ function metadata(r: Release): ModelMetadata {
 
 function listen(server: Server, where: { host?: string; port?: number; path?: string }): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (error: NodeJS.ErrnoException) => reject(listenError(error, where));
+    server.once('error', onError);
     server.listen(where, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });
+}
+
+/** A listen failure as a coded error that names the address and how to choose another. */
+function listenError(error: NodeJS.ErrnoException, where: { host?: string; port?: number; path?: string }) {
+  const address = where.path ? `socket ${where.path}` : `${where.host}:${where.port}`;
+  const fix = where.path
+    ? 'choose another path with --serve-socket'
+    : 'choose another port with --serve-port (0 = any free port), or turn serving off with --no-serve';
+  if (error.code === 'EADDRINUSE') {
+    return new FleetError(
+      'SERVE_ADDRESS_IN_USE',
+      `the inference service cannot listen on ${address}: it is taken (another agent or program); ${fix}`,
+      { address },
+    );
+  }
+  return new FleetError(
+    'SERVE_LISTEN',
+    `the inference service cannot listen on ${address}: ${error.code ?? error.message}; ${fix}`,
+    { address },
+  );
 }
 
 function notFound(path: string): FleetError {

@@ -1,8 +1,11 @@
 import { dirname, join } from 'node:path';
+import { type FleetError, toFleetError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import { type ExecutionProvider, type Manifest, manifestSchema } from '../../shared/protocol/index.js';
 import type { SessionProfile } from '../runtime/ort.js';
 import { readJsonFile } from '../store/files.js';
+import { type BatchingConfig, policyFor } from './batch-policy.js';
+import { BatchingExecutor } from './batcher.js';
 import { DirectExecutor, type Executor } from './executor.js';
 import { ModelRegistry } from './registry.js';
 import { InferenceServer, type InferenceServerOptions } from './server.js';
@@ -19,7 +22,9 @@ export interface InferenceServiceOptions {
   http: Omit<InferenceServerOptions, 'registry' | 'executor' | 'traffic' | 'logger'>;
   /** Command run after each activation ('' = none). */
   hookCommand: string;
-  /** Builds the executor (e.g. a batcher); default one run per request. */
+  /** Dynamic batching per model name ('*' = every model); default {} = off. */
+  batching?: BatchingConfig;
+  /** Builds the executor; default: a batcher when `batching` names a model, else one run per request. */
   executor?: (registry: ModelRegistry) => Executor;
 }
 
@@ -47,26 +52,45 @@ export class InferenceService {
     this.server = new InferenceServer({
       ...o.http,
       registry: this.registry,
-      executor: o.executor ? o.executor(this.registry) : new DirectExecutor(),
+      executor: o.executor ? o.executor(this.registry) : this.defaultExecutor(),
       traffic: this.traffic,
       logger: this.log,
     });
+  }
+
+  private defaultExecutor(): Executor {
+    const batching = this.o.batching ?? {};
+    if (Object.keys(batching).length === 0) return new DirectExecutor();
+    return new BatchingExecutor({ policy: (model) => policyFor(batching, model), logger: this.log });
   }
 
   get url(): string | null {
     return this.server.url;
   }
 
-  /** Starts listening. A taken port is logged, not fatal: delivery and telemetry go on. */
-  async start(): Promise<void> {
+  /**
+   * Starts listening. A taken port or socket is not fatal: delivery and telemetry go on without
+   * serving; the coded error (SERVE_ADDRESS_IN_USE, ...) is logged and returned for the caller
+   * to report.
+   */
+  async start(): Promise<FleetError | null> {
     try {
       await this.server.start();
       this.log.info(
-        { url: this.server.url, socket: this.o.http.socketPath || null },
+        {
+          url: this.server.url,
+          socket: this.o.http.socketPath || null,
+          tokenRequired: Boolean(this.o.http.token),
+          maxBodyBytes: this.o.http.maxBodyBytes,
+          batching: this.o.batching ?? {},
+        },
         'inference service listening',
       );
+      return null;
     } catch (error) {
-      this.log.error({ err: (error as Error).message }, 'inference service could not listen; not serving');
+      const e = toFleetError(error, 'INTERNAL');
+      this.log.error({ code: e.code, err: e.message }, `inference service not serving: ${e.message}`);
+      return e;
     }
   }
 
@@ -84,7 +108,7 @@ export class InferenceService {
       sha256: manifest.sha256,
     };
     try {
-      await this.registry.load({ ...entry, model: slotPath });
+      await this.registry.load({ ...entry, model: slotPath, servingShapes: manifest.servingShapes });
     } catch (error) {
       this.log.error(
         { err: (error as Error).message, model: entry.name },

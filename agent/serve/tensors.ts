@@ -11,7 +11,10 @@ import type { DatatypeInfo } from './datatypes.js';
 export interface TensorSpec {
   name: string;
   type: DatatypeInfo;
+  /** What requests must match: the model's fixed dims, -1 for its symbolic ones. */
   shape: number[];
+  /** What the metadata reports: symbolic dims filled from the serving shape; default `shape`. */
+  described?: number[];
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: typed arrays of every element kind
@@ -25,7 +28,7 @@ export interface DecodedTensor {
 }
 
 export function tensorMetadata(spec: TensorSpec): TensorMetadata {
-  return { name: spec.name, datatype: spec.type.oip, shape: spec.shape };
+  return { name: spec.name, datatype: spec.type.oip, shape: spec.described ?? spec.shape };
 }
 
 function bad(code: 'INPUT_INVALID' | 'ONNX_SHAPE' | 'SERVE_DATATYPE', message: string): FleetError {
@@ -130,6 +133,8 @@ function fromJson(data: unknown, type: DatatypeInfo, count: number, name: string
     throw bad('SERVE_DATATYPE', `input '${name}': ${type.oip} has no JSON form; send it as binary data`);
   if (!Array.isArray(data))
     throw bad('INPUT_INVALID', `input '${name}' has no data (a JSON array or binary_data_size)`);
+  const flat = type.range === null ? flatFloats(data, type, count) : null;
+  if (flat) return flat;
   const out = new type.array(count);
   let i = 0;
   const put = (value: unknown) => {
@@ -145,6 +150,22 @@ function fromJson(data: unknown, type: DatatypeInfo, count: number, name: string
   };
   walk(data);
   if (i !== count) throw bad('ONNX_SHAPE', `input '${name}' holds ${i} elements; its shape says ${count}`);
+  return out;
+}
+
+/**
+ * The common case on the hot path: float data sent flat, as many numbers as the shape says.
+ * One tight loop instead of the recursive walk; null sends anything else to the walk, which
+ * also gives the precise error.
+ */
+function flatFloats(data: unknown[], type: DatatypeInfo, count: number): AnyTypedArray | null {
+  if (data.length !== count) return null;
+  const out = new type.array(count);
+  for (let i = 0; i < count; i++) {
+    const v = data[i];
+    if (typeof v !== 'number') return null;
+    out[i] = v;
+  }
   return out;
 }
 

@@ -4,7 +4,7 @@
  * on the 8,000 training digits; accuracy of both on the 2,000 test digits (target: student
  * within 0.3 points of the teacher). Latency of both at batch 1 as a side figure.
  *
- *   npx tsx scripts/bench/distill-shrink.ts [--epochs 6] [--write]
+ *   npx tsx scripts/bench/distill-shrink.ts [--epochs 6] [--alpha 0.5] [--write]
  */
 import { mnistSplit } from '../../cloud/compression/data/mnist.js';
 import { loadModel, referenceModel } from '../../cloud/compression/data/reference-models.js';
@@ -18,6 +18,7 @@ const option = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
 const epochs = option('--epochs', 6);
+const alpha = option('--alpha', 0.5);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const started = Date.now();
 
@@ -33,7 +34,7 @@ const result = await trainStudent(init, teacher, train, undefined, {
   epochs,
   batch: 64,
   stepsPerRun: 8,
-  loss: { mode: 'distill', temperature: 4, alpha: 0.9 },
+  loss: { mode: 'distill', temperature: 4, alpha },
   optimizer: { kind: 'adam', lr: 1e-3 },
   schedule: { kind: 'cosine' },
   intraOpThreads: 2,
@@ -43,13 +44,16 @@ const result = await trainStudent(init, teacher, train, undefined, {
 });
 const studentScore = await evaluate(result.model, test, undefined, 10, { intraOpThreads: 2 });
 const pct = (v: number | undefined) => `${((v ?? 0) * 100).toFixed(2)} %`;
-const gap = ((teacherScore.accuracy ?? 0) - (studentScore.accuracy ?? 0)) * 100;
+// In whole test digits: 0.988 - 0.985 is 0.30000000000000426 points in floating point.
+const testDigits = test.count;
+const gapDigits = Math.round(((teacherScore.accuracy ?? 0) - (studentScore.accuracy ?? 0)) * testDigits);
+const gap = (gapDigits / testDigits) * 100;
 const body = [
   `Command: \`npx tsx scripts/bench/distill-shrink.ts ${args.join(' ')}\` · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machineLine()} (shared) · ${((Date.now() - started) / 1000).toFixed(0)} s`,
   '',
   `Teacher: the reference MNIST CNN (3×3 conv-BN-ReLU-maxpool 32/64/128, linear head). Student: \`shrink:0.5\` — the same graph`,
   `at half width (${report.groups.filter((g) => !g.fixed).length} channel groups narrowed by BN |γ|), distilled ${epochs} epochs`,
-  '(α = 0.9, T = 4, Adam 1e-3 cosine, batch 64) on the 8,000 training digits; accuracy on the 2,000 test digits.',
+  `(α = ${alpha}, T = 4, Adam 1e-3 cosine, batch 64) on the 8,000 training digits; accuracy on the 2,000 test digits.`,
   'Target: student within 0.3 points of the teacher.',
   '',
   markdownTable(
@@ -61,7 +65,7 @@ const body = [
     ],
   ),
   '',
-  `Gap: ${gap.toFixed(2)} points (${gap <= 0.3 ? 'met' : 'not met'}).`,
+  `Gap: ${gap.toFixed(2)} points, ${gapDigits} of ${testDigits} test digits (${gapDigits <= 0.003 * testDigits ? 'met' : 'not met'}).`,
 ].join('\n');
 process.stdout.write(`${body}\n`);
 if (args.includes('--write'))

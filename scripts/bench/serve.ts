@@ -1,22 +1,35 @@
 /**
  * The agent's local inference service (agent/serve): serving overhead against a bare
- * session.run, throughput from 8 concurrent keep-alive clients, and hot swaps under load.
+ * session.run, throughput from 8 concurrent keep-alive clients, dynamic batching against no
+ * batching at the same concurrency, and hot swaps under load.
  * The server runs here, the clients in a forked child (scripts/bench/_serve-client.ts) so the
  * two do not share an event loop. onnxruntime runs with 1 intra-op thread (no spinning pool).
- * Latency pairs are block-alternating: a block of bare runs, then a block of HTTP requests, ...
+ * Latency pairs are block-alternating: a block of bare runs, then a block of HTTP requests, ...;
+ * batched and unbatched throughput alternate the same way (one server, the executor switched
+ * between blocks).
  *
- *   node --import tsx scripts/bench/serve.ts
+ *   node --import tsx scripts/bench/serve.ts            (prints the figures)
+ *   node --import tsx scripts/bench/serve.ts --write    (also writes them into BENCHMARKS.md)
  */
 import { fork } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { makeTensor } from '../../agent/runtime/ort.js';
-import { DirectExecutor, InferenceServer, ModelRegistry, TrafficRecorder } from '../../agent/serve/index.js';
+import {
+  BatchingExecutor,
+  type BatchPolicy,
+  DirectExecutor,
+  type Executor,
+  InferenceServer,
+  ModelRegistry,
+  TrafficRecorder,
+} from '../../agent/serve/index.js';
 import { decodeModel, encodeModel } from '../../cloud/compression/onnx/proto.js';
 import { createLogger } from '../../shared/logger.js';
+import { LatencySketch } from '../../shared/sketch.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
 
 const MNIST = fileURLToPath(new URL('../../cloud/samples/mnist-mlp.onnx', import.meta.url));
@@ -32,11 +45,20 @@ function p(sorted: number[], q: number): number {
 const sortNum = (a: number[]) => [...a].sort((x, y) => x - y);
 const f3 = (v: number) => v.toFixed(3);
 
+/** An executor the bench switches between blocks (batched / unbatched on one server). */
+class Switch implements Executor {
+  current: Executor = new DirectExecutor();
+  run(...args: Parameters<Executor['run']>) {
+    return this.current.run(...args);
+  }
+}
+
 async function start(model: string, name: string) {
   const registry = new ModelRegistry({ ep: 'cpu', profile: { intraOpThreads: 1 }, logger });
   await registry.load({ name, version: '1', model });
   const traffic = new TrafficRecorder();
-  const server = new InferenceServer({ registry, executor: new DirectExecutor(), traffic, logger, port: 0 });
+  const executor = new Switch();
+  const server = new InferenceServer({ registry, executor, traffic, logger, port: 0 });
   await server.start();
   const child = fork(CLIENT, [`${server.url}/v2/models/${name}/infer`], { execArgv: ['--import', 'tsx'] });
   const ask = <T>(job: object) =>
@@ -47,6 +69,7 @@ async function start(model: string, name: string) {
   return {
     registry,
     traffic,
+    executor,
     ask,
     async stop() {
       child.send({ op: 'exit' });
@@ -163,6 +186,87 @@ async function throughput(seconds: number) {
   return { rps: r.ok / r.seconds, ok: r.ok, failed: r.failed, p50: stats?.totalMs, traffic: stats };
 }
 
+interface LoadResult {
+  ok: number;
+  failed: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+}
+
+/** Bare session.run p50 at `rows` rows: one batch's compute time. */
+async function batchCompute(rows: number, runs: number) {
+  const registry = new ModelRegistry({ ep: 'cpu', profile: { intraOpThreads: 1 }, logger });
+  const release = await registry.load({ name: 'mnist-mlp', version: '1', model: MNIST });
+  const data = Float32Array.from({ length: rows * 784 }, (_, i) => ((i * 7919) % 1000) / 1000);
+  const feeds = { [release.inputs[0].name]: makeTensor('float32', data, [rows, 1, 28, 28]) };
+  const times: number[] = [];
+  for (let i = 0; i < runs + 20; i++) {
+    const t0 = performance.now();
+    await release.session.run(feeds);
+    if (i >= 20) times.push(performance.now() - t0);
+  }
+  await registry.close();
+  return p(sortNum(times), 0.5);
+}
+
+/**
+ * Unbatched vs batched throughput at 8 clients on one server, the executor switched between
+ * blocks and the order alternated; per configuration: median requests/s over the blocks,
+ * client-side p50/p99 and the server-side p99 (arrival to response) over all its blocks.
+ */
+async function batching(seconds: number, rounds: number, policies: BatchPolicy[]) {
+  const s = await start(MNIST, 'mnist-mlp');
+  await s.ask({ op: 'latency', n: 50, body: mnistJson(), binary: false, headers: {} });
+  const configs = [
+    { label: 'unbatched', policy: null as BatchPolicy | null, executor: new DirectExecutor() as Executor },
+    ...policies.map((policy) => ({
+      label: `batched, max ${policy.maxBatch}, delay ${policy.maxQueueDelayMs} ms`,
+      policy,
+      executor: new BatchingExecutor({ policy: () => policy, logger }) as Executor,
+    })),
+  ];
+  const results = configs.map(() => ({
+    rps: [] as number[],
+    p50: [] as number[],
+    p99: [] as number[],
+    failed: 0,
+    server: new LatencySketch(),
+    queue: new LatencySketch(),
+  }));
+  for (let round = 0; round < rounds; round++) {
+    const order = configs.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      s.executor.current = configs[i].executor;
+      s.traffic.take();
+      const r = await s.ask<LoadResult>({ op: 'load', ms: seconds * 1000, concurrency: 8 });
+      const [stats] = s.traffic.take();
+      results[i].rps.push(r.ok / r.seconds);
+      results[i].p50.push(r.p50);
+      results[i].p99.push(r.p99);
+      results[i].failed += r.failed;
+      if (stats) {
+        results[i].server.mergeWire(stats.totalMs);
+        results[i].queue.mergeWire(stats.queueMs);
+      }
+    }
+  }
+  await s.stop();
+  const median = (a: number[]) => p(sortNum(a), 0.5);
+  return configs.map((c, i) => ({
+    label: c.label,
+    policy: c.policy,
+    rps: median(results[i].rps),
+    rpsAll: results[i].rps,
+    p50: median(results[i].p50),
+    p99: median(results[i].p99),
+    serverP99: results[i].server.quantile(0.99) ?? Number.NaN,
+    queueP99: results[i].queue.quantile(0.99) ?? Number.NaN,
+    failed: results[i].failed,
+  }));
+}
+
 async function swaps(count: number, rollbacks: number) {
   const dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-swap-'));
   const files: string[] = [];
@@ -194,32 +298,66 @@ async function swaps(count: number, rollbacks: number) {
   return { ...r, swapMs: sortNum(swapMs) };
 }
 
-const mnist = await overhead(
-  MNIST,
-  'mnist-mlp',
-  [1, 1, 28, 28],
-  { body: mnistJson(), binary: false, headers: {} },
-  10,
-  300,
+const args = process.argv.slice(2);
+const write = args.includes('--write');
+const onlyArg = args.find((a) => a.startsWith('--only='));
+const only = new Set(
+  onlyArg ? onlyArg.slice('--only='.length).split(',') : ['overhead', 'throughput', 'batching', 'swaps'],
 );
-console.error('mnist', mnist);
-const ocrDims = [1, 3, 48, 320];
-const ocr = await overhead(OCR_REC, 'ocr-rec', ocrDims, binaryRequest('x', ocrDims), 6, 25);
-console.error('ocr', ocr);
-const ceiling = await bareHttp(10);
-console.error('bare http', ceiling);
-const tp = await throughput(10);
-console.error('throughput', tp.rps, tp.failed);
-const sw = await swaps(20, 2);
-console.error('swaps', sw);
 
-const date = new Date().toISOString().slice(0, 10);
-await writeBenchmarkSection(
-  'Local inference service (agent/serve)',
-  `Command: \`node --import tsx scripts/bench/serve.ts\` (${date}; ${machineLine()}). Server in the bench
-process, clients in a forked child (keep-alive HTTP over loopback); onnxruntime with 1 intra-op
-thread. Overhead = p50 of \`POST /v2/models/{name}/infer\` minus p50 of a bare \`session.run\` on
-the same session and input, measured in alternating blocks.
+// The machine is shared: sample the load average through the run and report it with the figures.
+const loads: number[] = [loadavg()[0]];
+const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
+sampler.unref();
+
+const mnist = only.has('overhead')
+  ? await overhead(
+      MNIST,
+      'mnist-mlp',
+      [1, 1, 28, 28],
+      { body: mnistJson(), binary: false, headers: {} },
+      10,
+      300,
+    )
+  : null;
+if (mnist) console.error('mnist', mnist);
+const ocrDims = [1, 3, 48, 320];
+const ocr = only.has('overhead')
+  ? await overhead(OCR_REC, 'ocr-rec', ocrDims, binaryRequest('x', ocrDims), 6, 25)
+  : null;
+if (ocr) console.error('ocr', ocr);
+const ceiling = only.has('throughput') ? await bareHttp(10) : null;
+if (ceiling) console.error('bare http', ceiling);
+const tp = only.has('throughput') ? await throughput(10) : null;
+if (tp) console.error('throughput', tp.rps, tp.failed);
+const POLICIES: BatchPolicy[] = [
+  { maxBatch: 8, maxQueueDelayMs: 2 },
+  { maxBatch: 4, maxQueueDelayMs: 1 },
+];
+const batch = only.has('batching') ? await batching(5, 4, POLICIES) : null;
+const computeByRows = new Map<number, number>();
+if (batch) {
+  for (const policy of POLICIES) computeByRows.set(policy.maxBatch, await batchCompute(policy.maxBatch, 300));
+  console.error('batching', batch, computeByRows);
+}
+const sw = only.has('swaps') ? await swaps(20, 2) : null;
+if (sw) console.error('swaps', sw);
+clearInterval(sampler);
+loads.push(loadavg()[0]);
+
+const load = {
+  min: Math.min(...loads),
+  max: Math.max(...loads),
+  mean: loads.reduce((a, b) => a + b, 0) / loads.length,
+};
+const cores = cpus().length;
+const loadLine = `Load average (1 min) during the run: ${load.mean.toFixed(1)} mean, ${load.min.toFixed(1)}–${load.max.toFixed(1)} (${loads.length} samples) on ${cores} cores.`;
+console.error(loadLine);
+
+function overheadSection(): string {
+  if (!mnist || !ocr) return '';
+  return `Overhead = p50 of \`POST /v2/models/{name}/infer\` minus p50 of a bare \`session.run\` on
+the same session and input (its tensors built once), measured in alternating blocks.
 
 ${markdownTable(
   ['measure', 'bare session.run p50', 'POST /infer p50', 'overhead', 'goal', 'met'],
@@ -242,21 +380,88 @@ ${markdownTable(
     ],
   ],
 )}
+`;
+}
 
-Throughput (MNIST, JSON, 8 concurrent clients, 10 s): **${tp.rps.toFixed(0)} requests/s**
+function throughputSection(): string {
+  if (!tp || !ceiling) return '';
+  const mean = (w: { sum: number; count: number } | undefined) => (w ? w.sum / Math.max(1, w.count) : 0);
+  return `Throughput (MNIST, JSON, 8 concurrent clients, 10 s): **${tp.rps.toFixed(0)} requests/s**
 (goal ≥ 5,000: ${tp.rps >= 5000 ? 'met' : '**not met**'}), ${tp.failed} failed; server-side mean
-${f3(tp.traffic ? tp.traffic.totalMs.sum / Math.max(1, tp.traffic.totalMs.count) : 0)} ms (compute
-${f3(tp.traffic ? tp.traffic.computeMs.sum / Math.max(1, tp.traffic.computeMs.count) : 0)} ms).
+${f3(mean(tp.traffic?.totalMs))} ms (compute ${f3(mean(tp.traffic?.computeMs))} ms).
 Baseline in the same run, same client: a bare node:http server answering a constant reply
 (no JSON parsing, no onnxruntime) did **${ceiling.rps.toFixed(0)} requests/s** and ${f3(ceiling.p50)} ms
-p50 for one sequential client — the machine's ceiling for this client; the service reaches
-${((tp.rps / ceiling.rps) * 100).toFixed(0)} % of it. Load average during the run: ${(await import('node:os')).loadavg()[0].toFixed(1)} on ${(await import('node:os')).cpus().length} cores.
+p50 for one sequential client — the ceiling of node:http with this client on this machine; the
+service reaches ${((tp.rps / ceiling.rps) * 100).toFixed(0)} % of it.
+`;
+}
 
-Hot swap: 20 swaps and 2 rollbacks under continuous load from 8 clients: **${sw.ok} requests
+function batchingSection(): string {
+  if (!batch) return '';
+  const base = batch[0];
+  const rows = batch.map((b) => {
+    const compute = b.policy ? computeByRows.get(b.policy.maxBatch)! : Number.NaN;
+    const bound = b.policy ? b.policy.maxQueueDelayMs + compute : Number.NaN;
+    return [
+      b.label,
+      `${b.rps.toFixed(0)} (${b.rpsAll.map((v) => v.toFixed(0)).join(', ')})`,
+      b.policy ? `${(b.rps / base.rps).toFixed(2)}×` : '1.00×',
+      `${f3(b.p50)} / ${f3(b.p99)} ms`,
+      `${f3(b.serverP99)} ms`,
+      b.policy ? `${f3(b.queueP99)} ms` : '–',
+      b.policy ? `${f3(bound)} ms` : '–',
+      b.policy
+        ? `${b.rps / base.rps >= 1.5 ? 'yes' : '**no**'} / ${b.serverP99 <= bound ? 'yes' : '**no**'}`
+        : '–',
+      String(b.failed),
+    ];
+  });
+  return `Dynamic batching (MNIST, JSON, 8 concurrent clients; 4 rounds of 5 s blocks per configuration,
+order alternated, one server whose executor is switched between blocks). Requests/s is the median
+block (all blocks in brackets); the bound is max queue delay + one batch's compute time (bare
+\`session.run\` p50 at max rows, same run); the server-side p99 is arrival to response.
+
+${markdownTable(
+  [
+    'configuration',
+    'requests/s',
+    'vs unbatched',
+    'client p50 / p99',
+    'server p99',
+    'queue p99',
+    'bound',
+    'goals met (≥ 1.5× / p99 ≤ bound)',
+    'failed',
+  ],
+  rows,
+)}
+`;
+}
+
+function swapSection(): string {
+  if (!sw) return '';
+  return `Hot swap: 20 swaps and 2 rollbacks under continuous load from 8 clients: **${sw.ok} requests
 answered, ${sw.failed} failed** (goal 0)${sw.errors.length ? ` (statuses: ${sw.errors.join(', ')})` : ''}; a swap (load + warm-up + switch)
 took ${f3(sw.swapMs[Math.floor(sw.swapMs.length / 2)])} ms p50, ${f3(sw.swapMs.at(-1)!)} ms max.
+`;
+}
 
-Server-side "compute" is the time from calling session.run to its promise resolving, so under
-concurrency it includes waiting for onnxruntime-node's worker thread, not only the kernels.
-${(await import('node:os')).loadavg()[0] > 2 * (await import('node:os')).cpus().length ? '**This run shared the machine with other jobs (load average above twice the core count): absolute figures measure the machine; compare against the bare-HTTP ceiling of the same run, and rerun on an idle machine to judge the goals.**\n\n' : ''}Dynamic batching: not implemented yet (no figures).`,
-);
+const date = new Date().toISOString().slice(0, 10);
+const body = `Command: \`node --import tsx scripts/bench/serve.ts --write\` (${date}; ${machineLine()}). Server in the
+bench process, clients in a forked child: raw keep-alive HTTP/1.1 sockets over loopback with a
+prebuilt request, like wrk (Node's own HTTP client costs more per request than the service);
+onnxruntime with 1 intra-op thread. ${loadLine}
+
+${overheadSection()}
+${throughputSection()}
+${batchingSection()}
+${swapSection()}
+Server-side "compute" is the time from calling session.run to its promise resolving.
+onnxruntime-node runs a session synchronously on the main thread inside a \`setImmediate\`
+(node_modules/onnxruntime-node/dist/backend.js), so under concurrency this includes waiting for
+the other requests' runs and response writes on the same event loop, not only the kernels; one
+process serves on one core, and batching saves per-run work on that core.
+${load.mean > cores ? `**The machine was shared during this run (load average above the core count): absolute figures are noisy; the ratios within the run (batched vs unbatched, service vs bare HTTP) are the fairer reading.**\n` : ''}`;
+
+if (write) await writeBenchmarkSection('Local inference service (agent/serve)', body);
+else console.log(body);

@@ -34,6 +34,11 @@ export const ERROR_CATALOG = {
   },
   SERVE_BODY_TOO_LARGE: { retryable: false, summary: 'an inference request body exceeds the size limit' },
   SERVE_NOT_READY: { retryable: true, summary: 'the model is not loaded yet (or no longer served)' },
+  SERVE_ADDRESS_IN_USE: {
+    retryable: true,
+    summary: 'the inference service port or socket is taken by another program',
+  },
+  SERVE_LISTEN: { retryable: false, summary: 'the inference service cannot listen on its address' },
   PLATFORM_UNSUPPORTED: {
     retryable: false,
     summary: 'this operating system or CPU architecture cannot run the agent (e.g. 32-bit ARM)',

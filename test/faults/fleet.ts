@@ -28,6 +28,8 @@ export async function startFaultAgent(
       blockSize: 16_384,
       windowBlocks: 4,
       minFreeDiskBytes: 0,
+      // A free port each: several agents on one host cannot all serve on 8000.
+      servePort: 0,
       ...overrides,
     }),
     logger: createLogger({ name: 'agent', level: 'silent' }),

@@ -23,11 +23,12 @@ export interface DocumentedRoute {
   doc?: RouteDoc;
 }
 
+/** A request schema as JSON Schema, input side: a field with a default is not required of callers. */
 function jsonSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { unrepresentable: 'any' }) as Record<
-    string,
-    unknown
-  >;
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, {
+    unrepresentable: 'any',
+    io: 'input',
+  }) as Record<string, unknown>;
   return rest;
 }
 

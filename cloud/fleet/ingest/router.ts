@@ -86,7 +86,21 @@ export function createMessageRouter(deps: RouterDeps): {
       switch (channel) {
         case 'status': {
           const status = decodeJson(statusSchema, payload);
-          deps.devices.setOnline(deviceId, status.online, new Date().toISOString());
+          const now = new Date().toISOString();
+          deps.devices.setOnline(deviceId, status.online, now);
+          // Only a change is an event: the retained status comes again after every reconnect
+          // of the cloud. The time is the cloud's: a last will carries its connect time.
+          if (status.online !== device.online) {
+            deps.telemetry.addEvent(
+              deviceId,
+              status.online ? 'info' : 'warn',
+              status.online ? 'DEVICE_ONLINE' : 'DEVICE_OFFLINE',
+              status.online
+                ? 'connected to the broker'
+                : 'disconnected (a clean stop, or the broker published its last will)',
+              now,
+            );
+          }
           break;
         }
         case 'state': {

@@ -39,6 +39,8 @@ export async function startTestAgent(
     blockTimeoutMs: 1000,
     reconnectPeriodMs: 200,
     minFreeDiskBytes: 0,
+    // A free port each: several agents on one host cannot all serve on 8000.
+    servePort: 0,
     ...overrides,
   });
   const agent = await startAgent({

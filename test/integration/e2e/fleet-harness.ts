@@ -60,6 +60,8 @@ export class FleetHarness {
         telemetryIntervalS: 1,
         benchRuns: 10,
         benchWarmupRuns: 1,
+        // A free port each: several agents on one host cannot all serve on 8000.
+        servePort: 0,
       }),
       logger: quiet(),
     });

@@ -37,6 +37,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
         benchWarmupRuns: 20,
         benchBudgetMs: 20_000,
         latencyProbeRuns: 0,
+        servePort: 0,
       }),
       logger: createLogger({ name: 'test', level: 'silent' }),
     });
@@ -90,6 +91,12 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
     const done = await fleet.waitRollout(rollout.id, 300_000);
     expect(done.status).toBe('succeeded');
     const device = (await json('latency', deviceId)).bench;
+    // The agent's inference service describes the model at its serving shape too.
+    const meta = await waitFor('ocr-cls served', async () => {
+      const res = await fetch(`${fleet.agents[0].inference!.url}/v2/models/ocr-cls`).catch(() => null);
+      return res?.status === 200 && ((await res.json()) as { inputs: { shape: number[] }[] });
+    });
+    expect(meta.inputs[0].shape).toEqual([1, 3, 48, 192]);
 
     // The reference on this machine, with the same number of runs and onnxruntime's default threads.
     const bench = async () => {

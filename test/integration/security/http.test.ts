@@ -134,4 +134,24 @@ describe('OpenAPI document', () => {
     expect(rollout['x-fleetml-role']).toBe('operator');
     expect(rollout.requestBody.content['application/json'].schema.properties.model.type).toBe('string');
   });
+
+  it('documents the fleet serving query with its role and every query parameter', async () => {
+    const spec = (await (await fetch(`${cloud.httpUrl}/api/openapi.json`)).json()) as any;
+    const serving = spec.paths['/api/fleet/serving'].get;
+    expect(serving.summary).toMatch(/real-traffic latency/);
+    expect(serving['x-fleetml-role']).toBe('viewer');
+    const params = Object.fromEntries(serving.parameters.map((p: any) => [p.name, p]));
+    expect(Object.keys(params).sort()).toEqual([
+      'by',
+      'device',
+      'model',
+      'profile',
+      'release',
+      'step',
+      'window',
+    ]);
+    expect(params.by.in).toBe('query');
+    expect(params.by.required).toBe(false);
+    expect(params.by.schema.enum).toEqual(['fleet', 'device', 'model', 'release', 'profile']);
+  });
 });

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { FleetError } from '../../../../shared/errors/index.js';
 import type { CloudServices } from '../../../services.js';
 import type { BenchSummary, TelemetrySnapshot } from '../../ingest/telemetry.js';
 import type { Device } from '../../inventory/devices.js';
@@ -7,6 +8,29 @@ import type { ModelRecord } from '../../inventory/models.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
 import { parseInput, parseWindow } from '../validate.js';
+
+const MAX_TAGS = 32;
+
+const DEVICE_PAGE_QUERY = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  offset: z.coerce.number().int().min(0).default(0),
+  /** Case-insensitive text matched against id, name, profile, tags and the active model's name. */
+  q: z.string().max(200).optional(),
+  online: z.enum(['true', 'false']).optional(),
+});
+
+function matchesDevice(
+  device: Device,
+  model: ModelRecord | undefined,
+  query: z.infer<typeof DEVICE_PAGE_QUERY>,
+): boolean {
+  if (query.online !== undefined && device.online !== (query.online === 'true')) return false;
+  if (!query.q) return true;
+  const needle = query.q.toLowerCase();
+  return [device.id, device.name, device.profile ?? '', model?.name ?? '', ...device.tags].some((text) =>
+    text.toLowerCase().includes(needle),
+  );
+}
 
 /** Devices: list with latest latency, one device, its latency series, profile and tags. */
 export async function registerDeviceRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
@@ -45,29 +69,40 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
   };
 
-  // The fleet page: a fixed number of set-based queries whatever the fleet size (it used to
-  // be four queries per device).
-  app.get(
+  // Without `limit` (the CLI): every device, through a fixed number of set-based queries. With
+  // `limit` (the console's fleet page): filter and count over the device rows only, then the
+  // latest benchmark and telemetry for the page's devices alone — on 10,000 devices the
+  // fleet-wide "latest per device" queries cost more than the whole page may take.
+  app.get<{ Querystring: Record<string, string | undefined> }>(
     '/api/devices',
     {
-      ...doc({ summary: 'devices with status, profile, active model and latest p50/p99', role: 'viewer' }),
+      ...doc({
+        summary:
+          'devices with status, profile, active model and latest p50/p99; limit/offset/q/online page and filter (total and online count the matches)',
+        role: 'viewer',
+      }),
       preHandler: viewer,
     },
-    async () => {
-      const benches = s.telemetry.latestBenchByDevice();
-      const snapshots = s.telemetry.latestSnapshotByDevice();
+    async (request) => {
+      const query = parseInput(DEVICE_PAGE_QUERY, request.query);
       const models = new Map(s.models.list().map((m) => [m.id, m]));
-      return {
-        devices: s.devices
+      const modelOf = (d: Device) => (d.activeModelId ? models.get(d.activeModelId) : undefined);
+      if (query.limit === undefined && !query.q && query.online === undefined) {
+        const benches = s.telemetry.latestBenchByDevice();
+        const snapshots = s.telemetry.latestSnapshotByDevice();
+        const devices = s.devices
           .list()
-          .map((d) =>
-            toSummary(
-              d,
-              benches.get(d.id),
-              snapshots.get(d.id),
-              d.activeModelId ? models.get(d.activeModelId) : undefined,
-            ),
-          ),
+          .map((d) => toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)));
+        return { devices, total: devices.length, online: devices.filter((d) => d.online).length };
+      }
+      const matches = s.devices.list().filter((d) => matchesDevice(d, modelOf(d), query));
+      const page = matches.slice(query.offset, query.offset + (query.limit ?? matches.length));
+      return {
+        devices: page.map((d) =>
+          toSummary(d, s.telemetry.latestBench(d.id), s.telemetry.latestSnapshot(d.id), modelOf(d)),
+        ),
+        total: matches.length,
+        online: matches.filter((d) => d.online).length,
       };
     },
   );
@@ -140,9 +175,16 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
   );
 
+  // Tags are words (letters, digits, . _ : -) so that lists of them stay unambiguous on a command
+  // line and in the console's comma-separated field.
+  const tag = z.string().regex(/^[\w.:-]{1,64}$/, 'a tag is 1-64 letters, digits or . _ : -');
   const patchSchema = z.object({
     profile: z.string().min(1).max(64).nullable().optional(),
-    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+    tags: z.array(tag).max(MAX_TAGS).optional(),
+    /** Added to the device's tags (after `tags`, if both are given). */
+    addTags: z.array(tag).max(MAX_TAGS).optional(),
+    /** Removed from the device's tags. */
+    removeTags: z.array(tag).max(MAX_TAGS).optional(),
   });
   app.patch<{ Params: { id: string } }>(
     '/api/devices/:id',
@@ -153,11 +195,18 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     async (request) => {
       const body = parseInput(patchSchema, request.body);
       const device = s.devices.get(request.params.id);
-      if (body.profile !== undefined) {
-        if (body.profile !== null) s.profiles.get(body.profile);
-        s.devices.setProfile(device.id, body.profile);
-      }
-      if (body.tags) s.devices.setTags(device.id, body.tags);
+      // Everything is checked before anything is written: a refused request changes nothing.
+      const tags = new Set(body.tags ?? device.tags);
+      for (const t of body.addTags ?? []) tags.add(t);
+      for (const t of body.removeTags ?? []) tags.delete(t);
+      if (tags.size > MAX_TAGS)
+        throw new FleetError(
+          'INPUT_INVALID',
+          `a device has at most ${MAX_TAGS} tags; this would make ${tags.size}`,
+        );
+      if (body.profile) s.profiles.get(body.profile);
+      if (body.profile !== undefined) s.devices.setProfile(device.id, body.profile);
+      if (body.tags || body.addTags || body.removeTags) s.devices.setTags(device.id, [...tags]);
       s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
       return summarize(device.id);
     },

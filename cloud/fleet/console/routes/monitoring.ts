@@ -6,6 +6,7 @@ import { GROUP_BY } from '../../monitoring/latency.js';
 import { RESOLUTION } from '../../monitoring/options.js';
 import { SERVING_GROUP_BY, type ServingGroupBy } from '../../monitoring/serving.js';
 import { requireRole } from '../auth.js';
+import { doc } from '../openapi.js';
 import { parseInput, parseWindow } from '../validate.js';
 
 const HOUR = 3_600_000;
@@ -21,14 +22,23 @@ const regressionQuery = z.object({
 });
 const seriesQuery = z.object({ window: z.string().optional() });
 const servingQuery = z.object({
-  window: z.string().optional(),
-  by: z.enum(SERVING_GROUP_BY as [ServingGroupBy, ...ServingGroupBy[]]).default('fleet'),
-  device: z.string().max(128).optional(),
-  model: z.string().max(256).optional(),
-  release: z.string().max(128).optional(),
-  profile: z.string().max(64).optional(),
+  window: z.string().optional().describe('how far back, e.g. 15m, 1h, 7d (default 1h)'),
+  by: z
+    .enum(SERVING_GROUP_BY as [ServingGroupBy, ...ServingGroupBy[]])
+    .default('fleet')
+    .describe('one group per fleet, device, model, release (model id) or profile'),
+  device: z.string().max(128).optional().describe('only this device id'),
+  model: z.string().max(256).optional().describe('only this model name'),
+  release: z.string().max(128).optional().describe('only this release (model id)'),
+  profile: z.string().max(64).optional().describe('only devices of this profile'),
   /** Seconds between series points; default: about 60 points over the window. */
-  step: z.coerce.number().int().positive().max(86_400).optional(),
+  step: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(86_400)
+    .optional()
+    .describe('seconds between series points (default: about 60 points over the window)'),
 });
 
 function windowMs(text: string | undefined, fallbackMs: number): number {
@@ -76,20 +86,32 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
 
   // Real-traffic latency from the agents' inference services: DDSketches merged exactly over
   // the window, per group, with request counts, error rates and a p50/p99 series.
-  app.get('/api/fleet/serving', { preHandler: viewer }, async (request) => {
-    const q = parseInput(servingQuery, request.query);
-    const span = windowMs(q.window, 3_600_000);
-    const now = Date.now();
-    const filter = { deviceId: q.device, model: q.model, modelId: q.release, profile: q.profile };
-    const stepMs = q.step ? q.step * 1000 : Math.max(60_000, Math.round(span / 60));
-    return {
-      source: 'traffic',
-      windowMs: span,
-      by: q.by,
-      groups: m.serving.summary(now - span, now + 60_000, q.by, filter),
-      series: m.serving.series(now - span, now + 60_000, stepMs, q.by, filter),
-    };
-  });
+  app.get(
+    '/api/fleet/serving',
+    {
+      ...doc({
+        summary:
+          "real-traffic latency of the agents' inference services: p50/p90/p99 from merged sketches, request counts and error rates per group, and a p50/p99 series",
+        role: 'viewer',
+        query: servingQuery,
+      }),
+      preHandler: viewer,
+    },
+    async (request) => {
+      const q = parseInput(servingQuery, request.query);
+      const span = windowMs(q.window, 3_600_000);
+      const now = Date.now();
+      const filter = { deviceId: q.device, model: q.model, modelId: q.release, profile: q.profile };
+      const stepMs = q.step ? q.step * 1000 : Math.max(60_000, Math.round(span / 60));
+      return {
+        source: 'traffic',
+        windowMs: span,
+        by: q.by,
+        groups: m.serving.summary(now - span, now + 60_000, q.by, filter),
+        series: m.serving.series(now - span, now + 60_000, stepMs, q.by, filter),
+      };
+    },
+  );
 
   // telemetryRecords: every raw record stored (load tests compare it with what devices had acknowledged).
   app.get('/api/fleet/health', { preHandler: viewer }, async () => ({

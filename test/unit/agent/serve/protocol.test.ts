@@ -384,6 +384,16 @@ describe('listeners and access', () => {
     ).toThrow(/beyond this device: set a token/);
   });
 
+  it('a taken port is a coded error naming the address and the flag to change it', async () => {
+    const port = Number(new URL(s.url).port);
+    await expect(serveSample({ port })).rejects.toMatchObject({
+      code: 'SERVE_ADDRESS_IN_USE',
+      message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${port}: it is taken.*--serve-port`)),
+    });
+    // The service that had it goes on serving.
+    expect((await post('/v2/models/mnist-mlp/infer', inferBody())).status).toBe(200);
+  });
+
   it('serves on a Unix socket', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleetml-sock-'));
     const socketPath = join(dir, 'infer.sock');

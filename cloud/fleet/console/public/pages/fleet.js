@@ -94,12 +94,40 @@ async function renderLatency(by) {
     distribution(devices.groups) || '<tr><td colspan="2" class="muted">no devices with traffic</td></tr>';
 }
 
-/** Fleet overview: every device with status, profile, model, latency; deploy to a selection. */
+/** How many device rows the fleet page shows at a time; the server filters and counts the rest. */
+const PAGE_SIZE = 100;
+
+function devicesPath(view) {
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(view.offset) });
+  if (view.q) params.set('q', view.q);
+  if (view.online) params.set('online', view.online);
+  return `/api/devices?${params}`;
+}
+
+/** Draws one page of the device table and its pager; keeps ticks made on other pages. */
+function drawDevices(page, view, picked) {
+  const body = document.querySelector('#devices tbody');
+  if (!body) return;
+  body.innerHTML = page.devices.map(deviceRow).join('');
+  for (const box of document.querySelectorAll('.pick')) box.checked = picked.has(box.value);
+  const last = Math.min(page.total, view.offset + page.devices.length);
+  const pager = document.getElementById('devices-pager');
+  pager.dataset.total = String(page.total);
+  pager.dataset.shown = String(page.devices.length);
+  document.getElementById('devices-range').textContent = page.total
+    ? `${view.offset + 1}–${last} of ${page.total} (${page.online} online) · ${picked.size} selected`
+    : `no devices match · ${picked.size} selected`;
+  document.getElementById('devices-prev').disabled = view.offset === 0;
+  document.getElementById('devices-next').disabled = last >= page.total;
+}
+
+/** Fleet overview: devices with status, profile, model, latency, a page at a time; deploy to a selection. */
 export async function fleetPage(view) {
-  const [{ devices }, { models }] = await Promise.all([api('/api/devices'), api('/api/models')]);
-  const online = devices.filter((d) => d.online).length;
+  const list = { offset: 0, q: '', online: '' };
+  const picked = new Set();
+  const [first, { models }] = await Promise.all([api(devicesPath(list)), api('/api/models')]);
   view.innerHTML = `
-    <h1>Fleet <span class="muted">${devices.length} devices · ${online} online</span></h1>
+    <h1>Fleet <span class="muted">${first.total} devices · ${first.online} online</span></h1>
     <form class="panel" id="deploy-form">
       <label>Model <select id="deploy-model">${models
         .map((m) => `<option value="${esc(m.id)}">${esc(m.name)} · ${esc(m.variant)} · ${esc(m.id)}</option>`)
@@ -120,23 +148,65 @@ export async function fleetPage(view) {
     <h3>Spread across devices (p99, real traffic)</h3>
     <table><thead><tr><th>p99</th><th class="num">Devices</th></tr></thead><tbody id="fleet-latency-spread"></tbody></table>
     <h2>Devices</h2>
+    <div class="panel" id="devices-pager">
+      <label>Search <input id="devices-search" type="search" placeholder="name, id, profile, tag, model"></label>
+      <label>Status <select id="devices-online"><option value="">all</option><option value="true">online</option><option value="false">offline</option></select></label>
+      <button type="button" id="devices-prev">Previous</button> <button type="button" id="devices-next">Next</button>
+      <span class="muted" id="devices-range"></span>
+    </div>
     <table id="devices"><thead><tr>
-      <th><input type="checkbox" id="select-all"></th><th>Device</th><th>Status</th><th>Profile</th><th>Model</th><th>Phase</th>
+      <th><input type="checkbox" id="select-all" title="select the devices on this page"></th><th>Device</th><th>Status</th><th>Profile</th><th>Model</th><th>Phase</th>
       <th class="num">p50 ms</th><th class="num">p99 ms</th><th class="num">CPU %</th><th class="num">Temp °C</th><th>EP</th>
-    </tr></thead><tbody>${devices.map(deviceRow).join('')}</tbody></table>`;
+    </tr></thead><tbody></tbody></table>`;
+  let shown = first;
+  drawDevices(shown, list, picked);
+
+  const reload = async () => {
+    shown = await api(devicesPath(list));
+    drawDevices(shown, list, picked);
+  };
+  document.getElementById('devices-prev').addEventListener('click', () => {
+    list.offset = Math.max(0, list.offset - PAGE_SIZE);
+    void reload();
+  });
+  document.getElementById('devices-next').addEventListener('click', () => {
+    list.offset += PAGE_SIZE;
+    void reload();
+  });
+  const search = debounce(() => {
+    list.q = document.getElementById('devices-search').value.trim();
+    list.offset = 0;
+    void reload();
+  }, 300);
+  document.getElementById('devices-search').addEventListener('input', search);
+  document.getElementById('devices-online').addEventListener('change', (e) => {
+    list.online = e.target.value;
+    list.offset = 0;
+    void reload();
+  });
+  document.querySelector('#devices tbody').addEventListener('change', (e) => {
+    if (!e.target.classList.contains('pick')) return;
+    if (e.target.checked) picked.add(e.target.value);
+    else picked.delete(e.target.value);
+    drawDevices(shown, list, picked);
+  });
 
   const by = document.getElementById('fleet-latency-by');
   by.addEventListener('change', () => void renderLatency(by.value));
   await renderLatency(by.value);
 
   document.getElementById('select-all').addEventListener('change', (e) => {
-    for (const box of document.querySelectorAll('.pick')) box.checked = e.target.checked;
+    for (const box of document.querySelectorAll('.pick')) {
+      box.checked = e.target.checked;
+      if (box.checked) picked.add(box.value);
+      else picked.delete(box.value);
+    }
+    drawDevices(shown, list, picked);
   });
   document.getElementById('deploy-form').addEventListener('submit', async (e) => {
     e.preventDefault();
-    const picked = [...document.querySelectorAll('.pick:checked')].map((b) => b.value);
     const result = document.getElementById('deploy-result');
-    if (picked.length === 0) {
+    if (picked.size === 0) {
       result.innerHTML = '<span class="error">select at least one device</span>';
       return;
     }
@@ -146,7 +216,7 @@ export async function fleetPage(view) {
         method: 'POST',
         body: JSON.stringify({
           model: document.getElementById('deploy-model').value,
-          devices: picked,
+          devices: [...picked],
           policy: {
             canaryPercent: Number(document.getElementById('deploy-canary').value),
             waveSize: Number(document.getElementById('deploy-wave').value),
@@ -160,15 +230,8 @@ export async function fleetPage(view) {
     }
   });
 
-  // Live: refresh the rows (not the form) when devices report.
-  const refresh = debounce(async () => {
-    const body = document.querySelector('#devices tbody');
-    if (!body) return;
-    const checked = new Set([...document.querySelectorAll('.pick:checked')].map((b) => b.value));
-    const fresh = await api('/api/devices');
-    body.innerHTML = fresh.devices.map(deviceRow).join('');
-    for (const box of document.querySelectorAll('.pick')) box.checked = checked.has(box.value);
-  }, 500);
+  // Live: refresh the page of rows (not the form) when devices report.
+  const refresh = debounce(() => void reload(), 500);
   const refreshLatency = debounce(() => renderLatency(by.value), 2000);
   const stop = onFleetEvent((e) => {
     if (e.type !== 'device') return;
