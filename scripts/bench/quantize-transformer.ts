@@ -103,7 +103,7 @@ for (const [label, spec] of CONFIGS) {
       v.fp32Ms.toFixed(2),
       v.int8Ms.toFixed(2),
       v.latencyRatio.toFixed(2),
-      v.sizeRatio.toFixed(2),
+      v.sizeRatio.toFixed(3),
       top1.toFixed(1),
       (cos / evalSet.count).toFixed(4),
       v.verdict,
