@@ -110,17 +110,11 @@ function resizeBackward(ctx: GradContext): (string | undefined)[] {
   const mode = attrString(ctx.node, 'mode') ?? 'nearest';
   if (mode !== 'nearest' && mode !== 'linear') unsupported(ctx, `mode ${mode}`);
   if (attrInt(ctx.node, 'antialias', 0) !== 0) unsupported(ctx, 'antialias');
-  if (
-    ctx.node.opType === 'Resize' &&
-    ctx.node.input[1] &&
-    ctx.opset >= 11 &&
-    ctx.constant(ctx.node.input[1])?.length
-  )
-    unsupported(ctx, 'roi');
   const coordinateMode =
     ctx.node.opType === 'Upsample' || ctx.opset < 11
       ? 'asymmetric'
       : (attrString(ctx.node, 'coordinate_transformation_mode') ?? 'half_pixel');
+  // roi only matters for tf_crop_and_resize (refused); opset-11 exporters fill it in anyway.
   if (coordinateMode === 'tf_crop_and_resize') unsupported(ctx, coordinateMode);
   const nearestMode =
     ctx.opset < 11 ? 'round_prefer_floor' : (attrString(ctx.node, 'nearest_mode') ?? 'round_prefer_floor');

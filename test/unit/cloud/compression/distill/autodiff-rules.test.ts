@@ -360,11 +360,11 @@ const CASES: Record<string, GradCheckCase> = {
     constants: () => [makeTensor('sc', DataType.FLOAT, [4], [1, 1, 2, 2])],
     output: 'y',
   },
-  'Resize nearest ×1.5 (asymmetric, floor)': {
+  'Resize nearest ×1.5 (asymmetric, floor; an roi input as opset-11 exporters write it)': {
     nodes: [
       node(
         'Resize',
-        ['x', '', 'sc'],
+        ['x', 'roi', 'sc'],
         ['y'],
         [
           attr.string('mode', 'nearest'),
@@ -374,7 +374,10 @@ const CASES: Record<string, GradCheckCase> = {
       ),
     ],
     inputs: [{ name: 'x', shape: [1, 1, 4, 4] }],
-    constants: () => [makeTensor('sc', DataType.FLOAT, [4], [1, 1, 1.5, 1.5])],
+    constants: () => [
+      makeTensor('roi', DataType.FLOAT, [8], [0, 0, 0, 0, 1, 1, 1, 1]),
+      makeTensor('sc', DataType.FLOAT, [4], [1, 1, 1.5, 1.5]),
+    ],
     output: 'y',
   },
   'Resize linear to sizes (half_pixel)': {

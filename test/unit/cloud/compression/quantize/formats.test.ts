@@ -191,5 +191,5 @@ describe('quantize CLI formats', () => {
       expect(q.graph.node.some((n) => n.opType === op)).toBe(true);
       await (await createSession(readFileSync(out))).release();
     }
-  });
+  }, 300_000); // three CLI processes, each measuring its model against FP32, on a shared machine
 });

@@ -17,7 +17,7 @@ import { normalSampler, outlierChannelModel } from './outlier-model.js';
 const randn = normalSampler(31);
 
 describe('never ship slower: INT8 against FP32', () => {
-  it('calls INT8 faster only when its median is clearly lower and it wins most paired runs', () => {
+  it('calls INT8 faster only when its median is clearly lower and it wins significantly more paired runs', () => {
     const fp32 = [10, 10, 10, 10, 10, 10];
     expect(judgeSpeed(fp32, [6, 6, 6, 6, 6, 6], 0.03)).toMatchObject({
       latencyRatio: 0.6,
@@ -29,6 +29,9 @@ describe('never ship slower: INT8 against FP32', () => {
       wins: 0,
       verdict: 'not-faster',
     });
+    // A low median from 4 wins in 6 pairs is not significant (sign test, z 2.33): not faster.
+    expect(judgeSpeed(fp32, [6, 6, 6, 6, 11, 11], 0.03)).toMatchObject({ wins: 4, verdict: 'not-faster' });
+    expect(judgeSpeed(fp32, [6, 6, 6, 6, 11, 11], 0.03, 0)).toMatchObject({ verdict: 'faster' });
   });
 
   it('ships the fastest form that is faster than FP32, and FP32 when none is', () => {
