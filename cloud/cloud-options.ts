@@ -23,6 +23,10 @@ export interface CloudOptions {
    * PostgreSQL, so several replicas can share the work (docs/scale.md). Default: SQLite only.
    */
   database?: string;
+  /** Compression jobs this process runs at once when they come from the PostgreSQL queue (0: none); default 1. */
+  jobWorkers?: number;
+  /** The artifact store's directory, shared by every replica; default <dataDir>/artifacts. */
+  artifactsDir?: string;
   /**
    * With an external broker: the MQTT 5 shared-subscription group of the replicas (default
    * 'fleetml'), so each device message is handled by one replica. null: plain subscriptions

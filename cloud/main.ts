@@ -9,10 +9,10 @@ import { ProfileRegistry } from './compression/profiles/registry.js';
 import { type FleetBroker, openFleetBroker } from './fleet/broker/fleet-broker.js';
 import { buildConsoleServer } from './fleet/console/server.js';
 import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
-import { ArtifactStore } from './fleet/delivery/artifacts.js';
 import { DeviceAudit } from './fleet/delivery/device-audit.js';
 import { beginEpoch } from './fleet/delivery/epoch.js';
 import { GoldenService } from './fleet/delivery/goldens.js';
+import { LocalArtifactStore } from './fleet/delivery/local-artifacts.js';
 import { ManifestService, type SigningMode } from './fleet/delivery/manifests.js';
 import { loadOrCreateSigningKey } from './fleet/delivery/signing-key.js';
 import { TargetSigning } from './fleet/delivery/target-signer.js';
@@ -32,6 +32,7 @@ import { type MonitoringOptions, resolveMonitoringOptions } from './fleet/monito
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { type Db, openDatabase } from './fleet/store/db.js';
+import { type FleetStore, openFleetStore } from './fleet/store/kysely.js';
 import { type CloudMqtt, connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
@@ -41,11 +42,11 @@ async function loadOrCreateAdminToken(dataDir: string, tokens: TokenRepository):
   const path = join(dataDir, 'admin-token');
   try {
     const saved = (await readFile(path, 'utf8')).trim();
-    if (tokens.apiTokenRole(saved)) return saved;
+    if (await tokens.apiTokenRole(saved)) return saved;
   } catch {
     // first start: create it below
   }
-  const token = tokens.createApiToken('admin', 'admin');
+  const token = await tokens.createApiToken('admin', 'admin');
   await writeFile(path, `${token}\n`, { mode: 0o600 });
   await chmod(path, 0o600);
   return token;
@@ -56,7 +57,10 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const { logger } = options;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
-  const devices = new DeviceRepository(db);
+  // The fleet tables go through the shared query layer; they stay in SQLite until every
+  // repository runs on it (docs/scale.md), as foreign keys tie them together.
+  const fleet = await openFleetStore({ sqlite: db });
+  const devices = new DeviceRepository(fleet);
   const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectCloudMqtt({
     url: broker.url,
@@ -72,11 +76,13 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
         ? undefined
         : (options.mqttSharedGroup ?? 'fleetml'),
   });
+  const events = new FleetEvents();
   const replica = await openReplicaParts({
     database: options.database,
     externalBroker: Boolean(options.mqttUrl),
     db,
     devices,
+    events,
     monitoring: resolveMonitoringOptions(options.monitoring),
     logger,
   });
@@ -84,7 +90,18 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   // The monitor reports batches the router refused; the router needs the services first.
   let router: ReturnType<typeof routeDeviceTraffic> | undefined;
   const rejectedBatches = () => router?.stats.rejectedTelemetry ?? 0;
-  const services = await buildServices({ options, db, devices, broker, mqtt, rejectedBatches, replica });
+  const services = await buildServices({
+    options,
+    db,
+    fleet,
+    devices,
+    events,
+    broker,
+    mqtt,
+    rejectedBatches,
+    replica,
+  });
+  await services.jobs.open();
   router = routeDeviceTraffic(services, broker, mqtt, logger, replica);
   await subscribeDeviceTraffic(mqtt, CLOUD_SUBSCRIPTIONS);
   await keepTargetsPublished(services.targets, mqtt, logger);
@@ -120,7 +137,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
     stop: async () => {
-      services.jobs.stop();
+      await services.jobs.stop();
       await services.rollouts.stop();
       await app.close();
       // Commit (and acknowledge) what is queued while the MQTT client can still publish.
@@ -144,15 +161,17 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
 async function buildServices(wiring: {
   options: CloudOptions;
   db: Db;
+  fleet: FleetStore;
   devices: DeviceRepository;
+  events: FleetEvents;
   broker: FleetBroker;
   mqtt: CloudMqtt;
   rejectedBatches: () => number;
   replica: ReplicaParts;
 }): Promise<CloudServices> {
-  const { options, db, devices, broker, mqtt, rejectedBatches, replica } = wiring;
+  const { options, db, fleet, devices, events, broker, mqtt, rejectedBatches, replica } = wiring;
   const { logger } = options;
-  const store = new ArtifactStore(join(options.dataDir, 'artifacts'));
+  const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
   const signing = await loadSigning(options);
   const goldens = new GoldenService(db, store, logger);
@@ -161,11 +180,14 @@ async function buildServices(wiring: {
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
+  const targets = new TargetService(db, mqtt, manifests, {
+    epoch: beginEpoch(db),
+    sign: targetSigning.sign,
+    devices,
+  });
   const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
-  const events = new FleetEvents();
   const rolloutStore = new RolloutStore(db);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
@@ -189,20 +211,22 @@ async function buildServices(wiring: {
   });
   deviceAudit.registerMetrics(monitor.metrics.registry);
   const jobs = new JobRunner({
-    db,
+    jobs: replica.jobs,
     store,
     models,
     profiles,
     events,
     logger,
     workDir: join(options.dataDir, 'jobs'),
+    workers: options.jobWorkers,
   });
   return {
     db,
+    fleet,
     store,
     devices,
     models,
-    tokens: new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
+    tokens: new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
     targets,
     telemetry,
     audit,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_CLOUD_DATA_DIR } from './cloud-context.js';
 import { consoleLink } from './console-link.js';
+import { numberOption } from './number-option.js';
 
 export function register(program: Command): void {
   const cloud = program.command('cloud').description('run the cloud controller');
@@ -33,6 +34,15 @@ export function register(program: Command): void {
     .option(
       '--database <url>',
       'postgres://… for telemetry, fleet latency and leader election, shared by replicas (env FLEETML_DATABASE; docs/scale.md)',
+    )
+    .option(
+      '--artifacts-dir <dir>',
+      'content-addressed artifact store, shared by replicas (default <data-dir>/artifacts; docs/scale.md)',
+    )
+    .option(
+      '--job-workers <n>',
+      'with --database: compression jobs this replica takes from the shared queue at once (0: none)',
+      '1',
     )
     .option(
       '--mqtt-shared-group <name>',
@@ -73,6 +83,8 @@ export function register(program: Command): void {
         mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
         mqttSharedGroup: options.mqttShared ? options.mqttSharedGroup : null,
         database: options.database ?? process.env.FLEETML_DATABASE,
+        artifactsDir: options.artifactsDir,
+        jobWorkers: numberOption(options.jobWorkers, '--job-workers', 0),
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
         mosquittoDynsec: Boolean(options.mosquittoDynsec),
         signingKeyFile: options.signingKey,

@@ -30,6 +30,12 @@ export function register(program: Command): void {
     .option('--progress-json', 'progress as JSON lines on stderr (for the cloud job runner)')
     .option('--json', 'print the report as one JSON object on stdout')
     .action(async (model: string, options) => {
+      if (process.send && process.channel) {
+        // Started by the cloud's job runner with an IPC channel: a job must not outlive its
+        // replica (after a kill -9 another replica runs it again), so end with the channel.
+        process.on('disconnect', () => process.exit(1));
+        process.channel.unref();
+      }
       const { readFile, writeFile } = await import('node:fs/promises');
       const { join } = await import('node:path');
       const { ProfileRegistry } = await import('../compression/profiles/registry.js');

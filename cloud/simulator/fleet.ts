@@ -81,7 +81,7 @@ export function startSimulation(
           url: o.cloud,
           token: o.enrollToken,
           hostname: `${o.namePrefix}-${index}`,
-          retryS: 10,
+          retryS: o.enrollRetryS,
           signal: abort.signal,
           caPem: o.caPem,
         }));

@@ -18,6 +18,12 @@ export interface SimulatorOptions {
   rampS: number;
   /** Enrollments in flight at once. */
   enrollConcurrency: number;
+  /**
+   * An enrollment request without a reply is sent again after this many seconds. Every request
+   * the cloud answers consumes a use of the token (enrollment is not idempotent on the request
+   * id), so re-asking a slow cloud too early uses the token up: keep it above the cloud's reply time.
+   */
+  enrollRetryS: number;
   /** An unacknowledged batch is sent again after this many seconds (the agent's outbox does the same). */
   resendAfterS: number;
   /** Median inference latency a device reports, ms; each device draws its own around it. */
@@ -43,6 +49,7 @@ export const DEFAULT_SIMULATOR_OPTIONS: Omit<SimulatorOptions, 'cloud' | 'enroll
   recordsPerBatch: 1,
   rampS: 5,
   enrollConcurrency: 20,
+  enrollRetryS: 60,
   resendAfterS: 15,
   latencyMedianMs: 8,
   latencySigma: 0.35,

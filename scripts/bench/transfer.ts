@@ -19,7 +19,7 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { Downloader } from '../../agent/transfer/downloader.js';
 import { MqttTransport } from '../../agent/transport/mqtt.js';
-import { ArtifactStore } from '../../cloud/fleet/delivery/artifacts.js';
+import { LocalArtifactStore } from '../../cloud/fleet/delivery/local-artifacts.js';
 import { createTransferServer } from '../../cloud/fleet/delivery/transfer-server.js';
 import { createLogger } from '../../shared/logger.js';
 import { CLOUD_SUBSCRIPTIONS, parseTopic } from '../../shared/protocol/index.js';
@@ -89,7 +89,7 @@ const server = net.createServer(broker.handle);
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
 const dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-transfer-'));
-const store = new ArtifactStore(join(dir, 'store'));
+const store = new LocalArtifactStore(join(dir, 'store'));
 const bytes = randomBytes(MB * 1024 * 1024);
 const { sha256, size } = await store.put(bytes);
 

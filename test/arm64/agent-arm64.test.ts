@@ -54,7 +54,7 @@ describe.skipIf(skipReason !== null)(
       tree = await arm64Tree(modules);
       variants = await mnistVariants();
       cloud = await startTestCloud({}, 'fleetml-arm64-');
-      const { token } = cloud.cloud.services.tokens.createEnrollToken();
+      const { token } = await cloud.cloud.services.tokens.createEnrollToken();
       // The agent and every child it spawns (provider probe, model check) see the Pi 5's
       // /proc/cpuinfo, as on the board: onnxruntime crashes on QEMU's x86 one (support.ts).
       const [command, args] = withBoardCpuinfo('rpi5', node, [
@@ -82,7 +82,7 @@ describe.skipIf(skipReason !== null)(
       agent = new Arm64Process(command, tree, args, QEMU);
       const device = await waitFor(
         'the arm64 agent to enroll and come online',
-        () => cloud.cloud.services.devices.list().find((d) => d.online),
+        async () => (await cloud.cloud.services.devices.list()).find((d) => d.online),
         EMULATED_MS,
         () => agent.tail(),
       );
@@ -98,8 +98,8 @@ describe.skipIf(skipReason !== null)(
       if (tree) await rm(tree, { recursive: true, force: true });
     }, 120_000);
 
-    it('enrolls with arch arm64 and is matched to the rpi5 profile from its board files', () => {
-      const device = cloud.cloud.services.devices.get(deviceId);
+    it('enrolls with arch arm64 and is matched to the rpi5 profile from its board files', async () => {
+      const device = await cloud.cloud.services.devices.get(deviceId);
       expect(device.hardware.arch).toBe('arm64');
       expect(device.hardware.cpuModel).toBe('Raspberry Pi 5 Model B Rev 1.0 (4x Cortex-A76)');
       expect(device.hardware.cpuFlags).toContain('asimddp');
@@ -142,7 +142,10 @@ describe.skipIf(skipReason !== null)(
           expect(executions).toHaveLength(1);
           expect(executions[0]).toMatchObject({ deviceId, status: 'succeeded' });
           expect(executions[0].p50Ms).toBeGreaterThan(0);
-          await waitFor('the active model', () => devices.get(deviceId).activeModelId === model.id);
+          await waitFor(
+            'the active model',
+            async () => (await devices.get(deviceId)).activeModelId === model.id,
+          );
           const fidelity = await waitFor('the golden check in the bench report', () => {
             const f = deviceAudit.fidelity(deviceId);
             return f?.modelId === model.id ? f : undefined;
@@ -171,7 +174,7 @@ describe.skipIf(skipReason !== null)(
       'rolls back to the previous model when a rollout aborts',
       async () => {
         const { models, devices } = cloud.cloud.services;
-        const previous = devices.get(deviceId).activeModelId;
+        const previous = (await devices.get(deviceId)).activeModelId;
         const model = decodeModel(variants.fp32);
         model.docString = 'slow on purpose';
         const slow = await models.add(Buffer.from(encodeModel(model)), { name: 'mnist-slow' });
@@ -183,7 +186,7 @@ describe.skipIf(skipReason !== null)(
         expect(executions[0].rolledBack).toBe(true);
         await waitFor(
           'the rollback',
-          () => devices.get(deviceId).activeModelId === previous,
+          async () => (await devices.get(deviceId)).activeModelId === previous,
           EMULATED_MS,
           () => agent.tail(),
         );

@@ -135,12 +135,14 @@ describe.skipIf(!existsSync(CHROMIUM))('console fixes in a real browser', () => 
     await page.fill('#tags-input', 'kitchen, floor-2');
     await page.click('#tags-form button[type=submit]');
     await page.waitForSelector('#tags-status:text("saved: kitchen, floor-2")');
-    expect(fleet.cloud.services.devices.get(deviceId).tags).toEqual(['kitchen', 'floor-2']);
-    expect(fleet.cloud.services.rollouts.resolveDevices({ tag: 'floor-2' })).toEqual([deviceId]);
+    expect((await fleet.cloud.services.devices.get(deviceId)).tags).toEqual(['kitchen', 'floor-2']);
+    expect((await fleet.cloud.services.rollouts.resolveDevices({ tag: 'floor-2' })).map((d) => d.id)).toEqual(
+      [deviceId],
+    );
     await page.fill('#tags-input', 'two words');
     await page.click('#tags-form button[type=submit]');
     await page.waitForSelector('#tags-status.error:text("INPUT_INVALID")');
-    expect(fleet.cloud.services.devices.get(deviceId).tags).toEqual(['kitchen', 'floor-2']);
+    expect((await fleet.cloud.services.devices.get(deviceId)).tags).toEqual(['kitchen', 'floor-2']);
     await page.close();
   }, 60_000);
 

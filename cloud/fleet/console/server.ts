@@ -83,7 +83,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   app.addHook('onRequest', async (request) => {
     if (!needsToken(request.url)) return;
     const allowQueryToken = request.url.split('?')[0] === '/api/stream';
-    request.caller = authenticate(options.services.tokens, request, allowQueryToken);
+    request.caller = await authenticate(options.services.tokens, request, allowQueryToken);
   });
   app.get('/api/openapi.json', async () => buildOpenApi(routes, '0.1.0'));
   app.get('/api/health', async () => ({ ok: true, errorCodes: Object.keys(ERROR_CATALOG).length }));

@@ -1,74 +1,49 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { FleetError } from '../../../shared/errors/index.js';
-import { sha256Hex } from '../../../shared/hash.js';
+
+/** What the store knows about one artifact without reading it. */
+export interface ArtifactStat {
+  sha256: string;
+  size: number;
+}
+
+/** A byte range [start, end) of an artifact. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
 
 /**
- * Content-addressed artifact store: every model file lives at <root>/<sha256[0:2]>/<sha256>,
- * written through a temporary file and a rename so that a crash never leaves a partial
- * artifact under its final name.
+ * The content-addressed artifact store every replica shares: model files, datasets and golden
+ * sets, named by the sha256 of their bytes. Writes are idempotent (the same bytes land under the
+ * same name) and never visible half-written, so replicas need no coordination to use it.
+ *
+ * Implementations: a directory (`LocalArtifactStore`, local-artifacts.ts), shared by replicas on
+ * one host or through a network file system. The interface is what an S3-compatible bucket needs
+ * too (an object per sha256, ranged GETs for blocks, HEAD for stat); `localPath` is the one
+ * place where a remote store would copy an object into a local cache, for the compression child
+ * processes that open files by path.
  */
-export class ArtifactStore {
-  constructor(private readonly root: string) {}
-
-  pathOf(sha256: string): string {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new FleetError('INPUT_INVALID', `not a sha256: ${sha256}`);
-    return join(this.root, sha256.slice(0, 2), sha256);
-  }
-
+export interface ArtifactStore {
+  /** Where the bytes live, for logs: a directory, or a bucket URL. */
+  readonly location: string;
   /** Stores bytes; returns their hash and size. Idempotent. */
-  async put(bytes: Uint8Array): Promise<{ sha256: string; size: number }> {
-    const sha256 = sha256Hex(bytes);
-    const path = this.pathOf(sha256);
-    if (!(await this.has(sha256))) {
-      await mkdir(join(this.root, sha256.slice(0, 2)), { recursive: true });
-      const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-      await writeFile(tmp, bytes);
-      await rename(tmp, path);
-    }
-    return { sha256, size: bytes.length };
-  }
+  put(bytes: Uint8Array): Promise<ArtifactStat>;
+  /** The whole artifact, or bytes [start, end) of it (clamped to its size). ARTIFACT_NOT_FOUND if absent. */
+  get(sha256: string, range?: ByteRange): Promise<Buffer>;
+  has(sha256: string): Promise<boolean>;
+  /** Size of a stored artifact; null when it is not in the store. */
+  stat(sha256: string): Promise<ArtifactStat | null>;
+  /** Removes an artifact; removing one that is absent is not an error. */
+  delete(sha256: string): Promise<void>;
+  /** A local file holding the artifact's bytes, for child processes (a remote store caches it). */
+  localPath(sha256: string): Promise<string>;
+}
 
-  async has(sha256: string): Promise<boolean> {
-    try {
-      await stat(this.pathOf(sha256));
-      return true;
-    } catch {
-      return false;
-    }
-  }
+/** Throws INPUT_INVALID unless `sha256` is 64 lowercase hex digits (it becomes a file or object name). */
+export function assertSha256(sha256: string): void {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new FleetError('INPUT_INVALID', `not a sha256: ${sha256}`);
+}
 
-  async size(sha256: string): Promise<number> {
-    try {
-      return (await stat(this.pathOf(sha256))).size;
-    } catch {
-      throw new FleetError('ARTIFACT_NOT_FOUND', `artifact ${sha256} is not in the store`, { sha256 });
-    }
-  }
-
-  /** Reads bytes [start, end) of an artifact. */
-  async read(sha256: string, start: number, end: number): Promise<Buffer> {
-    let handle: Awaited<ReturnType<typeof open>>;
-    try {
-      handle = await open(this.pathOf(sha256), 'r');
-    } catch {
-      throw new FleetError('ARTIFACT_NOT_FOUND', `artifact ${sha256} is not in the store`, { sha256 });
-    }
-    try {
-      const buffer = Buffer.alloc(Math.max(0, end - start));
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
-      return buffer.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  stream(sha256: string): NodeJS.ReadableStream {
-    return createReadStream(this.pathOf(sha256));
-  }
-
-  async remove(sha256: string): Promise<void> {
-    await rm(this.pathOf(sha256), { force: true });
-  }
+export function artifactNotFound(sha256: string): FleetError {
+  return new FleetError('ARTIFACT_NOT_FOUND', `artifact ${sha256} is not in the store`, { sha256 });
 }

@@ -74,7 +74,7 @@ export class GoldenService {
   private async sourceInputs(model: ModelRecord) {
     const source = model.sourceModelId ? this.find(model.sourceModelId) : undefined;
     if (!source) return undefined;
-    const bytes = await this.store.read(source.sha256, 0, source.size);
+    const bytes = await this.store.get(source.sha256);
     return decodeGoldenSet(bytes).cases.map((c) => c.inputs);
   }
 }

@@ -20,7 +20,7 @@ import type { ArtifactStore } from './artifacts.js';
  * `maxQueuedPerDevice` wait, so one greedy device cannot starve the others or the heap.
  */
 export interface TransferServerOptions {
-  store: Pick<ArtifactStore, 'read' | 'size' | 'has'>;
+  store: Pick<ArtifactStore, 'get' | 'stat'>;
   publish: (topic: string, payload: Buffer) => Promise<void>;
   logger: Logger;
   /** Blocks read+published concurrently per device. Default 8. */
@@ -111,7 +111,7 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
 
   const serve = async (deviceId: string, job: Job) => {
     const { start, end } = blockRange(job.index, job.size, job.blockSize);
-    const data = await o.store.read(job.sha256, start, end);
+    const data = await o.store.get(job.sha256, { start, end });
     if (data.length !== end - start) {
       throw new FleetError('TRANSFER_TRUNCATED', `artifact ${job.sha256} ended at block ${job.index}`);
     }
@@ -164,11 +164,9 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
     const unavailable = (reason: string) =>
       new FleetError('ARTIFACT_NOT_FOUND', `artifact ${sha256} is not available to this device`, { reason });
     if (o.authorize && !(await o.authorize(deviceId, sha256))) throw unavailable('not named by its target');
-    try {
-      return await o.store.size(sha256);
-    } catch {
-      throw unavailable('not in the store');
-    }
+    const stat = await o.store.stat(sha256).catch(() => null);
+    if (!stat) throw unavailable('not in the store');
+    return stat.size;
   };
 
   const handleRequest = async (deviceId: string, payload: Buffer): Promise<void> => {

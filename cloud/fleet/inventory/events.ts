@@ -6,17 +6,33 @@ export type FleetEvent =
   | { type: 'rollout'; rolloutId: string }
   | { type: 'job'; jobId: string };
 
-/** In-process fan-out of fleet events; listeners never block the sender. */
+/**
+ * Fan-out of fleet events to the live views of this process; listeners never block the sender.
+ * With several replicas a relay (leader/pg-events.ts) carries the events made here to the other
+ * replicas, and `deliver`s theirs here, so a browser sees every change whichever replica it uses.
+ */
 export class FleetEvents {
   private readonly emitter = new EventEmitter();
+  private relay: ((event: FleetEvent) => void) | undefined;
 
   constructor() {
     // One listener per open console tab.
     this.emitter.setMaxListeners(1000);
   }
 
+  /** An event that happened in this process: to local listeners and, if set, the relay. */
   emit(event: FleetEvent): void {
     this.emitter.emit('event', event);
+    this.relay?.(event);
+  }
+
+  /** An event that happened on another replica: to local listeners only. */
+  deliver(event: FleetEvent): void {
+    this.emitter.emit('event', event);
+  }
+
+  relayTo(relay: ((event: FleetEvent) => void) | undefined): void {
+    this.relay = relay;
   }
 
   subscribe(listener: (event: FleetEvent) => void): () => void {

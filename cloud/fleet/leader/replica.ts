@@ -1,5 +1,8 @@
 import type { Logger } from '../../../shared/logger.js';
 import type { DeviceRepository } from '../inventory/devices.js';
+import type { FleetEvents } from '../inventory/events.js';
+import { type JobStore, SqliteJobStore } from '../jobs/job-store.js';
+import { PgJobStore } from '../jobs/pg-jobs.js';
 import type { MonitoringOptions } from '../monitoring/options.js';
 import type { Db } from '../store/db.js';
 import { PgIngestQueue } from '../store/pg-ingest.js';
@@ -9,6 +12,7 @@ import { openPostgres, type PgPool } from '../store/postgres.js';
 import type { Leadership } from './leadership.js';
 import { SoloLeadership } from './leadership.js';
 import { PgAdvisoryLeadership } from './pg-advisory.js';
+import { PgEventRelay } from './pg-events.js';
 import { SqliteLeaseLeadership } from './sqlite-lease.js';
 
 /** What runs on PostgreSQL when the cloud is given `--database postgres://…`. */
@@ -22,6 +26,8 @@ export interface PostgresParts {
 export interface ReplicaParts {
   leadership: Leadership;
   postgres: PostgresParts | null;
+  /** Compression jobs: in the SQLite file (run where accepted), or a queue in PostgreSQL. */
+  jobs: JobStore;
   /** Leader-only PostgreSQL retention: starts and stops with leadership. */
   startPgRetention(): void;
   stopPgRetention(): void;
@@ -35,6 +41,8 @@ export interface ReplicaOptions {
   externalBroker: boolean;
   db: Db;
   devices: DeviceRepository;
+  /** With PostgreSQL, events reach the live views (SSE) of every replica through LISTEN/NOTIFY. */
+  events: FleetEvents;
   monitoring: MonitoringOptions;
   logger: Logger;
 }
@@ -42,7 +50,8 @@ export interface ReplicaOptions {
 /**
  * Picks how this process coordinates with other replicas: alone with the embedded broker
  * (always leader), a lease in the shared SQLite file with an external broker, or PostgreSQL
- * (advisory-lock leadership, telemetry ingest and the fleet latency query) with --database.
+ * (advisory-lock leadership, telemetry ingest, the fleet latency query, the compression job
+ * queue and the live-event relay) with --database.
  */
 export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts> {
   let postgres: PostgresParts | null = null;
@@ -52,10 +61,8 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
     const store = new PgTelemetryStore(pool, o.monitoring);
     const ingest = new PgIngestQueue({
       store,
-      profileOf: (id) => o.devices.find(id)?.profile ?? null,
-      onCommitted: (ids, at) => {
-        for (const id of ids) o.devices.touch(id, at);
-      },
+      profileOf: async (id) => (await o.devices.find(id))?.profile ?? null,
+      onCommitted: (ids, at) => o.devices.touchMany(ids, at),
       options: o.monitoring,
     });
     postgres = { pool, store, ingest, latency: new PgFleetLatencyQuery(pool, o.monitoring) };
@@ -63,6 +70,13 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
   } else {
     leadership = o.externalBroker ? new SqliteLeaseLeadership(o.db) : new SoloLeadership();
   }
+  const jobs = postgres
+    ? new PgJobStore(postgres.pool, o.database!, leadership.replicaId)
+    : new SqliteJobStore(o.db);
+  const relay = postgres
+    ? new PgEventRelay({ url: o.database!, pool: postgres.pool, events: o.events, logger: o.logger })
+    : null;
+  await relay?.start();
   let timer: NodeJS.Timeout | undefined;
   const sweep = () => {
     if (!postgres) return;
@@ -78,6 +92,7 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
   return {
     leadership,
     postgres,
+    jobs,
     startPgRetention: () => {
       if (!postgres || timer) return;
       sweep();
@@ -90,6 +105,7 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
     },
     close: async () => {
       clearInterval(timer);
+      await relay?.close();
       await leadership.stop();
       if (postgres) {
         await postgres.ingest.close();

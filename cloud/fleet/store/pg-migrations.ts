@@ -71,3 +71,28 @@ PG_MIGRATIONS.push(`
   ALTER TABLE telemetry_fleet_rollup ALTER COLUMN hist TYPE bytea USING NULL;
   DROP FUNCTION IF EXISTS fleetml_hist_add(double precision[], double precision[]);
 `);
+
+// 3: compression jobs as a queue shared by the replicas (cloud/fleet/jobs/pg-jobs.ts). A replica
+// claims the oldest queued job with FOR UPDATE SKIP LOCKED and holds the session advisory lock
+// (namespace, lock_key) while it runs it; when that session ends (the replica died), any replica
+// can take the lock, which is how it knows the job is orphaned and queues it again.
+PG_MIGRATIONS.push(`
+  CREATE TABLE compression_jobs (
+    id text PRIMARY KEY,
+    kind text NOT NULL,
+    status text NOT NULL,
+    params jsonb NOT NULL,
+    progress real NOT NULL DEFAULT 0,
+    stage text,
+    result jsonb,
+    error text,
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    runner text,
+    attempts integer NOT NULL DEFAULT 0,
+    lock_key serial NOT NULL
+  );
+  CREATE INDEX compression_jobs_queued ON compression_jobs (created_at) WHERE status = 'queued';
+  CREATE INDEX compression_jobs_running ON compression_jobs (id) WHERE status = 'running';
+`);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ArtifactStore } from '../../../cloud/fleet/delivery/artifacts.js';
+import { LocalArtifactStore } from '../../../cloud/fleet/delivery/local-artifacts.js';
 import { createTransferServer, type TransferServer } from '../../../cloud/fleet/delivery/transfer-server.js';
 import { createLogger } from '../../../shared/logger.js';
 import { type FleetKeyPair, fleetKeyFingerprint } from '../../../shared/manifest/index.js';
@@ -47,7 +47,7 @@ export async function startAedes(port = 0): Promise<{ url: string; port: number;
 /** Plays the cloud's part with a plain MQTT client, the real ArtifactStore and transfer server. */
 export class FakeCloud {
   client!: MqttClient;
-  store!: ArtifactStore;
+  store!: LocalArtifactStore;
   transfer!: TransferServer;
   dir!: string;
   readonly bench: Array<{ deviceId: string; report: BenchReport }> = [];
@@ -70,7 +70,7 @@ export class FakeCloud {
     cloud.fleetPublicKey = keys.publicKey;
     cloud.token = `test-token-123.${fleetKeyFingerprint(keys.publicKey)}`;
     cloud.dir = await mkdtemp(join(tmpdir(), 'fleetml-cloud-'));
-    cloud.store = new ArtifactStore(join(cloud.dir, 'artifacts'));
+    cloud.store = new LocalArtifactStore(join(cloud.dir, 'artifacts'));
     await cloud.connect(url);
     return cloud;
   }

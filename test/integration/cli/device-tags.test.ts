@@ -31,7 +31,7 @@ describe('fleetml devices tag / untag, and deploy --tag', () => {
     expect((await cli('devices', 'tag', kitchen, 'kitchen')).stdout.trim()).toBe(
       `${kitchen}  tags kitchen,floor-2`,
     );
-    expect(fleet.cloud.services.devices.get(hall).tags).toEqual([]);
+    expect((await fleet.cloud.services.devices.get(hall)).tags).toEqual([]);
 
     const listed = JSON.parse((await cli('devices', '--tag', 'kitchen', '--json')).stdout);
     expect(listed.devices.map((d: { id: string }) => d.id)).toEqual([kitchen]);
@@ -58,6 +58,6 @@ describe('fleetml devices tag / untag, and deploy --tag', () => {
     const unknown = await cli('devices', 'untag', 'no-such-device', 'kitchen');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/^error NOT_FOUND: no device no-such-device/m);
-    expect(fleet.cloud.services.devices.get(kitchen).tags).toEqual(['kitchen']);
+    expect((await fleet.cloud.services.devices.get(kitchen)).tags).toEqual(['kitchen']);
   });
 });

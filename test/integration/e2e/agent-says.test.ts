@@ -19,7 +19,7 @@ describe('an agent that says what it does', () => {
         done();
       },
     });
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,
@@ -35,7 +35,7 @@ describe('an agent that says what it does', () => {
   afterAll(async () => fleet?.stop());
 
   it('enrolls under --name, logs every step and records activations and a rollback as events', async () => {
-    const device = await waitFor('the device', () => fleet.cloud.services.devices.list()[0]);
+    const device = await waitFor('the device', async () => (await fleet.cloud.services.devices.list())[0]);
     expect(device.name).toBe('pi-kitchen');
     expect(device.id).toMatch(/^pi-kitchen/);
     const { rollouts, telemetry } = fleet.cloud.services;
@@ -74,12 +74,12 @@ describe('an agent that says what it does', () => {
   }, 240_000);
 
   it('records the device going offline and coming back online', async () => {
-    const device = fleet.cloud.services.devices.list()[0];
+    const device = (await fleet.cloud.services.devices.list())[0];
     const { telemetry } = fleet.cloud.services;
     const codes = () => (telemetry.events(device.id) as Array<{ code: string }>).map((e) => e.code);
     await fleet.agents[0].stop();
     await waitFor('the offline event', () => codes().includes('DEVICE_OFFLINE'));
-    expect(fleet.cloud.services.devices.get(device.id).online).toBe(false);
+    expect((await fleet.cloud.services.devices.get(device.id)).online).toBe(false);
     fleet.agents[0] = await startAgent({
       config: resolveConfig({ cloudUrl: fleet.cloud.mqttUrl, dataDir: join(fleet.dir, 'agent-0') }),
       logger: createLogger({ name: 'agent', level: 'silent' }),

@@ -83,7 +83,7 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
   app.get(
     '/api/jobs',
     { ...doc({ summary: 'compression jobs', role: 'viewer' }), preHandler: viewer },
-    async () => ({ jobs: s.jobs.list() }),
+    async () => ({ jobs: await s.jobs.list() }),
   );
   app.get<{ Params: { id: string } }>(
     '/api/jobs/:id',
@@ -97,7 +97,7 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
     '/api/jobs/:id/cancel',
     { ...doc({ summary: 'cancel a running job', role: 'operator' }), preHandler: operator },
     async (request) => {
-      const job = s.jobs.cancel(request.params.id);
+      const job = await s.jobs.cancel(request.params.id);
       s.audit.record(request.caller?.name ?? '?', 'job.cancel', { id: job.id });
       return job;
     },

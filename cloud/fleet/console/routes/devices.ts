@@ -63,9 +63,9 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     cpuLoad: snapshot?.cpuLoad ?? null,
   });
 
-  const summarize = (id: string) => {
-    const device = s.devices.get(id);
-    const model = device.activeModelId ? s.models.find(device.activeModelId) : undefined;
+  const summarize = async (id: string) => {
+    const device = await s.devices.get(id);
+    const model = device.activeModelId ? await s.models.find(device.activeModelId) : undefined;
     return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
   };
 
@@ -85,17 +85,17 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
     async (request) => {
       const query = parseInput(DEVICE_PAGE_QUERY, request.query);
-      const models = new Map(s.models.list().map((m) => [m.id, m]));
+      const models = new Map((await s.models.list()).map((m) => [m.id, m]));
       const modelOf = (d: Device) => (d.activeModelId ? models.get(d.activeModelId) : undefined);
       if (query.limit === undefined && !query.q && query.online === undefined) {
         const benches = s.telemetry.latestBenchByDevice();
         const snapshots = s.telemetry.latestSnapshotByDevice();
-        const devices = s.devices
-          .list()
-          .map((d) => toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)));
+        const devices = (await s.devices.list()).map((d) =>
+          toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)),
+        );
         return { devices, total: devices.length, online: devices.filter((d) => d.online).length };
       }
-      const matches = s.devices.list().filter((d) => matchesDevice(d, modelOf(d), query));
+      const matches = (await s.devices.list()).filter((d) => matchesDevice(d, modelOf(d), query));
       const page = matches.slice(query.offset, query.offset + (query.limit ?? matches.length));
       return {
         devices: page.map((d) =>
@@ -114,9 +114,9 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       return {
-        ...summarize(device.id),
+        ...(await summarize(device.id)),
         hardware: device.hardware,
         tags: device.tags,
         target: s.targets.current(device.id) ?? null,
@@ -138,7 +138,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
       return {
         deviceId: device.id,
@@ -155,7 +155,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => ({
-      events: s.telemetry.events(s.devices.get(request.params.id).id),
+      events: s.telemetry.events((await s.devices.get(request.params.id)).id),
     }),
   );
 
@@ -167,8 +167,8 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: admin,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
-      s.devices.revoke(device.id);
+      const device = await s.devices.get(request.params.id);
+      await s.devices.revoke(device.id);
       await s.disconnectDevice(device.id);
       s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
       return { id: device.id, revoked: true };
@@ -194,7 +194,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
     async (request) => {
       const body = parseInput(patchSchema, request.body);
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       // Everything is checked before anything is written: a refused request changes nothing.
       const tags = new Set(body.tags ?? device.tags);
       for (const t of body.addTags ?? []) tags.add(t);
@@ -205,8 +205,8 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
           `a device has at most ${MAX_TAGS} tags; this would make ${tags.size}`,
         );
       if (body.profile) s.profiles.get(body.profile);
-      if (body.profile !== undefined) s.devices.setProfile(device.id, body.profile);
-      if (body.tags || body.addTags || body.removeTags) s.devices.setTags(device.id, [...tags]);
+      if (body.profile !== undefined) await s.devices.setProfile(device.id, body.profile);
+      if (body.tags || body.addTags || body.removeTags) await s.devices.setTags(device.id, [...tags]);
       s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
       return summarize(device.id);
     },

@@ -4,15 +4,16 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { tokenFingerprint } from '../../../../agent/enroll.js';
-import { ArtifactStore } from '../../../../cloud/fleet/delivery/artifacts.js';
 import { beginEpoch } from '../../../../cloud/fleet/delivery/epoch.js';
 import { GoldenService } from '../../../../cloud/fleet/delivery/goldens.js';
+import { LocalArtifactStore } from '../../../../cloud/fleet/delivery/local-artifacts.js';
 import { ManifestService } from '../../../../cloud/fleet/delivery/manifests.js';
 import { TargetService } from '../../../../cloud/fleet/delivery/targets.js';
 import { TokenRepository } from '../../../../cloud/fleet/identity/tokens.js';
 import { DeviceRepository } from '../../../../cloud/fleet/inventory/devices.js';
 import { type ModelRecord, ModelRegistry } from '../../../../cloud/fleet/inventory/models.js';
 import { type Db, openDatabase } from '../../../../cloud/fleet/store/db.js';
+import { type FleetStore, openFleetStore } from '../../../../cloud/fleet/store/kysely.js';
 import {
   decodeGoldenSet,
   fleetKeyFingerprint,
@@ -26,10 +27,12 @@ const keys = generateFleetKeyPair();
 const publisher = { publish: async () => {} };
 
 let db: Db;
-let store: ArtifactStore;
-beforeEach(() => {
+let fleet: FleetStore;
+let store: LocalArtifactStore;
+beforeEach(async () => {
   db = openDatabase({ path: ':memory:' });
-  store = new ArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-trust-')));
+  fleet = await openFleetStore({ sqlite: db });
+  store = new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-trust-')));
 });
 
 function services() {
@@ -39,11 +42,13 @@ function services() {
     golden: (id) => goldens.find(id),
   });
   const models = new ModelRegistry(db, store, (m, bytes) => goldens.register(m, bytes));
+  const devices = new DeviceRepository(fleet);
   const targets = new TargetService(db, publisher, manifests, {
     epoch: beginEpoch(db),
     sign: (t) => signTarget(t, keys),
+    devices,
   });
-  return { goldens, manifests, models, targets };
+  return { goldens, manifests, models, targets, devices };
 }
 
 describe('delivery trust (cloud side)', () => {
@@ -75,8 +80,8 @@ describe('delivery trust (cloud side)', () => {
   });
 
   it('signs device-bound targets with epoch and sequence, and flags a lower release as rollback', async () => {
-    const { models, targets, goldens } = services();
-    new DeviceRepository(db).create({
+    const { models, targets, goldens, devices } = services();
+    await devices.create({
       id: 'dev-1',
       name: 'dev',
       secretHash: 'x',
@@ -112,7 +117,7 @@ describe('delivery trust (cloud side)', () => {
     const golden = goldens.find(older.id)!;
     expect(first.model!.manifest.golden).toMatchObject({ sha256: golden.sha256, minCosine: 0.9999 });
     expect(second.model!.manifest.golden?.minCosine).toBe(0.99);
-    const set = decodeGoldenSet(await store.read(golden.sha256, 0, golden.size));
+    const set = decodeGoldenSet(await store.get(golden.sha256));
     expect(set.cases.length).toBe(8);
   });
 
@@ -122,10 +127,10 @@ describe('delivery trust (cloud side)', () => {
     expect(b).toBeGreaterThan(a);
   });
 
-  it('puts the fleet key fingerprint into enrollment tokens', () => {
-    const tokens = new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(keys.publicKey) });
-    const { token } = tokens.createEnrollToken();
+  it('puts the fleet key fingerprint into enrollment tokens', async () => {
+    const tokens = new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(keys.publicKey) });
+    const { token } = await tokens.createEnrollToken();
     expect(tokenFingerprint(token)).toBe(fleetKeyFingerprint(keys.publicKey));
-    tokens.consumeEnrollToken(token);
+    await tokens.consumeEnrollToken(token);
   });
 });

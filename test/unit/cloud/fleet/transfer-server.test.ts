@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ArtifactStore } from '../../../../cloud/fleet/delivery/artifacts.js';
+import { LocalArtifactStore } from '../../../../cloud/fleet/delivery/local-artifacts.js';
 import { createTransferServer } from '../../../../cloud/fleet/delivery/transfer-server.js';
 import { sha256Hex } from '../../../../shared/hash.js';
 import { createLogger } from '../../../../shared/logger.js';
@@ -12,14 +12,14 @@ const logger = createLogger({ name: 'test', level: 'silent' });
 
 describe('transfer server', () => {
   let dir: string;
-  let store: ArtifactStore;
+  let store: LocalArtifactStore;
   let artifact: Buffer;
   let sha: string;
   let sent: Array<{ topic: string; payload: Buffer }>;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleetml-ts-'));
-    store = new ArtifactStore(dir);
+    store = new LocalArtifactStore(dir);
     artifact = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 251));
     sha = (await store.put(artifact)).sha256;
     sent = [];
