@@ -78,14 +78,30 @@ export function register(program: Command): void {
       const pad = (s: string, n: number) => s.padEnd(n);
       const fmt = (v: number | null, d = 2) => (v === null ? '-' : v.toFixed(d));
       const verdict = (v: (typeof report.variants)[number]) =>
-        v.status === 'ok' ? (v.accepted ? 'yes' : 'no') : `${v.status} ${v.error?.code}: ${v.error?.message}`;
+        v.status !== 'ok'
+          ? `${v.status} ${v.error?.code}: ${v.error?.message}`
+          : !v.accepted
+            ? 'no'
+            : v.verdict === 'not-faster'
+              ? 'not faster'
+              : 'yes';
+      const decided = (v: (typeof report.variants)[number]) => {
+        const d = v.int8Decision;
+        if (!d) return '-';
+        return d === 'rules' ? 'rules' : `${d.form} (measured)`;
+      };
+      const basis =
+        report.recommendationBasis === 'provisional'
+          ? ` (provisional: measured on this ${report.measuredOn}; devices of ${report.profile} decide once they report)`
+          : '';
       const lines = [
-        `${pad('variant', 14)}${pad('size', 12)}${pad('size×', 8)}${pad('acc %', 8)}${pad('agree %', 9)}${pad('p50 ms', 9)}${pad('lat×', 7)}ok`,
+        `latencies measured on this ${report.measuredOn}; INT8 decisions for ${report.profile}: ${report.int8Decisions}`,
+        `${pad('variant', 14)}${pad('size', 12)}${pad('size×', 8)}${pad('acc %', 8)}${pad('agree %', 9)}${pad('p50 ms', 9)}${pad('lat×', 7)}${pad('INT8 form', 22)}ok`,
         ...report.variants.map(
           (v) =>
-            `${pad(v.name, 14)}${pad(String(v.sizeBytes ?? '-'), 12)}${pad(fmt(v.sizeRatio, 3), 8)}${pad(fmt(v.accuracy), 8)}${pad(fmt(v.agreement), 9)}${pad(fmt(v.latencyMs, 3), 9)}${pad(fmt(v.latencyRatio, 3), 7)}${verdict(v)}`,
+            `${pad(v.name, 14)}${pad(String(v.sizeBytes ?? '-'), 12)}${pad(fmt(v.sizeRatio, 3), 8)}${pad(fmt(v.accuracy), 8)}${pad(fmt(v.agreement), 9)}${pad(fmt(v.latencyMs, 3), 9)}${pad(fmt(v.latencyRatio, 3), 7)}${pad(decided(v), 22)}${verdict(v)}`,
         ),
-        `recommended for ${report.profile}: ${report.recommended ?? 'none within the budget'}`,
+        `recommended for ${report.profile}: ${report.recommended ?? 'none within the budget'}${report.recommended ? basis : ''}`,
         `wrote ${join(options.output, 'report.json')}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);

@@ -4,6 +4,7 @@ import { loadModel, saveModel } from '../compression/onnx/io.js';
 import type { ModelProto } from '../compression/onnx/types.js';
 import { loadSamples, type SampleSet } from '../compression/quantize/calibrate/data.js';
 import type { CalibrationMethod } from '../compression/quantize/calibrate/methods.js';
+import { matmulOnlyExclusions } from '../compression/quantize/choose.js';
 import { quantizeWithFallback } from '../compression/quantize/fallback.js';
 import {
   buildQdq,
@@ -14,6 +15,7 @@ import {
 import { tuneForLatency } from '../compression/quantize/tune.js';
 import { numberOption } from './number-option.js';
 import type { QuantizeFlags } from './quantize.js';
+import { type BuiltInt8, deliverInt8 } from './quantize-deliver.js';
 import { measureOutcome, speedLine } from './quantize-report.js';
 import { type QuantizeTarget, resolveTarget } from './quantize-target.js';
 
@@ -76,12 +78,21 @@ async function runWeightFormat(modelPath: string, flags: QuantizeFlags, format: 
     const { convertToFp16 } = await import('../compression/quantize/fp16.js');
     result = await convertToFp16(model, { exclude });
   }
-  const label = { dynamic: 'dynamic INT8', int4: 'INT4', fp16: 'FP16' }[format] ?? format;
+  const seconds = (performance.now() - started) / 1000;
+  if (format === 'dynamic') {
+    const built = {
+      form: 'dynamic' as const,
+      model: result.model,
+      quantizedNodes: result.quantizedNodes ?? 0,
+    };
+    return deliverInt8(flags, modelPath, target, [built], { format, seconds });
+  }
+  const label = { int4: 'INT4', fp16: 'FP16' }[format] ?? format;
   await finish(flags, modelPath, result.model, target, label, {
     format,
     quantizedNodes: result.quantizedNodes ?? result.fp16Nodes,
     floatOps: result.floatOps,
-    seconds: (performance.now() - started) / 1000,
+    seconds,
   });
 }
 
@@ -160,6 +171,7 @@ async function tuned(
 ): Promise<StaticResult> {
   if (!flags.tune || !target.tuneHere) return buildQdq(calibrated, qdq);
   const result = await tuneForLatency(calibrated, qdq, calibration, {
+    batch: target.batch,
     onCandidate: (op, ratio, kept) =>
       process.stderr.write(
         `tune ${op}: float/int8 latency ${ratio.toFixed(3)}${kept ? ' (kept float)' : ''}\n`,
@@ -192,20 +204,23 @@ async function runStatic(modelPath: string, flags: QuantizeFlags): Promise<void>
   };
   const budgeted = await withBudget(calibrated, qdq, flags);
   const result = budgeted ?? (await tuned(calibrated, qdq, calibration, flags, target));
-  await finish(
+  const built: BuiltInt8[] = [
+    { form: 'static', model: result.model, quantizedNodes: result.quantizedNodes, floatOps: result.floatOps },
+  ];
+  // Other forms compete only where this machine's measurement decides, and not under an
+  // accuracy budget (only the static build was checked against it).
+  if (target.tuneHere && !budgeted) built.push(...(await otherForms(modelPath, calibrated, qdq, target)));
+  await deliverInt8(
     flags,
     modelPath,
-    result.model,
     target,
-    'INT8',
+    built,
     {
       method: flags.method,
       activations: target.activationType,
       symmetricActivations: target.symmetricActivations,
       perChannel: target.perChannel,
       tuned: !budgeted && Boolean(flags.tune) && target.tuneHere,
-      quantizedNodes: result.quantizedNodes,
-      floatOps: result.floatOps,
       keptFloat: result.keptFloat ?? [],
       floatByMeasurement: result.floatByMeasurement ?? [],
       notMeasured: result.notMeasured ?? [],
@@ -216,6 +231,40 @@ async function runStatic(modelPath: string, flags: QuantizeFlags): Promise<void>
     },
     calibration,
   );
+}
+
+/** Dynamic INT8 and static INT8 on the weight MatMuls only, when the model has weight MatMuls. */
+async function otherForms(
+  modelPath: string,
+  calibrated: CalibratedModel,
+  qdq: Partial<QdqOptions>,
+  target: QuantizeTarget,
+): Promise<BuiltInt8[]> {
+  const exclusions = matmulOnlyExclusions(calibrated.model);
+  if (!exclusions) return [];
+  const matmuls = buildQdq(calibrated, { ...qdq, exclude: [...(qdq.exclude ?? []), ...exclusions] });
+  const forms: BuiltInt8[] = [
+    {
+      form: 'matmul-only',
+      model: matmuls.model,
+      quantizedNodes: matmuls.quantizedNodes,
+      floatOps: matmuls.floatOps,
+    },
+  ];
+  const { quantizeDynamic } = await import('../compression/quantize/dynamic.js');
+  try {
+    const dynamic = await quantizeDynamic(await loadModel(modelPath), {
+      perChannel: target.perChannel,
+      exclude: qdq.exclude,
+      reduceRange: target.reduceRange,
+    });
+    if (dynamic.quantizedNodes > 0)
+      forms.push({ form: 'dynamic', model: dynamic.model, quantizedNodes: dynamic.quantizedNodes });
+  } catch (error) {
+    // The other forms still compete; say why this one does not.
+    process.stderr.write(`dynamic INT8 not built: ${(error as Error).message.split('\n')[0]}\n`);
+  }
+  return forms;
 }
 
 export async function runQuantize(modelPath: string, flags: QuantizeFlags): Promise<void> {

@@ -2,6 +2,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { attr, makeNode } from '../onnx/build.js';
 import { makeTensor, tensorFloats } from '../onnx/tensor.js';
 import { DataType, type ModelProto, type TensorProto } from '../onnx/types.js';
+import { symmetricScale } from '../quantize/params.js';
 import { exportStudent } from './export.js';
 import { evaluate, type TrainData, type TrainOptions, type TrainResult, trainStudent } from './trainer.js';
 
@@ -13,10 +14,21 @@ export interface TensorQuantization {
   zeroPoint?: number | number[];
   /** Channel axis of per-channel scales; default 1 for activations, the output-channel axis for weights. */
   axis?: number;
+  /**
+   * Largest quantized magnitude the INT8 model uses for this tensor (63 for 7-bit weights);
+   * default 127. Below 127 the fake-quantized values are clamped to ±qmax steps.
+   */
+  qmax?: number;
 }
 
 /** Tensor name (weight initializer or activation) -> its quantization. */
 export type QuantScales = ReadonlyMap<string, TensorQuantization>;
+
+/** Dims of a per-channel bound that broadcasts along `axis` of a rank-`rank` tensor. */
+function bounds(rank: number, axis: number, channels: number): number[] {
+  const a = axis < 0 ? axis + rank : axis;
+  return Array.from({ length: rank }, (_, i) => (i === a ? channels : 1));
+}
 
 /**
  * Inserts QuantizeLinear -> DequantizeLinear (int8) after every tensor named in `scales` and
@@ -33,6 +45,7 @@ export function insertFakeQuant(model: ModelProto, scales: QuantScales): ModelPr
   ]);
   const inserted = [];
   const extra: TensorProto[] = [];
+  const ranks = new Map((graph.initializer ?? []).map((t) => [t.name!, (t.dims ?? []).length]));
   for (const [name, q] of scales) {
     if (!known.has(name))
       throw new FleetError('INPUT_INVALID', `fake quantization: no tensor ${name} in the student`);
@@ -46,10 +59,36 @@ export function insertFakeQuant(model: ModelProto, scales: QuantScales): ModelPr
     const axis = s.length > 1 ? [attr.int('axis', q.axis ?? 1)] : [];
     const dq = `${name}/fq`;
     for (const node of graph.node) node.input = node.input.map((i) => (i === name ? dq : i));
+    let source = name;
+    if (q.qmax !== undefined && q.qmax < 127) {
+      // A narrower grid than int8's (7-bit weights): clamp to ±qmax steps first.
+      const rank = ranks.get(name) ?? 1;
+      const boundDims = s.length > 1 ? bounds(rank, q.axis ?? 1, s.length) : [];
+      const qmax = q.qmax;
+      extra.push(
+        makeTensor(
+          `${name}/fq_lo`,
+          DataType.FLOAT,
+          boundDims,
+          s.map((v) => -qmax * v),
+        ),
+        makeTensor(
+          `${name}/fq_hi`,
+          DataType.FLOAT,
+          boundDims,
+          s.map((v) => qmax * v),
+        ),
+      );
+      inserted.push(
+        makeNode('Max', [name, `${name}/fq_lo`], [`${name}/fq_above`], [], `${name}/fq_max`),
+        makeNode('Min', [`${name}/fq_above`, `${name}/fq_hi`], [`${name}/fq_clamped`], [], `${name}/fq_min`),
+      );
+      source = `${name}/fq_clamped`;
+    }
     inserted.push(
       makeNode(
         'QuantizeLinear',
-        [name, scaleName, zeroName],
+        [source, scaleName, zeroName],
         [`${name}/fq_int8`],
         axis,
         `${name}/fq_quantize`,
@@ -71,12 +110,21 @@ export function insertFakeQuant(model: ModelProto, scales: QuantScales): ModelPr
 }
 
 /**
- * Symmetric int8 scales for the weights of Gemm/MatMul/Conv (max |w| / 127, per output
- * channel when `perChannel`). A stand-in until the quantizer's own choice is wired in.
+ * Symmetric scales for the weights of Gemm/MatMul/Conv, on the grid the quantizer writes them
+ * with: max |w| / 127 for 8-bit weights, max / 63 for the 7-bit weights of x86 without VNNI
+ * (reduce range, quantize/target.ts), per output channel when `perChannel`. Fake quantization
+ * at these scales trains the weights for the values the INT8 model holds; with `bits` 7 the
+ * fake-quantized weights are also clamped to ±63 steps (an int8 Q/DQ pair alone would let
+ * them reach ±127, which the 7-bit model cannot hold).
  */
-export function symmetricWeightScales(model: ModelProto, perChannel = true): Map<string, TensorQuantization> {
+export function symmetricWeightScales(
+  model: ModelProto,
+  perChannel = true,
+  bits: 7 | 8 = 8,
+): Map<string, TensorQuantization> {
   const inits = new Map((model.graph.initializer ?? []).map((t) => [t.name!, t]));
   const scales = new Map<string, TensorQuantization>();
+  const qmax = 2 ** (bits - 1) - 1;
   for (const node of model.graph.node) {
     if (!['Gemm', 'MatMul', 'Conv'].includes(node.opType)) continue;
     const w = inits.get(node.input[1]);
@@ -89,7 +137,7 @@ export function symmetricWeightScales(model: ModelProto, perChannel = true): Map
     if (!perChannel) {
       let m = 0;
       for (const v of values) m = Math.max(m, Math.abs(v));
-      scales.set(w.name!, { scale: Math.max(m, 1e-8) / 127 });
+      scales.set(w.name!, { scale: symmetricScale(m, bits), qmax });
       continue;
     }
     const channels = dims[axis];
@@ -99,7 +147,7 @@ export function symmetricWeightScales(model: ModelProto, perChannel = true): Map
       const c = Math.floor(i / inner) % channels;
       max[c] = Math.max(max[c], Math.abs(values[i]));
     }
-    scales.set(w.name!, { scale: max.map((m) => Math.max(m, 1e-8) / 127), axis });
+    scales.set(w.name!, { scale: max.map((m) => symmetricScale(m, bits)), axis, qmax });
   }
   return scales;
 }
@@ -132,8 +180,7 @@ export async function quantizationAwareFinetune(
   });
   const trained = new Map<string, Float32Array>();
   for (const t of result.model.graph.initializer ?? []) {
-    if (t.dataType === DataType.FLOAT && !t.name!.endsWith('/fq_scale'))
-      trained.set(t.name!, tensorFloats(t));
+    if (t.dataType === DataType.FLOAT && !t.name!.includes('/fq_')) trained.set(t.name!, tensorFloats(t));
   }
   return { ...result, fakeQuantModel: result.model, floatModel: exportStudent(student, trained) };
 }

@@ -1,11 +1,14 @@
 import { SingleBar } from 'cli-progress';
 import { FleetError } from '../../../shared/errors/index.js';
+import { constantsToInitializers } from '../onnx/constants.js';
 import { loadModel, saveModel } from '../onnx/io.js';
+import { upgradeOpset } from '../onnx/opset.js';
 import type { ModelProto } from '../onnx/types.js';
 import { type ImageOptions, loadTrainData } from './data.js';
 import type { DistillTask } from './losses.js';
 import { parseShrink, shrinkModel } from './students/shrink.js';
 import { buildTemplate, parseTemplate } from './students/templates.js';
+import { MIN_STUDENT_OPSET } from './students/training-form.js';
 import { detectTask } from './task.js';
 import { ModelRunner } from './teacher.js';
 import { type TrainData, type TrainOptions, trainStudent } from './trainer.js';
@@ -164,7 +167,15 @@ export async function loadStudent(
   o: { sampleShape: number[]; classes: number; inputName: string; seed: number },
 ): Promise<ModelProto> {
   const width = parseShrink(spec);
-  if (width !== undefined) return (await shrinkModel(teacher, width, o.sampleShape)).model;
+  if (width !== undefined) {
+    // Exporters write Constant nodes for weights and BN statistics (paddle2onnx) and opset 9–12
+    // (PaddleOCR: 11, 9): shrinking needs the parameters as initializers, training opset 13.
+    const source = structuredClone(teacher);
+    constantsToInitializers(source);
+    const student = (await shrinkModel(source, width, o.sampleShape)).model;
+    upgradeOpset(student, MIN_STUDENT_OPSET);
+    return student;
+  }
   const size = o.sampleShape.reduce((a, b) => a * b, 1);
   const template = parseTemplate(spec, size, o.classes);
   if (template) return buildTemplate(template, o);

@@ -24,6 +24,12 @@ export interface VerdictOptions {
   maxRuns: number;
   /** INT8 counts as faster only below (1 − minGain) × FP32 latency; default 0.03. */
   minGain: number;
+  /**
+   * …and only when it won significantly more paired runs than it lost: a one-sided sign test
+   * with this z score (default 2.33, p ≈ 0.01, as the latency tuner uses), so that load from
+   * other processes does not make a tiny model's INT8 form "faster".
+   */
+  zScore: number;
 }
 
 export const DEFAULT_VERDICT_OPTIONS: VerdictOptions = {
@@ -34,6 +40,7 @@ export const DEFAULT_VERDICT_OPTIONS: VerdictOptions = {
   minRuns: 10,
   maxRuns: 200,
   minGain: 0.03,
+  zScore: 2.33,
 };
 
 export interface SpeedVerdict {
@@ -95,6 +102,7 @@ export function judgeSpeed(
   fp32Times: readonly number[],
   int8Times: readonly number[],
   minGain: number,
+  zScore = DEFAULT_VERDICT_OPTIONS.zScore,
 ): Pick<SpeedVerdict, 'fp32Ms' | 'int8Ms' | 'latencyRatio' | 'wins' | 'runs' | 'verdict'> {
   const fp32Ms = median([...fp32Times]);
   const int8Ms = median([...int8Times]);
@@ -102,7 +110,8 @@ export function judgeSpeed(
   const runs = Math.min(fp32Times.length, int8Times.length);
   let wins = 0;
   for (let i = 0; i < runs; i++) if (int8Times[i] < fp32Times[i]) wins++;
-  const verdict = latencyRatio < 1 - minGain && wins > runs / 2 ? 'faster' : 'not-faster';
+  const significant = wins > runs / 2 && wins >= runs / 2 + (zScore * Math.sqrt(runs)) / 2;
+  const verdict = latencyRatio < 1 - minGain && significant ? 'faster' : 'not-faster';
   return { fp32Ms, int8Ms, latencyRatio, wins, runs, verdict };
 }
 
@@ -113,20 +122,40 @@ export async function measureSpeedVerdict(
   feeds: Record<string, OrtTensor>,
   options: Partial<VerdictOptions> = {},
 ): Promise<SpeedVerdict> {
+  const [verdict] = await measureSpeedVerdicts(float, [quantized], feeds, options);
+  return verdict;
+}
+
+/**
+ * Several candidates against one FP32 model in the same block-alternating measurement (FP32,
+ * candidate 1, candidate 2, …, FP32, …), each judged on its runs paired with FP32's: load
+ * from other processes hits every model alike, so the candidates can be compared too.
+ */
+export async function measureSpeedVerdicts(
+  float: Uint8Array,
+  candidates: readonly Uint8Array[],
+  feeds: Record<string, OrtTensor>,
+  options: Partial<VerdictOptions> = {},
+): Promise<SpeedVerdict[]> {
   const o = { ...DEFAULT_VERDICT_OPTIONS, ...options };
   const threads = o.threads > 0 ? o.threads : availableParallelism();
   const session = { threads, spinning: false, graphOptimizationLevel: 'all' as const };
-  const probe = await measureLatency([float, quantized], feeds, { ...session, runs: 2, warmup: 1 });
-  const perPair = probe[0].p50 + probe[1].p50;
-  const fit = Math.floor((o.seconds * 1000) / Math.max(perPair, 1e-3));
+  const models = [float, ...candidates];
+  const probe = await measureLatency(models, feeds, { ...session, runs: 2, warmup: 1 });
+  const perRound = probe.reduce((sum, p) => sum + p.p50, 0);
+  const fit = Math.floor((o.seconds * 1000) / Math.max(perRound, 1e-3));
   const runs = Math.max(o.minRuns, Math.min(o.maxRuns, Math.ceil(fit / o.block) * o.block));
-  const [fp32, int8] = await measureLatency([float, quantized], feeds, {
+  const [fp32, ...measured] = await measureLatency(models, feeds, {
     ...session,
     runs,
     warmup: 3,
     block: o.block,
   });
-  return { batch: o.batch, threads, ...judgeSpeed(fp32.times, int8.times, o.minGain) };
+  return measured.map((m) => ({
+    batch: o.batch,
+    threads,
+    ...judgeSpeed(fp32.times, m.times, o.minGain, o.zScore),
+  }));
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   recommendVariant,
 } from '../profiles/planner.js';
 import type { DeviceProfile } from '../profiles/types.js';
+import { hostCpu, hostMeasurementsApply } from '../quantize/target.js';
 import { type CompressionData, splitCompressionData } from './data-split.js';
 import { type CompressionReport, measuredVariant, unbuiltVariant, type VariantReport } from './report.js';
 import { resolveSampleShape } from './shapes.js';
@@ -92,6 +93,7 @@ export async function runCompression(request: CompressionRequest): Promise<Compr
     teacherParameters: parameters,
     latencyObjectiveMs: request.latencyMs,
     student: request.student,
+    teacherOpTypes: original.graph.node.map((n) => n.opType),
   });
   const variants = chooseVariants(plan, request.profile.name, request.variants);
   const workDir = join(request.outDir, '.work');
@@ -102,7 +104,9 @@ export async function runCompression(request: CompressionRequest): Promise<Compr
     profile: request.profile.name,
     maxAccuracyDrop: maxDrop,
     latencyObjectiveMs: plan.latencyObjectiveMs,
-    int8Decisions: request.profile.int8.decisions,
+    int8Decisions: hostMeasurementsApply(request.profile) ? 'measured' : 'rules',
+    measuredOn: `${process.arch} build machine (${hostCpu().cpuModel || 'unknown CPU'})`,
+    recommendationBasis: hostMeasurementsApply(request.profile) ? 'measured' : 'provisional',
     student: plan.student,
     samples: { train: data.train.count, holdout: data.holdout.count },
     servingShapes: shapes.servingShapes,
@@ -201,6 +205,7 @@ async function runVariant(
       maxDrop: run.maxDrop,
       keptFloat: result.keptFloat,
       notes: result.notes,
+      int8: result.int8,
       started,
     });
   } catch (error) {

@@ -1,6 +1,7 @@
 import type { EvaluationReport } from '../evaluate/evaluate.js';
 import { verdictOf } from '../evaluate/verdict.js';
 import type { PlannedVariant } from '../profiles/planner.js';
+import type { Int8Decision } from './int8-forms.js';
 
 /** How one variant ended: built and measured, failed on its own, or skipped (its source failed). */
 export type VariantStatus = 'ok' | 'failed' | 'skipped';
@@ -28,6 +29,13 @@ export interface VariantReport {
   keptFloat: string[];
   /** What the stage did beyond the plan (e.g. quantization-aware fine-tuning). */
   notes?: string | null;
+  /**
+   * INT8 variants: how the INT8 form was decided: by measurement on the build machine (forms
+   * compared against the original at the profile's batch), or 'rules' (the profile's static
+   * INT8, not decided here: an ARM/TensorRT device's kernels are not this machine's); null for
+   * the others (and for a student-int8 made by quantization-aware fine-tuning: static, not compared).
+   */
+  int8Decision?: Int8Decision | 'rules' | null;
   seconds: number;
 }
 
@@ -41,6 +49,14 @@ export interface CompressionReport {
    * or 'rules' fitting the profile's kernels (ARM, TensorRT), to be confirmed by its devices.
    */
   int8Decisions: 'measured' | 'rules';
+  /** Where every latency and verdict of the report was measured (this build machine). */
+  measuredOn: string;
+  /**
+   * 'measured': the recommendation rests on this machine's kernels, the profile's; 'provisional':
+   * on this machine's although the profile's devices run others (ARM, TensorRT): devices of
+   * the profile decide once they report (fleet closed loop).
+   */
+  recommendationBasis: 'measured' | 'provisional';
   student: string;
   samples: { train: number; holdout: number };
   /** The shape each input was calibrated and measured at (input name -> dims, batch 1). */
@@ -61,6 +77,7 @@ export interface MeasuredVariantInput {
   maxDrop: number;
   keptFloat: string[];
   notes?: string | null;
+  int8?: Int8Decision | 'rules';
   started: number;
 }
 
@@ -85,11 +102,17 @@ export function measuredVariant(m: MeasuredVariantInput): VariantReport {
     cosine: e.cosine ?? null,
     latencyMs: e.model.latencyMs ?? null,
     latencyRatio: e.latencyRatio ?? null,
-    verdict: m.variant.name === 'original' ? null : verdictOf(e.latencyRatio),
+    verdict:
+      m.variant.name === 'original'
+        ? null
+        : typeof m.int8 === 'object' && !m.int8.fasterThanOriginal
+          ? 'not-faster' // the form comparison at the profile's batch found none faster
+          : verdictOf(e.latencyRatio),
     sizeRatio: m.size / m.originalSize,
     accepted,
     keptFloat: m.keptFloat,
     notes: m.notes ?? null,
+    int8Decision: m.int8 ?? null,
     seconds: (performance.now() - m.started) / 1000,
   };
 }
@@ -118,6 +141,7 @@ export function unbuiltVariant(
     accepted: false,
     keptFloat: [],
     notes: null,
+    int8Decision: null,
     seconds: (performance.now() - started) / 1000,
   };
 }

@@ -12,9 +12,10 @@ import type { DeviceProfile } from '../profiles/types.js';
 import type { SampleSet } from '../quantize/calibrate/data.js';
 import { quantizeWithFallback } from '../quantize/fallback.js';
 import { convertToFp16 } from '../quantize/fp16.js';
-import { buildQdq, calibrateModel } from '../quantize/static.js';
-import { int8OptionsFor } from '../quantize/target.js';
+import { buildQdq, type CalibratedModel, calibrateModel } from '../quantize/static.js';
+import { hostMeasurementsApply, int8OptionsFor, weightBits } from '../quantize/target.js';
 import type { CompressionData } from './data-split.js';
+import { chooseInt8Form, type Int8Decision } from './int8-forms.js';
 
 export interface VariantContext {
   variant: PlannedVariant;
@@ -38,6 +39,8 @@ export interface BuiltVariant {
   bytes: Uint8Array;
   keptFloat: string[];
   notes?: string;
+  /** How the INT8 form was chosen (by measurement here, or the profile's rules). */
+  int8?: Int8Decision | 'rules';
 }
 
 /** Ops that mean a model holds quantized tensors already. */
@@ -111,15 +114,40 @@ async function quantizeVariant(ctx: VariantContext): Promise<BuiltVariant> {
     x86Kernels: profile.arch === 'x64',
   });
   const qdq = int8OptionsFor(profile);
+  const built = await staticWithinBudget(ctx, calibrated, qdq);
+  if (!hostMeasurementsApply(profile))
+    return { bytes: encodeModel(built.model), keptFloat: built.keptFloat, int8: 'rules' };
+  // Dynamic and MatMul-only forms compete only within the accuracy budget (static was made to fit it).
+  const withinBudget = async (bytes: Uint8Array) => {
+    if (!data.holdout.labels || ctx.originalAccuracy === null) return true;
+    const check = await evaluateModel(bytes, data.holdout, undefined, { skipLatency: true });
+    return (check.model.accuracy ?? 0) >= ctx.originalAccuracy - ctx.maxDrop;
+  };
+  const { bytes, decision } = await chooseInt8Form(
+    { source: ctx.source, staticModel: built.model, calibrated, qdq, profile, data: data.train },
+    withinBudget,
+  );
+  const notes = decision.fasterThanOriginal
+    ? `${decision.form} INT8, the fastest form measured on this ${decision.measuredOn} machine`
+    : `no INT8 form measured faster than the original on this ${decision.measuredOn} machine (fastest: ${decision.form}): not recommended`;
+  return { bytes, keptFloat: decision.form === 'static' ? built.keptFloat : [], notes, int8: decision };
+}
+
+/** Plain static INT8, or with layers back in float one by one until the accuracy budget holds. */
+async function staticWithinBudget(
+  ctx: VariantContext,
+  calibrated: CalibratedModel,
+  qdq: ReturnType<typeof int8OptionsFor>,
+): Promise<{ model: ModelProto; keptFloat: string[] }> {
+  const { data } = ctx;
   const plain = buildQdq(calibrated, qdq);
-  if (!data.holdout.labels || ctx.originalAccuracy === null)
-    return { bytes: encodeModel(plain.model), keptFloat: [] };
+  if (!data.holdout.labels || ctx.originalAccuracy === null) return { model: plain.model, keptFloat: [] };
   const check = await evaluateModel(encodeModel(plain.model), data.holdout, undefined, { skipLatency: true });
   if ((check.model.accuracy ?? 0) >= ctx.originalAccuracy - ctx.maxDrop)
-    return { bytes: encodeModel(plain.model), keptFloat: [] };
+    return { model: plain.model, keptFloat: [] };
   const labelled = data.train.labels ? data.train : data.holdout;
   const result = await quantizeWithFallback(calibrated, qdq, labelled, { maxAccuracyDrop: ctx.maxDrop });
-  return { bytes: encodeModel(result.model), keptFloat: result.keptFloat };
+  return { model: result.model, keptFloat: result.keptFloat };
 }
 
 /**
@@ -131,14 +159,18 @@ async function quantizeStudent(ctx: VariantContext): Promise<BuiltVariant> {
   const { data, profile } = ctx;
   const qdq = int8OptionsFor(profile);
   const quantizer: QuantizerHook = {
-    // Weights are symmetric per channel (max / 127) in both places, so the fine-tuned weights
-    // meet the same weight scales; activation ranges are calibrated again on the same data.
+    // Weights are symmetric per channel (max / 127, or max / 63 with 7-bit weights) in both
+    // places, so the fine-tuned weights meet the weight grid the INT8 model is written with;
+    // activation ranges are calibrated again on the same data.
     quantize: async (model) => {
       const calibrated = await calibrateModel(model, data.train, {
         samples: 64,
         x86Kernels: profile.arch === 'x64',
       });
-      return { model: buildQdq(calibrated, qdq).model, scales: symmetricWeightScales(model, qdq.perChannel) };
+      return {
+        model: buildQdq(calibrated, qdq).model,
+        scales: symmetricWeightScales(model, qdq.perChannel, weightBits(qdq.reduceRange)),
+      };
     },
   };
   const asTrain = (s: SampleSet) => ({ x: s.x, count: s.count, sampleShape: s.sampleShape, y: s.labels });
@@ -156,5 +188,10 @@ async function quantizeStudent(ctx: VariantContext): Promise<BuiltVariant> {
   const notes = result.usedQat
     ? `PTQ ${pts(result.ptqAccuracy)} % vs float ${pts(result.floatAccuracy)} %: quantization-aware fine-tuning gave ${pts(result.qatAccuracy ?? 0)} %`
     : `PTQ within the budget (${pts(result.ptqAccuracy)} % vs float ${pts(result.floatAccuracy)} %)`;
-  return { bytes: encodeModel(result.int8), keptFloat: [], notes };
+  return {
+    bytes: encodeModel(result.int8),
+    keptFloat: [],
+    notes,
+    int8: hostMeasurementsApply(profile) ? undefined : 'rules',
+  };
 }

@@ -15,9 +15,16 @@ export interface DynamicOptions {
    * (see target.ts); default 'host' (decided by the built-in profile this machine matches).
    */
   reduceRange: ReduceRange;
+  /** Fuse decomposed LayerNorm and GELU first, as static INT8 does (onnx/fuse-transformer.ts); default true. */
+  fuseTransformer: boolean;
 }
 
-export const DEFAULT_DYNAMIC_OPTIONS: DynamicOptions = { perChannel: true, exclude: [], reduceRange: 'host' };
+export const DEFAULT_DYNAMIC_OPTIONS: DynamicOptions = {
+  perChannel: true,
+  exclude: [],
+  reduceRange: 'host',
+  fuseTransformer: true,
+};
 
 export interface DynamicResult {
   model: ModelProto;
@@ -37,33 +44,33 @@ export async function quantizeDynamic(
 ): Promise<DynamicResult> {
   const o = { ...DEFAULT_DYNAMIC_OPTIONS, ...options };
   const bits = weightBits(resolveReduceRange(o.reduceRange));
-  return rewriteWeightMatMuls(input, o.exclude, (mm, { name: n, addInitializer, product }) => {
-    const { values, scales } = quantizePerChannel(
-      mm.w,
-      o.perChannel ? [mm.k, mm.n] : [1, mm.w.length],
-      1,
-      bits,
-    );
-    const [wq, wz, ws] = [n('weight_int8'), n('weight_zero_point'), n('weight_scale')];
-    addInitializer(
-      makeTensor(wq, DataType.INT8, [mm.k, mm.n], values),
-      makeTensor(wz, DataType.INT8, o.perChannel ? [mm.n] : [], new Int8Array(o.perChannel ? mm.n : 1)),
-      floatTensor(ws, o.perChannel ? [mm.n] : [], scales),
-    );
-    const [xq, xs, xz, acc, accf, scale] = [
-      n('input_quantized'),
-      n('input_scale'),
-      n('input_zero_point'),
-      n('int32'),
-      n('int32_float'),
-      n('scale'),
-    ];
-    return [
-      makeNode('DynamicQuantizeLinear', [mm.node.input[0]], [xq, xs, xz], [], n('DynamicQuantizeLinear')),
-      makeNode('MatMulInteger', [xq, wq, xz, wz], [acc], [], n('MatMulInteger')),
-      makeNode('Cast', [acc], [accf], [attr.int('to', DataType.FLOAT)], n('Cast')),
-      makeNode('Mul', [xs, ws], [scale], [], n('scale_mul')),
-      makeNode('Mul', [accf, scale], [product], [], n('output_mul')),
-    ];
-  });
+  return rewriteWeightMatMuls(
+    input,
+    o.exclude,
+    (mm, { name: n, addInitializer, product }) => {
+      const { values, scales } = quantizePerChannel(
+        mm.w,
+        o.perChannel ? [mm.k, mm.n] : [1, mm.w.length],
+        1,
+        bits,
+      );
+      // Short suffixes and unnamed nodes: 13 weight MatMuls of a d 64 transformer carried ~4 kB
+      // of names (1 % of its file) in the longer form.
+      const [wq, wz, ws] = [n('wq'), n('wz'), n('ws')];
+      addInitializer(
+        makeTensor(wq, DataType.INT8, [mm.k, mm.n], values),
+        makeTensor(wz, DataType.INT8, o.perChannel ? [mm.n] : [], new Int8Array(o.perChannel ? mm.n : 1)),
+        floatTensor(ws, o.perChannel ? [mm.n] : [], scales),
+      );
+      const [xq, xs, xz, acc, accf, scale] = [n('xq'), n('xs'), n('xz'), n('acc'), n('accf'), n('s')];
+      return [
+        makeNode('DynamicQuantizeLinear', [mm.node.input[0]], [xq, xs, xz]),
+        makeNode('MatMulInteger', [xq, wq, xz, wz], [acc]),
+        makeNode('Cast', [acc], [accf], [attr.int('to', DataType.FLOAT)]),
+        makeNode('Mul', [xs, ws], [scale]),
+        makeNode('Mul', [accf, scale], [product]),
+      ];
+    },
+    { fuseTransformer: o.fuseTransformer },
+  );
 }

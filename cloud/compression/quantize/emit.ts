@@ -37,6 +37,19 @@ export interface EmitOptions {
 const ONNX_TYPE: Record<QuantType, number> = { uint8: DataType.UINT8, int8: DataType.INT8 };
 
 /**
+ * Suffixes of the tensors emitting adds to a quantized tensor's name. Short on purpose: each
+ * appears in several node inputs, and in a small model (a d 64 transformer: ~100 Q/DQ pairs)
+ * long ones cost several percent of the file.
+ */
+export const SUFFIX = {
+  quantized: '_q',
+  dequantized: '_dq',
+  scale: '_s',
+  zeroPoint: '_z',
+  float: '_f',
+} as const;
+
+/**
  * The scale and zero point of every planned tensor (shared tensors take their source's,
  * aliases their source's with the scale multiplied). Pure: reads the plan and the ranges.
  */
@@ -83,8 +96,8 @@ class QdqWriter {
 
   /** Scalar scale and zero point initializers of `p`. */
   scalarParams(base: string, p: QParams): [string, string] {
-    const s = this.name(`${base}_scale`);
-    const z = this.name(`${base}_zero_point`);
+    const s = this.name(`${base}${SUFFIX.scale}`);
+    const z = this.name(`${base}${SUFFIX.zeroPoint}`);
     this.initializers.push(
       makeTensor(s, DataType.FLOAT, [], [p.scale]),
       makeTensor(z, ONNX_TYPE[p.type], [], [p.zeroPoint]),
@@ -92,11 +105,11 @@ class QdqWriter {
     return [s, z];
   }
 
-  dequantize(input: string, s: string, z: string, out: string, axis?: number): void {
+  dequantize(input: string, s: string, z: string | undefined, out: string, axis?: number): void {
     const attrs = axis === undefined ? [] : [attr.int('axis', axis)];
-    this.nodes.push(
-      makeNode('DequantizeLinear', [input, s, z], [out], attrs, this.name(`${out}_DequantizeLinear`)),
-    );
+    // Q/DQ nodes stay unnamed (names are optional): in a small model their names weigh
+    // several percent of the file.
+    this.nodes.push(makeNode('DequantizeLinear', z ? [input, s, z] : [input, s], [out], attrs));
   }
 
   /** An integer constant with its (per-axis) scales and a DQ; returns the float tensor's name. */
@@ -106,16 +119,21 @@ class QdqWriter {
     scales: Float32Array,
     axis: number | undefined,
   ): string {
-    const qi = this.name(`${base}_quantized`);
-    const s = this.name(`${base}_scale`);
-    const z = this.name(`${base}_zero_point`);
+    const qi = this.name(`${base}${SUFFIX.quantized}`);
+    const s = this.name(`${base}${SUFFIX.scale}`);
     const scaleDims = axis === undefined ? [] : [scales.length];
     this.initializers.push(
       makeTensor(qi, values.type, values.dims, values.data),
       makeTensor(s, DataType.FLOAT, scaleDims, axis === undefined ? [scales[0]] : scales),
-      makeTensor(z, values.type, scaleDims, new Array(axis === undefined ? 1 : scales.length).fill(0)),
     );
-    const out = this.name(`${base}_dequantized`);
+    const out = this.name(`${base}${SUFFIX.dequantized}`);
+    let z: string | undefined;
+    if (values.type !== DataType.INT32) {
+      z = this.name(`${base}${SUFFIX.zeroPoint}`);
+      this.initializers.push(
+        makeTensor(z, values.type, scaleDims, new Array(axis === undefined ? 1 : scales.length).fill(0)),
+      );
+    }
     this.dequantize(qi, s, z, out, axis);
     return out;
   }
@@ -129,7 +147,7 @@ function integerNames(tensors: ReadonlyMap<string, TensorPlan>, writer: QdqWrite
     if (p?.source === 'alias') return of(p.from);
     let name = names.get(t);
     if (!name) {
-      name = writer.name(`${t}_quantized`);
+      name = writer.name(`${t}${SUFFIX.quantized}`);
       names.set(t, name);
     }
     return name;
@@ -163,18 +181,16 @@ function emitActivations(
       writer.removed.add(p.node);
       source = p.node.input[0];
     } else if (producer) {
-      source = writer.name(`${t}_float`);
+      source = writer.name(`${t}${SUFFIX.float}`);
       producer.output[producer.output.indexOf(t)] = source;
     } else {
       source = t;
-      dqOut = writer.name(`${t}_dequantized`);
+      dqOut = writer.name(`${t}${SUFFIX.dequantized}`);
       params.set(dqOut, params.get(t)!);
       for (const reader of index.consumersOf(t))
         reader.input = reader.input.map((i) => (i === t ? dqOut : i));
     }
-    writer.nodes.push(
-      makeNode('QuantizeLinear', [source, s, z], [ints.get(t)!], [], writer.name(`${t}_QuantizeLinear`)),
-    );
+    writer.nodes.push(makeNode('QuantizeLinear', [source, s, z], [ints.get(t)!]));
     writer.dequantize(ints.get(t)!, s, z, dqOut);
   }
 }
@@ -268,9 +284,9 @@ function emitConstantActivation(
   };
   const p = activationParams(range, options.activationType, options.symmetricActivations);
   const [s, z] = writer.scalarParams(t, p);
-  const qi = writer.name(`${t}_quantized`);
+  const qi = writer.name(`${t}${SUFFIX.quantized}`);
   writer.initializers.push(makeTensor(qi, ONNX_TYPE[p.type], c.dims ?? [], quantizeArray(values, p)));
-  const out = writer.name(`${t}_dequantized`);
+  const out = writer.name(`${t}${SUFFIX.dequantized}`);
   writer.dequantize(qi, s, z, out);
   node.input[i] = out;
 }

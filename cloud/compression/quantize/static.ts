@@ -3,12 +3,13 @@ import { cloneModel, pruneGraph, sortGraph } from '../onnx/edit.js';
 import { fuseTransformerOps } from '../onnx/fuse-transformer.js';
 import { inferShapes } from '../onnx/ort-eval.js';
 import { type PrepareReport, prepareModel } from '../onnx/prepare.js';
-import { DataType, type ModelProto } from '../onnx/types.js';
+import { DataType, type ModelProto, type NodeProto } from '../onnx/types.js';
 import { collectStatistics } from './calibrate/collect.js';
 import { batchTensor, headSamples, type SampleSet } from './calibrate/data.js';
 import type { TensorStats } from './calibrate/histogram.js';
 import { type CalibrationMethod, DEFAULT_CALIBRATOR_OPTIONS, getCalibrator } from './calibrate/methods.js';
-import { removeRedundantQdq } from './cleanup.js';
+import { removeRedundantQdq, shareEqualConstants, shortenScalarNames } from './cleanup.js';
+import { quantizeFloatConstants } from './constants.js';
 import { emitQdq } from './emit.js';
 import { equalizeCrossLayer } from './equalize.js';
 import { padChannels } from './pad-channels.js';
@@ -154,6 +155,12 @@ export interface QdqOptions {
    * decided by the built-in profile this machine matches (on for x86-avx2).
    */
   reduceRange: ReduceRange;
+  /**
+   * Float constants left float by the plan (LayerNorm scale/bias, biases of float ops,
+   * embedding tables) with ≥ 64 elements are stored as uint8 + DequantizeLinear
+   * (constants.ts); default true.
+   */
+  quantizeConstants: boolean;
 }
 
 export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
@@ -163,6 +170,7 @@ export const DEFAULT_QDQ_OPTIONS: QdqOptions = {
   exclude: [],
   excludeOps: [],
   reduceRange: 'host',
+  quantizeConstants: true,
 };
 
 export interface QdqResult {
@@ -172,6 +180,19 @@ export interface QdqResult {
   /** Op types (with counts) that stayed float. */
   floatOps: Record<string, number>;
   qdqRemoved: number;
+  /** Float constants stored as uint8 + DequantizeLinear (see quantizeConstants). */
+  constantsQuantized: number;
+}
+
+/** Nodes kept float by name or op type (their constants stay float too). */
+function excludedNodes(model: ModelProto, o: QdqOptions): Set<NodeProto> {
+  const names = new Set(o.exclude);
+  const ops = new Set(o.excludeOps);
+  return new Set(
+    model.graph.node.filter(
+      (n) => ops.has(n.opType) || (n.name && names.has(n.name)) || n.output.some((t) => names.has(t)),
+    ),
+  );
 }
 
 /** Builds the static INT8 QDQ model from a calibrated model. */
@@ -201,11 +222,20 @@ export function buildQdq(calibrated: CalibratedModel, options: Partial<QdqOption
       return calibrator.compute(s, calibratorOptions);
     },
   });
+  const constants = o.quantizeConstants ? quantizeFloatConstants(model.graph, excludedNodes(model, o)) : [];
   sortGraph(model.graph);
   const qdqRemoved = removeRedundantQdq(model.graph);
+  shareEqualConstants(model.graph);
   pruneGraph(model.graph);
+  shortenScalarNames(model.graph);
   sortGraph(model.graph);
   model.graph.valueInfo = [];
   model.producerName = 'fleetml';
-  return { model, quantizedNodes: plan.nodes.size, floatOps, qdqRemoved };
+  return {
+    model,
+    quantizedNodes: plan.nodes.size,
+    floatOps,
+    qdqRemoved,
+    constantsQuantized: constants.length,
+  };
 }

@@ -1,5 +1,6 @@
 import { makeNode } from '../onnx/build.js';
 import { pruneGraph, sortGraph } from '../onnx/edit.js';
+import { fuseTransformerOps } from '../onnx/fuse-transformer.js';
 import { GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { prepareModel, zeroFeeds } from '../onnx/prepare.js';
 import { floatTensor } from '../onnx/tensor.js';
@@ -24,8 +25,18 @@ export async function rewriteWeightMatMuls(
   input: ModelProto,
   exclude: readonly string[],
   build: (mm: WeightMatMul, context: WeightRewriteContext) => NodeProto[],
+  options: { fuseTransformer?: boolean } = {},
 ): Promise<{ model: ModelProto; quantizedNodes: number }> {
   const { model } = await prepareModel(input, zeroFeeds(input));
+  if (options.fuseTransformer) {
+    // The graph onnxruntime runs: decomposed LayerNorm/GELU as single ops (onnx/fuse-transformer.ts).
+    const shapes = new Map(
+      [...(model.graph.valueInfo ?? []), ...(model.graph.input ?? []), ...(model.graph.output ?? [])].map(
+        (v) => [v.name, v.type?.tensorType?.shape?.dim?.map((d) => Number(d.dimValue ?? 0))],
+      ),
+    );
+    fuseTransformerOps(model, (t) => shapes.get(t));
+  }
   const graph = model.graph;
   const index = new GraphIndex(graph);
   const names = new NameGenerator(graph);
@@ -38,12 +49,12 @@ export async function rewriteWeightMatMuls(
     const base = node.name || node.output[0];
     const name = (suffix: string) => names.next(`${base}_${suffix}`);
     const out = node.output[0];
-    const product = mm.bias ? name('product') : out;
+    const product = mm.bias ? name('p') : out;
     const nodes = build(mm, { name, addInitializer: (...t) => graph.initializer!.push(...t), product });
     if (mm.bias) {
-      const bias = name('bias');
+      const bias = name('b');
       graph.initializer!.push(floatTensor(bias, [mm.n], mm.bias));
-      nodes.push(makeNode('Add', [product, bias], [out], [], name('bias_add')));
+      nodes.push(makeNode('Add', [product, bias], [out]));
     }
     replaced.set(node, nodes);
   }

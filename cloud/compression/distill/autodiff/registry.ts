@@ -6,6 +6,7 @@ import { NORMALIZATION_RULES } from './rules/normalization.js';
 import { POOL_RULES } from './rules/pool.js';
 import { QUANTIZATION_RULES } from './rules/quantization.js';
 import { REDUCE_RULES } from './rules/reduce.js';
+import { RESIZE_RULES } from './rules/resize.js';
 import { SHAPE_RULES } from './rules/shape.js';
 import { SOFTMAX_RULES } from './rules/softmax.js';
 import type { GradRule } from './types.js';
@@ -23,6 +24,7 @@ const RULES: ReadonlyMap<string, GradRule> = new Map(
     ...SOFTMAX_RULES,
     ...REDUCE_RULES,
     ...QUANTIZATION_RULES,
+    ...RESIZE_RULES,
   }),
 );
 

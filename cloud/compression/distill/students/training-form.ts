@@ -77,7 +77,9 @@ export function trainingForm(model: ModelProto, seed = 0, sampleShape?: number[]
     const rule = gradRule(node.opType, node.domain);
     node.input.forEach((name, i) => {
       const t = initializers.get(name);
-      if (t && t.dataType === DataType.FLOAT && rule?.differentiable.includes(i)) trainable.add(name);
+      // Fake-quantization constants (scales, clamp bounds: distill/qat.ts) are never parameters.
+      if (t && t.dataType === DataType.FLOAT && rule?.differentiable.includes(i) && !name.includes('/fq_'))
+        trainable.add(name);
     });
   }
   for (const b of bufferNames) trainable.delete(b);

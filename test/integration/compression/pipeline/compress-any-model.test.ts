@@ -63,6 +63,19 @@ describe('fleetml compress on any ONNX model', () => {
       expect(row(name).sizeBytes).toBeGreaterThan(0);
     }
     expect(row('int8').sizeBytes).toBeLessThan(row('original').sizeBytes);
+    // x86 profile on x86: the INT8 form was chosen by measurement against the original here,
+    // and a form that measured no faster is never the recommendation.
+    if (process.arch === 'x64') {
+      expect(report.int8Decisions).toBe('measured');
+      const decision = row('int8').int8Decision;
+      expect(decision).toMatchObject({ measuredOn: 'x64', batch: 1 });
+      expect(decision.candidates.map((c: { form: string }) => c.form)).toContain('static');
+      expect(decision.candidates.map((c: { form: string }) => c.form)).toContain(decision.form);
+      if (!decision.fasterThanOriginal) {
+        expect(row('int8').verdict).toBe('not-faster');
+        expect(report.recommended).not.toBe('int8');
+      }
+    }
     for (const v of report.variants) {
       if (v.status === 'ok') continue;
       expect(v.error.code).toMatch(/^[A-Z_]+$/);

@@ -25,7 +25,37 @@ const unary = (local: (ctx: GradContext, dy: string, x: string, y: string) => st
   backward: (ctx) => [local(ctx, ctx.gradOutputs[0]!, ctx.node.input[0], ctx.node.output[0])],
 });
 
+/**
+ * Max/Min of two inputs: the gradient goes to the input that was chosen (the first on a tie).
+ * Only the two-input form is differentiable (QAT clamps weights with it).
+ */
+function extremum(op: 'Max' | 'Min'): GradRule {
+  const pair = binary((ctx, dy, a, b) => {
+    const first = ctx.op(op === 'Max' ? 'GreaterOrEqual' : 'LessOrEqual', [a, b]);
+    const zero = ctx.scalar(0);
+    return [
+      ctx.needs(0) ? ctx.op('Where', [first, dy, zero]) : undefined,
+      ctx.needs(1) ? ctx.op('Where', [first, zero, dy]) : undefined,
+    ];
+  });
+  return {
+    differentiable: [0, 1],
+    backward(ctx) {
+      if (ctx.node.input.length !== 2) {
+        throw new FleetError(
+          'GRAD_UNSUPPORTED_OP',
+          `${op} ${describeNode(ctx.node)}: only the two-input form is differentiable`,
+          { op, node: ctx.node.name },
+        );
+      }
+      return pair.backward(ctx);
+    },
+  };
+}
+
 export const ELEMENTWISE_RULES: Record<string, GradRule> = {
+  Max: extremum('Max'),
+  Min: extremum('Min'),
   Add: binary((_ctx, dy) => [dy, dy]),
   Sub: binary((ctx, dy) => [dy, ctx.needs(1) ? ctx.op('Neg', [dy]) : undefined]),
   Mul: binary((ctx, dy, a, b) => [

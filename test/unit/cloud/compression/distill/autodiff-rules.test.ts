@@ -328,6 +328,86 @@ const CASES: Record<string, GradCheckCase> = {
     constants: (dt) => [makeTensor('two', dt, [], [2])],
     output: 'y',
   },
+  'ConvTranspose stride 2, pads, output_padding, bias': {
+    nodes: [
+      node(
+        'ConvTranspose',
+        ['x', 'w', 'b'],
+        ['y'],
+        [attr.ints('strides', [2, 2]), attr.ints('pads', [1, 0, 1, 1]), attr.ints('output_padding', [1, 1])],
+      ),
+    ],
+    inputs: [
+      { name: 'x', shape: [2, 3, 3, 3] },
+      { name: 'w', shape: [3, 2, 3, 3] },
+      { name: 'b', shape: [2] },
+    ],
+    output: 'y',
+    dtype: 'float32',
+  },
+  'ConvTranspose group 2, dilation 2': {
+    nodes: [node('ConvTranspose', ['x', 'w'], ['y'], [attr.int('group', 2), attr.ints('dilations', [2, 2])])],
+    inputs: [
+      { name: 'x', shape: [1, 4, 3, 3] },
+      { name: 'w', shape: [4, 3, 2, 2] },
+    ],
+    output: 'y',
+    dtype: 'float32',
+  },
+  'Resize nearest ×2 (scales, half_pixel)': {
+    nodes: [node('Resize', ['x', '', 'sc'], ['y'], [attr.string('mode', 'nearest')])],
+    inputs: [{ name: 'x', shape: [1, 2, 3, 4] }],
+    constants: () => [makeTensor('sc', DataType.FLOAT, [4], [1, 1, 2, 2])],
+    output: 'y',
+  },
+  'Resize nearest ×1.5 (asymmetric, floor; an roi input as opset-11 exporters write it)': {
+    nodes: [
+      node(
+        'Resize',
+        ['x', 'roi', 'sc'],
+        ['y'],
+        [
+          attr.string('mode', 'nearest'),
+          attr.string('coordinate_transformation_mode', 'asymmetric'),
+          attr.string('nearest_mode', 'floor'),
+        ],
+      ),
+    ],
+    inputs: [{ name: 'x', shape: [1, 1, 4, 4] }],
+    constants: () => [
+      makeTensor('roi', DataType.FLOAT, [8], [0, 0, 0, 0, 1, 1, 1, 1]),
+      makeTensor('sc', DataType.FLOAT, [4], [1, 1, 1.5, 1.5]),
+    ],
+    output: 'y',
+  },
+  'Resize linear to sizes (half_pixel)': {
+    nodes: [node('Resize', ['x', '', '', 'sizes'], ['y'], [attr.string('mode', 'linear')])],
+    inputs: [{ name: 'x', shape: [1, 2, 3, 4] }],
+    constants: () => [makeTensor('sizes', DataType.INT64, [4], [1, 2, 5, 7])],
+    output: 'y',
+  },
+  'Resize linear ×2 (align_corners)': {
+    nodes: [
+      node(
+        'Resize',
+        ['x', '', 'sc'],
+        ['y'],
+        [attr.string('mode', 'linear'), attr.string('coordinate_transformation_mode', 'align_corners')],
+      ),
+    ],
+    inputs: [{ name: 'x', shape: [1, 1, 3, 3] }],
+    constants: () => [makeTensor('sc', DataType.FLOAT, [4], [1, 1, 2, 2])],
+    output: 'y',
+  },
+  'Max and Min (two inputs, broadcast)': {
+    nodes: [node('Max', ['a', 'b'], ['m']), node('Min', ['m', 'c'], ['y'])],
+    inputs: [
+      { name: 'a', shape: [2, 3], values: [0.9, -0.4, 0.3, -0.8, 0.6, 0.1] },
+      { name: 'b', shape: [3], values: [0.2, 0.5, -0.6] },
+      { name: 'c', shape: [2, 1], values: [0.45, -0.05] },
+    ],
+    output: 'y',
+  },
   'Fake quantization (STE)': {
     nodes: [
       node('QuantizeLinear', ['x', 'sc', 'zp'], ['q']),

@@ -11,12 +11,13 @@ import { saveModel } from '../../../../../cloud/compression/onnx/io.js';
 import { decodeModel, encodeModel } from '../../../../../cloud/compression/onnx/proto.js';
 import { tensorValues } from '../../../../../cloud/compression/onnx/tensor.js';
 import { DataType } from '../../../../../cloud/compression/onnx/types.js';
+import { type Int8Form, pickFastest } from '../../../../../cloud/compression/quantize/choose.js';
 import { normalSampler, outlierChannelModel } from './outlier-model.js';
 
 const randn = normalSampler(31);
 
 describe('never ship slower: INT8 against FP32', () => {
-  it('calls INT8 faster only when its median is clearly lower and it wins most paired runs', () => {
+  it('calls INT8 faster only when its median is clearly lower and it wins significantly more paired runs', () => {
     const fp32 = [10, 10, 10, 10, 10, 10];
     expect(judgeSpeed(fp32, [6, 6, 6, 6, 6, 6], 0.03)).toMatchObject({
       latencyRatio: 0.6,
@@ -28,6 +29,38 @@ describe('never ship slower: INT8 against FP32', () => {
       wins: 0,
       verdict: 'not-faster',
     });
+    // A low median from 4 wins in 6 pairs is not significant (sign test, z 2.33): not faster.
+    expect(judgeSpeed(fp32, [6, 6, 6, 6, 11, 11], 0.03)).toMatchObject({ wins: 4, verdict: 'not-faster' });
+    expect(judgeSpeed(fp32, [6, 6, 6, 6, 11, 11], 0.03, 0)).toMatchObject({ verdict: 'faster' });
+  });
+
+  it('ships the fastest form that is faster than FP32, and FP32 when none is', () => {
+    const measured = (form: Int8Form, latencyRatio: number, verdict: 'faster' | 'not-faster') => ({
+      form,
+      latencyRatio,
+      verdict,
+      sizeBytes: 10,
+      sizeRatio: 0.3,
+      batch: 1,
+      threads: 2,
+      fp32Ms: 1,
+      int8Ms: latencyRatio,
+      wins: 10,
+      runs: 20,
+    });
+    const none = pickFastest([
+      measured('static', 1.08, 'not-faster'),
+      measured('dynamic', 0.99, 'not-faster'),
+    ]);
+    expect(none.chosen).toBe('fp32');
+    expect(none.best.form).toBe('dynamic'); // what is reported: the fastest measured
+    // A low median that did not win most pairs is not faster: it is not chosen over a real win.
+    const some = pickFastest([
+      measured('static', 0.5, 'not-faster'),
+      measured('dynamic', 0.8, 'faster'),
+      measured('matmul-only', 0.7, 'faster'),
+    ]);
+    expect(some).toMatchObject({ chosen: 'matmul-only', best: { latencyRatio: 0.7 } });
   });
 
   it('feeds the whole model at the measured batch, repeating calibration rows', () => {
@@ -86,7 +119,11 @@ describe('never ship slower: INT8 against FP32', () => {
       batch: 4,
       activations: 'int8',
       tuned: false,
+      // Not this machine's kernels: the rules' static INT8 is written whatever x86 measured.
+      decisions: 'rules',
+      chosen: 'static',
     });
+    expect(summary.candidates.map((c: { form: string }) => c.form)).toEqual(['static']);
     expect(summary.sizeRatio).toBeGreaterThan(0);
     expect(summary.sizeRatio).toBeLessThan(1);
     expect(summary.latencyRatio).toBeCloseTo(summary.int8Ms / summary.fp32Ms, 6);
@@ -94,7 +131,9 @@ describe('never ship slower: INT8 against FP32', () => {
     if (summary.verdict === 'faster') expect(summary.latencyRatio).toBeLessThan(0.97);
     // TensorRT's rule: every activation zero point is an int8 0.
     const q = decodeModel(readFileSync(out));
-    const zeroPoints = (q.graph.initializer ?? []).filter((t) => t.name?.endsWith('_zero_point'));
+    const qdq = q.graph.node.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
+    const zeroNames = new Set(qdq.map((n) => n.input[2]).filter(Boolean));
+    const zeroPoints = (q.graph.initializer ?? []).filter((t) => zeroNames.has(t.name!));
     expect(zeroPoints.length).toBeGreaterThan(0);
     for (const z of zeroPoints) {
       expect(z.dataType === DataType.INT8 || z.dataType === DataType.INT32).toBe(true);
