@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetHarness, waitFor } from '../integration/e2e/fleet-harness.js';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
 // Issue 14, console bugs, each in Debian's headless Chromium against a real cloud and agent:
 // a device page that kept refreshing after navigating away, long event messages widening the
 // page, one latency line across several models, unlabelled file inputs, /favicon.ico 404;
 // plus tags edited on the device page.
-const CHROMIUM = '/usr/bin/chromium';
 
 describe.skipIf(!existsSync(CHROMIUM))('console fixes in a real browser', () => {
   let fleet: FleetHarness;
@@ -46,15 +46,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console fixes in a real browser', () => 
         60_000,
       );
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
   }, 300_000);
   afterAll(async () => {
     await browser?.close();

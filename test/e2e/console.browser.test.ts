@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetHarness } from '../integration/e2e/fleet-harness.js';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
 // The console in Debian's headless Chromium: start a deployment from the UI, watch the
 // rollout finish live, and see the device's latency chart grow as telemetry arrives.
-const CHROMIUM = '/usr/bin/chromium';
 const SAMPLE = new URL('../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 
 describe.skipIf(!existsSync(CHROMIUM))('web console in a real browser', () => {
@@ -15,16 +15,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a real browser', () => {
   beforeAll(async () => {
     fleet = await FleetHarness.start(1);
     await fleet.cloud.services.models.add(await readFile(SAMPLE), { name: 'browser-mnist' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

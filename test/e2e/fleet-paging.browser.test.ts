@@ -2,15 +2,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../cloud/fleet/identity/secrets.js';
 import { type CloudHandle, startCloud } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
 // The fleet page shows a page of devices at a time (a big fleet must not render 10,000 rows):
 // the API filters and counts, the page pages, searches and keeps a selection across pages.
-const CHROMIUM = '/usr/bin/chromium';
 const DEVICES = 250;
 const id = (d: number) => `dev-${String(d).padStart(4, '0')}`;
 
@@ -65,8 +65,7 @@ describe('fleet device list: pages, search and selection', () => {
       });
       await s.devices.setOnline(id(d), d % 10 !== 0, now);
     }
-    if (existsSync(CHROMIUM))
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    if (existsSync(CHROMIUM)) browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();

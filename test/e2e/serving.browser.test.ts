@@ -1,17 +1,17 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../agent/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { FleetHarness, waitFor } from '../integration/e2e/fleet-harness.js';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
 // The last metre end to end: a real agent serves its deployed model over the Open Inference
 // Protocol, a test client calls it, the agent's telemetry carries the request sketches, and the
 // fleet page in Debian's headless Chromium draws the fleet latency chart from them.
-const CHROMIUM = '/usr/bin/chromium';
 const SAMPLE = new URL('../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 
 describe.skipIf(!existsSync(CHROMIUM))('real-traffic latency in the console', () => {
@@ -34,16 +34,7 @@ describe.skipIf(!existsSync(CHROMIUM))('real-traffic latency in the console', ()
       logger: createLogger({ name: 'test', level: 'silent' }),
     });
     fleet.agents.push(agent);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 90_000);
   afterAll(async () => {
     await browser?.close();

@@ -3,8 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../../e2e/chromium.js';
 import { waitFor } from '../e2e/fleet-harness.js';
 
 // Issue 14: the README's "Run a fleet" commands, parsed out of README.md and run as written
@@ -13,7 +14,6 @@ import { waitFor } from '../e2e/fleet-harness.js';
 const ROOT = resolve(import.meta.dirname, '../../..');
 const BIN = join(ROOT, 'bin/fleetml.mjs');
 const SAMPLE = join(ROOT, 'cloud/samples/mnist-mlp.onnx');
-const CHROMIUM = '/usr/bin/chromium';
 const DEVICES = 2;
 
 interface ReadmeLine {
@@ -262,10 +262,7 @@ describe('README "Run a fleet", run as written', () => {
       expect(consoleLink).not.toBe('');
       let browser: Browser | undefined;
       try {
-        browser = await chromium.launch({
-          executablePath: CHROMIUM,
-          args: ['--no-sandbox', '--disable-gpu'],
-        });
+        browser = await launchChromium();
         const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
         const page = await context.newPage();
         await page.goto(consoleLink);
