@@ -3,7 +3,7 @@
  * its own section of BENCHMARKS.md). Pass names to run only some: npm run bench -- thin-path quantize
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
@@ -17,7 +17,11 @@ const scripts = readdirSync(dir)
 let failed = 0;
 for (const script of scripts) {
   process.stderr.write(`\n=== ${script}\n`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', `${dir}${script}`], { stdio: 'inherit' });
+  // Some scripts only print unless asked to write their section (so a trial run changes nothing).
+  const write = readFileSync(`${dir}${script}`, 'utf8').includes("'--write'") ? ['--write'] : [];
+  const result = spawnSync(process.execPath, ['--import', 'tsx', `${dir}${script}`, ...write], {
+    stdio: 'inherit',
+  });
   if (result.status !== 0) {
     failed++;
     process.stderr.write(`${script} failed with exit code ${result.status}\n`);
