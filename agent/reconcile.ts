@@ -257,9 +257,19 @@ export class Reconciler {
     } else this.o.logger.info({ ...model, bytes: manifest.size }, 'transfer done, SHA-256 verified');
     const golden = manifest.golden ? await this.fetchGolden(manifest, blockSize, signal) : null;
     const previous = this.o.state.active();
-    const result = await this.o.installer.install(manifest, path, golden, (phase) =>
-      this.setPhase(phase, null),
-    );
+    const result = await this.o.installer.install(manifest, path, golden, (phase) => {
+      this.setPhase(phase, null);
+      // Benchmarking starts once the model sits in its slot and passed the isolated load
+      // check and the golden check: that is what "installed" means here.
+      if (phase === 'benchmarking') {
+        this.o.logger.info(model, 'installed: load check and golden check passed, benchmarking');
+        this.o.reporter.event(
+          'info',
+          'MODEL_INSTALLED',
+          `${manifest.name} (${manifest.modelId} v${manifest.version}) installed in the inactive slot; load${manifest.golden ? ' and golden' : ''} check passed`,
+        );
+      }
+    });
     await this.o.state.update((s) => {
       s.releases[manifest.name] = Math.max(s.releases[manifest.name] ?? 0, manifest.release ?? 0);
     });

@@ -32,6 +32,7 @@ import { type MonitoringOptions, resolveMonitoringOptions } from './fleet/monito
 import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { type Db, openDatabase } from './fleet/store/db.js';
+import { type FleetStore, openFleetStore } from './fleet/store/kysely.js';
 import { type CloudMqtt, connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
@@ -41,11 +42,11 @@ async function loadOrCreateAdminToken(dataDir: string, tokens: TokenRepository):
   const path = join(dataDir, 'admin-token');
   try {
     const saved = (await readFile(path, 'utf8')).trim();
-    if (tokens.apiTokenRole(saved)) return saved;
+    if (await tokens.apiTokenRole(saved)) return saved;
   } catch {
     // first start: create it below
   }
-  const token = tokens.createApiToken('admin', 'admin');
+  const token = await tokens.createApiToken('admin', 'admin');
   await writeFile(path, `${token}\n`, { mode: 0o600 });
   await chmod(path, 0o600);
   return token;
@@ -56,7 +57,10 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const { logger } = options;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
-  const devices = new DeviceRepository(db);
+  // The fleet tables go through the shared query layer; they stay in SQLite until every
+  // repository runs on it (docs/scale.md), as foreign keys tie them together.
+  const fleet = await openFleetStore({ sqlite: db });
+  const devices = new DeviceRepository(fleet);
   const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectCloudMqtt({
     url: broker.url,
@@ -89,6 +93,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const services = await buildServices({
     options,
     db,
+    fleet,
     devices,
     events,
     broker,
@@ -156,6 +161,7 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
 async function buildServices(wiring: {
   options: CloudOptions;
   db: Db;
+  fleet: FleetStore;
   devices: DeviceRepository;
   events: FleetEvents;
   broker: FleetBroker;
@@ -163,7 +169,7 @@ async function buildServices(wiring: {
   rejectedBatches: () => number;
   replica: ReplicaParts;
 }): Promise<CloudServices> {
-  const { options, db, devices, events, broker, mqtt, rejectedBatches, replica } = wiring;
+  const { options, db, fleet, devices, events, broker, mqtt, rejectedBatches, replica } = wiring;
   const { logger } = options;
   const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const telemetry = new TelemetryRepository(db);
@@ -174,7 +180,11 @@ async function buildServices(wiring: {
   const profiles = new ProfileRegistry(
     (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
   );
-  const targets = new TargetService(db, mqtt, manifests, { epoch: beginEpoch(db), sign: targetSigning.sign });
+  const targets = new TargetService(db, mqtt, manifests, {
+    epoch: beginEpoch(db),
+    sign: targetSigning.sign,
+    devices,
+  });
   const models = new ModelRegistry(db, store, (model, bytes) => goldens.register(model, bytes));
   const deviceAudit = new DeviceAudit(db, { targets, manifests });
   const audit = new AuditLog(db);
@@ -212,10 +222,11 @@ async function buildServices(wiring: {
   });
   return {
     db,
+    fleet,
     store,
     devices,
     models,
-    tokens: new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
+    tokens: new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
     targets,
     telemetry,
     audit,

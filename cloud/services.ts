@@ -16,11 +16,14 @@ import type { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
 import type { RolloutStore } from './fleet/rollouts/store.js';
 import type { Db } from './fleet/store/db.js';
+import type { FleetStore } from './fleet/store/kysely.js';
 import type { PgFleetLatencyQuery } from './fleet/store/pg-latency.js';
 
 /** The cloud's components, wired once in `startCloud` and handed to the HTTP routes. */
 export interface CloudServices {
   db: Db;
+  /** The fleet tables through the shared query layer (store/kysely.ts). */
+  fleet: FleetStore;
   store: ArtifactStore;
   devices: DeviceRepository;
   models: ModelRegistry;

@@ -80,7 +80,7 @@ export class InferenceService {
         {
           url: this.server.url,
           socket: this.o.http.socketPath || null,
-          token: Boolean(this.o.http.token),
+          tokenRequired: Boolean(this.o.http.token),
           maxBodyBytes: this.o.http.maxBodyBytes,
           batching: this.o.batching ?? {},
         },

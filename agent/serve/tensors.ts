@@ -133,6 +133,8 @@ function fromJson(data: unknown, type: DatatypeInfo, count: number, name: string
     throw bad('SERVE_DATATYPE', `input '${name}': ${type.oip} has no JSON form; send it as binary data`);
   if (!Array.isArray(data))
     throw bad('INPUT_INVALID', `input '${name}' has no data (a JSON array or binary_data_size)`);
+  const flat = type.range === null ? flatFloats(data, type, count) : null;
+  if (flat) return flat;
   const out = new type.array(count);
   let i = 0;
   const put = (value: unknown) => {
@@ -148,6 +150,22 @@ function fromJson(data: unknown, type: DatatypeInfo, count: number, name: string
   };
   walk(data);
   if (i !== count) throw bad('ONNX_SHAPE', `input '${name}' holds ${i} elements; its shape says ${count}`);
+  return out;
+}
+
+/**
+ * The common case on the hot path: float data sent flat, as many numbers as the shape says.
+ * One tight loop instead of the recursive walk; null sends anything else to the walk, which
+ * also gives the precise error.
+ */
+function flatFloats(data: unknown[], type: DatatypeInfo, count: number): AnyTypedArray | null {
+  if (data.length !== count) return null;
+  const out = new type.array(count);
+  for (let i = 0; i < count; i++) {
+    const v = data[i];
+    if (typeof v !== 'number') return null;
+    out[i] = v;
+  }
   return out;
 }
 

@@ -1,39 +1,31 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type ErrorCode, FleetError } from '../../shared/errors/index.js';
+import { DEFAULT_API_URL, DEFAULT_CLOUD_DATA_DIR, resolveCloudContext } from './cloud-context.js';
 
-export const DEFAULT_API_URL = 'http://localhost:8080';
-export const DEFAULT_CLOUD_DATA_DIR = '.fleetml/cloud';
+export { DEFAULT_API_URL, DEFAULT_CLOUD_DATA_DIR };
 
 export interface ApiOptions {
-  api: string;
+  /** Undefined when not given: resolveCloudContext picks (env, the cloud this user started). */
+  api?: string;
   token?: string;
-  dataDir: string;
+  dataDir?: string;
 }
 
 /** Adds the options every API-backed command shares. */
 export function withApiOptions(command: Command): Command {
   return (
     command
-      .option('--api <url>', 'cloud API URL (env FLEETML_API)', process.env.FLEETML_API ?? DEFAULT_API_URL)
+      .option(
+        '--api <url>',
+        `cloud API URL (env FLEETML_API; default: the cloud this user started last, else ${DEFAULT_API_URL})`,
+      )
       // No default value here: commander prints defaults in --help, and this one is a secret.
       .option('--token <token>', 'API token (env FLEETML_TOKEN; default: <data-dir>/admin-token)')
-      .option('--data-dir <dir>', 'cloud data directory, to find the admin token', DEFAULT_CLOUD_DATA_DIR)
+      .option(
+        '--data-dir <dir>',
+        `cloud data directory, to find the admin token (default: ${DEFAULT_CLOUD_DATA_DIR} if present, else the cloud this user started last)`,
+      )
   );
-}
-
-async function resolveToken(options: ApiOptions): Promise<string> {
-  const given = options.token ?? process.env.FLEETML_TOKEN;
-  if (given) return given;
-  try {
-    return (await readFile(join(options.dataDir, 'admin-token'), 'utf8')).trim();
-  } catch {
-    throw new FleetError(
-      'UNAUTHORIZED',
-      'no API token: pass --token, set FLEETML_TOKEN, or run next to the cloud data dir',
-    );
-  }
 }
 
 /** Calls the cloud API; API errors come back as FleetErrors with the server's code. */
@@ -44,10 +36,10 @@ export async function callApi<T>(
   body?: unknown,
   contentType = 'application/json',
 ): Promise<T> {
-  const token = await resolveToken(options);
+  const { api, token } = await resolveCloudContext(options);
   let response: Response;
   try {
-    response = await fetch(new URL(path, options.api), {
+    response = await fetch(new URL(path, api), {
       method,
       headers: {
         authorization: `Bearer ${token}`,
@@ -63,7 +55,7 @@ export async function callApi<T>(
   } catch (error) {
     throw new FleetError(
       'INPUT_INVALID',
-      `cannot reach the cloud API at ${options.api}: ${(error as Error).message}`,
+      `cannot reach the cloud API at ${api}: ${(error as Error).message}`,
     );
   }
   const payload = (await response.json().catch(() => ({}))) as {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { DEFAULT_CLOUD_DATA_DIR } from './api-client.js';
+import { DEFAULT_CLOUD_DATA_DIR } from './cloud-context.js';
+import { consoleLink } from './console-link.js';
 import { numberOption } from './number-option.js';
 
 export function register(program: Command): void {
@@ -95,8 +96,16 @@ export function register(program: Command): void {
           : undefined,
         logger,
       });
+      const { writeCloudPointer, clearCloudPointer } = await import('./cloud-context.js');
+      // Other commands of this user find this cloud (data dir, API address) without flags.
+      await writeCloudPointer(
+        handle.httpUrl.replace(/\/\/(0\.0\.0\.0|\[::\])/, '//localhost'),
+        options.dataDir,
+      ).catch((error) =>
+        logger.warn({ err: (error as Error).message }, 'could not note the cloud for other commands'),
+      );
       const lines = [
-        `console: ${handle.httpUrl}`,
+        `console: ${consoleLink(handle.httpUrl, handle.adminToken)}`,
         `broker: ${handle.mqttUrl}`,
         `token: ${handle.adminToken}`,
       ];
@@ -110,6 +119,7 @@ export function register(program: Command): void {
           process.exit(1);
         }, 10_000).unref();
         await handle.stop();
+        await clearCloudPointer().catch(() => {});
         process.exit(0);
       };
       process.once('SIGINT', stop);

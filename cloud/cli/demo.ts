@@ -25,10 +25,14 @@ async function startOnFreePorts(
   }
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -73,8 +77,8 @@ export function register(program: Command): void {
         Number(options.httpPort),
         Number(options.mqttPort),
       );
-      const { token: enrollToken } = cloud.services.tokens.createEnrollToken({ ttlSeconds: 600 });
-      const knownDevices = new Set(cloud.services.devices.list().map((d) => d.id));
+      const { token: enrollToken } = await cloud.services.tokens.createEnrollToken({ ttlSeconds: 600 });
+      const knownDevices = new Set((await cloud.services.devices.list()).map((d) => d.id));
 
       const servePort = await freePort(Number(options.servePort));
       const agent: ChildProcess = spawn(
@@ -120,8 +124,8 @@ export function register(program: Command): void {
         }
       });
 
-      const device = await waitFor('the agent to enroll', 60_000, () => {
-        const devices = cloud.services.devices.list();
+      const device = await waitFor('the agent to enroll', 60_000, async () => {
+        const devices = await cloud.services.devices.list();
         return devices.find((d) => !knownDevices.has(d.id) && d.online) ?? devices.find((d) => d.online);
       });
       const model = await cloud.services.models.add(await readFile(SAMPLE_MODEL), {

@@ -10,27 +10,58 @@ interface DeviceSummary {
   activeModel: { id: string; name: string } | null;
   p50Ms: number | null;
   p99Ms: number | null;
+  tags: string[];
 }
 
 const fmt = (v: number | null) => (v === null ? '-' : v.toFixed(2));
 
+const listLine = (d: DeviceSummary) =>
+  `${d.id}  ${d.online ? 'online ' : 'offline'}  ${d.phase ?? '-'}  ${d.activeModel?.name ?? '-'}  p50 ${fmt(d.p50Ms)} ms  p99 ${fmt(d.p99Ms)} ms` +
+  (d.tags.length ? `  tags ${d.tags.join(',')}` : '');
+
+/**
+ * `devices tag|untag <device> <tag...>`: subcommands of `devices`, which lists on its own. The
+ * API options are declared once on `devices` (commander lets the parent take them wherever
+ * they appear), so the subcommands read them merged with their own.
+ */
+function registerTagCommands(devices: Command): void {
+  for (const [verb, field, what] of [
+    ['tag', 'addTags', 'add tags to a device (deploy --tag selects by them)'],
+    ['untag', 'removeTags', 'remove tags from a device'],
+  ] as const) {
+    devices
+      .command(`${verb} <device> <tags...>`)
+      .description(`${what}; prints the device's tags`)
+      .action(async (device: string, tags: string[], _local: unknown, command: Command) => {
+        const options = command.optsWithGlobals();
+        const updated = await callApi<DeviceSummary>(
+          options,
+          'PATCH',
+          `/api/devices/${encodeURIComponent(device)}`,
+          { [field]: tags },
+        );
+        printResult(
+          options.json,
+          { id: updated.id, tags: updated.tags },
+          () => `${updated.id}  tags ${updated.tags.join(',') || '(none)'}`,
+        );
+      });
+  }
+}
+
 export function register(program: Command): void {
-  withApiOptions(program.command('devices'))
-    .description('list devices with status, active model and latest latency')
+  const devices = withApiOptions(program.command('devices'))
+    .description('list devices with status, active model, latest latency and tags; tag and untag them')
+    .option('--tag <tag>', 'only devices with this tag')
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const { devices } = await callApi<{ devices: DeviceSummary[] }>(options, 'GET', '/api/devices');
-      printResult(options.json, { devices }, () =>
-        devices.length === 0
-          ? 'no devices'
-          : devices
-              .map(
-                (d) =>
-                  `${d.id}  ${d.online ? 'online ' : 'offline'}  ${d.phase ?? '-'}  ${d.activeModel?.name ?? '-'}  p50 ${fmt(d.p50Ms)} ms  p99 ${fmt(d.p99Ms)} ms`,
-              )
-              .join('\n'),
+      const all = (await callApi<{ devices: DeviceSummary[] }>(options, 'GET', '/api/devices')).devices;
+      const list = options.tag ? all.filter((d) => d.tags.includes(options.tag)) : all;
+      printResult(options.json, { devices: list }, () =>
+        list.length === 0 ? 'no devices' : list.map(listLine).join('\n'),
       );
     });
+  registerTagCommands(devices);
   withApiOptions(program.command('latency <device>'))
     .description("a device's benchmark and inference latency over a window")
     .option('--window <w>', 'time window, e.g. 15m, 24h, 7d', '24h')

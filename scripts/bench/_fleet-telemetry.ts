@@ -9,6 +9,7 @@ import { addSummaryRange, emptyHistogram } from '../../cloud/fleet/monitoring/hi
 import { RESOLUTION } from '../../cloud/fleet/monitoring/options.js';
 import type { RollupAggregate, RollupStore } from '../../cloud/fleet/monitoring/rollups.js';
 import type { Db } from '../../cloud/fleet/store/db.js';
+import { inTransaction, openFleetStore } from '../../cloud/fleet/store/kysely.js';
 
 const DAY = 86_400_000;
 const PROFILES = ['rpi4', 'rpi5', 'jetson-orin-nano', 'x86-avx2'];
@@ -56,22 +57,28 @@ export const summaryOf = (p50: number) => ({
 });
 
 /** `devices` devices (ids dev-0000…) with `perDevice` records each, evenly over the day before `now`. */
-export function generateFleetTelemetry(
+export async function generateFleetTelemetry(
   db: Db,
   rollups: RollupStore,
   o: { devices: number; perDevice: number; now: number },
-): void {
+): Promise<void> {
   const { devices, perDevice, now } = o;
-  const deviceRepo = new DeviceRepository(db);
   const start = now - DAY;
   const step = DAY / perDevice;
-  db.transaction(() => {
+  await inTransaction(await openFleetStore({ sqlite: db }), async (tx) => {
+    const deviceRepo = new DeviceRepository(tx);
     for (let d = 0; d < devices; d++) {
       const id = `dev-${String(d).padStart(4, '0')}`;
-      deviceRepo.create({ id, name: id, secretHash: hashSecret(id), profile: PROFILES[d % 4], hardware });
-      deviceRepo.setOnline(id, true, new Date(now).toISOString());
+      await deviceRepo.create({
+        id,
+        name: id,
+        secretHash: hashSecret(id),
+        profile: PROFILES[d % 4],
+        hardware,
+      });
+      await deviceRepo.setOnline(id, true, new Date(now).toISOString());
     }
-  })();
+  });
   // Generation has to be fast for 10 M records on 2 shared cores: raw rows are produced by one
   // SQL statement per device (no per-row JS binding), and the rollups by the same histogram code
   // as ingest, from the same values: a record's p50 jitter takes one of LEVELS log-normal levels

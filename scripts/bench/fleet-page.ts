@@ -16,6 +16,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hashSecret } from '../../cloud/fleet/identity/secrets.js';
+import { DeviceRepository } from '../../cloud/fleet/inventory/devices.js';
+import { inTransaction } from '../../cloud/fleet/store/kysely.js';
 import { startCloud } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
@@ -59,18 +61,20 @@ const model = await s.models.add(
   },
 );
 const now = new Date().toISOString();
-s.db.transaction(() => {
+// One transaction (the telemetry writes share SQLite's connection, so they are part of it).
+await inTransaction(s.fleet, async (tx) => {
+  const repo = new DeviceRepository(tx);
   for (let d = 0; d < devices; d++) {
     const id = `dev-${String(d).padStart(4, '0')}`;
-    s.devices.create({
+    await repo.create({
       id,
       name: `device ${d}`,
       secretHash: hashSecret(id),
       profile: PROFILES[d % 4],
       hardware,
     });
-    s.devices.setOnline(id, d % 10 !== 0, now);
-    s.devices.applyState(id, {
+    await repo.setOnline(id, d % 10 !== 0, now);
+    await repo.applyState(id, {
       v: 1,
       targetVersion: 1,
       phase: 'active',
@@ -98,7 +102,7 @@ s.db.transaction(() => {
       });
     }
   }
-})();
+});
 // An hour of telemetry per device (one record a minute), through the ingest queue.
 for (let d = 0; d < devices; d++) {
   const id = `dev-${String(d).padStart(4, '0')}`;
@@ -121,38 +125,41 @@ function stats(ms: number[]) {
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
   return { p50: at(50), p95: at(95), max: sorted[sorted.length - 1] };
 }
-function timeSync(fn: () => unknown, n: number) {
+async function timeAsync(fn: () => Promise<unknown>, n: number) {
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
-    fn();
+    await fn();
     ms.push(performance.now() - t);
   }
   return stats(ms);
 }
 
 // The device list as the route builds it now, and as it was built before (per device).
-const setBased = timeSync(() => {
+const setBased = await timeAsync(async () => {
   const benches = s.telemetry.latestBenchByDevice();
   const snapshots = s.telemetry.latestSnapshotByDevice();
-  const models = new Map(s.models.list().map((m) => [m.id, m]));
-  return s.devices
-    .list()
-    .map((d) => [d, benches.get(d.id), snapshots.get(d.id), models.get(d.activeModelId ?? '')]);
+  const models = new Map((await s.models.list()).map((m) => [m.id, m]));
+  return (await s.devices.list()).map((d) => [
+    d,
+    benches.get(d.id),
+    snapshots.get(d.id),
+    models.get(d.activeModelId ?? ''),
+  ]);
 }, runs);
-const perDevice = timeSync(
-  () =>
-    s.devices.list().map((listed) => {
-      const d = s.devices.get(listed.id);
-      return [
-        d,
-        s.telemetry.latestBench(d.id),
-        s.telemetry.latestSnapshot(d.id),
-        s.models.find(d.activeModelId!),
-      ];
-    }),
-  runs,
-);
+const perDevice = await timeAsync(async () => {
+  const rows = [];
+  for (const listed of await s.devices.list()) {
+    const d = await s.devices.get(listed.id);
+    rows.push([
+      d,
+      s.telemetry.latestBench(d.id),
+      s.telemetry.latestSnapshot(d.id),
+      await s.models.find(d.activeModelId!),
+    ]);
+  }
+  return rows;
+}, runs);
 
 /** The console's fleet page shows this many rows at a time (PAGE_SIZE in pages/fleet.js). */
 const PAGE_ROWS = Math.min(100, devices);

@@ -17,7 +17,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hashSecret } from '../../cloud/fleet/identity/secrets.js';
+import { DeviceRepository } from '../../cloud/fleet/inventory/devices.js';
 import type { MonitoringOptions } from '../../cloud/fleet/monitoring/options.js';
+import { inTransaction } from '../../cloud/fleet/store/kysely.js';
 import { type CloudHandle, startCloud } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
@@ -102,19 +104,20 @@ async function run(label: string, monitoring: Partial<MonitoringOptions>, batch 
     monitoring,
   });
   const s = cloud.services;
-  s.db.transaction(() => {
+  await inTransaction(s.fleet, async (tx) => {
+    const repo = new DeviceRepository(tx);
     for (let i = 0; i < devices; i++) {
       const id = `bench-${String(i).padStart(4, '0')}`;
-      s.devices.create({
+      await repo.create({
         id,
         name: id,
         secretHash: hashSecret(id),
         profile: i % 2 ? 'rpi4' : 'rpi5',
         hardware,
       });
-      s.devices.setOnline(id, true, new Date().toISOString());
+      await repo.setOnline(id, true, new Date().toISOString());
     }
-  })();
+  });
   // Committed records per second, sampled by the cloud itself (timer lateness corrected).
   const samples: Array<{ t: number; added: number }> = [];
   const sampler = setInterval(

@@ -48,7 +48,7 @@ const now = Date.now();
 const step = DAY / perDevice;
 
 const generateStarted = performance.now();
-generateFleetTelemetry(db, rollups, { devices, perDevice, now });
+await generateFleetTelemetry(db, rollups, { devices, perDevice, now });
 const generateS = (performance.now() - generateStarted) / 1000;
 process.stderr.write(`generated in ${generateS.toFixed(1)} s; timing queries…\n`);
 db.pragma('wal_checkpoint(TRUNCATE)');

@@ -456,8 +456,11 @@ ${overheadSection()}
 ${throughputSection()}
 ${batchingSection()}
 ${swapSection()}
-Server-side "compute" is the time from calling session.run to its promise resolving, so under
-concurrency it includes waiting for onnxruntime-node's worker thread, not only the kernels.
+Server-side "compute" is the time from calling session.run to its promise resolving.
+onnxruntime-node runs a session synchronously on the main thread inside a \`setImmediate\`
+(node_modules/onnxruntime-node/dist/backend.js), so under concurrency this includes waiting for
+the other requests' runs and response writes on the same event loop, not only the kernels; one
+process serves on one core, and batching saves per-run work on that core.
 ${load.mean > cores ? `**The machine was shared during this run (load average above the core count): absolute figures are noisy; the ratios within the run (batched vs unbatched, service vs bare HTTP) are the fairer reading.**\n` : ''}`;
 
 if (write) await writeBenchmarkSection('Local inference service (agent/serve)', body);

@@ -58,7 +58,7 @@ async function bareLoop(bytes: Uint8Array): Promise<{ p50: number; p99: number }
 const logger = createLogger({ name: 'bench', level: 'silent' });
 const dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-'));
 const cloud = await startCloud({ dataDir: join(dir, 'cloud'), httpPort: 0, mqttPort: 0, logger });
-const { token } = cloud.services.tokens.createEnrollToken();
+const { token } = await cloud.services.tokens.createEnrollToken();
 const agent = await startAgent({
   config: resolveConfig({
     cloudUrl: cloud.mqttUrl,

@@ -16,6 +16,7 @@ import {
   ROOT,
   runArm64Script,
   waitFor,
+  withBoardCpuinfo,
 } from './support.js';
 
 // The agent as linux/arm64 (a Raspberry Pi 5 on the 64-bit OS), run by QEMU user emulation with
@@ -49,41 +50,46 @@ describe.skipIf(skipReason !== null)(
     let deviceId: string;
 
     beforeAll(async () => {
+      const prepared = Date.now();
       tree = await arm64Tree(modules);
       variants = await mnistVariants();
       cloud = await startTestCloud({}, 'fleetml-arm64-');
-      const { token } = cloud.cloud.services.tokens.createEnrollToken();
-      agent = new Arm64Process(
-        node,
-        tree,
-        [
-          'bin/fleetml.mjs',
-          'agent',
-          'start',
-          `--cloud=${cloud.cloud.mqttUrl}`,
-          `--enroll-token=${token}`,
-          `--data-dir=${join(cloud.dir, 'agent')}`,
-          `--facts-root=${join(BOARDS, 'rpi5')}`,
-          '--telemetry-interval=3',
-          '--bench-runs=3',
-          '--bench-warmup=1',
-          '--bench-budget=60000',
-          '--probe-runs=1',
-          // The Pi 5 fixture says 4 cores on a 2-core host: onnxruntime's default thread pool
-          // probes CPUs that do not exist under emulation and crashes; one thread does not.
-          '--threads=1',
-          `--model-check-timeout=${EMULATED_MS}`,
-          '--log-level=info',
-        ],
-        QEMU,
+      const { token } = await cloud.cloud.services.tokens.createEnrollToken();
+      // The agent and every child it spawns (provider probe, model check) see the Pi 5's
+      // /proc/cpuinfo, as on the board: onnxruntime crashes on QEMU's x86 one (support.ts).
+      const [command, args] = withBoardCpuinfo('rpi5', node, [
+        'bin/fleetml.mjs',
+        'agent',
+        'start',
+        `--cloud=${cloud.cloud.mqttUrl}`,
+        `--enroll-token=${token}`,
+        `--data-dir=${join(cloud.dir, 'agent')}`,
+        `--facts-root=${join(BOARDS, 'rpi5')}`,
+        '--telemetry-interval=3',
+        '--bench-runs=3',
+        '--bench-warmup=1',
+        '--bench-budget=60000',
+        '--probe-runs=1',
+        // One onnxruntime thread: emulated threads that spin cost the 2-core host dearly.
+        '--threads=1',
+        `--model-check-timeout=${EMULATED_MS}`,
+        '--log-level=info',
+      ]);
+      const started = Date.now();
+      process.stderr.write(
+        `arm64 tree, variants and cloud ready in ${Math.round((started - prepared) / 1000)} s\n`,
       );
+      agent = new Arm64Process(command, tree, args, QEMU);
       const device = await waitFor(
         'the arm64 agent to enroll and come online',
-        () => cloud.cloud.services.devices.list().find((d) => d.online),
+        async () => (await cloud.cloud.services.devices.list()).find((d) => d.online),
         EMULATED_MS,
         () => agent.tail(),
       );
       deviceId = device.id;
+      process.stderr.write(
+        `arm64 agent online ${Math.round((Date.now() - started) / 1000)} s after its start\n`,
+      );
     }, EMULATED_MS + 120_000);
 
     afterAll(async () => {
@@ -92,8 +98,8 @@ describe.skipIf(skipReason !== null)(
       if (tree) await rm(tree, { recursive: true, force: true });
     }, 120_000);
 
-    it('enrolls with arch arm64 and is matched to the rpi5 profile from its board files', () => {
-      const device = cloud.cloud.services.devices.get(deviceId);
+    it('enrolls with arch arm64 and is matched to the rpi5 profile from its board files', async () => {
+      const device = await cloud.cloud.services.devices.get(deviceId);
       expect(device.hardware.arch).toBe('arm64');
       expect(device.hardware.cpuModel).toBe('Raspberry Pi 5 Model B Rev 1.0 (4x Cortex-A76)');
       expect(device.hardware.cpuFlags).toContain('asimddp');
@@ -120,24 +126,39 @@ describe.skipIf(skipReason !== null)(
       return { done, executions: rolloutStore.executions(rollout.id) };
     };
 
-    // Skipped with its reason: under Debian 12's QEMU 7.2 the agent's isolated model check (a
-    // child onnxruntime process) dies with SIGSEGV even with the board's /proc/cpuinfo bound in
-    // and one thread; loading onnxruntime and single-thread sessions work (see the numerics test).
-    // Open in issue 15.
-    it.skip(
-      'installs FP32 then INT8 by profile: model check and benchmark pass on arm64 (skipped: model check crashes under QEMU 7.2)',
+    it(
+      'installs FP32 then INT8 by profile: model check, golden check and benchmark pass on arm64',
       async () => {
-        const { models, devices } = cloud.cloud.services;
+        const { models, devices, goldens, deviceAudit, telemetry } = cloud.cloud.services;
         const fp32 = await models.add(variants.fp32, { name: 'mnist', variant: 'fp32' });
         const int8 = await models.add(variants.int8, { name: 'mnist', variant: 'int8', profile: 'rpi5' });
         for (const model of [fp32, int8]) {
+          // The cloud's golden set (outputs computed on x86) travels in the manifest: the device
+          // must reproduce them within the variant's bounds before it activates the model.
+          const golden = goldens.find(model.id);
+          expect(golden, `no golden set for ${model.variant}`).toBeDefined();
           const { done, executions } = await deploy(model.id);
           expect(done.status, agent.tail()).toBe('succeeded');
           expect(executions).toHaveLength(1);
           expect(executions[0]).toMatchObject({ deviceId, status: 'succeeded' });
           expect(executions[0].p50Ms).toBeGreaterThan(0);
-          await waitFor('the active model', () => devices.get(deviceId).activeModelId === model.id);
+          await waitFor(
+            'the active model',
+            async () => (await devices.get(deviceId)).activeModelId === model.id,
+          );
+          const fidelity = await waitFor('the golden check in the bench report', () => {
+            const f = deviceAudit.fidelity(deviceId);
+            return f?.modelId === model.id ? f : undefined;
+          });
+          expect(fidelity.cases).toBe(golden!.cases);
+          expect(fidelity.maxAbs).toBeLessThanOrEqual(golden!.maxAbs);
+          process.stderr.write(
+            `arm64 golden ${model.variant}: ${fidelity.cases} cases, max |diff| ${fidelity.maxAbs}, cosine ${fidelity.cosine}\n`,
+          );
         }
+        const goldenOk = telemetry.events(deviceId).filter((e) => e.code === 'GOLDEN_OK');
+        expect(goldenOk.length).toBeGreaterThanOrEqual(2);
+        expect(agent.logs.filter((l) => l.msg === 'golden check passed')).toHaveLength(2);
         const latency = (await cloud.api('GET', `/api/devices/${deviceId}/latency`)).body;
         expect(latency.bench.sha256).toBe(int8.sha256);
         expect(latency.bench.runs).toBeGreaterThanOrEqual(1);
@@ -149,20 +170,23 @@ describe.skipIf(skipReason !== null)(
       await waitFor('telemetry rows', () => cloud.cloud.services.telemetry.count(deviceId) >= 2);
     });
 
-    it.skip(
-      'rolls back to the previous model when a rollout aborts (skipped: needs the installs above)',
+    it(
+      'rolls back to the previous model when a rollout aborts',
       async () => {
         const { models, devices } = cloud.cloud.services;
-        const previous = devices.get(deviceId).activeModelId;
+        const previous = (await devices.get(deviceId)).activeModelId;
         const model = decodeModel(variants.fp32);
         model.docString = 'slow on purpose';
         const slow = await models.add(Buffer.from(encodeModel(model)), { name: 'mnist-slow' });
-        const { done, executions } = await deploy(slow.id, { latencyObjectiveMs: 0.000001 });
+        const { done, executions } = await deploy(slow.id, {
+          canaryPercent: 100,
+          latencyObjectiveMs: 0.000001,
+        });
         expect(done.status).toBe('aborted');
         expect(executions[0].rolledBack).toBe(true);
         await waitFor(
           'the rollback',
-          () => devices.get(deviceId).activeModelId === previous,
+          async () => (await devices.get(deviceId)).activeModelId === previous,
           EMULATED_MS,
           () => agent.tail(),
         );

@@ -76,7 +76,7 @@ describe.skipIf(rootSkip !== null)(
         cleanups.push(() => run('umount', ['-l', join(root, 'dev')]));
         const cloud: TestCloud = await startTestCloud({}, `fleetml-root-cloud-${debian}-`);
         cleanups.push(() => cloud.stop());
-        const { token } = cloud.cloud.services.tokens.createEnrollToken();
+        const { token } = await cloud.cloud.services.tokens.createEnrollToken();
 
         const installer = ['/bin/bash', '/tmp/install-agent.sh', '--bundle', '/tmp/agent.tgz'];
         const [command, args] = withBoardCpuinfo(
@@ -103,7 +103,7 @@ describe.skipIf(rootSkip !== null)(
         const config = JSON.parse(await readFile(join(root, 'etc/fleetml/agent.json'), 'utf8'));
         expect(config).toMatchObject({ cloudUrl: cloud.cloud.mqttUrl, dataDir: '/var/lib/fleetml' });
         expect((await stat(join(root, 'var/lib/fleetml/identity.json'))).uid).toBe(Number(user[2]));
-        const device = cloud.cloud.services.devices.list()[0];
+        const device = (await cloud.cloud.services.devices.list())[0];
         expect(device.hardware.arch).toBe(arch);
 
         const unit = await readFile(join(root, 'etc/systemd/system/fleetml-agent.service'), 'utf8');
@@ -128,7 +128,7 @@ describe.skipIf(rootSkip !== null)(
         cleanups.push(() => agent.stop());
         await waitFor(
           'the installed agent online',
-          () => cloud.cloud.services.devices.get(device.id).online,
+          async () => (await cloud.cloud.services.devices.get(device.id)).online,
           EMULATED_MS,
           () => agent.tail(),
         );

@@ -45,7 +45,7 @@ describe('fleet device list: pages, search and selection', () => {
     modelId = model.id;
     const now = new Date().toISOString();
     for (let d = 0; d < DEVICES; d++) {
-      s.devices.create({
+      await s.devices.create({
         id: id(d),
         name: `device ${d}`,
         secretHash: hashSecret(id(d)),
@@ -63,7 +63,7 @@ describe('fleet device list: pages, search and selection', () => {
           nodeVersion: process.version,
         },
       });
-      s.devices.setOnline(id(d), d % 10 !== 0, now);
+      await s.devices.setOnline(id(d), d % 10 !== 0, now);
     }
     if (existsSync(CHROMIUM))
       browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });

@@ -20,7 +20,7 @@ describe.skipIf(!existsSync(CHROMIUM))('real-traffic latency in the console', ()
   let browser: Browser;
   beforeAll(async () => {
     fleet = await FleetHarness.start(0);
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     agent = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,

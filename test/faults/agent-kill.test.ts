@@ -44,7 +44,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
       mqttPort: 0,
       logger: createLogger({ name: 'cloud', level: 'silent' }),
     });
-    token = cloud.services.tokens.createEnrollToken().token;
+    token = (await cloud.services.tokens.createEnrollToken()).token;
   });
 
   afterAll(async () => {
@@ -92,7 +92,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
       },
     );
 
-  const deviceId = () => cloud.services.devices.list()[0]?.id;
+  const deviceId = async () => (await cloud.services.devices.list())[0]?.id;
 
   const partPath = (sha: string) => join(agentDir, 'transfers', `${sha}.part`);
 
@@ -111,7 +111,10 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
   it('always restarts into a verified model and completes every deployment', async () => {
     const rng = createRng(SEED);
     agent = spawnAgent();
-    await waitFor('enrollment', () => deviceId() && cloud.services.devices.get(deviceId()!).online);
+    await waitFor('enrollment', async () => {
+      const id = await deviceId();
+      return id !== undefined && (await cloud.services.devices.get(id)).online;
+    });
     let seed = 100;
     // ~4.2 MB: 515 blocks of 8 KiB, one in flight, slow enough to be cut anywhere.
     const nextModel = () =>
@@ -122,7 +125,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
       const model = await nextModel();
       const rollout = await cloud.services.rollouts.create(
         model.id,
-        { devices: [deviceId()!] },
+        { devices: [(await deviceId())!] },
         { deviceTimeoutS: 600 },
         'fault-test',
       );
@@ -240,7 +243,7 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
     const final = await activeSlot(agentDir);
     expect(final.stateSha).toBe(current.model.sha256);
     expect(final.fileSha).toBe(current.model.sha256);
-    expect(cloud.services.devices.get(deviceId()!).activeSha256).toBe(current.model.sha256);
+    expect((await cloud.services.devices.get((await deviceId())!)).activeSha256).toBe(current.model.sha256);
     console.log(JSON.stringify({ scenario: 'agent-kill', installMs, deployments: deployments + 1 }));
 
     expect(kills).toHaveLength(KILLS);

@@ -43,9 +43,14 @@ describe('fault: a model that hangs or crashes onnxruntime on load', () => {
       mqttPort: 0,
       logger: createLogger({ name: 'cloud', level: 'silent' }),
     });
-    agent = await startFaultAgent(cloud.mqttUrl, cloud.services.tokens.createEnrollToken().token, dataDir, {
-      modelCheckTimeoutMs: 3000,
-    });
+    agent = await startFaultAgent(
+      cloud.mqttUrl,
+      (await cloud.services.tokens.createEnrollToken()).token,
+      dataDir,
+      {
+        modelCheckTimeoutMs: 3000,
+      },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -92,8 +97,8 @@ describe('fault: a model that hangs or crashes onnxruntime on load', () => {
     const slot = await activeSlot(dataDir);
     expect(slot.stateSha).toBe(good.model.sha256);
     expect(slot.fileSha).toBe(good.model.sha256);
-    await waitFor('the device back on the old model', () => {
-      const d = cloud.services.devices.get(deviceId());
+    await waitFor('the device back on the old model', async () => {
+      const d = await cloud.services.devices.get(deviceId());
       return d.activeSha256 === good.model.sha256 && d.phase === 'active';
     });
   });

@@ -40,7 +40,7 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     });
     agent = await startFaultAgent(
       cloud.mqttUrl,
-      cloud.services.tokens.createEnrollToken().token,
+      (await cloud.services.tokens.createEnrollToken()).token,
       join(mount, 'agent'),
       {
         windowBlocks: 2,
@@ -97,7 +97,7 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     expect(execution.status).toBe('failed');
     expect(execution.reason).toMatch(/^TRANSFER_NO_SPACE: disk full while writing artifact/);
     expect(done.status).toBe('aborted');
-    expect(devices.get(deviceId).lastError?.code).toBe('TRANSFER_NO_SPACE');
+    expect((await devices.get(deviceId)).lastError?.code).toBe('TRANSFER_NO_SPACE');
     await waitFor('the coded event', () =>
       telemetry.events(deviceId).some((e) => e.code === 'TRANSFER_NO_SPACE'),
     );
@@ -107,7 +107,7 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     const slot = await activeSlot(join(mount, 'agent'));
     expect(slot.stateSha).toBe(old.sha256);
     expect(slot.fileSha).toBe(old.sha256);
-    expect(devices.get(deviceId).activeSha256).toBe(old.sha256);
+    expect((await devices.get(deviceId)).activeSha256).toBe(old.sha256);
     // ...and keeps serving: telemetry sampled after the failure carries its probe latencies.
     const served = await waitFor(
       'latency of the old model after the failure',

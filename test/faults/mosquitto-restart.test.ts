@@ -70,12 +70,15 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     });
     for (let i = 0; i < 2; i++) {
       // One token per device: on Mosquitto an enrollment token's client id is bound to it.
-      const { token } = cloud.services.tokens.createEnrollToken();
+      const { token } = await cloud.services.tokens.createEnrollToken();
       await cloud.services.onEnrollToken?.(token);
       const dataDir = join(dir, `agent-${i}`);
       agents.push({ agent: await startFaultAgent(url, token, dataDir), dataDir });
     }
-    await waitFor('agents online', () => cloud.services.devices.list().filter((d) => d.online).length === 2);
+    await waitFor(
+      'agents online',
+      async () => (await cloud.services.devices.list()).filter((d) => d.online).length === 2,
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -118,7 +121,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     );
     expect(done.status).toBe('succeeded');
     for (const { agent } of agents) {
-      expect(cloud.services.devices.get(agent.identity.deviceId).activeSha256).toBe(model.sha256);
+      expect((await cloud.services.devices.get(agent.identity.deviceId)).activeSha256).toBe(model.sha256);
       expect(agent.reconciler.currentPhase).toBe('active');
     }
     // The restarted broker lost its retained messages; the cloud published the targets again,

@@ -33,11 +33,16 @@ describe('fault: network cut with telemetry piling up', () => {
     });
     proxy = await PausableProxy.start(Number(new URL(cloud.mqttUrl).port));
     dataDir = join(dir, 'agent');
-    agent = await startFaultAgent(proxy.url, cloud.services.tokens.createEnrollToken().token, dataDir, {
-      telemetryIntervalS: INTERVAL_S,
-      outboxMaxRecords: OUTBOX_MAX,
-      keepaliveS: 1,
-    });
+    agent = await startFaultAgent(
+      proxy.url,
+      (await cloud.services.tokens.createEnrollToken()).token,
+      dataDir,
+      {
+        telemetryIntervalS: INTERVAL_S,
+        outboxMaxRecords: OUTBOX_MAX,
+        keepaliveS: 1,
+      },
+    );
   }, 60_000);
 
   afterAll(async () => {

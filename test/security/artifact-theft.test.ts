@@ -18,8 +18,8 @@ describe('attack: artifact theft by a second enrolled device', () => {
   beforeAll(async () => {
     t = await startTestCloud({}, 'fleetml-theft-');
     const tokens = t.cloud.services.tokens;
-    a = await startTestAgent(t.cloud.mqttUrl, tokens.createEnrollToken().token);
-    b = await startTestAgent(t.cloud.mqttUrl, tokens.createEnrollToken().token);
+    a = await startTestAgent(t.cloud.mqttUrl, (await tokens.createEnrollToken()).token);
+    b = await startTestAgent(t.cloud.mqttUrl, (await tokens.createEnrollToken()).token);
   });
   afterAll(async () => {
     await a?.agent.stop();
@@ -34,7 +34,8 @@ describe('attack: artifact theft by a second enrolled device', () => {
     await t.cloud.services.targets.setModel(a.agent.identity.deviceId, model);
     await until(
       'A runs the model',
-      () => t.cloud.services.devices.get(a.agent.identity.deviceId).activeSha256 === model.sha256,
+      async () =>
+        (await t.cloud.services.devices.get(a.agent.identity.deviceId)).activeSha256 === model.sha256,
       60_000,
     );
     const golden = t.cloud.services.targets.current(a.agent.identity.deviceId)?.model?.manifest.golden;

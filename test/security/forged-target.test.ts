@@ -19,7 +19,7 @@ describe('attack: forged, replayed and high-version targets on the target topic'
 
   beforeAll(async () => {
     t = await startTestCloud({ openBroker: true }, 'fleetml-forge-');
-    a = await startTestAgent(t.cloud.mqttUrl, t.cloud.services.tokens.createEnrollToken().token);
+    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.tokens.createEnrollToken()).token);
     deviceId = a.agent.identity.deviceId;
   });
   afterAll(async () => {
@@ -32,7 +32,11 @@ describe('attack: forged, replayed and high-version targets on the target topic'
     const s = t.cloud.services;
     const model = await s.models.add(buildMlp({ seed }), { name });
     await s.targets.setModel(deviceId, model);
-    await until(`${name} active`, () => s.devices.get(deviceId).activeSha256 === model.sha256, 60_000);
+    await until(
+      `${name} active`,
+      async () => (await s.devices.get(deviceId)).activeSha256 === model.sha256,
+      60_000,
+    );
     return { model, target: s.targets.current(deviceId)! };
   };
   const events = () => t.cloud.services.telemetry.events(deviceId, 200);
@@ -50,24 +54,24 @@ describe('attack: forged, replayed and high-version targets on the target topic'
       // The device says it refused it (or, if it fell for it, switches model).
       await until(
         'the device to react to the forged target',
-        () =>
+        async () =>
           events().length > eventsBefore ||
-          t.cloud.services.devices.get(deviceId).activeSha256 !== current.model.sha256,
+          (await t.cloud.services.devices.get(deviceId)).activeSha256 !== current.model.sha256,
         30_000,
       );
-      expect(t.cloud.services.devices.get(deviceId).activeSha256).toBe(current.model.sha256);
+      expect((await t.cloud.services.devices.get(deviceId)).activeSha256).toBe(current.model.sha256);
       // A replay of the genuine older target.
       const replayBefore = events().length;
       await attacker.publishAsync(topic, encodeJson(old.target), { qos: 1, retain: true });
       await new Promise((r) => setTimeout(r, 1500));
-      expect(t.cloud.services.devices.get(deviceId).activeSha256).toBe(current.model.sha256);
+      expect((await t.cloud.services.devices.get(deviceId)).activeSha256).toBe(current.model.sha256);
       expect(events().length).toBeGreaterThanOrEqual(replayBefore);
     } finally {
       await attacker.endAsync(true);
     }
     // The cloud's next real target still gets through.
     const next = await deploy(53, 'lineage');
-    expect(t.cloud.services.devices.get(deviceId).activeSha256).toBe(next.model.sha256);
+    expect((await t.cloud.services.devices.get(deviceId)).activeSha256).toBe(next.model.sha256);
   });
 
   it('raises an alarm in the API and /metrics when a device reports a version the cloud never issued', async () => {

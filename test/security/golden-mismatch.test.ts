@@ -18,7 +18,7 @@ describe('attack: golden outputs that do not match on the device', () => {
 
   beforeAll(async () => {
     t = await startTestCloud({}, 'fleetml-golden-');
-    a = await startTestAgent(t.cloud.mqttUrl, t.cloud.services.tokens.createEnrollToken().token);
+    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.tokens.createEnrollToken()).token);
     deviceId = a.agent.identity.deviceId;
   });
   afterAll(async () => {
@@ -41,7 +41,11 @@ describe('attack: golden outputs that do not match on the device', () => {
     const model = await upload(71, 'golden-a');
     const s = t.cloud.services;
     await s.targets.setModel(deviceId, s.models.get(model.id));
-    await until('model active', () => s.devices.get(deviceId).activeSha256 === model.sha256, 60_000);
+    await until(
+      'model active',
+      async () => (await s.devices.get(deviceId)).activeSha256 === model.sha256,
+      60_000,
+    );
     const manifest = s.targets.current(deviceId)?.model?.manifest;
     expect(manifest?.golden).toBeTruthy();
     const fidelity = await until('the measured fidelity', () => s.deviceAudit.fidelity(deviceId), 10_000);
@@ -55,7 +59,7 @@ describe('attack: golden outputs that do not match on the device', () => {
 
   it('does not activate a model whose golden outputs do not match', async () => {
     const s = t.cloud.services;
-    const good = s.devices.get(deviceId).activeSha256;
+    const good = (await s.devices.get(deviceId)).activeSha256;
     const other = await upload(72, 'golden-b');
     const victim = await upload(73, 'golden-c');
     // The registry names the other model's golden set for the victim.
@@ -78,9 +82,11 @@ describe('attack: golden outputs that do not match on the device', () => {
     expect(event.message).toMatch(/cosine/);
     await until(
       'the device to settle',
-      () => s.devices.get(deviceId).phase !== 'downloading' && s.devices.get(deviceId).phase !== 'installing',
+      async () =>
+        (await s.devices.get(deviceId)).phase !== 'downloading' &&
+        (await s.devices.get(deviceId)).phase !== 'installing',
       30_000,
     );
-    expect(s.devices.get(deviceId).activeSha256).toBe(good);
+    expect((await s.devices.get(deviceId)).activeSha256).toBe(good);
   });
 });

@@ -83,7 +83,11 @@ describe.skipIf(!existsSync(MOSQUITTO) || !existsSync(PLUGIN))(
         }),
         logger: createLogger({ name: 'a', level: 'silent' }),
       });
-      await waitFor('device online', () => cloud.services.devices.list().some((d) => d.online), 60_000);
+      await waitFor(
+        'device online',
+        async () => (await cloud.services.devices.list()).some((d) => d.online),
+        60_000,
+      );
     }, 120_000);
 
     afterAll(async () => {
@@ -109,7 +113,7 @@ describe.skipIf(!existsSync(MOSQUITTO) || !existsSync(PLUGIN))(
       outcomes.push(await attempt(url, { clientId: `${clientId}:x`, username: deviceId, password: secret }));
       for (const outcome of outcomes) expect(outcome).toMatch(/Not authorized|Bad username/i);
       expect(brokerLog.join('').match(/already connected, closing old connection/g) ?? []).toHaveLength(0);
-      expect(cloud.services.devices.get(deviceId).online).toBe(true);
+      expect((await cloud.services.devices.get(deviceId)).online).toBe(true);
     });
 
     it('ends the device session at once on revocation and refuses it from then on', async () => {

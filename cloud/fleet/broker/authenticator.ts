@@ -5,7 +5,7 @@ import { type BrokerIdentity, CLOUD_USERNAME, identityForEnrollClient } from './
 
 export interface AuthenticatorDeps {
   /** The stored secret hash of a device that is enrolled and not revoked. */
-  deviceSecretHash: (deviceId: string) => string | undefined;
+  deviceSecretHash: (deviceId: string) => Promise<string | undefined>;
   /** The cloud's own broker password (random per start for the embedded broker). */
   cloudPassword: string;
 }
@@ -32,11 +32,11 @@ function equalStrings(a: string, b: string): boolean {
 
 /** Maps MQTT CONNECT credentials to an identity; undefined refuses the connection. */
 export function createBrokerAuthenticator(deps: AuthenticatorDeps) {
-  return (
+  return async (
     clientId: string,
     username: string | undefined,
     password: string | undefined,
-  ): BrokerIdentity | undefined => {
+  ): Promise<BrokerIdentity | undefined> => {
     if (!username) return undefined;
     if (username === CLOUD_USERNAME) {
       return password !== undefined && equalStrings(password, deps.cloudPassword)
@@ -53,7 +53,7 @@ export function createBrokerAuthenticator(deps: AuthenticatorDeps) {
         : undefined;
     }
     if (!clientIdBelongsTo(clientId, username) || password === undefined) return undefined;
-    const hash = deps.deviceSecretHash(username);
+    const hash = await deps.deviceSecretHash(username);
     return hash && secretMatches(password, hash) ? { kind: 'device', deviceId: username } : undefined;
   };
 }

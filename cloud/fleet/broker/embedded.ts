@@ -12,7 +12,7 @@ export type BrokerAuthenticator = (
   clientId: string,
   username: string | undefined,
   password: string | undefined,
-) => BrokerIdentity | undefined;
+) => Promise<BrokerIdentity | undefined>;
 
 export interface EmbeddedBrokerOptions {
   /** TCP port; 0 picks a free one. Default 1883. */
@@ -97,9 +97,12 @@ function accessHooks(
   if (!authenticate) return { revoke };
   return {
     revoke,
-    authenticate: (client, username, password, done) => {
+    authenticate: async (client, username, password, done) => {
       const address = addresses.get(client.conn) ?? 'unknown';
-      const identity = authenticate(client.id, username ?? undefined, password?.toString('utf8'));
+      // The device registry may be a database away: a failed lookup refuses, never crashes.
+      const identity = await authenticate(client.id, username ?? undefined, password?.toString('utf8')).catch(
+        () => undefined,
+      );
       if (!identity || (identity.kind === 'device' && revoked.has(identity.deviceId))) {
         // Past the limit an address's refusals are no longer logged: a flood costs no log volume.
         if (failures.hit(address)) {

@@ -91,12 +91,12 @@ async function externalBroker(o: FleetBrokerOptions): Promise<FleetBroker> {
   const mosquitto = new MosquittoSync({ ...o.mosquitto, logger: o.logger });
   // Hashed once: PBKDF2 per enrollment would be wasted work, and a stable line keeps the file diffable.
   const cloudEntry = { username: CLOUD_USERNAME, hash: mosquittoPasswordHash(o.mqttPassword ?? '') };
-  const sync = () => mosquitto.write([cloudEntry, ...o.devices.brokerCredentials()]);
+  const sync = async () => mosquitto.write([cloudEntry, ...(await o.devices.brokerCredentials())]);
   await sync();
   return {
     ...base,
     onEnrolled: async (deviceId, secret) => {
-      o.devices.setBrokerHash(deviceId, mosquittoPasswordHash(secret));
+      await o.devices.setBrokerHash(deviceId, mosquittoPasswordHash(secret));
       await sync();
     },
     disconnectDevice: () => void sync(),

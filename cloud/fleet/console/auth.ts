@@ -71,14 +71,14 @@ function presentedToken(request: FastifyRequest, allowQueryToken: boolean): stri
  * before its body is read). A valid token always passes; a missing or wrong one counts as a
  * failed sign-in, and an address past the failure limit gets RATE_LIMITED instead of 401.
  */
-export function authenticate(
+export async function authenticate(
   tokens: TokenRepository,
   request: FastifyRequest,
   allowQueryToken = false,
-): Caller {
+): Promise<Caller> {
   const limiter = limiterFor(tokens);
   const token = presentedToken(request, allowQueryToken);
-  const caller = token ? tokens.apiTokenRole(token) : undefined;
+  const caller = token ? await tokens.apiTokenRole(token) : undefined;
   if (caller) return caller;
   if (limiter.isLimited(request.ip)) {
     throw new FleetError('RATE_LIMITED', 'too many failed sign-ins from this address; retry in a minute');
@@ -97,7 +97,7 @@ export function needsToken(url: string): boolean {
 /** Checks the caller's role (authenticating first if no earlier hook did); UNAUTHORIZED / FORBIDDEN otherwise. */
 export function requireRole(tokens: TokenRepository, needed: Role) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
-    const caller = request.caller ?? authenticate(tokens, request);
+    const caller = request.caller ?? (await authenticate(tokens, request));
     if (!roleAllows(caller.role, needed)) {
       throw new FleetError('FORBIDDEN', `this action needs the ${needed} role; the token has ${caller.role}`);
     }

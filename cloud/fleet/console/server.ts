@@ -83,7 +83,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   app.addHook('onRequest', async (request) => {
     if (!needsToken(request.url)) return;
     const allowQueryToken = request.url.split('?')[0] === '/api/stream';
-    request.caller = authenticate(options.services.tokens, request, allowQueryToken);
+    request.caller = await authenticate(options.services.tokens, request, allowQueryToken);
   });
   app.get('/api/openapi.json', async () => buildOpenApi(routes, '0.1.0'));
   app.get('/api/health', async () => ({ ok: true, errorCodes: Object.keys(ERROR_CATALOG).length }));
@@ -98,6 +98,10 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
 
   const here = dirname(fileURLToPath(import.meta.url));
   await app.register(fastifyStatic, { root: join(here, 'public'), prefix: '/' });
+  // Browsers and tools ask for /favicon.ico whatever the page links: answer with the SVG icon.
+  app.get('/favicon.ico', (_request, reply) =>
+    reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').sendFile('favicon.svg'),
+  );
   const uplotDir = dirname(fileURLToPath(import.meta.resolve('uplot/dist/uPlot.iife.min.js')));
   await app.register(fastifyStatic, { root: uplotDir, prefix: '/vendor/uplot/', decorateReply: false });
   return app;

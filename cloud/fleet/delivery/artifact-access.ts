@@ -10,9 +10,9 @@ export function createArtifactAccess(deps: {
   targets: Pick<TargetService, 'current'>;
   devices: Pick<DeviceRepository, 'find'>;
   manifests: Pick<ManifestService, 'find'>;
-}): (deviceId: string, sha256: string) => boolean {
-  return (deviceId, sha256) => {
-    const device = deps.devices.find(deviceId);
+}): (deviceId: string, sha256: string) => Promise<boolean> {
+  return async (deviceId, sha256) => {
+    const device = await deps.devices.find(deviceId);
     if (!device || device.revoked) return false;
     const allowed = new Set<string>();
     const pending = deps.targets.current(deviceId)?.model?.manifest;

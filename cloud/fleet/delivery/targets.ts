@@ -5,6 +5,7 @@ import {
   type TargetState,
   targetStateSchema,
 } from '../../../shared/protocol/index.js';
+import type { DeviceRepository } from '../inventory/devices.js';
 import type { ModelRecord } from '../inventory/models.js';
 import type { Db } from '../store/db.js';
 import type { ManifestService } from './manifests.js';
@@ -20,6 +21,8 @@ export interface TargetServiceOptions {
   /** This run's epoch (delivery/epoch.ts). */
   epoch: number;
   sign: TargetSigner;
+  /** The device registry: a revoked device gets no target. */
+  devices: Pick<DeviceRepository, 'find'>;
 }
 
 /**
@@ -55,9 +58,16 @@ export class TargetService {
 
   /**
    * Sets (and publishes) a device's target model; null clears it. Returns the new state. Going
-   * back to an older release of the model's lineage is signed as an explicit rollback.
+   * back to an older release of the model's lineage is signed as an explicit rollback. A
+   * revoked (or unknown) device gets nothing: DEVICE_REVOKED (NOT_FOUND).
    */
   async setModel(deviceId: string, model: ModelRecord | null): Promise<TargetState> {
+    const device = await this.o.devices.find(deviceId);
+    if (!device) throw new FleetError('NOT_FOUND', `no device ${deviceId}`, { deviceId });
+    if (device.revoked)
+      throw new FleetError('DEVICE_REVOKED', `device ${deviceId} is revoked: it gets no target`, {
+        deviceId,
+      });
     const targetModel = model ? this.manifests.forDeployment(model) : null;
     const previous = this.current(deviceId);
     const version = (previous?.version ?? 0) + 1;
@@ -82,10 +92,15 @@ export class TargetService {
   /**
    * Publishes every stored target again (after a restart of the cloud or of the broker), signed
    * anew under this run's epoch: a device that saw higher sequences from a database since
-   * restored from a backup follows the new epoch instead of ignoring its targets.
+   * restored from a backup follows the new epoch instead of ignoring its targets. Revoked
+   * devices' targets stay unpublished.
    */
   async republishAll(): Promise<number> {
-    const rows = this.db.prepare('SELECT payload, model_id FROM targets').all() as Array<{
+    const rows = this.db
+      .prepare(
+        'SELECT t.payload, t.model_id FROM targets t JOIN devices d ON d.id = t.device_id WHERE d.revoked = 0',
+      )
+      .all() as Array<{
       payload: string;
       model_id: string | null;
     }>;

@@ -45,10 +45,10 @@ export async function handleEnrollRequest(
 ): Promise<void> {
   let reply: EnrollReply;
   try {
-    deps.tokens.consumeEnrollToken(request.token);
+    await deps.tokens.consumeEnrollToken(request.token);
     const secret = newSecret();
     const profile = deps.matchProfile?.(request) ?? null;
-    const device = deps.devices.create({
+    const device = await deps.devices.create({
       id: newDeviceId(request.hardware.hostname),
       name: request.hardware.hostname,
       secretHash: hashSecret(secret),

@@ -1,5 +1,5 @@
 import { FleetError } from '../../../shared/errors/index.js';
-import type { Db } from '../store/db.js';
+import type { FleetDb, FleetStore } from '../store/kysely.js';
 import { hashSecret, newSecret } from './secrets.js';
 
 export type Role = 'viewer' | 'operator' | 'admin';
@@ -20,67 +20,88 @@ export interface TokenRepositoryOptions {
 
 /** Enrollment tokens (short-lived, limited uses) and API bearer tokens (with roles). */
 export class TokenRepository {
+  private readonly db: FleetDb;
+
   constructor(
-    private readonly db: Db,
+    store: FleetStore,
     private readonly o: TokenRepositoryOptions = {},
-  ) {}
+  ) {
+    this.db = store.db;
+  }
 
   /** Creates an enrollment token valid for `ttlSeconds` (default 1 h) and `uses` enrollments (default 1). */
-  createEnrollToken(options: { ttlSeconds?: number; uses?: number } = {}): {
+  async createEnrollToken(options: { ttlSeconds?: number; uses?: number } = {}): Promise<{
     token: string;
     expiresAt: string;
-  } {
+  }> {
     const fingerprint = this.o.fleetKeyFingerprint ? `.${this.o.fleetKeyFingerprint}` : '';
     const token = `enr_${newSecret(24)}${fingerprint}`;
     const now = Date.now();
     const expiresAt = new Date(now + (options.ttlSeconds ?? 3600) * 1000).toISOString();
-    this.db
-      .prepare(
-        'INSERT INTO enroll_tokens (token_hash, created_at, expires_at, uses_left) VALUES (?, ?, ?, ?)',
-      )
-      .run(hashSecret(token), new Date(now).toISOString(), expiresAt, options.uses ?? 1);
+    await this.db
+      .insertInto('enroll_tokens')
+      .values({
+        token_hash: hashSecret(token),
+        created_at: new Date(now).toISOString(),
+        expires_at: expiresAt,
+        uses_left: options.uses ?? 1,
+      })
+      .execute();
     return { token, expiresAt };
   }
 
   /** Uses one enrollment of a token; ENROLL_TOKEN when it is unknown, used up, revoked or expired. */
-  consumeEnrollToken(token: string): void {
-    const hash = hashSecret(token);
-    const consumed = this.db.transaction(() => {
-      const row = this.db
-        .prepare('SELECT uses_left, expires_at, revoked FROM enroll_tokens WHERE token_hash = ?')
-        .get(hash) as { uses_left: number; expires_at: string; revoked: number } | undefined;
-      if (!row || row.revoked || row.uses_left <= 0 || Date.parse(row.expires_at) < Date.now()) return false;
-      this.db.prepare('UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE token_hash = ?').run(hash);
-      return true;
-    })();
-    if (!consumed)
+  async consumeEnrollToken(token: string): Promise<void> {
+    // One conditional UPDATE: two replicas enrolling with the last use of a token cannot both
+    // succeed (the row lock on PostgreSQL, the write lock on SQLite serialise them).
+    const result = await this.db
+      .updateTable('enroll_tokens')
+      .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
+      .where('token_hash', '=', hashSecret(token))
+      .where('revoked', '=', 0)
+      .where('uses_left', '>', 0)
+      .where('expires_at', '>=', new Date().toISOString())
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0)
       throw new FleetError('ENROLL_TOKEN', 'enrollment token is unknown, used up, revoked or expired');
   }
 
-  revokeEnrollToken(token: string): boolean {
-    return (
-      this.db.prepare('UPDATE enroll_tokens SET revoked = 1 WHERE token_hash = ?').run(hashSecret(token))
-        .changes > 0
-    );
+  async revokeEnrollToken(token: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('enroll_tokens')
+      .set({ revoked: 1 })
+      .where('token_hash', '=', hashSecret(token))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
-  createApiToken(name: string, role: Role): string {
+  async createApiToken(name: string, role: Role): Promise<string> {
     const token = `fml_${newSecret(24)}`;
-    this.db
-      .prepare('INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES (?, ?, ?, ?)')
-      .run(hashSecret(token), name, role, new Date().toISOString());
+    await this.db
+      .insertInto('api_tokens')
+      .values({ token_hash: hashSecret(token), name, role, created_at: new Date().toISOString() })
+      .execute();
     return token;
   }
 
   /** The role of a bearer token, or undefined when it is unknown or revoked. */
-  apiTokenRole(token: string): { name: string; role: Role } | undefined {
-    const row = this.db
-      .prepare('SELECT name, role FROM api_tokens WHERE token_hash = ? AND revoked = 0')
-      .get(hashSecret(token)) as { name: string; role: Role } | undefined;
-    return row;
+  async apiTokenRole(token: string): Promise<{ name: string; role: Role } | undefined> {
+    const row = await this.db
+      .selectFrom('api_tokens')
+      .select(['name', 'role'])
+      .where('token_hash', '=', hashSecret(token))
+      .where('revoked', '=', 0)
+      .executeTakeFirst();
+    return row ? { name: row.name, role: row.role as Role } : undefined;
   }
 
-  hasApiTokens(): boolean {
-    return this.db.prepare('SELECT 1 FROM api_tokens WHERE revoked = 0 LIMIT 1').get() !== undefined;
+  async hasApiTokens(): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('api_tokens')
+      .select('token_hash')
+      .where('revoked', '=', 0)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 }

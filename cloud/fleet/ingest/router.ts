@@ -76,7 +76,7 @@ export function createMessageRouter(deps: RouterDeps): {
       }
       const { deviceId, channel } = parsed;
       if (channel === 'target' || channel === 'transfer/blk' || channel === 'telemetry/ack') return; // the cloud's own
-      const device = deps.devices.find(deviceId);
+      const device = await deps.devices.find(deviceId);
       if (!device || device.revoked) {
         // Retained status messages of removed devices are expected after a reset: not an attack.
         if (channel !== 'status')
@@ -86,12 +86,26 @@ export function createMessageRouter(deps: RouterDeps): {
       switch (channel) {
         case 'status': {
           const status = decodeJson(statusSchema, payload);
-          deps.devices.setOnline(deviceId, status.online, new Date().toISOString());
+          const now = new Date().toISOString();
+          await deps.devices.setOnline(deviceId, status.online, now);
+          // Only a change is an event: the retained status comes again after every reconnect
+          // of the cloud. The time is the cloud's: a last will carries its connect time.
+          if (status.online !== device.online) {
+            deps.telemetry.addEvent(
+              deviceId,
+              status.online ? 'info' : 'warn',
+              status.online ? 'DEVICE_ONLINE' : 'DEVICE_OFFLINE',
+              status.online
+                ? 'connected to the broker'
+                : 'disconnected (a clean stop, or the broker published its last will)',
+              now,
+            );
+          }
           break;
         }
         case 'state': {
           const state = decodeJson(stateReportSchema, payload);
-          deps.devices.applyState(deviceId, state);
+          await deps.devices.applyState(deviceId, state);
           deps.onReport?.(deviceId, { state });
           break;
         }
@@ -100,7 +114,7 @@ export function createMessageRouter(deps: RouterDeps): {
           if (deps.ingest) await deps.ingest.submit(deviceId, batch.records);
           else {
             deps.telemetry.ingest(deviceId, batch.records);
-            deps.devices.touch(deviceId, new Date().toISOString());
+            await deps.devices.touch(deviceId, new Date().toISOString());
           }
           // Acknowledge only after the transaction committed: the agent then drops these
           // records from its outbox. A lost ack means a resend, which ingest deduplicates.

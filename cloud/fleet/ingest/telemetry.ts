@@ -8,6 +8,9 @@ export interface LatencyPoint {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** The model that answered (null: none active), so charts can mark where it changed. */
+  modelId: string | null;
+  modelName: string | null;
 }
 
 export interface BenchSummary {
@@ -155,8 +158,10 @@ export class TelemetryRepository {
   latencySeries(deviceId: string, sinceIso: string, limit = 2000): LatencyPoint[] {
     return this.db
       .prepare(
-        `SELECT at, lat_count count, p50_ms p50Ms, p90_ms p90Ms, p99_ms p99Ms, max_ms maxMs FROM telemetry
-         WHERE device_id = ? AND received_at >= ? AND lat_count > 0 ORDER BY seq DESC LIMIT ?`,
+        `SELECT t.at, t.lat_count count, t.p50_ms p50Ms, t.p90_ms p90Ms, t.p99_ms p99Ms, t.max_ms maxMs,
+           t.model_id modelId, m.name modelName
+         FROM telemetry t LEFT JOIN models m ON m.id = t.model_id
+         WHERE t.device_id = ? AND t.received_at >= ? AND t.lat_count > 0 ORDER BY t.seq DESC LIMIT ?`,
       )
       .all(deviceId, sinceIso, limit)
       .reverse() as LatencyPoint[];

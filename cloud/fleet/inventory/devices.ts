@@ -1,6 +1,8 @@
+import type { Selectable } from 'kysely';
 import { FleetError } from '../../../shared/errors/index.js';
 import type { HardwareFacts, StateReport } from '../../../shared/protocol/index.js';
-import type { Db, Statement } from '../store/db.js';
+import type { FleetDb, FleetStore } from '../store/kysely.js';
+import type { DevicesTable } from '../store/schema.js';
 
 export interface Device {
   id: string;
@@ -19,22 +21,7 @@ export interface Device {
   revoked: boolean;
 }
 
-interface DeviceRow {
-  id: string;
-  name: string;
-  profile: string | null;
-  hardware: string;
-  tags: string;
-  enrolled_at: string;
-  last_seen_at: string | null;
-  online: number;
-  phase: string | null;
-  active_model_id: string | null;
-  active_sha256: string | null;
-  applied_version: number | null;
-  last_error: string | null;
-  revoked: number;
-}
+type DeviceRow = Selectable<DevicesTable>;
 
 function toDevice(row: DeviceRow): Device {
   return {
@@ -45,118 +32,133 @@ function toDevice(row: DeviceRow): Device {
     tags: JSON.parse(row.tags),
     enrolledAt: row.enrolled_at,
     lastSeenAt: row.last_seen_at,
-    online: row.online === 1,
+    online: Number(row.online) === 1,
     phase: row.phase,
     activeModelId: row.active_model_id,
     activeSha256: row.active_sha256,
     appliedVersion: row.applied_version,
     lastError: row.last_error ? JSON.parse(row.last_error) : null,
-    revoked: row.revoked === 1,
+    revoked: Number(row.revoked) === 1,
   };
 }
 
-/** The registry of enrolled devices and what they last reported. */
+/** The registry of enrolled devices and what they last reported (SQLite or PostgreSQL). */
 export class DeviceRepository {
-  private findStatement: Statement | undefined;
+  private readonly db: FleetDb;
 
-  constructor(private readonly db: Db) {}
+  constructor(store: FleetStore) {
+    this.db = store.db;
+  }
 
-  create(input: {
+  async create(input: {
     id: string;
     name: string;
     secretHash: string;
     profile: string | null;
     hardware: HardwareFacts;
-  }): Device {
-    this.db
-      .prepare(
-        'INSERT INTO devices (id, name, secret_hash, profile, hardware, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        input.id,
-        input.name,
-        input.secretHash,
-        input.profile,
-        JSON.stringify(input.hardware),
-        new Date().toISOString(),
-      );
+  }): Promise<Device> {
+    await this.db
+      .insertInto('devices')
+      .values({
+        id: input.id,
+        name: input.name,
+        secret_hash: input.secretHash,
+        profile: input.profile,
+        hardware: JSON.stringify(input.hardware),
+        enrolled_at: new Date().toISOString(),
+      })
+      .execute();
     return this.get(input.id);
   }
 
-  find(id: string): Device | undefined {
-    // The MQTT router looks up the sender of every message: prepare once, not per call.
-    this.findStatement ??= this.db.prepare('SELECT * FROM devices WHERE id = ?');
-    const row = this.findStatement.get(id) as DeviceRow | undefined;
+  async find(id: string): Promise<Device | undefined> {
+    const row = await this.db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toDevice(row) : undefined;
   }
 
-  get(id: string): Device {
-    const device = this.find(id);
+  async get(id: string): Promise<Device> {
+    const device = await this.find(id);
     if (!device) throw new FleetError('NOT_FOUND', `no device ${id}`, { deviceId: id });
     return device;
   }
 
   /** The stored secret hash, for broker authentication. */
-  secretHash(id: string): string | undefined {
-    const row = this.db.prepare('SELECT secret_hash FROM devices WHERE id = ? AND revoked = 0').get(id) as
-      | { secret_hash: string }
-      | undefined;
+  async secretHash(id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('devices')
+      .select('secret_hash')
+      .where('id', '=', id)
+      .where('revoked', '=', 0)
+      .executeTakeFirst();
     return row?.secret_hash;
   }
 
-  list(): Device[] {
-    return (this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]).map(toDevice);
+  async list(): Promise<Device[]> {
+    return (await this.db.selectFrom('devices').selectAll().orderBy('id').execute()).map(toDevice);
   }
 
-  setOnline(id: string, online: boolean, at: string): void {
-    this.db
-      .prepare('UPDATE devices SET online = ?, last_seen_at = ? WHERE id = ?')
-      .run(online ? 1 : 0, at, id);
+  async setOnline(id: string, online: boolean, at: string): Promise<void> {
+    await this.db
+      .updateTable('devices')
+      .set({ online: online ? 1 : 0, last_seen_at: at })
+      .where('id', '=', id)
+      .execute();
   }
 
-  touch(id: string, at: string): void {
-    this.db.prepare('UPDATE devices SET last_seen_at = ? WHERE id = ?').run(at, id);
+  async touch(id: string, at: string): Promise<void> {
+    await this.touchMany([id], at);
   }
 
-  applyState(id: string, state: StateReport): void {
-    this.db
-      .prepare(
-        `UPDATE devices SET phase = ?, active_model_id = ?, active_sha256 = ?, applied_version = ?,
-         last_error = ?, last_seen_at = ? WHERE id = ?`,
-      )
-      .run(
-        state.phase,
-        state.activeModel?.modelId ?? null,
-        state.activeModel?.sha256 ?? null,
-        state.targetVersion,
-        state.error ? JSON.stringify(state.error) : null,
-        new Date().toISOString(),
-        id,
-      );
+  /** Last-seen time of several devices at once (after a telemetry commit). */
+  async touchMany(ids: string[], at: string): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.updateTable('devices').set({ last_seen_at: at }).where('id', 'in', ids).execute();
   }
 
-  setProfile(id: string, profile: string | null): void {
-    this.db.prepare('UPDATE devices SET profile = ? WHERE id = ?').run(profile, id);
+  async applyState(id: string, state: StateReport): Promise<void> {
+    await this.db
+      .updateTable('devices')
+      .set({
+        phase: state.phase,
+        active_model_id: state.activeModel?.modelId ?? null,
+        active_sha256: state.activeModel?.sha256 ?? null,
+        applied_version: state.targetVersion,
+        last_error: state.error ? JSON.stringify(state.error) : null,
+        last_seen_at: new Date().toISOString(),
+      })
+      .where('id', '=', id)
+      .execute();
   }
 
-  setTags(id: string, tags: string[]): void {
-    this.db.prepare('UPDATE devices SET tags = ? WHERE id = ?').run(JSON.stringify(tags), id);
+  async setProfile(id: string, profile: string | null): Promise<void> {
+    await this.db.updateTable('devices').set({ profile }).where('id', '=', id).execute();
   }
 
-  setBrokerHash(id: string, hash: string): void {
-    this.db.prepare('UPDATE devices SET broker_hash = ? WHERE id = ?').run(hash, id);
+  async setTags(id: string, tags: string[]): Promise<void> {
+    await this.db
+      .updateTable('devices')
+      .set({ tags: JSON.stringify(tags) })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async setBrokerHash(id: string, hash: string): Promise<void> {
+    await this.db.updateTable('devices').set({ broker_hash: hash }).where('id', '=', id).execute();
   }
 
   /** Usernames and external-broker hashes of every device that may connect. */
-  brokerCredentials(): Array<{ username: string; hash: string }> {
-    return this.db
-      .prepare(
-        'SELECT id username, broker_hash hash FROM devices WHERE revoked = 0 AND broker_hash IS NOT NULL ORDER BY id',
-      )
-      .all() as Array<{ username: string; hash: string }>;
+  async brokerCredentials(): Promise<Array<{ username: string; hash: string }>> {
+    const rows = await this.db
+      .selectFrom('devices')
+      .select(['id', 'broker_hash'])
+      .where('revoked', '=', 0)
+      .where('broker_hash', 'is not', null)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ username: r.id, hash: r.broker_hash as string }));
   }
 
-  revoke(id: string): void {
-    this.db.prepare('UPDATE devices SET revoked = 1, online = 0 WHERE id = ?').run(id);
+  async revoke(id: string): Promise<void> {
+    await this.db.updateTable('devices').set({ revoked: 1, online: 0 }).where('id', '=', id).execute();
   }
 }

@@ -61,10 +61,8 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
     const store = new PgTelemetryStore(pool, o.monitoring);
     const ingest = new PgIngestQueue({
       store,
-      profileOf: (id) => o.devices.find(id)?.profile ?? null,
-      onCommitted: (ids, at) => {
-        for (const id of ids) o.devices.touch(id, at);
-      },
+      profileOf: async (id) => (await o.devices.find(id))?.profile ?? null,
+      onCommitted: (ids, at) => o.devices.touchMany(ids, at),
       options: o.monitoring,
     });
     postgres = { pool, store, ingest, latency: new PgFleetLatencyQuery(pool, o.monitoring) };

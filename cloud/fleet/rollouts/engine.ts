@@ -4,7 +4,7 @@ import type { Logger } from '../../../shared/logger.js';
 import type { TargetService } from '../delivery/targets.js';
 import type { TelemetryRepository } from '../ingest/telemetry.js';
 import type { AuditLog } from '../inventory/audit.js';
-import type { DeviceRepository } from '../inventory/devices.js';
+import type { Device, DeviceRepository } from '../inventory/devices.js';
 import type { ModelRegistry } from '../inventory/models.js';
 import { evaluateExecution } from './outcome.js';
 import { planWaves } from './plan.js';
@@ -19,6 +19,8 @@ import {
   type Selector,
   TERMINAL,
 } from './types.js';
+
+const REVOKED = 'device revoked';
 
 export interface RolloutEngineDeps {
   store: RolloutStore;
@@ -62,17 +64,25 @@ export class RolloutEngine {
     await this.ticking;
   }
 
-  resolveDevices(selector: Selector): string[] {
-    const all = this.d.devices.list().filter((d) => !d.revoked);
-    const ids = new Set<string>();
+  /** The devices a selector names, online ones first (so the canary can answer). */
+  async resolveDevices(selector: Selector): Promise<Device[]> {
+    const all = new Map((await this.d.devices.list()).map((d) => [d.id, d]));
+    const chosen = new Map<string, Device>();
     for (const id of selector.devices ?? []) {
-      const device = this.d.devices.get(id);
+      const device = all.get(id);
+      if (!device) throw new FleetError('NOT_FOUND', `no device ${id}`, { deviceId: id });
       if (device.revoked) throw new FleetError('DEVICE_REVOKED', `device ${device.id} is revoked`);
-      ids.add(device.id);
+      chosen.set(device.id, device);
     }
-    if (selector.tag) for (const d of all) if (d.tags.includes(selector.tag)) ids.add(d.id);
-    if (selector.profile) for (const d of all) if (d.profile === selector.profile) ids.add(d.id);
-    return [...ids];
+    for (const d of all.values()) {
+      if (d.revoked) continue;
+      if (
+        (selector.tag && d.tags.includes(selector.tag)) ||
+        (selector.profile && d.profile === selector.profile)
+      )
+        chosen.set(d.id, d);
+    }
+    return [...chosen.values()].sort((a, b) => Number(b.online) - Number(a.online));
   }
 
   async create(
@@ -81,13 +91,13 @@ export class RolloutEngine {
     policy: Partial<RolloutPolicy>,
     actor: string,
   ): Promise<Rollout> {
-    const model = this.d.models.get(modelRef);
+    const model = await this.d.models.get(modelRef);
     this.d.targets.checkDeployable(model);
     const full = { ...DEFAULT_POLICY, ...policy };
-    const deviceIds = this.resolveDevices(selector);
-    if (deviceIds.length === 0) throw new FleetError('INPUT_INVALID', 'the selector matches no device');
-    // Online devices first, so that the canary is made of devices that can answer.
-    deviceIds.sort((a, b) => Number(this.d.devices.get(b).online) - Number(this.d.devices.get(a).online));
+    const devices = await this.resolveDevices(selector);
+    if (devices.length === 0) throw new FleetError('INPUT_INVALID', 'the selector matches no device');
+    const deviceIds = devices.map((d) => d.id);
+    const previous = new Map(devices.map((d) => [d.id, d.activeModelId]));
     const rollout = this.d.store.create({
       id: `r-${randomUUID().slice(0, 8)}`,
       modelId: model.id,
@@ -95,7 +105,7 @@ export class RolloutEngine {
       policy: full,
       createdBy: actor,
       waves: planWaves(deviceIds, full),
-      previousModel: (id) => this.d.devices.get(id).activeModelId,
+      previousModel: (id) => previous.get(id) ?? null,
     });
     this.d.audit.record(actor, 'rollout.create', {
       id: rollout.id,
@@ -159,13 +169,13 @@ export class RolloutEngine {
   }
 
   private async advance(rollout: Rollout): Promise<void> {
-    const model = this.d.models.get(rollout.modelId);
+    const model = await this.d.models.get(rollout.modelId);
     let changed = false;
     for (const e of this.d.store.executions(rollout.id)) {
       if (e.status !== 'in_progress') continue;
       const outcome = evaluateExecution(
         e,
-        this.d.devices.get(e.deviceId),
+        await this.d.devices.get(e.deviceId),
         model.sha256,
         this.d.telemetry.latestBench(e.deviceId),
         this.now(),
@@ -242,7 +252,7 @@ export class RolloutEngine {
 
   /** Starts queued devices of the current wave once every earlier wave has finished. */
   private async startDue(rollout: Rollout, executions: Execution[]): Promise<boolean> {
-    const model = this.d.models.get(rollout.modelId);
+    const model = await this.d.models.get(rollout.modelId);
     let wave = rollout.currentWave;
     // A wave is done when all its devices finished and, with a soak, served long enough.
     const waveDone = (w: number) => {
@@ -261,6 +271,12 @@ export class RolloutEngine {
     let started = false;
     for (const e of executions) {
       if (e.wave !== wave || e.status !== 'queued' || budget <= 0) continue;
+      // Revoked since the rollout was planned: it gets no target (and counts as no failure).
+      if ((await this.d.devices.get(e.deviceId)).revoked) {
+        this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: REVOKED });
+        started = true;
+        continue;
+      }
       const state = await this.d.targets.setModel(e.deviceId, model);
       this.d.store.start(rollout.id, e.deviceId, state.version);
       budget--;
@@ -283,8 +299,9 @@ export class RolloutEngine {
     if (rollout.policy.rollbackOnAbort) {
       for (const e of executions) {
         if (e.status !== 'succeeded' && e.status !== 'in_progress') continue;
-        const previous = e.previousModelId ? this.d.models.find(e.previousModelId) : undefined;
+        const previous = e.previousModelId ? await this.d.models.find(e.previousModelId) : undefined;
         if (!previous) continue; // nothing to go back to: the device keeps what it runs
+        if ((await this.d.devices.get(e.deviceId)).revoked) continue; // revoked: no target at all
         await this.d.targets.setModel(e.deviceId, previous);
         this.d.store.markRolledBack(rollout.id, e.deviceId);
       }

@@ -24,6 +24,8 @@ export function evaluateExecution(
   nowMs: number,
   timeoutS: number,
 ): Outcome | null {
+  // Revoked mid-rollout: it will never report again and must get nothing more.
+  if (device.revoked) return { status: 'canceled', reason: 'device revoked', p50Ms: null, p99Ms: null };
   const version = execution.targetVersion ?? Number.POSITIVE_INFINITY;
   const reached = device.appliedVersion !== null && device.appliedVersion >= version;
   const started = execution.startedAt ? Date.parse(execution.startedAt) : nowMs;

@@ -7,9 +7,9 @@ import type { PgTelemetryStore } from './pg-telemetry.js';
 export interface PgIngestDeps {
   store: PgTelemetryStore;
   /** The device's profile (fleet rollups group by it). */
-  profileOf: (deviceId: string) => string | null;
+  profileOf: (deviceId: string) => string | null | Promise<string | null>;
   /** After a commit: the devices heard from (the devices table's last-seen time). */
-  onCommitted?: (deviceIds: string[], receivedAt: string) => void;
+  onCommitted?: (deviceIds: string[], receivedAt: string) => unknown;
   options: Pick<MonitoringOptions, 'ingestMaxDelayMs' | 'ingestMaxRecords' | 'ingestMaxPendingRecords'>;
 }
 
@@ -89,13 +89,15 @@ export class PgIngestQueue implements TelemetryIngest {
   }
 
   private async commit(items: Item[]): Promise<void> {
-    const batches = items.map((i) => ({
-      deviceId: i.deviceId,
-      profile: this.deps.profileOf(i.deviceId),
-      records: i.records,
-    }));
     let added: number[];
     try {
+      const batches = await Promise.all(
+        items.map(async (i) => ({
+          deviceId: i.deviceId,
+          profile: await this.deps.profileOf(i.deviceId),
+          records: i.records,
+        })),
+      );
       added = await this.deps.store.write(batches);
     } catch (error) {
       if ((error as { code?: string }).code === NO_PARTITION) this.deps.store.forgetPartitions();
@@ -106,7 +108,12 @@ export class PgIngestQueue implements TelemetryIngest {
       return;
     }
     const receivedAt = new Date().toISOString();
-    this.deps.onCommitted?.([...new Set(items.map((i) => i.deviceId))], receivedAt);
+    // Last-seen times are a courtesy: a failure here must not fail the committed batch.
+    try {
+      await this.deps.onCommitted?.([...new Set(items.map((i) => i.deviceId))], receivedAt);
+    } catch {
+      // the next commit sets them again
+    }
     this.stats.commits++;
     items.forEach((item, i) => {
       this.stats.batches++;

@@ -44,8 +44,8 @@ describe('fleetml agent start: serving flags', () => {
     await fleet?.stop();
   });
 
-  const startAgent = (name: string, extra: string[]) => {
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+  const startAgent = async (name: string, extra: string[]) => {
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     const agent = new FleetmlProcess([
       'agent',
       'start',
@@ -89,7 +89,7 @@ describe('fleetml agent start: serving flags', () => {
     const port = await freePort();
     const socket = join(fleet.dir, 'serve.sock');
     const hookLog = join(fleet.dir, 'hook.log');
-    const agent = startAgent('flags', [
+    const agent = await startAgent('flags', [
       '--serve-host',
       '127.0.0.1',
       '--serve-port',
@@ -115,7 +115,7 @@ describe('fleetml agent start: serving flags', () => {
     expect(listening).toMatchObject({
       url: `http://127.0.0.1:${port}`,
       socket,
-      token: true,
+      tokenRequired: true,
       maxBodyBytes: 4000,
       batching: { digits: { maxBatch: 4, maxQueueDelayMs: 1 }, '*': { maxBatch: 2, maxQueueDelayMs: 3 } },
     });
@@ -125,8 +125,8 @@ describe('fleetml agent start: serving flags', () => {
     expect((await fetch(`${url}/v2/health/live`, { headers: auth })).status).toBe(200);
     expect(await overSocket(socket, '/v2/health/live', 's3cret')).toBe(200);
 
-    const device = await waitFor('the device', () =>
-      fleet.cloud.services.devices.list().find((d) => d.name === 'flags' && d.online),
+    const device = await waitFor('the device', async () =>
+      (await fleet.cloud.services.devices.list()).find((d) => d.name === 'flags' && d.online),
     );
     const model = await fleet.cloud.services.models.add(await readFile(SAMPLE), { name: 'digits' });
     await fleet.cloud.services.targets.setModel(device.id, model);
@@ -153,7 +153,9 @@ describe('fleetml agent start: serving flags', () => {
       method: 'POST',
       headers: auth,
       body: JSON.stringify({
-        inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.25) }],
+        inputs: [
+          { name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.123456789) },
+        ],
       }),
     });
     expect(json.status).toBe(413);
@@ -165,13 +167,13 @@ describe('fleetml agent start: serving flags', () => {
 
   it('a taken port is a coded error; the agent keeps running and the cloud hears why', async () => {
     const port = await freePort();
-    const first = startAgent('first', ['--serve-port', String(port)]);
+    const first = await startAgent('first', ['--serve-port', String(port)]);
     await waitFor(
       'the first agent serving',
       () => first.logs.find((l) => l.msg === 'inference service listening'),
       90_000,
     );
-    const second = startAgent('second', ['--serve-port', String(port)]);
+    const second = await startAgent('second', ['--serve-port', String(port)]);
     const failed = await waitFor(
       'the coded error',
       () => second.logs.find((l) => l.code === 'SERVE_ADDRESS_IN_USE'),
@@ -179,8 +181,8 @@ describe('fleetml agent start: serving flags', () => {
     );
     expect(String(failed.msg)).toContain(`127.0.0.1:${port}`);
     expect(String(failed.msg)).toContain('--serve-port');
-    const device = await waitFor('the second device online', () =>
-      fleet.cloud.services.devices.list().find((d) => d.name === 'second' && d.online),
+    const device = await waitFor('the second device online', async () =>
+      (await fleet.cloud.services.devices.list()).find((d) => d.name === 'second' && d.online),
     );
     const events = await waitFor('the event in the cloud', () => {
       const list = fleet.cloud.services.telemetry.events(device.id) as Array<{ code: string }>;

@@ -85,7 +85,7 @@ describe('model lineage: releases, variants, deploy NAME, models rm', () => {
     expect(watched.stdout).toMatch(new RegExp(`${rollout}\\s+succeeded`));
 
     // With a profile, the recommendation decides (nothing measured yet: the original, first accepted).
-    const profile = fleet.cloud.services.devices.get(device).profile ?? 'x86-avx2';
+    const profile = (await fleet.cloud.services.devices.get(device)).profile ?? 'x86-avx2';
     const recommended = await cli(
       'deploy',
       'digits',

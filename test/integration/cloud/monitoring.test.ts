@@ -30,10 +30,10 @@ beforeAll(async () => {
     ['d2', 'rpi4'],
     ['d3', 'rpi5'],
   ]) {
-    cloud.services.devices.create({ id, name: id, secretHash: hashSecret('s'), profile, hardware });
-    cloud.services.devices.setOnline(id, true, new Date().toISOString());
+    await cloud.services.devices.create({ id, name: id, secretHash: hashSecret('s'), profile, hardware });
+    await cloud.services.devices.setOnline(id, true, new Date().toISOString());
   }
-  viewer = cloud.services.tokens.createApiToken('grafana', 'viewer');
+  viewer = await cloud.services.tokens.createApiToken('grafana', 'viewer');
   // One client speaks for device d1 with its credentials, as its agent would.
   device = await connectCloudMqtt({
     url: cloud.mqttUrl,

@@ -19,7 +19,7 @@ describe('an agent that says what it does', () => {
         done();
       },
     });
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,
@@ -35,7 +35,7 @@ describe('an agent that says what it does', () => {
   afterAll(async () => fleet?.stop());
 
   it('enrolls under --name, logs every step and records activations and a rollback as events', async () => {
-    const device = await waitFor('the device', () => fleet.cloud.services.devices.list()[0]);
+    const device = await waitFor('the device', async () => (await fleet.cloud.services.devices.list())[0]);
     expect(device.name).toBe('pi-kitchen');
     expect(device.id).toMatch(/^pi-kitchen/);
     const { rollouts, telemetry } = fleet.cloud.services;
@@ -46,7 +46,11 @@ describe('an agent that says what it does', () => {
       expect((await fleet.waitRollout(r.id)).status).toBe('succeeded');
     }
     const messages = lines.map((l) => l.msg);
-    for (const step of ['manifest verified (signature, expiry, version)', 'benchmark done']) {
+    for (const step of [
+      'manifest verified (signature, expiry, version)',
+      'installed: load check and golden check passed, benchmarking',
+      'benchmark done',
+    ]) {
       expect(messages.filter((m) => m === step)).toHaveLength(3);
     }
     // The rollback finds A still verified in the inactive slot: it is not fetched again.
@@ -64,5 +68,25 @@ describe('an agent that says what it does', () => {
     });
     expect(events.filter((e) => e.code === 'MODEL_ACTIVATED')).toHaveLength(2);
     expect(events.find((e) => e.code === 'MODEL_ROLLED_BACK')!.message).toContain(`${a.id} v`);
+    // One install per model put into a slot (the rollback reinstalls A without fetching it).
+    expect(events.filter((e) => e.code === 'MODEL_INSTALLED')).toHaveLength(3);
+    expect(events.filter((e) => e.code === 'DEVICE_ONLINE')).toHaveLength(1);
   }, 240_000);
+
+  it('records the device going offline and coming back online', async () => {
+    const device = (await fleet.cloud.services.devices.list())[0];
+    const { telemetry } = fleet.cloud.services;
+    const codes = () => (telemetry.events(device.id) as Array<{ code: string }>).map((e) => e.code);
+    await fleet.agents[0].stop();
+    await waitFor('the offline event', () => codes().includes('DEVICE_OFFLINE'));
+    expect((await fleet.cloud.services.devices.get(device.id)).online).toBe(false);
+    fleet.agents[0] = await startAgent({
+      config: resolveConfig({ cloudUrl: fleet.cloud.mqttUrl, dataDir: join(fleet.dir, 'agent-0') }),
+      logger: createLogger({ name: 'agent', level: 'silent' }),
+    });
+    await waitFor('the second online event', () => codes().filter((c) => c === 'DEVICE_ONLINE').length === 2);
+    // Newest first: offline, then online again; nothing recorded twice.
+    const sequence = codes().filter((c) => c === 'DEVICE_ONLINE' || c === 'DEVICE_OFFLINE');
+    expect(sequence).toEqual(['DEVICE_ONLINE', 'DEVICE_OFFLINE', 'DEVICE_ONLINE']);
+  }, 120_000);
 });

@@ -45,13 +45,13 @@ export class FleetHarness {
     for (let i = 0; i < agentCount; i++) await harness.addAgent(i);
     await waitFor(
       'agents online',
-      () => cloud.services.devices.list().filter((d) => d.online).length === agentCount,
+      async () => (await cloud.services.devices.list()).filter((d) => d.online).length === agentCount,
     );
     return harness;
   }
 
   async addAgent(index: number): Promise<AgentHandle> {
-    const { token } = this.cloud.services.tokens.createEnrollToken();
+    const { token } = await this.cloud.services.tokens.createEnrollToken();
     const agent = await startAgent({
       config: resolveConfig({
         cloudUrl: this.cloud.mqttUrl,

@@ -93,7 +93,7 @@ describe('rollouts with a soak on real traffic', () => {
 
   it('stops after the soak when users get errors on the new release, and rolls the canary back', async () => {
     const { rollouts, rolloutStore, devices } = fleet.cloud.services;
-    const previous = devices.get(fleet.deviceIds()[0]).activeModelId!;
+    const previous = (await devices.get(fleet.deviceIds()[0])).activeModelId!;
     await trafficFrom(previous);
     // Loads and passes its checks on the device, but takes [N, 784]: the application's
     // [1, 1, 28, 28] requests fail on it with ONNX_SHAPE.
@@ -120,6 +120,10 @@ describe('rollouts with a soak on real traffic', () => {
     // Judged only once the soak was over.
     expect(Date.parse(done.updatedAt) - Date.parse(canary.finishedAt!)).toBeGreaterThanOrEqual(SOAK_S * 1000);
     expect(executions.filter((e) => e.wave > 0).every((e) => e.status === 'canceled')).toBe(true);
-    await waitFor('rollback', () => devices.get(canary.deviceId).activeModelId === previous, 60_000);
+    await waitFor(
+      'rollback',
+      async () => (await devices.get(canary.deviceId)).activeModelId === previous,
+      60_000,
+    );
   }, 240_000);
 });

@@ -27,11 +27,11 @@ describe('rollouts', () => {
     const canary = executions[0];
     for (const later of executions.slice(1))
       expect(Date.parse(later.startedAt!)).toBeGreaterThanOrEqual(Date.parse(canary.finishedAt!));
-    for (const id of fleet.deviceIds()) expect(devices.get(id).activeModelId).toBe(model.id);
+    for (const id of fleet.deviceIds()) expect((await devices.get(id)).activeModelId).toBe(model.id);
   });
 
   it('aborts when the canary breaks the latency objective, and rolls it back', async () => {
-    const previous = fleet.cloud.services.devices.get(fleet.deviceIds()[0]).activeModelId;
+    const previous = (await fleet.cloud.services.devices.get(fleet.deviceIds()[0])).activeModelId;
     const model = await fleet.model('slow-b');
     const { rollouts, rolloutStore, devices } = fleet.cloud.services;
     const rollout = await rollouts.create(
@@ -49,8 +49,8 @@ describe('rollouts', () => {
     expect(canary.rolledBack).toBe(true);
     expect(executions.filter((e) => e.wave > 0).every((e) => e.status === 'canceled')).toBe(true);
     // The canary converges back on its previous model; the others never left it.
-    await waitFor('rollback', () => devices.get(canary.deviceId).activeModelId === previous);
-    for (const id of fleet.deviceIds()) expect(devices.get(id).activeModelId).toBe(previous);
+    await waitFor('rollback', async () => (await devices.get(canary.deviceId)).activeModelId === previous);
+    for (const id of fleet.deviceIds()) expect((await devices.get(id)).activeModelId).toBe(previous);
   });
 
   it('marks a model that cannot load as failed, with the reason, and aborts', async () => {

@@ -26,7 +26,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
   let json: (...args: string[]) => Promise<any>;
   beforeAll(async () => {
     fleet = await FleetHarness.start(0);
-    const { token } = fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,
@@ -85,7 +85,10 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
       x: [1, 3, 48, 192],
     });
 
-    const deviceId = await waitFor('the agent to enroll', () => fleet.cloud.services.devices.list()[0]?.id);
+    const deviceId = await waitFor(
+      'the agent to enroll',
+      async () => (await fleet.cloud.services.devices.list())[0]?.id,
+    );
     const rollout = await json('deploy', 'ocr-cls', '--to', deviceId, '--timeout', '300');
     expect(rollout.resolved.model.id).toBe(model.id);
     const done = await fleet.waitRollout(rollout.id, 300_000);

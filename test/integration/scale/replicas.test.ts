@@ -49,7 +49,7 @@ describe.skipIf(skipReason !== null)(
     };
 
     const simulate = async (cloud: CloudHandle, devices: number, prefix: string) => {
-      const { token } = cloud.services.tokens.createEnrollToken({ uses: devices });
+      const { token } = await cloud.services.tokens.createEnrollToken({ uses: devices });
       return startSimulation({
         cloud: broker.url,
         enrollToken: token,
@@ -77,7 +77,7 @@ describe.skipIf(skipReason !== null)(
         expect(ia.duplicates + ib.duplicates).toBe(result.recordsResent);
         expect(await a.services.telemetryCount()).toBe(result.recordsSent);
         // Enrollment went through the shared subscription too: one device per simulated agent.
-        const simulated = a.services.devices.list().filter((d) => d.name.startsWith('shared-'));
+        const simulated = (await a.services.devices.list()).filter((d) => d.name.startsWith('shared-'));
         expect(simulated).toHaveLength(6);
       } finally {
         await a.stop();

@@ -21,7 +21,7 @@ describe('fleetml simulate', () => {
   });
 
   it('enrolls simulated devices that report telemetry and take a deployment', async () => {
-    const { token } = t.cloud.services.tokens.createEnrollToken({ uses: 4 });
+    const { token } = await t.cloud.services.tokens.createEnrollToken({ uses: 4 });
     const sim = startSimulation({
       cloud: t.cloud.mqttUrl,
       enrollToken: token,
@@ -77,7 +77,7 @@ describe('fleetml simulate', () => {
   }, 180_000);
 
   it('runs as `fleetml simulate --json` and prints one summary object', async () => {
-    const { token } = t.cloud.services.tokens.createEnrollToken({ uses: 3 });
+    const { token } = await t.cloud.services.tokens.createEnrollToken({ uses: 3 });
     const before = (await t.api('GET', '/api/fleet/health')).body.telemetryRecords;
     const child = spawn(
       process.execPath,

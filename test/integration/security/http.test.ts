@@ -26,7 +26,7 @@ describe('HTTP API security', () => {
     const routes = cloud.httpRoutes;
     const writes = routes.filter((r) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method));
     expect(writes.length).toBeGreaterThanOrEqual(6);
-    const viewer = cloud.services.tokens.createApiToken('v', 'viewer');
+    const viewer = await cloud.services.tokens.createApiToken('v', 'viewer');
     for (const route of writes) {
       const path = route.url.replace(/:(\w+)/g, 'x');
       const anonymous = await call(route.method, path, undefined, '{}');
@@ -37,7 +37,7 @@ describe('HTTP API security', () => {
   });
 
   it('lets operators deploy but keeps token management for admins', async () => {
-    const operator = cloud.services.tokens.createApiToken('o', 'operator');
+    const operator = await cloud.services.tokens.createApiToken('o', 'operator');
     const tokenAttempt = await call(
       'POST',
       '/api/tokens',
@@ -104,7 +104,7 @@ describe('uploads', () => {
   });
 
   it('checks the role before reading the body', async () => {
-    const viewer = test.cloud.services.tokens.createApiToken('v', 'viewer');
+    const viewer = await test.cloud.services.tokens.createApiToken('v', 'viewer');
     expect((await upload(viewer, new Uint8Array(5000))).status).toBe(403);
   });
 });

@@ -61,7 +61,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
       logger: quiet(),
     });
     for (let i = 0; i < 2; i++) {
-      const { token } = cloud.services.tokens.createEnrollToken();
+      const { token } = await cloud.services.tokens.createEnrollToken();
       await cloud.services.onEnrollToken?.(token);
       agents.push(
         await startAgent({
@@ -76,7 +76,10 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
         }),
       );
     }
-    await waitFor('agents online', () => cloud.services.devices.list().filter((d) => d.online).length === 2);
+    await waitFor(
+      'agents online',
+      async () => (await cloud.services.devices.list()).filter((d) => d.online).length === 2,
+    );
   }, 60_000);
 
   afterAll(async () => {

@@ -34,7 +34,7 @@ describe('offline manifest signing', () => {
       signingPublicKey: generated.publicKey,
       logger: createLogger({ name: 't', level: 'silent' }),
     });
-    const { token } = cloud.services.tokens.createEnrollToken();
+    const { token } = await cloud.services.tokens.createEnrollToken();
     agent = await startAgent({
       config: resolveConfig({
         cloudUrl: cloud.mqttUrl,

@@ -59,7 +59,7 @@ describe('mqtts with a pinned fleet CA', () => {
   it('enrolls an agent that pins the CA, and delivers a model over mqtts', async () => {
     const caFile = join(dir, 'ca.pem');
     await writeFile(caFile, cloud.services.caPem!);
-    const { token } = cloud.services.tokens.createEnrollToken();
+    const { token } = await cloud.services.tokens.createEnrollToken();
     agent = await startAgent({
       config: resolveConfig({
         cloudUrl: cloud.mqttUrl,

@@ -13,6 +13,7 @@ import { TelemetryRepository } from '../../../cloud/fleet/ingest/telemetry.js';
 import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
 import { ModelRegistry } from '../../../cloud/fleet/inventory/models.js';
 import { type Db, openDatabase } from '../../../cloud/fleet/store/db.js';
+import { type FleetStore, openFleetStore } from '../../../cloud/fleet/store/kysely.js';
 import { generateFleetKeyPair, signTarget } from '../../../shared/manifest/index.js';
 import { deviceTopic, enrollReplySchema, enrollRequestTopic } from '../../../shared/protocol/index.js';
 
@@ -38,39 +39,41 @@ class RecordingPublisher {
 }
 
 let db: Db;
+let fleet: FleetStore;
 let dir: string;
-beforeEach(() => {
+beforeEach(async () => {
   db = openDatabase({ path: ':memory:' });
+  fleet = await openFleetStore({ sqlite: db });
   dir = mkdtempSync(join(tmpdir(), 'fleetml-fleet-'));
 });
 
 describe('enrollment tokens', () => {
-  it('are single-use by default and refuse revoked or expired tokens', () => {
-    const tokens = new TokenRepository(db);
-    const { token } = tokens.createEnrollToken();
-    tokens.consumeEnrollToken(token);
-    expect(() => tokens.consumeEnrollToken(token)).toThrow(/used up/);
-    const revoked = tokens.createEnrollToken({ uses: 5 }).token;
-    tokens.revokeEnrollToken(revoked);
-    expect(() => tokens.consumeEnrollToken(revoked)).toThrow(/revoked/);
-    const expired = tokens.createEnrollToken({ ttlSeconds: -1 }).token;
-    expect(() => tokens.consumeEnrollToken(expired)).toThrow(/expired/);
+  it('are single-use by default and refuse revoked or expired tokens', async () => {
+    const tokens = new TokenRepository(fleet);
+    const { token } = await tokens.createEnrollToken();
+    await tokens.consumeEnrollToken(token);
+    await expect(tokens.consumeEnrollToken(token)).rejects.toThrow(/used up/);
+    const revoked = (await tokens.createEnrollToken({ uses: 5 })).token;
+    await tokens.revokeEnrollToken(revoked);
+    await expect(tokens.consumeEnrollToken(revoked)).rejects.toThrow(/revoked/);
+    const expired = (await tokens.createEnrollToken({ ttlSeconds: -1 })).token;
+    await expect(tokens.consumeEnrollToken(expired)).rejects.toThrow(/expired/);
   });
 
-  it('stores only hashes of API tokens and enforces roles', () => {
-    const tokens = new TokenRepository(db);
-    const token = tokens.createApiToken('ops', 'operator');
+  it('stores only hashes of API tokens and enforces roles', async () => {
+    const tokens = new TokenRepository(fleet);
+    const token = await tokens.createApiToken('ops', 'operator');
     expect(JSON.stringify(db.prepare('SELECT * FROM api_tokens').all())).not.toContain(token);
-    expect(tokens.apiTokenRole(token)?.role).toBe('operator');
-    expect(tokens.apiTokenRole(`${token}x`)).toBeUndefined();
+    expect((await tokens.apiTokenRole(token))?.role).toBe('operator');
+    expect(await tokens.apiTokenRole(`${token}x`)).toBeUndefined();
   });
 });
 
 describe('targets', () => {
   it('grow their version on every change and are published retained', async () => {
     const publisher = new RecordingPublisher();
-    const devices = new DeviceRepository(db);
-    devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
+    const devices = new DeviceRepository(fleet);
+    await devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
     const models = new ModelRegistry(db, new LocalArtifactStore(dir));
     const model = await models.add(SAMPLE, { name: 'mnist' });
     const keys = generateFleetKeyPair();
@@ -81,6 +84,7 @@ describe('targets', () => {
       {
         epoch: 1,
         sign: (t) => signTarget(t, keys),
+        devices,
       },
     );
     const first = await targets.setModel('dev-1', model);
@@ -111,8 +115,8 @@ describe('targets', () => {
 describe('message router', () => {
   function setup() {
     const publisher = new RecordingPublisher();
-    const devices = new DeviceRepository(db);
-    const tokens = new TokenRepository(db);
+    const devices = new DeviceRepository(fleet);
+    const tokens = new TokenRepository(fleet);
     const telemetry = new TelemetryRepository(db);
     const router = createMessageRouter({
       devices,
@@ -126,24 +130,24 @@ describe('message router', () => {
 
   it('enrolls a device with a valid token and refuses a bad one', async () => {
     const { publisher, devices, tokens, router } = setup();
-    const { token } = tokens.createEnrollToken();
+    const { token } = await tokens.createEnrollToken();
     const request = { v: 1, requestId: 'req1', token, agentVersion: '0.1.0', hardware };
     await router.handle(enrollRequestTopic('req1'), Buffer.from(JSON.stringify(request)));
     const reply = enrollReplySchema.parse(JSON.parse(publisher.messages[0].payload.toString()));
     expect(reply.ok).toBe(true);
-    expect(devices.list()).toHaveLength(1);
+    expect(await devices.list()).toHaveLength(1);
     await router.handle(
       enrollRequestTopic('req2'),
       Buffer.from(JSON.stringify({ ...request, requestId: 'req2' })),
     );
     const refused = enrollReplySchema.parse(JSON.parse(publisher.messages[1].payload.toString()));
     expect(refused).toMatchObject({ ok: false, error: { code: 'ENROLL_TOKEN' } });
-    expect(devices.list()).toHaveLength(1);
+    expect(await devices.list()).toHaveLength(1);
   });
 
   it('drops malformed messages with a code and keeps handling good ones', async () => {
     const { devices, telemetry, router } = setup();
-    devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
+    await devices.create({ id: 'dev-1', name: 'dev', secretHash: hashSecret('s'), profile: null, hardware });
     const topic = deviceTopic('dev-1', 'telemetry');
     await router.handle(topic, Buffer.from('{"v":1,'));
     await router.handle(topic, Buffer.from(JSON.stringify({ v: 1, records: [{ seq: 'x' }] })));

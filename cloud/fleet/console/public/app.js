@@ -24,9 +24,13 @@ document.getElementById('login-form').addEventListener('submit', () => {
 });
 
 let cleanup = () => {};
+// Each navigation gets a number: a page that finishes loading after the user moved on is
+// stopped at once and never writes into the view of the page that replaced it.
+let navigation = 0;
 async function route() {
   cleanup();
   cleanup = () => {};
+  const current = ++navigation;
   if (!token()) return document.getElementById('login').showModal();
   const hash = location.hash.replace(/^#/, '') || '/';
   for (const a of document.querySelectorAll('header nav a')) {
@@ -39,10 +43,15 @@ async function route() {
   }
   const [pattern, page] = ROUTES.find(([re]) => re.test(hash)) ?? ROUTES[ROUTES.length - 1];
   const params = (pattern.exec(hash) ?? []).slice(1).map(decodeURIComponent);
+  // Each page draws into its own container: one left behind draws into a detached element.
+  const container = document.createElement('div');
+  view.replaceChildren(container);
   try {
-    cleanup = (await page(view, ...params)) ?? (() => {});
+    const stop = (await page(container, ...params)) ?? (() => {});
+    if (current === navigation) cleanup = stop;
+    else stop();
   } catch (error) {
-    view.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+    if (current === navigation) container.innerHTML = `<p class="error">${esc(error.message)}</p>`;
   }
 }
 window.addEventListener('hashchange', route);

@@ -66,11 +66,13 @@ export function pill(text, kind = text) {
   return `<span class="pill ${esc(kind)}">${esc(text)}</span>`;
 }
 
-/** Debounces refreshes triggered by bursts of live events. */
+/** Debounces refreshes triggered by bursts of live events; `.cancel()` drops a pending call. */
 export function debounce(fn, waitMs = 300) {
   let timer;
-  return (...args) => {
+  const debounced = (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), waitMs);
   };
+  debounced.cancel = () => clearTimeout(timer);
+  return debounced;
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { FleetError } from '../../../../shared/errors/index.js';
 import type { CloudServices } from '../../../services.js';
 import type { BenchSummary, TelemetrySnapshot } from '../../ingest/telemetry.js';
 import type { Device } from '../../inventory/devices.js';
@@ -7,6 +8,8 @@ import type { ModelRecord } from '../../inventory/models.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
 import { parseInput, parseWindow } from '../validate.js';
+
+const MAX_TAGS = 32;
 
 const DEVICE_PAGE_QUERY = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
@@ -60,9 +63,9 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     cpuLoad: snapshot?.cpuLoad ?? null,
   });
 
-  const summarize = (id: string) => {
-    const device = s.devices.get(id);
-    const model = device.activeModelId ? s.models.find(device.activeModelId) : undefined;
+  const summarize = async (id: string) => {
+    const device = await s.devices.get(id);
+    const model = device.activeModelId ? await s.models.find(device.activeModelId) : undefined;
     return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
   };
 
@@ -82,17 +85,17 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
     async (request) => {
       const query = parseInput(DEVICE_PAGE_QUERY, request.query);
-      const models = new Map(s.models.list().map((m) => [m.id, m]));
+      const models = new Map((await s.models.list()).map((m) => [m.id, m]));
       const modelOf = (d: Device) => (d.activeModelId ? models.get(d.activeModelId) : undefined);
       if (query.limit === undefined && !query.q && query.online === undefined) {
         const benches = s.telemetry.latestBenchByDevice();
         const snapshots = s.telemetry.latestSnapshotByDevice();
-        const devices = s.devices
-          .list()
-          .map((d) => toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)));
+        const devices = (await s.devices.list()).map((d) =>
+          toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)),
+        );
         return { devices, total: devices.length, online: devices.filter((d) => d.online).length };
       }
-      const matches = s.devices.list().filter((d) => matchesDevice(d, modelOf(d), query));
+      const matches = (await s.devices.list()).filter((d) => matchesDevice(d, modelOf(d), query));
       const page = matches.slice(query.offset, query.offset + (query.limit ?? matches.length));
       return {
         devices: page.map((d) =>
@@ -111,9 +114,9 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       return {
-        ...summarize(device.id),
+        ...(await summarize(device.id)),
         hardware: device.hardware,
         tags: device.tags,
         target: s.targets.current(device.id) ?? null,
@@ -135,7 +138,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
       return {
         deviceId: device.id,
@@ -152,7 +155,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => ({
-      events: s.telemetry.events(s.devices.get(request.params.id).id),
+      events: s.telemetry.events((await s.devices.get(request.params.id)).id),
     }),
   );
 
@@ -164,17 +167,24 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: admin,
     },
     async (request) => {
-      const device = s.devices.get(request.params.id);
-      s.devices.revoke(device.id);
+      const device = await s.devices.get(request.params.id);
+      await s.devices.revoke(device.id);
       await s.disconnectDevice(device.id);
       s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
       return { id: device.id, revoked: true };
     },
   );
 
+  // Tags are words (letters, digits, . _ : -) so that lists of them stay unambiguous on a command
+  // line and in the console's comma-separated field.
+  const tag = z.string().regex(/^[\w.:-]{1,64}$/, 'a tag is 1-64 letters, digits or . _ : -');
   const patchSchema = z.object({
     profile: z.string().min(1).max(64).nullable().optional(),
-    tags: z.array(z.string().min(1).max(64)).max(32).optional(),
+    tags: z.array(tag).max(MAX_TAGS).optional(),
+    /** Added to the device's tags (after `tags`, if both are given). */
+    addTags: z.array(tag).max(MAX_TAGS).optional(),
+    /** Removed from the device's tags. */
+    removeTags: z.array(tag).max(MAX_TAGS).optional(),
   });
   app.patch<{ Params: { id: string } }>(
     '/api/devices/:id',
@@ -184,12 +194,19 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
     },
     async (request) => {
       const body = parseInput(patchSchema, request.body);
-      const device = s.devices.get(request.params.id);
-      if (body.profile !== undefined) {
-        if (body.profile !== null) s.profiles.get(body.profile);
-        s.devices.setProfile(device.id, body.profile);
-      }
-      if (body.tags) s.devices.setTags(device.id, body.tags);
+      const device = await s.devices.get(request.params.id);
+      // Everything is checked before anything is written: a refused request changes nothing.
+      const tags = new Set(body.tags ?? device.tags);
+      for (const t of body.addTags ?? []) tags.add(t);
+      for (const t of body.removeTags ?? []) tags.delete(t);
+      if (tags.size > MAX_TAGS)
+        throw new FleetError(
+          'INPUT_INVALID',
+          `a device has at most ${MAX_TAGS} tags; this would make ${tags.size}`,
+        );
+      if (body.profile) s.profiles.get(body.profile);
+      if (body.profile !== undefined) await s.devices.setProfile(device.id, body.profile);
+      if (body.tags || body.addTags || body.removeTags) await s.devices.setTags(device.id, [...tags]);
       s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
       return summarize(device.id);
     },

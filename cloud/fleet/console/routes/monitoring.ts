@@ -126,7 +126,7 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
     { preHandler: viewer },
     async (request) => {
       const q = parseInput(seriesQuery, request.query);
-      const device = s.devices.get(request.params.id);
+      const device = await s.devices.get(request.params.id);
       const span = windowMs(q.window, DAY);
       const resolution = span <= 2 * DAY ? RESOLUTION.minute : RESOLUTION.hour;
       const now = Date.now();

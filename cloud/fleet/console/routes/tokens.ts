@@ -31,7 +31,7 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request, reply) => {
       const body = parseInput(enrollTokenSchema, request.body ?? {});
-      const created = s.tokens.createEnrollToken(body);
+      const created = await s.tokens.createEnrollToken(body);
       await s.onEnrollToken?.(created.token);
       s.audit.record(request.caller?.name ?? '?', 'enroll-token.create', {
         expiresAt: created.expiresAt,
@@ -49,7 +49,7 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request, reply) => {
       const body = parseInput(apiTokenSchema, request.body);
-      const token = s.tokens.createApiToken(body.name, body.role);
+      const token = await s.tokens.createApiToken(body.name, body.role);
       s.audit.record(request.caller?.name ?? '?', 'api-token.create', { name: body.name, role: body.role });
       return reply.status(201).send({ token, name: body.name, role: body.role });
     },

@@ -13,6 +13,7 @@ import { TokenRepository } from '../../../../cloud/fleet/identity/tokens.js';
 import { DeviceRepository } from '../../../../cloud/fleet/inventory/devices.js';
 import { type ModelRecord, ModelRegistry } from '../../../../cloud/fleet/inventory/models.js';
 import { type Db, openDatabase } from '../../../../cloud/fleet/store/db.js';
+import { type FleetStore, openFleetStore } from '../../../../cloud/fleet/store/kysely.js';
 import {
   decodeGoldenSet,
   fleetKeyFingerprint,
@@ -26,9 +27,11 @@ const keys = generateFleetKeyPair();
 const publisher = { publish: async () => {} };
 
 let db: Db;
+let fleet: FleetStore;
 let store: LocalArtifactStore;
-beforeEach(() => {
+beforeEach(async () => {
   db = openDatabase({ path: ':memory:' });
+  fleet = await openFleetStore({ sqlite: db });
   store = new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-trust-')));
 });
 
@@ -39,11 +42,13 @@ function services() {
     golden: (id) => goldens.find(id),
   });
   const models = new ModelRegistry(db, store, (m, bytes) => goldens.register(m, bytes));
+  const devices = new DeviceRepository(fleet);
   const targets = new TargetService(db, publisher, manifests, {
     epoch: beginEpoch(db),
     sign: (t) => signTarget(t, keys),
+    devices,
   });
-  return { goldens, manifests, models, targets };
+  return { goldens, manifests, models, targets, devices };
 }
 
 describe('delivery trust (cloud side)', () => {
@@ -75,8 +80,8 @@ describe('delivery trust (cloud side)', () => {
   });
 
   it('signs device-bound targets with epoch and sequence, and flags a lower release as rollback', async () => {
-    const { models, targets, goldens } = services();
-    new DeviceRepository(db).create({
+    const { models, targets, goldens, devices } = services();
+    await devices.create({
       id: 'dev-1',
       name: 'dev',
       secretHash: 'x',
@@ -122,10 +127,10 @@ describe('delivery trust (cloud side)', () => {
     expect(b).toBeGreaterThan(a);
   });
 
-  it('puts the fleet key fingerprint into enrollment tokens', () => {
-    const tokens = new TokenRepository(db, { fleetKeyFingerprint: fleetKeyFingerprint(keys.publicKey) });
-    const { token } = tokens.createEnrollToken();
+  it('puts the fleet key fingerprint into enrollment tokens', async () => {
+    const tokens = new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(keys.publicKey) });
+    const { token } = await tokens.createEnrollToken();
     expect(tokenFingerprint(token)).toBe(fleetKeyFingerprint(keys.publicKey));
-    tokens.consumeEnrollToken(token);
+    await tokens.consumeEnrollToken(token);
   });
 });

@@ -58,9 +58,9 @@ function execution(deviceId: string): Execution {
 }
 
 async function fleetWith(newLatency: number, newErrors: number) {
-  const f = monitorFixture();
+  const f = await monitorFixture();
   for (const id of ['a', 'b']) {
-    f.addDevice(id);
+    await f.addDevice(id);
     // Old release before the switch, new release after it, on the same devices.
     await f.monitor.ingest.submit(id, [
       record(1, T0 - 5 * 60_000, 'm-old', new Array(200).fill(2), 0),
@@ -96,7 +96,7 @@ describe('rollouts judged on real traffic', () => {
   });
 
   it('judges nothing without traffic, and waits out the soak', async () => {
-    const f = monitorFixture();
+    const f = await monitorFixture();
     const query = (from: number, to: number, filter: object) =>
       f.monitor.serving.summary(from, to, 'fleet', filter)[0];
     expect(trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toBeNull();

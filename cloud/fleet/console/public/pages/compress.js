@@ -35,7 +35,7 @@ export async function compressPage(view) {
       <label>Model <select id="c-model">${originals.map((m) => `<option value="${esc(m.id)}">${esc(m.name)} · ${esc(m.id)}</option>`).join('')}</select></label>
       <label>Profile <select id="c-profile">${profiles.map((p) => `<option value="${esc(p.name)}">${esc(p.name)}</option>`).join('')}</select></label>
       <label>Data <select id="c-data"><option value="mnist">built-in MNIST</option><option value="upload">upload .npy…</option></select></label>
-      <span id="c-upload" hidden><input type="file" id="c-x" accept=".npy" title="inputs"> <input type="file" id="c-y" accept=".npy" title="labels"></span>
+      <span id="c-upload" hidden><label>Inputs (.npy) <input type="file" id="c-x" accept=".npy"></label> <label>Labels (.npy) <input type="file" id="c-y" accept=".npy"></label></span>
       <label>Max accuracy drop <input id="c-drop" type="number" min="0" step="0.1" value="1" size="4"></label>
       <label>Epochs <input id="c-epochs" type="number" min="1" value="4" size="3"></label>
       <button type="submit" id="compress-button" ${originals.length ? '' : 'disabled'}>Start</button>

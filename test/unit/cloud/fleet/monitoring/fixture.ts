@@ -4,6 +4,7 @@ import { DeviceRepository } from '../../../../../cloud/fleet/inventory/devices.j
 import { FleetMonitor } from '../../../../../cloud/fleet/monitoring/monitor.js';
 import type { MonitoringOptions } from '../../../../../cloud/fleet/monitoring/options.js';
 import { type Db, openDatabase } from '../../../../../cloud/fleet/store/db.js';
+import { type FleetStore, openFleetStore } from '../../../../../cloud/fleet/store/kysely.js';
 import { createLogger } from '../../../../../shared/logger.js';
 
 export const hardware = {
@@ -21,16 +22,18 @@ export const hardware = {
 
 export interface MonitorFixture {
   db: Db;
+  fleet: FleetStore;
   devices: DeviceRepository;
   telemetry: TelemetryRepository;
   monitor: FleetMonitor;
-  addDevice(id: string, profile?: string | null, online?: boolean): void;
+  addDevice(id: string, profile?: string | null, online?: boolean): Promise<void>;
 }
 
 /** An in-memory database with the monitoring stack, as startCloud wires it. */
-export function monitorFixture(options: Partial<MonitoringOptions> = {}): MonitorFixture {
+export async function monitorFixture(options: Partial<MonitoringOptions> = {}): Promise<MonitorFixture> {
   const db = openDatabase({ path: ':memory:' });
-  const devices = new DeviceRepository(db);
+  const fleet = await openFleetStore({ sqlite: db });
+  const devices = new DeviceRepository(fleet);
   const telemetry = new TelemetryRepository(db);
   const monitor = new FleetMonitor({
     db,
@@ -40,12 +43,13 @@ export function monitorFixture(options: Partial<MonitoringOptions> = {}): Monito
   });
   return {
     db,
+    fleet,
     devices,
     telemetry,
     monitor,
-    addDevice(id, profile = 'rpi4', online = true) {
-      devices.create({ id, name: id, secretHash: hashSecret('s'), profile, hardware });
-      devices.setOnline(id, online, new Date().toISOString());
+    async addDevice(id, profile = 'rpi4', online = true) {
+      await devices.create({ id, name: id, secretHash: hashSecret('s'), profile, hardware });
+      await devices.setOnline(id, online, new Date().toISOString());
     },
   };
 }

@@ -11,8 +11,8 @@ import { record, summarize } from './synthetic.js';
 const lat = summarize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 const batch = (from: number, to: number, at = Date.now()) =>
   Array.from({ length: to - from + 1 }, (_, i) => record(from + i, at, lat));
-const rows = (f: ReturnType<typeof monitorFixture>, device?: string) => f.telemetry.count(device);
-const rollupSum = (f: ReturnType<typeof monitorFixture>, resolution: number) =>
+const rows = (f: Awaited<ReturnType<typeof monitorFixture>>, device?: string) => f.telemetry.count(device);
+const rollupSum = (f: Awaited<ReturnType<typeof monitorFixture>>, resolution: number) =>
   f.db
     .prepare(
       'SELECT coalesce(sum(records), 0) records, coalesce(sum(lat_count), 0) n FROM telemetry_rollup WHERE resolution = ?',
@@ -21,8 +21,8 @@ const rollupSum = (f: ReturnType<typeof monitorFixture>, resolution: number) =>
 
 describe('ingest queue', () => {
   it('stores resent records once and counts them once in the rollups', async () => {
-    const f = monitorFixture();
-    f.addDevice('d1');
+    const f = await monitorFixture();
+    await f.addDevice('d1');
     expect(await f.monitor.ingest.submit('d1', batch(1, 10))).toEqual({ added: 10, duplicates: 0 });
     expect(await f.monitor.ingest.submit('d1', batch(1, 10))).toEqual({ added: 0, duplicates: 10 });
     // Two overlapping resends in the same flush: dedupe holds inside one transaction too.
@@ -39,8 +39,8 @@ describe('ingest queue', () => {
   });
 
   it('commits many devices in one transaction and resolves only after the commit', async () => {
-    const f = monitorFixture({ ingestMaxDelayMs: 20 });
-    for (let d = 0; d < 50; d++) f.addDevice(`d${d}`);
+    const f = await monitorFixture({ ingestMaxDelayMs: 20 });
+    for (let d = 0; d < 50; d++) await f.addDevice(`d${d}`);
     let resolved = 0;
     const pending = Array.from({ length: 50 }, (_, d) =>
       f.monitor.ingest.submit(`d${d}`, batch(1, 5)).then((r) => {
@@ -65,8 +65,8 @@ describe('ingest queue', () => {
   });
 
   it('flushes at the record limit without waiting and never splits a batch', async () => {
-    const f = monitorFixture({ ingestMaxDelayMs: 10_000, ingestMaxRecords: 100 });
-    f.addDevice('d1');
+    const f = await monitorFixture({ ingestMaxDelayMs: 10_000, ingestMaxRecords: 100 });
+    await f.addDevice('d1');
     const first = f.monitor.ingest.submit('d1', batch(1, 60));
     const second = f.monitor.ingest.submit('d1', batch(61, 160));
     await Promise.all([first, second]);
@@ -75,12 +75,12 @@ describe('ingest queue', () => {
   });
 
   it('refuses batches beyond the pending bound with a retryable code', async () => {
-    const f = monitorFixture({
+    const f = await monitorFixture({
       ingestMaxDelayMs: 10_000,
       ingestMaxRecords: 10_000,
       ingestMaxPendingRecords: 15,
     });
-    f.addDevice('d1');
+    await f.addDevice('d1');
     const ok = f.monitor.ingest.submit('d1', batch(1, 10));
     const refused = await f.monitor.ingest.submit('d1', batch(11, 20)).catch((e) => e);
     expect(isFleetError(refused) && refused.code).toBe('INGEST_OVERLOADED');
@@ -89,9 +89,9 @@ describe('ingest queue', () => {
   });
 
   it('isolates a batch whose commit fails; the others in its flush are stored', async () => {
-    const f = monitorFixture({ ingestMaxDelayMs: 20 });
-    f.addDevice('d1');
-    f.addDevice('d2');
+    const f = await monitorFixture({ ingestMaxDelayMs: 20 });
+    await f.addDevice('d1');
+    await f.addDevice('d2');
     f.db.exec(`CREATE TRIGGER poison BEFORE INSERT ON telemetry WHEN NEW.seq = 666
       BEGIN SELECT RAISE(ABORT, 'simulated I/O error'); END`);
     const good = f.monitor.ingest.submit('d1', batch(1, 5));
@@ -104,8 +104,8 @@ describe('ingest queue', () => {
   });
 
   it('buckets records by arrival time when the device clock is implausible', async () => {
-    const f = monitorFixture();
-    f.addDevice('d1');
+    const f = await monitorFixture();
+    await f.addDevice('d1');
     await f.monitor.ingest.submit('d1', [record(1, '1970-01-01T00:00:10.000Z', lat)]);
     const row = f.db.prepare('SELECT bucket_start FROM telemetry_rollup WHERE resolution = 60000').get() as {
       bucket_start: number;
@@ -116,13 +116,13 @@ describe('ingest queue', () => {
 
 describe('router with the ingest queue', () => {
   it('publishes the ack only after the batch committed, and none when it failed', async () => {
-    const f = monitorFixture({ ingestMaxDelayMs: 10 });
-    f.addDevice('d1');
+    const f = await monitorFixture({ ingestMaxDelayMs: 10 });
+    await f.addDevice('d1');
     const acks: Array<{ topic: string; from: number; to: number; stored: number }> = [];
     const router = createMessageRouter({
       devices: f.devices,
       telemetry: f.telemetry,
-      tokens: new TokenRepository(f.db),
+      tokens: new TokenRepository(f.fleet),
       ingest: f.monitor.ingest,
       logger: createLogger({ name: 'test', level: 'silent' }),
       fleetPublicKey: 'unused',
@@ -153,8 +153,8 @@ describe('router with the ingest queue', () => {
   });
 
   it('works standalone and refuses batches once closed', async () => {
-    const f = monitorFixture();
-    f.addDevice('d1');
+    const f = await monitorFixture();
+    await f.addDevice('d1');
     const queue = new IngestQueue({ db: f.db, telemetry: f.telemetry, rollups: f.monitor.rollups });
     expect(await queue.submit('d1', batch(1, 3))).toEqual({ added: 3, duplicates: 0 });
     queue.close();

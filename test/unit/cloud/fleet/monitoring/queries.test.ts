@@ -10,7 +10,7 @@ const HOUR = 60 * MIN;
 
 /** Feeds a device records every `stepMin` minutes over [fromAgoMin, toAgoMin) ago. */
 async function feed(
-  f: ReturnType<typeof monitorFixture>,
+  f: Awaited<ReturnType<typeof monitorFixture>>,
   deviceId: string,
   opts: {
     fromAgoMin: number;
@@ -37,7 +37,7 @@ async function feed(
 
 describe('fleet latency', () => {
   it('answers p50/p90/p99 per device, model and profile close to the exact values', async () => {
-    const f = monitorFixture();
+    const f = await monitorFixture();
     const rng = createRng(1);
     const exact = new Map<string, number[]>();
     const setup = [
@@ -46,7 +46,7 @@ describe('fleet latency', () => {
       ['c', 'rpi5', 'm2', 3],
     ] as const;
     for (const [id, profile, model, median] of setup) {
-      f.addDevice(id, profile);
+      await f.addDevice(id, profile);
       const samples: number[] = [];
       await feed(
         f,
@@ -88,7 +88,7 @@ describe('fleet latency', () => {
 
 describe('regression detection', () => {
   async function scenario() {
-    const f = monitorFixture();
+    const f = await monitorFixture();
     const rng = createRng(2);
     const base = { fromAgoMin: 20 * 60, toAgoMin: 3 * 60, stepMin: 30 };
     const cur = { fromAgoMin: 55, toAgoMin: 0, stepMin: 5 };
@@ -102,7 +102,7 @@ describe('regression detection', () => {
       ['b2', 'rpi5', 'm1', 5, 'm2', 9.2],
     ] as const;
     for (const [id, profile, m0, ms0, m1, ms1] of devices) {
-      f.addDevice(id, profile);
+      await f.addDevice(id, profile);
       const seq = await feed(f, id, { ...base, medianMs: ms0, modelId: m0, seq: 1 }, rng);
       await feed(f, id, { ...cur, medianMs: ms1, modelId: m1, seq }, rng);
     }
@@ -137,14 +137,14 @@ describe('regression detection', () => {
 
 describe('fleet health', () => {
   it('tells online, offline (status / last will) and stale devices apart and flags throttling', async () => {
-    const f = monitorFixture();
-    f.addDevice('ok');
-    f.addDevice('hot');
-    f.addDevice('gone', 'rpi4', false);
-    f.addDevice('silent');
-    f.devices.setOnline('silent', true, new Date(Date.now() - 5 * MIN).toISOString());
-    f.addDevice('revoked');
-    f.devices.revoke('revoked');
+    const f = await monitorFixture();
+    await f.addDevice('ok');
+    await f.addDevice('hot');
+    await f.addDevice('gone', 'rpi4', false);
+    await f.addDevice('silent');
+    await f.devices.setOnline('silent', true, new Date(Date.now() - 5 * MIN).toISOString());
+    await f.addDevice('revoked');
+    await f.devices.revoke('revoked');
     const now = Date.now();
     await f.monitor.ingest.submit('ok', [record(1, now, null, { tempC: 45, throttledBits: 0x50000 })]);
     await f.monitor.ingest.submit('hot', [
@@ -168,17 +168,17 @@ describe('fleet health', () => {
     expect(by.get('ok')).toMatchObject({ throttled: false, throttledBits: 0x50000 });
     // Three missed 10 s intervals make a device stale: the threshold is configurable.
     expect(health.staleAfterS).toBe(30);
-    const lenient = monitorFixture({ offlineAfterIntervals: 60 });
-    lenient.addDevice('silent');
-    lenient.devices.setOnline('silent', true, new Date(Date.now() - 5 * MIN).toISOString());
+    const lenient = await monitorFixture({ offlineAfterIntervals: 60 });
+    await lenient.addDevice('silent');
+    await lenient.devices.setOnline('silent', true, new Date(Date.now() - 5 * MIN).toISOString());
     expect(lenient.monitor.health.run().devices[0].status).toBe('online');
   });
 });
 
 describe('query cache', () => {
   it('never serves a bucket that changed or was pruned since it was decoded', async () => {
-    const f = monitorFixture({ queryCacheRows: 10 });
-    f.addDevice('d1');
+    const f = await monitorFixture({ queryCacheRows: 10 });
+    await f.addDevice('d1');
     const t = Date.now() - 3 * HOUR;
     await f.monitor.ingest.submit('d1', [record(1, t, summarize([5, 5, 5, 5]))]);
     expect(f.monitor.latency.run('device', 24 * HOUR).groups[0].count).toBe(4);
@@ -196,9 +196,9 @@ describe('query cache', () => {
   });
 
   it('answers exactly as an uncached read while writes append deltas and trigger re-reads', async () => {
-    const f = monitorFixture();
+    const f = await monitorFixture();
     const rng = createRng(9);
-    for (const id of ['a', 'b', 'c']) f.addDevice(id);
+    for (const id of ['a', 'b', 'c']) await f.addDevice(id);
     const t = Date.now() - 30 * MIN;
     const fresh = () =>
       new FleetLatencyQuery(f.db, new RollupStore(f.db, { cacheRows: 0 }), f.monitor.options).run(

@@ -10,8 +10,8 @@ const DAY = 24 * HOUR;
 
 describe('rollups (downsampling)', () => {
   it('aggregates records into minute and hour buckets with exact sums and mergeable histograms', async () => {
-    const f = monitorFixture();
-    f.addDevice('d1');
+    const f = await monitorFixture();
+    await f.addDevice('d1');
     const hourStart = Date.now() - (Date.now() % HOUR) - 2 * HOUR;
     // 3 records in minute 0, 2 in minute 1, 1 in the next hour; temperatures, throttling, models.
     const recs = [
@@ -58,8 +58,8 @@ describe('rollups (downsampling)', () => {
   });
 
   it('merges late records into existing buckets (upsert), histogram included', async () => {
-    const f = monitorFixture();
-    f.addDevice('d1');
+    const f = await monitorFixture();
+    await f.addDevice('d1');
     const t = Date.now() - 10 * MIN;
     await f.monitor.ingest.submit('d1', [record(1, t, summarize([1, 1, 1, 1]))]);
     await f.monitor.ingest.submit('d1', [record(2, t + 1, summarize([8, 8, 8, 8, 8, 8]))]);
@@ -71,8 +71,8 @@ describe('rollups (downsampling)', () => {
 
 describe('retention', () => {
   it('keeps raw rows a day, minute rollups a month and hour rollups 400 days by default', async () => {
-    const f = monitorFixture();
-    f.addDevice('d1');
+    const f = await monitorFixture();
+    await f.addDevice('d1');
     const now = Date.now();
     const iso = (ms: number) => new Date(ms).toISOString();
     f.telemetry.insert('d1', record(1, now - 2 * DAY, null), iso(now - 2 * DAY));
@@ -98,8 +98,8 @@ describe('retention', () => {
   });
 
   it('honours configured retention', async () => {
-    const f = monitorFixture({ rawRetentionMs: HOUR });
-    f.addDevice('d1');
+    const f = await monitorFixture({ rawRetentionMs: HOUR });
+    await f.addDevice('d1');
     const now = Date.now();
     f.telemetry.insert('d1', record(1, now, null), new Date(now - 2 * HOUR).toISOString());
     expect((await f.monitor.sweep(now)).rawDeleted).toBe(1);

@@ -54,7 +54,7 @@ function stats(samples: number[], errors: number): ServingStats {
 }
 
 async function simulate(draw: Draw, seed: number) {
-  const f = monitorFixture();
+  const f = await monitorFixture();
   const rng = createRng(seed);
   const all: number[] = [];
   const byProfile = new Map<string, number[]>();
@@ -64,7 +64,7 @@ async function simulate(draw: Draw, seed: number) {
   const submitted: Promise<unknown>[] = [];
   for (let d = 0; d < DEVICES; d++) {
     const profile = d % 3 === 0 ? 'rpi4' : 'rpi5';
-    f.addDevice(`dev-${d}`, profile);
+    await f.addDevice(`dev-${d}`, profile);
     const records: TelemetryRecord[] = [];
     for (let r = 0; r < RECORDS_PER_DEVICE; r++) {
       const samples = Array.from({ length: REQUESTS_PER_RECORD }, () => draw(d, rng));
@@ -130,9 +130,9 @@ describe('real-traffic latency merged across the fleet', () => {
   }
 
   it('a resent batch is not counted twice; release and device filters; series per minute', async () => {
-    const f = monitorFixture();
-    f.addDevice('a');
-    f.addDevice('b');
+    const f = await monitorFixture();
+    await f.addDevice('a');
+    await f.addDevice('b');
     const now = Date.now();
     const record = (seq: number, version: string, values: number[]): TelemetryRecord => ({
       seq,

@@ -1,0 +1,116 @@
+import { expect, it } from 'vitest';
+import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
+import { TokenRepository } from '../../../cloud/fleet/identity/tokens.js';
+import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
+import { describeEachBackend } from '../support/backends.js';
+
+const hardware = {
+  hostname: 'pi',
+  arch: 'arm64',
+  platform: 'linux',
+  cpuModel: 'Cortex-A76',
+  cpuCores: 4,
+  memoryBytes: 8e9,
+  gpu: null,
+  executionProviders: ['cpu' as const],
+  onnxruntimeVersion: '1.30.0',
+  nodeVersion: process.version,
+};
+
+describeEachBackend('device registry', (backend) => {
+  it('stores, lists and updates devices', async () => {
+    const devices = new DeviceRepository(await backend.open());
+    await devices.create({ id: 'b', name: 'bee', secretHash: hashSecret('s'), profile: 'rpi5', hardware });
+    const a = await devices.create({
+      id: 'a',
+      name: 'ay',
+      secretHash: hashSecret('t'),
+      profile: null,
+      hardware,
+    });
+    expect(a).toMatchObject({ id: 'a', online: false, revoked: false, tags: [], hardware, lastSeenAt: null });
+    expect((await devices.list()).map((d) => d.id)).toEqual(['a', 'b']);
+
+    await devices.setOnline('a', true, '2026-01-01T00:00:00.000Z');
+    await devices.setTags('a', ['lab', 'north']);
+    await devices.setProfile('a', 'rpi4');
+    await devices.applyState('a', {
+      v: 1,
+      targetVersion: 7,
+      phase: 'active',
+      activeModel: { modelId: 'm-1', sha256: 'c'.repeat(64), version: 7 },
+      progress: null,
+      error: { code: 'TRANSFER_NO_SPACE', message: 'disk full' },
+      at: new Date().toISOString(),
+    });
+    expect(await devices.get('a')).toMatchObject({
+      online: true,
+      tags: ['lab', 'north'],
+      profile: 'rpi4',
+      phase: 'active',
+      activeModelId: 'm-1',
+      appliedVersion: 7,
+      lastError: { code: 'TRANSFER_NO_SPACE', message: 'disk full' },
+    });
+    await devices.touchMany(['a', 'b'], '2026-02-01T00:00:00.000Z');
+    expect((await devices.list()).map((d) => d.lastSeenAt)).toEqual([
+      '2026-02-01T00:00:00.000Z',
+      '2026-02-01T00:00:00.000Z',
+    ]);
+    expect(await devices.find('ghost')).toBeUndefined();
+    await expect(devices.get('ghost')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('forgets a revoked device for authentication and the broker password file', async () => {
+    const devices = new DeviceRepository(await backend.open());
+    for (const id of ['a', 'b']) {
+      await devices.create({ id, name: id, secretHash: hashSecret(id), profile: null, hardware });
+      await devices.setBrokerHash(id, `$7$${id}`);
+    }
+    await devices.setOnline('b', true, new Date().toISOString());
+    expect(await devices.secretHash('b')).toBe(hashSecret('b'));
+    await devices.revoke('b');
+    expect(await devices.secretHash('b')).toBeUndefined();
+    expect(await devices.brokerCredentials()).toEqual([{ username: 'a', hash: '$7$a' }]);
+    expect(await devices.get('b')).toMatchObject({ revoked: true, online: false });
+  });
+});
+
+describeEachBackend('tokens', (backend) => {
+  it('enrollment tokens are single-use by default and refuse revoked or expired ones', async () => {
+    const tokens = new TokenRepository(await backend.open());
+    const { token } = await tokens.createEnrollToken();
+    await tokens.consumeEnrollToken(token);
+    await expect(tokens.consumeEnrollToken(token)).rejects.toMatchObject({ code: 'ENROLL_TOKEN' });
+    const revoked = (await tokens.createEnrollToken({ uses: 5 })).token;
+    expect(await tokens.revokeEnrollToken(revoked)).toBe(true);
+    expect(await tokens.revokeEnrollToken('enr_unknown')).toBe(false);
+    await expect(tokens.consumeEnrollToken(revoked)).rejects.toMatchObject({ code: 'ENROLL_TOKEN' });
+    const expired = (await tokens.createEnrollToken({ ttlSeconds: -1 })).token;
+    await expect(tokens.consumeEnrollToken(expired)).rejects.toMatchObject({ code: 'ENROLL_TOKEN' });
+  });
+
+  it('grants exactly `uses` enrollments to concurrent requests', async () => {
+    const store = await backend.open();
+    // Two repositories on one store stand for two replicas racing for the last uses.
+    const [one, two] = [new TokenRepository(store), new TokenRepository(store)];
+    const { token } = await one.createEnrollToken({ uses: 3 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => (i % 2 ? one : two).consumeEnrollToken(token)),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+  });
+
+  it('stores only hashes of API tokens and knows their roles', async () => {
+    const store = await backend.open();
+    const tokens = new TokenRepository(store);
+    expect(await tokens.hasApiTokens()).toBe(false);
+    const token = await tokens.createApiToken('ops', 'operator');
+    const rows = await store.db.selectFrom('api_tokens').selectAll().execute();
+    expect(JSON.stringify(rows)).not.toContain(token);
+    expect(rows.map((r) => r.token_hash)).toEqual([hashSecret(token)]);
+    expect(await tokens.apiTokenRole(token)).toEqual({ name: 'ops', role: 'operator' });
+    expect(await tokens.apiTokenRole(`${token}x`)).toBeUndefined();
+    expect(await tokens.hasApiTokens()).toBe(true);
+  });
+});
