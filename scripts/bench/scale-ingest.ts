@@ -212,6 +212,7 @@ async function killLeaderDuringIngest(identities: SimIdentity[]): Promise<Array<
   await leader?.kill('SIGKILL');
   while (!follower.leading && performance.now() - killedAt < 30_000) await sleep(20);
   const takeoverS = (performance.now() - killedAt) / 1000;
+  const tookOver = follower.leading; // read now: a stopping replica logs 'following'
   await sleep(20_000); // ingest goes on through the survivor
   sim.stop();
   const result = await sim.done;
@@ -224,7 +225,7 @@ async function killLeaderDuringIngest(identities: SimIdentity[]): Promise<Array<
   return [
     [
       leader ? 'yes' : 'no leader found',
-      follower.leading ? takeoverS.toFixed(1) : `> ${takeoverS.toFixed(0)} (no takeover)`,
+      tookOver ? takeoverS.toFixed(1) : `> ${takeoverS.toFixed(0)} (no takeover)`,
       `${result.online}/${devices}`,
       result.recordsSent,
       result.recordsAcked,
