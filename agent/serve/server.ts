@@ -8,6 +8,7 @@ import type { Logger } from '../../shared/logger.js';
 import { type InferRequest, inferRequestSchema, type ModelMetadata } from '../../shared/protocol/index.js';
 import type { Executor } from './executor.js';
 import { parseJson, readBody, sendError, sendJson, splitBody } from './http-io.js';
+import { listen } from './listen.js';
 import type { ModelRegistry, Release } from './registry.js';
 import { decodeInputs, encodeOutputs, tensorMetadata } from './tensors.js';
 import type { TrafficRecorder } from './traffic.js';
@@ -270,37 +271,6 @@ function metadata(r: Release): ModelMetadata {
     inputs: r.inputs.map(tensorMetadata),
     outputs: r.outputs.map(tensorMetadata),
   };
-}
-
-function listen(server: Server, where: { host?: string; port?: number; path?: string }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(listenError(error, where));
-    server.once('error', onError);
-    server.listen(where, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-/** A listen failure as a coded error that names the address and how to choose another. */
-function listenError(error: NodeJS.ErrnoException, where: { host?: string; port?: number; path?: string }) {
-  const address = where.path ? `socket ${where.path}` : `${where.host}:${where.port}`;
-  const fix = where.path
-    ? 'choose another path with --serve-socket'
-    : 'choose another port with --serve-port (0 = any free port), or turn serving off with --no-serve';
-  if (error.code === 'EADDRINUSE') {
-    return new FleetError(
-      'SERVE_ADDRESS_IN_USE',
-      `the inference service cannot listen on ${address}: it is taken (another agent or program); ${fix}`,
-      { address },
-    );
-  }
-  return new FleetError(
-    'SERVE_LISTEN',
-    `the inference service cannot listen on ${address}: ${error.code ?? error.message}; ${fix}`,
-    { address },
-  );
 }
 
 function notFound(path: string): FleetError {
