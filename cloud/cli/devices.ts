@@ -62,13 +62,25 @@ export function register(program: Command): void {
       );
     });
   registerTagCommands(devices);
+  /** ` at x [1,3,48,192]`: the shape a benchmark describes, when the agent reported it. */
+  const shapesText = (shapes: Record<string, number[]> | null) =>
+    shapes && Object.keys(shapes).length > 0
+      ? ` at ${Object.entries(shapes)
+          .map(([name, dims]) => `${name} [${dims.join(',')}]`)
+          .join(', ')}`
+      : '';
   withApiOptions(program.command('latency <device>'))
     .description("a device's benchmark and inference latency over a window")
     .option('--window <w>', 'time window, e.g. 15m, 24h, 7d', '24h')
     .option('--json', 'print JSON')
     .action(async (device: string, options) => {
       const result = await callApi<{
-        bench: { p50Ms: number; p99Ms: number; ep: string } | null;
+        bench: {
+          p50Ms: number;
+          p99Ms: number;
+          ep: string;
+          inputShapes: Record<string, number[]> | null;
+        } | null;
         series: unknown[];
       }>(
         options,
@@ -77,7 +89,7 @@ export function register(program: Command): void {
       );
       printResult(options.json, result, () =>
         result.bench
-          ? `benchmark p50 ${result.bench.p50Ms.toFixed(3)} ms, p99 ${result.bench.p99Ms.toFixed(3)} ms on ${result.bench.ep}; ${result.series.length} telemetry points`
+          ? `benchmark p50 ${result.bench.p50Ms.toFixed(3)} ms, p99 ${result.bench.p99Ms.toFixed(3)} ms on ${result.bench.ep}${shapesText(result.bench.inputShapes)}; ${result.series.length} telemetry points`
           : `no benchmark yet; ${result.series.length} telemetry points`,
       );
     });

@@ -26,7 +26,16 @@ export interface BenchSummary {
   throughput: number;
   loadMs: number;
   at: string;
+  /** The shape each input was benchmarked at; null when the agent did not say (older agents). */
+  inputShapes: Record<string, number[]> | null;
 }
+
+type BenchRow = Omit<BenchSummary, 'inputShapes'> & { inputShapes: string | null };
+
+const toBenchSummary = ({ inputShapes, ...row }: BenchRow): BenchSummary => ({
+  ...row,
+  inputShapes: inputShapes === null ? null : (JSON.parse(inputShapes) as Record<string, number[]>),
+});
 
 export interface TelemetrySnapshot {
   at: string;
@@ -52,7 +61,7 @@ export class TelemetryRepository {
     );
     this.insertBench = db.prepare(
       `INSERT INTO bench_reports (device_id, model_id, sha256, ep, runs, p50_ms, p90_ms, p99_ms, max_ms, mean_ms,
-        throughput, load_ms, at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        throughput, load_ms, at, received_at, input_shapes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -108,6 +117,7 @@ export class TelemetryRepository {
       report.loadMs,
       report.at,
       receivedAt,
+      report.inputShapes ? JSON.stringify(report.inputShapes) : null,
     );
   }
 
@@ -115,11 +125,11 @@ export class TelemetryRepository {
     const row = this.db
       .prepare(
         `SELECT model_id modelId, sha256, ep, runs, p50_ms p50Ms, p90_ms p90Ms, p99_ms p99Ms, max_ms maxMs,
-           mean_ms meanMs, throughput, load_ms loadMs, at
+           mean_ms meanMs, throughput, load_ms loadMs, at, input_shapes inputShapes
          FROM bench_reports WHERE device_id = ? ORDER BY id DESC LIMIT 1`,
       )
-      .get(deviceId) as BenchSummary | undefined;
-    return row ?? null;
+      .get(deviceId) as BenchRow | undefined;
+    return row ? toBenchSummary(row) : null;
   }
 
   /**
@@ -130,12 +140,13 @@ export class TelemetryRepository {
     const rows = this.db
       .prepare(
         `SELECT d.id deviceId, b.model_id modelId, b.sha256, b.ep, b.runs, b.p50_ms p50Ms, b.p90_ms p90Ms,
-           b.p99_ms p99Ms, b.max_ms maxMs, b.mean_ms meanMs, b.throughput, b.load_ms loadMs, b.at
+           b.p99_ms p99Ms, b.max_ms maxMs, b.mean_ms meanMs, b.throughput, b.load_ms loadMs, b.at,
+           b.input_shapes inputShapes
          FROM devices d CROSS JOIN bench_reports b
            ON b.id = (SELECT max(id) FROM bench_reports WHERE device_id = d.id)`,
       )
-      .all() as Array<BenchSummary & { deviceId: string }>;
-    return new Map(rows.map(({ deviceId, ...bench }) => [deviceId, bench]));
+      .all() as Array<BenchRow & { deviceId: string }>;
+    return new Map(rows.map(({ deviceId, ...bench }) => [deviceId, toBenchSummary(bench)]));
   }
 
   /**

@@ -281,3 +281,9 @@ MIGRATIONS.push(`
     at TEXT NOT NULL
   );
 `);
+
+// 10: the shape each input was benchmarked at (issue 14), so `fleetml latency` says what a
+// device's figure describes. JSON object input name -> dims; NULL from agents that predate it.
+MIGRATIONS.push(`
+  ALTER TABLE bench_reports ADD COLUMN input_shapes TEXT;
+`);
