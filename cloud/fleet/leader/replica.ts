@@ -37,6 +37,8 @@ export interface ReplicaParts {
 export interface ReplicaOptions {
   /** postgres://… for telemetry and leadership; undefined: SQLite only. */
   database?: string;
+  /** A pool on `database` the caller already opened (and ends); default: one of its own. */
+  pool?: PgPool;
   /** The cloud uses an external broker (replicas possible); false: embedded, one process. */
   externalBroker: boolean;
   db: Db;
@@ -57,7 +59,7 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
   let postgres: PostgresParts | null = null;
   let leadership: Leadership;
   if (o.database) {
-    const pool = await openPostgres(o.database);
+    const pool = o.pool ?? (await openPostgres(o.database));
     const store = new PgTelemetryStore(pool, o.monitoring);
     const ingest = new PgIngestQueue({
       store,
@@ -109,7 +111,7 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
       await leadership.stop();
       if (postgres) {
         await postgres.ingest.close();
-        await postgres.pool.end();
+        if (!o.pool) await postgres.pool.end();
       }
     },
   };

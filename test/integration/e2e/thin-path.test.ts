@@ -102,7 +102,7 @@ describe('thin path: cloud + agent + model', () => {
     expect(device.p50Ms).toBe(latency.bench.p50Ms);
     await waitFor('telemetry rows', () => cloud.services.telemetry.count(agent.identity.deviceId) >= 2);
     // The transfer server only hands a device the artifact its own target names.
-    expect(cloud.services.targets.current(agent.identity.deviceId)?.model?.manifest.sha256).toBe(
+    expect((await cloud.services.targets.current(agent.identity.deviceId))?.model?.manifest.sha256).toBe(
       upload.body.sha256,
     );
   });

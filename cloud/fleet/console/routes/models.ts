@@ -5,6 +5,7 @@ import { parseShapeFlags } from '../../../../shared/serving-shape.js';
 import { checkModelLoads, describeOnnx } from '../../../compression/index.js';
 import type { CloudServices } from '../../../services.js';
 import { Lineage } from '../../inventory/lineage.js';
+import { sqliteArtifactBenches } from '../../inventory/lineage-benches.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
 import { isUploadedFile } from '../upload.js';
@@ -33,7 +34,7 @@ const MODEL_UPLOAD_LIMIT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 export async function registerModelRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
-  const lineage = new Lineage(s.db, s.models);
+  const lineage = new Lineage(s.fleet, s.models, sqliteArtifactBenches(s.db));
 
   app.get(
     '/api/models',
@@ -108,7 +109,10 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request) => {
       const model = await s.models.remove(request.params.id);
-      s.audit.record(request.caller?.name ?? '?', 'model.remove', { id: model.id, sha256: model.sha256 });
+      await s.audit.record(request.caller?.name ?? '?', 'model.remove', {
+        id: model.id,
+        sha256: model.sha256,
+      });
       return model;
     },
   );
@@ -145,7 +149,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
         sourceModelId: query.variantOf,
         servingShapes: shapes.length > 0 ? parseShapeFlags(shapes, 'shape') : undefined,
       });
-      s.audit.record(request.caller?.name ?? '?', 'model.add', { id: model.id, sha256: model.sha256 });
+      await s.audit.record(request.caller?.name ?? '?', 'model.add', { id: model.id, sha256: model.sha256 });
       return reply.status(201).send(model);
     },
   );
