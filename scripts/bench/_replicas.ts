@@ -98,7 +98,12 @@ export class BenchReplica {
 
   get httpUrl(): string {
     // The console line is the page's address (with a trailing slash and maybe a #token).
-    const page = new URL(this.lines.find((l) => l.startsWith('console: '))!.slice(9).trim());
+    const page = new URL(
+      this.lines
+        .find((l) => l.startsWith('console: '))!
+        .slice(9)
+        .trim(),
+    );
     return page.origin.replace('localhost', '127.0.0.1');
   }
 
