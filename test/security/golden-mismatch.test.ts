@@ -68,15 +68,14 @@ describe('attack: golden outputs that do not match on the device', () => {
         'UPDATE goldens SET sha256 = (SELECT sha256 FROM goldens WHERE model_id = ?), size = (SELECT size FROM goldens WHERE model_id = ?) WHERE model_id = ?',
       )
       .run(other.id, other.id, victim.id);
-    const eventsBefore = s.telemetry.events(deviceId, 500).length;
+    const eventsBefore = (await s.telemetry.events(deviceId, 500)).length;
     await s.targets.setModel(deviceId, await s.models.get(victim.id));
     const event = await until(
       'GOLDEN_MISMATCH from the device',
-      () =>
-        s.telemetry
-          .events(deviceId, 500)
-          .slice(0, s.telemetry.events(deviceId, 500).length - eventsBefore)
-          .find((e) => e.code === 'GOLDEN_MISMATCH'),
+      async () => {
+        const all = await s.telemetry.events(deviceId, 500);
+        return all.slice(0, all.length - eventsBefore).find((e) => e.code === 'GOLDEN_MISMATCH');
+      },
       60_000,
     );
     expect(event.message).toMatch(/cosine/);

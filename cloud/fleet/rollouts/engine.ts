@@ -182,7 +182,7 @@ export class RolloutEngine {
         e,
         await this.d.devices.get(e.deviceId),
         model.sha256,
-        this.d.telemetry.latestBench(e.deviceId),
+        await this.d.telemetry.latestBench(e.deviceId),
         this.now(),
         rollout.policy.deviceTimeoutS,
       );
@@ -192,7 +192,7 @@ export class RolloutEngine {
       }
     }
     const executions = await this.d.store.executions(rollout.id);
-    const abortReason = this.abortReason(rollout, executions);
+    const abortReason = await this.abortReason(rollout, executions);
     if (abortReason) {
       await this.abort(rollout, executions, abortReason);
       return;
@@ -219,7 +219,7 @@ export class RolloutEngine {
     if (changed) this.d.onChange?.(rollout.id);
   }
 
-  private abortReason(rollout: Rollout, executions: Execution[]): string | null {
+  private async abortReason(rollout: Rollout, executions: Execution[]): Promise<string | null> {
     const p = rollout.policy;
     const finished = executions.filter((e) => TERMINAL.has(e.status) && e.status !== 'canceled');
     const failed = finished.filter((e) => FAILURES.has(e.status));
@@ -241,7 +241,7 @@ export class RolloutEngine {
   }
 
   /** The soak rules: every finished, soaked wave against the old release on its own devices. */
-  private trafficReason(rollout: Rollout, executions: Execution[]): string | null {
+  private async trafficReason(rollout: Rollout, executions: Execution[]): Promise<string | null> {
     const query = this.d.serving;
     if (!query) return null;
     const waves = [...new Set(executions.map((e) => e.wave))].sort((a, b) => a - b);
@@ -249,7 +249,7 @@ export class RolloutEngine {
       const wave = executions.filter((e) => e.wave === w);
       if (!wave.every((e) => TERMINAL.has(e.status))) continue;
       if (soakRemainingMs(rollout.policy, wave, this.now()) > 0) continue;
-      const reason = trafficVerdict(rollout.policy, rollout.modelId, wave, this.now(), query);
+      const reason = await trafficVerdict(rollout.policy, rollout.modelId, wave, this.now(), query);
       if (reason) return `wave ${w}: ${reason}`;
     }
     return null;

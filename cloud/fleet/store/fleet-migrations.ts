@@ -9,6 +9,7 @@
  */
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSchema } from './schema.js';
+import { telemetryBaseline } from './telemetry-migrations.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the schema builder works on any database shape
 type AnyDb = Kysely<any>;
@@ -220,4 +221,5 @@ export function releaseStamps(
 export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0001_fleet_baseline': { up: baseline },
   '0002_release_stamps': { up: reconcileReleases },
+  '0200_telemetry_baseline': { up: telemetryBaseline },
 };
