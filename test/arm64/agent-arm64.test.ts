@@ -136,7 +136,7 @@ describe.skipIf(skipReason !== null)(
         for (const model of [fp32, int8]) {
           // The cloud's golden set (outputs computed on x86) travels in the manifest: the device
           // must reproduce them within the variant's bounds before it activates the model.
-          const golden = goldens.find(model.id);
+          const golden = await goldens.find(model.id);
           expect(golden, `no golden set for ${model.variant}`).toBeDefined();
           const { done, executions } = await deploy(model.id);
           expect(done.status, agent.tail()).toBe('succeeded');
@@ -147,8 +147,8 @@ describe.skipIf(skipReason !== null)(
             'the active model',
             async () => (await devices.get(deviceId)).activeModelId === model.id,
           );
-          const fidelity = await waitFor('the golden check in the bench report', () => {
-            const f = deviceAudit.fidelity(deviceId);
+          const fidelity = await waitFor('the golden check in the bench report', async () => {
+            const f = await deviceAudit.fidelity(deviceId);
             return f?.modelId === model.id ? f : undefined;
           });
           expect(fidelity.cases).toBe(golden!.cases);

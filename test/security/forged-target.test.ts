@@ -37,7 +37,7 @@ describe('attack: forged, replayed and high-version targets on the target topic'
       async () => (await s.devices.get(deviceId)).activeSha256 === model.sha256,
       60_000,
     );
-    return { model, target: s.targets.current(deviceId)! };
+    return { model, target: (await s.targets.current(deviceId))! };
   };
   const events = () => t.cloud.services.telemetry.events(deviceId, 200);
 
@@ -89,8 +89,8 @@ describe('attack: forged, replayed and high-version targets on the target topic'
       await attacker.publishAsync(deviceTopic(deviceId, 'state'), encodeJson(report), { qos: 1 });
       const alarms = await until(
         'an alarm on the device',
-        () => {
-          const list = t.cloud.services.deviceAudit.alarms(deviceId);
+        async () => {
+          const list = await t.cloud.services.deviceAudit.alarms(deviceId);
           return list.length > 0 ? list : undefined;
         },
         10_000,

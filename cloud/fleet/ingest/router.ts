@@ -76,7 +76,10 @@ export function createMessageRouter(deps: RouterDeps): {
       }
       const { deviceId, channel } = parsed;
       if (channel === 'target' || channel === 'transfer/blk' || channel === 'telemetry/ack') return; // the cloud's own
-      const device = await deps.devices.find(deviceId);
+      // Status changes need the stored online flag; every other message only needs to know the
+      // device exists and is not revoked, which a few-seconds-old read answers without a query.
+      const device =
+        channel === 'status' ? await deps.devices.find(deviceId) : await deps.devices.findRecent(deviceId);
       if (!device || device.revoked) {
         // Retained status messages of removed devices are expected after a reset: not an attack.
         if (channel !== 'status')

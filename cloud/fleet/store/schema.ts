@@ -100,10 +100,64 @@ export interface RolloutDevicesTable {
 
 export interface ManifestsTable {
   model_id: string;
+  /** The manifest as JSON. */
+  body: string;
+  /** Null while it waits for an offline signature. */
+  signature: string | null;
+  created_at: string;
 }
 
 export interface GoldensTable {
   model_id: string;
+  sha256: string;
+  size: BigInt;
+  max_abs: number;
+  min_cosine: number;
+  cases: number;
+  created_at: string;
+}
+
+/** Small named values of the cloud as a whole (the epoch). */
+export interface CloudStateTable {
+  key: string;
+  value: string;
+}
+
+export interface AuditTable {
+  id: Generated<number>;
+  at: string;
+  actor: string;
+  action: string;
+  /** JSON object. */
+  details: string;
+}
+
+/** User-defined device profiles (the built-in ones live in code). */
+export interface ProfilesTable {
+  name: string;
+  /** The profile as JSON. */
+  body: string;
+  created_at: string;
+}
+
+export interface DeviceAlarmsTable {
+  device_id: string;
+  code: string;
+  message: string;
+  count: number;
+  first_at: string;
+  last_at: string;
+}
+
+export interface DeviceFidelityTable {
+  device_id: string;
+  model_id: string;
+  sha256: string;
+  cases: number;
+  cosine: number | null;
+  max_abs: number;
+  accuracy: number | null;
+  at: string;
 }
 
 /** Before fleet migration 0002 only (it moves these numbers into models.release_stamp). */
@@ -213,6 +267,11 @@ export interface FleetSchema {
   rollout_devices: RolloutDevicesTable;
   manifests: ManifestsTable;
   goldens: GoldensTable;
+  cloud_state: CloudStateTable;
+  audit: AuditTable;
+  profiles: ProfilesTable;
+  device_alarms: DeviceAlarmsTable;
+  device_fidelity: DeviceFidelityTable;
   bench_reports: BenchReportsTable;
   events: EventsTable;
   telemetry: TelemetryTable;

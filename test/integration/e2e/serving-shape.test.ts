@@ -81,7 +81,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
     const model = await json('models', 'add', CLASSIFIER, '--name', 'ocr-cls', '--shape', SHAPE);
     expect(model.servingShapes).toEqual({ x: [1, 3, 48, 192] });
     expect(model.unresolvedDims).toEqual([]);
-    expect(fleet.cloud.services.manifests.forDeployment(model).manifest.servingShapes).toEqual({
+    expect((await fleet.cloud.services.manifests.forDeployment(model)).manifest.servingShapes).toEqual({
       x: [1, 3, 48, 192],
     });
 

@@ -116,7 +116,7 @@ describe('broker access control', () => {
     );
     await closed;
     client.end(true);
-    expect(fleet.cloud.services.targets.current(a.id)?.version ?? 0).toBeLessThan(10_000);
+    expect((await fleet.cloud.services.targets.current(a.id))?.version ?? 0).toBeLessThan(10_000);
   });
 
   it('disconnects a revoked device and refuses it afterwards', async () => {

@@ -79,15 +79,10 @@ describe('targets', () => {
     const model = await models.add(SAMPLE, { name: 'mnist' });
     const keys = generateFleetKeyPair();
     const targets = new TargetService(
-      db,
+      fleet,
       publisher,
-      new ManifestService(db, { signing: { mode: 'online', keys } }),
-      {
-        epoch: 1,
-        sign: (t) => signTarget(t, keys),
-        devices,
-        models,
-      },
+      new ManifestService(fleet, { signing: { mode: 'online', keys } }),
+      { sign: (t) => signTarget(t, keys), devices, models },
     );
     const first = await targets.setModel('dev-1', model);
     const second = await targets.setModel('dev-1', model);

@@ -126,11 +126,11 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
         ...(await summarize(device.id)),
         hardware: device.hardware,
         tags: device.tags,
-        target: s.targets.current(device.id) ?? null,
+        target: (await s.targets.current(device.id)) ?? null,
         /** UNKNOWN_VERSION alarms: the device reported a version the cloud never issued. */
-        alarms: s.deviceAudit.alarms(device.id),
+        alarms: await s.deviceAudit.alarms(device.id),
         /** Golden-check fidelity the device measured for its model (cosine, max |diff|). */
-        fidelity: s.deviceAudit.fidelity(device.id),
+        fidelity: await s.deviceAudit.fidelity(device.id),
       };
     },
   );
@@ -177,7 +177,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       const device = await s.devices.get(request.params.id);
       await s.devices.revoke(device.id);
       await s.disconnectDevice(device.id);
-      s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
+      await s.audit.record(request.caller?.name ?? '?', 'device.revoke', { id: device.id });
       return { id: device.id, revoked: true };
     },
   );
@@ -214,7 +214,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       if (body.profile) s.profiles.get(body.profile);
       if (body.profile !== undefined) await s.devices.setProfile(device.id, body.profile);
       if (body.tags || body.addTags || body.removeTags) await s.devices.setTags(device.id, [...tags]);
-      s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
+      await s.audit.record(request.caller?.name ?? '?', 'device.update', { id: device.id, ...body });
       return summarize(device.id);
     },
   );
