@@ -80,6 +80,7 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
     ...request.train,
     loss: { ...request.train.loss, mode, task },
     onProgress: (e) => {
+      request.train.onProgress?.(e);
       if (!bar) return;
       const payload = {
         epoch: `${e.epoch}/${request.train.epochs ?? 10}`,
