@@ -8,7 +8,9 @@
  * them only where they do not exist (a new PostgreSQL database), with the same columns.
  */
 import type { Kysely, Migration } from 'kysely';
+import { deliveryTables } from './delivery-migrations.js';
 import type { MigrationSchema } from './schema.js';
+import { telemetryBaseline } from './telemetry-migrations.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the schema builder works on any database shape
 type AnyDb = Kysely<any>;
@@ -217,7 +219,7 @@ export function releaseStamps(
 }
 
 /**
- * 0003: enrollments by request id (identity/enroll-requests.ts). An agent whose reply was lost
+ * 0300: enrollments by request id (identity/enroll-requests.ts). An agent whose reply was lost
  * sends its request again; the row makes that a replay of the first answer instead of a second
  * use of the token and an orphan device. The salt (with the token, which only the requester
  * holds) derives the device secret again; the secret itself is stored nowhere.
@@ -239,5 +241,7 @@ async function enrollRequests(db: AnyDb): Promise<void> {
 export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0001_fleet_baseline': { up: baseline },
   '0002_release_stamps': { up: reconcileReleases },
-  '0003_enroll_requests': { up: enrollRequests },
+  '0100_delivery_tables': { up: deliveryTables },
+  '0200_telemetry_baseline': { up: telemetryBaseline },
+  '0300_enroll_requests': { up: enrollRequests },
 };
