@@ -75,8 +75,7 @@ describe('rollout in waves to simulated devices', () => {
         540_000,
         1000,
       );
-      expect(done.status).toBe('succeeded');
-      expect(done.reason).toBeNull();
+      expect({ status: done.status, reason: done.reason }).toEqual({ status: 'succeeded', reason: null });
       expect(done.counts).toEqual({ succeeded: DEVICES });
       const executions = done.executions as Execution[];
       // Canary of 5 % (12 devices), then waves of 80: 12, 80, 80, 68.
