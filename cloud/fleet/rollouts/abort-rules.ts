@@ -42,9 +42,6 @@ async function trafficReason(
     const wave = executions.filter((e) => e.wave === w);
     if (!wave.every((e) => TERMINAL.has(e.status))) continue;
     if (soakRemainingMs(rollout.policy, wave, nowMs) > 0) continue;
-    // The serving query is asynchronous (PostgreSQL or SQLite through Kysely): without the
-    // await the pending promise itself read as an abort reason, and every rollout with a
-    // second wave aborted after its first ("wave 0: [object Promise]").
     const reason = await trafficVerdict(rollout.policy, rollout.modelId, wave, nowMs, serving);
     if (reason) return `wave ${w}: ${reason}`;
   }

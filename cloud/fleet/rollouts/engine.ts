@@ -120,7 +120,7 @@ export class RolloutEngine {
    * not one per report.
    */
   tick(): Promise<void> {
-    if (this.queued) return this.queued;
+    if (this.queued !== undefined) return this.queued;
     const run = async () => {
       await new Promise((resolve) => setImmediate(resolve));
       this.queued = undefined; // calls from now on need a pass after this one
