@@ -256,12 +256,20 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     workDir: join(options.dataDir, 'jobs'),
     workers: options.jobWorkers,
   });
+  const tokens = new TokenRepository(fleet, {
+    fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey),
+  });
   return {
     ...delivery,
     db,
     fleet,
     devices,
-    tokens: new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
+    tokens,
+    issueEnrollToken: async (tokenOptions) => {
+      const created = await tokens.createEnrollToken(tokenOptions);
+      await broker.onEnrollToken?.(created.token);
+      return created;
+    },
     telemetry,
     audit,
     rollouts,
