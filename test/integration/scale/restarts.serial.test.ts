@@ -97,7 +97,16 @@ describe.skipIf(skipReason !== null)(
       });
       expect(created.status).toBe(201);
       const id = created.body.id;
-      const rollout = async () => (await set.api(second, 'GET', `/api/rollouts/${id}`)).body;
+      const replicasSay = () =>
+        set.procs
+          .map((p, i) => `replica ${i} ${p.running ? 'running' : 'exited'}:\n${p.lines.slice(-15).join('\n')}`)
+          .join('\n');
+      const rollout = async () =>
+        (
+          await set.api(second, 'GET', `/api/rollouts/${id}`).catch((error: Error) => {
+            throw new Error(`${error.message}; ${replicasSay()}`);
+          })
+        ).body;
       await waitFor('the first wave done', async () => (await rollout()).counts.succeeded >= 4, 180_000, 200);
 
       // Mosquitto goes away mid-rollout and mid-ingest, and comes back empty.
