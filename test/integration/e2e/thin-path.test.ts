@@ -112,7 +112,7 @@ describe('thin path: cloud + agent + model', () => {
       async () => (await storedTelemetryCount(cloud, agent.identity.deviceId)) >= 2,
     );
     // The transfer server only hands a device the artifact its own target names.
-    expect(cloud.services.targets.current(agent.identity.deviceId)?.model?.manifest.sha256).toBe(
+    expect((await cloud.services.targets.current(agent.identity.deviceId))?.model?.manifest.sha256).toBe(
       upload.body.sha256,
     );
   });

@@ -99,7 +99,9 @@ describe.skipIf(skipReason !== null)(
       const id = created.body.id;
       const replicasSay = () =>
         set.procs
-          .map((p, i) => `replica ${i} ${p.running ? 'running' : 'exited'}:\n${p.lines.slice(-15).join('\n')}`)
+          .map(
+            (p, i) => `replica ${i} ${p.running ? 'running' : 'exited'}:\n${p.lines.slice(-15).join('\n')}`,
+          )
           .join('\n');
       const rollout = async () =>
         (
