@@ -125,7 +125,7 @@ describe.skipIf(skipReason !== null)(
         throw new Error(`${(error as Error).message}; simulator: ${progress()}`);
       });
       const mid = await rollout();
-      expect(mid.status, JSON.stringify(mid.counts)).toBe('running');
+      expect(mid.status, JSON.stringify(mid)).toBe('running');
 
       // Then the PostgreSQL server restarts under both replicas.
       const ackedBeforePg = run.counters.recordsAcked;
