@@ -111,12 +111,20 @@ export async function buildServices(wiring: ServiceWiring): Promise<CloudService
     profiles,
     profileStore,
   });
+  const tokens = new TokenRepository(fleet, {
+    fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey),
+  });
   return {
     ...delivery,
     db,
     fleet,
     devices,
-    tokens: new TokenRepository(fleet, { fleetKeyFingerprint: fleetKeyFingerprint(manifests.publicKey) }),
+    tokens,
+    issueEnrollToken: async (tokenOptions) => {
+      const created = await tokens.createEnrollToken(tokenOptions);
+      await broker.onEnrollToken?.(created.token);
+      return created;
+    },
     telemetry,
     audit,
     rollouts,
