@@ -47,8 +47,11 @@ export function routeDeviceTraffic(
     onEnrolled: broker.onEnrolled,
     onTransferRequest: (deviceId, payload) => transfer.handleRequest(deviceId, payload),
     onReport: (deviceId, report) => {
-      if ('state' in report) deviceAudit.onState(deviceId, report.state);
-      else deviceAudit.onBench(deviceId, report.bench);
+      const seen =
+        'state' in report
+          ? deviceAudit.onState(deviceId, report.state)
+          : deviceAudit.onBench(deviceId, report.bench);
+      seen.catch((error) => logger.warn({ err: error, deviceId }, 'device audit failed'));
     },
     onDeviceUpdate: (deviceId, kind) => {
       events.emit({ type: 'device', deviceId, kind });

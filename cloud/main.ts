@@ -24,6 +24,7 @@ import { AuditLog } from './fleet/inventory/audit.js';
 import { DeviceRepository } from './fleet/inventory/devices.js';
 import { FleetEvents } from './fleet/inventory/events.js';
 import { ModelRegistry } from './fleet/inventory/models.js';
+import { ProfileStore } from './fleet/inventory/profiles.js';
 import { JobRunner } from './fleet/jobs/compression-jobs.js';
 import { openReplicaParts, type ReplicaParts } from './fleet/leader/replica.js';
 import { FleetMonitor } from './fleet/monitoring/monitor.js';
@@ -32,6 +33,7 @@ import { RolloutEngine } from './fleet/rollouts/engine.js';
 import { RolloutStore } from './fleet/rollouts/store.js';
 import { type Db, openDatabase } from './fleet/store/db.js';
 import { type FleetStore, openFleetStore } from './fleet/store/kysely.js';
+import { openPostgres, type PgPool } from './fleet/store/postgres.js';
 import { type CloudMqtt, connectCloudMqtt, subscribeDeviceTraffic } from './fleet/transport/mqtt.js';
 import type { CloudServices } from './services.js';
 
@@ -56,15 +58,17 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
   const { logger } = options;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase({ path: join(options.dataDir, 'fleetml.db') });
-  // The fleet tables go through the shared query layer; they stay in SQLite until every
-  // repository runs on it (docs/scale.md), as foreign keys tie them together.
-  const fleet = await openFleetStore({ sqlite: db });
+  // With --database the fleet tables (devices, models, delivery, rollouts, audit…) live in
+  // PostgreSQL, shared by every replica; the SQLite file keeps what has not moved yet.
+  const pool = options.database ? await openPostgres(options.database) : undefined;
+  const fleet = await openFleetStore(pool ? { postgres: pool } : { sqlite: db });
   const devices = new DeviceRepository(fleet);
   const broker = await openFleetBroker({ ...options, devices });
   const mqtt = await connectControllerMqtt(options, broker);
   const events = new FleetEvents();
   const replica = await openReplicaParts({
     database: options.database,
+    pool,
     externalBroker: Boolean(options.mqttUrl),
     db,
     devices,
@@ -108,7 +112,7 @@ export async function startCloud(options: CloudOptions): Promise<CloudHandle> {
     isLeader: () => replica.leadership.isLeader,
     httpRoutes: app.fleetmlRoutes,
     disconnectDevice: services.disconnectDevice,
-    stop: () => stopCloud({ services, app, replica, mqtt, broker, db, logger }),
+    stop: () => stopCloud({ services, app, replica, mqtt, broker, db, pool, logger }),
   };
 }
 
@@ -120,9 +124,10 @@ async function stopCloud(parts: {
   mqtt: CloudMqtt;
   broker: FleetBroker;
   db: Db;
+  pool: PgPool | undefined;
   logger: Logger;
 }): Promise<void> {
-  const { services, app, replica, mqtt, broker, db, logger } = parts;
+  const { services, app, replica, mqtt, broker, db, pool, logger } = parts;
   await services.jobs.stop();
   await services.rollouts.stop();
   await app.close();
@@ -131,6 +136,7 @@ async function stopCloud(parts: {
   await replica.close();
   await mqtt.close();
   await broker.close();
+  await pool?.end();
   db.close();
   logger.info('cloud stopped');
 }
@@ -186,25 +192,30 @@ async function loadSigning(options: CloudOptions): Promise<SigningMode> {
 /** Artifacts, goldens, signed manifests and targets, models, and the audit of what devices run. */
 async function buildDelivery(
   options: CloudOptions,
-  db: Db,
   fleet: FleetStore,
   mqtt: CloudMqtt,
   devices: DeviceRepository,
 ) {
   const store = new LocalArtifactStore(options.artifactsDir ?? join(options.dataDir, 'artifacts'));
   const signing = await loadSigning(options);
-  const goldens = new GoldenService(db, store, options.logger);
-  const manifests = new ManifestService(db, { signing, golden: (modelId) => goldens.find(modelId) });
+  const goldens = new GoldenService(fleet, store, options.logger);
+  const manifests = new ManifestService(fleet, { signing, golden: (modelId) => goldens.find(modelId) });
   const targetSigning = await TargetSigning.create(signing, join(options.dataDir, 'keys'));
   const models = new ModelRegistry(fleet, store, (model, bytes) => goldens.register(model, bytes));
-  const targets = new TargetService(db, mqtt, manifests, {
-    epoch: beginEpoch(db),
-    sign: targetSigning.sign,
-    devices,
-    models,
-  });
-  const deviceAudit = new DeviceAudit(db, { targets, manifests });
+  await beginEpoch(fleet);
+  const targets = new TargetService(fleet, mqtt, manifests, { sign: targetSigning.sign, devices, models });
+  const deviceAudit = new DeviceAudit(fleet, { targets, manifests });
   return { store, goldens, manifests, targetSigning, targets, models, deviceAudit };
+}
+
+/**
+ * Where benchmarks, events and raw telemetry live: with --database in PostgreSQL, where the
+ * replicas ingest telemetry (whether or not the rest of the fleet tables are there yet), else
+ * in the fleet store.
+ */
+async function telemetryStoreOf(fleet: FleetStore, replica: ReplicaParts): Promise<FleetStore> {
+  if (!replica.postgres || fleet.dialect === 'postgres') return fleet;
+  return openFleetStore({ postgres: replica.postgres.pool });
 }
 
 interface ServiceWiring {
@@ -223,14 +234,25 @@ interface ServiceWiring {
 async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
   const { options, db, fleet, devices, events, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
-  const telemetry = new TelemetryRepository(db);
-  const delivery = await buildDelivery(options, db, fleet, wiring.mqtt, devices);
+  const delivery = await buildDelivery(options, fleet, wiring.mqtt, devices);
   const { store, models, manifests, targets } = delivery;
-  const profiles = new ProfileRegistry(
-    (db.prepare('SELECT body FROM profiles').all() as Array<{ body: string }>).map((r) => JSON.parse(r.body)),
-  );
-  const audit = new AuditLog(db);
-  const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
+  const telemetryStore = await telemetryStoreOf(fleet, replica);
+  const telemetry = new TelemetryRepository(telemetryStore, {
+    modelName: async (id) => (await models.find(id))?.name,
+  });
+  const profileStore = new ProfileStore(fleet);
+  const profiles = new ProfileRegistry();
+  await profileStore.loadInto(profiles);
+  const audit = new AuditLog(fleet);
+  const monitor = new FleetMonitor({
+    db,
+    fleet,
+    telemetryStore,
+    devices,
+    logger,
+    options: options.monitoring,
+    rejectedBatches,
+  });
   const rolloutStore = new RolloutStore(fleet);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
@@ -243,7 +265,8 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
     isLeader: () => replica.leadership.isLeader,
     // Soak rules read real-traffic sketches; ticks come after startCloud has wired everything.
-    serving: (fromMs, toMs, filter) => monitor.serving.summary(fromMs, toMs, 'fleet', filter)[0],
+    serving: async (fromMs, toMs, filter) =>
+      (await monitor.serving.summary(fromMs, toMs, 'fleet', filter))[0],
   });
   delivery.deviceAudit.registerMetrics(monitor.metrics.registry);
   const jobs = new JobRunner({
@@ -251,6 +274,7 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     store,
     models,
     profiles,
+    refreshProfiles: () => profileStore.loadInto(profiles),
     events,
     logger,
     workDir: join(options.dataDir, 'jobs'),
@@ -267,10 +291,11 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     rollouts,
     rolloutStore,
     profiles,
+    profileStore,
     events,
     jobs,
     monitor,
-    telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
+    telemetryCount: () => telemetry.count(),
     postgresLatency: replica.postgres?.latency,
     // An external broker's URL is what the cloud was given; the embedded one may need a name.
     brokerUrl: options.mqttUrl ? broker.url : advertisedBrokerUrl(broker.url, options.mqttHost, options.tls),

@@ -11,6 +11,7 @@ import type { AuditLog } from './fleet/inventory/audit.js';
 import type { DeviceRepository } from './fleet/inventory/devices.js';
 import type { FleetEvents } from './fleet/inventory/events.js';
 import type { ModelRegistry } from './fleet/inventory/models.js';
+import type { ProfileStore } from './fleet/inventory/profiles.js';
 import type { JobRunner } from './fleet/jobs/compression-jobs.js';
 import type { FleetMonitor } from './fleet/monitoring/monitor.js';
 import type { RolloutEngine } from './fleet/rollouts/engine.js';
@@ -34,6 +35,8 @@ export interface CloudServices {
   rollouts: RolloutEngine;
   rolloutStore: RolloutStore;
   profiles: ProfileRegistry;
+  /** Where user-defined profiles are kept (the registry holds them in memory). */
+  profileStore: ProfileStore;
   events: FleetEvents;
   manifests: ManifestService;
   /** Golden sets computed at registration, named by manifests. */

@@ -133,7 +133,7 @@ export function register(program: Command): void {
         variant: 'fp32',
       });
       const target = await cloud.services.targets.setModel(device.id, model);
-      cloud.services.audit.record('demo', 'deploy', { model: model.id, devices: [device.id] });
+      await cloud.services.audit.record('demo', 'deploy', { model: model.id, devices: [device.id] });
 
       process.stdout.write(
         [
@@ -151,7 +151,7 @@ export function register(program: Command): void {
       const bench = await waitFor(
         'the first benchmark',
         120_000,
-        () => cloud.services.telemetry.latestBench(device.id) ?? undefined,
+        async () => (await cloud.services.telemetry.latestBench(device.id)) ?? undefined,
       ).catch(() => null);
       if (bench) {
         process.stdout.write(

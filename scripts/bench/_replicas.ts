@@ -102,11 +102,14 @@ export class BenchReplica {
   }
 
   get httpUrl(): string {
-    return this.lines
-      .find((l) => l.startsWith('console: '))!
-      .slice(9)
-      .split('#')[0]
-      .replace('localhost', '127.0.0.1');
+    // The console line is the page's address (with a trailing slash and maybe a #token).
+    const page = new URL(
+      this.lines
+        .find((l) => l.startsWith('console: '))!
+        .slice(9)
+        .trim(),
+    );
+    return page.origin.replace('localhost', '127.0.0.1');
   }
 
   async enrollToken(uses: number): Promise<string> {

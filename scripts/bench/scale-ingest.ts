@@ -238,7 +238,7 @@ async function killLeaderDuringIngest(identities: SimIdentity[]): Promise<Array<
 }
 
 const body = [
-  `\`nice -n 10 npx tsx scripts/bench/scale-ingest.ts --devices ${devices} --seconds ${seconds} --rate ${rate} --interval ${intervalS} --replicas ${args.replicas}\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}. Simulator, Mosquitto 2, PostgreSQL 15 and the replicas all share these 2 cores, and the machine was shared with other work (1-minute load average at the end of each round in the last column). Each device sends a batch of ${rate} records every ${intervalS} s, jittered (offered records/s); stored/s is the PostgreSQL count over ${seconds} s of steady state. "stored" counts the records of the whole round, "lost" the acknowledged records not stored, "stored twice" rows with a repeated (device, seq) in the whole table.`,
+  `\`npx tsx scripts/bench/scale-ingest.ts --devices ${devices} --seconds ${seconds} --rate ${rate} --interval ${intervalS} --replicas ${args.replicas}\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}. Simulator, Mosquitto 2, PostgreSQL 15 and the replicas all share these 2 cores (1-minute load average at the end of each round in the last column, the benchmark's own processes included). Each device sends a batch of ${rate} records every ${intervalS} s, jittered (offered records/s); stored/s is the PostgreSQL count over ${seconds} s of steady state. "stored" counts the records of the whole round, "lost" the acknowledged records not stored, "stored twice" rows with a repeated (device, seq) in the whole table.`,
   '',
   markdownTable(
     [

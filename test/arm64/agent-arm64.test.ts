@@ -136,7 +136,7 @@ describe.skipIf(skipReason !== null)(
         for (const model of [fp32, int8]) {
           // The cloud's golden set (outputs computed on x86) travels in the manifest: the device
           // must reproduce them within the variant's bounds before it activates the model.
-          const golden = goldens.find(model.id);
+          const golden = await goldens.find(model.id);
           expect(golden, `no golden set for ${model.variant}`).toBeDefined();
           const { done, executions } = await deploy(model.id);
           expect(done.status, agent.tail()).toBe('succeeded');
@@ -147,8 +147,8 @@ describe.skipIf(skipReason !== null)(
             'the active model',
             async () => (await devices.get(deviceId)).activeModelId === model.id,
           );
-          const fidelity = await waitFor('the golden check in the bench report', () => {
-            const f = deviceAudit.fidelity(deviceId);
+          const fidelity = await waitFor('the golden check in the bench report', async () => {
+            const f = await deviceAudit.fidelity(deviceId);
             return f?.modelId === model.id ? f : undefined;
           });
           expect(fidelity.cases).toBe(golden!.cases);
@@ -157,7 +157,7 @@ describe.skipIf(skipReason !== null)(
             `arm64 golden ${model.variant}: ${fidelity.cases} cases, max |diff| ${fidelity.maxAbs}, cosine ${fidelity.cosine}\n`,
           );
         }
-        const goldenOk = telemetry.events(deviceId).filter((e) => e.code === 'GOLDEN_OK');
+        const goldenOk = (await telemetry.events(deviceId)).filter((e) => e.code === 'GOLDEN_OK');
         expect(goldenOk.length).toBeGreaterThanOrEqual(2);
         expect(agent.logs.filter((l) => l.msg === 'golden check passed')).toHaveLength(2);
         const latency = (await cloud.api('GET', `/api/devices/${deviceId}/latency`)).body;
@@ -168,7 +168,10 @@ describe.skipIf(skipReason !== null)(
     );
 
     it('sends telemetry the cloud stores', async () => {
-      await waitFor('telemetry rows', () => cloud.cloud.services.telemetry.count(deviceId) >= 2);
+      await waitFor(
+        'telemetry rows',
+        async () => (await cloud.cloud.services.telemetry.count(deviceId)) >= 2,
+      );
     });
 
     it(

@@ -38,7 +38,8 @@ describe('attack: artifact theft by a second enrolled device', () => {
         (await t.cloud.services.devices.get(a.agent.identity.deviceId)).activeSha256 === model.sha256,
       60_000,
     );
-    const golden = t.cloud.services.targets.current(a.agent.identity.deviceId)?.model?.manifest.golden;
+    const golden = (await t.cloud.services.targets.current(a.agent.identity.deviceId))?.model?.manifest
+      .golden;
 
     // B stops its agent and speaks for itself with its own credentials.
     await b.agent.stop();

@@ -46,7 +46,7 @@ describe('attack: golden outputs that do not match on the device', () => {
       async () => (await s.devices.get(deviceId)).activeSha256 === model.sha256,
       60_000,
     );
-    const manifest = s.targets.current(deviceId)?.model?.manifest;
+    const manifest = (await s.targets.current(deviceId))?.model?.manifest;
     expect(manifest?.golden).toBeTruthy();
     const fidelity = await until('the measured fidelity', () => s.deviceAudit.fidelity(deviceId), 10_000);
     expect(fidelity.sha256).toBe(model.sha256);
@@ -63,20 +63,20 @@ describe('attack: golden outputs that do not match on the device', () => {
     const other = await upload(72, 'golden-b');
     const victim = await upload(73, 'golden-c');
     // The registry names the other model's golden set for the victim.
-    s.db
-      .prepare(
-        'UPDATE goldens SET sha256 = (SELECT sha256 FROM goldens WHERE model_id = ?), size = (SELECT size FROM goldens WHERE model_id = ?) WHERE model_id = ?',
-      )
-      .run(other.id, other.id, victim.id);
-    const eventsBefore = s.telemetry.events(deviceId, 500).length;
+    const otherGolden = (await s.goldens.find(other.id))!;
+    await s.fleet.db
+      .updateTable('goldens')
+      .set({ sha256: otherGolden.sha256, size: otherGolden.size })
+      .where('model_id', '=', victim.id)
+      .execute();
+    const eventsBefore = (await s.telemetry.events(deviceId, 500)).length;
     await s.targets.setModel(deviceId, await s.models.get(victim.id));
     const event = await until(
       'GOLDEN_MISMATCH from the device',
-      () =>
-        s.telemetry
-          .events(deviceId, 500)
-          .slice(0, s.telemetry.events(deviceId, 500).length - eventsBefore)
-          .find((e) => e.code === 'GOLDEN_MISMATCH'),
+      async () => {
+        const all = await s.telemetry.events(deviceId, 500);
+        return all.slice(0, all.length - eventsBefore).find((e) => e.code === 'GOLDEN_MISMATCH');
+      },
       60_000,
     );
     expect(event.message).toMatch(/cosine/);

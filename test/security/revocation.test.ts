@@ -69,7 +69,9 @@ describe('attack: a revoked device keeps a second session (embedded broker)', ()
     expect(((await deploy.json()) as { error: { code: string } }).error.code).toBe('DEVICE_REVOKED');
     const rollout = await api('POST', '/api/rollouts', { model: model.id, devices: [deviceId] });
     expect(rollout.status).toBe(409);
-    expect(fleet.cloud.services.targets.current(deviceId)?.model?.manifest.sha256).not.toBe(model.sha256);
+    expect((await fleet.cloud.services.targets.current(deviceId))?.model?.manifest.sha256).not.toBe(
+      model.sha256,
+    );
     second.end(true);
   });
 });

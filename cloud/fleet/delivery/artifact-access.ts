@@ -15,12 +15,14 @@ export function createArtifactAccess(deps: {
     const device = await deps.devices.find(deviceId);
     if (!device || device.revoked) return false;
     const allowed = new Set<string>();
-    const pending = deps.targets.current(deviceId)?.model?.manifest;
+    const pending = (await deps.targets.current(deviceId))?.model?.manifest;
     if (pending) {
       allowed.add(pending.sha256);
       if (pending.golden) allowed.add(pending.golden.sha256);
     }
-    const running = device.activeModelId ? deps.manifests.find(device.activeModelId)?.manifest : undefined;
+    const running = device.activeModelId
+      ? (await deps.manifests.find(device.activeModelId))?.manifest
+      : undefined;
     if (running && running.sha256 === device.activeSha256) {
       allowed.add(running.sha256);
       if (running.golden) allowed.add(running.golden.sha256);

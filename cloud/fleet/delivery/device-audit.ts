@@ -1,6 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { BenchReport, StateReport } from '../../../shared/protocol/index.js';
-import type { Db } from '../store/db.js';
+import type { FleetDb, FleetStore } from '../store/kysely.js';
 import type { ManifestService } from './manifests.js';
 import type { TargetService } from './targets.js';
 
@@ -30,58 +30,69 @@ export interface DeviceFidelity {
  * /metrics (`fleetml_device_alarms`). Also keeps the golden-check fidelity each device measured.
  */
 export class DeviceAudit {
+  private readonly db: FleetDb;
+
   constructor(
-    private readonly db: Db,
+    fleet: FleetStore,
     private readonly deps: {
-      targets: Pick<TargetService, 'current' | 'epoch'>;
+      targets: Pick<TargetService, 'current' | 'currentEpoch'>;
       manifests: Pick<ManifestService, 'find'>;
     },
-  ) {}
-
-  onState(deviceId: string, report: StateReport): void {
-    const problem = this.unknownVersion(deviceId, report);
-    if (problem) this.raise(deviceId, 'UNKNOWN_VERSION', problem);
+  ) {
+    this.db = fleet.db;
   }
 
-  onBench(deviceId: string, report: BenchReport): void {
+  async onState(deviceId: string, report: StateReport): Promise<void> {
+    const problem = await this.unknownVersion(deviceId, report);
+    if (problem) await this.raise(deviceId, 'UNKNOWN_VERSION', problem);
+  }
+
+  async onBench(deviceId: string, report: BenchReport): Promise<void> {
     if (!report.golden) return;
-    this.db
-      .prepare(
-        `INSERT INTO device_fidelity (device_id, model_id, sha256, cases, cosine, max_abs, accuracy, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(device_id) DO UPDATE SET model_id = excluded.model_id, sha256 = excluded.sha256, cases = excluded.cases,
-           cosine = excluded.cosine, max_abs = excluded.max_abs, accuracy = excluded.accuracy, at = excluded.at`,
-      )
-      .run(
-        deviceId,
-        report.modelId,
-        report.sha256,
-        report.golden.cases,
-        report.golden.cosine ?? null,
-        report.golden.maxAbsDiff,
-        report.golden.accuracy,
-        report.at,
-      );
+    const row = {
+      model_id: report.modelId,
+      sha256: report.sha256,
+      cases: report.golden.cases,
+      cosine: report.golden.cosine ?? null,
+      max_abs: report.golden.maxAbsDiff,
+      accuracy: report.golden.accuracy,
+      at: report.at,
+    };
+    await this.db
+      .insertInto('device_fidelity')
+      .values({ device_id: deviceId, ...row })
+      .onConflict((c) => c.column('device_id').doUpdateSet(row))
+      .execute();
   }
 
-  alarms(deviceId: string): DeviceAlarm[] {
-    return this.db
-      .prepare(
-        'SELECT code, message, count, first_at firstAt, last_at lastAt FROM device_alarms WHERE device_id = ? ORDER BY last_at DESC',
-      )
-      .all(deviceId) as DeviceAlarm[];
+  async alarms(deviceId: string): Promise<DeviceAlarm[]> {
+    const rows = await this.db
+      .selectFrom('device_alarms')
+      .select(['code', 'message', 'count', 'first_at', 'last_at'])
+      .where('device_id', '=', deviceId)
+      .orderBy('last_at', 'desc')
+      .execute();
+    return rows.map((r) => ({
+      code: r.code as DeviceAlarm['code'],
+      message: r.message,
+      count: r.count,
+      firstAt: r.first_at,
+      lastAt: r.last_at,
+    }));
   }
 
-  fidelity(deviceId: string): DeviceFidelity | null {
-    return (
-      (this.db
-        .prepare(
-          'SELECT model_id modelId, sha256, cases, cosine, max_abs maxAbs, accuracy, at FROM device_fidelity WHERE device_id = ?',
-        )
-        .get(deviceId) as DeviceFidelity | undefined) ?? null
-    );
+  async fidelity(deviceId: string): Promise<DeviceFidelity | null> {
+    const row = await this.db
+      .selectFrom('device_fidelity')
+      .select(['model_id', 'sha256', 'cases', 'cosine', 'max_abs', 'accuracy', 'at'])
+      .where('device_id', '=', deviceId)
+      .executeTakeFirst();
+    if (!row) return null;
+    const { model_id: modelId, max_abs: maxAbs, ...rest } = row;
+    return { modelId, maxAbs, ...rest };
   }
 
-  /** `fleetml_device_alarms{device, code}`: alarms raised per device (read from SQLite when scraped). */
+  /** `fleetml_device_alarms{device, code}`: alarms raised per device (read from the store when scraped). */
   registerMetrics(registry: Registry): void {
     const db = this.db;
     new Gauge({
@@ -89,44 +100,50 @@ export class DeviceAudit {
       help: 'Alarms raised about a device, by code (UNKNOWN_VERSION: it reports a version the cloud never issued)',
       labelNames: ['device', 'code'],
       registers: [registry],
-      collect() {
+      async collect() {
+        const rows = await db.selectFrom('device_alarms').select(['device_id', 'code']).execute();
         this.reset();
-        const rows = db.prepare('SELECT device_id device, code FROM device_alarms').all() as Array<{
-          device: string;
-          code: string;
-        }>;
-        for (const row of rows) this.set(row, 1);
+        for (const row of rows) this.set({ device: row.device_id, code: row.code }, 1);
       },
     });
   }
 
-  private unknownVersion(deviceId: string, report: StateReport): string | null {
-    const target = this.deps.targets.current(deviceId);
-    const sameEpoch = report.epoch === undefined || report.epoch === this.deps.targets.epoch;
+  private async unknownVersion(deviceId: string, report: StateReport): Promise<string | null> {
+    const target = await this.deps.targets.current(deviceId);
+    const sameEpoch = report.epoch === undefined || report.epoch === (await this.deps.targets.currentEpoch());
     if (sameEpoch && report.targetVersion !== null && report.targetVersion > (target?.version ?? 0)) {
       return `reports target version ${report.targetVersion}; the cloud issued at most ${target?.version ?? 0}`;
     }
     const active = report.activeModel;
     if (!active) return null;
-    const known = this.db
-      .prepare('SELECT 1 FROM models WHERE id = ? AND sha256 = ?')
-      .get(active.modelId, active.sha256);
+    const known = await this.db
+      .selectFrom('models')
+      .select('id')
+      .where('id', '=', active.modelId)
+      .where('sha256', '=', active.sha256)
+      .executeTakeFirst();
     if (!known)
       return `runs ${active.modelId} with artifact ${active.sha256.slice(0, 12)}…, which the cloud never issued`;
-    const issued = this.deps.manifests.find(active.modelId)?.manifest.version ?? 0;
+    const issued = (await this.deps.manifests.find(active.modelId))?.manifest.version ?? 0;
     if (active.version > issued) {
       return `runs manifest version ${active.version} of ${active.modelId}; the cloud issued at most ${issued}`;
     }
     return null;
   }
 
-  private raise(deviceId: string, code: DeviceAlarm['code'], message: string): void {
+  private async raise(deviceId: string, code: DeviceAlarm['code'], message: string): Promise<void> {
     const now = new Date().toISOString();
-    this.db
-      .prepare(
-        `INSERT INTO device_alarms (device_id, code, message, count, first_at, last_at) VALUES (?, ?, ?, 1, ?, ?)
-         ON CONFLICT(device_id, code) DO UPDATE SET message = excluded.message, count = count + 1, last_at = excluded.last_at`,
+    const text = message.slice(0, 500);
+    await this.db
+      .insertInto('device_alarms')
+      .values({ device_id: deviceId, code, message: text, count: 1, first_at: now, last_at: now })
+      .onConflict((c) =>
+        c.columns(['device_id', 'code']).doUpdateSet((eb) => ({
+          message: text,
+          count: eb('device_alarms.count', '+', 1),
+          last_at: now,
+        })),
       )
-      .run(deviceId, code, message.slice(0, 500), now, now);
+      .execute();
   }
 }

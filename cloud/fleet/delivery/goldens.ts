@@ -3,7 +3,7 @@ import type { Logger } from '../../../shared/logger.js';
 import { decodeGoldenSet, encodeGoldenSet, goldenTolerance } from '../../../shared/manifest/index.js';
 import { computeGoldenSet, type NpyArray } from '../../compression/index.js';
 import type { ModelRecord } from '../inventory/models.js';
-import type { Db } from '../store/db.js';
+import { type FleetDb, type FleetStore, toNumber } from '../store/kysely.js';
 import type { ArtifactStore } from './artifacts.js';
 
 /** A model's golden set: an artifact in the store, with the bounds its variant's precision allows. */
@@ -25,18 +25,32 @@ export interface GoldenRecord {
  * manifest names the set; devices check it before they activate the model.
  */
 export class GoldenService {
+  private readonly db: FleetDb;
+
   constructor(
-    private readonly db: Db,
+    fleet: FleetStore,
     private readonly store: ArtifactStore,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.db = fleet.db;
+  }
 
-  find(modelId: string): GoldenRecord | undefined {
-    return this.db
-      .prepare(
-        'SELECT model_id modelId, sha256, size, max_abs maxAbs, min_cosine minCosine, cases FROM goldens WHERE model_id = ?',
-      )
-      .get(modelId) as GoldenRecord | undefined;
+  async find(modelId: string): Promise<GoldenRecord | undefined> {
+    const row = await this.db
+      .selectFrom('goldens')
+      .select(['model_id', 'sha256', 'size', 'max_abs', 'min_cosine', 'cases'])
+      .where('model_id', '=', modelId)
+      .executeTakeFirst();
+    return row
+      ? {
+          modelId: row.model_id,
+          sha256: row.sha256,
+          size: toNumber(row.size),
+          maxAbs: row.max_abs,
+          minCosine: row.min_cosine,
+          cases: row.cases,
+        }
+      : undefined;
   }
 
   /**
@@ -55,13 +69,19 @@ export class GoldenService {
       const encoded = encodeGoldenSet(set);
       const { sha256, size } = await this.store.put(encoded);
       const { tolerance, minCosine } = goldenTolerance(set, model.variant);
-      this.db
-        .prepare(
-          `INSERT INTO goldens (model_id, sha256, size, max_abs, min_cosine, cases, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(model_id) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, max_abs = excluded.max_abs,
-             min_cosine = excluded.min_cosine, cases = excluded.cases, created_at = excluded.created_at`,
-        )
-        .run(model.id, sha256, size, tolerance, minCosine, set.cases.length, new Date().toISOString());
+      const row = {
+        sha256,
+        size,
+        max_abs: tolerance,
+        min_cosine: minCosine,
+        cases: set.cases.length,
+        created_at: new Date().toISOString(),
+      };
+      await this.db
+        .insertInto('goldens')
+        .values({ model_id: model.id, ...row })
+        .onConflict((c) => c.column('model_id').doUpdateSet(row))
+        .execute();
       return this.find(model.id);
     } catch (error) {
       const e = toFleetError(error);
@@ -72,7 +92,7 @@ export class GoldenService {
 
   /** A variant is checked on the inputs its source model was checked on. */
   private async sourceInputs(model: ModelRecord) {
-    const source = model.sourceModelId ? this.find(model.sourceModelId) : undefined;
+    const source = model.sourceModelId ? await this.find(model.sourceModelId) : undefined;
     if (!source) return undefined;
     const bytes = await this.store.get(source.sha256);
     return decodeGoldenSet(bytes).cases.map((c) => c.inputs);

@@ -2,7 +2,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { type FleetKeyPair, signManifest, verifyManifest } from '../../../shared/manifest/index.js';
 import { type Manifest, manifestSchema } from '../../../shared/protocol/index.js';
 import type { ModelRecord } from '../inventory/models.js';
-import type { Db } from '../store/db.js';
+import type { FleetDb, FleetStore } from '../store/kysely.js';
 
 /**
  * How manifests get signed. Online: the cloud holds the key (a file apart from the database)
@@ -21,7 +21,7 @@ export interface ManifestServiceOptions {
   /** The golden set a model's manifest names (GoldenService.find); default none. */
   golden?: (
     modelId: string,
-  ) => { sha256: string; size: number; maxAbs: number; minCosine: number } | undefined;
+  ) => Promise<{ sha256: string; size: number; maxAbs: number; minCosine: number } | undefined>;
 }
 
 export interface SignedManifest {
@@ -33,11 +33,13 @@ export interface SignedManifest {
 export class ManifestService {
   private readonly blockSize: number;
   private readonly ttlSeconds: number | null;
+  private readonly db: FleetDb;
 
   constructor(
-    private readonly db: Db,
+    store: FleetStore,
     private readonly o: ManifestServiceOptions,
   ) {
+    this.db = store.db;
     this.blockSize = o.blockSize ?? 64 * 1024;
     this.ttlSeconds =
       o.ttlSeconds !== undefined ? o.ttlSeconds : o.signing.mode === 'online' ? 30 * 86400 : 365 * 86400;
@@ -47,10 +49,12 @@ export class ManifestService {
     return this.o.signing.mode === 'online' ? this.o.signing.keys.publicKey : this.o.signing.publicKey;
   }
 
-  find(modelId: string): SignedManifest | undefined {
-    const row = this.db.prepare('SELECT body, signature FROM manifests WHERE model_id = ?').get(modelId) as
-      | { body: string; signature: string | null }
-      | undefined;
+  async find(modelId: string): Promise<SignedManifest | undefined> {
+    const row = await this.db
+      .selectFrom('manifests')
+      .select(['body', 'signature'])
+      .where('model_id', '=', modelId)
+      .executeTakeFirst();
     return row ? { manifest: JSON.parse(row.body), signature: row.signature } : undefined;
   }
 
@@ -59,13 +63,13 @@ export class ManifestService {
    * none exists or the current one expires within a day. Offline, an unsigned manifest is a
    * CONFLICT naming the command that signs it.
    */
-  forDeployment(model: ModelRecord): SignedManifest {
-    let current = this.find(model.id);
+  async forDeployment(model: ModelRecord): Promise<SignedManifest> {
+    let current = await this.find(model.id);
+    const goldenSha = (await this.o.golden?.(model.id))?.sha256 ?? null;
     const expiresSoon = (m: Manifest) =>
       m.expiresAt !== null && Date.parse(m.expiresAt) - Date.now() < 86_400_000;
     // Issued before releases and golden sets existed, or the golden set changed since.
-    const outdated = (m: Manifest) =>
-      m.release === undefined || (m.golden?.sha256 ?? null) !== (this.o.golden?.(model.id)?.sha256 ?? null);
+    const outdated = (m: Manifest) => m.release === undefined || (m.golden?.sha256 ?? null) !== goldenSha;
     // A serving shape set after the manifest was issued must reach the devices: re-issue.
     const shapesChanged = (m: Manifest) =>
       JSON.stringify(m.servingShapes ?? null) !== JSON.stringify(model.servingShapes ?? null);
@@ -74,7 +78,7 @@ export class ManifestService {
       (this.o.signing.mode === 'online' &&
         (expiresSoon(current.manifest) || outdated(current.manifest) || shapesChanged(current.manifest)))
     ) {
-      current = this.issue(model, (current?.manifest.version ?? 0) + 1);
+      current = await this.issue(model, (current?.manifest.version ?? 0) + 1);
     }
     if (!current.signature) {
       throw new FleetError(
@@ -89,31 +93,34 @@ export class ManifestService {
   }
 
   /** Manifests waiting for an offline signature. */
-  pending(): Manifest[] {
-    return (
-      this.db
-        .prepare('SELECT body FROM manifests WHERE signature IS NULL ORDER BY created_at')
-        .all() as Array<{ body: string }>
-    ).map((r) => JSON.parse(r.body));
+  async pending(): Promise<Manifest[]> {
+    const rows = await this.db
+      .selectFrom('manifests')
+      .select('body')
+      .where('signature', 'is', null)
+      .orderBy('created_at')
+      .orderBy('model_id')
+      .execute();
+    return rows.map((r) => JSON.parse(r.body));
   }
 
   /** Prepares the manifest of a model for offline signing (no-op when it has one). */
-  prepare(model: ModelRecord): Manifest {
-    return (this.find(model.id) ?? this.issue(model, 1)).manifest;
+  async prepare(model: ModelRecord): Promise<Manifest> {
+    return ((await this.find(model.id)) ?? (await this.issue(model, 1))).manifest;
   }
 
   /** Stores an offline signature after checking it against the fleet key. */
-  attach(modelId: string, signature: string): SignedManifest {
-    const current = this.find(modelId);
+  async attach(modelId: string, signature: string): Promise<SignedManifest> {
+    const current = await this.find(modelId);
     if (!current) throw new FleetError('NOT_FOUND', `no manifest for model ${modelId}`);
     verifyManifest(current.manifest, signature, this.publicKey);
-    this.db.prepare('UPDATE manifests SET signature = ? WHERE model_id = ?').run(signature, modelId);
+    await this.db.updateTable('manifests').set({ signature }).where('model_id', '=', modelId).execute();
     return { manifest: current.manifest, signature };
   }
 
-  private issue(model: ModelRecord, version: number): SignedManifest {
+  private async issue(model: ModelRecord, version: number): Promise<SignedManifest> {
     const issuedAt = new Date().toISOString();
-    const golden = this.o.golden?.(model.id);
+    const golden = await this.o.golden?.(model.id);
     const manifest: Manifest = {
       modelId: model.id,
       name: model.name,
@@ -140,12 +147,14 @@ export class ManifestService {
     };
     checkManifest(manifest);
     const signature = this.o.signing.mode === 'online' ? signManifest(manifest, this.o.signing.keys) : null;
-    this.db
-      .prepare(
-        `INSERT INTO manifests (model_id, body, signature, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(model_id) DO UPDATE SET body = excluded.body, signature = excluded.signature, created_at = excluded.created_at`,
+    const row = { model_id: model.id, body: JSON.stringify(manifest), signature, created_at: issuedAt };
+    await this.db
+      .insertInto('manifests')
+      .values(row)
+      .onConflict((c) =>
+        c.column('model_id').doUpdateSet({ body: row.body, signature, created_at: issuedAt }),
       )
-      .run(model.id, JSON.stringify(manifest), signature, issuedAt);
+      .execute();
     return { manifest, signature };
   }
 }

@@ -7,7 +7,9 @@ import {
 } from '../../../shared/protocol/index.js';
 import type { DeviceRepository } from '../inventory/devices.js';
 import type { ModelRecord, ModelRegistry } from '../inventory/models.js';
-import type { Db } from '../store/db.js';
+import { type FleetDb, type FleetStore, inTransaction } from '../store/kysely.js';
+import { lockForTransaction } from '../store/locks.js';
+import { currentEpoch } from './epoch.js';
 import type { ManifestService } from './manifests.js';
 
 export interface TargetPublisher {
@@ -18,8 +20,6 @@ export interface TargetPublisher {
 export type TargetSigner = (target: Omit<TargetState, 'signature'>) => TargetState;
 
 export interface TargetServiceOptions {
-  /** This run's epoch (delivery/epoch.ts). */
-  epoch: number;
   sign: TargetSigner;
   /** The device registry: a revoked device gets no target. */
   devices: Pick<DeviceRepository, 'find'>;
@@ -32,30 +32,39 @@ export interface TargetServiceOptions {
  * versioned target state and the agent converges on it. Each state is signed as a whole and
  * names its device, the cloud's epoch and a sequence (`version`) that only grows within the
  * epoch, so a replayed, reordered or forged message is recognisably not the cloud's newest.
- * The model inside carries its release manifest, itself signed by the fleet key.
+ * The model inside carries its release manifest, itself signed by the fleet key. Replicas
+ * sharing the database issue each device's sequence in turn (an advisory lock per device on
+ * PostgreSQL) under the newest epoch any of them began.
  */
 export class TargetService {
+  private readonly db: FleetDb;
+
   constructor(
-    private readonly db: Db,
+    private readonly fleet: FleetStore,
     private readonly publisher: TargetPublisher,
     private readonly manifests: ManifestService,
     private readonly o: TargetServiceOptions,
-  ) {}
-
-  get epoch(): number {
-    return this.o.epoch;
+  ) {
+    this.db = fleet.db;
   }
 
-  current(deviceId: string): TargetState | undefined {
-    const row = this.db.prepare('SELECT payload FROM targets WHERE device_id = ?').get(deviceId) as
-      | { payload: string }
-      | undefined;
+  /** The epoch new targets are signed under (delivery/epoch.ts). */
+  currentEpoch(): Promise<number> {
+    return currentEpoch(this.db);
+  }
+
+  async current(deviceId: string): Promise<TargetState | undefined> {
+    const row = await this.db
+      .selectFrom('targets')
+      .select('payload')
+      .where('device_id', '=', deviceId)
+      .executeTakeFirst();
     return row ? (JSON.parse(row.payload) as TargetState) : undefined;
   }
 
   /** Fails (CONFLICT) when the model cannot be deployed yet, e.g. its manifest awaits an offline signature. */
-  checkDeployable(model: ModelRecord): void {
-    this.manifests.forDeployment(model);
+  async checkDeployable(model: ModelRecord): Promise<void> {
+    await this.manifests.forDeployment(model);
   }
 
   /**
@@ -70,25 +79,31 @@ export class TargetService {
       throw new FleetError('DEVICE_REVOKED', `device ${deviceId} is revoked: it gets no target`, {
         deviceId,
       });
-    const targetModel = model ? this.manifests.forDeployment(model) : null;
-    const previous = this.current(deviceId);
-    const version = (previous?.version ?? 0) + 1;
-    const issuedAt = new Date().toISOString();
+    const targetModel = model ? await this.manifests.forDeployment(model) : null;
     const release = targetModel?.manifest.release;
     const rollback =
       model !== null &&
       release !== undefined &&
       release < (await this.o.models.highestReleaseStamp(model.name));
-    const state = this.sign({
-      v: 1,
-      deviceId,
-      version,
-      epoch: this.o.epoch,
-      ...(rollback ? { rollback: true } : {}),
-      model: targetModel,
-      issuedAt,
+    const state = await inTransaction(this.fleet, async (tx) => {
+      await lockForTransaction(tx, 'target', deviceId);
+      const previous = await tx.db
+        .selectFrom('targets')
+        .select('version')
+        .where('device_id', '=', deviceId)
+        .executeTakeFirst();
+      const signed = this.sign({
+        v: 1,
+        deviceId,
+        version: (previous?.version ?? 0) + 1,
+        epoch: await currentEpoch(tx.db),
+        ...(rollback ? { rollback: true } : {}),
+        model: targetModel,
+        issuedAt: new Date().toISOString(),
+      });
+      await storeTarget(tx.db, signed, model?.id ?? null);
+      return signed;
     });
-    this.store(state, model?.id ?? null);
     await this.publish(state);
     return state;
   }
@@ -100,20 +115,25 @@ export class TargetService {
    * devices' targets stay unpublished.
    */
   async republishAll(): Promise<number> {
-    const rows = this.db
-      .prepare(
-        'SELECT t.payload, t.model_id FROM targets t JOIN devices d ON d.id = t.device_id WHERE d.revoked = 0',
-      )
-      .all() as Array<{
-      payload: string;
-      model_id: string | null;
-    }>;
+    const epoch = await this.currentEpoch();
+    const rows = await this.db
+      .selectFrom('targets as t')
+      .innerJoin('devices as d', 'd.id', 't.device_id')
+      .select('t.payload')
+      .where('d.revoked', '=', 0)
+      .execute();
     for (const row of rows) {
       let state = JSON.parse(row.payload) as TargetState;
-      if (state.epoch !== this.o.epoch) {
+      if (state.epoch !== epoch) {
         const { signature: _old, signer: _signer, ...rest } = state;
-        state = this.sign({ ...rest, epoch: this.o.epoch });
-        this.store(state, row.model_id);
+        state = this.sign({ ...rest, epoch });
+        // Only over the same sequence: a replica that issued a newer target meanwhile keeps it.
+        await this.db
+          .updateTable('targets')
+          .set({ payload: JSON.stringify(state), updated_at: state.issuedAt })
+          .where('device_id', '=', state.deviceId)
+          .where('version', '=', state.version)
+          .execute();
       }
       await this.publish(state);
     }
@@ -135,20 +155,24 @@ export class TargetService {
     return state;
   }
 
-  private store(state: TargetState, modelId: string | null): void {
-    this.db
-      .prepare(
-        `INSERT INTO targets (device_id, version, model_id, payload, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(device_id) DO UPDATE SET version = excluded.version, model_id = excluded.model_id,
-           payload = excluded.payload, updated_at = excluded.updated_at`,
-      )
-      .run(state.deviceId, state.version, modelId, JSON.stringify(state), state.issuedAt);
-  }
-
   private async publish(state: TargetState): Promise<void> {
     await this.publisher.publish(deviceTopic(state.deviceId, 'target'), encodeJson(state), {
       retain: true,
       qos: 1,
     });
   }
+}
+
+async function storeTarget(db: FleetDb, state: TargetState, modelId: string | null): Promise<void> {
+  const row = {
+    version: state.version,
+    model_id: modelId,
+    payload: JSON.stringify(state),
+    updated_at: state.issuedAt,
+  };
+  await db
+    .insertInto('targets')
+    .values({ device_id: state.deviceId, ...row })
+    .onConflict((c) => c.column('device_id').doUpdateSet(row))
+    .execute();
 }

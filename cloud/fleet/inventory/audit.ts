@@ -1,25 +1,35 @@
-import type { Db } from '../store/db.js';
+import type { FleetDb, FleetStore } from '../store/kysely.js';
+
+export interface AuditEntry {
+  at: string;
+  actor: string;
+  action: string;
+  details: unknown;
+}
 
 /** Append-only record of every change: who, what, when. */
 export class AuditLog {
-  constructor(private readonly db: Db) {}
+  private readonly db: FleetDb;
 
-  record(actor: string, action: string, details: Record<string, unknown>): void {
-    this.db
-      .prepare('INSERT INTO audit (at, actor, action, details) VALUES (?, ?, ?, ?)')
-      .run(new Date().toISOString(), actor, action, JSON.stringify(details));
+  constructor(fleet: FleetStore) {
+    this.db = fleet.db;
   }
 
-  recent(limit = 100): Array<{ at: string; actor: string; action: string; details: unknown }> {
-    return (
-      this.db
-        .prepare('SELECT at, actor, action, details FROM audit ORDER BY id DESC LIMIT ?')
-        .all(limit) as Array<{
-        at: string;
-        actor: string;
-        action: string;
-        details: string;
-      }>
-    ).map((r) => ({ ...r, details: JSON.parse(r.details) }));
+  async record(actor: string, action: string, details: Record<string, unknown>): Promise<void> {
+    await this.db
+      .insertInto('audit')
+      .values({ at: new Date().toISOString(), actor, action, details: JSON.stringify(details) })
+      .execute();
+  }
+
+  /** The newest `limit` entries, newest first. */
+  async recent(limit = 100): Promise<AuditEntry[]> {
+    const rows = await this.db
+      .selectFrom('audit')
+      .select(['at', 'actor', 'action', 'details'])
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ ...r, details: JSON.parse(r.details) }));
   }
 }

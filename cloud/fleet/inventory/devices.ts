@@ -3,6 +3,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import type { HardwareFacts, StateReport } from '../../../shared/protocol/index.js';
 import type { FleetDb, FleetStore } from '../store/kysely.js';
 import type { DevicesTable } from '../store/schema.js';
+import { DeviceCache } from './device-cache.js';
 
 export interface Device {
   id: string;
@@ -45,9 +46,19 @@ function toDevice(row: DeviceRow): Device {
 /** The registry of enrolled devices and what they last reported (SQLite or PostgreSQL). */
 export class DeviceRepository {
   private readonly db: FleetDb;
+  private readonly recent = new DeviceCache({ find: (id) => this.find(id) });
 
   constructor(store: FleetStore) {
     this.db = store.db;
+  }
+
+  /**
+   * The device as read at most a few seconds ago (device-cache.ts), for the per-message path
+   * of device traffic: existence, revocation and profile. Changes made through this repository
+   * are seen at once; `online` and reported state may lag, so read those with `find`.
+   */
+  findRecent(id: string): Promise<Device | undefined> {
+    return this.recent.find(id);
   }
 
   async create(input: {
@@ -132,6 +143,7 @@ export class DeviceRepository {
 
   async setProfile(id: string, profile: string | null): Promise<void> {
     await this.db.updateTable('devices').set({ profile }).where('id', '=', id).execute();
+    this.recent.forget(id);
   }
 
   async setTags(id: string, tags: string[]): Promise<void> {
@@ -140,6 +152,7 @@ export class DeviceRepository {
       .set({ tags: JSON.stringify(tags) })
       .where('id', '=', id)
       .execute();
+    this.recent.forget(id);
   }
 
   async setBrokerHash(id: string, hash: string): Promise<void> {
@@ -160,5 +173,6 @@ export class DeviceRepository {
 
   async revoke(id: string): Promise<void> {
     await this.db.updateTable('devices').set({ revoked: 1, online: 0 }).where('id', '=', id).execute();
+    this.recent.forget(id);
   }
 }

@@ -6,7 +6,8 @@
  */
 import { FleetError } from '../../../shared/errors/index.js';
 import { recommendVariant } from '../../compression/index.js';
-import type { Db } from '../store/db.js';
+import type { FleetStore } from '../store/kysely.js';
+import type { ArtifactBenchSource } from './lineage-benches.js';
 import type { ModelRecord, ModelRegistry } from './models.js';
 
 export interface FamilyMember extends ModelRecord {
@@ -43,8 +44,9 @@ const describe = (m: ModelRecord) => `${m.id} (release ${m.release}, ${m.variant
 
 export class Lineage {
   constructor(
-    private readonly db: Db,
+    private readonly fleet: FleetStore,
     private readonly models: ModelRegistry,
+    private readonly benches: ArtifactBenchSource,
   ) {}
 
   /** The original of `id` and every variant made from it, with device latencies. */
@@ -52,24 +54,33 @@ export class Lineage {
     const model = await this.models.get(id);
     const rootId = model.sourceModelId ?? model.id;
     const members = (await this.models.list()).filter((m) => m.id === rootId || m.sourceModelId === rootId);
-    const benches = this.db
-      .prepare(
-        `SELECT b.sha256, d.profile, b.device_id, b.p50_ms FROM bench_reports b JOIN devices d ON d.id = b.device_id
-         WHERE b.id IN (SELECT max(id) FROM bench_reports GROUP BY device_id, sha256)`,
-      )
-      .all() as Array<{ sha256: string; profile: string | null; device_id: string; p50_ms: number }>;
+    const benches = await this.benches([...new Set(members.map((m) => m.sha256))]);
+    const profiles = await this.profilesOf([...new Set(benches.map((b) => b.deviceId))]);
     return {
       root: rootId,
       variants: members.map((m) => {
         const byProfile: Record<string, { devices: number; p50Ms: number }> = {};
         for (const b of benches.filter((x) => x.sha256 === m.sha256)) {
-          const entry = (byProfile[b.profile ?? 'unprofiled'] ??= { devices: 0, p50Ms: 0 });
-          entry.p50Ms = (entry.p50Ms * entry.devices + b.p50_ms) / (entry.devices + 1);
+          // Benchmarks of devices since removed count for no profile.
+          if (!profiles.has(b.deviceId)) continue;
+          const entry = (byProfile[profiles.get(b.deviceId) ?? 'unprofiled'] ??= { devices: 0, p50Ms: 0 });
+          entry.p50Ms = (entry.p50Ms * entry.devices + b.p50Ms) / (entry.devices + 1);
           entry.devices++;
         }
         return { ...m, deviceLatency: byProfile };
       }),
     };
+  }
+
+  /** Profile per device id (null: unprofiled); devices that no longer exist are absent. */
+  private async profilesOf(ids: string[]): Promise<Map<string, string | null>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.fleet.db
+      .selectFrom('devices')
+      .select(['id', 'profile'])
+      .where('id', 'in', ids)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.profile]));
   }
 
   /**

@@ -6,6 +6,7 @@ import { checkServingShapes, unresolvedDimensions } from '../../../shared/servin
 import { describeOnnx, type TensorSpec } from '../../compression/index.js';
 import type { ArtifactStore } from '../delivery/artifacts.js';
 import { type FleetDb, type FleetStore, inTransaction, toNumber } from '../store/kysely.js';
+import { lockForTransaction } from '../store/locks.js';
 import type { ModelsTable } from '../store/schema.js';
 
 export type { TensorSpec };
@@ -127,7 +128,9 @@ export class ModelRegistry {
     }
     const id = `m-${randomUUID().slice(0, 8)}`;
     await inTransaction(this.fleet, async (tx) => {
-      // Release and stamp are assigned together, so they order releases the same way.
+      // Release and stamp are assigned together, so they order releases the same way. Replicas
+      // registering releases of one name at once take turns: each reads the other's number.
+      if (!source) await lockForTransaction(tx, 'release', meta.name);
       const numbers = source
         ? { release: source.release, release_stamp: source.releaseStamp }
         : await nextRelease(tx.db, meta.name);

@@ -17,6 +17,8 @@ export interface JobRunnerDeps {
   store: ArtifactStore;
   models: ModelRegistry;
   profiles: ProfileRegistry;
+  /** Brings profiles saved through other replicas into `profiles` (before a job is accepted or run). */
+  refreshProfiles?: () => Promise<unknown>;
   events: FleetEvents;
   logger: Logger;
   /** Where job working directories go. */
@@ -69,6 +71,7 @@ export class JobRunner {
 
   async start(params: CompressJobParams, actor: string): Promise<Job> {
     const model = await this.d.models.get(params.model);
+    await this.d.refreshProfiles?.();
     const profile = this.d.profiles.get(params.profile);
     for (const sha of [params.data === 'mnist' ? null : params.data, params.labels ?? null]) {
       if (sha && !(await this.d.store.has(sha)))
@@ -147,6 +150,10 @@ export class JobRunner {
         if (!claim) break;
         this.d.logger.info({ job: claim.job.id, attempt: claim.attempt }, 'compression job claimed');
         this.d.events.emit({ type: 'job', jobId: claim.job.id });
+        // A failed refresh must not strand the claimed job: it runs with the profiles known here.
+        await this.d
+          .refreshProfiles?.()
+          .catch((error) => this.d.logger.warn({ err: (error as Error).message }, 'profile refresh failed'));
         this.execute(claim);
       }
     })()

@@ -1,4 +1,5 @@
 import type { Logger } from '../../../shared/logger.js';
+import { TouchThrottle } from '../inventory/device-cache.js';
 import type { DeviceRepository } from '../inventory/devices.js';
 import type { FleetEvents } from '../inventory/events.js';
 import { type JobStore, SqliteJobStore } from '../jobs/job-store.js';
@@ -37,6 +38,8 @@ export interface ReplicaParts {
 export interface ReplicaOptions {
   /** postgres://… for telemetry and leadership; undefined: SQLite only. */
   database?: string;
+  /** A pool on `database` the caller already opened (and ends); default: one of its own. */
+  pool?: PgPool;
   /** The cloud uses an external broker (replicas possible); false: embedded, one process. */
   externalBroker: boolean;
   db: Db;
@@ -57,12 +60,15 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
   let postgres: PostgresParts | null = null;
   let leadership: Leadership;
   if (o.database) {
-    const pool = await openPostgres(o.database);
+    const pool = o.pool ?? (await openPostgres(o.database));
     const store = new PgTelemetryStore(pool, o.monitoring);
+    // Last-seen to within a telemetry interval is what health needs; writing it on every commit
+    // doubled PostgreSQL's writes at 10,000 devices.
+    const lastSeen = new TouchThrottle(Math.min(5_000, o.monitoring.expectedIntervalS * 1000));
     const ingest = new PgIngestQueue({
       store,
-      profileOf: async (id) => (await o.devices.find(id))?.profile ?? null,
-      onCommitted: (ids, at) => o.devices.touchMany(ids, at),
+      profileOf: async (id) => (await o.devices.findRecent(id))?.profile ?? null,
+      onCommitted: (ids, at) => o.devices.touchMany(lastSeen.due(ids), at),
       options: o.monitoring,
     });
     postgres = { pool, store, ingest, latency: new PgFleetLatencyQuery(pool, o.monitoring) };
@@ -109,7 +115,7 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
       await leadership.stop();
       if (postgres) {
         await postgres.ingest.close();
-        await postgres.pool.end();
+        if (!o.pool) await postgres.pool.end();
       }
     },
   };

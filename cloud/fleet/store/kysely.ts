@@ -57,6 +57,9 @@ export async function migrateFleetStore(store: FleetStore, to?: string): Promise
     // Kysely finds its bookkeeping tables in any schema unless told which: name the store's own
     // (the first of its search_path), so two stores in one PostgreSQL database stay apart.
     migrationTableSchema: store.dialect === 'postgres' ? await currentSchema(store) : undefined,
+    // Helpers append migrations in numbered ranges (0100_delivery_…, 0200_telemetry_…) that can
+    // land in either order: a database that applied a later-numbered one first still takes the other.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = to ? await migrator.migrateTo(to) : await migrator.migrateToLatest();
   if (error) {

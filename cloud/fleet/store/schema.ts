@@ -100,10 +100,64 @@ export interface RolloutDevicesTable {
 
 export interface ManifestsTable {
   model_id: string;
+  /** The manifest as JSON. */
+  body: string;
+  /** Null while it waits for an offline signature. */
+  signature: string | null;
+  created_at: string;
 }
 
 export interface GoldensTable {
   model_id: string;
+  sha256: string;
+  size: BigInt;
+  max_abs: number;
+  min_cosine: number;
+  cases: number;
+  created_at: string;
+}
+
+/** Small named values of the cloud as a whole (the epoch). */
+export interface CloudStateTable {
+  key: string;
+  value: string;
+}
+
+export interface AuditTable {
+  id: Generated<number>;
+  at: string;
+  actor: string;
+  action: string;
+  /** JSON object. */
+  details: string;
+}
+
+/** User-defined device profiles (the built-in ones live in code). */
+export interface ProfilesTable {
+  name: string;
+  /** The profile as JSON. */
+  body: string;
+  created_at: string;
+}
+
+export interface DeviceAlarmsTable {
+  device_id: string;
+  code: string;
+  message: string;
+  count: number;
+  first_at: string;
+  last_at: string;
+}
+
+export interface DeviceFidelityTable {
+  device_id: string;
+  model_id: string;
+  sha256: string;
+  cases: number;
+  cosine: number | null;
+  max_abs: number;
+  accuracy: number | null;
+  at: string;
 }
 
 /** Before fleet migration 0002 only (it moves these numbers into models.release_stamp). */
@@ -111,6 +165,96 @@ export interface ModelReleasesTable {
   model_id: string;
   lineage: string;
   release: BigInt;
+}
+
+/** One benchmark a device ran on a model it received (fleet migration 0200 on PostgreSQL). */
+export interface BenchReportsTable {
+  id: Generated<number>;
+  device_id: string;
+  model_id: string;
+  sha256: string;
+  ep: string;
+  runs: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  mean_ms: number;
+  throughput: number;
+  load_ms: number;
+  at: string;
+  received_at: string;
+  /** JSON object input name -> dims; null from agents that predate it. */
+  input_shapes: string | null;
+}
+
+/** Coded events: the devices' own, and the cloud's about them (online/offline). */
+export interface EventsTable {
+  id: Generated<number>;
+  device_id: string | null;
+  level: string;
+  code: string;
+  message: string;
+  at: string;
+}
+
+/**
+ * Raw telemetry records, the columns both backends share: SQLite's table (migrations.ts 1) and
+ * PostgreSQL's day-partitioned one (pg-migrations.ts 1, written by store/pg-telemetry.ts, where
+ * `at` and `received_at` are timestamptz and come back as Date).
+ */
+export interface TelemetryTable {
+  device_id: string;
+  seq: BigInt;
+  at: string | Date;
+  received_at: string | Date;
+  cpu_load: number;
+  mem_used: number;
+  mem_total: number;
+  temp_c: number | null;
+  model_id: string | null;
+  lat_count: number | null;
+  p50_ms: number | null;
+  p90_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number | null;
+  mean_ms: number | null;
+}
+
+/** Per (minute|hour, device, model) telemetry aggregates (monitoring/rollups.ts). */
+export interface TelemetryRollupTable {
+  resolution: number;
+  bucket_start: BigInt;
+  device_id: string;
+  model_id: string;
+  records: BigInt;
+  lat_count: BigInt;
+  lat_sum_ms: number;
+  lat_max_ms: number | null;
+  /** Encoded latency histogram (monitoring/histogram.ts); null on PostgreSQL (see pg-device-rollups.ts). */
+  hist: Buffer | null;
+  cpu_sum: number;
+  temp_n: BigInt;
+  temp_sum: number;
+  temp_max: number | null;
+  throttled_records: BigInt;
+  throttled_bits: BigInt;
+  last_at: BigInt;
+}
+
+/** Per (minute|hour, device, release) real-traffic sketches (monitoring/serving.ts). */
+export interface ServingRollupTable {
+  resolution: number;
+  bucket_start: BigInt;
+  device_id: string;
+  model_name: string;
+  version: string;
+  model_id: string;
+  requests: BigInt;
+  errors: BigInt;
+  total: string;
+  queue: string;
+  compute: string;
 }
 
 export interface FleetSchema {
@@ -123,6 +267,16 @@ export interface FleetSchema {
   rollout_devices: RolloutDevicesTable;
   manifests: ManifestsTable;
   goldens: GoldensTable;
+  cloud_state: CloudStateTable;
+  audit: AuditTable;
+  profiles: ProfilesTable;
+  device_alarms: DeviceAlarmsTable;
+  device_fidelity: DeviceFidelityTable;
+  bench_reports: BenchReportsTable;
+  events: EventsTable;
+  telemetry: TelemetryTable;
+  telemetry_rollup: TelemetryRollupTable;
+  serving_rollup: ServingRollupTable;
 }
 
 /** What migrations see: the current tables plus those that migrations retire. */

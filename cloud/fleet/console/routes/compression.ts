@@ -23,7 +23,11 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
       ...doc({ summary: 'device profiles (built-in and user-defined)', role: 'viewer' }),
       preHandler: viewer,
     },
-    async () => ({ profiles: s.profiles.list() }),
+    // Profiles saved through another replica show up here too.
+    async () => {
+      await s.profileStore.loadInto(s.profiles);
+      return { profiles: s.profiles.list() };
+    },
   );
 
   app.post(
@@ -31,10 +35,8 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
     { ...doc({ summary: 'add or replace a device profile', role: 'admin' }), preHandler: admin },
     async (request, reply) => {
       const profile = s.profiles.add(request.body);
-      s.db
-        .prepare('INSERT OR REPLACE INTO profiles (name, body, created_at) VALUES (?, ?, ?)')
-        .run(profile.name, JSON.stringify(profile), new Date().toISOString());
-      s.audit.record(request.caller?.name ?? '?', 'profile.save', { name: profile.name });
+      await s.profileStore.save(profile);
+      await s.audit.record(request.caller?.name ?? '?', 'profile.save', { name: profile.name });
       return reply.status(201).send(profile);
     },
   );
@@ -61,7 +63,7 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
       const bytes = await request.body.take();
       const array = parseNpy(bytes, 'upload');
       const { sha256, size } = await s.store.put(bytes);
-      s.audit.record(request.caller?.name ?? '?', 'dataset.add', { sha256, shape: array.shape });
+      await s.audit.record(request.caller?.name ?? '?', 'dataset.add', { sha256, shape: array.shape });
       return reply.status(201).send({ sha256, size, shape: array.shape, dtype: array.dtype });
     },
   );
@@ -75,7 +77,7 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
     async (request, reply) => {
       const params = parseInput(compressJobSchema, request.body);
       const job = await s.jobs.start(params, request.caller?.name ?? '?');
-      s.audit.record(request.caller?.name ?? '?', 'job.start', { id: job.id, ...params });
+      await s.audit.record(request.caller?.name ?? '?', 'job.start', { id: job.id, ...params });
       return reply.status(201).send(job);
     },
   );
@@ -98,7 +100,7 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
     { ...doc({ summary: 'cancel a running job', role: 'operator' }), preHandler: operator },
     async (request) => {
       const job = await s.jobs.cancel(request.params.id);
-      s.audit.record(request.caller?.name ?? '?', 'job.cancel', { id: job.id });
+      await s.audit.record(request.caller?.name ?? '?', 'job.cancel', { id: job.id });
       return job;
     },
   );

@@ -17,7 +17,7 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
     { ...doc({ summary: 'manifests waiting for an offline signature', role: 'viewer' }), preHandler: viewer },
     async () => ({
       publicKey: s.manifests.publicKey,
-      manifests: s.manifests.pending(),
+      manifests: await s.manifests.pending(),
       /** Offline signing: the online target key the fleet key must certify once (null online). */
       targetKey: s.targetSigning.status(),
     }),
@@ -45,8 +45,8 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
     async (request) => {
       const { signature } = parseInput(attachSchema, request.body);
       const model = await s.models.get(request.params.model);
-      const signed = s.manifests.attach(model.id, signature);
-      s.audit.record(request.caller?.name ?? '?', 'manifest.sign', {
+      const signed = await s.manifests.attach(model.id, signature);
+      await s.audit.record(request.caller?.name ?? '?', 'manifest.sign', {
         model: model.id,
         version: signed.manifest.version,
       });
@@ -67,7 +67,7 @@ export async function registerManifestRoutes(app: FastifyInstance, s: CloudServi
     async (request) => {
       const { signature } = parseInput(attachSchema, request.body);
       await s.targetSigning.attachDelegation(signature);
-      s.audit.record(request.caller?.name ?? '?', 'target-key.delegate', {});
+      await s.audit.record(request.caller?.name ?? '?', 'target-key.delegate', {});
       return s.targetSigning.status();
     },
   );

@@ -33,7 +33,7 @@ const MODEL_UPLOAD_LIMIT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 export async function registerModelRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
-  const lineage = new Lineage(s.db, s.models);
+  const lineage = new Lineage(s.fleet, s.models, (sha256s) => s.telemetry.artifactBenches(sha256s));
 
   app.get(
     '/api/models',
@@ -108,7 +108,10 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request) => {
       const model = await s.models.remove(request.params.id);
-      s.audit.record(request.caller?.name ?? '?', 'model.remove', { id: model.id, sha256: model.sha256 });
+      await s.audit.record(request.caller?.name ?? '?', 'model.remove', {
+        id: model.id,
+        sha256: model.sha256,
+      });
       return model;
     },
   );
@@ -145,7 +148,7 @@ export async function registerModelRoutes(app: FastifyInstance, s: CloudServices
         sourceModelId: query.variantOf,
         servingShapes: shapes.length > 0 ? parseShapeFlags(shapes, 'shape') : undefined,
       });
-      s.audit.record(request.caller?.name ?? '?', 'model.add', { id: model.id, sha256: model.sha256 });
+      await s.audit.record(request.caller?.name ?? '?', 'model.add', { id: model.id, sha256: model.sha256 });
       return reply.status(201).send(model);
     },
   );

@@ -33,7 +33,7 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
       const body = parseInput(enrollTokenSchema, request.body ?? {});
       const created = await s.tokens.createEnrollToken(body);
       await s.onEnrollToken?.(created.token);
-      s.audit.record(request.caller?.name ?? '?', 'enroll-token.create', {
+      await s.audit.record(request.caller?.name ?? '?', 'enroll-token.create', {
         expiresAt: created.expiresAt,
         uses: body.uses ?? 1,
       });
@@ -50,7 +50,10 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
     async (request, reply) => {
       const body = parseInput(apiTokenSchema, request.body);
       const token = await s.tokens.createApiToken(body.name, body.role);
-      s.audit.record(request.caller?.name ?? '?', 'api-token.create', { name: body.name, role: body.role });
+      await s.audit.record(request.caller?.name ?? '?', 'api-token.create', {
+        name: body.name,
+        role: body.role,
+      });
       return reply.status(201).send({ token, name: body.name, role: body.role });
     },
   );

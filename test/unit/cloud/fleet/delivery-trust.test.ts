@@ -36,15 +36,14 @@ beforeEach(async () => {
 });
 
 function services() {
-  const goldens = new GoldenService(db, store, pino({ level: 'silent' }));
-  const manifests = new ManifestService(db, {
+  const goldens = new GoldenService(fleet, store, pino({ level: 'silent' }));
+  const manifests = new ManifestService(fleet, {
     signing: { mode: 'online', keys },
     golden: (id) => goldens.find(id),
   });
   const models = new ModelRegistry(fleet, store, (m, bytes) => goldens.register(m, bytes));
   const devices = new DeviceRepository(fleet);
-  const targets = new TargetService(db, publisher, manifests, {
-    epoch: beginEpoch(db),
+  const targets = new TargetService(fleet, publisher, manifests, {
     sign: (t) => signTarget(t, keys),
     devices,
     models,
@@ -75,14 +74,15 @@ describe('delivery trust (cloud side)', () => {
     db.prepare(
       "INSERT INTO models (id, name, variant, sha256, size, inputs, outputs, created_at) VALUES ('m-deep', 'deep', 'fp32', ?, 10, '[]', '[]', ?)",
     ).run(model.sha256, model.createdAt);
-    expect(() => manifests.forDeployment(model)).toThrow(
-      expect.objectContaining({ code: 'MANIFEST_INVALID' }),
+    await expect(manifests.forDeployment(model)).rejects.toMatchObject({ code: 'MANIFEST_INVALID' });
+    await expect(manifests.forDeployment({ ...model, inputs: [], name: 'n'.repeat(300) })).rejects.toThrow(
+      /name/,
     );
-    expect(() => manifests.forDeployment({ ...model, inputs: [], name: 'n'.repeat(300) })).toThrow(/name/);
   });
 
   it('signs device-bound targets with epoch and sequence, and flags a lower release as rollback', async () => {
     const { models, targets, goldens, devices } = services();
+    const epoch = await beginEpoch(fleet);
     await devices.create({
       id: 'dev-1',
       name: 'dev',
@@ -111,12 +111,13 @@ describe('delivery trust (cloud side)', () => {
       /does not verify/,
     );
     expect(() => verifyTarget(second, keys.publicKey, 'dev-2')).toThrow(/not dev-2/);
-    expect([first.epoch, second.version]).toEqual([targets.epoch, first.version + 1]);
+    expect([first.epoch, second.version]).toEqual([epoch, first.version + 1]);
+    expect(await targets.currentEpoch()).toBe(epoch);
     expect(second.model!.manifest.release).toBeGreaterThan(first.model!.manifest.release!);
     expect(second.rollback).toBeUndefined();
     expect(back.rollback).toBe(true);
     // Golden sets computed at registration are named by the manifest, with bounds by precision.
-    const golden = goldens.find(older.id)!;
+    const golden = (await goldens.find(older.id))!;
     expect(first.model!.manifest.golden).toMatchObject({ sha256: golden.sha256, minCosine: 0.9999 });
     expect(second.model!.manifest.golden?.minCosine).toBe(0.99);
     const set = decodeGoldenSet(await store.get(golden.sha256));
@@ -140,9 +141,9 @@ describe('delivery trust (cloud side)', () => {
     expect((await targets.setModel('dev-2', second)).rollback).toBeUndefined();
   });
 
-  it('starts a newer epoch on every start, even after the database went back in time', () => {
-    const a = beginEpoch(db, 1000);
-    const b = beginEpoch(db, 500);
+  it('starts a newer epoch on every start, even after the database went back in time', async () => {
+    const a = await beginEpoch(fleet, 1000);
+    const b = await beginEpoch(fleet, 500);
     expect(b).toBeGreaterThan(a);
   });
 

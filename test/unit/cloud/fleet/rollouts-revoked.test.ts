@@ -43,14 +43,13 @@ async function rolloutRig() {
     fleet,
     new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-revoked-'))),
   );
-  const manifests = new ManifestService(db, { signing: { mode: 'online', keys } });
-  const targets = new TargetService(db, publisher, manifests, {
-    epoch: 1,
+  const manifests = new ManifestService(fleet, { signing: { mode: 'online', keys } });
+  const targets = new TargetService(fleet, publisher, manifests, {
     sign: (t) => signTarget(t, keys),
     devices,
     models,
   });
-  const telemetry = new TelemetryRepository(db);
+  const telemetry = new TelemetryRepository(fleet);
   const store = new RolloutStore(fleet);
   const engine = new RolloutEngine({
     store,
@@ -58,7 +57,7 @@ async function rolloutRig() {
     models,
     targets,
     telemetry,
-    audit: new AuditLog(db),
+    audit: new AuditLog(fleet),
     logger: pino({ level: 'silent' }),
   });
   for (const id of ['a', 'b']) {
@@ -68,7 +67,7 @@ async function rolloutRig() {
   const model = await models.add(SAMPLE, { name: 'mnist' });
   /** The device reports the model active, with its benchmark, as an agent would. */
   const succeed = async (deviceId: string, m: ModelRecord) => {
-    const version = targets.current(deviceId)!.version;
+    const version = (await targets.current(deviceId))!.version;
     const at = new Date().toISOString();
     await devices.applyState(deviceId, {
       v: 1,
@@ -79,7 +78,7 @@ async function rolloutRig() {
       error: null,
       at,
     });
-    telemetry.addBench(deviceId, {
+    await telemetry.addBench(deviceId, {
       v: 1,
       modelId: m.id,
       sha256: m.sha256,
@@ -124,7 +123,7 @@ describe('a device revoked during a rollout', () => {
     ]);
     expect((await store.get(rollout.id))?.status).toBe('succeeded');
     expect(targetsOf(published, 'b')).toBe(0);
-    expect(targets.current('b')).toBeUndefined();
+    expect(await targets.current('b')).toBeUndefined();
   });
 
   it('is let go while in progress, and the target service refuses it directly', async () => {

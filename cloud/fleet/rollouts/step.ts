@@ -1,0 +1,164 @@
+import type { Logger } from '../../../shared/logger.js';
+import type { TargetService } from '../delivery/targets.js';
+import type { TelemetryRepository } from '../ingest/telemetry.js';
+import type { AuditLog } from '../inventory/audit.js';
+import type { DeviceRepository } from '../inventory/devices.js';
+import type { ModelRegistry } from '../inventory/models.js';
+import { abortReason } from './abort-rules.js';
+import { evaluateExecution } from './outcome.js';
+import type { RolloutStore } from './store.js';
+import { type ServingSummaryQuery, soakRemainingMs } from './traffic-gate.js';
+import { type Execution, FAILURES, type Rollout, TERMINAL } from './types.js';
+
+const REVOKED = 'device revoked';
+
+/** What one step of a rollout reads and changes. */
+export interface RolloutStepDeps {
+  store: RolloutStore;
+  devices: DeviceRepository;
+  models: ModelRegistry;
+  targets: TargetService;
+  telemetry: Pick<TelemetryRepository, 'latestBench'>;
+  audit: AuditLog;
+  logger: Logger;
+  /** Called whenever a rollout or one of its devices changed (the console streams it). */
+  onChange?: (rolloutId: string) => void;
+  now?: () => number;
+  /** Real-traffic figures for the soak rules (monitor.serving.summary by fleet); without it they are off. */
+  serving?: ServingSummaryQuery;
+}
+
+/**
+ * One step of a running rollout, re-derived from the store: read device outcomes, apply the
+ * abort rules (cancel and roll back), start the devices now due, and finish the rollout.
+ */
+export class RolloutStep {
+  private readonly now: () => number;
+
+  constructor(private readonly d: RolloutStepDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  async advance(rollout: Rollout): Promise<void> {
+    let changed = await this.collectOutcomes(rollout);
+    const executions = await this.d.store.executions(rollout.id);
+    const reason = abortReason(rollout, executions, this.now(), this.d.serving);
+    if (reason) {
+      await this.abort(rollout, executions, reason);
+      return;
+    }
+    changed = (await this.startDue(rollout, executions)) || changed;
+    changed = (await this.finishIfDone(rollout)) || changed;
+    if (changed) this.d.onChange?.(rollout.id);
+  }
+
+  /** Finishes in-progress devices whose reports decide them; true when any finished. */
+  private async collectOutcomes(rollout: Rollout): Promise<boolean> {
+    const model = await this.d.models.get(rollout.modelId);
+    let changed = false;
+    for (const e of await this.d.store.executions(rollout.id)) {
+      if (e.status !== 'in_progress') continue;
+      const outcome = evaluateExecution(
+        e,
+        await this.d.devices.get(e.deviceId),
+        model.sha256,
+        await this.d.telemetry.latestBench(e.deviceId),
+        this.now(),
+        rollout.policy.deviceTimeoutS,
+      );
+      if (outcome) {
+        await this.d.store.finish(rollout.id, e.deviceId, outcome.status, outcome);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  /** Succeeds the rollout once every device finished and the last wave soaked. */
+  private async finishIfDone(rollout: Rollout): Promise<boolean> {
+    const after = await this.d.store.executions(rollout.id);
+    const lastWave = Math.max(...after.map((e) => e.wave));
+    const soaking =
+      soakRemainingMs(
+        rollout.policy,
+        after.filter((e) => e.wave === lastWave),
+        this.now(),
+      ) > 0;
+    if (!after.every((e) => TERMINAL.has(e.status)) || soaking) return false;
+    const failures = after.filter((e) => FAILURES.has(e.status)).length;
+    await this.d.store.setStatus(
+      rollout.id,
+      'succeeded',
+      failures ? `${failures} device(s) failed within the budget` : null,
+    );
+    this.d.logger.info({ rollout: rollout.id, devices: after.length, failures }, 'rollout finished');
+    return true;
+  }
+
+  /** Starts queued devices of the current wave once every earlier wave has finished. */
+  private async startDue(rollout: Rollout, executions: Execution[]): Promise<boolean> {
+    const model = await this.d.models.get(rollout.modelId);
+    const wave = await this.currentWave(rollout, executions);
+    let budget = Number.POSITIVE_INFINITY;
+    if (rollout.policy.maxPerMinute > 0) {
+      const since = new Date(this.now() - 60_000).toISOString();
+      budget = rollout.policy.maxPerMinute - (await this.d.store.startedSince(rollout.id, since));
+    }
+    let started = false;
+    for (const e of executions) {
+      if (e.wave !== wave || e.status !== 'queued' || budget <= 0) continue;
+      // Revoked since the rollout was planned: it gets no target (and counts as no failure).
+      if ((await this.d.devices.get(e.deviceId)).revoked) {
+        await this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: REVOKED });
+        started = true;
+        continue;
+      }
+      const state = await this.d.targets.setModel(e.deviceId, model);
+      await this.d.store.start(rollout.id, e.deviceId, state.version);
+      budget--;
+      started = true;
+    }
+    return started;
+  }
+
+  /** Moves past every wave that is done (all devices finished and, with a soak, served long enough). */
+  private async currentWave(rollout: Rollout, executions: Execution[]): Promise<number> {
+    let wave = rollout.currentWave;
+    const waveDone = (w: number) => {
+      const members = executions.filter((e) => e.wave === w);
+      return (
+        members.every((e) => TERMINAL.has(e.status)) &&
+        soakRemainingMs(rollout.policy, members, this.now()) === 0
+      );
+    };
+    while (waveDone(wave) && executions.some((e) => e.wave > wave)) wave++;
+    if (wave !== rollout.currentWave) await this.d.store.setWave(rollout.id, wave);
+    return wave;
+  }
+
+  /**
+   * Cancels what has not started, rolls back what did, and only then marks the rollout
+   * aborted: a crash half-way leaves it running, and the next tick aborts it again.
+   */
+  private async abort(rollout: Rollout, executions: Execution[], reason: string): Promise<void> {
+    this.d.logger.warn({ rollout: rollout.id, reason }, 'rollout aborting');
+    for (const e of executions) {
+      if (e.status === 'queued' || e.status === 'in_progress') {
+        await this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: 'rollout aborted' });
+      }
+    }
+    if (rollout.policy.rollbackOnAbort) {
+      for (const e of executions) {
+        if (e.status !== 'succeeded' && e.status !== 'in_progress') continue;
+        const previous = e.previousModelId ? await this.d.models.find(e.previousModelId) : undefined;
+        if (!previous) continue; // nothing to go back to: the device keeps what it runs
+        if ((await this.d.devices.get(e.deviceId)).revoked) continue; // revoked: no target at all
+        await this.d.targets.setModel(e.deviceId, previous);
+        await this.d.store.markRolledBack(rollout.id, e.deviceId);
+      }
+    }
+    await this.d.store.setStatus(rollout.id, 'aborted', reason);
+    await this.d.audit.record('fleetml', 'rollout.abort', { id: rollout.id, reason });
+    this.d.onChange?.(rollout.id);
+  }
+}
