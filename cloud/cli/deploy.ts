@@ -158,9 +158,9 @@ export function register(program: Command): void {
       }
     });
   const what = {
-    pause: 'stop starting devices; those in progress finish',
+    pause: 'pause a running rollout (resume goes on with it)',
     resume: 'go on with a paused rollout',
-    cancel: 'stop the rollout for good; devices already updated stay as they are',
+    cancel: 'cancel a rollout: devices still queued are not started',
   } as const;
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     withApiOptions(rollouts.command(`${action} <id>`))

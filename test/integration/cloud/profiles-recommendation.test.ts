@@ -71,8 +71,8 @@ describe('device profiles and the recommendation, over HTTP', () => {
       ...{ p50Ms, p90Ms: p50Ms, p99Ms: p50Ms, maxMs: p50Ms },
       ...{ meanMs: p50Ms, throughput: 1000 / p50Ms, loadMs: 5, at: new Date().toISOString() },
     });
-    telemetry.addBench(deviceId, bench(fp32.sha256, fp32.id, 10));
-    telemetry.addBench(deviceId, bench(int8.sha256, int8.id, 14));
+    await telemetry.addBench(deviceId, bench(fp32.sha256, fp32.id, 10));
+    await telemetry.addBench(deviceId, bench(int8.sha256, int8.id, 14));
     expect(await recommended()).toBe('fp32');
   });
 });
