@@ -11,6 +11,7 @@ import {
   type TensorInfo,
 } from '../runtime/ort.js';
 import { datatypeOfOrt } from './datatypes.js';
+import { describeOutputs, runDims } from './output-shapes.js';
 import type { TensorSpec } from './tensors.js';
 
 /** One loaded release of a model: its session and the requests still running on it. */
@@ -59,6 +60,16 @@ function toSpec(info: TensorInfo, servingShapes: ServingShapes = {}): TensorSpec
   const described =
     serving && serving.length === shape.length ? shape.map((d, i) => (d > 0 ? d : serving[i])) : shape;
   return { name: info.name, type, shape, described };
+}
+
+function specsOf(
+  infos: TensorInfo[],
+  servingShapes?: ServingShapes,
+): { info: TensorInfo; spec: TensorSpec }[] {
+  return infos.flatMap((info) => {
+    const spec = toSpec(info, servingShapes);
+    return spec ? [{ info, spec }] : [];
+  });
 }
 
 /**
@@ -114,30 +125,30 @@ export class ModelRegistry {
     } finally {
       if (this.loading.get(source.name) === ticket) this.loading.delete(source.name);
     }
+    // One run before going live: lazy kernel setup is paid here, not by the first request.
+    const dynamicDim = this.o.dynamicDim ?? 1;
+    const warmUp = await runDims(session, () =>
+      randomFeeds(session, { dynamicDim, servingShapes: source.servingShapes }),
+    );
+    if (!warmUp) this.o.logger.debug({ model: source.name }, 'warm-up run skipped');
+    const inputs = specsOf(inputInfo(session), source.servingShapes);
+    const outputs = await describeOutputs(session, inputs, specsOf(outputInfo(session)), {
+      warmUp,
+      servingShapes: source.servingShapes,
+      dynamicDim,
+    });
     const release: Release = {
       name: source.name,
       version: source.version,
       modelId: source.modelId ?? null,
       sha256: source.sha256 ?? null,
       session,
-      inputs: inputInfo(session)
-        .map((info) => toSpec(info, source.servingShapes))
-        .filter((s): s is TensorSpec => s !== null),
-      outputs: outputInfo(session)
-        .map((info) => toSpec(info))
-        .filter((s): s is TensorSpec => s !== null),
+      inputs: inputs.map((i) => i.spec),
+      outputs,
       inFlight: 0,
       retired: false,
       liveSince: Number.NaN,
     };
-    // One run before going live: lazy kernel setup is paid here, not by the first request.
-    try {
-      await session.run(
-        randomFeeds(session, { dynamicDim: this.o.dynamicDim ?? 1, servingShapes: source.servingShapes }),
-      );
-    } catch (error) {
-      this.o.logger.debug({ err: (error as Error).message, model: source.name }, 'warm-up run skipped');
-    }
     const current = this.live.get(source.name);
     if (current && this.newerThan(current, ticket)) {
       this.releaseSession(release);

@@ -50,6 +50,8 @@ export interface BundleResult {
 
 export async function buildAgentBundle(options: BundleOptions): Promise<BundleResult> {
   const root = resolve(options.root);
+  // A given addon is checked before anything is built or copied: a wrong one fails at once.
+  if (options.sqliteAddon) await assertElf(options.sqliteAddon, options.arch);
   const stage = await mkdtemp(join(tmpdir(), 'fleetml-bundle-'));
   try {
     const imported = await bundleAgentCode(root, join(stage, 'dist/fleetml-agent.mjs'));

@@ -23,10 +23,12 @@ export function register(program: Command): void {
       const { writeMosquittoSetup } = await import('../fleet/broker/dynsec-setup.js');
       const { CLOUD_USERNAME } = await import('../fleet/broker/acl.js');
       const { newSecret } = await import('../fleet/identity/secrets.js');
+      const { numberOption } = await import('./number-option.js');
+      const port = numberOption(options.port, '--port', 1);
       const password = newSecret();
       const { conf } = await writeMosquittoSetup({
         dir: options.dir,
-        port: Number(options.port),
+        port,
         host: options.host,
         insecurePlain: Boolean(options.insecurePlainMqtt),
         plugin: options.plugin,

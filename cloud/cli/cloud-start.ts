@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_CLOUD_DATA_DIR } from './cloud-context.js';
+import type { CloudStartFlags } from './cloud-start-options.js';
 import { consoleLink } from './console-link.js';
-import { numberOption } from './number-option.js';
 
 export function register(program: Command): void {
   const cloud = program.command('cloud').description('run the cloud controller');
@@ -61,47 +61,17 @@ export function register(program: Command): void {
       'embedded broker: enrollment connections accepted per client address and minute (many devices behind one NAT, fleetml simulate)',
       '30',
     )
-    .action(async (options) => {
+    .action(async (options: CloudStartFlags) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { startCloud } = await import('../main.js');
-      const { chooseBrokerTransport } = await import('../fleet/broker/listen-policy.js');
+      const { cloudStartPlan } = await import('./cloud-start-options.js');
       const logger = createLogger({ name: 'cloud' });
-      const { FleetError } = await import('../../shared/errors/index.js');
-      const { SHARED_GROUP_PATTERN } = await import('../fleet/transport/mqtt.js');
-      if (!SHARED_GROUP_PATTERN.test(options.mqttSharedGroup))
-        throw new FleetError('INPUT_INVALID', `--mqtt-shared-group must match ${SHARED_GROUP_PATTERN}`);
-      const transport = chooseBrokerTransport(
-        options.mqttHost,
-        Boolean(options.insecurePlainMqtt) && !options.tls,
-      );
-      if (transport.warning && !options.mqttUrl) {
-        logger.warn({ code: 'INSECURE_TRANSPORT' }, transport.warning);
-        process.stderr.write(`\n*** ${transport.warning} ***\n\n`);
+      const plan = cloudStartPlan(options);
+      if (plan.warning) {
+        logger.warn({ code: 'INSECURE_TRANSPORT' }, plan.warning);
+        process.stderr.write(`\n*** ${plan.warning} ***\n\n`);
       }
-      const handle = await startCloud({
-        dataDir: options.dataDir,
-        httpPort: Number(options.httpPort),
-        httpHost: options.httpHost,
-        mqttPort: Number(options.mqttPort ?? (transport.tls ? 8883 : 1883)),
-        mqttHost: options.mqttHost,
-        mqttUrl: options.mqttUrl,
-        mqttUsername: options.mqttUrl ? options.mqttUsername : undefined,
-        mqttSharedGroup: options.mqttShared ? options.mqttSharedGroup : null,
-        database: options.database ?? process.env.FLEETML_DATABASE,
-        artifactsDir: options.artifactsDir,
-        jobWorkers: numberOption(options.jobWorkers, '--job-workers', 0),
-        mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
-        mosquittoDynsec: Boolean(options.mosquittoDynsec),
-        enrollmentsPerMinute: numberOption(options.enrollmentsPerMinute, '--enrollments-per-minute', 1),
-        signingKeyFile: options.signingKey,
-        signingPublicKey: options.signingPublicKey,
-        tls: transport.tls
-          ? options.tlsHost
-            ? { hostnames: String(options.tlsHost).split(',') }
-            : true
-          : undefined,
-        logger,
-      });
+      const handle = await startCloud({ ...plan.options, logger });
       const { writeCloudPointer, clearCloudPointer } = await import('./cloud-context.js');
       // Other commands of this user find this cloud (data dir, API address) without flags.
       await writeCloudPointer(

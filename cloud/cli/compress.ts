@@ -1,5 +1,30 @@
 import type { Command } from 'commander';
+import { FleetError } from '../../shared/errors/index.js';
 import { numberOption } from './number-option.js';
+
+/** `--profiles file.json`: an array of profiles; a missing or malformed file is a coded error. */
+async function readProfiles(
+  path: string,
+  read: (p: string, e: 'utf8') => Promise<string>,
+): Promise<unknown[]> {
+  let text: string;
+  try {
+    text = await read(path, 'utf8');
+  } catch (error) {
+    throw new FleetError('FILE_NOT_FOUND', `cannot read --profiles ${path}: ${(error as Error).message}`, {
+      path,
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new FleetError('INPUT_INVALID', `--profiles ${path} is not JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(value))
+    throw new FleetError('INPUT_INVALID', `--profiles ${path} must hold an array of profiles`);
+  return value;
+}
 
 export function register(program: Command): void {
   program
@@ -40,9 +65,7 @@ export function register(program: Command): void {
       const { join } = await import('node:path');
       const { ProfileRegistry } = await import('../compression/profiles/registry.js');
       const { runCompression } = await import('../compression/pipeline/pipeline.js');
-      const extra = options.profiles
-        ? (JSON.parse(await readFile(options.profiles, 'utf8')) as unknown[])
-        : [];
+      const extra = options.profiles ? await readProfiles(options.profiles, readFile) : [];
       const profile = new ProfileRegistry(extra).get(options.profile);
       const number = (v: string | undefined, flag: string) => numberOption(v, flag, 0);
       let lastStage = '';

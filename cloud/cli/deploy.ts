@@ -38,6 +38,48 @@ const showRollout = (r: RolloutView) =>
 
 const num = (value: string | undefined, flag: string) => numberOption(value, flag, 0);
 
+/** The flags of `fleetml deploy` that choose devices and shape the rollout (commander's strings). */
+export interface DeployFlags {
+  to?: string;
+  tag?: string;
+  profile?: string;
+  canary: string;
+  waveSize: string;
+  maxPerMinute: string;
+  abortFailurePercent: string;
+  abortMinDevices: string;
+  latencyObjective?: string;
+  timeout: string;
+  rollback: boolean;
+}
+
+/** `--to a,b` as a list; one of --to, --tag or --profile is required. */
+export function deployDevices(flags: DeployFlags): string[] | undefined {
+  const devices = flags.to
+    ? flags.to
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
+  if (!devices && !flags.tag && !flags.profile)
+    throw new FleetError('INPUT_INVALID', 'name --to, --tag or --profile');
+  return devices;
+}
+
+/** The rollout policy the flags ask for (POST /api/rollouts `policy`). */
+export function rolloutPolicy(flags: DeployFlags) {
+  return {
+    canaryPercent: num(flags.canary, '--canary'),
+    waveSize: num(flags.waveSize, '--wave-size'),
+    maxPerMinute: num(flags.maxPerMinute, '--max-per-minute'),
+    abortFailurePercent: num(flags.abortFailurePercent, '--abort-failure-percent'),
+    abortMinDevices: num(flags.abortMinDevices, '--abort-min-devices'),
+    latencyObjectiveMs: num(flags.latencyObjective, '--latency-objective') ?? null,
+    deviceTimeoutS: num(flags.timeout, '--timeout'),
+    rollbackOnAbort: flags.rollback,
+  };
+}
+
 export function register(program: Command): void {
   withApiOptions(program.command('deploy <model>'))
     .description(
@@ -60,14 +102,7 @@ export function register(program: Command): void {
     .option('--no-rollback', 'keep updated devices on the new model when the rollout aborts')
     .option('--json', 'print JSON')
     .action(async (model: string, options) => {
-      const devices = options.to
-        ? String(options.to)
-            .split(',')
-            .map((s: string) => s.trim())
-            .filter(Boolean)
-        : undefined;
-      if (!devices && !options.tag && !options.profile)
-        throw new FleetError('INPUT_INVALID', 'name --to, --tag or --profile');
+      const devices = deployDevices(options);
       const query = new URLSearchParams({ ref: model });
       if (options.release) query.set('release', String(options.release));
       if (options.variant) query.set('variant', options.variant);
@@ -81,16 +116,7 @@ export function register(program: Command): void {
         devices,
         tag: options.tag,
         profile: options.profile,
-        policy: {
-          canaryPercent: num(options.canary, '--canary'),
-          waveSize: num(options.waveSize, '--wave-size'),
-          maxPerMinute: num(options.maxPerMinute, '--max-per-minute'),
-          abortFailurePercent: num(options.abortFailurePercent, '--abort-failure-percent'),
-          abortMinDevices: num(options.abortMinDevices, '--abort-min-devices'),
-          latencyObjectiveMs: num(options.latencyObjective, '--latency-objective') ?? null,
-          deviceTimeoutS: num(options.timeout, '--timeout'),
-          rollbackOnAbort: options.rollback,
-        },
+        policy: rolloutPolicy(options),
       });
       printResult(
         options.json,
@@ -103,6 +129,7 @@ export function register(program: Command): void {
 
   const rollouts = program.command('rollouts').description('watch and steer rollouts');
   withApiOptions(rollouts.command('list'))
+    .description('every rollout with its status, model, wave and per-state counts')
     .option('--json', 'print JSON')
     .action(async (options) => {
       const { rollouts: list } = await callApi<{ rollouts: RolloutView[] }>(options, 'GET', '/api/rollouts');
@@ -130,8 +157,14 @@ export function register(program: Command): void {
         await new Promise((resolve) => setTimeout(resolve, interval));
       }
     });
+  const what = {
+    pause: 'pause a running rollout (resume goes on with it)',
+    resume: 'go on with a paused rollout',
+    cancel: 'cancel a rollout: devices still queued are not started',
+  } as const;
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     withApiOptions(rollouts.command(`${action} <id>`))
+      .description(what[action])
       .option('--json', 'print JSON')
       .action(async (id: string, options) => {
         const r = await callApi<RolloutView>(

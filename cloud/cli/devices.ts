@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { callApi, printResult, withApiOptions } from './api-client.js';
+import { numberOption } from './number-option.js';
 
 interface DeviceSummary {
   id: string;
@@ -107,8 +108,8 @@ export function register(program: Command): void {
         brokerUrl: string;
         caPem: string | null;
       }>(options, 'POST', '/api/enroll-tokens', {
-        ttlSeconds: Number(options.ttl),
-        uses: Number(options.uses),
+        ttlSeconds: numberOption(options.ttl, '--ttl', 1),
+        uses: numberOption(options.uses, '--uses', 1),
       });
       if (result.caPem && options.caOut) await writeFile(options.caOut, result.caPem);
       const caFlag = result.caPem && options.caOut ? ` --ca ${options.caOut}` : '';

@@ -25,6 +25,9 @@ export function register(program: Command): void {
       const { FleetError } = await import('../../shared/errors/index.js');
       const { loadSamples } = await import('../compression/quantize/calibrate/data.js');
       const { evaluateModel } = await import('../compression/evaluate/evaluate.js');
+      const { numberOption } = await import('./number-option.js');
+      const latencyBatch = numberOption(flags.batch, '--batch', 1);
+      const runs = numberOption(flags.runs, '--runs', 1);
       const read = async (p: string) => {
         try {
           return new Uint8Array(await readFile(p));
@@ -39,7 +42,7 @@ export function register(program: Command): void {
         await read(modelPath),
         await loadSamples(flags.data, flags.labels),
         flags.reference ? await read(flags.reference) : undefined,
-        { latencyBatch: Number(flags.batch), latency: { runs: Number(flags.runs) } },
+        { latencyBatch, latency: { runs } },
       );
       if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else {

@@ -107,11 +107,14 @@ async function calibrate(
     format: '{task} [{bar}] {value}/{total}',
     hideCursor: true,
   });
-  bar.start(Math.min(calibration.count, Number(flags.samples)), 0, { task: 'calibrating' });
+  const samples = num(flags.samples, '--samples') ?? 64;
+  if (!Number.isInteger(samples) || samples < 1)
+    throw new FleetError('INPUT_INVALID', `--samples must be a whole number >= 1, got '${flags.samples}'`);
+  bar.start(Math.min(calibration.count, samples), 0, { task: 'calibrating' });
   try {
     return await calibrateModel(model, calibration, {
       method: flags.method as CalibrationMethod,
-      samples: Number(flags.samples),
+      samples,
       x86Kernels: target.x86,
       onProgress: (done) => bar.update(done),
     });

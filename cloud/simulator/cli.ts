@@ -1,8 +1,42 @@
 import type { Command } from 'commander';
+import { FleetError } from '../../shared/errors/index.js';
 import { numberOption } from '../cli/number-option.js';
-import { DEFAULT_SIMULATOR_OPTIONS } from './options.js';
+import { DEFAULT_SIMULATOR_OPTIONS, type SimulatorOptions } from './options.js';
 
 const d = DEFAULT_SIMULATOR_OPTIONS;
+
+/** `simulate`'s flags as commander hands them over (strings). */
+export type SimulateFlags = Record<string, string | undefined>;
+
+/** The simulation the flags ask for: one pure step, unit-tested flag by flag. */
+export function simulationOptions(
+  flags: SimulateFlags,
+  caPem?: string,
+): Partial<SimulatorOptions> & { cloud: string; enrollToken: string } {
+  const n = (value: string | undefined, flag: string) => numberOption(value, flag, 0);
+  return {
+    cloud: String(flags.cloud),
+    enrollToken: String(flags.enrollToken),
+    caPem,
+    devices: n(flags.devices, '--devices'),
+    durationS: n(flags.duration, '--duration'),
+    telemetryIntervalS: n(flags.interval, '--interval'),
+    recordsPerBatch: n(flags.recordsPerBatch, '--records-per-batch'),
+    rampS: n(flags.ramp, '--ramp'),
+    enrollConcurrency: n(flags.enrollConcurrency, '--enroll-concurrency'),
+    latencyMedianMs: n(flags.latencyMs, '--latency-ms'),
+    seed: n(flags.seed, '--seed'),
+    namePrefix: flags.namePrefix,
+  };
+}
+
+async function readCa(path: string, read: (p: string, e: 'utf8') => Promise<string>): Promise<string> {
+  try {
+    return await read(path, 'utf8');
+  } catch (error) {
+    throw new FleetError('FILE_NOT_FOUND', `cannot read --ca ${path}: ${(error as Error).message}`, { path });
+  }
+}
 
 /** `fleetml simulate`: N simulated agents from one process, for load tests and demos. */
 export function register(program: Command): void {
@@ -30,20 +64,7 @@ export function register(program: Command): void {
       const { readFile } = await import('node:fs/promises');
       const logger = createLogger({ name: 'simulate', destination: process.stderr });
       const handle = startSimulation(
-        {
-          cloud: options.cloud,
-          enrollToken: options.enrollToken,
-          caPem: options.ca ? await readFile(options.ca, 'utf8') : undefined,
-          devices: numberOption(options.devices, '--devices', 0),
-          durationS: numberOption(options.duration, '--duration', 0),
-          telemetryIntervalS: numberOption(options.interval, '--interval', 0),
-          recordsPerBatch: numberOption(options.recordsPerBatch, '--records-per-batch', 0),
-          rampS: numberOption(options.ramp, '--ramp', 0),
-          enrollConcurrency: numberOption(options.enrollConcurrency, '--enroll-concurrency', 0),
-          latencyMedianMs: numberOption(options.latencyMs, '--latency-ms', 0),
-          seed: numberOption(options.seed, '--seed', 0),
-          namePrefix: options.namePrefix,
-        },
+        simulationOptions(options, options.ca ? await readCa(options.ca, readFile) : undefined),
         logger,
       );
       const progress = setInterval(() => {

@@ -83,7 +83,12 @@ export class BenchReplica {
         ...['cloud', 'start', '--data-dir', dataDir, '--http-port', '0'],
         ...['--mqtt-url', mqttUrl, '--database', database, '--job-workers', '0'],
       ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLEETML_LOG_LEVEL: 'info' } },
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its note of where it runs goes beside its data, not into the user's ~/.local/state.
+        env: { ...process.env, FLEETML_LOG_LEVEL: 'info', XDG_STATE_HOME: join(dataDir, 'state') },
+      },
     );
     let buffered = '';
     const onData = (chunk: Buffer) => {

@@ -31,16 +31,5 @@ export async function collectBlocks(
   return frames;
 }
 
-export async function until<T>(
-  what: string,
-  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== null && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls until `probe` gives a value (the fleet harness's waitFor, under this file's name). */
+export { waitFor as until } from '../integration/e2e/fleet-harness.js';

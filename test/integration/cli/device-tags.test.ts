@@ -1,24 +1,16 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CloudCli, cloudCli } from '../../support/fleetml-cli.js';
 import { FleetHarness } from '../e2e/fleet-harness.js';
 
 // Issue 14: deploy --tag was documented, but tags could only be set through the HTTP API.
-const BIN = fileURLToPath(new URL('../../../bin/fleetml.mjs', import.meta.url));
 
 describe('fleetml devices tag / untag, and deploy --tag', () => {
   let fleet: FleetHarness;
-  let cli: (...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+  let cli: CloudCli['cli'];
   beforeAll(async () => {
     fleet = await FleetHarness.start(2);
     // The API options come last, after the subcommand's own arguments, as a user types them.
-    const api = ['--api', fleet.cloud.httpUrl, '--token', fleet.cloud.adminToken];
-    cli = (...args) =>
-      new Promise((done) =>
-        execFile(process.execPath, [BIN, ...args, ...api], (error, stdout, stderr) =>
-          done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-        ),
-      );
+    cli = cloudCli(fleet.cloud).cli;
   }, 60_000);
   afterAll(async () => fleet?.stop());
 
@@ -59,5 +51,20 @@ describe('fleetml devices tag / untag, and deploy --tag', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/^error NOT_FOUND: no device no-such-device/m);
     expect((await fleet.cloud.services.devices.get(kitchen)).tags).toEqual(['kitchen']);
+  });
+
+  it('tokens enroll --ttl: the token lives --ttl seconds (--uses: readme-fleet enrolls two devices with one)', async () => {
+    const before = Date.now();
+    const r = await cli('tokens', 'enroll', '--ttl', '120', '--uses', '3', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const after = Date.now();
+    const { token, expiresAt } = JSON.parse(r.stdout);
+    // Created between `before` and `after`, to live 120 s (1 s for clock rounding).
+    expect(Date.parse(expiresAt)).toBeGreaterThanOrEqual(before + 119_000);
+    expect(Date.parse(expiresAt)).toBeLessThanOrEqual(after + 121_000);
+    expect(token).toMatch(/^enr_/);
+    const bad = await cli('tokens', 'enroll', '--ttl', 'forever');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error INPUT_INVALID: --ttl must be a number >= 1/m);
   });
 });

@@ -1,44 +1,23 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeModel, encodeModel } from '../../../cloud/compression/onnx/proto.js';
+import { type CloudCli, cloudCli } from '../../support/fleetml-cli.js';
+import { taggedSample } from '../../support/models.js';
 import { FleetHarness } from '../e2e/fleet-harness.js';
 
 // Issue 14: a model name has releases; a release has variants linked to their original.
-const BIN = fileURLToPath(new URL('../../../bin/fleetml.mjs', import.meta.url));
-const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 
 describe('model lineage: releases, variants, deploy NAME, models rm', () => {
   let fleet: FleetHarness;
-  let cli: (...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
-  let json: (...args: string[]) => Promise<any>;
+  let cli: CloudCli['cli'];
+  let json: CloudCli['json'];
   const tagged = async (tag: string) => {
-    const model = decodeModel(await readFile(SAMPLE));
-    model.docString = tag;
-    const { writeFile } = await import('node:fs/promises');
     const path = `${fleet.dir}/${tag}.onnx`;
-    await writeFile(path, encodeModel(model));
+    await writeFile(path, await taggedSample(tag));
     return path;
   };
   beforeAll(async () => {
     fleet = await FleetHarness.start(1);
-    const api = ['--api', fleet.cloud.httpUrl, '--token', fleet.cloud.adminToken];
-    cli = (...args) =>
-      promisify(execFile)(process.execPath, [BIN, ...args, ...api]).then(
-        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-        (e: { code: number; stdout: string; stderr: string }) => ({
-          code: e.code,
-          stdout: e.stdout,
-          stderr: e.stderr,
-        }),
-      );
-    json = async (...args) => {
-      const r = await cli(...args, '--json');
-      if (r.code !== 0) throw new Error(`fleetml ${args.join(' ')} failed: ${r.stderr}`);
-      return JSON.parse(r.stdout);
-    };
+    ({ cli, json } = cloudCli(fleet.cloud));
   }, 60_000);
   afterAll(async () => fleet?.stop());
 

@@ -86,6 +86,9 @@ describe('fleetml simulate', () => {
         'simulate',
         ...['--devices', '3', '--cloud', t.cloud.mqttUrl, '--enroll-token', token],
         ...['--duration', '6', '--interval', '1', '--ramp', '1', '--json'],
+        // The other flags of `simulate --help`, each with a visible effect below.
+        ...['--name-prefix', 'cli-sim', '--records-per-batch', '2', '--enroll-concurrency', '1'],
+        ...['--latency-ms', '7', '--seed', '3'],
       ],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     );
@@ -104,6 +107,11 @@ describe('fleetml simulate', () => {
     expect(result.recordsAcked).toBe(result.recordsSent); // a healthy cloud acknowledges everything
     const after = (await t.api('GET', '/api/fleet/health')).body.telemetryRecords;
     expect(after - before).toBe(result.recordsAcked);
+    const named = (await t.cloud.services.devices.list()).filter((d) => d.name.startsWith('cli-sim'));
+    expect(named).toHaveLength(3);
+    // Two records a tick, sent together: an even count in fewer batches than records.
+    expect(result.recordsSent % 2).toBe(0);
+    expect(result.batchesSent).toBeLessThan(result.recordsSent);
   }, 120_000);
 
   it('refuses a negative device count with INPUT_INVALID', async () => {

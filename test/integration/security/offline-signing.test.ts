@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,12 +50,12 @@ describe('offline manifest signing', () => {
     await agent?.stop();
     await cloud?.stop();
     await rm(dir, { recursive: true, force: true });
-  });
+  }, 300_000);
 
   it('keeps the private key out of the cloud', async () => {
     expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
     await expect(stat(join(dir, 'cloud', 'keys', 'fleet-signing.json'))).rejects.toThrow();
-  });
+  }, 300_000);
 
   it('refuses to deploy until a valid offline signature is attached', async () => {
     const model = await cloud.services.models.add(await readFile(SAMPLE), { name: 'offline' });
@@ -74,10 +74,15 @@ describe('offline manifest signing', () => {
     expect(early.status).toBe(409);
     expect(early.body.error.code).toBe('CONFLICT');
 
-    const pending = await api('GET', '/api/manifests/pending');
-    expect(pending.body.manifests.map((m: any) => m.modelId)).toEqual([model.id]);
-    const manifestFile = join(dir, `${model.id}.json`);
-    await writeFile(manifestFile, JSON.stringify(pending.body.manifests[0]));
+    // The README's steps, through the CLI: manifests pending --out, sign, manifests attach.
+    const apiFlags = ['--api', cloud.httpUrl, '--token', cloud.adminToken];
+    const prepared = await cli('manifests', 'prepare', model.id, ...apiFlags);
+    expect(prepared).toMatchObject({ modelId: model.id, sha256: model.sha256 });
+    const pendingDir = join(dir, 'pending');
+    const pending = await cli('manifests', 'pending', '--out', pendingDir, ...apiFlags);
+    expect(pending.manifests.map((m: any) => m.modelId)).toEqual([model.id]);
+    const manifestFile = join(pendingDir, `${model.id}.json`);
+    expect(JSON.parse(await readFile(manifestFile, 'utf8')).modelId).toBe(model.id);
 
     const forged = await api('POST', `/api/manifests/${model.id}/signature`, {
       signature: `ed25519:0000000000000000:${'A'.repeat(86)}==`,
@@ -86,25 +91,29 @@ describe('offline manifest signing', () => {
     expect(forged.body.error.code).toBe('MANIFEST_SIGNATURE');
 
     const { signature } = await cli('sign', manifestFile, '--key', keyFile);
-    const attached = await api('POST', `/api/manifests/${model.id}/signature`, { signature });
-    expect(attached.status).toBe(200);
+    const attached = await cli('manifests', 'attach', model.id, '--signature', signature, ...apiFlags);
+    expect(attached.manifest.modelId).toBe(model.id);
     // Targets are signed by the cloud's online target key, which the fleet key certifies once.
-    const { targetKey } = (await api('GET', '/api/manifests/pending')).body;
+    const { targetKey } = await cli('manifests', 'pending', ...apiFlags);
     expect(targetKey.delegated).toBe(false);
     const bogus = await api('POST', '/api/manifests/target-key/delegation', {
       signature: `ed25519:0000000000000000:${'A'.repeat(86)}==`,
     });
     expect(bogus.body.error.code).toBe('TARGET_SIGNATURE');
     const delegation = await cli('keys', 'delegate', '--key', keyFile, '--target-key', targetKey.publicKey);
-    const delegated = await api('POST', '/api/manifests/target-key/delegation', {
-      signature: delegation.signature,
-    });
-    expect(delegated.body.delegated).toBe(true);
+    const delegated = await cli(
+      'manifests',
+      'delegate-target-key',
+      '--signature',
+      delegation.signature,
+      ...apiFlags,
+    );
+    expect(delegated.delegated).toBe(true);
     const deployed = await api('POST', '/api/deployments', { model: model.id, devices: [deviceId] });
     expect(deployed.status).toBe(201);
     const bench = await waitFor('benchmark of the offline-signed model', () =>
       cloud.services.telemetry.latestBench(deviceId),
     );
     expect(bench.sha256).toBe(model.sha256);
-  });
+  }, 300_000);
 });

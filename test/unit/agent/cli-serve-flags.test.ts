@@ -63,4 +63,43 @@ describe('agent start serving flags', () => {
       /serveBatching \(FLEETML_SERVE_BATCHING\)/,
     );
   });
+
+  it('every other flag of agent start maps onto its config key (docs/claims.md)', () => {
+    const config = configOf([
+      ...['--enroll-token', 'enr_x', '--ca', '/ca.pem', '--fleet-key', 'K', '--data-dir', '/var/lib/f'],
+      ...['--telemetry-interval', '5', '--ep', 'cpu', '--threads', '2', '--block-size', '32768'],
+      ...['--broker-max-payload', '65536', '--window', '4', '--bench-runs', '20', '--bench-warmup', '3'],
+      ...['--bench-budget', '900', '--outbox-max', '500', '--min-free-disk', '1048576'],
+      ...['--model-check-timeout', '5000', '--probe-runs', '3', '--telemetry-ack', 'broker'],
+      ...['--facts-root', '/fx', '--onnxruntime', '/ort', '--log-level', 'debug', '--log-format', 'json'],
+      ...['--name', 'pi-kitchen'],
+    ]);
+    expect(config).toMatchObject({
+      cloudUrl: 'mqtt://localhost:1883',
+      enrollToken: 'enr_x',
+      caFile: '/ca.pem',
+      fleetKey: 'K',
+      dataDir: '/var/lib/f',
+      telemetryIntervalS: 5,
+      ep: 'cpu',
+      intraOpThreads: 2,
+      blockSize: 32768,
+      brokerMaxPayloadBytes: 65536,
+      windowBlocks: 4,
+      benchRuns: 20,
+      benchWarmupRuns: 3,
+      benchBudgetMs: 900,
+      outboxMaxRecords: 500,
+      minFreeDiskBytes: 1048576,
+      modelCheckTimeoutMs: 5000,
+      latencyProbeRuns: 3,
+      telemetryAck: 'broker',
+      factsRoot: '/fx',
+      onnxruntimePath: '/ort',
+      logLevel: 'debug',
+      logFormat: 'json',
+      name: 'pi-kitchen',
+    });
+    expect(() => configOf(['--telemetry-ack', 'never'])).toThrow(/telemetryAck/);
+  });
 });

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -58,5 +60,23 @@ describe('scripts/install-agent.sh', () => {
     await expect(run('--cloud', 'http://x', '--dry-run')).rejects.toMatchObject({
       stderr: expect.stringContaining('mqtt://'),
     });
+  });
+
+  it('installs Node.js 20 from NodeSource when the system Node is older (Debian 12 ships 18)', async () => {
+    const bin = await mkdtemp(join(tmpdir(), 'fleetml-oldnode-'));
+    try {
+      await writeFile(join(bin, 'node'), '#!/bin/sh\necho 18\n', { mode: 0o755 });
+      const args = [SCRIPT, '--cloud', 'mqtt://cloud:1883', '--token', 'tok-12345678', '--dry-run'];
+      const old = await promisify(execFile)('bash', args, {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      expect(old.stdout).toContain('installing Node.js 20');
+      expect(old.stdout).toContain('https://deb.nodesource.com/setup_20.x');
+      expect(old.stdout).toContain('apt-get install -y -qq nodejs');
+      // The Node running this test is new enough: nothing to install.
+      expect((await promisify(execFile)('bash', args)).stdout).not.toContain('installing Node.js');
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
   });
 });

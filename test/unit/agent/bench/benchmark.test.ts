@@ -89,6 +89,36 @@ describe('on-device benchmark', () => {
     expect(out.threads).toBe(availableParallelism());
   });
 
+  it('`fleetml bench --budget --threads`: the budget stops the timed runs; the threads are used', async () => {
+    const { stdout } = await promisify(execFile)(
+      'node',
+      [
+        join(ROOT, 'bin/fleetml.mjs'),
+        'bench',
+        modelPath,
+        ...['--runs', '10000000', '--warmup', '0'],
+        ...['--budget', '1', '--threads', '1', '--json'],
+      ],
+      { cwd: ROOT },
+    );
+    const out = JSON.parse(stdout);
+    // Ten million runs of even this tiny model take minutes; a 1 ms budget ends them at once.
+    expect(out.runs).toBeGreaterThanOrEqual(1);
+    expect(out.runs).toBeLessThan(10_000_000);
+    expect(out.threads).toBe(1);
+    const bad = await promisify(execFile)(
+      'node',
+      [join(ROOT, 'bin/fleetml.mjs'), 'bench', modelPath, '--budget', '0'],
+      {
+        cwd: ROOT,
+      },
+    ).then(
+      () => 'accepted',
+      (e: { stderr: string }) => e.stderr,
+    );
+    expect(bad).toMatch(/^error INPUT_INVALID: --budget must be an integer >= 1/m);
+  });
+
   it('`fleetml bench a b --json` compares models side by side with ratios against the first', async () => {
     const small = join(dir, 'small.onnx');
     await writeFile(small, buildMlp({ inputs: 16, hidden: 8, outputs: 4, seed: 3 }));

@@ -9,6 +9,7 @@ import {
   importedPackages,
 } from '../../../../cloud/cli/agent-bundle-build.js';
 import { isFleetError } from '../../../../shared/errors/index.js';
+import { fleetml } from '../../../support/fleetml-cli.js';
 
 describe('fleetml agent bundle: what goes in', () => {
   it('takes the dependency closure from the lockfile as Node resolves it (nested versions win)', () => {
@@ -64,5 +65,43 @@ describe('fleetml agent bundle: what goes in', () => {
     expect(isFleetError(error) && error.code).toBe('INPUT_INVALID');
     expect(error.message).toContain(`is not a linux/${wrong} binary`);
     await expect(assertElf(process.execPath, process.arch as 'x64' | 'arm64')).resolves.toBeUndefined();
+  });
+
+  it('agent bundle --sqlite-addon: the given addon is checked first, before anything is built', async () => {
+    const wrong = process.arch === 'x64' ? 'arm64' : 'x64';
+    const hostAddon = resolve(
+      import.meta.dirname,
+      '../../../../node_modules/better-sqlite3/build/Release/better_sqlite3.node',
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'fleetml-bundle-addon-'));
+    try {
+      const r = await fleetml([
+        'agent',
+        'bundle',
+        '--arch',
+        wrong,
+        '--sqlite-addon',
+        hostAddon,
+        '-o',
+        join(dir, 'a.tgz'),
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(`^error INPUT_INVALID: .*better_sqlite3\\.node is not a linux/${wrong} binary`, 'm'),
+      );
+      const missing = await fleetml([
+        'agent',
+        'bundle',
+        '--arch',
+        wrong,
+        '--sqlite-addon',
+        join(dir, 'none.node'),
+        '-o',
+        join(dir, 'b.tgz'),
+      ]);
+      expect(missing.stderr).toMatch(/^error FILE_NOT_FOUND: /m);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -168,6 +168,7 @@ describe('quantize CLI formats', () => {
       // --allow-slower: a 16-wide MLP is too small for INT8 to win; the format is what is tested.
       [['--dynamic', '--allow-slower'], 'MatMulInteger'],
       [['--weights', 'int4'], 'MatMulNBits'],
+      [['--weights', 'int4', '--block-size', '16'], 'MatMulNBits'],
       [['--fp16'], 'Cast'],
     ] as const) {
       const out = join(dir, `${flag.join('')}.onnx`);
@@ -189,6 +190,13 @@ describe('quantize CLI formats', () => {
       }
       const q = decodeModel(readFileSync(out));
       expect(q.graph.node.some((n) => n.opType === op)).toBe(true);
+      if (op === 'MatMulNBits') {
+        // --block-size (default 32) sets the INT4 block length along K.
+        const blockSize = q.graph.node
+          .find((n) => n.opType === op)
+          ?.attribute?.find((a) => a.name === 'block_size');
+        expect(Number(blockSize?.i)).toBe((flag as readonly string[]).includes('--block-size') ? 16 : 32);
+      }
       await (await createSession(readFileSync(out))).release();
     }
   }, 300_000); // three CLI processes, each measuring its model against FP32, on a shared machine
