@@ -230,6 +230,7 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
   const profileStore = new ProfileStore(fleet);
   const profiles = new ProfileRegistry();
   await profileStore.loadInto(profiles);
+  profileStore.follow(events, profiles, (error) => logger.warn({ err: error }, 'reloading profiles failed'));
   const audit = new AuditLog(fleet);
   const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
   const rolloutStore = new RolloutStore(fleet);
