@@ -208,6 +208,16 @@ async function buildDelivery(
   return { store, goldens, manifests, targetSigning, targets, models, deviceAudit };
 }
 
+/**
+ * Where benchmarks, events and raw telemetry live: with --database in PostgreSQL, where the
+ * replicas ingest telemetry (whether or not the rest of the fleet tables are there yet), else
+ * in the fleet store.
+ */
+async function telemetryStoreOf(fleet: FleetStore, replica: ReplicaParts): Promise<FleetStore> {
+  if (!replica.postgres || fleet.dialect === 'postgres') return fleet;
+  return openFleetStore({ postgres: replica.postgres.pool });
+}
+
 interface ServiceWiring {
   options: CloudOptions;
   db: Db;
@@ -224,15 +234,26 @@ interface ServiceWiring {
 async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
   const { options, db, fleet, devices, events, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
-  const telemetry = new TelemetryRepository(db);
   const delivery = await buildDelivery(options, fleet, wiring.mqtt, devices);
   const { store, models, manifests, targets } = delivery;
+  const telemetryStore = await telemetryStoreOf(fleet, replica);
+  const telemetry = new TelemetryRepository(telemetryStore, {
+    modelName: async (id) => (await models.find(id))?.name,
+  });
   const profileStore = new ProfileStore(fleet);
   const profiles = new ProfileRegistry();
   await profileStore.loadInto(profiles);
   profileStore.follow(events, profiles, (error) => logger.warn({ err: error }, 'reloading profiles failed'));
   const audit = new AuditLog(fleet);
-  const monitor = new FleetMonitor({ db, telemetry, logger, options: options.monitoring, rejectedBatches });
+  const monitor = new FleetMonitor({
+    db,
+    fleet,
+    telemetryStore,
+    devices,
+    logger,
+    options: options.monitoring,
+    rejectedBatches,
+  });
   const rolloutStore = new RolloutStore(fleet);
   const rollouts = new RolloutEngine({
     store: rolloutStore,
@@ -245,7 +266,8 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     onChange: (rolloutId) => events.emit({ type: 'rollout', rolloutId }),
     isLeader: () => replica.leadership.isLeader,
     // Soak rules read real-traffic sketches; ticks come after startCloud has wired everything.
-    serving: (fromMs, toMs, filter) => monitor.serving.summary(fromMs, toMs, 'fleet', filter)[0],
+    serving: async (fromMs, toMs, filter) =>
+      (await monitor.serving.summary(fromMs, toMs, 'fleet', filter))[0],
   });
   delivery.deviceAudit.registerMetrics(monitor.metrics.registry);
   const jobs = new JobRunner({
@@ -274,7 +296,7 @@ async function buildServices(wiring: ServiceWiring): Promise<CloudServices> {
     events,
     jobs,
     monitor,
-    telemetryCount: replica.postgres ? () => replica.postgres!.store.count() : async () => telemetry.count(),
+    telemetryCount: () => telemetry.count(),
     postgresLatency: replica.postgres?.latency,
     // An external broker's URL is what the cloud was given; the embedded one may need a name.
     brokerUrl: options.mqttUrl ? broker.url : advertisedBrokerUrl(broker.url, options.mqttHost, options.tls),

@@ -151,7 +151,7 @@ export function register(program: Command): void {
       const bench = await waitFor(
         'the first benchmark',
         120_000,
-        () => cloud.services.telemetry.latestBench(device.id) ?? undefined,
+        async () => (await cloud.services.telemetry.latestBench(device.id)) ?? undefined,
       ).catch(() => null);
       if (bench) {
         process.stdout.write(

@@ -16,6 +16,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hashSecret } from '../../cloud/fleet/identity/secrets.js';
+import { TelemetryRepository } from '../../cloud/fleet/ingest/telemetry.js';
 import { DeviceRepository } from '../../cloud/fleet/inventory/devices.js';
 import { inTransaction } from '../../cloud/fleet/store/kysely.js';
 import { startCloud } from '../../cloud/main.js';
@@ -61,9 +62,10 @@ const model = await s.models.add(
   },
 );
 const now = new Date().toISOString();
-// One transaction (the telemetry writes share SQLite's connection, so they are part of it).
+// One transaction for the devices and their benchmarks (both in the SQLite fleet store).
 await inTransaction(s.fleet, async (tx) => {
   const repo = new DeviceRepository(tx);
+  const benches = new TelemetryRepository(tx);
   for (let d = 0; d < devices; d++) {
     const id = `dev-${String(d).padStart(4, '0')}`;
     await repo.create({
@@ -84,7 +86,7 @@ await inTransaction(s.fleet, async (tx) => {
       at: now,
     });
     for (let k = 0; k < 3; k++) {
-      s.telemetry.addBench(id, {
+      await benches.addBench(id, {
         v: 1,
         modelId: model.id,
         sha256: model.sha256,
@@ -137,15 +139,11 @@ async function timeAsync(fn: () => Promise<unknown>, n: number) {
 
 // The device list as the route builds it now, and as it was built before (per device).
 const setBased = await timeAsync(async () => {
-  const benches = s.telemetry.latestBenchByDevice();
-  const snapshots = s.telemetry.latestSnapshotByDevice();
+  const all = await s.devices.list();
+  const benches = await s.telemetry.latestBenchByDevice();
+  const snapshots = await s.telemetry.latestSnapshotByDevice(all.map((d) => d.id));
   const models = new Map((await s.models.list()).map((m) => [m.id, m]));
-  return (await s.devices.list()).map((d) => [
-    d,
-    benches.get(d.id),
-    snapshots.get(d.id),
-    models.get(d.activeModelId ?? ''),
-  ]);
+  return all.map((d) => [d, benches.get(d.id), snapshots.get(d.id), models.get(d.activeModelId ?? '')]);
 }, runs);
 const perDevice = await timeAsync(async () => {
   const rows = [];
@@ -153,8 +151,8 @@ const perDevice = await timeAsync(async () => {
     const d = await s.devices.get(listed.id);
     rows.push([
       d,
-      s.telemetry.latestBench(d.id),
-      s.telemetry.latestSnapshot(d.id),
+      await s.telemetry.latestBench(d.id),
+      await s.telemetry.latestSnapshot(d.id),
       await s.models.find(d.activeModelId!),
     ]);
   }

@@ -131,7 +131,7 @@ async function run(label: string, monitoring: Partial<MonitoringOptions>, batch 
   const cloudCpuS = (cpu.user + cpu.system) / 1e6;
   clearInterval(sampler);
   s.monitor.ingest.flush();
-  const stored = s.telemetry.count();
+  const stored = await s.telemetry.count();
   const rollupRecords = (
     s.db.prepare('SELECT sum(records) n FROM telemetry_rollup WHERE resolution = 60000').get() as {
       n: number;

@@ -14,7 +14,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { IngestQueue } from '../../cloud/fleet/ingest/ingest-queue.js';
-import { TelemetryRepository } from '../../cloud/fleet/ingest/telemetry.js';
+import { SqliteTelemetryWriter } from '../../cloud/fleet/ingest/sqlite-records.js';
+import { DeviceRepository } from '../../cloud/fleet/inventory/devices.js';
 import { HealthQuery } from '../../cloud/fleet/monitoring/health.js';
 import { addSummary, emptyHistogram, quantiles } from '../../cloud/fleet/monitoring/histogram.js';
 import { FleetLatencyQuery } from '../../cloud/fleet/monitoring/latency.js';
@@ -22,6 +23,7 @@ import { DEFAULT_MONITORING_OPTIONS, RESOLUTION } from '../../cloud/fleet/monito
 import { RegressionDetector } from '../../cloud/fleet/monitoring/regressions.js';
 import { RollupStore } from '../../cloud/fleet/monitoring/rollups.js';
 import { openDatabase } from '../../cloud/fleet/store/db.js';
+import { openFleetStore } from '../../cloud/fleet/store/kysely.js';
 import { generateFleetTelemetry, MODELS, summaryOf } from './_fleet-telemetry.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
 
@@ -42,7 +44,7 @@ const DAY = 86_400_000;
 const dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-query-'));
 const file = join(dir, 'fleetml.db');
 const db = openDatabase({ path: file });
-const telemetry = new TelemetryRepository(db);
+const records = new SqliteTelemetryWriter(db);
 const rollups = new RollupStore(db);
 const now = Date.now();
 const step = DAY / perDevice;
@@ -53,7 +55,7 @@ const generateS = (performance.now() - generateStarted) / 1000;
 process.stderr.write(`generated in ${generateS.toFixed(1)} s; timing queries…\n`);
 db.pragma('wal_checkpoint(TRUNCATE)');
 db.exec('ANALYZE');
-const stored = telemetry.count();
+const stored = (db.prepare('SELECT count(*) n FROM telemetry').get() as { n: number }).n;
 const dbBytes = (await stat(file)).size;
 const rowsAt = (resolution: number) =>
   (
@@ -91,12 +93,41 @@ function time(fn: () => unknown, n: number, before?: () => void) {
   };
 }
 
+/** time() for a query that answers with a promise. */
+async function timeAsync(fn: () => Promise<unknown>, n: number, before?: () => void) {
+  const ms: number[] = [];
+  const cpuMs: number[] = [];
+  let result: unknown;
+  for (let i = 0; i < n; i++) {
+    before?.();
+    const t = performance.now();
+    const c = process.cpuUsage();
+    result = await fn();
+    const used = process.cpuUsage(c);
+    ms.push(performance.now() - t);
+    cpuMs.push((used.user + used.system) / 1000);
+  }
+  const pct = (values: number[], p: number) => {
+    const sorted = values.slice().sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  };
+  return {
+    n,
+    p50: pct(ms, 50),
+    p95: pct(ms, 95),
+    max: pct(ms, 100),
+    cpuP50: pct(cpuMs, 50),
+    cpuP95: pct(cpuMs, 95),
+    result,
+  };
+}
+
 const hourly = new FleetLatencyQuery(db, rollups, DEFAULT_MONITORING_OPTIONS);
 const minutely = new FleetLatencyQuery(db, rollups, { minuteQueryMaxMs: Number.POSITIVE_INFINITY });
 const queryNow = now + 1;
 // Between timed runs one device's telemetry batch is committed through the real ingest queue:
 // it lands in the current hour and invalidates that bucket, as live ingest would.
-const queue = new IngestQueue({ db, telemetry, rollups });
+const queue = new IngestQueue({ db, records, rollups });
 let liveSeq = perDevice + 1;
 const ingestOne = () => {
   void queue.submit('dev-0000', [
@@ -132,7 +163,13 @@ const regressions = time(
   3,
   ingestOne,
 );
-const health = time(() => new HealthQuery(db, DEFAULT_MONITORING_OPTIONS).run(queryNow), 5, ingestOne);
+const fleetStore = await openFleetStore({ sqlite: db });
+const deviceRepo = new DeviceRepository(fleetStore);
+const healthQuery = new HealthQuery(
+  { store: fleetStore, devices: () => deviceRepo.list() },
+  DEFAULT_MONITORING_OPTIONS,
+);
+const health = await timeAsync(() => healthQuery.run(queryNow), 5, ingestOne);
 process.stderr.write('minute-rollup baseline…\n');
 const fromMinutes = time(() => minutely.run('device', DAY, queryNow), 2);
 

@@ -19,10 +19,10 @@ const SAMPLE = new URL('../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 const ROUNDS = 5;
 const RUNS = 500;
 
-async function until<T>(probe: () => T | null | undefined, ms = 60_000): Promise<T> {
+async function until<T>(probe: () => Promise<T | null | undefined>, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v !== null && v !== undefined) return v;
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 5));
@@ -81,11 +81,11 @@ for (let round = 0; round < ROUNDS; round++) {
   const variant = decodeModel(bytes);
   variant.docString = `thin-path benchmark round ${round}`;
   const model = await cloud.services.models.add(encodeModel(variant), { name: 'mnist-mlp' });
-  const before = cloud.services.telemetry.latestBench(deviceId);
+  const before = await cloud.services.telemetry.latestBench(deviceId);
   const t0 = performance.now();
   await cloud.services.targets.setModel(deviceId, model);
-  const report = await until(() => {
-    const latest = cloud.services.telemetry.latestBench(deviceId);
+  const report = await until(async () => {
+    const latest = await cloud.services.telemetry.latestBench(deviceId);
     return latest && latest.at !== before?.at ? latest : null;
   });
   deployToReport.push(performance.now() - t0);

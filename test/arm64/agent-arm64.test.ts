@@ -157,7 +157,7 @@ describe.skipIf(skipReason !== null)(
             `arm64 golden ${model.variant}: ${fidelity.cases} cases, max |diff| ${fidelity.maxAbs}, cosine ${fidelity.cosine}\n`,
           );
         }
-        const goldenOk = telemetry.events(deviceId).filter((e) => e.code === 'GOLDEN_OK');
+        const goldenOk = (await telemetry.events(deviceId)).filter((e) => e.code === 'GOLDEN_OK');
         expect(goldenOk.length).toBeGreaterThanOrEqual(2);
         expect(agent.logs.filter((l) => l.msg === 'golden check passed')).toHaveLength(2);
         const latency = (await cloud.api('GET', `/api/devices/${deviceId}/latency`)).body;
@@ -168,7 +168,10 @@ describe.skipIf(skipReason !== null)(
     );
 
     it('sends telemetry the cloud stores', async () => {
-      await waitFor('telemetry rows', () => cloud.cloud.services.telemetry.count(deviceId) >= 2);
+      await waitFor(
+        'telemetry rows',
+        async () => (await cloud.cloud.services.telemetry.count(deviceId)) >= 2,
+      );
     });
 
     it(

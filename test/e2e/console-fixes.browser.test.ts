@@ -40,9 +40,10 @@ describe.skipIf(!existsSync(CHROMIUM))('console fixes in a real browser', () => 
       expect((await fleet.waitRollout(rollout.id, 120_000)).status).toBe('succeeded');
       await waitFor(
         `latency points from mnist-${tag}`,
-        () =>
-          telemetry.latencySeries(deviceId, new Date(0).toISOString()).filter((p) => p.modelId === model.id)
-            .length >= 2,
+        async () =>
+          (await telemetry.latencySeries(deviceId, new Date(0).toISOString())).filter(
+            (p) => p.modelId === model.id,
+          ).length >= 2,
         60_000,
       );
     }
@@ -81,14 +82,14 @@ describe.skipIf(!existsSync(CHROMIUM))('console fixes in a real browser', () => 
   it('keeps a 500-character event message inside the page at 1,440 px', async () => {
     const long = `${'x'.repeat(250)} ${'y'.repeat(249)}`;
     expect(long).toHaveLength(500);
-    fleet.cloud.services.telemetry.addEvent(
+    await fleet.cloud.services.telemetry.addEvent(
       deviceId,
       'error',
       'LONG_MESSAGE',
       long,
       new Date().toISOString(),
     );
-    fleet.cloud.services.telemetry.addEvent(
+    await fleet.cloud.services.telemetry.addEvent(
       deviceId,
       'error',
       'LONG_WORD',

@@ -68,8 +68,8 @@ describe.skipIf(!existsSync(CHROMIUM))('real-traffic latency in the console', ()
     }
     await waitFor(
       'the sketches in the cloud',
-      () => {
-        const [fleetWide] = fleet.cloud.services.monitor.serving.summary(
+      async () => {
+        const [fleetWide] = await fleet.cloud.services.monitor.serving.summary(
           Date.now() - 3_600_000,
           Date.now() + 60_000,
           'fleet',

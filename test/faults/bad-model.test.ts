@@ -90,8 +90,8 @@ describe('fault: a model that hangs or crashes onnxruntime on load', () => {
     expect(rollout.status).toBe('aborted');
     expect(Date.now() - started).toBeLessThan(30_000);
     // Reported as an event, not retried (a hang is a property of the model), check process gone.
-    await waitFor('the RUNTIME_TIMEOUT event', () =>
-      cloud.services.telemetry.events(deviceId()).some((e) => e.code === 'RUNTIME_TIMEOUT'),
+    await waitFor('the RUNTIME_TIMEOUT event', async () =>
+      (await cloud.services.telemetry.events(deviceId())).some((e) => e.code === 'RUNTIME_TIMEOUT'),
     );
     expect(await childrenWith('model.onnx')).toEqual([]);
     const slot = await activeSlot(dataDir);

@@ -98,8 +98,8 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     expect(execution.reason).toMatch(/^TRANSFER_NO_SPACE: disk full while writing artifact/);
     expect(done.status).toBe('aborted');
     expect((await devices.get(deviceId)).lastError?.code).toBe('TRANSFER_NO_SPACE');
-    await waitFor('the coded event', () =>
-      telemetry.events(deviceId).some((e) => e.code === 'TRANSFER_NO_SPACE'),
+    await waitFor('the coded event', async () =>
+      (await telemetry.events(deviceId)).some((e) => e.code === 'TRANSFER_NO_SPACE'),
     );
     // The partial download gave its space back; the old model is still the active one.
     expect(agent.downloader.lastStats!.receivedBlocks).toBeLessThan(total);

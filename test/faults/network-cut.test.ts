@@ -107,14 +107,13 @@ describe('fault: network cut with telemetry piling up', () => {
     expectInOrder(before);
     // The loss is itself reported: an event with its code, and the counter in the records.
     // (Several events when the outbox stays full for a few samples after the reconnect.)
-    const reported = () =>
-      cloud.services.telemetry
-        .events(deviceId())
+    const reported = async () =>
+      (await cloud.services.telemetry.events(deviceId()))
         .filter((e) => e.code === 'TELEMETRY_DROPPED')
         .reduce((sum, e) => sum + Number(/: (\d+) oldest/.exec(e.message)?.[1] ?? 0), 0);
     await waitFor(
       'TELEMETRY_DROPPED events for every drop',
-      () => reported() === agent.outbox.dropped,
+      async () => (await reported()) === agent.outbox.dropped,
       30_000,
     );
     await agent.telemetry.tick();

@@ -47,7 +47,7 @@ describe('attack: forged, replayed and high-version targets on the target topic'
     const attacker = await mqtt.connectAsync(t.cloud.mqttUrl, { clientId: 'attacker', reconnectPeriod: 0 });
     try {
       const topic = deviceTopic(deviceId, 'target');
-      const eventsBefore = events().length;
+      const eventsBefore = (await events()).length;
       // A forged target: a huge version around the old model's genuinely signed manifest.
       const forged = { ...old.target, version: 1_000_000, issuedAt: new Date().toISOString() };
       await attacker.publishAsync(topic, encodeJson(forged), { qos: 1, retain: true });
@@ -55,17 +55,17 @@ describe('attack: forged, replayed and high-version targets on the target topic'
       await until(
         'the device to react to the forged target',
         async () =>
-          events().length > eventsBefore ||
+          (await events()).length > eventsBefore ||
           (await t.cloud.services.devices.get(deviceId)).activeSha256 !== current.model.sha256,
         30_000,
       );
       expect((await t.cloud.services.devices.get(deviceId)).activeSha256).toBe(current.model.sha256);
       // A replay of the genuine older target.
-      const replayBefore = events().length;
+      const replayBefore = (await events()).length;
       await attacker.publishAsync(topic, encodeJson(old.target), { qos: 1, retain: true });
       await new Promise((r) => setTimeout(r, 1500));
       expect((await t.cloud.services.devices.get(deviceId)).activeSha256).toBe(current.model.sha256);
-      expect(events().length).toBeGreaterThanOrEqual(replayBefore);
+      expect((await events()).length).toBeGreaterThanOrEqual(replayBefore);
     } finally {
       await attacker.endAsync(true);
     }

@@ -69,15 +69,14 @@ describe('attack: golden outputs that do not match on the device', () => {
       .set({ sha256: otherGolden.sha256, size: otherGolden.size })
       .where('model_id', '=', victim.id)
       .execute();
-    const eventsBefore = s.telemetry.events(deviceId, 500).length;
+    const eventsBefore = (await s.telemetry.events(deviceId, 500)).length;
     await s.targets.setModel(deviceId, await s.models.get(victim.id));
     const event = await until(
       'GOLDEN_MISMATCH from the device',
-      () =>
-        s.telemetry
-          .events(deviceId, 500)
-          .slice(0, s.telemetry.events(deviceId, 500).length - eventsBefore)
-          .find((e) => e.code === 'GOLDEN_MISMATCH'),
+      async () => {
+        const all = await s.telemetry.events(deviceId, 500);
+        return all.slice(0, all.length - eventsBefore).find((e) => e.code === 'GOLDEN_MISMATCH');
+      },
       60_000,
     );
     expect(event.message).toMatch(/cosine/);

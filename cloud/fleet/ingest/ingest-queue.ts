@@ -2,9 +2,9 @@ import { FleetError, toFleetError } from '../../../shared/errors/index.js';
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import { DEFAULT_MONITORING_OPTIONS, type MonitoringOptions } from '../monitoring/options.js';
 import { bucketTime, RollupAccumulator, type RollupStore } from '../monitoring/rollups.js';
-import { ServingAccumulator, type ServingStore } from '../monitoring/serving.js';
+import { ServingAccumulator, type SqliteServingWriter } from '../monitoring/serving.js';
 import type { Db } from '../store/db.js';
-import type { TelemetryRepository } from './telemetry.js';
+import type { SqliteTelemetryWriter } from './sqlite-records.js';
 
 export interface IngestResult {
   /** Records stored by this call. */
@@ -35,10 +35,11 @@ export interface IngestObserver {
 
 export interface IngestQueueDeps {
   db: Db;
-  telemetry: TelemetryRepository;
+  /** Raw records into the SQLite file. */
+  records: SqliteTelemetryWriter;
   rollups: RollupStore;
   /** Real-traffic sketches from the agents' inference services (records' `serving`). */
-  serving?: ServingStore;
+  serving?: SqliteServingWriter;
   options?: Pick<
     MonitoringOptions,
     'ingestMaxDelayMs' | 'ingestMaxRecords' | 'ingestMaxPendingRecords' | 'maxBackfillMs' | 'maxFutureSkewMs'
@@ -55,7 +56,7 @@ interface Item {
 }
 
 /**
- * Group commit for telemetry. Batches from many devices wait at most `ingestMaxDelayMs` (or
+ * Group commit for telemetry into SQLite (PostgreSQL's: store/pg-ingest.ts). Batches from many devices wait at most `ingestMaxDelayMs` (or
  * until `ingestMaxRecords` are pending) and are then written in ONE transaction: raw rows
  * (INSERT OR IGNORE on (device, seq)), their minute/hour rollups and the devices' last-seen
  * time. Each submit resolves only after that transaction committed, so the ack the router then
@@ -187,7 +188,7 @@ export class IngestQueue implements TelemetryIngest {
     const results = items.map((item) => {
       let added = 0;
       for (const record of item.records) {
-        if (!this.deps.telemetry.insert(item.deviceId, record, receivedAt)) continue;
+        if (!this.deps.records.insert(item.deviceId, record, receivedAt)) continue;
         added++;
         // Only new records reach the rollups: a resend must not count twice.
         const at = bucketTime(record, now, this.o);

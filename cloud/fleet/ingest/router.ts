@@ -21,8 +21,8 @@ import type { TelemetryRepository } from './telemetry.js';
 export interface RouterDeps extends EnrollmentDeps {
   telemetry: TelemetryRepository;
   devices: DeviceRepository;
-  /** Group-commit ingest (cloud/fleet/ingest/ingest-queue.ts); without it each batch is its own transaction. */
-  ingest?: TelemetryIngest;
+  /** Where telemetry batches go: group commit (ingest-queue.ts, store/pg-ingest.ts) or directIngest. */
+  ingest: TelemetryIngest;
   /** Serves block requests (the transfer server). */
   onTransferRequest?: (deviceId: string, payload: Buffer) => Promise<void>;
   /** Sees every valid state and bench report (delivery/device-audit.ts: alarms, golden fidelity). */
@@ -94,7 +94,7 @@ export function createMessageRouter(deps: RouterDeps): {
           // Only a change is an event: the retained status comes again after every reconnect
           // of the cloud. The time is the cloud's: a last will carries its connect time.
           if (status.online !== device.online) {
-            deps.telemetry.addEvent(
+            await deps.telemetry.addEvent(
               deviceId,
               status.online ? 'info' : 'warn',
               status.online ? 'DEVICE_ONLINE' : 'DEVICE_OFFLINE',
@@ -114,11 +114,7 @@ export function createMessageRouter(deps: RouterDeps): {
         }
         case 'telemetry': {
           const batch = decodeJson(telemetryBatchSchema, payload);
-          if (deps.ingest) await deps.ingest.submit(deviceId, batch.records);
-          else {
-            deps.telemetry.ingest(deviceId, batch.records);
-            await deps.devices.touch(deviceId, new Date().toISOString());
-          }
+          await deps.ingest.submit(deviceId, batch.records);
           // Acknowledge only after the transaction committed: the agent then drops these
           // records from its outbox. A lost ack means a resend, which ingest deduplicates.
           const ack = { v: 1, from: batch.records[0].seq, to: batch.records[batch.records.length - 1].seq };
@@ -127,13 +123,13 @@ export function createMessageRouter(deps: RouterDeps): {
         }
         case 'bench': {
           const bench = decodeJson(benchReportSchema, payload);
-          deps.telemetry.addBench(deviceId, bench);
+          await deps.telemetry.addBench(deviceId, bench);
           deps.onReport?.(deviceId, { bench });
           break;
         }
         case 'event': {
           const event = decodeJson(eventSchema, payload);
-          deps.telemetry.addEvent(deviceId, event.level, event.code, event.message, event.at);
+          await deps.telemetry.addEvent(deviceId, event.level, event.code, event.message, event.at);
           break;
         }
         case 'transfer/req':

@@ -1,5 +1,6 @@
-import type { BenchReport, TelemetryRecord } from '../../../shared/protocol/index.js';
-import type { Db } from '../store/db.js';
+import { sql } from 'kysely';
+import type { BenchReport } from '../../../shared/protocol/index.js';
+import { type FleetStore, toNumber } from '../store/kysely.js';
 
 export interface LatencyPoint {
   at: string;
@@ -37,6 +38,8 @@ const toBenchSummary = ({ inputShapes, ...row }: BenchRow): BenchSummary => ({
   inputShapes: inputShapes === null ? null : (JSON.parse(inputShapes) as Record<string, number[]>),
 });
 
+type SnapshotRow = Omit<TelemetrySnapshot, 'at'> & { deviceId: string; at: string | Date };
+
 export interface TelemetrySnapshot {
   at: string;
   cpuLoad: number;
@@ -45,167 +48,219 @@ export interface TelemetrySnapshot {
   tempC: number | null;
 }
 
+export interface TelemetryRepositoryOptions {
+  /** A model's name for the latency series (the models may live in another store). */
+  modelName?: (modelId: string) => Promise<string | undefined>;
+}
+
+const BENCH_COLUMNS = [
+  'model_id as modelId',
+  'sha256',
+  'ep',
+  'runs',
+  'p50_ms as p50Ms',
+  'p90_ms as p90Ms',
+  'p99_ms as p99Ms',
+  'max_ms as maxMs',
+  'mean_ms as meanMs',
+  'throughput',
+  'load_ms as loadMs',
+  'at',
+  'input_shapes as inputShapes',
+] as const;
+
+/** PostgreSQL returns timestamptz columns as Date; SQLite keeps the text it was given. */
+const isoOf = (value: string | Date): string => (typeof value === 'string' ? value : value.toISOString());
+
 /**
- * Telemetry and benchmark storage. Inserts are idempotent on (device, seq), so a batch resent
- * after a lost acknowledgement is stored once.
+ * Benchmarks, events and the read side of raw telemetry, through the shared query layer: in the
+ * SQLite file by default, in PostgreSQL with --database (written there by store/pg-telemetry.ts;
+ * the SQLite writer is sqlite-records.ts). Nothing here joins the devices or models tables, so
+ * it works whichever store those live in: callers pass device ids, names come from `modelName`.
  */
 export class TelemetryRepository {
-  private readonly insertRecord;
-  private readonly insertBench;
+  constructor(
+    private readonly store: FleetStore,
+    private readonly o: TelemetryRepositoryOptions = {},
+  ) {}
 
-  constructor(private readonly db: Db) {
-    this.insertRecord = db.prepare(
-      `INSERT OR IGNORE INTO telemetry (device_id, seq, at, received_at, cpu_load, mem_used, mem_total, temp_c, model_id,
-        lat_count, p50_ms, p90_ms, p99_ms, max_ms, mean_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.insertBench = db.prepare(
-      `INSERT INTO bench_reports (device_id, model_id, sha256, ep, runs, p50_ms, p90_ms, p99_ms, max_ms, mean_ms,
-        throughput, load_ms, at, received_at, input_shapes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+  async addBench(
+    deviceId: string,
+    report: BenchReport,
+    receivedAt = new Date().toISOString(),
+  ): Promise<void> {
+    await this.store.db
+      .insertInto('bench_reports')
+      .values({
+        device_id: deviceId,
+        model_id: report.modelId,
+        sha256: report.sha256,
+        ep: report.ep,
+        runs: report.runs,
+        p50_ms: report.p50Ms,
+        p90_ms: report.p90Ms,
+        p99_ms: report.p99Ms,
+        max_ms: report.maxMs,
+        mean_ms: report.meanMs,
+        throughput: report.throughput,
+        load_ms: report.loadMs,
+        at: report.at,
+        received_at: receivedAt,
+        input_shapes: report.inputShapes ? JSON.stringify(report.inputShapes) : null,
+      })
+      .execute();
   }
 
-  /** Stores a batch in one transaction; returns how many records were new. */
-  ingest(deviceId: string, records: TelemetryRecord[], receivedAt = new Date().toISOString()): number {
-    return this.db.transaction(() => {
-      let added = 0;
-      for (const r of records) if (this.insert(deviceId, r, receivedAt)) added++;
-      return added;
-    })();
-  }
-
-  /**
-   * Inserts one record without a transaction of its own (the ingest queue wraps many batches in
-   * one); false when (device, seq) is already stored.
-   */
-  insert(deviceId: string, r: TelemetryRecord, receivedAt: string): boolean {
-    const l = r.latency;
-    return (
-      this.insertRecord.run(
-        deviceId,
-        r.seq,
-        r.at,
-        receivedAt,
-        r.cpuLoad,
-        r.memUsedBytes,
-        r.memTotalBytes,
-        r.tempC,
-        r.modelId,
-        l?.count ?? null,
-        l?.p50Ms ?? null,
-        l?.p90Ms ?? null,
-        l?.p99Ms ?? null,
-        l?.maxMs ?? null,
-        l?.meanMs ?? null,
-      ).changes > 0
-    );
-  }
-
-  addBench(deviceId: string, report: BenchReport, receivedAt = new Date().toISOString()): void {
-    this.insertBench.run(
-      deviceId,
-      report.modelId,
-      report.sha256,
-      report.ep,
-      report.runs,
-      report.p50Ms,
-      report.p90Ms,
-      report.p99Ms,
-      report.maxMs,
-      report.meanMs,
-      report.throughput,
-      report.loadMs,
-      report.at,
-      receivedAt,
-      report.inputShapes ? JSON.stringify(report.inputShapes) : null,
-    );
-  }
-
-  latestBench(deviceId: string): BenchSummary | null {
-    const row = this.db
-      .prepare(
-        `SELECT model_id modelId, sha256, ep, runs, p50_ms p50Ms, p90_ms p90Ms, p99_ms p99Ms, max_ms maxMs,
-           mean_ms meanMs, throughput, load_ms loadMs, at, input_shapes inputShapes
-         FROM bench_reports WHERE device_id = ? ORDER BY id DESC LIMIT 1`,
-      )
-      .get(deviceId) as BenchRow | undefined;
+  async latestBench(deviceId: string): Promise<BenchSummary | null> {
+    const row = await this.store.db
+      .selectFrom('bench_reports')
+      .select(BENCH_COLUMNS)
+      .where('device_id', '=', deviceId)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return row ? toBenchSummary(row) : null;
   }
 
   /**
-   * The latest benchmark of every device in one query (the fleet page). CROSS JOIN keeps
-   * devices as the outer loop, so each device costs two index seeks whatever the table size.
+   * The latest benchmark of every device that has one, in one query (the fleet page): the
+   * largest id per device comes off the (device_id, id) index.
    */
-  latestBenchByDevice(): Map<string, BenchSummary> {
-    const rows = this.db
-      .prepare(
-        `SELECT d.id deviceId, b.model_id modelId, b.sha256, b.ep, b.runs, b.p50_ms p50Ms, b.p90_ms p90Ms,
-           b.p99_ms p99Ms, b.max_ms maxMs, b.mean_ms meanMs, b.throughput, b.load_ms loadMs, b.at,
-           b.input_shapes inputShapes
-         FROM devices d CROSS JOIN bench_reports b
-           ON b.id = (SELECT max(id) FROM bench_reports WHERE device_id = d.id)`,
+  async latestBenchByDevice(): Promise<Map<string, BenchSummary>> {
+    const rows = await this.store.db
+      .selectFrom('bench_reports')
+      .select([...BENCH_COLUMNS, 'device_id as deviceId'])
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('bench_reports')
+          .select((b) => b.fn.max('id').as('id'))
+          .groupBy('device_id'),
       )
-      .all() as Array<BenchRow & { deviceId: string }>;
+      .execute();
     return new Map(rows.map(({ deviceId, ...bench }) => [deviceId, toBenchSummary(bench)]));
   }
 
+  /** The latest benchmark per (device, artifact) of these artifacts (model lineage's device latency). */
+  async artifactBenches(
+    sha256s: readonly string[],
+  ): Promise<Array<{ sha256: string; deviceId: string; p50Ms: number }>> {
+    if (sha256s.length === 0) return [];
+    return this.store.db
+      .selectFrom('bench_reports')
+      .select(['sha256', 'device_id as deviceId', 'p50_ms as p50Ms'])
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('bench_reports')
+          .select((b) => b.fn.max('id').as('id'))
+          .where('sha256', 'in', [...sha256s])
+          .groupBy(['device_id', 'sha256']),
+      )
+      .execute();
+  }
+
   /**
-   * The latest telemetry snapshot of every device in one query: two primary-key seeks per
-   * device (a plain JOIN lets SQLite scan all raw telemetry instead: 150 ms at 60k rows).
+   * The latest telemetry snapshot of each of `deviceIds` in one query: per device, one seek for
+   * its highest seq and one for the row (scanning raw telemetry instead cost 150 ms at 60k rows).
    */
-  latestSnapshotByDevice(): Map<string, TelemetrySnapshot> {
-    const rows = this.db
-      .prepare(
-        `SELECT d.id deviceId, t.at, t.cpu_load cpuLoad, t.mem_used memUsedBytes, t.mem_total memTotalBytes,
-           t.temp_c tempC
-         FROM devices d CROSS JOIN telemetry t
-           ON t.device_id = d.id AND t.seq = (SELECT max(seq) FROM telemetry WHERE device_id = d.id)`,
-      )
-      .all() as Array<TelemetrySnapshot & { deviceId: string }>;
-    return new Map(rows.map(({ deviceId, ...snapshot }) => [deviceId, snapshot]));
+  async latestSnapshotByDevice(deviceIds: readonly string[]): Promise<Map<string, TelemetrySnapshot>> {
+    if (deviceIds.length === 0) return new Map();
+    const query =
+      this.store.dialect === 'postgres'
+        ? sql<SnapshotRow>`SELECT d.id "deviceId", t.at, t.cpu_load "cpuLoad", t.mem_used "memUsedBytes",
+             t.mem_total "memTotalBytes", t.temp_c "tempC"
+           FROM unnest(${[...deviceIds]}::text[]) AS d(id) CROSS JOIN LATERAL (
+             SELECT at, cpu_load, mem_used, mem_total, temp_c FROM telemetry WHERE device_id = d.id
+             ORDER BY seq DESC LIMIT 1) t`
+        : sql<SnapshotRow>`SELECT j.value "deviceId", t.at, t.cpu_load "cpuLoad", t.mem_used "memUsedBytes",
+             t.mem_total "memTotalBytes", t.temp_c "tempC"
+           FROM json_each(${JSON.stringify(deviceIds)}) j CROSS JOIN telemetry t
+             ON t.device_id = j.value AND t.seq = (SELECT max(seq) FROM telemetry WHERE device_id = j.value)`;
+    const { rows } = await query.execute(this.store.db);
+    return new Map(rows.map(({ deviceId, at, ...snapshot }) => [deviceId, { at: isoOf(at), ...snapshot }]));
   }
 
-  /** Inference latency reported in telemetry since `sinceIso`, oldest first. */
-  latencySeries(deviceId: string, sinceIso: string, limit = 2000): LatencyPoint[] {
-    return this.db
-      .prepare(
-        `SELECT t.at, t.lat_count count, t.p50_ms p50Ms, t.p90_ms p90Ms, t.p99_ms p99Ms, t.max_ms maxMs,
-           t.model_id modelId, m.name modelName
-         FROM telemetry t LEFT JOIN models m ON m.id = t.model_id
-         WHERE t.device_id = ? AND t.received_at >= ? AND t.lat_count > 0 ORDER BY t.seq DESC LIMIT ?`,
-      )
-      .all(deviceId, sinceIso, limit)
-      .reverse() as LatencyPoint[];
+  async latestSnapshot(deviceId: string): Promise<TelemetrySnapshot | null> {
+    const row = await this.store.db
+      .selectFrom('telemetry')
+      .select([
+        'at',
+        'cpu_load as cpuLoad',
+        'mem_used as memUsedBytes',
+        'mem_total as memTotalBytes',
+        'temp_c as tempC',
+      ])
+      .where('device_id', '=', deviceId)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? { ...row, at: isoOf(row.at) } : null;
   }
 
-  latestSnapshot(deviceId: string): TelemetrySnapshot | null {
-    const row = this.db
-      .prepare(
-        `SELECT at, cpu_load cpuLoad, mem_used memUsedBytes, mem_total memTotalBytes, temp_c tempC FROM telemetry
-         WHERE device_id = ? ORDER BY seq DESC LIMIT 1`,
-      )
-      .get(deviceId) as TelemetrySnapshot | undefined;
-    return row ?? null;
+  /** Inference latency reported in telemetry since `sinceIso` (arrival time), oldest first. */
+  async latencySeries(deviceId: string, sinceIso: string, limit = 2000): Promise<LatencyPoint[]> {
+    const rows = await this.store.db
+      .selectFrom('telemetry')
+      .select([
+        'at',
+        'lat_count as count',
+        'p50_ms as p50Ms',
+        'p90_ms as p90Ms',
+        'p99_ms as p99Ms',
+        'max_ms as maxMs',
+        'model_id as modelId',
+      ])
+      .where('device_id', '=', deviceId)
+      .where('received_at', '>=', sinceIso)
+      .where('lat_count', '>', 0)
+      .orderBy('seq', 'desc')
+      .limit(limit)
+      .execute();
+    const names = new Map<string, string | null>();
+    for (const id of new Set(rows.map((r) => r.modelId))) {
+      if (id) names.set(id, (await this.o.modelName?.(id)) ?? null);
+    }
+    return rows.reverse().map((r) => ({
+      at: isoOf(r.at),
+      count: r.count ?? 0,
+      p50Ms: r.p50Ms ?? 0,
+      p90Ms: r.p90Ms ?? 0,
+      p99Ms: r.p99Ms ?? 0,
+      maxMs: r.maxMs ?? 0,
+      modelId: r.modelId,
+      modelName: r.modelId ? (names.get(r.modelId) ?? null) : null,
+    }));
   }
 
-  count(deviceId?: string): number {
-    const row = (
-      deviceId
-        ? this.db.prepare('SELECT count(*) n FROM telemetry WHERE device_id = ?').get(deviceId)
-        : this.db.prepare('SELECT count(*) n FROM telemetry').get()
-    ) as { n: number };
-    return row.n;
+  /** Raw records stored, of one device or all. */
+  async count(deviceId?: string): Promise<number> {
+    let query = this.store.db.selectFrom('telemetry').select((eb) => eb.fn.countAll().as('n'));
+    if (deviceId) query = query.where('device_id', '=', deviceId);
+    return toNumber((await query.executeTakeFirstOrThrow()).n as number | string);
   }
 
-  addEvent(deviceId: string | null, level: string, code: string, message: string, at: string): void {
-    this.db
-      .prepare('INSERT INTO events (device_id, level, code, message, at) VALUES (?, ?, ?, ?, ?)')
-      .run(deviceId, level, code, message, at);
+  async addEvent(
+    deviceId: string | null,
+    level: string,
+    code: string,
+    message: string,
+    at: string,
+  ): Promise<void> {
+    await this.store.db
+      .insertInto('events')
+      .values({ device_id: deviceId, level, code, message, at })
+      .execute();
   }
 
-  events(deviceId: string, limit = 50): Array<{ level: string; code: string; message: string; at: string }> {
-    return this.db
-      .prepare('SELECT level, code, message, at FROM events WHERE device_id = ? ORDER BY id DESC LIMIT ?')
-      .all(deviceId, limit) as Array<{ level: string; code: string; message: string; at: string }>;
+  async events(
+    deviceId: string,
+    limit = 50,
+  ): Promise<Array<{ level: string; code: string; message: string; at: string }>> {
+    return this.store.db
+      .selectFrom('events')
+      .select(['level', 'code', 'message', 'at'])
+      .where('device_id', '=', deviceId)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
   }
 }

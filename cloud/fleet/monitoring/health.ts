@@ -1,4 +1,6 @@
-import type { Db } from '../store/db.js';
+import { sql } from 'kysely';
+import type { Device } from '../inventory/devices.js';
+import { type FleetStore, toNumber } from '../store/kysely.js';
 import { NO_PROFILE } from './latency.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
 
@@ -42,73 +44,104 @@ export type HealthOptions = Pick<
   'healthWindowMs' | 'expectedIntervalS' | 'offlineAfterIntervals'
 >;
 
-interface Row {
-  id: string;
-  name: string;
-  profile: string | null;
-  online: number;
-  last_seen_at: string | null;
-  records: number | null;
-  throttled_records: number | null;
-  throttled_bits: number | null;
-  temp_n: number | null;
-  temp_sum: number | null;
+/** What the minute rollups of the window say about one device. */
+interface WindowRow {
+  records: number;
+  throttled_records: number;
+  throttled_bits: number;
+  temp_n: number;
+  temp_sum: number;
   temp_max: number | null;
-  cpu_sum: number | null;
+  cpu_sum: number;
 }
 
-/** Online/offline/stale and throttling per device, from the devices table and minute rollups. */
+export interface HealthDeps {
+  /** Where the telemetry rollups live (PostgreSQL with --database, else the SQLite file). */
+  store: FleetStore;
+  /** Every device, from wherever the fleet's devices live: no SQL join ties the two stores. */
+  devices: () => Promise<Device[]>;
+}
+
+/** Online/offline/stale and throttling per device, from the device list and minute rollups. */
 export class HealthQuery {
-  private readonly query;
-
   constructor(
-    db: Db,
+    private readonly d: HealthDeps,
     private readonly o: HealthOptions,
-  ) {
-    db.aggregate('fleetml_bit_or', { start: 0, step: (acc: number, bits: number) => acc | bits });
-    this.query = db.prepare(
-      `SELECT d.id, d.name, d.profile, d.online, d.last_seen_at, w.records, w.throttled_records, w.throttled_bits,
-         w.temp_n, w.temp_sum, w.temp_max, w.cpu_sum
-       FROM devices d LEFT JOIN (
-         SELECT device_id, sum(records) records, sum(throttled_records) throttled_records,
-           fleetml_bit_or(throttled_bits) throttled_bits, sum(temp_n) temp_n, sum(temp_sum) temp_sum,
-           max(temp_max) temp_max, sum(cpu_sum) cpu_sum
-         FROM telemetry_rollup WHERE resolution = ? AND bucket_start >= ?
-         GROUP BY device_id
-       ) w ON w.device_id = d.id
-       WHERE d.revoked = 0 ORDER BY d.id`,
-    );
-  }
+  ) {}
 
-  run(nowMs = Date.now()): FleetHealth {
+  async run(nowMs = Date.now()): Promise<FleetHealth> {
     const from = nowMs - this.o.healthWindowMs;
-    const rows = this.query.all(RESOLUTION.minute, from - (from % RESOLUTION.minute)) as Row[];
+    const [all, windows] = await Promise.all([
+      this.d.devices(),
+      this.windowStats(from - (from % RESOLUTION.minute)),
+    ]);
+    const listed = all.filter((d) => !d.revoked).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const staleAfterS = this.o.expectedIntervalS * this.o.offlineAfterIntervals;
-    const counts = { total: rows.length, online: 0, offline: 0, stale: 0, throttled: 0 };
-    const devices = rows.map((r): DeviceHealth => {
-      const seen = r.last_seen_at ? Date.parse(r.last_seen_at) : Number.NaN;
+    const counts = { total: listed.length, online: 0, offline: 0, stale: 0, throttled: 0 };
+    const devices = listed.map((d): DeviceHealth => {
+      const w = windows.get(d.id);
+      const seen = d.lastSeenAt ? Date.parse(d.lastSeenAt) : Number.NaN;
       const silentForS = Number.isFinite(seen) ? Math.max(0, (nowMs - seen) / 1000) : null;
-      const status: DeviceStatus =
-        r.online !== 1 ? 'offline' : silentForS === null || silentForS > staleAfterS ? 'stale' : 'online';
-      const throttledRecords = r.throttled_records ?? 0;
+      const status: DeviceStatus = !d.online
+        ? 'offline'
+        : silentForS === null || silentForS > staleAfterS
+          ? 'stale'
+          : 'online';
+      const throttledRecords = w?.throttled_records ?? 0;
       counts[status]++;
       if (throttledRecords > 0) counts.throttled++;
       return {
-        id: r.id,
-        name: r.name,
-        profile: r.profile ?? NO_PROFILE,
+        id: d.id,
+        name: d.name,
+        profile: d.profile ?? NO_PROFILE,
         status,
-        lastSeenAt: r.last_seen_at,
+        lastSeenAt: d.lastSeenAt,
         silentForS: silentForS === null ? null : Math.round(silentForS),
-        records: r.records ?? 0,
+        records: w?.records ?? 0,
         throttled: throttledRecords > 0,
         throttledRecords,
-        throttledBits: r.throttled_bits ?? 0,
-        tempMeanC: r.temp_n ? (r.temp_sum ?? 0) / r.temp_n : null,
-        tempMaxC: r.temp_max,
-        cpuLoadMean: r.records ? (r.cpu_sum ?? 0) / r.records : null,
+        throttledBits: w?.throttled_bits ?? 0,
+        tempMeanC: w?.temp_n ? w.temp_sum / w.temp_n : null,
+        tempMaxC: w?.temp_max ?? null,
+        cpuLoadMean: w?.records ? w.cpu_sum / w.records : null,
       };
     });
     return { windowMs: this.o.healthWindowMs, staleAfterS, counts, devices };
+  }
+
+  /** Per device: the minute rollups since `fromMs`, summed (one grouped scan of the window). */
+  private async windowStats(fromMs: number): Promise<Map<string, WindowRow>> {
+    // SQLite has no bit_or: db.ts registers fleetml_bit_or on every connection.
+    const bitOr = sql.raw(this.d.store.dialect === 'postgres' ? 'bit_or' : 'fleetml_bit_or');
+    const rows = await this.d.store.db
+      .selectFrom('telemetry_rollup')
+      .select((eb) => [
+        'device_id',
+        eb.fn.sum<number | string>('records').as('records'),
+        eb.fn.sum<number | string>('throttled_records').as('throttled_records'),
+        sql<number | string>`${bitOr}(throttled_bits)`.as('throttled_bits'),
+        eb.fn.sum<number | string>('temp_n').as('temp_n'),
+        eb.fn.sum<number>('temp_sum').as('temp_sum'),
+        eb.fn.max('temp_max').as('temp_max'),
+        eb.fn.sum<number>('cpu_sum').as('cpu_sum'),
+      ])
+      .where('resolution', '=', RESOLUTION.minute)
+      .where('bucket_start', '>=', fromMs)
+      .groupBy('device_id')
+      .execute();
+    return new Map(
+      rows.map((r) => [
+        r.device_id,
+        {
+          records: toNumber(r.records),
+          throttled_records: toNumber(r.throttled_records),
+          throttled_bits: toNumber(r.throttled_bits),
+          temp_n: toNumber(r.temp_n),
+          temp_sum: Number(r.temp_sum ?? 0),
+          temp_max: r.temp_max === null ? null : Number(r.temp_max),
+          cpu_sum: Number(r.cpu_sum ?? 0),
+        },
+      ]),
+    );
   }
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IngestObserver } from '../ingest/ingest-queue.js';
 import type { Db } from '../store/db.js';
+import { type FleetStore, toNumber } from '../store/kysely.js';
 import type { HealthQuery } from './health.js';
 import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
 import type { MonitoringOptions } from './options.js';
@@ -9,6 +10,8 @@ import { LatencyAccumulator, LatencyRows } from './windows.js';
 
 export interface FleetMetricsDeps {
   db: Db;
+  /** Where rollouts live (the fleet store). */
+  fleet: FleetStore;
   rollups: RollupStore;
   health: HealthQuery;
   options: Pick<
@@ -23,7 +26,7 @@ export interface FleetMetricsDeps {
 
 /**
  * Prometheus metrics (prom-client), in a registry of its own (no global state). Counters and
- * histograms are fed by the ingest queue; gauges are read from SQLite when scraped.
+ * histograms are fed by the ingest queue; gauges are read from the stores when scraped.
  *
  * Label cardinality is bounded: per-device latency gauges only for the `metricsMaxDevices`
  * slowest devices by p99 (default 50), per-model gauges only for the `metricsMaxModels` most
@@ -47,7 +50,6 @@ export class FleetMetrics implements IngestObserver {
   private readonly fleetLatency;
   private readonly rows: LatencyRows;
   private readonly latency: FleetLatencyQuery;
-  private readonly rolloutCounts;
   private lastRejected = 0;
 
   constructor(private readonly deps: FleetMetricsDeps) {
@@ -125,7 +127,6 @@ export class FleetMetrics implements IngestObserver {
     this.fleetLatency = latencyGauge('fleetml_fleet_latency_ms', 'Inference latency across the fleet', []);
     this.rows = new LatencyRows(deps.rollups);
     this.latency = new FleetLatencyQuery(deps.db, deps.rollups, deps.options);
-    this.rolloutCounts = deps.db.prepare('SELECT status, count(*) n FROM rollouts GROUP BY status');
   }
 
   onCommit(info: {
@@ -146,27 +147,32 @@ export class FleetMetrics implements IngestObserver {
     this.records.inc({ result: 'refused' }, records);
   }
 
-  /** The exposition text, after refreshing the gauges from SQLite. */
+  /** The exposition text, after refreshing the gauges from the stores. */
   async render(nowMs = Date.now()): Promise<{ contentType: string; body: string }> {
-    this.refresh(nowMs);
+    await this.refresh(nowMs);
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private refresh(nowMs: number): void {
+  private async refresh(nowMs: number): Promise<void> {
     this.pending.set(this.deps.pendingRecords?.() ?? 0);
     const rejected = this.deps.rejectedBatches?.() ?? 0;
     if (rejected > this.lastRejected) this.rejectedBatches.inc(rejected - this.lastRejected);
     this.lastRejected = rejected;
 
-    const health = this.deps.health.run(nowMs);
+    const [health, rollouts] = await Promise.all([
+      this.deps.health.run(nowMs),
+      this.deps.fleet.db
+        .selectFrom('rollouts')
+        .select((eb) => ['status', eb.fn.countAll<number | string>().as('n')])
+        .groupBy('status')
+        .execute(),
+    ]);
     for (const status of ['online', 'offline', 'stale'] as const)
       this.devices.set({ status }, health.counts[status]);
     this.throttled.set(health.counts.throttled);
 
     this.rollouts.reset();
-    for (const r of this.rolloutCounts.all() as Array<{ status: string; n: number }>) {
-      this.rollouts.set({ status: r.status }, r.n);
-    }
+    for (const r of rollouts) this.rollouts.set({ status: r.status }, toNumber(r.n));
     this.refreshLatency(nowMs);
   }
 

@@ -1,8 +1,10 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../../../shared/logger.js';
 import { IngestQueue } from '../ingest/ingest-queue.js';
-import type { TelemetryRepository } from '../ingest/telemetry.js';
+import { SqliteTelemetryWriter } from '../ingest/sqlite-records.js';
+import type { Device } from '../inventory/devices.js';
 import type { Db } from '../store/db.js';
+import type { FleetStore } from '../store/kysely.js';
 import { HealthQuery } from './health.js';
 import { FleetLatencyQuery } from './latency.js';
 import { FleetMetrics } from './metrics.js';
@@ -10,11 +12,17 @@ import { type MonitoringOptions, RESOLUTION, resolveMonitoringOptions } from './
 import { RegressionDetector } from './regressions.js';
 import { type RetentionResult, RetentionSweeper } from './retention.js';
 import { RollupStore } from './rollups.js';
-import { ServingStore } from './serving.js';
+import { ServingStore, SqliteServingWriter } from './serving.js';
 
 export interface FleetMonitorDeps {
+  /** The SQLite file: the group-commit ingest queue and the latency rollups it writes. */
   db: Db;
-  telemetry: TelemetryRepository;
+  /** Where devices and rollouts live. */
+  fleet: FleetStore;
+  /** Where telemetry rollups are read (PostgreSQL with --database); default: the fleet store. */
+  telemetryStore?: FleetStore;
+  /** Every device (the health query and metrics). */
+  devices: { list(): Promise<Device[]> };
   logger: Logger;
   options?: Partial<MonitoringOptions>;
   /** Telemetry batches the MQTT router rejected, for the metrics. */
@@ -42,12 +50,20 @@ export class FleetMonitor {
   constructor(private readonly deps: FleetMonitorDeps) {
     const o = (this.options = resolveMonitoringOptions(deps.options));
     this.rollups = new RollupStore(deps.db, { cacheRows: o.queryCacheRows });
-    this.serving = new ServingStore(deps.db);
+    const servingWriter = new SqliteServingWriter(deps.db);
+    this.serving = new ServingStore({
+      store: deps.telemetryStore ?? deps.fleet,
+      profiles: async () => new Map((await deps.devices.list()).map((d) => [d.id, d.profile])),
+    });
     this.latency = new FleetLatencyQuery(deps.db, this.rollups, o);
     this.regressions = new RegressionDetector(deps.db, this.rollups, o);
-    this.health = new HealthQuery(deps.db, o);
+    this.health = new HealthQuery(
+      { store: deps.telemetryStore ?? deps.fleet, devices: () => deps.devices.list() },
+      o,
+    );
     this.metrics = new FleetMetrics({
       db: deps.db,
+      fleet: deps.fleet,
       rollups: this.rollups,
       health: this.health,
       options: o,
@@ -56,13 +72,13 @@ export class FleetMonitor {
     });
     this.ingest = new IngestQueue({
       db: deps.db,
-      telemetry: deps.telemetry,
+      records: new SqliteTelemetryWriter(deps.db),
       rollups: this.rollups,
-      serving: this.serving,
+      serving: servingWriter,
       options: o,
       observer: this.metrics,
     });
-    this.retention = new RetentionSweeper(deps.db, this.rollups, o, this.serving);
+    this.retention = new RetentionSweeper(deps.db, this.rollups, o, servingWriter);
   }
 
   /** Starts the periodic retention sweep (the first one right away) and warms the query cache. */

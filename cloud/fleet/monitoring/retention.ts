@@ -2,7 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Db } from '../store/db.js';
 import { type MonitoringOptions, RESOLUTION } from './options.js';
 import type { RollupStore } from './rollups.js';
-import type { ServingStore } from './serving.js';
+import type { SqliteServingWriter } from './serving-writer.js';
 
 export interface RetentionResult {
   rawDeleted: number;
@@ -30,7 +30,7 @@ export class RetentionSweeper {
     private readonly rollups: RollupStore,
     private readonly o: RetentionOptions,
     /** Real-traffic rows follow the same minute/hour retention. */
-    private readonly serving?: ServingStore,
+    private readonly serving?: SqliteServingWriter,
   ) {
     this.deviceIds = db.prepare('SELECT id FROM devices').pluck();
     this.deleteRaw = db.prepare('DELETE FROM telemetry WHERE device_id = ? AND received_at < ?');

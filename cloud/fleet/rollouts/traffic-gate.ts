@@ -6,7 +6,7 @@ export type ServingSummaryQuery = (
   fromMs: number,
   toMs: number,
   filter: ServingFilter,
-) => ServingSummary | undefined;
+) => Promise<ServingSummary | undefined>;
 
 /** How long the old release's traffic before the switch is looked at, at least. */
 const MIN_BASELINE_MS = 10 * 60_000;
@@ -17,13 +17,13 @@ const MIN_BASELINE_MS = 10 * 60_000;
  * switched. Returns the abort reason, or null (also when either side has no traffic: nothing
  * to judge).
  */
-export function trafficVerdict(
+export async function trafficVerdict(
   policy: RolloutPolicy,
   newModelId: string,
   wave: readonly Execution[],
   nowMs: number,
   query: ServingSummaryQuery,
-): string | null {
+): Promise<string | null> {
   const maxP99 = policy.maxP99IncreasePercent ?? null;
   const maxErr = policy.maxErrorRateIncreasePoints ?? null;
   if (maxP99 === null && maxErr === null) return null;
@@ -36,10 +36,10 @@ export function trafficVerdict(
   const lastFinish = Math.max(...switched.map((e) => Date.parse(e.finishedAt!)));
   const baselineMs = Math.max(MIN_BASELINE_MS, (policy.soakS ?? 0) * 1000);
   const previous = [...new Set(switched.map((e) => e.previousModelId!))];
-  const after = query(lastFinish, nowMs, { deviceIds, modelId: newModelId });
+  const after = await query(lastFinish, nowMs, { deviceIds, modelId: newModelId });
   if (!after || after.requests === 0) return null;
   for (const oldId of previous) {
-    const before = query(firstStart - baselineMs, firstStart, { deviceIds, modelId: oldId });
+    const before = await query(firstStart - baselineMs, firstStart, { deviceIds, modelId: oldId });
     if (!before || before.requests === 0) continue;
     if (maxP99 !== null && before.p99Ms !== null && after.p99Ms !== null) {
       const increase = ((after.p99Ms - before.p99Ms) / before.p99Ms) * 100;

@@ -24,6 +24,8 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
   // 64 MiB page cache (default 2 MiB): telemetry inserts land all over the (device, seq) tree,
   // 1,000 devices at a time, and a small cache turns that into page reads on every commit.
   db.pragma('cache_size = -65536');
+  // PostgreSQL's bit_or, which the fleet health query uses on either backend.
+  db.aggregate('fleetml_bit_or', { start: 0, step: (acc: number, bits: number) => acc | bits });
   migrate(db);
   return db;
 }

@@ -10,6 +10,7 @@
 import type { Kysely, Migration } from 'kysely';
 import { deliveryTables } from './delivery-migrations.js';
 import type { MigrationSchema } from './schema.js';
+import { telemetryBaseline } from './telemetry-migrations.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the schema builder works on any database shape
 type AnyDb = Kysely<any>;
@@ -222,4 +223,5 @@ export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0001_fleet_baseline': { up: baseline },
   '0002_release_stamps': { up: reconcileReleases },
   '0100_delivery_tables': { up: deliveryTables },
+  '0200_telemetry_baseline': { up: telemetryBaseline },
 };

@@ -58,13 +58,12 @@ export async function migrateFleetStore(
   const migrator = new Migrator({
     db: store.db,
     provider: { getMigrations: async (): Promise<Record<string, Migration>> => migrations },
-    // Work lands in parallel with names in separate ranges (0003 after 0100 was applied): a
-    // database that ran a later-named migration first still gets the earlier one, instead of
-    // refusing to start. Every migration stands alone, so their order between ranges is free.
-    allowUnorderedMigrations: true,
     // Kysely finds its bookkeeping tables in any schema unless told which: name the store's own
     // (the first of its search_path), so two stores in one PostgreSQL database stay apart.
     migrationTableSchema: store.dialect === 'postgres' ? await currentSchema(store) : undefined,
+    // Helpers append migrations in numbered ranges (0100_delivery_…, 0200_telemetry_…) that can
+    // land in either order: a database that applied a later-numbered one first still takes the other.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = to ? await migrator.migrateTo(to) : await migrator.migrateToLatest();
   if (error) {

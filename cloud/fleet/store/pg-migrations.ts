@@ -96,3 +96,44 @@ PG_MIGRATIONS.push(`
   CREATE INDEX compression_jobs_queued ON compression_jobs (created_at) WHERE status = 'queued';
   CREATE INDEX compression_jobs_running ON compression_jobs (id) WHERE status = 'running';
 `);
+
+// 4: per-device telemetry rollups and real-traffic sketches, the tables monitoring reads on
+// SQLite (migrations.ts 6 and 7), written by every replica's ingest (store/pg-device-rollups.ts).
+// hist stays NULL here: per-device latency percentiles come from the raw records.
+PG_MIGRATIONS.push(`
+  CREATE TABLE telemetry_rollup (
+    resolution integer NOT NULL,
+    bucket_start bigint NOT NULL,
+    device_id text NOT NULL,
+    model_id text NOT NULL,
+    records bigint NOT NULL,
+    lat_count bigint NOT NULL,
+    lat_sum_ms double precision NOT NULL,
+    lat_max_ms double precision,
+    hist bytea,
+    cpu_sum double precision NOT NULL,
+    temp_n bigint NOT NULL,
+    temp_sum double precision NOT NULL,
+    temp_max double precision,
+    throttled_records bigint NOT NULL,
+    throttled_bits bigint NOT NULL,
+    last_at bigint NOT NULL,
+    PRIMARY KEY (resolution, bucket_start, device_id, model_id)
+  );
+  CREATE INDEX telemetry_rollup_by_device ON telemetry_rollup (device_id, resolution, bucket_start);
+  CREATE TABLE serving_rollup (
+    resolution integer NOT NULL,
+    bucket_start bigint NOT NULL,
+    device_id text NOT NULL,
+    model_name text NOT NULL,
+    version text NOT NULL,
+    model_id text NOT NULL,
+    requests bigint NOT NULL,
+    errors bigint NOT NULL,
+    total text NOT NULL,
+    queue text NOT NULL,
+    compute text NOT NULL,
+    PRIMARY KEY (resolution, bucket_start, device_id, model_name, version)
+  );
+  CREATE INDEX serving_rollup_by_device ON serving_rollup (device_id, resolution, bucket_start);
+`);

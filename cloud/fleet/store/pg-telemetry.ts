@@ -1,62 +1,35 @@
-import type { TelemetryRecord } from '../../../shared/protocol/index.js';
-import {
-  addEncoded,
-  addSummary,
-  emptyHistogram,
-  encodeHistogram,
-  type Histogram,
-} from '../monitoring/histogram.js';
 import { type MonitoringOptions, RESOLUTION } from '../monitoring/options.js';
-import { bucketTime } from '../monitoring/rollups.js';
+import { bucketTime, RollupAccumulator } from '../monitoring/rollups.js';
+import { ServingAccumulator } from '../monitoring/serving-accumulator.js';
+import { writeDeviceRollups, writeServingRollups } from './pg-device-rollups.js';
+import { type PgBatch, PgDeviceSeen, type PgQueryable, writeFleetRollups } from './pg-fleet-rollups.js';
+import { dayOf, PgTelemetryPartitions } from './pg-partitions.js';
 import type { PgPool } from './postgres.js';
 
-const DAY_MS = 86_400_000;
-/** Advisory lock key serialising partition creation across replicas. */
-const PARTITION_LOCK = 0x666c6d02;
-/** How often a replica refreshes a device's row in telemetry_device_seen, ms. */
-const SEEN_REFRESH_MS = 60_000;
-
-export interface PgBatch {
-  deviceId: string;
-  /** The device's profile (fleet rollups group by it); null when unset. */
-  profile: string | null;
-  records: TelemetryRecord[];
-}
+export type { PgBatch } from './pg-fleet-rollups.js';
 
 export interface PgRetentionResult {
   partitionsDropped: string[];
   rollupsDeleted: number;
 }
 
-const dayOf = (ms: number) => new Date(ms - (ms % DAY_MS)).toISOString().slice(0, 10);
-const partitionName = (day: string) => `telemetry_p${day.replaceAll('-', '')}`;
-
-interface FleetAggregate {
-  resolution: number;
-  bucket_start: number;
-  model_id: string;
-  profile: string;
-  records: number;
-  lat_count: number;
-  lat_sum_ms: number;
-  lat_max_ms: number | null;
-  hist: Histogram | null;
-}
-
 /**
  * Telemetry on PostgreSQL: raw records in day partitions (idempotent on (device, seq)), fleet
- * latency rollups per (minute|hour, model, profile) merged on upsert, retention by dropping
- * partitions. Every replica writes here; commits are serialised only by row locks on the few
- * fleet rollup rows a flush touches (taken in key order, so replicas never deadlock).
+ * latency rollups per (minute|hour, model, profile), per-device rollups and real-traffic
+ * sketches, all in the flush's one transaction; retention by dropping partitions. Every replica
+ * writes here; commits are serialised only by row locks on the rollup rows a flush touches,
+ * taken in key order and in the same order of tables, so replicas do not deadlock on them.
  */
 export class PgTelemetryStore {
-  private readonly partitions = new Set<string>();
-  private readonly seen = new Map<string, number>();
+  private readonly partitions: PgTelemetryPartitions;
+  private readonly seen = new PgDeviceSeen();
 
   constructor(
     readonly pool: PgPool,
     private readonly o: Pick<MonitoringOptions, 'maxBackfillMs' | 'maxFutureSkewMs'>,
-  ) {}
+  ) {
+    this.partitions = new PgTelemetryPartitions(pool);
+  }
 
   /** Stores the batches in one transaction; per batch, how many records were new. */
   async write(batches: PgBatch[], nowMs = Date.now()): Promise<number[]> {
@@ -133,8 +106,9 @@ export class PgTelemetryStore {
       );
       const fresh = new Set(inserted.rows.map((r) => `${r.device_id}|${r.seq}`));
       const added = batches.map((b) => b.records.filter((r) => fresh.has(`${b.deviceId}|${r.seq}`)).length);
-      await this.writeRollups(client, batches, fresh, bucketOf);
-      await this.writeSeen(client, batches, nowMs);
+      await writeFleetRollups(client, batches, fresh, bucketOf);
+      await this.writeDeviceAggregates(client, batches, fresh, bucketOf);
+      await this.seen.write(client, batches, nowMs);
       await client.query('COMMIT');
       return added;
     } catch (error) {
@@ -145,162 +119,41 @@ export class PgTelemetryStore {
     }
   }
 
-  private async writeRollups(
-    client: { query: PgPool['query'] },
+  /** Per-device rollups (health, device series) and real-traffic sketches of the new records. */
+  private async writeDeviceAggregates(
+    client: PgQueryable,
     batches: PgBatch[],
     fresh: Set<string>,
     bucketOf: Map<string, number>,
   ): Promise<void> {
-    const aggregates = new Map<string, FleetAggregate>();
+    const rollups = new RollupAccumulator();
+    const serving = new ServingAccumulator();
     for (const b of batches) {
-      const profile = b.profile ?? '';
       for (const r of b.records) {
         const key = `${b.deviceId}|${r.seq}`;
         if (!fresh.has(key)) continue; // a resend must not count twice
-        const t = bucketOf.get(key) ?? 0;
-        const l = r.latency && r.latency.count > 0 ? r.latency : null;
-        for (const resolution of [RESOLUTION.minute, RESOLUTION.hour]) {
-          const bucket = t - (t % resolution);
-          const id = `${resolution}|${bucket}|${r.modelId ?? ''}|${profile}`;
-          let agg = aggregates.get(id);
-          if (!agg) {
-            agg = {
-              resolution,
-              bucket_start: bucket,
-              model_id: r.modelId ?? '',
-              profile,
-              records: 0,
-              lat_count: 0,
-              lat_sum_ms: 0,
-              lat_max_ms: null,
-              hist: null,
-            };
-            aggregates.set(id, agg);
-          }
-          agg.records++;
-          if (l) {
-            agg.lat_count += l.count;
-            agg.lat_sum_ms += l.meanMs * l.count;
-            agg.lat_max_ms = Math.max(agg.lat_max_ms ?? 0, l.maxMs);
-            agg.hist ??= emptyHistogram();
-            addSummary(agg.hist, l);
-          }
-        }
+        const at = bucketOf.get(key) ?? 0;
+        rollups.add(b.deviceId, r, at);
+        if (r.serving) serving.add(b.deviceId, r, at);
       }
     }
-    if (aggregates.size === 0) return;
-    // Key order: two replicas' flushes lock shared rows in the same order and never deadlock.
-    const sorted = [...aggregates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, a]) => a);
-    const keys = JSON.stringify(
-      sorted.map((a) => ({ r: a.resolution, b: a.bucket_start, m: a.model_id, p: a.profile })),
-    );
-    const keyRows = `jsonb_to_recordset($1::jsonb) AS k(r integer, b bigint, m text, p text)`;
-    // Rows must exist to be locked; then the histograms are merged here, under the lock.
-    await client.query(
-      `INSERT INTO telemetry_fleet_rollup (resolution, bucket_start, model_id, profile, records, lat_count, lat_sum_ms)
-       SELECT r, b, m, p, 0, 0, 0 FROM ${keyRows} ON CONFLICT DO NOTHING`,
-      [keys],
-    );
-    const locked = await client.query<{
-      resolution: number;
-      bucket_start: string;
-      model_id: string;
-      profile: string;
-      hist: Buffer | null;
-    }>(
-      `SELECT t.resolution, t.bucket_start, t.model_id, t.profile, t.hist FROM telemetry_fleet_rollup t
-       JOIN ${keyRows} ON t.resolution = k.r AND t.bucket_start = k.b AND t.model_id = k.m AND t.profile = k.p
-       ORDER BY t.resolution, t.bucket_start, t.model_id, t.profile FOR UPDATE OF t`,
-      [keys],
-    );
-    const stored = new Map(
-      locked.rows.map((r) => [`${r.resolution}|${r.bucket_start}|${r.model_id}|${r.profile}`, r.hist]),
-    );
-    const updates = sorted.map((a) => {
-      let hist: string | null = null;
-      if (a.hist) {
-        addEncoded(
-          a.hist,
-          stored.get(`${a.resolution}|${a.bucket_start}|${a.model_id}|${a.profile}`) ?? null,
-        );
-        hist = encodeHistogram(a.hist)?.toString('base64') ?? null;
-      }
-      return { ...a, hist };
-    });
-    await client.query(
-      `UPDATE telemetry_fleet_rollup t SET
-         records = t.records + u.records,
-         lat_count = t.lat_count + u.lat_count,
-         lat_sum_ms = t.lat_sum_ms + u.lat_sum_ms,
-         lat_max_ms = greatest(t.lat_max_ms, u.lat_max_ms),
-         hist = coalesce(decode(u.hist, 'base64'), t.hist)
-       FROM jsonb_to_recordset($1::jsonb) AS u(resolution integer, bucket_start bigint, model_id text, profile text,
-         records bigint, lat_count float8, lat_sum_ms float8, lat_max_ms float8, hist text)
-       WHERE t.resolution = u.resolution AND t.bucket_start = u.bucket_start AND t.model_id = u.model_id
-         AND t.profile = u.profile`,
-      [JSON.stringify(updates)],
-    );
-  }
-
-  /** Marks (device, model) as reporting, at most once a minute per pair and replica. */
-  private async writeSeen(
-    client: { query: PgPool['query'] },
-    batches: PgBatch[],
-    nowMs: number,
-  ): Promise<void> {
-    const rows = new Map<string, { device_id: string; model_id: string; profile: string; last_at: number }>();
-    for (const b of batches) {
-      for (const r of b.records) {
-        const key = `${b.deviceId}|${r.modelId ?? ''}`;
-        if ((this.seen.get(key) ?? 0) > nowMs - SEEN_REFRESH_MS) continue;
-        rows.set(key, {
-          device_id: b.deviceId,
-          model_id: r.modelId ?? '',
-          profile: b.profile ?? '',
-          last_at: nowMs,
-        });
-      }
-    }
-    if (rows.size === 0) return;
-    const sorted = [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
-    await client.query(
-      `INSERT INTO telemetry_device_seen AS t (device_id, model_id, profile, last_at)
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, model_id text, profile text, last_at bigint)
-       ON CONFLICT (device_id, model_id) DO UPDATE SET
-         last_at = greatest(t.last_at, excluded.last_at), profile = excluded.profile`,
-      [JSON.stringify(sorted.map(([, row]) => row))],
-    );
-    for (const [key] of sorted) this.seen.set(key, nowMs);
+    await writeDeviceRollups(client, rollups.pending);
+    await writeServingRollups(client, serving.pending);
   }
 
   /** Creates the day partitions that do not exist yet (once per replica and day). */
-  async ensurePartitions(days: Set<string>): Promise<void> {
-    const missing = [...days].filter((d) => !this.partitions.has(d));
-    if (missing.length === 0) return;
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
-      for (const day of missing) {
-        const next = dayOf(Date.parse(`${day}T00:00:00Z`) + DAY_MS);
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS ${partitionName(day)} PARTITION OF telemetry
-           FOR VALUES FROM ('${day}') TO ('${next}')`,
-        );
-      }
-      await client.query('COMMIT');
-      for (const day of missing) this.partitions.add(day);
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+  ensurePartitions(days: Set<string>): Promise<void> {
+    return this.partitions.ensure(days);
   }
 
   /** Forgets which partitions exist (another replica may have dropped one). */
   forgetPartitions(): void {
-    this.partitions.clear();
+    this.partitions.forget();
+  }
+
+  /** Day partitions, oldest first. */
+  partitionDays(): Promise<string[]> {
+    return this.partitions.days();
   }
 
   /** Raw records stored (all partitions). */
@@ -309,36 +162,26 @@ export class PgTelemetryStore {
     return Number(rows[0].n);
   }
 
-  /** Day partitions, oldest first. */
-  async partitionDays(): Promise<string[]> {
-    const { rows } = await this.pool.query<{ name: string }>(
-      `SELECT c.relname name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-       JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'telemetry' ORDER BY 1`,
-    );
-    return rows
-      .map((r) => /^telemetry_p(\d{4})(\d{2})(\d{2})$/.exec(r.name))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => `${m[1]}-${m[2]}-${m[3]}`);
-  }
-
   /**
    * Retention: drops every day partition that ends before `rawBeforeMs` (whole days: a drop is
    * instant and leaves no dead rows to vacuum, unlike DELETE) and rollups past their own age.
    */
   async sweep(rawBeforeMs: number, minuteBeforeMs: number, hourBeforeMs: number): Promise<PgRetentionResult> {
-    const partitionsDropped: string[] = [];
-    for (const day of await this.partitionDays()) {
-      if (Date.parse(`${day}T00:00:00Z`) + DAY_MS > rawBeforeMs) continue;
-      await this.pool.query(`DROP TABLE IF EXISTS ${partitionName(day)}`);
-      this.partitions.delete(day);
-      partitionsDropped.push(day);
-    }
+    const partitionsDropped = await this.partitions.dropBefore(rawBeforeMs);
     const deleted = await this.pool.query(
       `DELETE FROM telemetry_fleet_rollup WHERE (resolution = $1 AND bucket_start < $2)
          OR (resolution = $3 AND bucket_start < $4)`,
       [RESOLUTION.minute, minuteBeforeMs, RESOLUTION.hour, hourBeforeMs],
     );
     await this.pool.query('DELETE FROM telemetry_device_seen WHERE last_at < $1', [hourBeforeMs]);
-    return { partitionsDropped, rollupsDeleted: deleted.rowCount ?? 0 };
+    let rollupsDeleted = deleted.rowCount ?? 0;
+    for (const table of ['telemetry_rollup', 'serving_rollup']) {
+      const result = await this.pool.query(
+        `DELETE FROM ${table} WHERE (resolution = $1 AND bucket_start < $2) OR (resolution = $3 AND bucket_start < $4)`,
+        [RESOLUTION.minute, minuteBeforeMs, RESOLUTION.hour, hourBeforeMs],
+      );
+      rollupsDeleted += result.rowCount ?? 0;
+    }
+    return { partitionsDropped, rollupsDeleted };
   }
 }

@@ -37,7 +37,8 @@ export function newPostgresClient(url: string): PgClient {
   return client;
 }
 
-async function migratePostgres(pool: PgPool): Promise<void> {
+/** Applies pending PostgreSQL migrations (pg-migrations.ts) to the pool's schema. */
+export async function migratePostgres(pool: PgPool): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);

@@ -167,6 +167,96 @@ export interface ModelReleasesTable {
   release: BigInt;
 }
 
+/** One benchmark a device ran on a model it received (fleet migration 0200 on PostgreSQL). */
+export interface BenchReportsTable {
+  id: Generated<number>;
+  device_id: string;
+  model_id: string;
+  sha256: string;
+  ep: string;
+  runs: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  mean_ms: number;
+  throughput: number;
+  load_ms: number;
+  at: string;
+  received_at: string;
+  /** JSON object input name -> dims; null from agents that predate it. */
+  input_shapes: string | null;
+}
+
+/** Coded events: the devices' own, and the cloud's about them (online/offline). */
+export interface EventsTable {
+  id: Generated<number>;
+  device_id: string | null;
+  level: string;
+  code: string;
+  message: string;
+  at: string;
+}
+
+/**
+ * Raw telemetry records, the columns both backends share: SQLite's table (migrations.ts 1) and
+ * PostgreSQL's day-partitioned one (pg-migrations.ts 1, written by store/pg-telemetry.ts, where
+ * `at` and `received_at` are timestamptz and come back as Date).
+ */
+export interface TelemetryTable {
+  device_id: string;
+  seq: BigInt;
+  at: string | Date;
+  received_at: string | Date;
+  cpu_load: number;
+  mem_used: number;
+  mem_total: number;
+  temp_c: number | null;
+  model_id: string | null;
+  lat_count: number | null;
+  p50_ms: number | null;
+  p90_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number | null;
+  mean_ms: number | null;
+}
+
+/** Per (minute|hour, device, model) telemetry aggregates (monitoring/rollups.ts). */
+export interface TelemetryRollupTable {
+  resolution: number;
+  bucket_start: BigInt;
+  device_id: string;
+  model_id: string;
+  records: BigInt;
+  lat_count: BigInt;
+  lat_sum_ms: number;
+  lat_max_ms: number | null;
+  /** Encoded latency histogram (monitoring/histogram.ts); null on PostgreSQL (see pg-device-rollups.ts). */
+  hist: Buffer | null;
+  cpu_sum: number;
+  temp_n: BigInt;
+  temp_sum: number;
+  temp_max: number | null;
+  throttled_records: BigInt;
+  throttled_bits: BigInt;
+  last_at: BigInt;
+}
+
+/** Per (minute|hour, device, release) real-traffic sketches (monitoring/serving.ts). */
+export interface ServingRollupTable {
+  resolution: number;
+  bucket_start: BigInt;
+  device_id: string;
+  model_name: string;
+  version: string;
+  model_id: string;
+  requests: BigInt;
+  errors: BigInt;
+  total: string;
+  queue: string;
+  compute: string;
+}
+
 export interface FleetSchema {
   devices: DevicesTable;
   enroll_tokens: EnrollTokensTable;
@@ -182,6 +272,11 @@ export interface FleetSchema {
   profiles: ProfilesTable;
   device_alarms: DeviceAlarmsTable;
   device_fidelity: DeviceFidelityTable;
+  bench_reports: BenchReportsTable;
+  events: EventsTable;
+  telemetry: TelemetryTable;
+  telemetry_rollup: TelemetryRollupTable;
+  serving_rollup: ServingRollupTable;
 }
 
 /** What migrations see: the current tables plus those that migrations retire. */

@@ -112,8 +112,8 @@ describe('the agent serves its active model', () => {
     // The cloud merges what the agent's telemetry carried, per release.
     const byRelease = await waitFor(
       'sketches in the cloud',
-      () => {
-        const groups = fleet.cloud.services.monitor.serving.summary(
+      async () => {
+        const groups = await fleet.cloud.services.monitor.serving.summary(
           Date.now() - 3_600_000,
           Date.now() + 60_000,
           'release',

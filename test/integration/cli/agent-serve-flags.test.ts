@@ -184,8 +184,8 @@ describe('fleetml agent start: serving flags', () => {
     const device = await waitFor('the second device online', async () =>
       (await fleet.cloud.services.devices.list()).find((d) => d.name === 'second' && d.online),
     );
-    const events = await waitFor('the event in the cloud', () => {
-      const list = fleet.cloud.services.telemetry.events(device.id) as Array<{ code: string }>;
+    const events = await waitFor('the event in the cloud', async () => {
+      const list = (await fleet.cloud.services.telemetry.events(device.id)) as Array<{ code: string }>;
       return list.some((e) => e.code === 'SERVE_ADDRESS_IN_USE') && list;
     });
     expect(events.length).toBeGreaterThan(0);

@@ -69,7 +69,7 @@ describe('telemetry through the broker', () => {
       const deadline = Date.now() + 5000;
       while (acks.length < attempt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(acks[attempt - 1]).toMatchObject({ from: 1, to: 10 });
-      expect(cloud.services.telemetry.count('d1')).toBe(10);
+      expect(await cloud.services.telemetry.count('d1')).toBe(10);
     }
     for (const id of ['d2', 'd3']) {
       await cloud.services.monitor.ingest.submit(id, [record(1, now, summarize([id === 'd2' ? 9 : 2]))]);

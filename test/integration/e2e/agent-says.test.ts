@@ -62,8 +62,8 @@ describe('an agent that says what it does', () => {
     ).toHaveLength(1);
     expect(messages.filter((m) => m.startsWith('activated: '))).toHaveLength(2);
     expect(messages.filter((m) => m.startsWith('rolled back: '))).toHaveLength(1);
-    const events = await waitFor('the rollback event', () => {
-      const list = telemetry.events(device.id) as Array<{ code: string; message: string }>;
+    const events = await waitFor('the rollback event', async () => {
+      const list = (await telemetry.events(device.id)) as Array<{ code: string; message: string }>;
       return list.some((e) => e.code === 'MODEL_ROLLED_BACK') ? list : undefined;
     });
     expect(events.filter((e) => e.code === 'MODEL_ACTIVATED')).toHaveLength(2);
@@ -76,17 +76,21 @@ describe('an agent that says what it does', () => {
   it('records the device going offline and coming back online', async () => {
     const device = (await fleet.cloud.services.devices.list())[0];
     const { telemetry } = fleet.cloud.services;
-    const codes = () => (telemetry.events(device.id) as Array<{ code: string }>).map((e) => e.code);
+    const codes = async () =>
+      ((await telemetry.events(device.id)) as Array<{ code: string }>).map((e) => e.code);
     await fleet.agents[0].stop();
-    await waitFor('the offline event', () => codes().includes('DEVICE_OFFLINE'));
+    await waitFor('the offline event', async () => (await codes()).includes('DEVICE_OFFLINE'));
     expect((await fleet.cloud.services.devices.get(device.id)).online).toBe(false);
     fleet.agents[0] = await startAgent({
       config: resolveConfig({ cloudUrl: fleet.cloud.mqttUrl, dataDir: join(fleet.dir, 'agent-0') }),
       logger: createLogger({ name: 'agent', level: 'silent' }),
     });
-    await waitFor('the second online event', () => codes().filter((c) => c === 'DEVICE_ONLINE').length === 2);
+    await waitFor(
+      'the second online event',
+      async () => (await codes()).filter((c) => c === 'DEVICE_ONLINE').length === 2,
+    );
     // Newest first: offline, then online again; nothing recorded twice.
-    const sequence = codes().filter((c) => c === 'DEVICE_ONLINE' || c === 'DEVICE_OFFLINE');
+    const sequence = (await codes()).filter((c) => c === 'DEVICE_ONLINE' || c === 'DEVICE_OFFLINE');
     expect(sequence).toEqual(['DEVICE_ONLINE', 'DEVICE_OFFLINE', 'DEVICE_ONLINE']);
   }, 120_000);
 });

@@ -48,9 +48,9 @@ describe('rollouts with a soak on real traffic', () => {
   const trafficFrom = (modelId: string) =>
     waitFor(
       `traffic on ${modelId} from both devices`,
-      () => {
+      async () => {
         const now = Date.now();
-        const [s] = fleet.cloud.services.monitor.serving.summary(now - 600_000, now + 60_000, 'fleet', {
+        const [s] = await fleet.cloud.services.monitor.serving.summary(now - 600_000, now + 60_000, 'fleet', {
           modelId,
         });
         return s && s.devices === 2 && s.requests > 20 && s;
@@ -83,10 +83,15 @@ describe('rollouts with a soak on real traffic', () => {
     );
     // ...and it had real traffic on it to judge.
     const now = Date.now();
-    const [onCanary] = fleet.cloud.services.monitor.serving.summary(now - 600_000, now + 60_000, 'fleet', {
-      modelId: b.id,
-      deviceId: canary.deviceId,
-    });
+    const [onCanary] = await fleet.cloud.services.monitor.serving.summary(
+      now - 600_000,
+      now + 60_000,
+      'fleet',
+      {
+        modelId: b.id,
+        deviceId: canary.deviceId,
+      },
+    );
     expect(onCanary.requests).toBeGreaterThan(0);
     expect(onCanary.errorRate).toBe(0);
   }, 240_000);

@@ -108,7 +108,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
     const text = await cli('latency', deviceId);
     expect(text.stdout).toMatch(/^benchmark p50 [\d.]+ ms, p99 [\d.]+ ms on cpu at x \[1,3,48,192\]; /);
 
-    const events = fleet.cloud.services.telemetry.events(deviceId) as Array<{ code: string }>;
+    const events = (await fleet.cloud.services.telemetry.events(deviceId)) as Array<{ code: string }>;
     expect(events.map((e) => e.code)).not.toContain('SHAPE_UNRESOLVED');
   }, 600_000);
 });

@@ -100,7 +100,10 @@ describe('thin path: cloud + agent + model', () => {
       return d.phase === 'active' && d.activeModel?.id === upload.body.id ? d : undefined;
     });
     expect(device.p50Ms).toBe(latency.bench.p50Ms);
-    await waitFor('telemetry rows', () => cloud.services.telemetry.count(agent.identity.deviceId) >= 2);
+    await waitFor(
+      'telemetry rows',
+      async () => (await cloud.services.telemetry.count(agent.identity.deviceId)) >= 2,
+    );
     // The transfer server only hands a device the artifact its own target names.
     expect((await cloud.services.targets.current(agent.identity.deviceId))?.model?.manifest.sha256).toBe(
       upload.body.sha256,
@@ -136,8 +139,8 @@ describe('thin path: cloud + agent + model', () => {
       MSG_VERSION: 1,
     });
     await client.endAsync();
-    const rows = cloud.services.telemetry.count(id);
-    await waitFor('telemetry still flowing', () => cloud.services.telemetry.count(id) > rows);
+    const rows = await cloud.services.telemetry.count(id);
+    await waitFor('telemetry still flowing', async () => (await cloud.services.telemetry.count(id)) > rows);
     const health = await api('GET', '/api/health');
     expect(health.body.ok).toBe(true);
   });

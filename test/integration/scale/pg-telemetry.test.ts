@@ -1,15 +1,32 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
 import { PgAdvisoryLeadership } from '../../../cloud/fleet/leader/pg-advisory.js';
+import { HealthQuery } from '../../../cloud/fleet/monitoring/health.js';
 import { DEFAULT_MONITORING_OPTIONS } from '../../../cloud/fleet/monitoring/options.js';
+import { ServingStore } from '../../../cloud/fleet/monitoring/serving.js';
+import { openFleetStore } from '../../../cloud/fleet/store/kysely.js';
 import { PgIngestQueue } from '../../../cloud/fleet/store/pg-ingest.js';
 import { PgFleetLatencyQuery } from '../../../cloud/fleet/store/pg-latency.js';
 import { PgTelemetryStore } from '../../../cloud/fleet/store/pg-telemetry.js';
 import { openPostgres, type PgPool } from '../../../cloud/fleet/store/postgres.js';
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
+import { LatencySketch } from '../../../shared/sketch.js';
 import { waitFor } from '../../faults/procs.js';
 import { freshDatabase, postgresUnavailable } from './pg.js';
 
 const skipReason = await postgresUnavailable();
+const hardware = {
+  hostname: 'pi',
+  arch: 'arm64',
+  platform: 'linux',
+  cpuModel: 'Cortex-A76',
+  cpuCores: 4,
+  memoryBytes: 8e9,
+  gpu: null,
+  executionProviders: ['cpu' as const],
+  onnxruntimeVersion: '1.30.0',
+  nodeVersion: process.version,
+};
 const DAY = 86_400_000;
 
 function record(seq: number, atMs: number, modelId: string | null, p50 = 10): TelemetryRecord {
@@ -98,6 +115,98 @@ describe.skipIf(skipReason !== null)(
       // A late record for the dropped day is still stored (its partition comes back).
       await store.write([{ deviceId: 'dev-b', profile: null, records: [record(1, old, null)] }], now);
       expect(await store.count()).toBe(before);
+    });
+
+    it('keeps per-device rollups and real-traffic sketches in PostgreSQL, merged across flushes', async () => {
+      const now = Date.now();
+      const served = (seq: number, ms: number[], errors: number): TelemetryRecord => {
+        const total = new LatencySketch();
+        for (const v of ms) total.add(v);
+        return {
+          ...record(seq, now, 'm4'),
+          tempC: 60 + seq,
+          throttledBits: seq === 1 ? 0x4 : 0x10000,
+          serving: [
+            {
+              model: 'mnist',
+              version: '4',
+              modelId: 'm4',
+              requests: ms.length + errors,
+              errors,
+              totalMs: total.toWire(),
+              queueMs: new LatencySketch().toWire(),
+              computeMs: total.toWire(),
+            },
+          ],
+        };
+      };
+      await store.write([{ deviceId: 'dev-s', profile: 'rpi5', records: [served(0, [1, 2, 3], 0)] }], now);
+      // Another flush (another replica's, say) for the same buckets, plus a resend of seq 0.
+      await store.write(
+        [
+          {
+            deviceId: 'dev-s',
+            profile: 'rpi5',
+            records: [served(0, [1, 2, 3], 0), served(1, [100, 100], 1)],
+          },
+        ],
+        now,
+      );
+      const rollups = await pool.query(
+        `SELECT resolution, records, temp_n, temp_max, throttled_records, throttled_bits, lat_count
+         FROM telemetry_rollup WHERE device_id = 'dev-s' ORDER BY resolution`,
+      );
+      expect(
+        rollups.rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]))),
+      ).toEqual(
+        [60_000, 3_600_000].map((resolution) => ({
+          resolution,
+          records: 2,
+          temp_n: 2,
+          temp_max: 61,
+          throttled_records: 1,
+          throttled_bits: 0x10004,
+          lat_count: 200,
+        })),
+      );
+      const serving = await pool.query(
+        `SELECT requests, errors, total FROM serving_rollup WHERE device_id = 'dev-s' AND resolution = 60000`,
+      );
+      expect(serving.rows).toHaveLength(1);
+      expect(Number(serving.rows[0].requests)).toBe(6);
+      expect(Number(serving.rows[0].errors)).toBe(1);
+      const merged = LatencySketch.fromWire(JSON.parse(serving.rows[0].total));
+      expect(merged.count).toBe(5); // 3 + 2 samples: the resend added nothing
+      expect(merged.max).toBeGreaterThan(99);
+      // The monitoring queries read them there, the devices' profiles from the registry.
+      const fleet = await openFleetStore({ postgres: pool });
+      const devices = new DeviceRepository(fleet);
+      await devices.create({ id: 'dev-s', name: 's', secretHash: 'x', profile: 'rpi5', hardware });
+      await devices.setOnline('dev-s', true, new Date(now).toISOString());
+      const servingQuery = new ServingStore({
+        store: fleet,
+        profiles: async () => new Map((await devices.list()).map((d) => [d.id, d.profile])),
+      });
+      const [rpi5] = await servingQuery.summary(now - 60_000, now + 60_000, 'profile', { profile: 'rpi5' });
+      expect(rpi5).toMatchObject({ key: 'rpi5', requests: 6, errors: 1, devices: 1 });
+      expect(await servingQuery.summary(now - 60_000, now + 60_000, 'fleet', { profile: 'x86' })).toEqual([]);
+      const health = await new HealthQuery(
+        { store: fleet, devices: () => devices.list() },
+        DEFAULT_MONITORING_OPTIONS,
+      ).run(now + 1000);
+      expect(health.devices.find((d) => d.id === 'dev-s')).toMatchObject({
+        status: 'online',
+        records: 2,
+        throttled: true,
+        throttledBits: 0x10004,
+        tempMaxC: 61,
+        tempMeanC: 60.5,
+      });
+      // Retention removes them with the other rollups.
+      const swept = await store.sweep(now - 400 * DAY, now + 60_000, now + 3_600_000);
+      expect(swept.rollupsDeleted).toBeGreaterThanOrEqual(4);
+      expect((await pool.query(`SELECT 1 FROM telemetry_rollup WHERE device_id = 'dev-s'`)).rowCount).toBe(0);
+      expect((await pool.query(`SELECT 1 FROM serving_rollup WHERE device_id = 'dev-s'`)).rowCount).toBe(0);
     });
 
     it('group-commits through the ingest queue and resolves only after the commit', async () => {

@@ -4,7 +4,6 @@ import { ProfileRegistry } from '../../../cloud/compression/profiles/registry.js
 import { TelemetryRepository } from '../../../cloud/fleet/ingest/telemetry.js';
 import { AuditLog } from '../../../cloud/fleet/inventory/audit.js';
 import { Lineage } from '../../../cloud/fleet/inventory/lineage.js';
-import { sqliteArtifactBenches } from '../../../cloud/fleet/inventory/lineage-benches.js';
 import { ProfileStore } from '../../../cloud/fleet/inventory/profiles.js';
 import { describeEachBackend } from '../support/backends.js';
 import { deliveryRig, SAMPLE, sampleVariant } from './delivery-rig.js';
@@ -69,36 +68,5 @@ describeEachBackend('audit log, profiles and lineage on the fleet store', (backe
       unprofiled: { devices: 1, p50Ms: 10 },
     });
     expect(byId.get(original.id)).toEqual({});
-  });
-
-  it.runIf(backend.name === 'sqlite')('reads the latest benchmark per device and artifact', async () => {
-    await backend.open();
-    const telemetry = new TelemetryRepository(backend.sqlite());
-    const report = (sha256: string, p50Ms: number) => ({
-      v: 1 as const,
-      modelId: 'm',
-      sha256,
-      ep: 'cpu' as const,
-      runs: 10,
-      warmupRuns: 1,
-      p50Ms,
-      p90Ms: p50Ms,
-      p99Ms: p50Ms,
-      maxMs: p50Ms,
-      meanMs: p50Ms,
-      throughput: 1,
-      loadMs: 1,
-      at: new Date().toISOString(),
-    });
-    telemetry.addBench('x', report('a'.repeat(64), 5));
-    telemetry.addBench('x', report('a'.repeat(64), 3));
-    telemetry.addBench('x', report('b'.repeat(64), 9));
-    telemetry.addBench('y', report('c'.repeat(64), 1));
-    const benches = await sqliteArtifactBenches(backend.sqlite())(['a'.repeat(64), 'b'.repeat(64)]);
-    expect(benches.map((b) => [b.deviceId, b.sha256[0], b.p50Ms]).sort()).toEqual([
-      ['x', 'a', 3],
-      ['x', 'b', 9],
-    ]);
-    expect(await sqliteArtifactBenches(backend.sqlite())([])).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import { TargetService } from '../../../cloud/fleet/delivery/targets.js';
 import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
 import { TokenRepository } from '../../../cloud/fleet/identity/tokens.js';
 import { createMessageRouter } from '../../../cloud/fleet/ingest/router.js';
+import { directIngest, SqliteTelemetryWriter } from '../../../cloud/fleet/ingest/sqlite-records.js';
 import { TelemetryRepository } from '../../../cloud/fleet/ingest/telemetry.js';
 import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
 import { ModelRegistry } from '../../../cloud/fleet/inventory/models.js';
@@ -113,11 +114,12 @@ describe('message router', () => {
     const publisher = new RecordingPublisher();
     const devices = new DeviceRepository(fleet);
     const tokens = new TokenRepository(fleet);
-    const telemetry = new TelemetryRepository(db);
+    const telemetry = new TelemetryRepository(fleet);
     const router = createMessageRouter({
       devices,
       tokens,
       telemetry,
+      ingest: directIngest(new SqliteTelemetryWriter(db), (id, at) => devices.touch(id, at)),
       publisher,
       logger: pino({ level: 'silent' }),
     });
@@ -168,7 +170,7 @@ describe('message router', () => {
     const batch = Buffer.from(JSON.stringify({ v: 1, records: [record] }));
     await router.handle(topic, batch);
     await router.handle(topic, batch); // a resent batch is stored once
-    expect(telemetry.count('dev-1')).toBe(1);
+    expect(await telemetry.count('dev-1')).toBe(1);
     expect(router.stats.handled).toBe(2);
   });
 });

@@ -66,7 +66,11 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
   const summarize = async (id: string) => {
     const device = await s.devices.get(id);
     const model = device.activeModelId ? await s.models.find(device.activeModelId) : undefined;
-    return toSummary(device, s.telemetry.latestBench(id), s.telemetry.latestSnapshot(id), model);
+    const [bench, snapshot] = await Promise.all([
+      s.telemetry.latestBench(id),
+      s.telemetry.latestSnapshot(id),
+    ]);
+    return toSummary(device, bench, snapshot, model);
   };
 
   // Without `limit` (the CLI): every device, through a fixed number of set-based queries. With
@@ -88,19 +92,22 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       const models = new Map((await s.models.list()).map((m) => [m.id, m]));
       const modelOf = (d: Device) => (d.activeModelId ? models.get(d.activeModelId) : undefined);
       if (query.limit === undefined && !query.q && query.online === undefined) {
-        const benches = s.telemetry.latestBenchByDevice();
-        const snapshots = s.telemetry.latestSnapshotByDevice();
-        const devices = (await s.devices.list()).map((d) =>
-          toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)),
-        );
+        const all = await s.devices.list();
+        const [benches, snapshots] = await Promise.all([
+          s.telemetry.latestBenchByDevice(),
+          s.telemetry.latestSnapshotByDevice(all.map((d) => d.id)),
+        ]);
+        const devices = all.map((d) => toSummary(d, benches.get(d.id), snapshots.get(d.id), modelOf(d)));
         return { devices, total: devices.length, online: devices.filter((d) => d.online).length };
       }
       const matches = (await s.devices.list()).filter((d) => matchesDevice(d, modelOf(d), query));
       const page = matches.slice(query.offset, query.offset + (query.limit ?? matches.length));
+      const [benches, snapshots] = await Promise.all([
+        Promise.all(page.map((d) => s.telemetry.latestBench(d.id))),
+        s.telemetry.latestSnapshotByDevice(page.map((d) => d.id)),
+      ]);
       return {
-        devices: page.map((d) =>
-          toSummary(d, s.telemetry.latestBench(d.id), s.telemetry.latestSnapshot(d.id), modelOf(d)),
-        ),
+        devices: page.map((d, i) => toSummary(d, benches[i], snapshots.get(d.id), modelOf(d))),
         total: matches.length,
         online: matches.filter((d) => d.online).length,
       };
@@ -142,8 +149,8 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       const since = new Date(Date.now() - parseWindow(request.query.window, 24 * 3_600_000)).toISOString();
       return {
         deviceId: device.id,
-        bench: s.telemetry.latestBench(device.id),
-        series: s.telemetry.latencySeries(device.id, since),
+        bench: await s.telemetry.latestBench(device.id),
+        series: await s.telemetry.latencySeries(device.id, since),
       };
     },
   );
@@ -155,7 +162,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, s: CloudService
       preHandler: viewer,
     },
     async (request) => ({
-      events: s.telemetry.events((await s.devices.get(request.params.id)).id),
+      events: await s.telemetry.events((await s.devices.get(request.params.id)).id),
     }),
   );
 

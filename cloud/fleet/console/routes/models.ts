@@ -5,7 +5,6 @@ import { parseShapeFlags } from '../../../../shared/serving-shape.js';
 import { checkModelLoads, describeOnnx } from '../../../compression/index.js';
 import type { CloudServices } from '../../../services.js';
 import { Lineage } from '../../inventory/lineage.js';
-import { sqliteArtifactBenches } from '../../inventory/lineage-benches.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
 import { isUploadedFile } from '../upload.js';
@@ -34,7 +33,7 @@ const MODEL_UPLOAD_LIMIT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 export async function registerModelRoutes(app: FastifyInstance, s: CloudServices): Promise<void> {
   const viewer = requireRole(s.tokens, 'viewer');
   const operator = requireRole(s.tokens, 'operator');
-  const lineage = new Lineage(s.fleet, s.models, sqliteArtifactBenches(s.db));
+  const lineage = new Lineage(s.fleet, s.models, (sha256s) => s.telemetry.artifactBenches(sha256s));
 
   app.get(
     '/api/models',

@@ -109,15 +109,15 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
         source: 'traffic',
         windowMs: span,
         by: q.by,
-        groups: m.serving.summary(now - span, now + 60_000, q.by, filter),
-        series: m.serving.series(now - span, now + 60_000, stepMs, q.by, filter),
+        groups: await m.serving.summary(now - span, now + 60_000, q.by, filter),
+        series: await m.serving.series(now - span, now + 60_000, stepMs, q.by, filter),
       };
     },
   );
 
   // telemetryRecords: every raw record stored (load tests compare it with what devices had acknowledged).
   app.get('/api/fleet/health', { preHandler: viewer }, async () => ({
-    ...m.health.run(),
+    ...(await m.health.run()),
     telemetryRecords: await s.telemetryCount(),
   }));
 

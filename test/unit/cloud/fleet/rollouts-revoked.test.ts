@@ -49,7 +49,7 @@ async function rolloutRig() {
     devices,
     models,
   });
-  const telemetry = new TelemetryRepository(db);
+  const telemetry = new TelemetryRepository(fleet);
   const store = new RolloutStore(fleet);
   const engine = new RolloutEngine({
     store,
@@ -78,7 +78,7 @@ async function rolloutRig() {
       error: null,
       at,
     });
-    telemetry.addBench(deviceId, {
+    await telemetry.addBench(deviceId, {
       v: 1,
       modelId: m.id,
       sha256: m.sha256,

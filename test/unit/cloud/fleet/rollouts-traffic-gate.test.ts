@@ -67,8 +67,8 @@ async function fleetWith(newLatency: number, newErrors: number) {
       record(2, T0 + 5 * 60_000, 'm-new', new Array(200).fill(newLatency), newErrors),
     ]);
   }
-  const query = (from: number, to: number, filter: object) =>
-    f.monitor.serving.summary(from, to, 'fleet', filter)[0];
+  const query = async (from: number, to: number, filter: object) =>
+    (await f.monitor.serving.summary(from, to, 'fleet', filter))[0];
   return { f, query };
 }
 
@@ -78,28 +78,28 @@ describe('rollouts judged on real traffic', () => {
 
   it('passes a release that users feel no worse on', async () => {
     const { query } = await fleetWith(2.1, 0);
-    expect(trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toBeNull();
+    expect(await trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toBeNull();
   });
 
   it('stops a release whose real-traffic p99 regressed beyond the budget', async () => {
     const { query } = await fleetWith(3, 0);
-    expect(trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toMatch(
+    expect(await trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toMatch(
       /p99 .* vs .* on m-old \(\+5\d % > 20 %\)/,
     );
   });
 
   it('stops a release whose error rate rose', async () => {
     const { query } = await fleetWith(2, 10);
-    expect(trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toMatch(
+    expect(await trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toMatch(
       /error rate 4\.76 % .* vs 0\.00 %/,
     );
   });
 
   it('judges nothing without traffic, and waits out the soak', async () => {
     const f = await monitorFixture();
-    const query = (from: number, to: number, filter: object) =>
-      f.monitor.serving.summary(from, to, 'fleet', filter)[0];
-    expect(trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toBeNull();
+    const query = async (from: number, to: number, filter: object) =>
+      (await f.monitor.serving.summary(from, to, 'fleet', filter))[0];
+    expect(await trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toBeNull();
     expect(soakRemainingMs(policy, wave, T0 + 60_000 + 1000)).toBe(599_000);
     expect(soakRemainingMs(policy, wave, T0 + 60_000 + 600_000)).toBe(0);
     expect(soakRemainingMs({ ...policy, soakS: 0 }, wave, T0)).toBe(0);

@@ -1,4 +1,5 @@
 import { hashSecret } from '../../../../../cloud/fleet/identity/secrets.js';
+import { SqliteTelemetryWriter } from '../../../../../cloud/fleet/ingest/sqlite-records.js';
 import { TelemetryRepository } from '../../../../../cloud/fleet/ingest/telemetry.js';
 import { DeviceRepository } from '../../../../../cloud/fleet/inventory/devices.js';
 import { FleetMonitor } from '../../../../../cloud/fleet/monitoring/monitor.js';
@@ -25,6 +26,8 @@ export interface MonitorFixture {
   fleet: FleetStore;
   devices: DeviceRepository;
   telemetry: TelemetryRepository;
+  /** Raw records straight into the SQLite file. */
+  records: SqliteTelemetryWriter;
   monitor: FleetMonitor;
   addDevice(id: string, profile?: string | null, online?: boolean): Promise<void>;
 }
@@ -34,10 +37,11 @@ export async function monitorFixture(options: Partial<MonitoringOptions> = {}): 
   const db = openDatabase({ path: ':memory:' });
   const fleet = await openFleetStore({ sqlite: db });
   const devices = new DeviceRepository(fleet);
-  const telemetry = new TelemetryRepository(db);
+  const telemetry = new TelemetryRepository(fleet);
   const monitor = new FleetMonitor({
     db,
-    telemetry,
+    fleet,
+    devices,
     logger: createLogger({ name: 'test', level: 'silent' }),
     options,
   });
@@ -46,6 +50,7 @@ export async function monitorFixture(options: Partial<MonitoringOptions> = {}): 
     fleet,
     devices,
     telemetry,
+    records: new SqliteTelemetryWriter(db),
     monitor,
     async addDevice(id, profile = 'rpi4', online = true) {
       await devices.create({ id, name: id, secretHash: hashSecret('s'), profile, hardware });

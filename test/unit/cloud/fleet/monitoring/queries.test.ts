@@ -151,7 +151,7 @@ describe('fleet health', () => {
       record(1, now - 2 * MIN, null, { tempC: 71 }),
       record(2, now, null, { tempC: 83, throttledBits: 0x4 }),
     ]);
-    const health = f.monitor.health.run();
+    const health = await f.monitor.health.run();
     expect(health.counts).toEqual({ total: 4, online: 2, offline: 1, stale: 1, throttled: 1 });
     const by = new Map(health.devices.map((d) => [d.id, d]));
     expect(by.get('gone')?.status).toBe('offline');
@@ -171,7 +171,7 @@ describe('fleet health', () => {
     const lenient = await monitorFixture({ offlineAfterIntervals: 60 });
     await lenient.addDevice('silent');
     await lenient.devices.setOnline('silent', true, new Date(Date.now() - 5 * MIN).toISOString());
-    expect(lenient.monitor.health.run().devices[0].status).toBe('online');
+    expect((await lenient.monitor.health.run()).devices[0].status).toBe('online');
   });
 });
 

@@ -75,10 +75,10 @@ describe('retention', () => {
     await f.addDevice('d1');
     const now = Date.now();
     const iso = (ms: number) => new Date(ms).toISOString();
-    f.telemetry.insert('d1', record(1, now - 2 * DAY, null), iso(now - 2 * DAY));
-    f.telemetry.insert('d1', record(2, now - DAY - MIN, null), iso(now - DAY - MIN));
-    f.telemetry.insert('d1', record(3, now - DAY + MIN, null), iso(now - DAY + MIN));
-    f.telemetry.insert('d1', record(4, now, null), iso(now));
+    f.records.insert('d1', record(1, now - 2 * DAY, null), iso(now - 2 * DAY));
+    f.records.insert('d1', record(2, now - DAY - MIN, null), iso(now - DAY - MIN));
+    f.records.insert('d1', record(3, now - DAY + MIN, null), iso(now - DAY + MIN));
+    f.records.insert('d1', record(4, now, null), iso(now));
     const put = f.db.prepare(
       `INSERT INTO telemetry_rollup (resolution, bucket_start, device_id, model_id, records, lat_count, lat_sum_ms,
         cpu_sum, temp_n, temp_sum, throttled_records, throttled_bits, last_at) VALUES (?, ?, 'd1', '', 1, 0, 0, 0, 0, 0, 0, 0, 0)`,
@@ -87,7 +87,7 @@ describe('retention', () => {
     for (const age of [401 * DAY, 399 * DAY]) put.run(HOUR, now - age);
     const result = await f.monitor.sweep(now);
     expect(result).toEqual({ rawDeleted: 2, minuteDeleted: 1, hourDeleted: 1 });
-    expect(f.telemetry.count('d1')).toBe(2);
+    expect(await f.telemetry.count('d1')).toBe(2);
     const left = f.db
       .prepare('SELECT resolution, bucket_start FROM telemetry_rollup ORDER BY resolution')
       .all();
@@ -101,7 +101,7 @@ describe('retention', () => {
     const f = await monitorFixture({ rawRetentionMs: HOUR });
     await f.addDevice('d1');
     const now = Date.now();
-    f.telemetry.insert('d1', record(1, now, null), new Date(now - 2 * HOUR).toISOString());
+    f.records.insert('d1', record(1, now, null), new Date(now - 2 * HOUR).toISOString());
     expect((await f.monitor.sweep(now)).rawDeleted).toBe(1);
   });
 });

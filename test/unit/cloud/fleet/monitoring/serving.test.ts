@@ -104,7 +104,7 @@ describe('real-traffic latency merged across the fleet', () => {
     it(`${label}: 1,000 devices, fleet p50/p90/p99 within 2 % of the exact percentiles`, async () => {
       const { f, all, byProfile, requests, errors, now } = await simulate(draw, seed);
       const sorted = Float64Array.from(all).sort();
-      const [fleet] = f.monitor.serving.summary(now - 3_600_000, now + 60_000, 'fleet');
+      const [fleet] = await f.monitor.serving.summary(now - 3_600_000, now + 60_000, 'fleet');
       expect(fleet.requests).toBe(requests);
       expect(fleet.errors).toBe(errors);
       expect(fleet.errorRate).toBeCloseTo(errors / requests, 12);
@@ -120,7 +120,7 @@ describe('real-traffic latency merged across the fleet', () => {
       expect(fleet.maxMs).toBe(sorted[sorted.length - 1]);
 
       // Any slice merges just as exactly: per profile.
-      for (const group of f.monitor.serving.summary(now - 3_600_000, now + 60_000, 'profile')) {
+      for (const group of await f.monitor.serving.summary(now - 3_600_000, now + 60_000, 'profile')) {
         const mine = Float64Array.from(byProfile.get(group.key)!).sort();
         const want = exact(mine, 0.99);
         expect(Math.abs(group.p99Ms! - want) / want).toBeLessThanOrEqual(0.02);
@@ -148,14 +148,14 @@ describe('real-traffic latency merged across the fleet', () => {
     await f.monitor.ingest.submit('a', [record(1, '1', [1, 1, 1])]);
     await f.monitor.ingest.submit('a', [record(1, '1', [1, 1, 1])]); // resend
     await f.monitor.ingest.submit('b', [record(1, '2', [5, 5])]);
-    const byRelease = f.monitor.serving.summary(now - 60_000, now + 60_000, 'release');
+    const byRelease = await f.monitor.serving.summary(now - 60_000, now + 60_000, 'release');
     expect(byRelease.map((g) => [g.key, g.requests, g.errors])).toEqual([
       ['m-1', 4, 1],
       ['m-2', 3, 1],
     ]);
-    const [onlyB] = f.monitor.serving.summary(now - 60_000, now + 60_000, 'fleet', { deviceId: 'b' });
+    const [onlyB] = await f.monitor.serving.summary(now - 60_000, now + 60_000, 'fleet', { deviceId: 'b' });
     expect(onlyB.p50Ms).toBeCloseTo(5, 1);
-    const [series] = f.monitor.serving.series(now - 600_000, now + 60_000, 60_000, 'fleet');
+    const [series] = await f.monitor.serving.series(now - 600_000, now + 60_000, 60_000, 'fleet');
     expect(series.points).toHaveLength(1);
     expect(series.points[0].requests).toBe(7);
     f.db.close();
