@@ -5,12 +5,12 @@ import { type Execution, FAILURES, type Rollout, TERMINAL } from './types.js';
  * Why a rollout must stop now, or null: too many failed devices, a canary slower than the
  * latency objective, or (with `serving`) a soaked wave serving worse than the old release.
  */
-export function abortReason(
+export async function abortReason(
   rollout: Rollout,
   executions: Execution[],
   nowMs: number,
   serving?: ServingSummaryQuery,
-): string | null {
+): Promise<string | null> {
   const p = rollout.policy;
   const finished = executions.filter((e) => TERMINAL.has(e.status) && e.status !== 'canceled');
   const failed = finished.filter((e) => FAILURES.has(e.status));
@@ -31,18 +31,18 @@ export function abortReason(
 }
 
 /** The soak rules: every finished, soaked wave against the old release on its own devices. */
-function trafficReason(
+async function trafficReason(
   rollout: Rollout,
   executions: Execution[],
   nowMs: number,
   serving: ServingSummaryQuery,
-): string | null {
+): Promise<string | null> {
   const waves = [...new Set(executions.map((e) => e.wave))].sort((a, b) => a - b);
   for (const w of waves) {
     const wave = executions.filter((e) => e.wave === w);
     if (!wave.every((e) => TERMINAL.has(e.status))) continue;
     if (soakRemainingMs(rollout.policy, wave, nowMs) > 0) continue;
-    const reason = trafficVerdict(rollout.policy, rollout.modelId, wave, nowMs, serving);
+    const reason = await trafficVerdict(rollout.policy, rollout.modelId, wave, nowMs, serving);
     if (reason) return `wave ${w}: ${reason}`;
   }
   return null;

@@ -42,7 +42,7 @@ export class RolloutStep {
   async advance(rollout: Rollout): Promise<void> {
     let changed = await this.collectOutcomes(rollout);
     const executions = await this.d.store.executions(rollout.id);
-    const reason = abortReason(rollout, executions, this.now(), this.d.serving);
+    const reason = await abortReason(rollout, executions, this.now(), this.d.serving);
     if (reason) {
       await this.abort(rollout, executions, reason);
       return;

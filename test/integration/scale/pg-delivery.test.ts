@@ -113,7 +113,7 @@ describe.skipIf(skip !== null)(
         },
         90_000,
       );
-      expect(done.status).toBe('succeeded');
+      expect(done.status, JSON.stringify(done)).toBe('succeeded');
       await waitFor(
         'the golden check',
         async () => (await api('GET', `/api/devices/${deviceId}`)).body.fidelity,
