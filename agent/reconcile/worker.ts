@@ -55,7 +55,7 @@ export class RetryWorker<T> {
 
   /** Resolves when the loop has ended (nothing pending). */
   async settled(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running !== null) await this.running;
   }
 
   private interrupt(): void {

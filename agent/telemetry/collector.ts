@@ -49,7 +49,7 @@ export class TelemetryCollector {
 
   /** Takes one sample now (also used by tests). */
   tick(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running !== null) return this.running;
     this.running = this.sample()
       .then((record) => this.o.sink(record))
       .catch((error) => this.o.logger.warn({ err: error }, 'telemetry sample failed'))

@@ -81,7 +81,7 @@ export class TelemetrySender {
         break;
       }
     }
-    if (this.draining) {
+    if (this.draining !== null) {
       this.again = true;
       return this.draining;
     }

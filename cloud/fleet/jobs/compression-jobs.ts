@@ -126,11 +126,14 @@ export class JobRunner {
       changed: () => this.d.events.emit({ type: 'job', jobId: claim.job.id }),
     });
     this.runs.set(claim.job.id, run);
-    void run.done.finally(async () => {
-      this.runs.delete(claim.job.id);
-      await this.d.jobs.queue?.release(claim, false).catch(() => {});
-      this.poll();
-    });
+    // Settled either way (the run records its own failure): free the slot, release the claim, poll.
+    void run.done
+      .catch(() => {})
+      .then(async () => {
+        this.runs.delete(claim.job.id);
+        await this.d.jobs.queue?.release(claim, false).catch(() => {});
+        this.poll();
+      });
   }
 
   /** One round of queue work: orphans queued again, runs cancelled elsewhere ended, free workers fed. */

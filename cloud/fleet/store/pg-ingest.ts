@@ -62,7 +62,7 @@ export class PgIngestQueue implements TelemetryIngest {
   }
 
   private schedule(): void {
-    if (this.flushing) return; // the running flush picks the rest up when it ends
+    if (this.flushing !== null) return; // the running flush picks the rest up when it ends
     if (this.pendingRecords >= this.deps.options.ingestMaxRecords) this.startFlush();
     else this.timer ??= setTimeout(() => this.startFlush(), this.deps.options.ingestMaxDelayMs);
   }

@@ -69,7 +69,7 @@ function postgresBackend(): TestBackend & { close(): Promise<void> } {
     },
     async close() {
       for (const pool of pools) await pool.end();
-      if (database) await (await database).drop();
+      if (database !== undefined) await (await database).drop();
     },
   };
 }

@@ -20,7 +20,7 @@ const ROUTES = [
 
 document.getElementById('login-form').addEventListener('submit', () => {
   setToken(document.getElementById('login-token').value.trim());
-  route();
+  void route();
 });
 
 let cleanup = () => {};
@@ -55,4 +55,4 @@ async function route() {
   }
 }
 window.addEventListener('hashchange', route);
-route();
+void route();

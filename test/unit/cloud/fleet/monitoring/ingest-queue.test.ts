@@ -39,7 +39,8 @@ describe('ingest queue', () => {
   });
 
   it('commits many devices in one transaction and resolves only after the commit', async () => {
-    const f = await monitorFixture({ ingestMaxDelayMs: 20 });
+    // A delay far above the 5 ms look below: on a loaded machine timers fire late.
+    const f = await monitorFixture({ ingestMaxDelayMs: 1000 });
     for (let d = 0; d < 50; d++) await f.addDevice(`d${d}`);
     let resolved = 0;
     const pending = Array.from({ length: 50 }, (_, d) =>
@@ -50,7 +51,7 @@ describe('ingest queue', () => {
         return r;
       }),
     );
-    // Read synchronously: an asynchronous read could let the 20 ms flush timer fire first.
+    // Read synchronously, before the flush timer can fire.
     expect(f.db.prepare('SELECT count(*) n FROM telemetry').get()).toEqual({ n: 0 });
     expect(f.monitor.ingest.pending).toBe(250);
     await new Promise((r) => setTimeout(r, 5));
