@@ -33,7 +33,7 @@ export class DeviceCache implements DeviceFinder {
     const hit = this.entries.get(id);
     if (hit && hit.until > this.now()) return hit.device;
     const pending = this.inFlight.get(id);
-    if (pending) return pending;
+    if (pending !== undefined) return pending;
     const lookup = this.devices
       .find(id)
       .then((device) => {
