@@ -1,7 +1,9 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FleetError } from '../shared/errors/index.js';
+import { sha256Hex } from '../shared/hash.js';
 import type { Logger } from '../shared/logger.js';
 import { fleetKeyFingerprint } from '../shared/manifest/index.js';
 import {
@@ -69,6 +71,11 @@ export interface EnrollOptions {
   timeoutS: number;
   /** Stops waiting (agent shutdown). */
   signal?: AbortSignal;
+  /**
+   * This enrollment's request id, carried by every resend: the cloud answers a repeat with the
+   * same identity instead of using the token again. Default: a new random one.
+   */
+  requestId?: string;
 }
 
 /**
@@ -87,7 +94,7 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
   // fleetml/v1/enroll/<its client id>/..., and the id is derived from the token, so a broker
   // can bind it to the token (Mosquitto's dynamic security has one client per token).
   const credentials = enrollCredentials(options.token);
-  const requestId = credentials.clientId;
+  const requestId = options.requestId ?? newEnrollRequestId();
   const transport = new MqttTransport({
     url: options.url,
     caPem: options.caPem,
@@ -97,7 +104,7 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
     logger: options.logger,
   });
   try {
-    const reply = await awaitEnrollReply(transport, requestId, options);
+    const reply = await awaitEnrollReply(transport, credentials.clientId, requestId, options);
     if (!reply.ok) {
       throw new FleetError('ENROLL_TOKEN', `enrollment refused: ${reply.error.code}: ${reply.error.message}`);
     }
@@ -113,9 +120,45 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
   }
 }
 
-/** Subscribes to the reply topic, then publishes the request every `timeoutS` until a reply comes. */
+/** A fresh enrollment request id (the cloud keys idempotent enrollment on it, with the token). */
+export function newEnrollRequestId(): string {
+  return `req-${randomBytes(16).toString('hex')}`;
+}
+
+const PENDING_FILE = 'enroll-request.json';
+const pendingSchema = z.object({
+  requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  tokenHash: z.string(),
+});
+
+/**
+ * The request id of the enrollment under way with this token, kept in the data directory: an
+ * agent restarted before the reply arrived asks again as the same request (same device, no
+ * second use of the token). Another token starts a new request.
+ */
+export async function pendingEnrollRequestId(dataDir: string, token: string): Promise<string> {
+  const path = join(dataDir, PENDING_FILE);
+  const tokenHash = sha256Hex(Buffer.from(token, 'utf8'));
+  const saved = pendingSchema.safeParse(await readJsonFile(path).catch(() => undefined));
+  if (saved.success && saved.data.tokenHash === tokenHash) return saved.data.requestId;
+  const requestId = newEnrollRequestId();
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(path, JSON.stringify({ requestId, tokenHash }), 0o600);
+  return requestId;
+}
+
+/** Forgets the pending request once its identity is saved. */
+export async function clearPendingEnrollRequest(dataDir: string): Promise<void> {
+  await rm(join(dataDir, PENDING_FILE), { force: true });
+}
+
+/**
+ * Subscribes to the reply topic (named by the token-derived client id), then publishes the
+ * request every `timeoutS` until the reply to this request (`requestId`) comes.
+ */
 function awaitEnrollReply(
   transport: MqttTransport,
+  topicId: string,
   requestId: string,
   options: EnrollOptions,
 ): Promise<EnrollReply> {
@@ -135,15 +178,17 @@ function awaitEnrollReply(
           agentVersion: options.agentVersion,
           hardware: options.hardware,
         };
-        transport.publish(enrollRequestTopic(requestId), encodeJson(request)).catch(() => {});
+        transport.publish(enrollRequestTopic(topicId), encodeJson(request)).catch(() => {});
         options.logger.info({ requestId }, 'enroll request sent');
       }
       timer = setTimeout(ask, options.timeoutS * 1000);
     };
     transport
-      .subscribe(enrollReplyTopic(requestId), (payload) => {
+      .subscribe(enrollReplyTopic(topicId), (payload) => {
         try {
           const message = decodeJson(enrollReplySchema, payload);
+          // Another device enrolling with the same token shares the topic: not our answer.
+          if (message.requestId !== undefined && message.requestId !== requestId) return;
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', onAbort);
           resolve(message);

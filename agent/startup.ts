@@ -4,7 +4,15 @@ import { FleetError } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import type { ExecutionProvider } from '../shared/protocol/index.js';
 import type { AgentConfig } from './config.js';
-import { type DeviceIdentity, enroll, loadIdentity, pinFleetKey, saveIdentity } from './enroll.js';
+import {
+  clearPendingEnrollRequest,
+  type DeviceIdentity,
+  enroll,
+  loadIdentity,
+  pendingEnrollRequestId,
+  pinFleetKey,
+  saveIdentity,
+} from './enroll.js';
 import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { resolveOnnxruntime } from './runtime/onnxruntime-source.js';
 import {
@@ -102,8 +110,12 @@ export async function enrollDevice(
     logger,
     timeoutS: config.enrollTimeoutS,
     signal,
+    requestId: config.enrollToken
+      ? await pendingEnrollRequestId(config.dataDir, config.enrollToken)
+      : undefined,
   });
   await saveIdentity(config.dataDir, identity);
+  await clearPendingEnrollRequest(config.dataDir);
   logger.info({ deviceId: identity.deviceId }, 'enrolled');
   return identity;
 }

@@ -56,6 +56,11 @@ export interface CloudOptions {
   /** Run the embedded broker without authentication (development only); default false. */
   openBroker?: boolean;
   /**
+   * Enrollment connections the embedded broker accepts per client address and minute (default
+   * 30): more for many devices behind one address (a NAT, or `fleetml simulate`).
+   */
+  enrollmentsPerMinute?: number;
+  /**
    * Serve mqtts from the embedded broker with a fleet CA created in <dataDir>/tls on first use.
    * true, or the host names for the broker certificate. Default off.
    */

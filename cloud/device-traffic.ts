@@ -3,6 +3,7 @@ import type { FleetBroker } from './fleet/broker/fleet-broker.js';
 import { createArtifactAccess } from './fleet/delivery/artifact-access.js';
 import type { TargetService } from './fleet/delivery/targets.js';
 import { createTransferServer } from './fleet/delivery/transfer-server.js';
+import { EnrollmentLedger } from './fleet/identity/enroll-requests.js';
 import { createMessageRouter } from './fleet/ingest/router.js';
 import type { ReplicaParts } from './fleet/leader/replica.js';
 import type { CloudMqtt } from './fleet/transport/mqtt.js';
@@ -18,7 +19,7 @@ export function routeDeviceTraffic(
 ) {
   const {
     devices,
-    tokens,
+    fleet,
     telemetry,
     monitor,
     manifests,
@@ -37,7 +38,7 @@ export function routeDeviceTraffic(
   });
   const router = createMessageRouter({
     devices,
-    tokens,
+    enrollments: new EnrollmentLedger(fleet),
     telemetry,
     ingest: replica.postgres?.ingest ?? monitor.ingest,
     publisher: mqtt,

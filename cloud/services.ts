@@ -50,6 +50,14 @@ export interface CloudServices {
   disconnectDevice: (deviceId: string) => void | Promise<void>;
   /** Gives a new enrollment token its broker credentials, where the broker needs them (Mosquitto). */
   onEnrollToken?: (token: string) => Promise<void>;
+  /**
+   * A new enrollment token that the broker accepts: stored, then given its broker credentials
+   * (Mosquitto's dynamic security). Use this, not tokens.createEnrollToken, to hand out tokens.
+   */
+  issueEnrollToken: (options?: { ttlSeconds?: number; uses?: number }) => Promise<{
+    token: string;
+    expiresAt: string;
+  }>;
   /** The fleet CA devices pin when the broker speaks mqtts; null for plain MQTT. */
   caPem: string | null;
   /** Telemetry ingest, fleet latency, regressions, health, metrics. */

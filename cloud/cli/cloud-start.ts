@@ -56,6 +56,11 @@ export function register(program: Command): void {
       'serve plain MQTT instead of mqtts (beyond loopback: secrets in clear text, with a loud warning)',
     )
     .option('--tls-host <names>', 'comma-separated host names/IPs for the broker certificate')
+    .option(
+      '--enrollments-per-minute <n>',
+      'embedded broker: enrollment connections accepted per client address and minute (many devices behind one NAT, fleetml simulate)',
+      '30',
+    )
     .action(async (options) => {
       const { createLogger } = await import('../../shared/logger.js');
       const { startCloud } = await import('../main.js');
@@ -87,6 +92,7 @@ export function register(program: Command): void {
         jobWorkers: numberOption(options.jobWorkers, '--job-workers', 0),
         mqttPassword: options.mqttPassword ?? process.env.FLEETML_MQTT_PASSWORD,
         mosquittoDynsec: Boolean(options.mosquittoDynsec),
+        enrollmentsPerMinute: numberOption(options.enrollmentsPerMinute, '--enrollments-per-minute', 1),
         signingKeyFile: options.signingKey,
         signingPublicKey: options.signingPublicKey,
         tls: transport.tls

@@ -77,7 +77,7 @@ export function register(program: Command): void {
         Number(options.httpPort),
         Number(options.mqttPort),
       );
-      const { token: enrollToken } = await cloud.services.tokens.createEnrollToken({ ttlSeconds: 600 });
+      const { token: enrollToken } = await cloud.services.issueEnrollToken({ ttlSeconds: 600 });
       const knownDevices = new Set((await cloud.services.devices.list()).map((d) => d.id));
 
       const servePort = await freePort(Number(options.servePort));

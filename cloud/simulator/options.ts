@@ -19,9 +19,9 @@ export interface SimulatorOptions {
   /** Enrollments in flight at once. */
   enrollConcurrency: number;
   /**
-   * An enrollment request without a reply is sent again after this many seconds. Every request
-   * the cloud answers consumes a use of the token (enrollment is not idempotent on the request
-   * id), so re-asking a slow cloud too early uses the token up: keep it above the cloud's reply time.
+   * An enrollment request without a reply is sent again after this many seconds. The cloud
+   * answers a repeat of a request with the same device (no second use of the token), so an early
+   * re-ask costs only the cloud's time.
    */
   enrollRetryS: number;
   /** An unacknowledged batch is sent again after this many seconds (the agent's outbox does the same). */

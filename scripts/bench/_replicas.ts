@@ -27,8 +27,14 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-/** Mosquitto on a loopback port, anonymous, sized for many connections and queued messages. */
-export async function startBenchMosquitto(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+/**
+ * Mosquitto on a loopback port, anonymous, sized for many connections and queued messages.
+ * stop() then start() restarts it on the same port (no persistence: sessions and retained
+ * messages are gone, as after a crash).
+ */
+export async function startBenchMosquitto(
+  dir: string,
+): Promise<{ url: string; stop: () => Promise<void>; start: () => Promise<void> }> {
   const port = await freePort();
   await writeFile(
     join(dir, 'mosquitto.conf'),
@@ -40,14 +46,22 @@ export async function startBenchMosquitto(dir: string): Promise<{ url: string; s
       '',
     ].join('\n'),
   );
-  const child = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  for (let i = 0; i < 200 && !(await listening(port)); i++) await sleep(50);
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    child = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !(await listening(port)); i++) await sleep(50);
+  };
+  await start();
   return {
     url: `mqtt://127.0.0.1:${port}`,
+    start,
     stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      const running = child;
+      child = null;
+      if (!running || running.exitCode !== null) return;
+      const exited = new Promise((r) => running.once('exit', r));
+      running.kill('SIGTERM');
+      await exited;
     },
   };
 }

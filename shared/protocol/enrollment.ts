@@ -35,16 +35,21 @@ export const enrollRequestSchema = z.object({
 });
 export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
 
+/**
+ * `requestId` names the request answered (clouds before it did not send it): agents enrolling
+ * with one token share a reply topic, and each takes only the reply to its own request.
+ */
 export const enrollReplySchema = z.discriminatedUnion('ok', [
   z.object({
     v,
     ok: z.literal(true),
+    requestId: deviceId.optional(),
     deviceId,
     secret: z.string().min(16).max(256),
     profile: z.string().max(64).nullable(),
     fleetPublicKey: z.string().max(4096).optional(),
   }),
-  z.object({ v, ok: z.literal(false), error: errorInfo }),
+  z.object({ v, ok: z.literal(false), requestId: deviceId.optional(), error: errorInfo }),
 ]);
 export type EnrollReply = z.infer<typeof enrollReplySchema>;
 

@@ -3,9 +3,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CloudHandle, startCloud } from '../../cloud/main.js';
+import type { CloudHandle } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { createRng } from '../../shared/random.js';
+import { startCloudForTests } from '../integration/support/backend-mode.js';
 import { buildMlp } from './models.js';
 import { activeSlot, FleetmlProcess, waitFor } from './procs.js';
 
@@ -38,13 +39,13 @@ describe('fault: kill -9 of the agent during transfer and install', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleetml-fault-kill-'));
     agentDir = join(dir, 'agent');
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttPort: 0,
       logger: createLogger({ name: 'cloud', level: 'silent' }),
     });
-    token = (await cloud.services.tokens.createEnrollToken()).token;
+    token = (await cloud.services.issueEnrollToken()).token;
   });
 
   afterAll(async () => {

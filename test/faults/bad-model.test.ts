@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../../agent/main.js';
-import { type CloudHandle, startCloud } from '../../cloud/main.js';
+import type { CloudHandle } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
+import { startCloudForTests } from '../integration/support/backend-mode.js';
 import { startFaultAgent } from './fleet.js';
 import { buildHangingModel, buildMlp } from './models.js';
 import { activeSlot, waitFor } from './procs.js';
@@ -37,20 +38,15 @@ describe('fault: a model that hangs or crashes onnxruntime on load', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleetml-fault-model-'));
     dataDir = join(dir, 'agent');
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttPort: 0,
       logger: createLogger({ name: 'cloud', level: 'silent' }),
     });
-    agent = await startFaultAgent(
-      cloud.mqttUrl,
-      (await cloud.services.tokens.createEnrollToken()).token,
-      dataDir,
-      {
-        modelCheckTimeoutMs: 3000,
-      },
-    );
+    agent = await startFaultAgent(cloud.mqttUrl, (await cloud.services.issueEnrollToken()).token, dataDir, {
+      modelCheckTimeoutMs: 3000,
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -80,7 +76,8 @@ describe('fault: a model that hangs or crashes onnxruntime on load', () => {
 
   it('times out a hanging model, kills its check, reports it and keeps the old model', async () => {
     const good = await rollOut(buildMlp({ seed: 41 }), 'good');
-    expect((await good.done()).rollout.status).toBe('succeeded');
+    const first = await good.done();
+    expect(first.rollout.status, JSON.stringify(first)).toBe('succeeded');
 
     const started = Date.now();
     const hang = await rollOut(buildHangingModel('hang-1'), 'hang');

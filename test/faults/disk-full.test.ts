@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../../agent/main.js';
-import { type CloudHandle, startCloud } from '../../cloud/main.js';
+import type { CloudHandle } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
+import { startCloudForTests, storedTelemetry } from '../integration/support/backend-mode.js';
 import { startFaultAgent } from './fleet.js';
 import { buildMlp } from './models.js';
 import { activeSlot, waitFor } from './procs.js';
@@ -32,7 +33,7 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     });
     if (result.status !== 0) throw new Error(`cannot mount a tmpfs: ${result.stderr}`);
     mounted = true;
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttPort: 0,
@@ -40,7 +41,7 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     });
     agent = await startFaultAgent(
       cloud.mqttUrl,
-      (await cloud.services.tokens.createEnrollToken()).token,
+      (await cloud.services.issueEnrollToken()).token,
       join(mount, 'agent'),
       {
         windowBlocks: 2,
@@ -111,15 +112,13 @@ describe.skipIf(!CAN_MOUNT)('fault: disk full during a download', () => {
     // ...and keeps serving: telemetry sampled after the failure carries its probe latencies.
     const served = await waitFor(
       'latency of the old model after the failure',
-      () =>
-        cloud.services.db
-          .prepare(
-            'SELECT seq, lat_count n FROM telemetry WHERE device_id = ? AND model_id = ? AND at > ? AND lat_count > 0',
-          )
-          .get(deviceId, old.id, failedAt) as { seq: number; n: number } | undefined,
+      async () =>
+        (await storedTelemetry(cloud, deviceId)).find(
+          (r) => r.modelId === old.id && Date.parse(r.at) > Date.parse(failedAt) && (r.latCount ?? 0) > 0,
+        ),
       30_000,
     );
-    expect(served.n).toBeGreaterThan(0);
+    expect(served.latCount).toBeGreaterThan(0);
     console.log(
       JSON.stringify({
         scenario: 'disk-full',

@@ -53,7 +53,7 @@ export interface TelemetryAudit {
  */
 export async function auditTelemetry(
   agents: Array<{ agent: AgentHandle; dataDir: string }>,
-  rowsOf: (deviceId: string) => Array<{ seq: number }>,
+  rowsOf: (deviceId: string) => Array<{ seq: number }> | Promise<Array<{ seq: number }>>,
 ): Promise<TelemetryAudit[]> {
   for (const { agent } of agents) await agent.telemetry.stop();
   for (const { agent } of agents) {
@@ -68,11 +68,12 @@ export async function auditTelemetry(
       100,
     );
   }
-  return agents.map(({ agent, dataDir }) => {
+  const audits: TelemetryAudit[] = [];
+  for (const { agent, dataDir } of agents) {
     const deviceId = agent.identity.deviceId;
     const produced = producedSeq(join(dataDir, 'outbox.sqlite'));
-    const counts = telemetryCounts(rowsOf(deviceId));
-    return {
+    const counts = telemetryCounts(await rowsOf(deviceId));
+    audits.push({
       deviceId,
       produced,
       stored: counts.rows,
@@ -80,6 +81,7 @@ export async function auditTelemetry(
       lost: produced - counts.distinct,
       duplicated: counts.rows - counts.distinct,
       dropped: agent.outbox.dropped,
-    };
-  });
+    });
+  }
+  return audits;
 }

@@ -9,9 +9,10 @@ import type { AgentHandle } from '../../agent/main.js';
 import { CLOUD_USERNAME } from '../../cloud/fleet/broker/acl.js';
 import { writeMosquittoSetup } from '../../cloud/fleet/broker/dynsec-setup.js';
 import { newSecret } from '../../cloud/fleet/identity/secrets.js';
-import { type CloudHandle, startCloud } from '../../cloud/main.js';
+import type { CloudHandle } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { deviceTopic } from '../../shared/protocol/index.js';
+import { startCloudForTests, storedTelemetry } from '../integration/support/backend-mode.js';
 import { auditTelemetry, startFaultAgent } from './fleet.js';
 import { buildMlp } from './models.js';
 import { freePort, waitFor } from './procs.js';
@@ -59,7 +60,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     // targets are gone after a restart and the cloud publishes them again).
     await writeMosquittoSetup({ dir: join(dir, 'mosquitto'), port, cloudPassword });
     await startBroker();
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttUrl: url,
@@ -70,8 +71,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     });
     for (let i = 0; i < 2; i++) {
       // One token per device: on Mosquitto an enrollment token's client id is bound to it.
-      const { token } = await cloud.services.tokens.createEnrollToken();
-      await cloud.services.onEnrollToken?.(token);
+      const { token } = await cloud.services.issueEnrollToken();
       const dataDir = join(dir, `agent-${i}`);
       agents.push({ agent: await startFaultAgent(url, token, dataDir), dataDir });
     }
@@ -148,13 +148,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('fault: external mosquitto restarts', ()
     await new Promise((r) => setTimeout(r, 800));
     await startBroker();
     await new Promise((r) => setTimeout(r, 500));
-    const audit = await auditTelemetry(
-      agents,
-      (deviceId) =>
-        cloud.services.db.prepare('SELECT seq FROM telemetry WHERE device_id = ?').all(deviceId) as Array<{
-          seq: number;
-        }>,
-    );
+    const audit = await auditTelemetry(agents, (deviceId) => storedTelemetry(cloud, deviceId));
     console.log(JSON.stringify({ scenario: 'mosquitto-restart', audit }));
     for (const a of audit) {
       expect(a.produced).toBeGreaterThan(10);

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { ExternalBackend, onPgMosquitto } from '../integration/support/backend-mode.js';
 
 /** Helpers shared by the fault scenarios: real `fleetml` processes, waits, file checks. */
 
@@ -84,7 +85,15 @@ export class FleetmlProcess {
     await this.exited;
   }
 
+  /** The first line matching `pattern`; on a timeout the error shows the process's last lines. */
   line(pattern: RegExp, ms = 30_000): Promise<string> {
+    return this.waitLine(pattern, ms).catch((error: Error) => {
+      if (!error.message.startsWith('timed out')) throw error;
+      throw new Error(`${error.message}; last lines:\n${this.lines.slice(-20).join('\n')}`);
+    });
+  }
+
+  private waitLine(pattern: RegExp, ms: number): Promise<string> {
     return waitFor(
       `a line matching ${pattern} from fleetml ${this.args.slice(0, 2).join(' ')}`,
       () => {
@@ -104,10 +113,16 @@ export interface CloudProcessOptions {
   mqttPort: number;
 }
 
-/** `fleetml cloud start` on fixed loopback ports, so a restarted cloud comes back at the same URLs. */
+/**
+ * `fleetml cloud start` on fixed loopback ports, so a restarted cloud comes back at the same
+ * URLs. On FLEETML_TEST_BACKEND=pg-mosquitto it runs with --database and --mqtt-url on a
+ * PostgreSQL database and a Mosquitto of its own, kept across restarts (dispose() removes them).
+ */
 export class CloudProcess {
   proc: FleetmlProcess | null = null;
   token = '';
+  /** The PostgreSQL database and Mosquitto on pg-mosquitto; null on the embedded backend. */
+  backend: ExternalBackend | null = null;
   constructor(readonly o: CloudProcessOptions) {}
 
   get httpUrl(): string {
@@ -115,24 +130,38 @@ export class CloudProcess {
   }
 
   get mqttUrl(): string {
-    return `mqtt://127.0.0.1:${this.o.mqttPort}`;
+    return this.backend?.broker.url ?? `mqtt://127.0.0.1:${this.o.mqttPort}`;
   }
 
   async start(): Promise<void> {
-    this.proc = new FleetmlProcess([
-      'cloud',
-      'start',
-      '--data-dir',
-      this.o.dataDir,
-      '--http-port',
-      String(this.o.httpPort),
-      '--mqtt-port',
-      String(this.o.mqttPort),
-      // Loopback only: plain MQTT, so the agents under test connect without a CA.
-      '--insecure-plain-mqtt',
-    ]);
+    if (onPgMosquitto) this.backend ??= await ExternalBackend.start();
+    const external = this.backend?.cliArgs();
+    const common = ['cloud', 'start', '--data-dir', this.o.dataDir, '--http-port', String(this.o.httpPort)];
+    this.proc = new FleetmlProcess(
+      external
+        ? [...common, ...external.args]
+        : // Loopback only: plain MQTT, so the agents under test connect without a CA.
+          [...common, '--mqtt-port', String(this.o.mqttPort), '--insecure-plain-mqtt'],
+      external?.env,
+    );
     const line = await this.proc.line(/^token: /, 60_000);
     this.token = line.slice('token: '.length).trim();
+  }
+
+  /** Removes the external backend (after the last stop). */
+  async dispose(): Promise<void> {
+    await this.backend?.close();
+    this.backend = null;
+  }
+
+  /** Telemetry sequence numbers stored for a device (SQLite, or PostgreSQL on pg-mosquitto). */
+  async telemetrySeqs(deviceId: string): Promise<Array<{ seq: number }>> {
+    if (!this.backend)
+      return this.query<{ seq: number }>('SELECT seq FROM telemetry WHERE device_id = ?', deviceId);
+    const rows = await this.backend.query<{ seq: string }>('SELECT seq FROM telemetry WHERE device_id = $1', [
+      deviceId,
+    ]);
+    return rows.map((r) => ({ seq: Number(r.seq) }));
   }
 
   /** Stops the cloud with `signal`; one that is still running 20 s later is a failure. */

@@ -19,7 +19,7 @@ describe('attack: forged, replayed and high-version targets on the target topic'
 
   beforeAll(async () => {
     t = await startTestCloud({ openBroker: true }, 'fleetml-forge-');
-    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.tokens.createEnrollToken()).token);
+    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.issueEnrollToken()).token);
     deviceId = a.agent.identity.deviceId;
   });
   afterAll(async () => {

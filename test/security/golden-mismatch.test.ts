@@ -18,7 +18,7 @@ describe('attack: golden outputs that do not match on the device', () => {
 
   beforeAll(async () => {
     t = await startTestCloud({}, 'fleetml-golden-');
-    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.tokens.createEnrollToken()).token);
+    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.issueEnrollToken()).token);
     deviceId = a.agent.identity.deviceId;
   });
   afterAll(async () => {

@@ -66,6 +66,13 @@ export async function decodeImage(path: string): Promise<Rgba> {
   }
 }
 
+/** PNG bytes of an RGBA image (test and benchmark data written as a user's folder would be). */
+export function encodePng(image: Rgba): Buffer {
+  const png = new PNG({ width: image.width, height: image.height });
+  png.data = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+  return PNG.sync.write(png);
+}
+
 /** Bilinear resize (pixel centres aligned), scale, per-channel normalisation, into CHW `out`. */
 export function preprocess(image: Rgba, spec: ImagePreprocessing, out: Float32Array): void {
   const { width: W, height: H, channels: C } = spec;

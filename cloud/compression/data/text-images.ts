@@ -1,4 +1,5 @@
 import { createRng } from '../../../shared/random.js';
+import type { Rgba } from './images.js';
 import { loadMnist } from './mnist.js';
 
 /**
@@ -83,4 +84,21 @@ export function textImages(options: Partial<TextImageOptions> = {}): Float32Arra
     }
   }
   return out;
+}
+
+/** The same images as 8-bit RGBA pictures (what a folder of PNG files would hold). */
+export function textImagesRgba(options: Partial<TextImageOptions> = {}): Rgba[] {
+  const o = { ...DETECTOR_IMAGES, ...options };
+  const x = textImages(o);
+  const plane = o.height * o.width;
+  return Array.from({ length: o.count }, (_, n) => {
+    const data = new Uint8Array(plane * 4);
+    for (let c = 0; c < 3; c++) {
+      const base = (n * 3 + c) * plane;
+      for (let i = 0; i < plane; i++)
+        data[i * 4 + c] = Math.min(255, Math.max(0, Math.round((x[base + i] * o.std[c] + o.mean[c]) * 255)));
+    }
+    for (let i = 0; i < plane; i++) data[i * 4 + 3] = 255;
+    return { width: o.width, height: o.height, data };
+  });
 }

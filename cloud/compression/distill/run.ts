@@ -11,7 +11,7 @@ import { buildTemplate, parseTemplate } from './students/templates.js';
 import { MIN_STUDENT_OPSET } from './students/training-form.js';
 import { detectTask } from './task.js';
 import { ModelRunner } from './teacher.js';
-import { type TrainData, type TrainOptions, trainStudent } from './trainer.js';
+import { type ProgressEvent, type TrainData, type TrainOptions, trainStudent } from './trainer.js';
 
 export interface DistillRequest {
   teacher: string;
@@ -67,36 +67,17 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
   });
   // Labels only mean something for class outputs; other tasks distil from the teacher alone.
   const mode = train.y && task === 'classes' ? 'distill' : 'soft';
-  const bar =
-    request.progress === false
-      ? undefined
-      : new SingleBar({
-          format: 'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | val acc {acc} | agree {agree}',
-          hideCursor: true,
-          clearOnComplete: false,
-        });
-  let lastEpoch = 0;
+  const progress = progressReporter(request);
   const result = await trainStudent(student, teacher, train, validation, {
     ...request.train,
     loss: { ...request.train.loss, mode, task },
-    onProgress: (e) => {
-      if (!bar) return;
-      const payload = {
-        epoch: `${e.epoch}/${request.train.epochs ?? 10}`,
-        loss: e.loss.toFixed(4),
-        acc: e.accuracy === undefined ? '-' : (e.accuracy * 100).toFixed(2),
-        agree: e.agreement === undefined ? '-' : (e.agreement * 100).toFixed(2),
-      };
-      if (e.epoch !== lastEpoch) {
-        if (lastEpoch === 0) bar.start(e.stepsPerEpoch, e.step, payload);
-        else bar.setTotal(e.stepsPerEpoch);
-        lastEpoch = e.epoch;
-      }
-      bar.update(e.step, payload);
-    },
+    onProgress: progress.update,
   });
-  bar?.stop();
-  const bytes = await saveModel(result.model, request.output);
+  progress.stop();
+  // A shrunk student is the teacher's graph: it keeps the teacher's free height and width, so
+  // that a detector trained on crops runs on whole pages as the teacher does.
+  const model = parseShrink(request.student) === undefined ? result.model : withInputOf(result.model, loaded);
+  const bytes = await saveModel(model, request.output);
   return {
     accuracy: result.accuracy ?? null,
     agreement: result.agreement ?? null,
@@ -107,6 +88,36 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
     bestEpoch: result.bestEpoch,
     output: request.output,
   };
+}
+
+/** The CLI's progress bar (unless turned off), after the caller's own progress callback. */
+function progressReporter(request: DistillRequest) {
+  const bar =
+    request.progress === false
+      ? undefined
+      : new SingleBar({
+          format: 'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | val acc {acc} | agree {agree}',
+          hideCursor: true,
+          clearOnComplete: false,
+        });
+  let lastEpoch = 0;
+  const update = (e: ProgressEvent) => {
+    request.train.onProgress?.(e);
+    if (!bar) return;
+    const payload = {
+      epoch: `${e.epoch}/${request.train.epochs ?? 10}`,
+      loss: e.loss.toFixed(4),
+      acc: e.accuracy === undefined ? '-' : (e.accuracy * 100).toFixed(2),
+      agree: e.agreement === undefined ? '-' : (e.agreement * 100).toFixed(2),
+    };
+    if (e.epoch !== lastEpoch) {
+      if (lastEpoch === 0) bar.start(e.stepsPerEpoch, e.step, payload);
+      else bar.setTotal(e.stepsPerEpoch);
+      lastEpoch = e.epoch;
+    }
+    bar.update(e.step, payload);
+  };
+  return { update, stop: () => bar?.stop() };
 }
 
 async function loadValidation(request: DistillRequest, sampleShape: number[]): Promise<TrainData> {
@@ -157,6 +168,20 @@ export function pinSampleShape(model: ModelProto, sampleShape: number[]): ModelP
   return {
     ...model,
     graph: { ...model.graph, input: model.graph.input!.map((i) => (i === input ? pinned : i)) },
+  };
+}
+
+/** `model` with the input declaration (name, type, shape) of `like`'s first input. */
+export function withInputOf(model: ModelProto, like: ModelProto): ModelProto {
+  const own = firstInput(model);
+  const wanted = firstInput(like);
+  if (own.name !== wanted.name) return model;
+  return {
+    ...model,
+    graph: {
+      ...model.graph,
+      input: model.graph.input!.map((i) => (i === own ? structuredClone(wanted) : i)),
+    },
   };
 }
 

@@ -8,9 +8,16 @@ export interface ModelRunnerOptions {
   intraOpThreads?: number;
   /** Samples per run when the model's batch axis is free; default 512. */
   chunk?: number;
+  /**
+   * At most this many input floats per run; default 2^22 (16 MiB). A detector's activations
+   * are many times its input: 512 images of 3×256×256 in one run would need tens of GB.
+   */
+  maxChunkFloats?: number;
   /** Extra tensors to read besides the first output (e.g. a hint feature map). */
   extraOutputs?: string[];
 }
+
+const MAX_CHUNK_FLOATS = 2 ** 22;
 
 /**
  * Runs an inference model (the teacher, or the student during evaluation) over many samples,
@@ -23,7 +30,7 @@ export class ModelRunner {
     readonly output: string,
     readonly sampleShape: number[],
     private readonly fixedBatch: number | undefined,
-    private readonly chunk: number,
+    readonly chunk: number,
     readonly extraOutputs: string[],
   ) {}
 
@@ -69,7 +76,10 @@ export class ModelRunner {
       );
     }
     const fixed = dims[0]?.dimValue;
-    return new ModelRunner(session, input.name, output.name, sampleShape, fixed, options.chunk ?? 512, extra);
+    const sampleFloats = sampleShape.reduce((a, b) => a * b, 1);
+    const byMemory = Math.floor((options.maxChunkFloats ?? MAX_CHUNK_FLOATS) / sampleFloats);
+    const chunk = Math.max(1, Math.min(options.chunk ?? 512, byMemory));
+    return new ModelRunner(session, input.name, output.name, sampleShape, fixed, chunk, extra);
   }
 
   get sampleSize(): number {

@@ -22,6 +22,8 @@ export interface FleetBrokerOptions {
   /** The external broker is a Mosquitto with the dynamic security plugin (`fleetml broker mosquitto-config`). */
   mosquittoDynsec?: boolean;
   openBroker?: boolean;
+  /** Embedded broker: enrollment connections per client address and minute (its default 30). */
+  enrollmentsPerMinute?: number;
   tls?: boolean | { hostnames: string[] };
   devices: DeviceRepository;
   logger: Logger;
@@ -66,6 +68,7 @@ export async function openFleetBroker(o: FleetBrokerOptions): Promise<FleetBroke
     host: o.mqttHost,
     logger: o.logger,
     authenticate,
+    enrollmentsPerMinute: o.enrollmentsPerMinute,
     tls: tls ? { certPem: tls.certPem, keyPem: tls.keyPem } : undefined,
   });
   return {

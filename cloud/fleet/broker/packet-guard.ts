@@ -1,4 +1,4 @@
-import { Duplex, Transform, type TransformCallback } from 'node:stream';
+import { Duplex, Transform, type TransformCallback, Writable } from 'node:stream';
 
 export interface PacketLimits {
   /** Largest first packet (the CONNECT, sent before the client is authenticated), in bytes. */
@@ -68,14 +68,45 @@ export class MqttFrameGuard extends Transform {
   }
 }
 
-/** The socket as aedes should see it: reads pass the frame guard, writes go straight out. */
-export function guardConnection(socket: Duplex, limits: PacketLimits, onViolation: Violation): Duplex {
+/**
+ * Bytes a connection may have waiting to go out before aedes sees backpressure on it. aedes
+ * stops handling a publisher's packets until every subscriber's socket has drained; with a
+ * socket's own 16 KiB mark, one 64 KiB block to a slow device stalls the cloud's connection,
+ * and with the cloud's and the device's connections both full (the device's mqtt.js stops
+ * reading until its own writes drain) the broker deadlocks: seen with 1,000 simulated devices
+ * on a loaded machine. A per-connection queue like Mosquitto's breaks the cycle; a device asks
+ * for at most a window of blocks at a time, so its queue stays far below this.
+ */
+export const WRITE_QUEUE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The socket as aedes should see it: reads pass the frame guard, writes queue up to
+ * `writeQueueBytes` before aedes is told to wait.
+ */
+export function guardConnection(
+  socket: Duplex,
+  limits: PacketLimits,
+  onViolation: Violation,
+  writeQueueBytes = WRITE_QUEUE_BYTES,
+): Duplex {
   const guard = new MqttFrameGuard(limits, onViolation);
   socket.pipe(guard);
-  const guarded = Duplex.from({ readable: guard, writable: socket });
+  const queue = new Writable({
+    highWaterMark: writeQueueBytes,
+    write(chunk: Buffer, _encoding, done) {
+      if (socket.write(chunk)) done();
+      else socket.once('drain', () => done());
+    },
+    final(done) {
+      socket.end();
+      done();
+    },
+  });
+  const guarded = Duplex.from({ readable: guard, writable: queue });
   const destroyAll = () => {
     socket.destroy();
     guard.destroy();
+    queue.destroy();
     guarded.destroy();
   };
   guard.once('error', destroyAll);

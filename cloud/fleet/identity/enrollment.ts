@@ -9,12 +9,12 @@ import {
 } from '../../../shared/protocol/index.js';
 import type { TargetPublisher } from '../delivery/targets.js';
 import type { DeviceRepository } from '../inventory/devices.js';
-import { hashSecret, newSecret } from './secrets.js';
-import type { TokenRepository } from './tokens.js';
+import type { EnrollmentLedger } from './enroll-requests.js';
 
 export interface EnrollmentDeps {
   devices: DeviceRepository;
-  tokens: TokenRepository;
+  /** Enrollment as one transaction, idempotent on the request id (enroll-requests.ts). */
+  enrollments: EnrollmentLedger;
   publisher: TargetPublisher;
   logger: Logger;
   /** Picks a device profile from the reported hardware; null when none matches. */
@@ -36,7 +36,10 @@ function newDeviceId(hostname: string): string {
 
 /**
  * Exchanges a valid enrollment token for a per-device identity (id + secret, stored hashed).
- * `replyTo` is the request id of the topic the request arrived on (the requesting client's).
+ * The same request again (same request id and token: its reply was lost) gets the same
+ * identity back without using the token again. `replyTo` is the request id of the topic the
+ * request arrived on (the requesting client's); the reply names the request it answers, so
+ * agents sharing a token's reply topic each take their own.
  */
 export async function handleEnrollRequest(
   deps: EnrollmentDeps,
@@ -45,23 +48,37 @@ export async function handleEnrollRequest(
 ): Promise<void> {
   let reply: EnrollReply;
   try {
-    await deps.tokens.consumeEnrollToken(request.token);
-    const secret = newSecret();
     const profile = deps.matchProfile?.(request) ?? null;
-    const device = await deps.devices.create({
+    const { device, secret, replayed } = await deps.enrollments.enroll(request, {
       id: newDeviceId(request.hardware.hostname),
       name: request.hardware.hostname,
-      secretHash: hashSecret(secret),
       profile,
       hardware: request.hardware,
     });
+    // Again on a replay: the first attempt may have stopped before the broker knew the device.
     await deps.onEnrolled?.(device.id, secret);
-    reply = { v: 1, ok: true, deviceId: device.id, secret, profile, fleetPublicKey: deps.fleetPublicKey };
-    deps.logger.info({ deviceId: device.id, profile, arch: request.hardware.arch }, 'device enrolled');
+    reply = {
+      v: 1,
+      ok: true,
+      requestId: request.requestId,
+      deviceId: device.id,
+      secret,
+      profile: device.profile,
+      fleetPublicKey: deps.fleetPublicKey,
+    };
+    deps.logger.info(
+      { deviceId: device.id, profile: device.profile, arch: request.hardware.arch, replayed },
+      replayed ? 'enrollment request repeated: same device' : 'device enrolled',
+    );
   } catch (error) {
     const code = isFleetError(error) ? error.code : 'INTERNAL';
     deps.logger.warn({ code, requestId: replyTo }, 'enrollment refused');
-    reply = { v: 1, ok: false, error: { code, message: (error as Error).message } };
+    reply = {
+      v: 1,
+      ok: false,
+      requestId: request.requestId,
+      error: { code, message: (error as Error).message },
+    };
   }
   await deps.publisher.publish(enrollReplyTopic(replyTo), encodeJson(reply), { qos: 1 });
 }

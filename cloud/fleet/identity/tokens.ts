@@ -52,6 +52,12 @@ export class TokenRepository {
 
   /** Uses one enrollment of a token; ENROLL_TOKEN when it is unknown, used up, revoked or expired. */
   async consumeEnrollToken(token: string): Promise<void> {
+    if (!(await this.tryConsumeEnrollToken(token)))
+      throw new FleetError('ENROLL_TOKEN', 'enrollment token is unknown, used up, revoked or expired');
+  }
+
+  /** Uses one enrollment of a token; false when it is unknown, used up, revoked or expired. */
+  async tryConsumeEnrollToken(token: string): Promise<boolean> {
     // One conditional UPDATE: two replicas enrolling with the last use of a token cannot both
     // succeed (the row lock on PostgreSQL, the write lock on SQLite serialise them).
     const result = await this.db
@@ -62,8 +68,7 @@ export class TokenRepository {
       .where('uses_left', '>', 0)
       .where('expires_at', '>=', new Date().toISOString())
       .executeTakeFirst();
-    if (Number(result.numUpdatedRows) === 0)
-      throw new FleetError('ENROLL_TOKEN', 'enrollment token is unknown, used up, revoked or expired');
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async revokeEnrollToken(token: string): Promise<boolean> {

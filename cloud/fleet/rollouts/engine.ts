@@ -20,6 +20,8 @@ export interface RolloutEngineDeps extends RolloutStepDeps {
 export class RolloutEngine {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** The pass that has not started yet, shared by every tick() until it does. */
+  private queued: Promise<void> | undefined;
   private readonly step: RolloutStep;
 
   constructor(private readonly d: RolloutEngineDeps) {
@@ -110,9 +112,18 @@ export class RolloutEngine {
     this.d.onChange?.(id);
   }
 
-  /** One pass over every running rollout. Serialised: overlapping calls wait for the current one. */
+  /**
+   * One pass over every running rollout that starts after this call. Serialised, and coalesced:
+   * every device report asks for a tick, and a pass reads the whole rollout, so calls made
+   * before a pass starts share it. A pass starts after the reports already received have been
+   * handled (setImmediate: SQLite queries never yield to I/O): one pass per burst of reports,
+   * not one per report.
+   */
   tick(): Promise<void> {
+    if (this.queued !== undefined) return this.queued;
     const run = async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.queued = undefined; // calls from now on need a pass after this one
       if (this.d.isLeader && !this.d.isLeader()) return;
       for (const rollout of await this.d.store.active()) {
         if (rollout.status !== 'running') continue;
@@ -124,8 +135,12 @@ export class RolloutEngine {
       }
     };
     const next = (this.ticking ?? Promise.resolve()).then(run);
-    this.ticking = next.finally(() => {
-      if (this.ticking === next) this.ticking = undefined;
+    this.queued = next;
+    // The chain itself never rejects (callers see the error of their pass).
+    const settled = next.catch(() => {});
+    this.ticking = settled;
+    void settled.finally(() => {
+      if (this.ticking === settled) this.ticking = undefined;
     });
     return next;
   }

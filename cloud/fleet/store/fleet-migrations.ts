@@ -218,10 +218,30 @@ export function releaseStamps(
   return stamps;
 }
 
+/**
+ * 0300: enrollments by request id (identity/enroll-requests.ts). An agent whose reply was lost
+ * sends its request again; the row makes that a replay of the first answer instead of a second
+ * use of the token and an orphan device. The salt (with the token, which only the requester
+ * holds) derives the device secret again; the secret itself is stored nowhere.
+ */
+async function enrollRequests(db: AnyDb): Promise<void> {
+  await db.schema
+    .createTable('enroll_requests')
+    .ifNotExists()
+    .addColumn('token_hash', 'text', (c) => c.notNull())
+    .addColumn('request_id', 'text', (c) => c.notNull())
+    .addColumn('device_id', 'text', (c) => c.notNull())
+    .addColumn('salt', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('enroll_requests_pk', ['token_hash', 'request_id'])
+    .execute();
+}
+
 /** By name, applied in name order. */
 export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0001_fleet_baseline': { up: baseline },
   '0002_release_stamps': { up: reconcileReleases },
   '0100_delivery_tables': { up: deliveryTables },
   '0200_telemetry_baseline': { up: telemetryBaseline },
+  '0300_enroll_requests': { up: enrollRequests },
 };

@@ -35,6 +35,15 @@ export interface EnrollTokensTable {
   revoked: Generated<number>;
 }
 
+/** One row per enrollment request that created a device (fleet migration 0300). */
+export interface EnrollRequestsTable {
+  token_hash: string;
+  request_id: string;
+  device_id: string;
+  salt: string;
+  created_at: string;
+}
+
 export interface ApiTokensTable {
   token_hash: string;
   name: string;
@@ -260,6 +269,7 @@ export interface ServingRollupTable {
 export interface FleetSchema {
   devices: DevicesTable;
   enroll_tokens: EnrollTokensTable;
+  enroll_requests: EnrollRequestsTable;
   api_tokens: ApiTokensTable;
   models: ModelsTable;
   targets: TargetsTable;

@@ -113,7 +113,8 @@ export class FakeCloud {
               }
             : { v: 1, ok: false, error: { code: 'ENROLL_TOKEN', message: 'unknown token' } };
         if (reply.ok) this.enrolled.push((reply as { deviceId: string }).deviceId);
-        void this.client.publishAsync(enrollReplyTopic(req.requestId), encodeJson(reply), { qos: 1 });
+        // Like the cloud: the reply goes to the topic the request came on (the client's id).
+        void this.client.publishAsync(enrollReplyTopic(parsed.requestId), encodeJson(reply), { qos: 1 });
       } else if (parsed.kind === 'device') {
         const { deviceId, channel } = parsed;
         const body = channel === 'transfer/req' ? null : JSON.parse(payload.toString());

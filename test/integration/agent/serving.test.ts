@@ -17,7 +17,7 @@ describe('the agent serves its active model', () => {
   let dataDir: string;
   beforeAll(async () => {
     fleet = await FleetHarness.start(0);
-    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.issueEnrollToken();
     dataDir = join(fleet.dir, 'serving-agent');
     agent = await startAgent({
       config: resolveConfig({

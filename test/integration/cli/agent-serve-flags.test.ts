@@ -45,7 +45,7 @@ describe('fleetml agent start: serving flags', () => {
   });
 
   const startAgent = async (name: string, extra: string[]) => {
-    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.issueEnrollToken();
     const agent = new FleetmlProcess([
       'agent',
       'start',

@@ -19,7 +19,7 @@ describe('an agent that says what it does', () => {
         done();
       },
     });
-    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.issueEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,

@@ -5,8 +5,9 @@ import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
 import { makeNode } from '../../../cloud/compression/onnx/build.js';
 import { decodeModel, encodeModel } from '../../../cloud/compression/onnx/proto.js';
-import { type CloudHandle, startCloud } from '../../../cloud/main.js';
+import type { CloudHandle } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
+import { startCloudForTests } from '../support/backend-mode.js';
 
 const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 const quiet = () => createLogger({ name: 'test', level: 'silent' });
@@ -25,7 +26,10 @@ export async function waitFor<T>(
   }
 }
 
-/** A real cloud with N real agents on loopback, for fleet-level tests. */
+/**
+ * A real cloud with N real agents on loopback, for fleet-level tests: on the embedded broker
+ * and SQLite, or on PostgreSQL and Mosquitto (FLEETML_TEST_BACKEND, support/backend-mode.ts).
+ */
 export class FleetHarness {
   readonly agents: AgentHandle[] = [];
   private constructor(
@@ -35,7 +39,7 @@ export class FleetHarness {
 
   static async start(agentCount: number): Promise<FleetHarness> {
     const dir = await mkdtemp(join(tmpdir(), 'fleetml-fleet-'));
-    const cloud = await startCloud({
+    const cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttPort: 0,
@@ -51,7 +55,7 @@ export class FleetHarness {
   }
 
   async addAgent(index: number): Promise<AgentHandle> {
-    const { token } = await this.cloud.services.tokens.createEnrollToken();
+    const { token } = await this.cloud.services.issueEnrollToken();
     const agent = await startAgent({
       config: resolveConfig({
         cloudUrl: this.cloud.mqttUrl,

@@ -26,7 +26,7 @@ describe('serving shapes: a model with symbolic dims, uploaded with --shape', ()
   let json: (...args: string[]) => Promise<any>;
   beforeAll(async () => {
     fleet = await FleetHarness.start(0);
-    const { token } = await fleet.cloud.services.tokens.createEnrollToken();
+    const { token } = await fleet.cloud.services.issueEnrollToken();
     fleet.agents[0] = await startAgent({
       config: resolveConfig({
         cloudUrl: fleet.cloud.mqttUrl,

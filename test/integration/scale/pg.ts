@@ -1,4 +1,6 @@
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import pg from 'pg';
 
 /** The database .ci/run prepares (scripts/ci/postgres.sh); override with FLEETML_TEST_POSTGRES. */
@@ -39,4 +41,47 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
       await c.end();
     },
   };
+}
+
+/** The local cluster `pg_lsclusters` lists first (what scripts/ci/postgres.sh starts). */
+function localCluster(): { version: string; name: string } | null {
+  const listed = spawnSync('pg_lsclusters', ['--no-header'], { encoding: 'utf8' });
+  if (listed.status !== 0) return null;
+  const [version, name] = listed.stdout.trim().split('\n')[0]?.split(/\s+/) ?? [];
+  return version && name ? { version, name } : null;
+}
+
+/**
+ * Why this process cannot restart the local PostgreSQL server, or null when it can (root, and
+ * the test server is the local cluster). A restart hits every test using that server, so only
+ * the serial tests (*.serial.test.ts, run alone by vitest.serial.config.ts) do it.
+ */
+export function postgresRestartUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'restarting PostgreSQL needs root (pg_ctlcluster)';
+  if (!['127.0.0.1', 'localhost'].includes(new URL(TEST_POSTGRES).hostname))
+    return `${new URL(TEST_POSTGRES).hostname} is not this machine's PostgreSQL`;
+  return localCluster() ? null : 'no local PostgreSQL cluster (pg_lsclusters)';
+}
+
+/** `pg_ctlcluster restart` of the local server: every connection to it is cut. Resolves when it is back. */
+export async function restartPostgres(): Promise<void> {
+  const cluster = localCluster();
+  if (!cluster) throw new Error('no local PostgreSQL cluster to restart');
+  // Asynchronously: the simulated devices of the test share this process's event loop.
+  await promisify(execFile)(
+    'pg_ctlcluster',
+    ['--skip-systemctl-redirect', cluster.version, cluster.name, 'restart'],
+    { timeout: 120_000 },
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const client = new pg.Client({ connectionString: TEST_POSTGRES, connectionTimeoutMillis: 2000 });
+    const up = await client.connect().then(
+      () => client.end().then(() => true),
+      () => false,
+    );
+    if (up) return;
+    if (Date.now() > deadline) throw new Error('PostgreSQL did not come back within 60 s of a restart');
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -2,6 +2,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTopic } from '../../../shared/protocol/index.js';
 import { FleetHarness, waitFor } from '../e2e/fleet-harness.js';
+import { embeddedOnly } from '../support/backend-mode.js';
 
 // Least privilege on the embedded broker, with real agents enrolled through the real cloud:
 // what a stolen device's credentials can and cannot do.
@@ -19,7 +20,9 @@ async function refused(url: string, options: mqtt.IClientOptions): Promise<strin
   }
 }
 
-describe('broker access control', () => {
+// The embedded broker's own authenticator and ACL; Mosquitto's are tested in mosquitto.test.ts.
+const embedded = embeddedOnly("the embedded broker's authenticator; Mosquitto's ACL is mosquitto.test.ts");
+describe.skipIf(embedded.skip)(embedded.title('broker access control'), () => {
   let fleet: FleetHarness;
   let a: { id: string; secret: string };
   let b: { id: string; secret: string };

@@ -5,15 +5,20 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
-import { type CloudHandle, startCloud } from '../../../cloud/main.js';
+import type { CloudHandle } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
 import { waitFor } from '../e2e/fleet-harness.js';
+import { backendOf, onPgMosquitto, startCloudForTests } from '../support/backend-mode.js';
 
 const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 
 // Every log line of a cloud (with TLS) and an agent at level trace, through enrollment, API
 // calls (good, wrong and query-string tokens), a deployment and a refused enrollment: no
 // enrollment token, device secret, API token or private key may appear in any of them.
+// On pg-mosquitto the broker is Mosquitto (plain MQTT on loopback, no fleet CA) and the
+// cloud's password on it joins the secrets.
+const caFile = (dir: string) => (onPgMosquitto ? undefined : join(dir, 'cloud', 'tls', 'ca.pem'));
+const TLS_KEYS = onPgMosquitto ? [] : ['ca.key', 'server.key'];
 describe('secrets never reach the logs', () => {
   let dir: string;
   let cloud: CloudHandle;
@@ -47,7 +52,7 @@ describe('secrets never reach the logs', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleetml-logs-'));
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttPort: 0,
@@ -80,7 +85,7 @@ describe('secrets never reach the logs', () => {
       config: resolveConfig({
         cloudUrl: cloud.mqttUrl,
         enrollToken: secrets.enroll,
-        caFile: join(dir, 'cloud', 'tls', 'ca.pem'),
+        caFile: caFile(dir),
         dataDir: join(dir, 'agent'),
         telemetryIntervalS: 0.5,
         benchRuns: 3,
@@ -102,7 +107,7 @@ describe('secrets never reach the logs', () => {
       config: resolveConfig({
         cloudUrl: cloud.mqttUrl,
         enrollToken: secrets.enroll,
-        caFile: join(dir, 'cloud', 'tls', 'ca.pem'),
+        caFile: caFile(dir),
         dataDir: join(dir, 'agent-2'),
         enrollTimeoutS: 1,
       }),
@@ -114,7 +119,9 @@ describe('secrets never reach the logs', () => {
     const signing = JSON.parse(await readFile(join(dir, 'cloud', 'keys', 'fleet-signing.json'), 'utf8'));
     secrets.signingKey = signing.privateKey;
     const pemLines: string[] = [];
-    for (const key of ['ca.key', 'server.key']) {
+    const mqttPassword = backendOf(cloud)?.broker.cloudPassword;
+    if (mqttPassword) secrets.mqttPassword = mqttPassword;
+    for (const key of TLS_KEYS) {
       const pem = await readFile(join(dir, 'cloud', 'tls', key), 'utf8');
       pemLines.push(...pem.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')));
     }
@@ -137,8 +144,7 @@ describe('secrets never reach the logs', () => {
       join(dir, 'agent', 'identity.json'),
       join(dir, 'cloud', 'admin-token'),
       join(dir, 'cloud', 'keys', 'fleet-signing.json'),
-      join(dir, 'cloud', 'tls', 'ca.key'),
-      join(dir, 'cloud', 'tls', 'server.key'),
+      ...TLS_KEYS.map((key) => join(dir, 'cloud', 'tls', key)),
     ];
     for (const file of files) expect(((await stat(file)).mode & 0o777).toString(8), file).toBe('600');
     for (const d of [join(dir, 'agent'), join(dir, 'cloud')]) {

@@ -11,10 +11,11 @@ import { type AgentHandle, startAgent } from '../../../agent/main.js';
 import { CLOUD_USERNAME } from '../../../cloud/fleet/broker/acl.js';
 import { writeMosquittoSetup } from '../../../cloud/fleet/broker/dynsec-setup.js';
 import { newSecret } from '../../../cloud/fleet/identity/secrets.js';
-import { type CloudHandle, startCloud } from '../../../cloud/main.js';
+import type { CloudHandle } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
 import { deviceTopic } from '../../../shared/protocol/index.js';
 import { waitFor } from '../e2e/fleet-harness.js';
+import { startCloudForTests, storedTelemetry } from '../support/backend-mode.js';
 
 // The same least-privilege rules on Debian's Mosquitto, from the files fleetml generates.
 const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -51,7 +52,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
         () => false,
       ),
     );
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttUrl: url,
@@ -61,8 +62,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
       logger: quiet(),
     });
     for (let i = 0; i < 2; i++) {
-      const { token } = await cloud.services.tokens.createEnrollToken();
-      await cloud.services.onEnrollToken?.(token);
+      const { token } = await cloud.services.issueEnrollToken();
       agents.push(
         await startAgent({
           config: resolveConfig({
@@ -136,12 +136,7 @@ describe.skipIf(!existsSync(MOSQUITTO))('external Mosquitto with generated passw
     await new Promise((r) => setTimeout(r, 500));
     await client.endAsync();
     expect(received).not.toContain(deviceTopic(b.deviceId, 'target'));
-    const row = cloud.services.db
-      .prepare('SELECT count(*) n FROM telemetry WHERE device_id = ? AND seq = 777777')
-      .get(b.deviceId) as {
-      n: number;
-    };
-    expect(row.n).toBe(0);
+    expect((await storedTelemetry(cloud, b.deviceId)).filter((r) => r.seq === 777_777)).toEqual([]);
   });
 
   it('refuses unknown credentials', async () => {

@@ -7,9 +7,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
-import { type CloudHandle, startCloud } from '../../../cloud/main.js';
+import type { CloudHandle } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
 import { waitFor } from '../e2e/fleet-harness.js';
+import { startCloudForTests } from '../support/backend-mode.js';
 
 // Offline signing: the cloud never sees the private key. Manifests wait unsigned, are signed
 // with the CLI "on another machine" and attached; nothing unsigned is ever deployed.
@@ -27,14 +28,14 @@ describe('offline manifest signing', () => {
     dir = await mkdtemp(join(tmpdir(), 'fleetml-offline-'));
     keyFile = join(dir, 'offline-key.json');
     const generated = await cli('keys', 'generate', '--out', keyFile);
-    cloud = await startCloud({
+    cloud = await startCloudForTests({
       dataDir: join(dir, 'cloud'),
       httpPort: 0,
       mqttPort: 0,
       signingPublicKey: generated.publicKey,
       logger: createLogger({ name: 't', level: 'silent' }),
     });
-    const { token } = await cloud.services.tokens.createEnrollToken();
+    const { token } = await cloud.services.issueEnrollToken();
     agent = await startAgent({
       config: resolveConfig({
         cloudUrl: cloud.mqttUrl,

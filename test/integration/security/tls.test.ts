@@ -8,11 +8,14 @@ import { type AgentHandle, startAgent } from '../../../agent/main.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
 import { waitFor } from '../e2e/fleet-harness.js';
+import { embeddedOnly } from '../support/backend-mode.js';
 
 const SAMPLE = new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url);
 const quiet = () => createLogger({ name: 't', level: 'silent' });
 
-describe('mqtts with a pinned fleet CA', () => {
+// The embedded broker's mqtts listener and fleet CA (an external broker brings its own TLS).
+const embedded = embeddedOnly("the embedded broker's mqtts listener");
+describe.skipIf(embedded.skip)(embedded.title('mqtts with a pinned fleet CA'), () => {
   let dir: string;
   let cloud: CloudHandle;
   let agent: AgentHandle;
@@ -59,7 +62,7 @@ describe('mqtts with a pinned fleet CA', () => {
   it('enrolls an agent that pins the CA, and delivers a model over mqtts', async () => {
     const caFile = join(dir, 'ca.pem');
     await writeFile(caFile, cloud.services.caPem!);
-    const { token } = await cloud.services.tokens.createEnrollToken();
+    const { token } = await cloud.services.issueEnrollToken();
     agent = await startAgent({
       config: resolveConfig({
         cloudUrl: cloud.mqttUrl,

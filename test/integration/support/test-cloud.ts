@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CloudHandle, type CloudOptions, startCloud } from '../../../cloud/main.js';
+import type { CloudHandle, CloudOptions } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
+import { startCloudForTests } from './backend-mode.js';
 
 export interface TestCloud {
   cloud: CloudHandle;
@@ -13,13 +14,13 @@ export interface TestCloud {
   stop(): Promise<void>;
 }
 
-/** A real cloud (embedded broker, SQLite, HTTP) on free ports in a temporary directory. */
+/** A real cloud (embedded broker and SQLite, or FLEETML_TEST_BACKEND's) with HTTP on free ports in a temporary directory. */
 export async function startTestCloud(
   options: Partial<CloudOptions> = {},
   prefix = 'fleetml-test-',
 ): Promise<TestCloud> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  const cloud = await startCloud({
+  const cloud = await startCloudForTests({
     dataDir: join(dir, 'cloud'),
     httpPort: 0,
     mqttPort: 0,

@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { LocalArtifactStore } from '../../../cloud/fleet/delivery/local-artifacts.js';
 import { ManifestService } from '../../../cloud/fleet/delivery/manifests.js';
 import { TargetService } from '../../../cloud/fleet/delivery/targets.js';
+import { EnrollmentLedger } from '../../../cloud/fleet/identity/enroll-requests.js';
 import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
 import { TokenRepository } from '../../../cloud/fleet/identity/tokens.js';
 import { createMessageRouter } from '../../../cloud/fleet/ingest/router.js';
@@ -16,7 +17,12 @@ import { ModelRegistry } from '../../../cloud/fleet/inventory/models.js';
 import { type Db, openDatabase } from '../../../cloud/fleet/store/db.js';
 import { type FleetStore, openFleetStore } from '../../../cloud/fleet/store/kysely.js';
 import { generateFleetKeyPair, signTarget } from '../../../shared/manifest/index.js';
-import { deviceTopic, enrollReplySchema, enrollRequestTopic } from '../../../shared/protocol/index.js';
+import {
+  deviceTopic,
+  enrollReplySchema,
+  enrollReplyTopic,
+  enrollRequestTopic,
+} from '../../../shared/protocol/index.js';
 
 const SAMPLE = readFileSync(new URL('../../../cloud/samples/mnist-mlp.onnx', import.meta.url));
 const hardware = {
@@ -117,7 +123,7 @@ describe('message router', () => {
     const telemetry = new TelemetryRepository(fleet);
     const router = createMessageRouter({
       devices,
-      tokens,
+      enrollments: new EnrollmentLedger(fleet),
       telemetry,
       ingest: directIngest(new SqliteTelemetryWriter(db), (id, at) => devices.touch(id, at)),
       publisher,
@@ -140,6 +146,24 @@ describe('message router', () => {
     );
     const refused = enrollReplySchema.parse(JSON.parse(publisher.messages[1].payload.toString()));
     expect(refused).toMatchObject({ ok: false, error: { code: 'ENROLL_TOKEN' } });
+    expect(await devices.list()).toHaveLength(1);
+  });
+
+  it('answers a re-sent enrollment request (lost reply) with the same identity, naming the request', async () => {
+    const { publisher, devices, tokens, router } = setup();
+    const { token } = await tokens.createEnrollToken();
+    const request = { v: 1, requestId: 'req-lost-reply', token, agentVersion: '0.1.0', hardware };
+    for (let i = 0; i < 2; i++)
+      await router.handle(enrollRequestTopic('enroll-topic'), Buffer.from(JSON.stringify(request)));
+    const [first, second] = publisher.messages.map((m) =>
+      enrollReplySchema.parse(JSON.parse(m.payload.toString())),
+    );
+    expect(publisher.messages.map((m) => m.topic)).toEqual([
+      enrollReplyTopic('enroll-topic'),
+      enrollReplyTopic('enroll-topic'),
+    ]);
+    expect(first).toMatchObject({ ok: true, requestId: 'req-lost-reply' });
+    expect(second).toEqual(first);
     expect(await devices.list()).toHaveLength(1);
   });
 

@@ -116,7 +116,13 @@ function unsupported(node: NodeProto): FleetError {
   );
 }
 
-/** Tensors that depend on a `wrt` tensor and that the loss depends on. */
+/**
+ * Tensors that depend on a `wrt` tensor and that the loss depends on through differentiable
+ * inputs. A shape computed from a feature map (Shape → Gather → Concat → Reshape's shape input,
+ * as exporters write dynamic reshapes) reaches the loss only through a slot no gradient flows
+ * into, so nothing on that path needs a rule. Ops without a rule count every input, so that
+ * assertDifferentiable still names them.
+ */
 function tensorsNeedingGradient(order: NodeProto[], loss: string, wrt: Set<string>): Set<string> {
   const fromWrt = new Set(wrt);
   for (const node of order) {
@@ -125,7 +131,11 @@ function tensorsNeedingGradient(order: NodeProto[], loss: string, wrt: Set<strin
   const toLoss = new Set([loss]);
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i];
-    if (node.output.some((o) => toLoss.has(o))) for (const input of node.input) if (input) toLoss.add(input);
+    if (!node.output.some((o) => toLoss.has(o))) continue;
+    const slots = gradRule(node.opType, node.domain)?.differentiable;
+    node.input.forEach((input, index) => {
+      if (input && (!slots || slots.includes(index))) toLoss.add(input);
+    });
   }
   return new Set([...fromWrt].filter((t) => toLoss.has(t)));
 }

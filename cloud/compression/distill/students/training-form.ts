@@ -1,7 +1,7 @@
 import { FleetError } from '../../../../shared/errors/index.js';
 import { attr, makeNode } from '../../onnx/build.js';
 import { attrFloat, describeNode } from '../../onnx/graph.js';
-import { makeTensor } from '../../onnx/tensor.js';
+import { elementCount, makeTensor } from '../../onnx/tensor.js';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../../onnx/types.js';
 import { assertDifferentiable } from '../autodiff/backward.js';
 import { gradRule } from '../autodiff/registry.js';
@@ -31,6 +31,9 @@ export interface TrainingForm {
 }
 
 export const MIN_STUDENT_OPSET = 13;
+
+/** Element-wise ops whose single-number float operands are constants, not parameters. */
+const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum']);
 
 export function defaultOpset(model: ModelProto): number {
   return model.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
@@ -77,8 +80,18 @@ export function trainingForm(model: ModelProto, seed = 0, sampleShape?: number[]
     const rule = gradRule(node.opType, node.domain);
     node.input.forEach((name, i) => {
       const t = initializers.get(name);
-      // Fake-quantization constants (scales, clamp bounds: distill/qat.ts) are never parameters.
-      if (t && t.dataType === DataType.FLOAT && rule?.differentiable.includes(i) && !name.includes('/fq_'))
+      // Fake-quantization constants (scales, clamp bounds: distill/qat.ts) are never parameters,
+      // nor single numbers in element-wise ops: exporters write epsilons, attention scales and
+      // exponents that way (paddle2onnx's decomposed LayerNorm adds 1e-5), and Adam's steps of
+      // about lr would push an epsilon past zero. A one-channel bias of a Conv or Gemm still trains.
+      const scalarOperand = ELEMENTWISE.has(node.opType) && elementCount(t?.dims?.map(Number)) === 1;
+      if (
+        t &&
+        t.dataType === DataType.FLOAT &&
+        rule?.differentiable.includes(i) &&
+        !name.includes('/fq_') &&
+        !scalarOperand
+      )
         trainable.add(name);
     });
   }

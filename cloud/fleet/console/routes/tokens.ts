@@ -31,8 +31,7 @@ export async function registerTokenRoutes(app: FastifyInstance, s: CloudServices
     },
     async (request, reply) => {
       const body = parseInput(enrollTokenSchema, request.body ?? {});
-      const created = await s.tokens.createEnrollToken(body);
-      await s.onEnrollToken?.(created.token);
+      const created = await s.issueEnrollToken(body);
       await s.audit.record(request.caller?.name ?? '?', 'enroll-token.create', {
         expiresAt: created.expiresAt,
         uses: body.uses ?? 1,

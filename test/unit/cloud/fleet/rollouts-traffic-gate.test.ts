@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { abortReason } from '../../../../cloud/fleet/rollouts/abort-rules.js';
 import { soakRemainingMs, trafficVerdict } from '../../../../cloud/fleet/rollouts/traffic-gate.js';
 import { DEFAULT_POLICY, type Execution } from '../../../../cloud/fleet/rollouts/types.js';
 import type { TelemetryRecord } from '../../../../shared/protocol/index.js';
@@ -79,6 +80,25 @@ describe('rollouts judged on real traffic', () => {
   it('passes a release that users feel no worse on', async () => {
     const { query } = await fleetWith(2.1, 0);
     expect(await trafficVerdict(policy, 'm-new', wave, Date.now(), query)).toBeNull();
+  });
+
+  it("the rollout's abort rules wait for the verdict: none for a good release, the reason for a bad one", async () => {
+    const rollout = {
+      id: 'r-1',
+      modelId: 'm-new',
+      selector: { devices: ['a', 'b'] },
+      policy,
+      status: 'running' as const,
+      reason: null,
+      currentWave: 0,
+      createdBy: 't',
+      createdAt: new Date(T0).toISOString(),
+      updatedAt: new Date(T0).toISOString(),
+    };
+    const good = await fleetWith(2.1, 0);
+    expect(await abortReason(rollout, wave, Date.now(), good.query)).toBeNull();
+    const bad = await fleetWith(3, 0);
+    expect(await abortReason(rollout, wave, Date.now(), bad.query)).toMatch(/^wave 0: real-traffic p99 /);
   });
 
   it('stops a release whose real-traffic p99 regressed beyond the budget', async () => {

@@ -408,6 +408,58 @@ const CASES: Record<string, GradCheckCase> = {
     ],
     output: 'y',
   },
+  'Cast float to float (the gradient passes)': {
+    nodes: [node('Cast', ['x'], ['c'], [attr.int('to', DataType.FLOAT)]), node('Mul', ['c', 'x'], ['y'])],
+    inputs: [{ name: 'x', shape: [3, 4] }],
+    output: 'y',
+    dtype: 'float32',
+  },
+  'Cast through int64 (a staircase: no gradient flows through it)': {
+    // y = trunc(3x) + x: dy/dx = 1 away from the steps (values keep 3x ≥ 0.2 from integers).
+    nodes: [
+      node('Mul', ['x', 'three'], ['x3']),
+      node('Cast', ['x3'], ['i'], [attr.int('to', DataType.INT64)]),
+      node('Cast', ['i'], ['f'], [attr.int('to', DataType.FLOAT)]),
+      node('Add', ['f', 'x'], ['y']),
+    ],
+    inputs: [{ name: 'x', shape: [6], values: [0.1, 0.25, -0.4, 0.6, -0.9, 0.75] }],
+    constants: () => [makeTensor('three', DataType.FLOAT, [], [3])],
+    output: 'y',
+    dtype: 'float32',
+  },
+  'Shape and Cast computing a Reshape target (a dynamic reshape as paddle2onnx writes it)': {
+    // The target [N, -1] is computed from the feature map itself: Shape → Cast → Slice →
+    // Cast → Concat; the gradient flows through Reshape's data input only.
+    nodes: [
+      node('Mul', ['x', 'x'], ['sq']),
+      node('Shape', ['sq'], ['s']),
+      node('Cast', ['s'], ['sf'], [attr.int('to', DataType.FLOAT)]),
+      node('Slice', ['sf', 'zero', 'one'], ['nf']),
+      node('Cast', ['nf'], ['n'], [attr.int('to', DataType.INT64)]),
+      node('Concat', ['n', 'minus_one'], ['target'], [attr.int('axis', 0)]),
+      node('Reshape', ['sq', 'target'], ['y']),
+    ],
+    inputs: [{ name: 'x', shape: [2, 3, 4] }],
+    constants: () => [
+      makeTensor('zero', DataType.INT64, [1], [0]),
+      makeTensor('one', DataType.INT64, [1], [1]),
+      makeTensor('minus_one', DataType.INT64, [1], [-1]),
+    ],
+    output: 'y',
+    dtype: 'float32',
+  },
+  'Gather scalar index, axis 0 (q, k or v out of one attention projection)': {
+    nodes: [node('Gather', ['x', 'i'], ['g'], [attr.int('axis', 0)]), node('Mul', ['g', 'g'], ['y'])],
+    inputs: [{ name: 'x', shape: [3, 2, 4] }],
+    constants: () => [makeTensor('i', DataType.INT64, [], [1])],
+    output: 'y',
+  },
+  'Gather repeated and negative indices, axis 1': {
+    nodes: [node('Gather', ['x', 'i'], ['y'], [attr.int('axis', 1)])],
+    inputs: [{ name: 'x', shape: [2, 5, 3] }],
+    constants: () => [makeTensor('i', DataType.INT64, [2, 2], [0, 3, -1, 3])],
+    output: 'y',
+  },
   'Fake quantization (STE)': {
     nodes: [
       node('QuantizeLinear', ['x', 'sc', 'zp'], ['q']),
@@ -500,6 +552,8 @@ describe('gradient rules vs finite differences', () => {
       'ReduceSum',
       'Dropout',
       'LayerNormalization',
+      'Shape',
+      'Cast',
     ];
     const ops = differentiableOps();
     for (const op of required) expect(ops).toContain(op);

@@ -1,10 +1,15 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadImageFolder } from '../../../../../cloud/compression/data/images.js';
+import { encodePng, loadImageFolder } from '../../../../../cloud/compression/data/images.js';
+import {
+  DETECTOR_IMAGES,
+  textImages,
+  textImagesRgba,
+} from '../../../../../cloud/compression/data/text-images.js';
 import { loadTrainData } from '../../../../../cloud/compression/distill/data.js';
 import { isFleetError } from '../../../../../shared/errors/index.js';
 
@@ -55,5 +60,21 @@ describe('image folders as distillation data', () => {
       error = e;
     }
     expect(isFleetError(error) && error.code === 'INPUT_INVALID').toBe(true);
+  });
+
+  it('rendered text images written as PNG files load back as the same samples (within one 8-bit step)', async () => {
+    const pages = join(dir, 'pages');
+    await mkdir(pages);
+    const size = { height: 40, width: 56, count: 2, seed: 9 };
+    const images = textImagesRgba(size);
+    await writeFile(join(pages, '0.png'), encodePng(images[0]));
+    await writeFile(join(pages, '1.png'), encodePng(images[1]));
+    const { mean, std } = DETECTOR_IMAGES;
+    const loaded = await loadImageFolder(pages, { width: 56, height: 40, channels: 3, mean, std });
+    const expected = textImages(size);
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(loaded.x[i] - expected[i]));
+    expect(worst).toBeLessThan(0.5 / 255 / Math.min(...std) + 1e-5);
+    expect(worst).toBeGreaterThan(0); // 8-bit pixels, not the float samples themselves
   });
 });

@@ -205,6 +205,31 @@ describe('training graph and export', () => {
     }
   });
 
+  it('single numbers in element-wise ops stay constants; weights and a one-channel bias train', () => {
+    // As paddle2onnx writes a decomposed LayerNorm (Add of an epsilon) and an attention scale.
+    const model = makeModel(
+      [
+        makeNode('Flatten', ['x'], ['flat']),
+        makeNode('Gemm', ['flat', 'fc.w', 'fc.b'], ['z']),
+        makeNode('Add', ['z', 'eps'], ['shifted']),
+        makeNode('Mul', ['shifted', 'scale'], ['logits']),
+      ],
+      [floatInput('x', ['N', 1, 12, 12])],
+      [floatInput('logits', ['N', 1])],
+      {
+        initializers: [
+          floatTensor('fc.w', [144, 1], new Float32Array(144).fill(0.01)),
+          floatTensor('fc.b', [1], [0.5]),
+          floatTensor('eps', [], [1e-5]),
+          floatTensor('scale', [1], [0.125]),
+        ],
+      },
+    );
+    const form = trainingForm(model);
+    expect(form.params.map((p) => p.name).sort()).toEqual(['fc.b', 'fc.w']);
+    expect(form.constants.map((c) => c.name).sort()).toEqual(['eps', 'scale']);
+  });
+
   it('a teacher op onnxruntime cannot run gives a coded error naming the op', async () => {
     const teacher = buildTemplate({ kind: 'mlp', hidden: [16] }, { sampleShape: SAMPLE, classes: 10 });
     teacher.graph.node.push(makeNode('NoSuchOp', ['logits'], ['weird'], [], 'bad_node'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenRepository } from '../../../../../cloud/fleet/identity/tokens.js';
+import { EnrollmentLedger } from '../../../../../cloud/fleet/identity/enroll-requests.js';
 import { IngestQueue } from '../../../../../cloud/fleet/ingest/ingest-queue.js';
 import { createMessageRouter } from '../../../../../cloud/fleet/ingest/router.js';
 import { isFleetError } from '../../../../../shared/errors/index.js';
@@ -124,7 +124,7 @@ describe('router with the ingest queue', () => {
     const router = createMessageRouter({
       devices: f.devices,
       telemetry: f.telemetry,
-      tokens: new TokenRepository(f.fleet),
+      enrollments: new EnrollmentLedger(f.fleet),
       ingest: f.monitor.ingest,
       logger: createLogger({ name: 'test', level: 'silent' }),
       fleetPublicKey: 'unused',

@@ -1,0 +1,47 @@
+import { Duplex } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { guardConnection } from '../../../../../cloud/fleet/broker/packet-guard.js';
+
+const limits = { firstPacketBytes: 1 << 16, packetBytes: 1 << 20 };
+const BLOCK = Buffer.alloc(64 * 1024, 7);
+const turns = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+// aedes waits for a subscriber's connection to drain before it handles the publisher's next
+// packet. A connection that queues (up to a bound) keeps one slow reader from stalling the
+// broker, and with it the cloud's own connection (the deadlock seen at 1,000 devices).
+describe('broker connection write queue', () => {
+  it('accepts writes a slow reader has not taken, up to its bound, then makes the writer wait', async () => {
+    // A peer that does not read: its socket takes 16 KiB, like a starved device's.
+    const delivered: Buffer[] = [];
+    let waiting: Array<() => void> = [];
+    let reading = false;
+    const socket = new Duplex({
+      writableHighWaterMark: 16 * 1024,
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        delivered.push(chunk);
+        if (reading) done();
+        else waiting.push(() => done());
+      },
+    });
+    const connection = guardConnection(socket, limits, () => {}, 1024 * 1024);
+    let accepted = 0;
+    for (let i = 0; i < 32; i++) connection.write(BLOCK, () => accepted++);
+    await turns(50);
+    // 2 MiB written: the first 1 MiB queued at once, the rest waits for the reader.
+    expect(accepted).toBeGreaterThanOrEqual(15);
+    expect(accepted).toBeLessThan(32);
+    // The reader catches up: everything goes out, in order.
+    reading = true;
+    for (const release of waiting) release();
+    waiting = [];
+    await turns(200);
+    expect(accepted).toBe(32);
+    expect(Buffer.concat(delivered).equals(Buffer.concat(Array.from({ length: 32 }, () => BLOCK)))).toBe(
+      true,
+    );
+    connection.destroy();
+  });
+});
