@@ -93,6 +93,7 @@ export async function buildServices(wiring: ServiceWiring): Promise<CloudService
   const profileStore = new ProfileStore(fleet);
   const profiles = new ProfileRegistry();
   await profileStore.loadInto(profiles);
+  profileStore.follow(events, profiles, (error) => logger.warn({ err: error }, 'reloading profiles failed'));
   const audit = new AuditLog(fleet);
   const monitor = new FleetMonitor({
     db,

@@ -4,7 +4,9 @@ import { EventEmitter } from 'node:events';
 export type FleetEvent =
   | { type: 'device'; deviceId: string; kind: 'state' | 'bench' | 'telemetry' | 'status' }
   | { type: 'rollout'; rolloutId: string }
-  | { type: 'job'; jobId: string };
+  | { type: 'job'; jobId: string }
+  /** A user-defined device profile was saved (replicas reload theirs: inventory/profiles.ts). */
+  | { type: 'profile'; name: string };
 
 /**
  * Fan-out of fleet events to the live views of this process; listeners never block the sender.

@@ -1,5 +1,6 @@
 import type { DeviceProfile } from '../../compression/index.js';
 import type { FleetDb, FleetStore } from '../store/kysely.js';
+import type { FleetEvents } from './events.js';
 
 /** Something that takes validated profiles (the compression engine's ProfileRegistry). */
 export interface ProfileSink {
@@ -8,7 +9,9 @@ export interface ProfileSink {
 
 /**
  * User-defined device profiles, kept in the fleet store (the built-ins live in code). Each
- * replica holds them in its ProfileRegistry; `loadInto` brings in what other replicas saved.
+ * replica holds them in its ProfileRegistry; `loadInto` brings in what other replicas saved, and
+ * `follow` does so whenever a replica announces a saved profile (enrollment matches profiles
+ * synchronously, from the registry).
  */
 export class ProfileStore {
   private readonly db: FleetDb;
@@ -36,6 +39,13 @@ export class ProfileStore {
       .orderBy('name')
       .execute();
     return rows.map((r) => JSON.parse(r.body));
+  }
+
+  /** Reloads `registry` on every `profile` event (made here, or relayed from another replica). */
+  follow(events: FleetEvents, registry: ProfileSink, onError: (error: unknown) => void): () => void {
+    return events.subscribe((event) => {
+      if (event.type === 'profile') this.loadInto(registry).catch(onError);
+    });
   }
 
   /** Adds every saved profile to `registry`; returns how many. */

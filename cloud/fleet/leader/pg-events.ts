@@ -33,6 +33,8 @@ function eventKey(event: FleetEvent): string {
       return `r:${event.rolloutId}`;
     case 'job':
       return `j:${event.jobId}`;
+    case 'profile':
+      return `p:${event.name}`;
   }
 }
 

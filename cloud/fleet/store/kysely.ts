@@ -49,11 +49,15 @@ export async function openFleetStore(
   return store;
 }
 
-/** Applies pending fleet migrations (up to `to` when given). */
-export async function migrateFleetStore(store: FleetStore, to?: string): Promise<void> {
+/** Applies pending fleet migrations (up to `to` when given); `migrations`: tests only. */
+export async function migrateFleetStore(
+  store: FleetStore,
+  to?: string,
+  migrations: Record<string, Migration> = FLEET_MIGRATIONS,
+): Promise<void> {
   const migrator = new Migrator({
     db: store.db,
-    provider: { getMigrations: async (): Promise<Record<string, Migration>> => FLEET_MIGRATIONS },
+    provider: { getMigrations: async (): Promise<Record<string, Migration>> => migrations },
     // Kysely finds its bookkeeping tables in any schema unless told which: name the store's own
     // (the first of its search_path), so two stores in one PostgreSQL database stay apart.
     migrationTableSchema: store.dialect === 'postgres' ? await currentSchema(store) : undefined,

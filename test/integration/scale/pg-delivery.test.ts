@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../../agent/main.js';
+import { BUILTIN_PROFILES } from '../../../cloud/compression/profiles/builtin.js';
 import { openDatabase } from '../../../cloud/fleet/store/db.js';
 import { type CloudHandle, startCloud } from '../../../cloud/main.js';
 import { createLogger } from '../../../shared/logger.js';
@@ -16,7 +17,15 @@ const quiet = () => createLogger({ name: 'test', level: 'silent' });
 const skip = await postgresUnavailable();
 
 /** The delivery-side tables that must live in PostgreSQL with --database. */
-const DELIVERY_TABLES = ['targets', 'manifests', 'goldens', 'audit', 'device_fidelity', 'cloud_state'];
+const DELIVERY_TABLES = [
+  'targets',
+  'manifests',
+  'goldens',
+  'audit',
+  'device_fidelity',
+  'cloud_state',
+  'profiles',
+];
 
 // A real cloud started with `database: postgres://…` (what `fleetml cloud start --database` passes)
 // and a real agent: after a deployment, what the cloud issued is in PostgreSQL, where another
@@ -104,7 +113,7 @@ describe.skipIf(skip !== null)(
         },
         90_000,
       );
-      expect(done.status).toBe('succeeded');
+      expect(done.status, JSON.stringify(done)).toBe('succeeded');
       await waitFor(
         'the golden check',
         async () => (await api('GET', `/api/devices/${deviceId}`)).body.fidelity,
@@ -129,6 +138,9 @@ describe.skipIf(skip !== null)(
       expect(JSON.parse(target.payload).epoch).toBe(Number(epoch.value));
       const [device] = await one('SELECT active_model_id FROM devices WHERE id = $1', [deviceId]);
       expect(device.active_model_id).toBe(model.id);
+      const saved = await api('POST', '/api/profiles', { ...BUILTIN_PROFILES[1], name: 'pi-on-pg' });
+      expect(saved.status).toBe(201);
+      expect(await one('SELECT name FROM profiles', [])).toEqual([{ name: 'pi-on-pg' }]);
 
       await agent!.stop();
       agent = undefined;

@@ -1,6 +1,8 @@
 import { Registry } from 'prom-client';
 import { expect, it } from 'vitest';
 import { beginEpoch } from '../../../cloud/fleet/delivery/epoch.js';
+import { FLEET_MIGRATIONS } from '../../../cloud/fleet/store/fleet-migrations.js';
+import { migrateFleetStore } from '../../../cloud/fleet/store/kysely.js';
 import { signManifest, verifyManifest, verifyTarget } from '../../../shared/manifest/index.js';
 import type { BenchReport, StateReport } from '../../../shared/protocol/index.js';
 import { describeEachBackend } from '../support/backends.js';
@@ -145,5 +147,18 @@ describeEachBackend('delivery on the fleet store', (backend) => {
     await manifests.forDeployment(model);
     await models.remove(model.id);
     expect([await manifests.find(model.id), await goldens.find(model.id)]).toEqual([undefined, undefined]);
+  });
+
+  it('applies a migration named before one already applied (branches merged in any order)', async () => {
+    const store = await backend.open();
+    const late = {
+      ...FLEET_MIGRATIONS,
+      '0003_zz_merged_late': {
+        up: (db: any) => db.schema.createTable('merged_late').addColumn('id', 'text').execute(),
+      },
+    };
+    await migrateFleetStore(store, undefined, late);
+    const tables = (await store.db.introspection.getTables()).map((t) => t.name);
+    expect(tables).toContain('merged_late');
   });
 });

@@ -3,8 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILTIN_PROFILES } from '../../../cloud/compression/profiles/builtin.js';
+import { ProfileRegistry } from '../../../cloud/compression/profiles/registry.js';
 import { beginEpoch } from '../../../cloud/fleet/delivery/epoch.js';
+import { FleetEvents } from '../../../cloud/fleet/inventory/events.js';
+import { ProfileStore } from '../../../cloud/fleet/inventory/profiles.js';
+import { PgEventRelay } from '../../../cloud/fleet/leader/pg-events.js';
 import { type FleetStore, openFleetStore } from '../../../cloud/fleet/store/kysely.js';
+import { createLogger } from '../../../shared/logger.js';
+import { waitFor } from '../../faults/procs.js';
 import { freshDatabase, postgresUnavailable } from '../scale/pg.js';
 import { deliveryRig, SAMPLE, sampleVariant } from './delivery-rig.js';
 
@@ -68,6 +75,43 @@ describe.skipIf(skip !== null)(
       expect(newer).toBeGreaterThan(older);
       expect((await a.targets.setModel('follower', model)).epoch).toBe(newer);
       expect((await b.targets.setModel('follower', model)).epoch).toBe(newer);
+    });
+
+    it('brings a profile saved through one replica into the other one registry, for enrollment', async () => {
+      const relays: PgEventRelay[] = [];
+      const replicas = await Promise.all(
+        stores.map(async (store, i) => {
+          const events = new FleetEvents();
+          const relay = new PgEventRelay({
+            url: database.url,
+            pool: pools[i],
+            events,
+            logger: createLogger({ name: 'test', level: 'silent' }),
+          });
+          await relay.start();
+          relays.push(relay);
+          const registry = new ProfileRegistry();
+          const profiles = new ProfileStore(store);
+          profiles.follow(events, registry, (error) => {
+            throw error;
+          });
+          return { events, registry, profiles };
+        }),
+      );
+      try {
+        const [a, b] = replicas;
+        const lab = a.registry.add({ ...BUILTIN_PROFILES[1], name: 'pi-shared', priority: 1 });
+        await a.profiles.save(lab);
+        a.events.emit({ type: 'profile', name: lab.name });
+        await waitFor(
+          'the profile on the other replica',
+          () => b.registry.list().some((p) => p.name === 'pi-shared'),
+          15_000,
+        );
+        expect(b.registry.get('pi-shared').priority).toBe(1);
+      } finally {
+        for (const relay of relays) await relay.close();
+      }
     });
   },
 );

@@ -36,6 +36,7 @@ export async function registerCompressionRoutes(app: FastifyInstance, s: CloudSe
     async (request, reply) => {
       const profile = s.profiles.add(request.body);
       await s.profileStore.save(profile);
+      s.events.emit({ type: 'profile', name: profile.name });
       await s.audit.record(request.caller?.name ?? '?', 'profile.save', { name: profile.name });
       return reply.status(201).send(profile);
     },
