@@ -10,6 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { median } from '../../cloud/compression/evaluate/metrics.js';
+import { fleetmlBenchP50 } from './_fleetml-bench.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
 
 const args = process.argv.slice(2);
@@ -52,21 +53,7 @@ function bare(threads: number): number {
   return JSON.parse(out.toString()).p50Ms;
 }
 
-function fleetml(): number {
-  const out = execFileSync('node', [
-    'bin/fleetml.mjs',
-    'bench',
-    MODEL,
-    '--shape',
-    SHAPE.join(','),
-    '--runs',
-    String(RUNS),
-    '--warmup',
-    String(WARMUP),
-    '--json',
-  ]);
-  return JSON.parse(out.toString()).p50Ms;
-}
+const fleetml = () => fleetmlBenchP50(MODEL, SHAPE, RUNS, WARMUP);
 
 const results = { fleetml: [] as number[], bare: [] as number[], bareOrtPick: [] as number[] };
 for (let round = 0; round < ROUNDS; round++) {

@@ -10,6 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { median } from '../../cloud/compression/evaluate/metrics.js';
+import { fleetmlBenchP50 } from './_fleetml-bench.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
 
 const args = process.argv.slice(2);
@@ -47,21 +48,7 @@ function agent(shaped: boolean): number {
   return JSON.parse(out.toString()).p50Ms;
 }
 
-function cli(): number {
-  const out = execFileSync(process.execPath, [
-    'bin/fleetml.mjs',
-    'bench',
-    MODEL,
-    '--shape',
-    SHAPE.join(','),
-    '--runs',
-    String(RUNS),
-    '--warmup',
-    String(WARMUP),
-    '--json',
-  ]);
-  return JSON.parse(out.toString()).p50Ms;
-}
+const cli = () => fleetmlBenchP50(MODEL, SHAPE, RUNS, WARMUP);
 
 const results = { cli: [] as number[], agent: [] as number[], unshaped: [] as number[] };
 for (let round = 0; round < ROUNDS; round++) {
