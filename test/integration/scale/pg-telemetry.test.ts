@@ -12,21 +12,11 @@ import { openPostgres, type PgPool } from '../../../cloud/fleet/store/postgres.j
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import { LatencySketch } from '../../../shared/sketch.js';
 import { waitFor } from '../../faults/procs.js';
+import { PI_HARDWARE } from '../../support/hardware.js';
 import { freshDatabase, postgresUnavailable } from './pg.js';
 
 const skipReason = await postgresUnavailable();
-const hardware = {
-  hostname: 'pi',
-  arch: 'arm64',
-  platform: 'linux',
-  cpuModel: 'Cortex-A76',
-  cpuCores: 4,
-  memoryBytes: 8e9,
-  gpu: null,
-  executionProviders: ['cpu' as const],
-  onnxruntimeVersion: '1.30.0',
-  nodeVersion: process.version,
-};
+const hardware = PI_HARDWARE;
 const DAY = 86_400_000;
 
 function record(seq: number, atMs: number, modelId: string | null, p50 = 10): TelemetryRecord {

@@ -5,20 +5,10 @@ import { TokenRepository } from '../../../cloud/fleet/identity/tokens.js';
 import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
 import type { FleetStore } from '../../../cloud/fleet/store/kysely.js';
 import { type EnrollRequest, enrollCredentials } from '../../../shared/protocol/index.js';
+import { PI_HARDWARE } from '../../support/hardware.js';
 import { describeEachBackend } from '../support/backends.js';
 
-const hardware = {
-  hostname: 'pi',
-  arch: 'arm64',
-  platform: 'linux',
-  cpuModel: 'Cortex-A76',
-  cpuCores: 4,
-  memoryBytes: 8e9,
-  gpu: null,
-  executionProviders: ['cpu' as const],
-  onnxruntimeVersion: '1.30.0',
-  nodeVersion: process.version,
-};
+const hardware = PI_HARDWARE;
 
 let serial = 0;
 const newDevice = () => ({ id: `pi-${++serial}`, name: 'pi', profile: null, hardware });

@@ -2,20 +2,10 @@ import { expect, it } from 'vitest';
 import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
 import { TokenRepository } from '../../../cloud/fleet/identity/tokens.js';
 import { DeviceRepository } from '../../../cloud/fleet/inventory/devices.js';
+import { PI_HARDWARE } from '../../support/hardware.js';
 import { describeEachBackend } from '../support/backends.js';
 
-const hardware = {
-  hostname: 'pi',
-  arch: 'arm64',
-  platform: 'linux',
-  cpuModel: 'Cortex-A76',
-  cpuCores: 4,
-  memoryBytes: 8e9,
-  gpu: null,
-  executionProviders: ['cpu' as const],
-  onnxruntimeVersion: '1.30.0',
-  nodeVersion: process.version,
-};
+const hardware = PI_HARDWARE;
 
 describeEachBackend('device registry', (backend) => {
   it('stores, lists and updates devices', async () => {
