@@ -54,7 +54,7 @@ describe('shrink:0.5 of the PaddleOCR recogniser (SVTR neck, dynamic reshapes)',
     expect(dims('linear_80.w_0')).toEqual([120, 120]);
     expect(dims('linear_77.w_0')).toEqual([120, 360]); // q, k, v: heads are reshaped, kept
     expect(dims('linear_85.w_0')).toEqual([120, 6625]); // the CTC head
-    expect(dims('conv2d_145.w_0')).toEqual([30, 960, 1, 3]); // neck conv 60 → 30 after the concat
+    expect(dims('conv2d_145.w_0')).toEqual([30, 480, 1, 3]); // neck conv 60 → 30 after the concat, whose two branches narrow too
     const params = (m: typeof student) =>
       (m.graph.initializer ?? []).reduce((n, t) => n + elementCount(t.dims), 0);
     const withInitializers = structuredClone(teacher);
