@@ -33,6 +33,10 @@ describe('shrink:0.5 of the PaddleOCR detector (opset 11, Constant weights, Resi
     expect(form.params.length).toBeGreaterThan(50);
     expect(student.graph.node.filter((n) => n.opType === 'Resize')).toHaveLength(6);
     expect(student.graph.node.filter((n) => n.opType === 'ConvTranspose')).toHaveLength(2);
+    // The FPN's four 24-channel branches (resized, concatenated) narrow to 12 each: the head's
+    // first conv reads 48 of the concat's 96 channels.
+    const head = student.graph.initializer!.find((t) => t.name === 'conv2d_159.w_0');
+    expect(head?.dims?.map(Number)).toEqual([12, 48, 3, 3]);
   }, 120_000);
 });
 
