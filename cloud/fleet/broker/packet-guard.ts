@@ -1,4 +1,4 @@
-import { Duplex, Transform, type TransformCallback, Writable } from 'node:stream';
+import { Duplex } from 'node:stream';
 
 export interface PacketLimits {
   /** Largest first packet (the CONNECT, sent before the client is authenticated), in bytes. */
@@ -15,7 +15,7 @@ type Violation = (declaredBytes: number, limit: number) => void;
  * before parsing it, so without this a client could make it hold 256 MB per connection
  * without ever authenticating.
  */
-export class MqttFrameGuard extends Transform {
+export class MqttFrameMeter {
   private packets = 0;
   private state: 'type' | 'length' | 'body' = 'type';
   private length = 0;
@@ -25,11 +25,10 @@ export class MqttFrameGuard extends Transform {
   constructor(
     private readonly limits: PacketLimits,
     private readonly onViolation: Violation,
-  ) {
-    super();
-  }
+  ) {}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+  /** Follows the packets in `chunk`; throws on a length over the limit or a malformed one. */
+  check(chunk: Buffer): void {
     let i = 0;
     while (i < chunk.length) {
       if (this.state === 'body') {
@@ -47,24 +46,23 @@ export class MqttFrameGuard extends Transform {
         this.length += (byte & 0x7f) * this.multiplier;
         this.multiplier *= 128;
         if (byte & 0x80) {
-          if (this.multiplier >= 128 ** 4) {
-            done(new Error('malformed MQTT remaining length'));
-            return;
-          }
+          if (this.multiplier >= 128 ** 4) throw new Error('malformed MQTT remaining length');
           continue;
         }
-        const limit = this.packets === 0 ? this.limits.firstPacketBytes : this.limits.packetBytes;
-        this.packets++;
-        if (this.length > limit) {
-          this.onViolation(this.length, limit);
-          done(new Error(`MQTT packet of ${this.length} bytes over the limit of ${limit}`));
-          return;
-        }
-        this.remaining = this.length;
-        this.state = this.remaining === 0 ? 'type' : 'body';
+        this.endOfHeader();
       }
     }
-    done(null, chunk);
+  }
+
+  private endOfHeader(): void {
+    const limit = this.packets === 0 ? this.limits.firstPacketBytes : this.limits.packetBytes;
+    this.packets++;
+    if (this.length > limit) {
+      this.onViolation(this.length, limit);
+      throw new Error(`MQTT packet of ${this.length} bytes over the limit of ${limit}`);
+    }
+    this.remaining = this.length;
+    this.state = this.remaining === 0 ? 'type' : 'body';
   }
 }
 
@@ -80,37 +78,66 @@ export class MqttFrameGuard extends Transform {
 export const WRITE_QUEUE_BYTES = 8 * 1024 * 1024;
 
 /**
- * The socket as aedes should see it: reads pass the frame guard, writes queue up to
+ * The socket as aedes should see it: reads pass the frame meter, writes queue up to
  * `writeQueueBytes` before aedes is told to wait.
+ *
+ * Data is pushed only from the socket's 'data' events, never from inside read(). aedes reads a
+ * connection on 'readable' and, once the packets it read are handled, with read(); a push made
+ * inside that read() (what a piped Transform behind Duplex.from did: its _read pulls from the
+ * Transform synchronously) can schedule a 'readable' that finds the buffer already emptied,
+ * which leaves the stream believing a 'readable' is on its way. When that read ended in the
+ * middle of a large packet, aedes waited for a 'readable' that never came and never read the
+ * connection again: the cloud's connection, busy with 64 KiB blocks, stalled a rollout to
+ * 1,000 simulated devices (its buffer full, every other connection idle).
  */
+class GuardedConnection extends Duplex {
+  constructor(
+    private readonly socket: Duplex,
+    limits: PacketLimits,
+    onViolation: Violation,
+    writeQueueBytes: number,
+  ) {
+    super({ writableHighWaterMark: writeQueueBytes });
+    const meter = new MqttFrameMeter(limits, onViolation);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        meter.check(chunk);
+      } catch (error) {
+        this.destroy(error as Error);
+        return;
+      }
+      if (!this.push(chunk)) socket.pause();
+    });
+    socket.on('end', () => this.push(null));
+    socket.on('error', (error) => this.destroy(error));
+    socket.on('close', () => this.destroy());
+  }
+
+  override _read(): void {
+    this.socket.resume(); // asynchronous: the next 'data' comes after this read() returned
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (this.socket.write(chunk)) done();
+    else this.socket.once('drain', () => done());
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    this.socket.end();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.socket.destroy();
+    done(error);
+  }
+}
+
 export function guardConnection(
   socket: Duplex,
   limits: PacketLimits,
   onViolation: Violation,
   writeQueueBytes = WRITE_QUEUE_BYTES,
 ): Duplex {
-  const guard = new MqttFrameGuard(limits, onViolation);
-  socket.pipe(guard);
-  const queue = new Writable({
-    highWaterMark: writeQueueBytes,
-    write(chunk: Buffer, _encoding, done) {
-      if (socket.write(chunk)) done();
-      else socket.once('drain', () => done());
-    },
-    final(done) {
-      socket.end();
-      done();
-    },
-  });
-  const guarded = Duplex.from({ readable: guard, writable: queue });
-  const destroyAll = () => {
-    socket.destroy();
-    guard.destroy();
-    queue.destroy();
-    guarded.destroy();
-  };
-  guard.once('error', destroyAll);
-  socket.once('error', destroyAll);
-  socket.once('close', destroyAll);
-  return guarded;
+  return new GuardedConnection(socket, limits, onViolation, writeQueueBytes);
 }
