@@ -1,4 +1,4 @@
-import { Duplex } from 'node:stream';
+import { Duplex, Transform, type TransformCallback } from 'node:stream';
 
 export interface PacketLimits {
   /** Largest first packet (the CONNECT, sent before the client is authenticated), in bytes. */
@@ -15,7 +15,7 @@ type Violation = (declaredBytes: number, limit: number) => void;
  * before parsing it, so without this a client could make it hold 256 MB per connection
  * without ever authenticating.
  */
-export class MqttFrameMeter {
+export class MqttFrameGuard extends Transform {
   private packets = 0;
   private state: 'type' | 'length' | 'body' = 'type';
   private length = 0;
@@ -25,10 +25,11 @@ export class MqttFrameMeter {
   constructor(
     private readonly limits: PacketLimits,
     private readonly onViolation: Violation,
-  ) {}
+  ) {
+    super();
+  }
 
-  /** Follows the packets in `chunk`; throws on a length over the limit or a malformed one. */
-  check(chunk: Buffer): void {
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     let i = 0;
     while (i < chunk.length) {
       if (this.state === 'body') {
@@ -46,23 +47,24 @@ export class MqttFrameMeter {
         this.length += (byte & 0x7f) * this.multiplier;
         this.multiplier *= 128;
         if (byte & 0x80) {
-          if (this.multiplier >= 128 ** 4) throw new Error('malformed MQTT remaining length');
+          if (this.multiplier >= 128 ** 4) {
+            done(new Error('malformed MQTT remaining length'));
+            return;
+          }
           continue;
         }
-        this.endOfHeader();
+        const limit = this.packets === 0 ? this.limits.firstPacketBytes : this.limits.packetBytes;
+        this.packets++;
+        if (this.length > limit) {
+          this.onViolation(this.length, limit);
+          done(new Error(`MQTT packet of ${this.length} bytes over the limit of ${limit}`));
+          return;
+        }
+        this.remaining = this.length;
+        this.state = this.remaining === 0 ? 'type' : 'body';
       }
     }
-  }
-
-  private endOfHeader(): void {
-    const limit = this.packets === 0 ? this.limits.firstPacketBytes : this.limits.packetBytes;
-    this.packets++;
-    if (this.length > limit) {
-      this.onViolation(this.length, limit);
-      throw new Error(`MQTT packet of ${this.length} bytes over the limit of ${limit}`);
-    }
-    this.remaining = this.length;
-    this.state = this.remaining === 0 ? 'type' : 'body';
+    done(null, chunk);
   }
 }
 
@@ -78,48 +80,61 @@ export class MqttFrameMeter {
 export const WRITE_QUEUE_BYTES = 8 * 1024 * 1024;
 
 /**
- * The socket as aedes should see it: reads pass the frame meter, writes queue up to
- * `writeQueueBytes` before aedes is told to wait.
+ * One client's connection as aedes sees it (guardConnection). A Duplex of its own rather than
+ * `Duplex.from({ readable, writable })`: that one reports an AbortError ("The operation was
+ * aborted") whenever it is destroyed before both halves have ended, which is how a client that
+ * goes away ends (an agent closing its enrollment connection), so each such close was logged
+ * as a client error. Here a closed socket ends the connection quietly; only what the frame guard
+ * refuses reaches aedes as an error. Destroying the connection (aedes closing a client) closes
+ * the socket.
  *
- * Data is pushed only from the socket's 'data' events, never from inside read(). aedes reads a
- * connection on 'readable' and, once the packets it read are handled, with read(); a push made
- * inside that read() (what a piped Transform behind Duplex.from did: its _read pulls from the
- * Transform synchronously) can schedule a 'readable' that finds the buffer already emptied,
- * which leaves the stream believing a 'readable' is on its way. When that read ended in the
- * middle of a large packet, aedes waited for a 'readable' that never came and never read the
- * connection again: the cloud's connection, busy with 64 KiB blocks, stalled a rollout to
- * 1,000 simulated devices (its buffer full, every other connection idle).
+ * It pushes only from the guard's 'data' events, never from inside read() (its _read only
+ * resumes the guard, which flows on a later tick). aedes reads a connection on 'readable' and,
+ * once the packets it read are handled, with read(); Duplex.from's _read pulled from the guard
+ * synchronously, and a push made inside that read() could leave the stream believing a
+ * 'readable' was on its way. When that read ended in the middle of a large packet, aedes waited
+ * for a 'readable' that never came and never read the connection again: the cloud's
+ * connection, busy with 64 KiB blocks, stalled a rollout to 1,000 simulated devices on the
+ * embedded broker (write-queue.test.ts checks that nothing is pushed inside read()).
  */
 class GuardedConnection extends Duplex {
+  /** The write waiting for the socket to drain; released when the connection goes. */
+  private waiting: (() => void) | undefined;
+
   constructor(
     private readonly socket: Duplex,
-    limits: PacketLimits,
-    onViolation: Violation,
-    writeQueueBytes: number,
+    private readonly guard: MqttFrameGuard,
+    private readonly writeQueueBytes: number,
   ) {
-    super({ writableHighWaterMark: writeQueueBytes });
-    const meter = new MqttFrameMeter(limits, onViolation);
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        meter.check(chunk);
-      } catch (error) {
-        this.destroy(error as Error);
-        return;
-      }
-      if (!this.push(chunk)) socket.pause();
+    super();
+    socket.pipe(guard);
+    guard.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) guard.pause();
     });
-    socket.on('end', () => this.push(null));
-    socket.on('error', (error) => this.destroy(error));
-    socket.on('close', () => this.destroy());
+    guard.once('end', () => this.push(null));
+    guard.once('error', (error) => this.destroy(error));
+    // A reset or a close by the peer is the end of the connection, not a fault of the broker.
+    socket.once('error', () => this.destroy());
+    socket.once('close', () => this.destroy());
   }
 
   override _read(): void {
-    this.socket.resume(); // asynchronous: the next 'data' comes after this read() returned
+    this.guard.resume();
   }
 
+  /** The socket buffers the bytes; the writer is let go at once while it holds under the bound. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    if (this.socket.write(chunk)) done();
-    else this.socket.once('drain', () => done());
+    const below = this.socket.write(chunk);
+    // 'drain' comes only after a write the socket refused (over its own mark).
+    if (below || this.socket.writableLength < this.writeQueueBytes) {
+      done();
+      return;
+    }
+    this.waiting = () => {
+      this.waiting = undefined;
+      done();
+    };
+    this.socket.once('drain', this.waiting);
   }
 
   override _final(done: (error?: Error | null) => void): void {
@@ -129,15 +144,22 @@ class GuardedConnection extends Duplex {
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     this.socket.destroy();
+    this.guard.destroy();
+    if (this.waiting) this.socket.removeListener('drain', this.waiting);
+    this.waiting?.();
     done(error);
   }
 }
 
+/**
+ * The socket as aedes should see it: reads pass the frame guard, writes queue up to
+ * `writeQueueBytes` before aedes is told to wait (see GuardedConnection).
+ */
 export function guardConnection(
   socket: Duplex,
   limits: PacketLimits,
   onViolation: Violation,
   writeQueueBytes = WRITE_QUEUE_BYTES,
 ): Duplex {
-  return new GuardedConnection(socket, limits, onViolation, writeQueueBytes);
+  return new GuardedConnection(socket, new MqttFrameGuard(limits, onViolation), writeQueueBytes);
 }

@@ -12,11 +12,10 @@ const BLOCK = 64 * 1024;
 const BLOCKS = 400;
 
 // The embedded broker over mqtts, carrying what a rollout makes it carry: the cloud publishing
-// 64 KiB blocks back to back while small messages flow the other way. aedes reads a connection
-// on 'readable' and then only when the packets it read are handled; a connection wrapper that
-// pushed data while aedes was reading lost a 'readable' in the middle of a large packet, and
-// aedes never read that connection again: the cloud's connection stalled at 1,000 simulated
-// devices in the first wave of a rollout (every connection idle, the cloud's socket full).
+// 64 KiB blocks back to back while small messages flow the other way, through the connection
+// wrapper of packet-guard.ts. (The stall that wrapper once caused, a 'readable' lost when aedes'
+// read ended mid-packet, needs an interleaving this test cannot force: write-queue.test.ts
+// checks its cause directly.)
 describe('embedded broker under large packets', () => {
   let dir: string;
   let tls: FleetTls;

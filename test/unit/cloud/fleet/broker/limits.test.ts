@@ -1,23 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { chooseBrokerTransport, isLoopbackHost } from '../../../../../cloud/fleet/broker/listen-policy.js';
-import { MqttFrameMeter } from '../../../../../cloud/fleet/broker/packet-guard.js';
+import { MqttFrameGuard } from '../../../../../cloud/fleet/broker/packet-guard.js';
 import { WindowCounter } from '../../../../../cloud/fleet/broker/rate-limit.js';
 
-/** Feeds `chunks` through a frame meter; returns the bytes passed and the error, if any. */
+/** Feeds `chunks` through a guard; returns the bytes passed and the error, if any. */
 async function feed(chunks: Buffer[], limits = { firstPacketBytes: 100, packetBytes: 1000 }) {
   const violations: number[] = [];
-  const meter = new MqttFrameMeter(limits, (bytes) => violations.push(bytes));
+  const guard = new MqttFrameGuard(limits, (bytes) => violations.push(bytes));
   const passed: Buffer[] = [];
-  let error: Error | undefined;
-  for (const chunk of chunks) {
-    try {
-      meter.check(chunk);
-    } catch (e) {
-      error = e as Error;
-      break;
-    }
-    passed.push(chunk);
-  }
+  guard.on('data', (d: Buffer) => passed.push(d));
+  const error = await new Promise<Error | undefined>((resolve) => {
+    guard.once('error', resolve);
+    guard.once('end', () => resolve(undefined));
+    for (const c of chunks) guard.write(c);
+    guard.end();
+  });
   return { passed: Buffer.concat(passed), error, violations };
 }
 
