@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { binaryF1, ctcGreedy } from '../../../../../cloud/compression/distill/agreement.js';
 import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff/gradcheck.js';
-import { buildLoss, LOSS_INPUTS } from '../../../../../cloud/compression/distill/losses.js';
+import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { shrinkModel } from '../../../../../cloud/compression/distill/students/shrink.js';
 import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
 import { detectTask, outputActivation, toTargets } from '../../../../../cloud/compression/distill/task.js';
@@ -67,13 +67,13 @@ async function firstLoss(
   targetShape: number[],
   task: 'dense' | 'sequence',
   B: number,
-  dice = 0,
+  extra: LossOptions = {},
 ) {
   const graph = await buildTrainingGraph(trainingForm(student), {
     batch: B,
     classes: targetShape[targetShape.length - 1],
     targetShape,
-    loss: { mode: 'soft', temperature: 2, task, dice },
+    loss: { mode: 'soft', temperature: 2, task, ...extra },
     optimizer: { kind: 'sgd', momentum: 0 },
   });
   const session = await TrainingSession.create(graph, { intraOpThreads: 1 });
@@ -133,7 +133,7 @@ describe('task-aware distillation losses', () => {
     }
     const dice = 1 - (2 * overlap + 1) / (sums + 1);
     expect(dice).toBeGreaterThan(0.05);
-    const loss = await firstLoss(studentModel, x, teacherP, [1, 8, 8], 'dense', B, 0.5);
+    const loss = await firstLoss(studentModel, x, teacherP, [1, 8, 8], 'dense', B, { dice: 0.5 });
     expect(loss).toBeCloseTo(bce / s.length + 0.5 * dice, 4);
   });
 
@@ -179,6 +179,43 @@ describe('task-aware distillation losses', () => {
     const targets = toTargets(teacherP.slice(), 'softmax', 'sequence', 5);
     const loss = await firstLoss(studentModel, x, targets, [5, 4], 'sequence', B);
     expect(loss).toBeCloseTo(expected, 4);
+  });
+
+  it('sequences with a blank weight: Σ w · KL / Σ w, w = 1 − (1 − weight) · p_teacher(blank)', async () => {
+    const B = 3;
+    const T = 2;
+    const blankWeight = 0.25;
+    const x = random(B * 30, 5);
+    const teacherP = await outputs(sequenceModel(1), x, B);
+    const studentModel = sequenceModel(2);
+    const s = await outputs(studentModel, x, B);
+    const soft = (row: Float32Array) => {
+      const e = Array.from(row, (v) => Math.exp(Math.log(v) / T));
+      const z = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / z);
+    };
+    let weighted = 0;
+    let weights = 0;
+    let plain = 0;
+    for (let r = 0; r < B * 5; r++) {
+      const p = soft(teacherP.subarray(r * 4, r * 4 + 4));
+      const q = soft(s.subarray(r * 4, r * 4 + 4));
+      let kl = 0;
+      for (let c = 0; c < 4; c++) kl += p[c] * Math.log(p[c] / q[c]);
+      const w = 1 - (1 - blankWeight) * p[0];
+      weighted += w * kl;
+      weights += w;
+      plain += kl / (B * 5);
+    }
+    const expected = (T * T * weighted) / weights;
+    // The weighting must matter on these rows, or the comparison below proves nothing.
+    expect(Math.abs(expected - T * T * plain)).toBeGreaterThan(0.01 * expected);
+    const targets = toTargets(teacherP.slice(), 'softmax', 'sequence', 5);
+    const loss = await firstLoss(studentModel, x, targets, [5, 4], 'sequence', B, { blankWeight });
+    expect(loss).toBeCloseTo(expected, 4);
+    await expect(
+      firstLoss(studentModel, x, targets, [5, 4], 'sequence', B, { blankWeight: -1 }),
+    ).rejects.toMatchObject({ code: 'INPUT_INVALID' });
   });
 
   it('a shrunk map model distilled on unlabelled inputs follows the teacher map (F1 up)', async () => {
