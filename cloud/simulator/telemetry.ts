@@ -42,7 +42,7 @@ export class SimTelemetry {
     /** This device's median latency, ms. */
     private readonly medianMs: number,
     private readonly active: () => SimActiveModel | null,
-    firstSeq: number,
+    private readonly firstSeq: number,
   ) {
     this.seq = firstSeq;
   }
@@ -50,6 +50,14 @@ export class SimTelemetry {
   /** Records sent and not yet acknowledged. */
   get unacked(): number {
     return this.outbox.size;
+  }
+
+  /**
+   * What an audit needs: every seq from the first up to `nextSeq` (exclusive) was sent, and all
+   * of them but `unacked` were acknowledged (so must be stored).
+   */
+  ledger(): { firstSeq: number; nextSeq: number; unacked: number[] } {
+    return { firstSeq: this.firstSeq, nextSeq: this.seq, unacked: [...this.outbox.keys()] };
   }
 
   /** New records, plus any whose acknowledgement is overdue (the agent's outbox resends them). */

@@ -1,3 +1,4 @@
+import { FleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { TargetService } from '../delivery/targets.js';
 import type { TelemetryRepository } from '../ingest/telemetry.js';
@@ -18,7 +19,7 @@ export interface RolloutStepDeps {
   devices: DeviceRepository;
   models: ModelRegistry;
   targets: TargetService;
-  telemetry: Pick<TelemetryRepository, 'latestBench'>;
+  telemetry: Pick<TelemetryRepository, 'latestBenches'>;
   audit: AuditLog;
   logger: Logger;
   /** Called whenever a rollout or one of its devices changed (the console streams it). */
@@ -52,17 +53,29 @@ export class RolloutStep {
     if (changed) this.d.onChange?.(rollout.id);
   }
 
-  /** Finishes in-progress devices whose reports decide them; true when any finished. */
+  /**
+   * Finishes in-progress devices whose reports decide them; true when any finished. The wave's
+   * devices and benchmarks are read in a few queries, not two per device: a tick follows every
+   * burst of reports, and a wave can hold thousands of devices.
+   */
   private async collectOutcomes(rollout: Rollout): Promise<boolean> {
     const model = await this.d.models.get(rollout.modelId);
+    const inProgress = (await this.d.store.executions(rollout.id)).filter((e) => e.status === 'in_progress');
+    if (inProgress.length === 0) return false;
+    const ids = inProgress.map((e) => e.deviceId);
+    const [devices, benches] = await Promise.all([
+      this.d.devices.findMany(ids),
+      this.d.telemetry.latestBenches(ids),
+    ]);
     let changed = false;
-    for (const e of await this.d.store.executions(rollout.id)) {
-      if (e.status !== 'in_progress') continue;
+    for (const e of inProgress) {
+      const device = devices.get(e.deviceId);
+      if (!device) throw new FleetError('NOT_FOUND', `no device ${e.deviceId}`, { deviceId: e.deviceId });
       const outcome = evaluateExecution(
         e,
-        await this.d.devices.get(e.deviceId),
+        device,
         model.sha256,
-        await this.d.telemetry.latestBench(e.deviceId),
+        benches.get(e.deviceId) ?? null,
         this.now(),
         rollout.policy.deviceTimeoutS,
       );
@@ -105,10 +118,15 @@ export class RolloutStep {
       budget = rollout.policy.maxPerMinute - (await this.d.store.startedSince(rollout.id, since));
     }
     let started = false;
-    for (const e of executions) {
-      if (e.wave !== wave || e.status !== 'queued' || budget <= 0) continue;
+    const due = executions.filter((e) => e.wave === wave && e.status === 'queued');
+    const devices = await this.d.devices.findMany(due.map((e) => e.deviceId));
+    for (const e of due) {
+      if (budget <= 0) break;
       // Revoked since the rollout was planned: it gets no target (and counts as no failure).
-      if ((await this.d.devices.get(e.deviceId)).revoked) {
+      // Revocation later than this read is refused by setModel (DEVICE_REVOKED).
+      const device = devices.get(e.deviceId);
+      if (!device) throw new FleetError('NOT_FOUND', `no device ${e.deviceId}`, { deviceId: e.deviceId });
+      if (device.revoked) {
         await this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: REVOKED });
         started = true;
         continue;

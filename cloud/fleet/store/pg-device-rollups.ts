@@ -6,41 +6,60 @@ import type { PgQueryable } from './pg-fleet-rollups.js';
 const byKey = <T>(entries: Iterable<[string, T]>): T[] =>
   [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 
+/** telemetry_rollup's columns as the upsert sends them: one PostgreSQL array each. */
+const DEVICE_ROLLUP_COLUMNS = [
+  ['resolution', 'int'],
+  ['bucket_start', 'bigint'],
+  ['device_id', 'text'],
+  ['model_id', 'text'],
+  ['records', 'bigint'],
+  ['lat_count', 'bigint'],
+  ['lat_sum_ms', 'float8'],
+  ['lat_max_ms', 'float8'],
+  ['cpu_sum', 'float8'],
+  ['temp_n', 'bigint'],
+  ['temp_sum', 'float8'],
+  ['temp_max', 'float8'],
+  ['throttled_records', 'bigint'],
+  ['throttled_bits', 'bigint'],
+  ['last_at', 'bigint'],
+] as const satisfies ReadonlyArray<readonly [keyof RollupAggregate, string]>;
+
+const DEVICE_ROLLUP_UPSERT = `INSERT INTO telemetry_rollup AS t (${DEVICE_ROLLUP_COLUMNS.map(([c]) => c).join(', ')})
+  SELECT * FROM unnest(${DEVICE_ROLLUP_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
+  ON CONFLICT (resolution, bucket_start, device_id, model_id) DO UPDATE SET
+    records = t.records + excluded.records,
+    lat_count = t.lat_count + excluded.lat_count,
+    lat_sum_ms = t.lat_sum_ms + excluded.lat_sum_ms,
+    lat_max_ms = greatest(t.lat_max_ms, excluded.lat_max_ms),
+    cpu_sum = t.cpu_sum + excluded.cpu_sum,
+    temp_n = t.temp_n + excluded.temp_n,
+    temp_sum = t.temp_sum + excluded.temp_sum,
+    temp_max = greatest(t.temp_max, excluded.temp_max),
+    throttled_records = t.throttled_records + excluded.throttled_records,
+    throttled_bits = t.throttled_bits | excluded.throttled_bits,
+    last_at = greatest(t.last_at, excluded.last_at)`;
+
 /**
  * Adds a flush's per-device minute and hour aggregates to telemetry_rollup on PostgreSQL, in the
  * caller's transaction, with one upsert: every column is a sum, a max or an OR, so concurrent
- * flushes of two replicas merge in the database. Rows go in key order, so two flushes that
- * touch the same rows lock them in the same order and never deadlock. Latency histograms are
- * not kept per device here (they cannot be merged in SQL): per-device percentiles on
- * PostgreSQL come from the raw records (store/pg-latency.ts), fleet ones from the fleet rollups.
+ * flushes of two replicas merge in the database. The rows travel as one typed array per column
+ * (unnest), which PostgreSQL reads without parsing JSON. Rows go in key order, so two flushes
+ * that touch the same rows lock them in the same order and never deadlock. Latency histograms
+ * are not kept per device here (they cannot be merged in SQL): per-device percentiles on
+ * PostgreSQL come from the raw records (store/pg-device-latency.ts), fleet ones from the fleet
+ * rollups.
  */
 export async function writeDeviceRollups(
   client: PgQueryable,
   pending: Map<string, RollupAggregate>,
 ): Promise<void> {
   if (pending.size === 0) return;
-  const rows = byKey(pending.entries()).map(({ hist: _hist, ...row }) => row);
+  const rows = byKey(pending.entries());
+
   await client.query(
-    `INSERT INTO telemetry_rollup AS t (resolution, bucket_start, device_id, model_id, records, lat_count, lat_sum_ms,
-       lat_max_ms, hist, cpu_sum, temp_n, temp_sum, temp_max, throttled_records, throttled_bits, last_at)
-     SELECT resolution, bucket_start, device_id, model_id, records, lat_count, lat_sum_ms, lat_max_ms, NULL, cpu_sum,
-       temp_n, temp_sum, temp_max, throttled_records, throttled_bits, last_at
-     FROM jsonb_to_recordset($1::jsonb) AS r(resolution integer, bucket_start bigint, device_id text, model_id text,
-       records bigint, lat_count bigint, lat_sum_ms float8, lat_max_ms float8, cpu_sum float8, temp_n bigint,
-       temp_sum float8, temp_max float8, throttled_records bigint, throttled_bits bigint, last_at bigint)
-     ON CONFLICT (resolution, bucket_start, device_id, model_id) DO UPDATE SET
-       records = t.records + excluded.records,
-       lat_count = t.lat_count + excluded.lat_count,
-       lat_sum_ms = t.lat_sum_ms + excluded.lat_sum_ms,
-       lat_max_ms = greatest(t.lat_max_ms, excluded.lat_max_ms),
-       cpu_sum = t.cpu_sum + excluded.cpu_sum,
-       temp_n = t.temp_n + excluded.temp_n,
-       temp_sum = t.temp_sum + excluded.temp_sum,
-       temp_max = greatest(t.temp_max, excluded.temp_max),
-       throttled_records = t.throttled_records + excluded.throttled_records,
-       throttled_bits = t.throttled_bits | excluded.throttled_bits,
-       last_at = greatest(t.last_at, excluded.last_at)`,
-    [JSON.stringify(rows)],
+    DEVICE_ROLLUP_UPSERT,
+    DEVICE_ROLLUP_COLUMNS.map(([column]) => rows.map((row) => row[column])),
   );
 }
 
