@@ -82,6 +82,9 @@ export class SimDevice {
           { qos: 1 },
           () => {
             client.publish(deviceTopic(deviceId, 'status'), encodeStatus(true), { qos: 1, retain: true });
+            // As the agent does on every connect: a report sent while the cloud was not
+            // subscribed (a broker restart) is not lost for good.
+            if (this.lastState) this.report(...this.lastState);
             this.scheduleTelemetry(this.draws.uniform(0, this.o.telemetryIntervalS * 1000));
             resolve();
           },
@@ -91,10 +94,17 @@ export class SimDevice {
   }
 
   private connectedOnce = false;
+  /** The last state reported, sent again after every reconnect. */
+  private lastState: [AgentPhase, number | null, { code: string; message: string } | null] | null = null;
 
   /** Records sent and not yet acknowledged. */
   get unacked(): number {
     return this.telemetry.unacked;
+  }
+
+  /** The seqs this device sent and which of them are still unacknowledged (benchmark audits). */
+  telemetryLedger(): { deviceId: string; firstSeq: number; nextSeq: number; unacked: number[] } {
+    return { deviceId: this.identity.deviceId, ...this.telemetry.ledger() };
   }
 
   /** Stops reporting and disconnects cleanly (status offline, no will). */
@@ -126,9 +136,17 @@ export class SimDevice {
   private sendTelemetry(): void {
     const client = this.client;
     if (!client?.connected) return;
-    this.telemetry.send((channel, payload) =>
-      client.publish(deviceTopic(this.identity.deviceId, channel), payload, { qos: 1 }),
+    this.telemetry.send(
+      (channel, payload) => client.publish(deviceTopic(this.identity.deviceId, channel), payload, { qos: 1 }),
+      !this.draining,
     );
+  }
+
+  private draining = false;
+
+  /** The run is ending: no new records, but unacknowledged ones are still resent until stop(). */
+  drain(): void {
+    this.draining = true;
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -221,6 +239,7 @@ export class SimDevice {
     progress: number | null,
     error: { code: string; message: string } | null = null,
   ): void {
+    this.lastState = [phase, progress, error];
     const m = this.active;
     const state = {
       v: PROTOCOL_VERSION,

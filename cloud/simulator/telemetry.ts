@@ -42,7 +42,7 @@ export class SimTelemetry {
     /** This device's median latency, ms. */
     private readonly medianMs: number,
     private readonly active: () => SimActiveModel | null,
-    firstSeq: number,
+    private readonly firstSeq: number,
   ) {
     this.seq = firstSeq;
   }
@@ -52,11 +52,22 @@ export class SimTelemetry {
     return this.outbox.size;
   }
 
-  /** New records, plus any whose acknowledgement is overdue (the agent's outbox resends them). */
-  send(publish: SimPublish): void {
+  /**
+   * What an audit needs: every seq from the first up to `nextSeq` (exclusive) was sent, and all
+   * of them but `unacked` were acknowledged (so must be stored).
+   */
+  ledger(): { firstSeq: number; nextSeq: number; unacked: number[] } {
+    return { firstSeq: this.firstSeq, nextSeq: this.seq, unacked: [...this.outbox.keys()] };
+  }
+
+  /**
+   * New records (unless `fresh` is false: the run is draining), plus any whose acknowledgement
+   * is overdue (the agent's outbox resends them).
+   */
+  send(publish: SimPublish, fresh = true): void {
     const now = Date.now();
     const batch = this.overdue(now);
-    for (let i = 0; i < this.o.recordsPerBatch; i++) {
+    for (let i = 0; fresh && i < this.o.recordsPerBatch; i++) {
       const record = this.newRecord();
       this.outbox.set(record.seq, { record, sentAt: now });
       batch.push(record);

@@ -86,6 +86,11 @@ export const ERROR_CATALOG = {
     summary: 'the ingest queue is full; the batch is not acknowledged and the agent sends it again',
   },
   INGEST_FAILED: { retryable: true, summary: 'storing a telemetry batch failed; it was not acknowledged' },
+  STORE_UNAVAILABLE: {
+    retryable: true,
+    summary:
+      'the fleet database could not be reached (a restart or a cut connection) for longer than the wait',
+  },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },
   ALREADY_QUANTIZED: {

@@ -5,6 +5,12 @@ import type { FleetDb, FleetStore } from '../store/kysely.js';
 import type { DevicesTable } from '../store/schema.js';
 import { DeviceCache } from './device-cache.js';
 
+/**
+ * How far back a device's clock may step before its reports count as new again: retried and
+ * reordered reports are seconds apart, a corrected clock (no RTC, then NTP) can be far off.
+ */
+const STATE_CLOCK_SLACK_MS = 10 * 60_000;
+
 export interface Device {
   id: string;
   name: string;
@@ -23,6 +29,9 @@ export interface Device {
 }
 
 type DeviceRow = Selectable<DevicesTable>;
+
+/** Ids bound in one `IN (...)` list: both databases cap the parameters of a statement. */
+const IDS_PER_QUERY = 500;
 
 function toDevice(row: DeviceRow): Device {
   return {
@@ -87,6 +96,17 @@ export class DeviceRepository {
     return row ? toDevice(row) : undefined;
   }
 
+  /** Several devices, 500 ids per query (a rollout step reads a whole wave at once). */
+  async findMany(ids: readonly string[]): Promise<Map<string, Device>> {
+    const found = new Map<string, Device>();
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
+      const chunk = ids.slice(i, i + IDS_PER_QUERY);
+      const rows = await this.db.selectFrom('devices').selectAll().where('id', 'in', chunk).execute();
+      for (const row of rows) found.set(row.id, toDevice(row));
+    }
+    return found;
+  }
+
   async get(id: string): Promise<Device> {
     const device = await this.find(id);
     if (!device) throw new FleetError('NOT_FOUND', `no device ${id}`, { deviceId: id });
@@ -126,7 +146,14 @@ export class DeviceRepository {
     await this.db.updateTable('devices').set({ last_seen_at: at }).where('id', 'in', ids).execute();
   }
 
+  /**
+   * Shows the device's reported state, unless a report the device made later is already shown
+   * (reports reach replicas out of order). A stored time more than STATE_CLOCK_SLACK_MS ahead
+   * counts as a clock the device has since corrected, not as a later report.
+   */
   async applyState(id: string, state: StateReport): Promise<void> {
+    const atMs = Date.parse(state.at);
+    const at = new Date(atMs).toISOString();
     await this.db
       .updateTable('devices')
       .set({
@@ -136,8 +163,16 @@ export class DeviceRepository {
         applied_version: state.targetVersion,
         last_error: state.error ? JSON.stringify(state.error) : null,
         last_seen_at: new Date().toISOString(),
+        state_at: at,
       })
       .where('id', '=', id)
+      .where((eb) =>
+        eb.or([
+          eb('state_at', 'is', null),
+          eb('state_at', '<=', at),
+          eb('state_at', '>', new Date(atMs + STATE_CLOCK_SLACK_MS).toISOString()),
+        ]),
+      )
       .execute();
   }
 

@@ -15,7 +15,8 @@ export const DEFAULT_ADVISORY_OPTIONS: AdvisoryOptions = { pollMs: 2_000, key: 0
  * releases the lock the moment that session ends: a killed leader's socket closes and a
  * follower gets the lock at its next poll (≤ pollMs). A leader whose host vanishes without
  * closing the socket is detected by TCP keepalives set on the session (≈ 11 s). A leader that
- * loses its connection steps down at once and competes again after reconnecting.
+ * loses its connection steps down as soon as it hears that the session ended (not up to a poll
+ * later, by when another replica may hold the lock) and competes again after reconnecting.
  */
 export class PgAdvisoryLeadership extends LeadershipBase {
   private readonly o: AdvisoryOptions;
@@ -40,6 +41,17 @@ export class PgAdvisoryLeadership extends LeadershipBase {
       'SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3',
     );
     await client.query(`SET application_name = 'fleetml-leader ${this.replicaId.slice(0, 40)}'`);
+    // The lock lives as long as the session: once it ends (a server restart, a terminated
+    // backend) another replica can take the lock, so this one steps down when it hears of it,
+    // not at its next poll, and competes again from the poll after.
+    const lost = () => {
+      if (this.client !== client) return;
+      this.client = null;
+      this.set(false);
+      client.end().catch(() => {});
+    };
+    client.on('error', lost);
+    client.on('end', lost);
     return client;
   }
 

@@ -125,7 +125,17 @@ export class RolloutEngine {
       await new Promise((resolve) => setImmediate(resolve));
       this.queued = undefined; // calls from now on need a pass after this one
       if (this.d.isLeader && !this.d.isLeader()) return;
-      for (const rollout of await this.d.store.active()) {
+      let active: Rollout[];
+      try {
+        active = await this.d.store.active();
+      } catch (error) {
+        // The store is unreachable (a database restart): this pass is skipped, the next one
+        // (a second later, or the next report) starts over from the stored state. Never a
+        // rejection: ticks are fired and forgotten by timers and device reports.
+        this.d.logger.warn({ err: (error as Error).message }, 'rollout pass skipped: store unavailable');
+        return;
+      }
+      for (const rollout of active) {
         if (rollout.status !== 'running') continue;
         try {
           await this.step.advance(rollout);

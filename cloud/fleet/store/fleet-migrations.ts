@@ -237,6 +237,15 @@ async function enrollRequests(db: AnyDb): Promise<void> {
     .execute();
 }
 
+/**
+ * 0400: the device time of the state report a device row shows. Reports of one device reach
+ * different replicas (shared subscriptions) and may be retried while the store is down: an
+ * older report applied after a newer one would show a device as still installing.
+ */
+async function deviceStateOrder(db: AnyDb): Promise<void> {
+  await db.schema.alterTable('devices').addColumn('state_at', 'text').execute();
+}
+
 /** By name, applied in name order. */
 export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0001_fleet_baseline': { up: baseline },
@@ -244,4 +253,5 @@ export const FLEET_MIGRATIONS: Record<string, Migration> = {
   '0100_delivery_tables': { up: deliveryTables },
   '0200_telemetry_baseline': { up: telemetryBaseline },
   '0300_enroll_requests': { up: enrollRequests },
+  '0400_device_state_order': { up: deviceStateOrder },
 };

@@ -21,6 +21,11 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 8, connectionTimeoutMillis: 10_000 });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // Nor may a checked-out one's: pg-pool listens on idle clients only, and a client whose
+  // session the server ends between two queries of a transaction (or of a Kysely call) emits
+  // 'error' with nobody listening, which kills the process. Its query fails on its own; the
+  // pool drops the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   try {
     await migratePostgres(pool);
   } catch (error) {

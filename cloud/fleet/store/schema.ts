@@ -25,6 +25,8 @@ export interface DevicesTable {
   last_error: string | null;
   revoked: Generated<number>;
   broker_hash: string | null;
+  /** Device time of the state report shown (fleet migration 0400); older reports are ignored. */
+  state_at: string | null;
 }
 
 export interface EnrollTokensTable {

@@ -22,6 +22,21 @@ const isLeading = (p: FleetmlProcess) => {
   return last?.leader === true;
 };
 
+/** When a replica led, from its 'leading' and 'following' log lines (pino times, ms). */
+const leadIntervals = (p: FleetmlProcess): Array<[number, number]> => {
+  const intervals: Array<[number, number]> = [];
+  let from: number | null = null;
+  for (const l of p.logs) {
+    if (l.msg === 'leading') from ??= Number(l.time);
+    if (l.msg === 'following' && from !== null) {
+      intervals.push([from, Number(l.time)]);
+      from = null;
+    }
+  }
+  if (from !== null) intervals.push([from, Number.POSITIVE_INFINITY]);
+  return intervals;
+};
+
 // Two replicas on PostgreSQL behind Mosquitto, simulated devices reporting telemetry every
 // 0.5 s, a rollout in waves: Mosquitto is restarted (no persistence: sessions and retained
 // targets gone), then the PostgreSQL server itself (every connection of both replicas cut).
@@ -139,6 +154,9 @@ describe.skipIf(skipReason !== null)(
         throw new Error(`${(error as Error).message}; simulator: ${progress()}`);
       });
 
+      // Both sessions ended with the server: leadership is won again, by one replica.
+      await waitFor('a leader after the PostgreSQL restart', () => set.procs.some(isLeading), 60_000);
+
       const done = await waitFor(
         'the rollout to finish',
         async () => {
@@ -151,8 +169,12 @@ describe.skipIf(skipReason !== null)(
       expect(done.status, JSON.stringify(done)).toBe('succeeded');
       expect(done.counts.succeeded).toBe(DEVICES);
       expect(run.counters.modelsActivated).toBe(DEVICES);
-      // Both replicas lived through both restarts.
+      // Both replicas lived through both restarts, and never led at the same time.
       expect(set.procs.every((p) => p.running)).toBe(true);
+      const [a, b] = set.procs.map(leadIntervals);
+      const overlaps = a.filter(([from, to]) => b.some(([f, t]) => from < t && f < to));
+      expect(overlaps, JSON.stringify({ a, b })).toEqual([]);
+      expect(a.length + b.length).toBeGreaterThanOrEqual(2); // led before and after the restart
 
       run.stop();
       const result = await run.done;

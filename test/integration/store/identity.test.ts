@@ -51,6 +51,51 @@ describeEachBackend('device registry', (backend) => {
     await expect(devices.get('ghost')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('reads many devices at once, past one query’s id list', async () => {
+    const devices = new DeviceRepository(await backend.open());
+    const ids = Array.from({ length: 503 }, (_, i) => `dev-${i}`);
+    for (const id of ids) {
+      await devices.create({ id, name: id, secretHash: hashSecret(id), profile: null, hardware });
+    }
+    await devices.setOnline('dev-502', true, '2026-01-01T00:00:00.000Z');
+    const found = await devices.findMany([...ids, 'ghost']);
+    expect(found.size).toBe(503);
+    expect(found.has('ghost')).toBe(false);
+    expect(found.get('dev-502')).toMatchObject({ id: 'dev-502', online: true, hardware });
+    expect(found.get('dev-3')).toMatchObject({ online: false });
+    expect((await devices.findMany([])).size).toBe(0);
+  });
+
+  it("keeps a device's later state when an earlier report arrives after it, unless its clock stepped back far", async () => {
+    const devices = new DeviceRepository(await backend.open());
+    await devices.create({ id: 'a', name: 'ay', secretHash: hashSecret('a'), profile: null, hardware });
+    const report = (phase: 'installing' | 'active', at: string) => ({
+      v: 1 as const,
+      targetVersion: 3,
+      phase,
+      activeModel: phase === 'active' ? { modelId: 'm-1', sha256: 'c'.repeat(64), version: 3 } : null,
+      progress: null,
+      error: null,
+      at,
+    });
+    // Shared subscriptions hand one device's reports to different replicas: 'active' (sent
+    // later) is stored first, 'installing' (sent earlier, retried) arrives after it.
+    await devices.applyState('a', report('active', '2026-03-01T10:00:02.000Z'));
+    await devices.applyState('a', report('installing', '2026-03-01T10:00:01.000Z'));
+    expect(await devices.get('a')).toMatchObject({ phase: 'active', activeModelId: 'm-1' });
+    // Same device time (a report sent again) is applied.
+    await devices.applyState('a', report('installing', '2026-03-01T10:00:02.000Z'));
+    expect((await devices.get('a')).phase).toBe('installing');
+    // An offset written like '+01:00' is the same instant as its UTC form.
+    await devices.applyState('a', report('active', '2026-03-01T11:00:03+01:00'));
+    expect((await devices.get('a')).phase).toBe('active');
+    await devices.applyState('a', report('installing', '2026-03-01T10:00:02.500Z'));
+    expect((await devices.get('a')).phase).toBe('active');
+    // A clock corrected by an hour (no RTC, then NTP) must not freeze the device's state.
+    await devices.applyState('a', report('installing', '2026-03-01T09:00:00.000Z'));
+    expect((await devices.get('a')).phase).toBe('installing');
+  });
+
   it('forgets a revoked device for authentication and the broker password file', async () => {
     const devices = new DeviceRepository(await backend.open());
     for (const id of ['a', 'b']) {

@@ -34,4 +34,37 @@ describe('rollout engine ticks', () => {
     await engine.tick();
     expect(passes).toBe(2);
   });
+
+  // Timers and device reports fire ticks and forget them: a rejected pass would be an unhandled
+  // rejection, which ends the process (a replica died this way when PostgreSQL restarted).
+  it('skips a pass whose store read fails instead of rejecting, and runs the next one', async () => {
+    const store = new RolloutStore(await openFleetStore({ sqlite: openDatabase({ path: ':memory:' }) }));
+    const active = store.active.bind(store);
+    let down = true;
+    let passes = 0;
+    store.active = async () => {
+      passes++;
+      if (down)
+        throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      return active();
+    };
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    const unused = undefined as never;
+    const engine = new RolloutEngine({
+      store,
+      devices: unused,
+      models: unused,
+      targets: unused,
+      telemetry: unused,
+      audit: unused,
+      logger,
+    });
+    await expect(engine.tick()).resolves.toBeUndefined();
+    expect(warnings).toEqual(['rollout pass skipped: store unavailable']);
+    down = false;
+    await engine.tick();
+    expect(passes).toBe(2);
+    expect(warnings).toHaveLength(1);
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { binaryF1, ctcGreedy } from '../../../../../cloud/compression/distill/agreement.js';
-import type { LossOptions } from '../../../../../cloud/compression/distill/losses.js';
+import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff/gradcheck.js';
+import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { shrinkModel } from '../../../../../cloud/compression/distill/students/shrink.js';
 import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
 import {
@@ -15,8 +16,8 @@ import { trainStudent } from '../../../../../cloud/compression/distill/trainer.j
 import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
 import { upgradeOpset } from '../../../../../cloud/compression/onnx/opset.js';
-import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
-import type { ModelProto } from '../../../../../cloud/compression/onnx/types.js';
+import { floatTensor, makeTensor, tensorFloats } from '../../../../../cloud/compression/onnx/tensor.js';
+import { DataType, type ModelProto } from '../../../../../cloud/compression/onnx/types.js';
 import { createRng } from '../../../../../shared/random.js';
 
 const random = (n: number, seed: number, scale = 1) => {
@@ -120,6 +121,46 @@ describe('task-aware distillation losses', () => {
     bce /= s.length;
     const loss = await firstLoss(studentModel, x, teacherP, [1, 8, 8], 'dense', B);
     expect(loss).toBeCloseTo(bce, 4);
+  });
+
+  it('dense sigmoid maps with a Dice term: BCE + weight · (1 − (2Σsp + 1) / (Σs + Σp + 1))', async () => {
+    const B = 2;
+    const x = random(B * 64, 4);
+    const teacherP = await outputs(mapModel(1), x, B);
+    const studentModel = mapModel(5);
+    const s = await outputs(studentModel, x, B);
+    let bce = 0;
+    let overlap = 0;
+    let sums = 0;
+    for (let i = 0; i < s.length; i++) {
+      bce -= teacherP[i] * Math.log(s[i]) + (1 - teacherP[i]) * Math.log(1 - s[i]);
+      overlap += s[i] * teacherP[i];
+      sums += s[i] + teacherP[i];
+    }
+    const dice = 1 - (2 * overlap + 1) / (sums + 1);
+    expect(dice).toBeGreaterThan(0.05);
+    const loss = await firstLoss(studentModel, x, teacherP, [1, 8, 8], 'dense', B, { dice: 0.5 });
+    expect(loss).toBeCloseTo(bce / s.length + 0.5 * dice, 4);
+  });
+
+  it('the sigmoid-map loss with Dice has the gradient finite differences give', async () => {
+    const graph = buildLoss('z', { mode: 'soft', task: 'dense', dice: 2, denseChannels: 1 });
+    const teacher = Array.from(random(32, 9), (v) => (v + 1) / 2);
+    const result = await gradientCheck({
+      nodes: graph.nodes,
+      inputs: [{ name: 'z', shape: [2, 1, 4, 4], values: Array.from(random(32, 8, 3)) }],
+      constants: (dt) => [
+        makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 1, 4, 4], teacher),
+        ...graph.initializers.map((t) =>
+          t.dataType === DataType.FLOAT
+            ? makeTensor(t.name!, dt, t.dims!.map(Number), [...tensorFloats(t)])
+            : t,
+        ),
+      ],
+      output: graph.loss,
+    });
+    expect(result.checked).toBeGreaterThan(0);
+    expect(result.maxRelativeError).toBeLessThan(result.dtype === 'float64' ? 1e-5 : 2e-2);
   });
 
   it('sequences: the loss is T² · KL per timestep, averaged over samples and timesteps', async () => {
