@@ -52,62 +52,72 @@ export async function enrollSimulated(options: {
 }): Promise<SimIdentity> {
   const { client, topicId, requestId } = connectEnrollClient(options);
   try {
-    const reply = await new Promise<EnrollReply>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const abort = () => {
-        clearTimeout(timer);
-        reject(new FleetError('ENROLL_TIMEOUT', 'the simulation stopped before enrollment finished'));
-      };
-      if (options.signal.aborted) return abort();
-      options.signal.addEventListener('abort', abort, { once: true });
-      client.on('error', (error: Error & { code?: number }) => {
-        // Refused at CONNECT (4 bad credentials, 5 not authorised): this login does not exist
-        // on this broker. Other errors: mqtt.js reconnects; the deadline bounds the wait.
-        if (error.code !== 4 && error.code !== 5) return;
-        clearTimeout(timer);
-        options.signal.removeEventListener('abort', abort);
-        reject(
-          new FleetError(
-            'UNAUTHORIZED',
-            `the broker refused the ${options.login ?? 'shared'} enrollment login`,
-          ),
-        );
-      });
-      client.on('message', (_topic, payload) => {
-        try {
-          const message = decodeJson(enrollReplySchema, payload);
-          // Devices enrolling with the same token share the topic: only our reply counts.
-          if (message.requestId !== undefined && message.requestId !== requestId) return;
-          clearTimeout(timer);
-          options.signal.removeEventListener('abort', abort);
-          resolve(message);
-        } catch {
-          // not a reply we can read: keep waiting
-        }
-      });
-      const ask = () => {
-        const request = {
-          v: PROTOCOL_VERSION,
-          requestId,
-          token: options.token,
-          agentVersion: 'fleetml-simulator',
-          hardware: simulatedHardware(options.hostname),
-        };
-        if (client.connected) client.publish(enrollRequestTopic(topicId), encodeJson(request), { qos: 1 });
-        timer = setTimeout(ask, options.retryS * 1000);
-      };
-      client.on('connect', () => {
-        client.subscribe(enrollReplyTopic(topicId), { qos: 1 }, () => {
-          clearTimeout(timer);
-          ask();
-        });
-      });
-    });
+    const reply = await awaitEnrollReply(client, topicId, requestId, options);
     if (!reply.ok) throw new FleetError('ENROLL_TOKEN', `enrollment refused: ${reply.error.code}`);
     return { deviceId: reply.deviceId, secret: reply.secret };
   } finally {
     await client.endAsync(true).catch(() => {});
   }
+}
+
+/** Asks for enrollment every `retryS` seconds until this request's reply, a refusal or the abort. */
+function awaitEnrollReply(
+  client: ReturnType<typeof connectEnrollClient>['client'],
+  topicId: string,
+  requestId: string,
+  options: Parameters<typeof enrollSimulated>[0],
+): Promise<EnrollReply> {
+  return new Promise<EnrollReply>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const abort = () => {
+      clearTimeout(timer);
+      reject(new FleetError('ENROLL_TIMEOUT', 'the simulation stopped before enrollment finished'));
+    };
+    if (options.signal.aborted) return abort();
+    options.signal.addEventListener('abort', abort, { once: true });
+    client.on('error', (error: Error & { code?: number }) => {
+      // Refused at CONNECT (4 bad credentials, 5 not authorised): this login does not exist
+      // on this broker. Other errors: mqtt.js reconnects; the deadline bounds the wait.
+      if (error.code !== 4 && error.code !== 5) return;
+      clearTimeout(timer);
+      options.signal.removeEventListener('abort', abort);
+      reject(
+        new FleetError(
+          'UNAUTHORIZED',
+          `the broker refused the ${options.login ?? 'shared'} enrollment login`,
+        ),
+      );
+    });
+    client.on('message', (_topic, payload) => {
+      try {
+        const message = decodeJson(enrollReplySchema, payload);
+        // Devices enrolling with the same token share the topic: only our reply counts.
+        if (message.requestId !== undefined && message.requestId !== requestId) return;
+        clearTimeout(timer);
+        options.signal.removeEventListener('abort', abort);
+        resolve(message);
+      } catch {
+        // not a reply we can read: keep waiting
+      }
+    });
+    const ask = () => {
+      const request = {
+        v: PROTOCOL_VERSION,
+        requestId,
+        token: options.token,
+        agentVersion: 'fleetml-simulator',
+        hardware: simulatedHardware(options.hostname),
+      };
+      if (client.connected) client.publish(enrollRequestTopic(topicId), encodeJson(request), { qos: 1 });
+      timer = setTimeout(ask, options.retryS * 1000);
+    };
+    client.on('connect', () => {
+      client.subscribe(enrollReplyTopic(topicId), { qos: 1 }, () => {
+        clearTimeout(timer);
+        ask();
+      });
+    });
+  });
 }
 
 /**
