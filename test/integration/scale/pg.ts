@@ -64,7 +64,9 @@ export function postgresRestartUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'restarting PostgreSQL needs root (pg_ctlcluster)';
   if (!['127.0.0.1', 'localhost'].includes(new URL(TEST_POSTGRES).hostname))
     return `${new URL(TEST_POSTGRES).hostname} is not this machine's PostgreSQL`;
-  return localCluster() ? null : `no local PostgreSQL cluster on port ${new URL(TEST_POSTGRES).port || '5432'} (pg_lsclusters)`;
+  return localCluster()
+    ? null
+    : `no local PostgreSQL cluster on port ${new URL(TEST_POSTGRES).port || '5432'} (pg_lsclusters)`;
 }
 
 /** `pg_ctlcluster restart` of the local server: every connection to it is cut. Resolves when it is back. */
