@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import { emptyCounters, type SimulatorCounters } from './counters.js';
 import { SimDevice } from './device.js';
 import { Draws } from './distributions.js';
-import { enrollSimulated, type SimIdentity } from './enroll.js';
+import { type EnrollLogin, enrollSimulated, type SimIdentity } from './enroll.js';
 import { resolveSimulatorOptions, type SimulatorOptions } from './options.js';
 
 /** What `fleetml simulate --json` prints. */
@@ -57,6 +57,10 @@ interface SimRun {
   started: number;
   identities: SimIdentity[];
   logger?: Logger;
+  /** The enrollment login in use: 'shared' until the broker refuses it. */
+  login: EnrollLogin;
+  /** With the token's login, enrollments wait for each other here (one client id). */
+  tokenTurns: Promise<unknown>;
 }
 
 /**
@@ -81,6 +85,8 @@ export function startSimulation(
     started: Date.now(),
     identities,
     logger,
+    login: 'shared',
+    tokenTurns: Promise.resolve(),
   };
   const deadline = setTimeout(() => abort.abort(), o.durationS * 1000);
   const done = (async (): Promise<SimulationResult> => {
@@ -103,16 +109,7 @@ async function launch(run: SimRun, index: number): Promise<void> {
   if (signal.aborted) return;
   const draws = new Draws(o.seed * 1_000_003 + index);
   try {
-    const identity =
-      identities[index] ??
-      (await enrollSimulated({
-        url: o.cloud,
-        token: o.enrollToken,
-        hostname: `${o.namePrefix}-${index}`,
-        retryS: o.enrollRetryS,
-        signal,
-        caPem: o.caPem,
-      }));
+    const identity = identities[index] ?? (await enrollDevice(run, index));
     counters.enrolled++;
     if (signal.aborted) return;
     // A device of an earlier run continues above its old sequence numbers, as an agent does.
@@ -124,6 +121,38 @@ async function launch(run: SimRun, index: number): Promise<void> {
     counters.enrollFailed++;
     run.logger?.warn({ index, err: (error as Error).message }, 'simulated device did not start');
   }
+}
+
+/**
+ * Enrolls device `index` with the shared login while the broker takes it (many at once), else
+ * with the token's own login, one device at a time (Mosquitto's dynamic security knows only
+ * that one, and it binds one client id to the token).
+ */
+async function enrollDevice(run: SimRun, index: number): Promise<SimIdentity> {
+  const { o, signal } = run;
+  const enroll = (login: EnrollLogin) =>
+    enrollSimulated({
+      url: o.cloud,
+      token: o.enrollToken,
+      hostname: `${o.namePrefix}-${index}`,
+      retryS: o.enrollRetryS,
+      signal,
+      caPem: o.caPem,
+      login,
+    });
+  if (run.login === 'shared') {
+    try {
+      return await enroll('shared');
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'UNAUTHORIZED') throw error;
+      if (run.login === 'shared')
+        run.logger?.info('the broker refuses the shared enrollment login: enrolling with the token');
+      run.login = 'token';
+    }
+  }
+  const turn = run.tokenTurns.then(() => enroll('token'));
+  run.tokenTurns = turn.catch(() => undefined);
+  return turn;
 }
 
 /** Lets the last batches be acknowledged (bounded by drainS), disconnects every device, sums up. */

@@ -46,10 +46,15 @@ export class CloudProcess {
       await sleep(100);
     }
     if (!this.value('token: ')) throw new Error(`cloud did not start:\n${this.lines.slice(-20).join('\n')}`);
+    // Kept apart: the line buffer only holds the latest lines, and a busy cloud logs thousands.
+    this.startup = this.lines.filter((l) => !l.startsWith('{'));
   }
 
+  /** The cloud's printed addresses (console, broker, token, ca), kept once it is ready. */
+  private startup: string[] = [];
+
   private value(prefix: string): string | undefined {
-    return this.lines.find((l) => l.startsWith(prefix))?.slice(prefix.length);
+    return [...this.startup, ...this.lines].find((l) => l.startsWith(prefix))?.slice(prefix.length);
   }
 
   get httpUrl(): string {

@@ -203,7 +203,7 @@ const topMass = (temperature: number) => {
   return sum / rows;
 };
 const body = [
-  `Command: \`nice -n 10 npx tsx scripts/bench/distill-recogniser.ts ${args.join(' ')}\` · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machineLine()} (shared with other jobs; load ${loadavg()[0].toFixed(1)} at the end) · ${((Date.now() - started) / 60000).toFixed(0)} min`,
+  `Command: \`nice -n 5 npx tsx scripts/bench/distill-recogniser.ts ${args.join(' ')}\` · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machineLine()} (shared with other jobs; load ${loadavg()[0].toFixed(1)} at the end) · ${((Date.now() - started) / 60000).toFixed(0)} min`,
   '',
   `Teacher: PP-OCRv4 recogniser (\`ch_PP-OCRv4_rec_infer.onnx\`, ${t.steps} timesteps × ${t.classes} classes at 48×320, ${teacherParams} parameters). Student: \`shrink:0.5\`,`,
   `distilled through \`runDistill\` (the \`fleetml distill\` path; task detected: sequence, per-timestep soft targets, T = ${temperature}):`,

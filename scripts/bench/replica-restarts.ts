@@ -133,6 +133,7 @@ function watchLeaders() {
 
 const rows: Array<Array<string | number>> = [];
 let finalRow: Array<string | number> = [];
+let fleetSize = 0;
 try {
   await addReplica();
   await until('the first replica to lead', () => replicas[0].leading, 60_000);
@@ -151,8 +152,22 @@ try {
     namePrefix: 'restarts',
   });
   const connectStarted = performance.now();
-  await until(`${devices} devices connected`, () => sim.counters.connected === devices, 1_800_000);
-  log(`${devices} devices enrolled and connected in ${since(connectStarted)} s (load ${load()})`);
+  // Every device, or (a loaded machine loses the odd enrollment reply; the simulator asks again
+  // only after enrollRetryS) all but 2 % once no more came for 60 s: the run goes on with those.
+  let lastCount = -1;
+  let lastChange = performance.now();
+  await until(
+    `${devices} devices connected`,
+    () => {
+      const n = sim.counters.connected;
+      if (n !== lastCount) [lastCount, lastChange] = [n, performance.now()];
+      return n === devices || (n >= devices * 0.98 && since(lastChange) > 60);
+    },
+    1_800_000,
+  );
+  const fleet = sim.devices.length;
+  fleetSize = fleet;
+  log(`${fleet} of ${devices} devices enrolled and connected in ${since(connectStarted)} s (load ${load()})`);
   const sample = await readFile(SAMPLE);
   const ledgers = () => sim.devices.map((d) => d.telemetryLedger());
 
@@ -200,9 +215,9 @@ try {
     const t0 = performance.now();
     await disrupt[name]();
     const disruptionS = since(t0);
-    await until(`case ${name}: acks again`, () => sim.counters.recordsAcked > acked + devices, 600_000);
+    await until(`case ${name}: acks again`, () => sim.counters.recordsAcked > acked + fleet, 600_000);
     const acksS = since(t0);
-    await until(`case ${name}: devices back`, () => sim.counters.connected === devices, 600_000);
+    await until(`case ${name}: devices back`, () => sim.counters.connected >= fleet, 600_000);
     const backS = since(t0);
     await until(`case ${name}: a leader`, () => alive().some((r) => r.leading), 120_000);
     await restore(); // a killed replica is replaced (as an orchestrator would), outside the timings
@@ -215,14 +230,14 @@ try {
     const done = await rollout();
     const after = await auditTelemetry(database, ledgers());
     log(
-      `case ${i + 1} ${name}: rollout ${done.status} ${done.counts.succeeded}/${devices} in ${since(started)} s; ` +
+      `case ${i + 1} ${name}: rollout ${done.status} ${done.counts.succeeded}/${fleet} in ${since(started)} s; ` +
         `no leader for ${gapS} s (most leaders at once ${mostLeaders}); acks after ${acksS} s; ` +
         `lost ${after.lost}, stored twice ${after.storedTwice} (load ${load()})`,
     );
     rows.push([
       name,
-      `${doneBefore}/${devices}`,
-      `${done.status} ${done.counts.succeeded}/${devices}`,
+      `${doneBefore}/${fleet}`,
+      `${done.status} ${done.counts.succeeded}/${fleet}`,
       since(started),
       disruptionS,
       gapS,
@@ -262,7 +277,7 @@ try {
 }
 
 const body = [
-  `\`nice -n 10 npx tsx scripts/bench/replica-restarts.ts --devices ${devices} --wave ${wave} --interval ${intervalS} --cases ${args.cases}\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}. Two replicas (\`cloud start --database … --mqtt-url …\`), Mosquitto 2 (no persistence), PostgreSQL 15 and the simulator share these cores with other work (1-minute load average in the last column). Every device sends one record every ${intervalS} s throughout (resent after 10 s without an ack). Each case is its own rollout of a 204 KB model in waves of ${wave}, disrupted once its first wave is done: \`kill -9\` of the leader, \`kill -9\` of a follower (each replaced by a new replica once the timings are taken), Mosquitto stopped and started (sessions and retained messages gone), the PostgreSQL server restarted. "no leader" is the longest time no live replica led (sampled every 100 ms); "lost" counts records the devices had acknowledged that are not stored, and "stored twice" rows beyond the first per (device, seq), record by record over the whole run so far.`,
+  `\`nice -n 10 npx tsx scripts/bench/replica-restarts.ts --devices ${devices} --wave ${wave} --interval ${intervalS} --cases ${args.cases}\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}. Two replicas (\`cloud start --database … --mqtt-url …\`), Mosquitto 2 (no persistence), PostgreSQL 15 and the simulator share these cores with other work (1-minute load average in the last column). ${fleetSize} of ${devices} devices enrolled and connected. Every device sends one record every ${intervalS} s throughout (resent after 10 s without an ack). Each case is its own rollout of a 204 KB model in waves of ${wave}, disrupted once its first wave is done: \`kill -9\` of the leader, \`kill -9\` of a follower (each replaced by a new replica once the timings are taken), Mosquitto stopped and started (sessions and retained messages gone), the PostgreSQL server restarted. "no leader" is the longest time no live replica led (sampled every 100 ms); "lost" counts records the devices had acknowledged that are not stored, and "stored twice" rows beyond the first per (device, seq), record by record over the whole run so far.`,
   '',
   markdownTable(
     [

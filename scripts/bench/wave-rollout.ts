@@ -80,15 +80,28 @@ async function startBenchCloud(): Promise<CloudProcess> {
   const mosquitto = await startBenchMosquitto(dir);
   undo.push(['stop Mosquitto', mosquitto.stop]);
   const dbName = `fleetml_bench_${randomBytes(3).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: args.database });
-  await admin.connect();
-  undo.push(['close the admin connection', () => admin.end()]);
-  await admin.query(`CREATE DATABASE ${dbName}`);
+  await adminQuery(`CREATE DATABASE ${dbName}`);
   // Runs after the cloud stopped (undo runs in reverse); FORCE ends any session it left.
-  undo.push([`drop database ${dbName}`, () => admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)]);
+  undo.push([`drop database ${dbName}`, () => adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)]);
   const url = new URL(args.database);
   url.pathname = `/${dbName}`;
   return startCloud(['--mqtt-url', mosquitto.url, '--database', url.toString(), ...common]);
+}
+
+/**
+ * One statement on its own short session: a session held for the whole run dies with a
+ * PostgreSQL restart (other work on this machine restarts it), and an error on an idle client
+ * nobody listens to ends the process before the teardown runs.
+ */
+async function adminQuery(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: args.database });
+  client.on('error', (error) => log(`admin session: ${error.message}`));
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
 }
 
 async function startCloud(flags: string[]): Promise<CloudProcess> {

@@ -7,6 +7,7 @@ export type OutputActivation = 'softmax' | 'logsoftmax' | 'sigmoid' | 'none';
 
 export function outputActivation(graph: GraphProto): OutputActivation {
   const out = graph.output?.[0]?.name;
+  if (flattenedSoftmax(graph, out ?? '')) return 'softmax';
   const producer = graph.node.find((n) => n.output.includes(out ?? ''));
   if (producer?.opType === 'Softmax') return 'softmax';
   if (producer?.opType === 'LogSoftmax') return 'logsoftmax';
@@ -20,8 +21,28 @@ export function outputActivation(graph: GraphProto): OutputActivation {
  */
 export function studentLogitsTensor(graph: GraphProto): string {
   const out = graph.output![0].name;
+  const flattened = flattenedSoftmax(graph, out);
+  if (flattened) return flattened;
   if (outputActivation(graph) === 'none') return out;
   return graph.node.find((n) => n.output.includes(out))!.input[0];
+}
+
+/**
+ * The input x of Reshape(Softmax(Flatten(x)), Shape(x)) producing `out`: how upgrading an
+ * opset 9–12 Softmax whose axis is not known to be the last writes it (PaddleOCR's recogniser:
+ * Softmax axis 2 of [N, T, C]). Exporters put such an axis on the last dimension, where the
+ * flattened softmax is the softmax over C that the losses apply to x.
+ */
+function flattenedSoftmax(graph: GraphProto, out: string): string | undefined {
+  const producer = (name: string) => graph.node.find((n) => n.output.includes(name));
+  const reshape = producer(out);
+  if (reshape?.opType !== 'Reshape') return undefined;
+  const softmax = producer(reshape.input[0]);
+  const shape = producer(reshape.input[1]);
+  if (softmax?.opType !== 'Softmax') return undefined;
+  const flatten = producer(softmax.input[0]);
+  if (flatten?.opType !== 'Flatten' || shape?.opType !== 'Shape') return undefined;
+  return shape.input[0] === flatten.input[0] ? flatten.input[0] : undefined;
 }
 
 /** The task from the shape of one sample of the teacher's output: [C], [T, C] or [C, H, W]. */

@@ -89,6 +89,15 @@ export class ModelRunner {
   /** Runs `count` samples; returns the first output and each extra output, flattened per sample. */
   async run(x: Float32Array, count: number): Promise<Float32Array[]> {
     const size = this.sampleSize;
+    // Data of another sample size (pages for a model declared on crops) would be cut into
+    // wrong samples and scored as garbage without a word.
+    if (x.length !== count * size) {
+      throw new FleetError(
+        'ONNX_SHAPE',
+        `${count} samples of ${x.length / count} floats do not fit the model's input ${this.input} [N, ${this.sampleShape.join(', ')}] (${size} floats per sample)`,
+        { input: this.input, expected: this.sampleShape },
+      );
+    }
     const batch = this.fixedBatch ?? Math.min(this.chunk, count);
     const results: Float32Array[] = [];
     const names = [this.output, ...this.extraOutputs];

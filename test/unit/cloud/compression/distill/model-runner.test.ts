@@ -34,6 +34,16 @@ describe('ModelRunner chunks', () => {
     await runner.release();
   });
 
+  it('refuses data of another sample size with ONNX_SHAPE instead of cutting it into wrong samples', async () => {
+    const runner = await ModelRunner.create(relu([3, 4, 4]), 'm', { intraOpThreads: 1 });
+    await expect(runner.run(new Float32Array(2 * 3 * 8 * 8), 2)).rejects.toMatchObject({
+      code: 'ONNX_SHAPE',
+    });
+    const [y] = await runner.run(new Float32Array(2 * 3 * 4 * 4).fill(-1), 2);
+    expect(y.every((v) => v === 0)).toBe(true);
+    await runner.release();
+  });
+
   it('takes a smaller bound when asked', async () => {
     const runner = await ModelRunner.create(relu([3, 64, 64]), 'm', { maxChunkFloats: 3 * 64 * 64 * 5 });
     expect(runner.chunk).toBe(5);

@@ -4,12 +4,18 @@ import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff
 import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { shrinkModel } from '../../../../../cloud/compression/distill/students/shrink.js';
 import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
-import { detectTask, outputActivation, toTargets } from '../../../../../cloud/compression/distill/task.js';
+import {
+  detectTask,
+  outputActivation,
+  studentLogitsTensor,
+  toTargets,
+} from '../../../../../cloud/compression/distill/task.js';
 import { ModelRunner } from '../../../../../cloud/compression/distill/teacher.js';
 import { TrainingSession } from '../../../../../cloud/compression/distill/train-session.js';
 import { trainStudent } from '../../../../../cloud/compression/distill/trainer.js';
 import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
+import { upgradeOpset } from '../../../../../cloud/compression/onnx/opset.js';
 import { floatTensor, makeTensor, tensorFloats } from '../../../../../cloud/compression/onnx/tensor.js';
 import { DataType, type ModelProto } from '../../../../../cloud/compression/onnx/types.js';
 import { createRng } from '../../../../../shared/random.js';
@@ -179,6 +185,23 @@ describe('task-aware distillation losses', () => {
     const targets = toTargets(teacherP.slice(), 'softmax', 'sequence', 5);
     const loss = await firstLoss(studentModel, x, targets, [5, 4], 'sequence', B);
     expect(loss).toBeCloseTo(expected, 4);
+  });
+
+  it('an opset-9 Softmax (axis 2, flattened when upgraded to 13) still gives the loss its logits', async () => {
+    // PaddleOCR's recogniser ends in such a Softmax: upgraded, it is Reshape(Softmax(Flatten(z)),
+    // Shape(z)), and the loss once read its probabilities as logits (and could not train).
+    const old = sequenceModel(2);
+    old.opsetImport = [{ domain: '', version: 9 }];
+    old.graph.node[1].attribute = [attr.int('axis', 2)];
+    upgradeOpset(old, 13);
+    expect(old.graph.node.map((n) => n.opType)).toContain('Flatten');
+    expect(outputActivation(old.graph)).toBe('softmax');
+    expect(studentLogitsTensor(old.graph)).toBe('z');
+    const B = 3;
+    const x = random(B * 30, 5);
+    const targets = toTargets(await outputs(sequenceModel(1), x, B), 'softmax', 'sequence', 5);
+    const upgraded = await firstLoss(old, x, targets, [5, 4], 'sequence', B);
+    expect(upgraded).toBeCloseTo(await firstLoss(sequenceModel(2), x, targets, [5, 4], 'sequence', B), 4);
   });
 
   it('sequences with a blank weight: Σ w · KL / Σ w, w = 1 − (1 − weight) · p_teacher(blank)', async () => {
