@@ -127,16 +127,7 @@ export class TelemetryRepository {
    * largest id per device comes off the (device_id, id) index.
    */
   async latestBenchByDevice(): Promise<Map<string, BenchSummary>> {
-    const rows = await this.store.db
-      .selectFrom('bench_reports')
-      .select([...BENCH_COLUMNS, 'device_id as deviceId'])
-      .where('id', 'in', (eb) =>
-        eb
-          .selectFrom('bench_reports')
-          .select((b) => b.fn.max('id').as('id'))
-          .groupBy('device_id'),
-      )
-      .execute();
+    const rows = await this.latestBenchRows();
     return new Map(rows.map(({ deviceId, ...bench }) => [deviceId, toBenchSummary(bench)]));
   }
 
@@ -144,21 +135,25 @@ export class TelemetryRepository {
   async latestBenches(deviceIds: readonly string[]): Promise<Map<string, BenchSummary>> {
     const latest = new Map<string, BenchSummary>();
     for (let i = 0; i < deviceIds.length; i += 500) {
-      const chunk = deviceIds.slice(i, i + 500);
-      const rows = await this.store.db
-        .selectFrom('bench_reports')
-        .select([...BENCH_COLUMNS, 'device_id as deviceId'])
-        .where('id', 'in', (eb) =>
-          eb
-            .selectFrom('bench_reports')
-            .select((b) => b.fn.max('id').as('id'))
-            .where('device_id', 'in', chunk)
-            .groupBy('device_id'),
-        )
-        .execute();
+      const rows = await this.latestBenchRows(deviceIds.slice(i, i + 500));
       for (const { deviceId, ...bench } of rows) latest.set(deviceId, toBenchSummary(bench));
     }
     return latest;
+  }
+
+  /** The latest bench row per device (of these devices, when given). */
+  private latestBenchRows(deviceIds?: readonly string[]) {
+    return this.store.db
+      .selectFrom('bench_reports')
+      .select([...BENCH_COLUMNS, 'device_id as deviceId'])
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('bench_reports')
+          .select((b) => b.fn.max('id').as('id'))
+          .$if(deviceIds !== undefined, (q) => q.where('device_id', 'in', deviceIds!))
+          .groupBy('device_id'),
+      )
+      .execute();
   }
 
   /** The latest benchmark per (device, artifact) of these artifacts (model lineage's device latency). */
