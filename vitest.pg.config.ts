@@ -21,6 +21,7 @@ export const PG_MOSQUITTO_FILES = [
   'test/integration/cli/cli.test.ts',
   'test/integration/cli/rollout-steer.test.ts',
   'test/integration/agent/serving.test.ts',
+  'test/integration/agent/enroll-retry.test.ts',
   'test/integration/security/*.test.ts',
   'test/security/artifact-theft.test.ts',
   'test/security/forged-target.test.ts',

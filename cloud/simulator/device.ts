@@ -136,9 +136,17 @@ export class SimDevice {
   private sendTelemetry(): void {
     const client = this.client;
     if (!client?.connected) return;
-    this.telemetry.send((channel, payload) =>
-      client.publish(deviceTopic(this.identity.deviceId, channel), payload, { qos: 1 }),
+    this.telemetry.send(
+      (channel, payload) => client.publish(deviceTopic(this.identity.deviceId, channel), payload, { qos: 1 }),
+      !this.draining,
     );
+  }
+
+  private draining = false;
+
+  /** The run is ending: no new records, but unacknowledged ones are still resent until stop(). */
+  drain(): void {
+    this.draining = true;
   }
 
   private onMessage(topic: string, payload: Buffer): void {

@@ -60,11 +60,14 @@ export class SimTelemetry {
     return { firstSeq: this.firstSeq, nextSeq: this.seq, unacked: [...this.outbox.keys()] };
   }
 
-  /** New records, plus any whose acknowledgement is overdue (the agent's outbox resends them). */
-  send(publish: SimPublish): void {
+  /**
+   * New records (unless `fresh` is false: the run is draining), plus any whose acknowledgement
+   * is overdue (the agent's outbox resends them).
+   */
+  send(publish: SimPublish, fresh = true): void {
     const now = Date.now();
     const batch = this.overdue(now);
-    for (let i = 0; i < this.o.recordsPerBatch; i++) {
+    for (let i = 0; fresh && i < this.o.recordsPerBatch; i++) {
       const record = this.newRecord();
       this.outbox.set(record.seq, { record, sentAt: now });
       batch.push(record);

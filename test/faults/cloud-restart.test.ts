@@ -6,7 +6,7 @@ import type { AgentHandle } from '../../agent/main.js';
 import { onPgMosquitto } from '../integration/support/backend-mode.js';
 import { auditTelemetry, startFaultAgent } from './fleet.js';
 import { buildMlp } from './models.js';
-import { CloudProcess, freePort, waitFor } from './procs.js';
+import { CLOUD_START_MS, CloudProcess, freePort, waitFor } from './procs.js';
 
 interface RolloutDetail {
   id: string;
@@ -48,7 +48,7 @@ describe(`fault: cloud process restarts (${SETUP})`, () => {
       const { devices } = await cloud.api<{ devices: Array<{ online: boolean }> }>('GET', '/api/devices');
       return devices.filter((d) => d.online).length === 2;
     });
-  }, 90_000);
+  }, CLOUD_START_MS + 90_000);
 
   afterAll(async () => {
     for (const { agent } of agents) await agent.stop().catch(() => {});
@@ -65,6 +65,17 @@ describe(`fault: cloud process restarts (${SETUP})`, () => {
       buildMlp({ inputs: 1024, hidden: 512, seed }),
     );
   const rollout = (id: string) => cloud.api<RolloutDetail>('GET', `/api/rollouts/${id}`);
+  /** What a failure shows: the rollout, the agents' phases and the cloud's last log lines. */
+  const diagnose = (detail: RolloutDetail | string) =>
+    JSON.stringify({
+      rollout: detail,
+      agents: agents.map(({ agent }) => ({
+        id: agent.identity.deviceId,
+        phase: agent.reconciler.currentPhase,
+        blocks: agent.downloader.lastStats?.receivedBlocks,
+      })),
+      cloud: cloud.proc?.lines.slice(-30),
+    });
   const finished = (id: string) =>
     waitFor(
       `rollout ${id}`,
@@ -72,11 +83,12 @@ describe(`fault: cloud process restarts (${SETUP})`, () => {
         const r = await rollout(id);
         return r.status !== 'running' ? r : undefined;
       },
-      90_000,
+      180_000,
       200,
-    );
-  const diagnose = (done: RolloutDetail) =>
-    JSON.stringify({ done, events: cloud.query('SELECT device_id, code, message, at FROM events') });
+    ).catch(async (error: Error) => {
+      const last = await rollout(id).catch((e: Error) => e.message);
+      throw new Error(`${error.message}: ${diagnose(last)}`);
+    });
   /** Resolves once `agent` is mid-transfer (some blocks in, not all). */
   const midTransfer = (agent: AgentHandle) =>
     waitFor(
@@ -89,62 +101,70 @@ describe(`fault: cloud process restarts (${SETUP})`, () => {
       5,
     );
 
-  it('SIGTERM + respawn during a rollout and during telemetry: the rollout completes', async () => {
-    const model = await upload(1);
-    const created = await cloud.api<{ id: string }>('POST', '/api/rollouts', {
-      model: model.id,
-      devices: ids(),
-      policy: { deviceTimeoutS: 300 },
-    });
-    await midTransfer(agents[0].agent);
-    await cloud.stop('SIGTERM');
-    await cloud.start();
-    const done = await finished(created.id);
-    expect(done.status, diagnose(done)).toBe('succeeded');
-    expect(done.executions.every((e) => e.status === 'succeeded')).toBe(true);
-    for (const { agent } of agents) expect(agent.reconciler.currentPhase).toBe('active');
-    // Telemetry keeps flowing; restart once more with nothing but telemetry in flight.
-    await new Promise((r) => setTimeout(r, 500));
-    await cloud.stop('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    await cloud.start();
-  }, 150_000);
+  it(
+    'SIGTERM + respawn during a rollout and during telemetry: the rollout completes',
+    async () => {
+      const model = await upload(1);
+      const created = await cloud.api<{ id: string }>('POST', '/api/rollouts', {
+        model: model.id,
+        devices: ids(),
+        policy: { deviceTimeoutS: 300 },
+      });
+      await midTransfer(agents[0].agent);
+      await cloud.stop('SIGTERM');
+      await cloud.start();
+      const done = await finished(created.id);
+      expect(done.status, diagnose(done)).toBe('succeeded');
+      expect(done.executions.every((e) => e.status === 'succeeded')).toBe(true);
+      for (const { agent } of agents) expect(agent.reconciler.currentPhase).toBe('active');
+      // Telemetry keeps flowing; restart once more with nothing but telemetry in flight.
+      await new Promise((r) => setTimeout(r, 500));
+      await cloud.stop('SIGTERM');
+      await new Promise((r) => setTimeout(r, 500));
+      await cloud.start();
+    },
+    2 * CLOUD_START_MS + 240_000,
+  );
 
-  it('kill -9 + respawn twice during a rollout in waves: it resumes from its stored state', async () => {
-    const model = await upload(2);
-    const created = await cloud.api<{ id: string }>('POST', '/api/rollouts', {
-      model: model.id,
-      devices: ids(),
-      policy: { canaryPercent: 50, deviceTimeoutS: 300 },
-    });
-    const first = await rollout(created.id);
-    const canary = first.executions.find((e) => e.wave === 0)!;
-    const second = first.executions.find((e) => e.wave === 1)!;
-    const agentOf = (deviceId: string) => agents.find((a) => a.agent.identity.deviceId === deviceId)!.agent;
-    // Killed while the canary downloads...
-    await midTransfer(agentOf(canary.deviceId));
-    await cloud.stop('SIGKILL');
-    await cloud.start();
-    // ...and again while the second wave downloads, which only a resumed rollout can start.
-    await midTransfer(agentOf(second.deviceId));
-    await cloud.stop('SIGKILL');
-    await cloud.start();
-    const done = await finished(created.id);
-    expect(done.id).toBe(created.id);
-    expect(done.status, diagnose(done)).toBe('succeeded');
-    const [w0, w1] = [0, 1].map((w) => done.executions.find((e) => e.wave === w)!);
-    expect(w0.status).toBe('succeeded');
-    expect(w1.status).toBe('succeeded');
-    expect(Date.parse(w1.startedAt)).toBeGreaterThanOrEqual(Date.parse(w0.finishedAt));
-    for (const { agent } of agents) {
-      const device = await cloud.api<{ activeModel: { id: string } }>(
-        'GET',
-        `/api/devices/${agent.identity.deviceId}`,
-      );
-      expect(device.activeModel.id).toBe(model.id);
-      expect(agent.reconciler.currentPhase).toBe('active');
-    }
-  }, 150_000);
+  it(
+    'kill -9 + respawn twice during a rollout in waves: it resumes from its stored state',
+    async () => {
+      const model = await upload(2);
+      const created = await cloud.api<{ id: string }>('POST', '/api/rollouts', {
+        model: model.id,
+        devices: ids(),
+        policy: { canaryPercent: 50, deviceTimeoutS: 300 },
+      });
+      const first = await rollout(created.id);
+      const canary = first.executions.find((e) => e.wave === 0)!;
+      const second = first.executions.find((e) => e.wave === 1)!;
+      const agentOf = (deviceId: string) => agents.find((a) => a.agent.identity.deviceId === deviceId)!.agent;
+      // Killed while the canary downloads...
+      await midTransfer(agentOf(canary.deviceId));
+      await cloud.stop('SIGKILL');
+      await cloud.start();
+      // ...and again while the second wave downloads, which only a resumed rollout can start.
+      await midTransfer(agentOf(second.deviceId));
+      await cloud.stop('SIGKILL');
+      await cloud.start();
+      const done = await finished(created.id);
+      expect(done.id).toBe(created.id);
+      expect(done.status, diagnose(done)).toBe('succeeded');
+      const [w0, w1] = [0, 1].map((w) => done.executions.find((e) => e.wave === w)!);
+      expect(w0.status).toBe('succeeded');
+      expect(w1.status).toBe('succeeded');
+      expect(Date.parse(w1.startedAt)).toBeGreaterThanOrEqual(Date.parse(w0.finishedAt));
+      for (const { agent } of agents) {
+        const device = await cloud.api<{ activeModel: { id: string } }>(
+          'GET',
+          `/api/devices/${agent.identity.deviceId}`,
+        );
+        expect(device.activeModel.id).toBe(model.id);
+        expect(agent.reconciler.currentPhase).toBe('active');
+      }
+    },
+    2 * CLOUD_START_MS + 240_000,
+  );
 
   it('lost no telemetry record and stored none twice across the four restarts', async () => {
     const audit = await auditTelemetry(agents, (deviceId) => cloud.telemetrySeqs(deviceId));

@@ -107,6 +107,9 @@ export class FleetmlProcess {
   }
 }
 
+/** How long `fleetml cloud start` may take to print its token (CloudProcess.start). */
+export const CLOUD_START_MS = 180_000;
+
 export interface CloudProcessOptions {
   dataDir: string;
   httpPort: number;
@@ -144,7 +147,9 @@ export class CloudProcess {
           [...common, '--mqtt-port', String(this.o.mqttPort), '--insecure-plain-mqtt'],
       external?.env,
     );
-    const line = await this.proc.line(/^token: /, 60_000);
+    // Generous: a cold `cloud start` (tsx loading the whole cloud) took 30 s at load 27 on 2
+    // cores, and more than 60 s while other tests shared the machine.
+    const line = await this.proc.line(/^token: /, CLOUD_START_MS);
     this.token = line.slice('token: '.length).trim();
   }
 

@@ -87,6 +87,15 @@ export const WRITE_QUEUE_BYTES = 8 * 1024 * 1024;
  * as a client error. Here a closed socket ends the connection quietly; only what the frame guard
  * refuses reaches aedes as an error. Destroying the connection (aedes closing a client) closes
  * the socket.
+ *
+ * It pushes only from the guard's 'data' events, never from inside read() (its _read only
+ * resumes the guard, which flows on a later tick). aedes reads a connection on 'readable' and,
+ * once the packets it read are handled, with read(); Duplex.from's _read pulled from the guard
+ * synchronously, and a push made inside that read() could leave the stream believing a
+ * 'readable' was on its way. When that read ended in the middle of a large packet, aedes waited
+ * for a 'readable' that never came and never read the connection again: the cloud's
+ * connection, busy with 64 KiB blocks, stalled a rollout to 1,000 simulated devices on the
+ * embedded broker (write-queue.test.ts checks that nothing is pushed inside read()).
  */
 class GuardedConnection extends Duplex {
   /** The write waiting for the socket to drain; released when the connection goes. */

@@ -113,31 +113,49 @@ export class TargetService {
    * anew under this run's epoch: a device that saw higher sequences from a database since
    * restored from a backup follows the new epoch instead of ignoring its targets. Revoked
    * devices' targets stay unpublished.
+   *
+   * A target issued while this runs (here, or by another replica) may be read as its older
+   * version and that one published after the newer: the broker would keep the older as the
+   * retained target, and a device that subscribes later would never see the newer. So the
+   * targets are read again once every publish was acknowledged, and those that changed are
+   * published again: a target stored after that read is published by its issuer after it.
    */
   async republishAll(): Promise<number> {
     const epoch = await this.currentEpoch();
-    const rows = await this.db
-      .selectFrom('targets as t')
-      .innerJoin('devices as d', 'd.id', 't.device_id')
-      .select('t.payload')
-      .where('d.revoked', '=', 0)
-      .execute();
-    for (const row of rows) {
-      let state = JSON.parse(row.payload) as TargetState;
-      if (state.epoch !== epoch) {
-        const { signature: _old, signer: _signer, ...rest } = state;
-        state = this.sign({ ...rest, epoch });
-        // Only over the same sequence: a replica that issued a newer target meanwhile keeps it.
-        await this.db
-          .updateTable('targets')
-          .set({ payload: JSON.stringify(state), updated_at: state.issuedAt })
-          .where('device_id', '=', state.deviceId)
-          .where('version', '=', state.version)
-          .execute();
-      }
-      await this.publish(state);
+    const published = new Map<string, number>();
+    const rows = await this.storedTargets();
+    for (const row of rows) published.set(row.deviceId, await this.republish(row.payload, epoch));
+    for (const row of await this.storedTargets()) {
+      if (published.get(row.deviceId) !== row.version) await this.republish(row.payload, epoch);
     }
     return rows.length;
+  }
+
+  private async storedTargets(): Promise<Array<{ deviceId: string; version: number; payload: string }>> {
+    return this.db
+      .selectFrom('targets as t')
+      .innerJoin('devices as d', 'd.id', 't.device_id')
+      .select(['t.device_id as deviceId', 't.version', 't.payload'])
+      .where('d.revoked', '=', 0)
+      .execute();
+  }
+
+  /** Publishes one stored target (re-signed under the current epoch if needed); its version. */
+  private async republish(payload: string, epoch: number): Promise<number> {
+    let state = JSON.parse(payload) as TargetState;
+    if (state.epoch !== epoch) {
+      const { signature: _old, signer: _signer, ...rest } = state;
+      state = this.sign({ ...rest, epoch });
+      // Only over the same sequence: a replica that issued a newer target meanwhile keeps it.
+      await this.db
+        .updateTable('targets')
+        .set({ payload: JSON.stringify(state), updated_at: state.issuedAt })
+        .where('device_id', '=', state.deviceId)
+        .where('version', '=', state.version)
+        .execute();
+    }
+    await this.publish(state);
+    return state.version;
   }
 
   /** Signs and checks against the protocol schema: what cannot be carried is refused here. */

@@ -43,12 +43,16 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
   };
 }
 
-/** The local cluster `pg_lsclusters` lists first (what scripts/ci/postgres.sh starts). */
+/** The local cluster serving TEST_POSTGRES's port (what scripts/ci/postgres.sh starts), by `pg_lsclusters`. */
 function localCluster(): { version: string; name: string } | null {
   const listed = spawnSync('pg_lsclusters', ['--no-header'], { encoding: 'utf8' });
   if (listed.status !== 0) return null;
-  const [version, name] = listed.stdout.trim().split('\n')[0]?.split(/\s+/) ?? [];
-  return version && name ? { version, name } : null;
+  const port = new URL(TEST_POSTGRES).port || '5432';
+  for (const line of listed.stdout.trim().split('\n')) {
+    const [version, name, clusterPort] = line.split(/\s+/);
+    if (version && name && clusterPort === port) return { version, name };
+  }
+  return null;
 }
 
 /**
@@ -60,7 +64,7 @@ export function postgresRestartUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'restarting PostgreSQL needs root (pg_ctlcluster)';
   if (!['127.0.0.1', 'localhost'].includes(new URL(TEST_POSTGRES).hostname))
     return `${new URL(TEST_POSTGRES).hostname} is not this machine's PostgreSQL`;
-  return localCluster() ? null : 'no local PostgreSQL cluster (pg_lsclusters)';
+  return localCluster() ? null : `no local PostgreSQL cluster on port ${new URL(TEST_POSTGRES).port || '5432'} (pg_lsclusters)`;
 }
 
 /** `pg_ctlcluster restart` of the local server: every connection to it is cut. Resolves when it is back. */

@@ -1,10 +1,16 @@
 import { Registry } from 'prom-client';
 import { expect, it } from 'vitest';
 import { beginEpoch } from '../../../cloud/fleet/delivery/epoch.js';
+import { TargetService } from '../../../cloud/fleet/delivery/targets.js';
 import { FLEET_MIGRATIONS } from '../../../cloud/fleet/store/fleet-migrations.js';
 import { migrateFleetStore } from '../../../cloud/fleet/store/kysely.js';
-import { signManifest, verifyManifest, verifyTarget } from '../../../shared/manifest/index.js';
-import type { BenchReport, StateReport } from '../../../shared/protocol/index.js';
+import { signManifest, signTarget, verifyManifest, verifyTarget } from '../../../shared/manifest/index.js';
+import {
+  type BenchReport,
+  deviceTopic,
+  type StateReport,
+  type TargetState,
+} from '../../../shared/protocol/index.js';
 import { describeEachBackend } from '../support/backends.js';
 import { deliveryRig, keys, SAMPLE, sampleVariant } from './delivery-rig.js';
 
@@ -64,6 +70,47 @@ describeEachBackend('delivery on the fleet store', (backend) => {
     const cleared = await targets.setModel('a', null);
     expect([cleared.version, cleared.epoch, cleared.model]).toEqual([3, second, null]);
     expect(await targets.current('nobody')).toBeUndefined();
+  });
+
+  // After a broker restart every replica publishes all stored targets again. One that read a
+  // device's target just before another replica issued a newer one must not leave the older
+  // retained (a device subscribing later would never see the newer): seen with a rollout's
+  // next wave issued during a Mosquitto restart.
+  it('republishing never leaves an older target retained over one issued meanwhile', async () => {
+    const store = await backend.open();
+    const rig = deliveryRig(store);
+    await rig.addDevice('a');
+    const model = await rig.models.add(SAMPLE, { name: 'mnist' });
+    await rig.targets.setModel('a', model);
+    const retained = new Map<string, number>(); // what the broker keeps, per topic
+    const keep = (topic: string, payload: Buffer) =>
+      retained.set(topic, (JSON.parse(payload.toString()) as TargetState).version);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    let first = true;
+    const replica = (publish: (topic: string, payload: Buffer) => Promise<void>) =>
+      new TargetService(store, { publish }, rig.manifests, {
+        sign: (t) => signTarget(t, keys),
+        devices: rig.devices,
+        models: rig.models,
+      });
+    const slow = replica(async (topic, payload) => {
+      if (first) {
+        first = false;
+        holding();
+        await released; // the stale version is on its way to the broker
+      }
+      keep(topic, payload);
+    });
+    const fast = replica(async (topic, payload) => void keep(topic, payload));
+    const republishing = slow.republishAll();
+    await held;
+    const newer = await fast.setModel('a', model);
+    release();
+    await republishing;
+    expect(retained.get(deviceTopic('a', 'target'))).toBe(newer.version);
   });
 
   it('starts a newer epoch on every start, even when the clock went back', async () => {
