@@ -164,12 +164,19 @@ function awaitEnrollReply(
 ): Promise<EnrollReply> {
   return new Promise<EnrollReply>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    // Once answered or given up, nothing asks again: the subscription below may only settle
+    // after the deadline (a broker that never acknowledged it), and a re-ask timer armed then
+    // kept `agent enroll --timeout` alive after it had reported ENROLL_TIMEOUT.
+    let settled = false;
     const onAbort = () => {
+      settled = true;
       clearTimeout(timer);
       reject(new FleetError('ENROLL_TIMEOUT', 'no enrollment reply from the cloud before the deadline'));
     };
+    if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const ask = () => {
+      if (settled) return;
       if (transport.connected) {
         const request = {
           v: PROTOCOL_VERSION,
@@ -189,6 +196,7 @@ function awaitEnrollReply(
           const message = decodeJson(enrollReplySchema, payload);
           // Another device enrolling with the same token shares the topic: not our answer.
           if (message.requestId !== undefined && message.requestId !== requestId) return;
+          settled = true;
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', onAbort);
           resolve(message);

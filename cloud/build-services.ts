@@ -103,7 +103,12 @@ export async function buildServices(wiring: ServiceWiring): Promise<CloudService
     logger,
     options: options.monitoring,
     rejectedBatches,
+    postgres: replica.postgres
+      ? { rows: replica.postgres.deviceLatency, ingest: replica.postgres.ingest }
+      : undefined,
   });
+  // PostgreSQL's ingest counts into the same Prometheus metrics as the SQLite queue.
+  replica.postgres?.ingest.observe(monitor.metrics);
   const { rolloutStore, rollouts, jobs } = buildOperations(wiring, {
     delivery,
     telemetry,

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { FleetError } from '../../shared/errors/index.js';
 import { AGENT_DEFAULTS, type AgentConfigInput } from '../config.js';
 
 const d = AGENT_DEFAULTS;
@@ -182,6 +183,13 @@ export function register(program: Command): void {
     .option('--timeout <s>', 'give up after this many seconds', '300')
     .option('--json', 'print {deviceId} on stdout')
     .action(async (flags: Record<string, string | boolean | undefined>) => {
+      const timeoutS = Number(flags.timeout);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
+        throw new FleetError(
+          'INPUT_INVALID',
+          `--timeout must be a number of seconds > 0, got '${flags.timeout}'`,
+        );
+      }
       const { loadConfig } = await import('../config.js');
       const { loadIdentity } = await import('../enroll.js');
       const { enrollDevice } = await import('../startup.js');
@@ -212,7 +220,7 @@ export function register(program: Command): void {
         });
         const probe = await detectExecutionProviders();
         const abort = new AbortController();
-        const timer = setTimeout(() => abort.abort(), Number(flags.timeout) * 1000);
+        const timer = setTimeout(() => abort.abort(), timeoutS * 1000);
         identity = await enrollDevice(config, caPem, probe.available, logger, abort.signal);
         clearTimeout(timer);
       }

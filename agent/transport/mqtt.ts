@@ -26,6 +26,9 @@ export interface TransportOptions {
   logger: Logger;
 }
 
+/** How long close() waits for messages in flight to be acknowledged before it drops the link. */
+const CLOSE_GRACE_MS = 5000;
+
 export type MessageHandler = (payload: Buffer, topic: string) => void;
 
 export interface PublishOptions {
@@ -156,10 +159,29 @@ export class MqttTransport {
   }
 
   /** Graceful close: the broker does not publish the will. */
+  /**
+   * Ends the connection, letting messages in flight be acknowledged for up to
+   * CLOSE_GRACE_MS. Without a connection it ends at once: a graceful end waits for
+   * acknowledgements (of a subscription queued before the first connect, say) that would never
+   * come, and `agent enroll --timeout` against a broker that never answered hung there.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.client.endAsync(false).catch(() => this.client.end(true));
+    if (!this.client.connected) {
+      await this.client.endAsync(true).catch(() => {});
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = this.client.endAsync(false).catch(() => {});
+    const bounded = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.client.stream?.destroy();
+        resolve();
+      }, CLOSE_GRACE_MS);
+    });
+    await Promise.race([graceful, bounded]);
+    clearTimeout(timer);
   }
 
   /** Drops the socket without DISCONNECT (the broker publishes the will); tests and benches use it. */

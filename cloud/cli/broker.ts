@@ -24,17 +24,18 @@ export function register(program: Command): void {
       const { CLOUD_USERNAME } = await import('../fleet/broker/acl.js');
       const { newSecret } = await import('../fleet/identity/secrets.js');
       const { numberOption } = await import('./number-option.js');
+      const { resolve } = await import('node:path');
       const port = numberOption(options.port, '--port', 1);
       const password = newSecret();
       const { conf } = await writeMosquittoSetup({
-        dir: options.dir,
+        dir: resolve(options.dir),
         port,
         host: options.host,
         insecurePlain: Boolean(options.insecurePlainMqtt),
         plugin: options.plugin,
         cloudPassword: password,
       });
-      const result = { dir: options.dir, conf, username: CLOUD_USERNAME, password };
+      const result = { dir: resolve(options.dir), conf, username: CLOUD_USERNAME, password };
       process.stdout.write(
         options.json
           ? `${JSON.stringify(result)}\n`

@@ -29,6 +29,7 @@ export interface DistillCliOptions {
   checkpointDir?: string;
   soft?: boolean;
   task?: string;
+  blankWeight: string;
   imageSize?: string;
   imageMean?: string;
   imageStd?: string;
@@ -103,7 +104,11 @@ export function distillRequest(opts: DistillCliOptions): DistillRequest {
       intraOpThreads: number(opts.threads, '--threads', 0),
       allowSpinning: Boolean(opts.spin),
       checkpointDir: opts.checkpointDir,
-      loss: { temperature: number(opts.temperature, '--temperature', Number.MIN_VALUE), alpha },
+      loss: {
+        temperature: number(opts.temperature, '--temperature', Number.MIN_VALUE),
+        alpha,
+        blankWeight: number(opts.blankWeight, '--blank-weight', 0),
+      },
       optimizer: { kind: optimizer, lr: opts.lr === undefined ? undefined : number(opts.lr, '--lr', 0) },
       schedule: { kind: schedule, warmupSteps: number(opts.warmup, '--warmup', 0) },
     },

@@ -47,6 +47,11 @@ export function register(program: Command): void {
       '--task <kind>',
       'classes | sequence ([N, T, C], per-timestep soft targets) | dense ([N, C, H, W] maps, per-pixel); default from the teacher output shape',
     )
+    .option(
+      '--blank-weight <w>',
+      'sequences: weight of timesteps the teacher reads as the CTC blank (class 0), relative to 1 for characters',
+      '1',
+    )
     .option('--checkpoint-dir <dir>', 'write the student after every epoch here')
     .requiredOption('-o, --output <student.onnx>', 'where to write the trained student')
     .option('--json', 'print one JSON object with the results on stdout')

@@ -29,5 +29,11 @@ export async function measureOutcome(
 export function speedLine(o: QuantizeOutcome, label: string): string {
   const ratio = `${label}/FP32 latency ×${o.latencyRatio.toFixed(2)} at batch ${o.batch} (${o.int8Ms.toFixed(2)} vs ${o.fp32Ms.toFixed(2)} ms, ${o.threads} threads), size ×${o.sizeRatio.toFixed(2)}`;
   if (o.verdict === 'faster') return `${ratio}: faster on this machine\n`;
-  return `${label} is NOT faster than FP32 on this machine (${ratio}): keep the FP32 model here\n`;
+  // Quicker on average but not in enough of the paired runs: timings too noisy to trust (a busy
+  // machine); saying only "NOT faster" next to a ratio below 1 reads like a contradiction.
+  const noisy =
+    o.latencyRatio < 1
+      ? `; ${label} won only ${o.wins} of ${o.runs} paired runs, too few to call it faster (timings are noisy: measure again on a quiet machine)`
+      : '';
+  return `${label} is NOT faster than FP32 on this machine (${ratio}${noisy}): keep the FP32 model here\n`;
 }

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
@@ -17,6 +18,8 @@ export class CloudProcess {
     private readonly dataDir: string,
     args: string[],
     env: NodeJS.ProcessEnv,
+    /** Appends every line the cloud prints to this file too. */
+    logFile?: string,
   ) {
     this.child = spawn(
       process.execPath,
@@ -24,7 +27,9 @@ export class CloudProcess {
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, FLEETML_LOG_LEVEL: 'warn' } },
     );
     let buffered = '';
+    const copy = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;
     const onData = (chunk: Buffer) => {
+      copy?.write(chunk);
       buffered += chunk.toString();
       const parts = buffered.split('\n');
       buffered = parts.pop() ?? '';
@@ -88,9 +93,20 @@ export class CloudProcess {
     return { rss: kb('VmRSS'), peak: kb('VmHWM') };
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM, then SIGKILL after `graceMs` (reported: a cloud that does not stop is a finding). */
+  async stop(graceMs = 30_000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
     this.child.kill('SIGTERM');
-    await new Promise((r) => this.child.once('exit', r));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => {
+      timer = setTimeout(() => r('late'), graceMs);
+    });
+    const outcome = await Promise.race([exited, late]);
+    clearTimeout(timer);
+    if (outcome !== 'late') return;
+    this.child.kill('SIGKILL');
+    await exited;
+    throw new Error(`the cloud did not stop within ${graceMs / 1000} s of SIGTERM (killed)`);
   }
 }

@@ -10,10 +10,11 @@
  * Targets: student ≤ 0.5× the teacher's latency with F1 ≥ 0.90; INT8 ≤ 0.3× with F1 ≥ 0.88.
  *
  *   npx tsx scripts/bench/distill-detector.ts [--train 384] [--crop 256] [--epochs 6] [--batch 8]
- *     [--lr 0.001] [--steps-per-run 4] [--work .fleetml/bench/detector] [--reuse] [--write]
+ *     [--lr 0.001] [--dice 1] [--steps-per-run 4] [--work .fleetml/bench/detector] [--reuse] [--write]
  *
  * `--reuse` keeps a student (and INT8 model) already in the work folder and only evaluates;
- * `--student-from <checkpoint.onnx>` evaluates a checkpoint of an interrupted run.
+ * `--student-from <checkpoint.onnx>` evaluates a checkpoint of an interrupted run; `--student
+ * <checkpoint.onnx>` trains on from one.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -56,7 +57,10 @@ const o = {
   batch: option('--batch', 8),
   lr: option('--lr', 0.001),
   stepsPerRun: option('--steps-per-run', 4),
+  dice: option('--dice', 1),
   work: args.includes('--work') ? args[args.indexOf('--work') + 1] : '.fleetml/bench/detector',
+  // A checkpoint (.onnx) continues an earlier run's training (fresh optimizer state and schedule).
+  student: args.includes('--student') ? args[args.indexOf('--student') + 1] : 'shrink:0.5',
 };
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 const started = Date.now();
@@ -91,7 +95,7 @@ async function distill() {
     teacher: DET,
     data: paths.train,
     valData: paths.val,
-    student: 'shrink:0.5',
+    student: o.student,
     output: paths.student,
     images: { width: o.crop, height: o.crop, mean, std },
     progress: false,
@@ -100,6 +104,7 @@ async function distill() {
       batch: o.batch,
       stepsPerRun: o.stepsPerRun,
       optimizer: { kind: 'adam', lr: o.lr },
+      loss: { dice: o.dice },
       schedule: { kind: 'cosine' },
       intraOpThreads: 2,
       checkpointDir: join(o.work, 'checkpoints'),
@@ -114,6 +119,9 @@ async function distill() {
       },
     },
   });
+  // Trained on from a checkpoint (crop-sized input): free the height and width again.
+  if (o.student.endsWith('.onnx'))
+    await saveModel(withInputOf(await loadModel(paths.student), await loadModel(DET)), paths.student);
   return { summary, epochs, seconds: (Date.now() - t0) / 1000 };
 }
 
@@ -233,7 +241,7 @@ const body = [
   '',
   `Teacher: PaddleOCR's text detector (\`ch_PP-OCRv4_det_infer.onnx\`, ${countParameters(withInits(teacher))} parameters). Student: \`shrink:0.5\` (the teacher's graph, channel groups halved by BN |γ|),`,
   training
-    ? `distilled by \`runDistill\` (what \`fleetml distill\` runs) on a folder of ${o.train} rendered ${o.crop}×${o.crop} PNG crops (lines of MNIST digits, glyphs 16–56 px as on the pages): ${o.epochs} epochs, batch ${o.batch}, Adam ${o.lr} cosine, per-pixel BCE against the teacher's probabilities; ${training.seconds.toFixed(0)} s, ${training.summary.samplesPerSecond} crops/s; best epoch ${training.summary.bestEpoch} by F1 on 16 validation crops (${training.epochs.map((e) => f(e.f1 ?? 0)).join(', ')}).`
+    ? `distilled by \`runDistill\` (what \`fleetml distill\` runs) on a folder of ${o.train} rendered ${o.crop}×${o.crop} PNG crops (lines of MNIST digits, glyphs 16–56 px as on the pages): ${o.epochs} epochs, batch ${o.batch}, Adam ${o.lr} cosine, per-pixel BCE against the teacher's probabilities${o.dice > 0 ? ` plus ${o.dice} × soft Dice` : ''}; ${training.seconds.toFixed(0)} s, ${training.summary.samplesPerSecond} crops/s; best epoch ${training.summary.bestEpoch} by F1 on 16 validation crops (${training.epochs.map((e) => f(e.f1 ?? 0)).join(', ')}).`
     : `student ${from ? `from checkpoint ${from}` : 'reused from an earlier run of this script (--reuse)'}.`,
   'Training on crops is legitimate for a fully convolutional detector: the exported student keeps the free height and width and runs on whole pages.',
   quantized

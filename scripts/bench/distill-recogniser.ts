@@ -8,8 +8,13 @@
  * held-out lines whose greedy CTC decode equals the teacher's (target ≥ 95 %), and latency at
  * batch 1 teacher vs student, block-alternating, threads = cores, not spinning (target ≤ 0.6×).
  *
- *   nice -n 10 npx tsx scripts/bench/distill-recogniser.ts [--train 1024] [--epochs 4] [--batch 16]
- *     [--lr 0.002] [--shift 0] [--threads 2] [--held-out 256] [--write]
+ * `--width 160` trains on 48×160 lines (glyphs at the same scale, so they hold fewer digits):
+ * the student keeps the teacher's free width, and evaluation stays at the issue's 48×320.
+ * `--from S.onnx` continues from a trained student (e.g. a short phase at 320 after 160).
+ *
+ *   nice -n 5 npx tsx scripts/bench/distill-recogniser.ts [--train 1024] [--epochs 4] [--batch 16]
+ *     [--width 320] [--lr 0.002] [--warmup 0] [--blank-weight 1] [--steps-per-run 4] [--shift 0]
+ *     [--threads 2] [--held-out 256] [--from S.onnx] [--evaluate S.onnx] [--no-latency] [--write]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -17,7 +22,7 @@ import { join } from 'node:path';
 import { writeNpy } from '../../cloud/compression/data/npy.js';
 import { textLines } from '../../cloud/compression/data/text-lines.js';
 import { agreement, ctcGreedy } from '../../cloud/compression/distill/agreement.js';
-import { loadStudent, pinSampleShape, runDistill } from '../../cloud/compression/distill/run.js';
+import { loadStudent, pinSampleShape, runDistill, withInputOf } from '../../cloud/compression/distill/run.js';
 import { ModelRunner } from '../../cloud/compression/distill/teacher.js';
 import { measureLatency } from '../../cloud/compression/evaluate/latency.js';
 import { argmaxRows, median } from '../../cloud/compression/evaluate/metrics.js';
@@ -44,6 +49,11 @@ const threads = option('--threads', 2);
 const heldOutCount = option('--held-out', 256);
 const temperature = option('--temperature', 1);
 const hintWeight = option('--hint-weight', 1);
+const trainWidth = option('--width', SHAPE[2]);
+const warmup = option('--warmup', 0);
+const blankWeight = option('--blank-weight', 1);
+const stepsPerRun = option('--steps-per-run', 4);
+const from = args.includes('--from') ? args[args.indexOf('--from') + 1] : undefined;
 // A trained student to evaluate instead of training one (e.g. a checkpoint of a longer run).
 const evaluateOnly = args.includes('--evaluate') ? args[args.indexOf('--evaluate') + 1] : undefined;
 // The backbone's output (480 channels, kept at full width by shrink) as a feature (hint) target.
@@ -54,7 +64,8 @@ const dir = '.fleetml/bench/distill-recogniser';
 mkdirSync(dir, { recursive: true });
 
 const heldOut = textLines({ count: heldOutCount, seed: 13, digits: [8000, 10_000] });
-const teacher = pinSampleShape(await loadModel(REC), SHAPE);
+const freeTeacher = await loadModel(REC);
+const teacher = pinSampleShape(freeTeacher, SHAPE);
 const inputName = teacher.graph.input![0].name;
 const undistilled = await loadStudent('shrink:0.5', teacher, {
   sampleShape: SHAPE,
@@ -63,29 +74,34 @@ const undistilled = await loadStudent('shrink:0.5', teacher, {
   seed: 0,
 });
 const summary = evaluateOnly ? undefined : await train();
-const student = await loadModel(evaluateOnly ?? join(dir, 'student.onnx'));
+// Checkpoints keep the training width: free it as the teacher's, then pin the issue's 48×320.
+const student = pinSampleShape(
+  withInputOf(await loadModel(evaluateOnly ?? join(dir, 'student.onnx')), freeTeacher),
+  SHAPE,
+);
 
 /** `fleetml distill --student shrink:0.5` on rendered lines, by the CLI's own function. */
 async function train() {
-  const lines = { count: trainCount, seed: 11, digits: [0, 8000] as [number, number] };
-  await writeNpy(join(dir, 'x.npy'), textLines(lines), [trainCount, ...SHAPE]);
-  log(`${trainCount} training lines written`);
+  const lines = { count: trainCount, seed: 11, digits: [0, 8000] as [number, number], width: trainWidth };
+  await writeNpy(join(dir, 'x.npy'), textLines(lines), [trainCount, SHAPE[0], SHAPE[1], trainWidth]);
+  log(`${trainCount} training lines of 48×${trainWidth} written`);
   const result = await runDistill({
     teacher: REC,
     data: join(dir, 'x.npy'),
-    student: 'shrink:0.5',
+    student: from ?? 'shrink:0.5',
     output: join(dir, 'student.onnx'),
     progress: false,
     train: {
       epochs,
       batch,
-      stepsPerRun: 4,
+      stepsPerRun,
       shift,
       intraOpThreads: threads,
       optimizer: { kind: 'adam', lr },
-      schedule: { kind: 'cosine' },
+      schedule: { kind: 'cosine', warmupSteps: warmup },
       loss: {
         temperature,
+        blankWeight,
         hint: hintWeight > 0 ? { student: HINT, teacher: HINT, weight: hintWeight } : undefined,
       },
       checkpointDir: join(dir, 'checkpoints'),
@@ -97,7 +113,8 @@ async function train() {
   });
   log(`trained: ${JSON.stringify(result)}`);
   const training =
-    `${result.epochs} epoch(s) on ${trainCount} rendered lines (Adam ${lr}, cosine, batch ${batch}${shift ? `, shifts ±${shift} px` : ''}` +
+    `${from ? `continued from ${from}: ` : ''}${result.epochs} epoch(s) on ${trainCount} rendered lines of 48×${trainWidth} (Adam ${lr}, cosine${warmup ? ` after ${warmup} warm-up steps` : ''}, batch ${batch}${shift ? `, shifts ±${shift} px` : ''}` +
+    `${blankWeight !== 1 ? `, blank timesteps weighted ${blankWeight}` : ''}` +
     `${hintWeight > 0 ? `, plus an MSE hint loss × ${hintWeight} on the backbone output` : ''}; ${result.samplesPerSecond} samples/s in training)`;
   // Beside the student, so that a later `--evaluate` of it can say how it was trained.
   writeFileSync(join(dir, 'student.json'), JSON.stringify({ training, args }));
@@ -139,6 +156,8 @@ for (const [name, model] of [
   };
   log(`${name}: ${JSON.stringify(scores[name])}`);
 }
+// A quick look at a checkpoint while a long run trains: agreement only, no latency, no report.
+if (args.includes('--no-latency')) process.exit(0);
 
 const feeds = {
   [inputName]: new ort.Tensor('float32', heldOut.slice(0, SHAPE[0] * SHAPE[1] * SHAPE[2]), [1, ...SHAPE]),

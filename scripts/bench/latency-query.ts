@@ -22,6 +22,7 @@ import { FleetLatencyQuery } from '../../cloud/fleet/monitoring/latency.js';
 import { DEFAULT_MONITORING_OPTIONS, RESOLUTION } from '../../cloud/fleet/monitoring/options.js';
 import { RegressionDetector } from '../../cloud/fleet/monitoring/regressions.js';
 import { RollupStore } from '../../cloud/fleet/monitoring/rollups.js';
+import { LatencyRows } from '../../cloud/fleet/monitoring/windows.js';
 import { openDatabase } from '../../cloud/fleet/store/db.js';
 import { openFleetStore } from '../../cloud/fleet/store/kysely.js';
 import { generateFleetTelemetry, MODELS, summaryOf } from './_fleet-telemetry.js';
@@ -158,11 +159,11 @@ const byDevice = time(() => hourly.run('device', DAY, queryNow), runs, ingestOne
 const byProfile = time(() => hourly.run('profile', DAY, queryNow), Math.ceil(runs / 2), ingestOne);
 const byModel = time(() => hourly.run('model', DAY, queryNow), Math.ceil(runs / 2), ingestOne);
 const lastHour = time(() => hourly.run('device', 3_600_000, queryNow), Math.ceil(runs / 2), ingestOne);
-const regressions = time(
-  () => new RegressionDetector(db, rollups, DEFAULT_MONITORING_OPTIONS).detect(queryNow),
-  3,
-  ingestOne,
+const detector = new RegressionDetector(
+  { rows: new LatencyRows(rollups), profiles: async () => hourly.profileMap() },
+  DEFAULT_MONITORING_OPTIONS,
 );
+const regressions = await timeAsync(() => detector.detect(queryNow), 3, ingestOne);
 const fleetStore = await openFleetStore({ sqlite: db });
 const deviceRepo = new DeviceRepository(fleetStore);
 const healthQuery = new HealthQuery(

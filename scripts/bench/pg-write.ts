@@ -8,10 +8,14 @@
  *
  * Creates a scratch database, then commits `flushes` batches of `devices` × `records` records
  * (each with a latency summary, temperature and throttling bits; with --serving also one
- * real-traffic sketch per record), one after another, and prints records/s and the flush times.
- * It prints only (no --write): compare two checkouts by running it in each, alternating.
+ * real-traffic sketch per record), one after another, and prints records/s and the flush times,
+ * and the CPU time the flushes cost: PostgreSQL's server processes for this database (from
+ * /proc, so the server must run on this machine) and this process. On a loaded machine the CPU
+ * times vary far less than the wall times. It prints only (no --write): compare two checkouts by
+ * running it in each, alternating.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -78,6 +82,24 @@ function record(d: number, seq: number, atMs: number): TelemetryRecord {
   };
 }
 
+/** CPU ms (user + system) the server processes of the pool's database have used so far. */
+async function serverCpuMs(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = current_database()',
+  );
+  let ticks = 0;
+  for (const { pid } of rows) {
+    try {
+      // /proc/<pid>/stat after the command name: state is field 3, utime 14, stime 15.
+      const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the server is elsewhere, or the process ended: counted as 0
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
+
 const name = `fleetml_bench_${randomBytes(3).toString('hex')}`;
 const admin = new pg.Client({ connectionString: args.database });
 await admin.connect();
@@ -89,7 +111,14 @@ try {
   const store = new PgTelemetryStore(pool, DEFAULT_MONITORING_OPTIONS);
   const ms: number[] = [];
   const started = Date.now();
+  let serverStart = 0;
+  let clientStart = process.cpuUsage();
   for (let f = 0; f < flushes; f++) {
+    if (f === 1) {
+      // The first flush creates the day's partition and the pool's connections: not counted.
+      serverStart = await serverCpuMs(pool);
+      clientStart = process.cpuUsage();
+    }
     const now = started + f * 1000;
     const batches = Array.from({ length: devices }, (_, d) => ({
       deviceId: `dev-${d}`,
@@ -100,6 +129,8 @@ try {
     await store.write(batches, now);
     ms.push(performance.now() - t);
   }
+  const client = process.cpuUsage(clientStart);
+  const serverMs = (await serverCpuMs(pool)) - serverStart;
   const timed = ms.slice(1); // the first flush creates the day's partition
   const sorted = timed.slice().sort((a, b) => a - b);
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -116,6 +147,8 @@ try {
       recordsPerS: Math.round((records / total) * 1000),
       flushP50Ms: Number(at(50).toFixed(1)),
       flushP95Ms: Number(at(95).toFixed(1)),
+      serverCpuMsPerFlush: Math.round(serverMs / timed.length),
+      clientCpuMsPerFlush: Math.round((client.user + client.system) / 1000 / timed.length),
       stored: Number((await pool.query('SELECT count(*) n FROM telemetry')).rows[0].n),
     })}\n`,
   );

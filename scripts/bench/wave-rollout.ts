@@ -4,6 +4,7 @@
  *
  *   nice -n 10 npx tsx scripts/bench/wave-rollout.ts [--devices 10000] [--canary 1] [--wave-size 2000]
  *     [--interval 60] [--database postgres://fleetml:fleetml@127.0.0.1:5432/fleetml_test] [--no-write]
+ *     [--cloud-log FILE]
  *
  * One `fleetml cloud start` process: the default shape (embedded broker over mqtts, SQLite), or
  * with --database a replica on PostgreSQL behind Mosquitto. `fleetml simulate`'s devices (this
@@ -21,6 +22,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startSimulation } from '../../cloud/simulator/fleet.js';
 import { startBenchMosquitto } from './_replicas.js';
+import { finishRun, interruption, type TeardownStep } from './_teardown.js';
 import { CloudProcess } from './_wave-cloud.js';
 import { type RolloutDetail, waveRows } from './_wave-report.js';
 import { machineLine, markdownTable, writeBenchmarkSection } from './report.js';
@@ -35,6 +37,8 @@ const { values: args } = parseArgs({
     database: { type: 'string' },
     'timeout-min': { type: 'string', default: '60' },
     'no-write': { type: 'boolean', default: false },
+    /** Every line the cloud prints (it logs at warn) is appended to this file as well. */
+    'cloud-log': { type: 'string' },
   },
 });
 const devices = Number(args.devices);
@@ -46,51 +50,50 @@ const SAMPLE = resolve(import.meta.dirname, '../../cloud/samples/mnist-mlp.onnx'
 const dir = await mkdtemp(join(tmpdir(), 'fleetml-bench-waves-'));
 // The cloud notes itself for other commands under $XDG_STATE_HOME: keep that in the temp dir.
 const env = { ...process.env, XDG_STATE_HOME: join(dir, 'state') };
-const cleanups: Array<() => Promise<unknown>> = [];
-const cloud = await startBenchCloud();
+/** Undone in reverse order at the end, each reported if it fails (scripts/bench/_teardown.ts). */
+const undo: TeardownStep[] = [];
 const loads: number[] = [];
 let peakRss = 0;
-const sampler = setInterval(async () => {
-  loads.push(loadavg()[0]);
-  peakRss = Math.max(peakRss, (await cloud.memory().catch(() => ({ rss: 0 }))).rss);
-}, 1000);
-
-let stopSimulation = async () => {};
+let cloud: CloudProcess;
+let runError: unknown;
+const interrupted = interruption();
 try {
-  await run();
-} finally {
-  clearInterval(sampler);
-  await stopSimulation();
-  await cloud.stop();
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
-  await rm(dir, { recursive: true, force: true });
+  cloud = await Promise.race([startBenchCloud(), interrupted]);
+  const sampler = setInterval(async () => {
+    loads.push(loadavg()[0]);
+    peakRss = Math.max(peakRss, (await cloud.memory().catch(() => ({ rss: 0 }))).rss);
+  }, 1000);
+  undo.push(['stop sampling', async () => clearInterval(sampler)]);
+  await Promise.race([run(), interrupted]);
+} catch (error) {
+  runError = error;
 }
+await finishRun(runError, [
+  ...undo.reverse(),
+  ['remove the temporary directory', () => rm(dir, { recursive: true, force: true })],
+]);
 
 /** The cloud: the embedded default, or a replica on PostgreSQL behind Mosquitto. */
 async function startBenchCloud(): Promise<CloudProcess> {
   const common = ['--enrollments-per-minute', String(Math.max(30, devices * 2)), '--job-workers', '0'];
-  if (!args.database) {
-    const c = new CloudProcess(join(dir, 'cloud'), ['--mqtt-port', '0', ...common], env);
-    await c.ready();
-    return c;
-  }
+  if (!args.database) return startCloud(['--mqtt-port', '0', ...common]);
   const mosquitto = await startBenchMosquitto(dir);
-  cleanups.push(mosquitto.stop);
+  undo.push(['stop Mosquitto', mosquitto.stop]);
   const dbName = `fleetml_bench_${randomBytes(3).toString('hex')}`;
   const admin = new pg.Client({ connectionString: args.database });
   await admin.connect();
+  undo.push(['close the admin connection', () => admin.end()]);
   await admin.query(`CREATE DATABASE ${dbName}`);
-  cleanups.push(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-  });
+  // Runs after the cloud stopped (undo runs in reverse); FORCE ends any session it left.
+  undo.push([`drop database ${dbName}`, () => admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)]);
   const url = new URL(args.database);
   url.pathname = `/${dbName}`;
-  const c = new CloudProcess(
-    join(dir, 'cloud'),
-    ['--mqtt-url', mosquitto.url, '--database', url.toString(), ...common],
-    env,
-  );
+  return startCloud(['--mqtt-url', mosquitto.url, '--database', url.toString(), ...common]);
+}
+
+async function startCloud(flags: string[]): Promise<CloudProcess> {
+  const c = new CloudProcess(join(dir, 'cloud'), flags, env, args['cloud-log']);
+  undo.push(['stop the cloud', () => c.stop()]);
   await c.ready();
   return c;
 }
@@ -115,10 +118,13 @@ async function run(): Promise<void> {
     enrollRetryS: 30,
     namePrefix: 'wave',
   });
-  stopSimulation = async () => {
-    sim.stop();
-    await sim.done;
-  };
+  undo.push([
+    'stop the simulation',
+    async () => {
+      sim.stop();
+      await sim.done;
+    },
+  ]);
   let lastLog = 0;
   const settled = () => {
     const c = sim.counters;
@@ -176,7 +182,7 @@ async function run(): Promise<void> {
     if (performance.now() - lastLog > 15_000) {
       lastLog = performance.now();
       log(
-        `wave ${r.currentWave}: ${JSON.stringify(r.counts)} (rss ${(peakRss / MiB).toFixed(0)} MiB, load ${loadavg()[0].toFixed(1)})`,
+        `wave ${r.currentWave}: ${JSON.stringify(r.counts)}; devices: ${sim.counters.connected} connected, ${sim.counters.blocksReceived} blocks, ${sim.counters.modelsActivated} activated (rss ${(peakRss / MiB).toFixed(0)} MiB, load ${loadavg()[0].toFixed(1)})`,
       );
     }
   }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentHandle } from '../../agent/main.js';
+import { onPgMosquitto } from '../integration/support/backend-mode.js';
 import { auditTelemetry, startFaultAgent } from './fleet.js';
 import { buildMlp } from './models.js';
 import { CloudProcess, freePort, waitFor } from './procs.js';
@@ -24,7 +25,8 @@ interface RolloutDetail {
 // respawn, during rollouts and while two agents stream telemetry every 200 ms. The rollouts
 // must complete from their stored state and every telemetry record must be stored exactly once.
 // On pg-mosquitto the same restarts hit a cloud on PostgreSQL behind a Mosquitto that stays up.
-describe('fault: cloud process (embedded broker) restarts', () => {
+const SETUP = onPgMosquitto ? 'on PostgreSQL; Mosquitto stays up' : 'embedded broker';
+describe(`fault: cloud process restarts (${SETUP})`, () => {
   let dir: string;
   let cloud: CloudProcess;
   const agents: Array<{ agent: AgentHandle; dataDir: string }> = [];

@@ -17,9 +17,9 @@ describe('attack: artifact theft by a second enrolled device', () => {
 
   beforeAll(async () => {
     t = await startTestCloud({}, 'fleetml-theft-');
-    const tokens = t.cloud.services.tokens;
-    a = await startTestAgent(t.cloud.mqttUrl, (await tokens.createEnrollToken()).token);
-    b = await startTestAgent(t.cloud.mqttUrl, (await tokens.createEnrollToken()).token);
+    // issueEnrollToken: on Mosquitto's dynamic security a token also needs its broker client.
+    a = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.issueEnrollToken()).token);
+    b = await startTestAgent(t.cloud.mqttUrl, (await t.cloud.services.issueEnrollToken()).token);
   });
   afterAll(async () => {
     await a?.agent.stop();

@@ -1,9 +1,11 @@
 import { rm } from 'node:fs/promises';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLOUD_USERNAME } from '../../cloud/fleet/broker/acl.js';
 import { deviceTopic, encodeJson } from '../../shared/protocol/index.js';
 import { buildMlp } from '../integration/agent/fixtures.js';
 import { startTestAgent, type TestAgent } from '../integration/agent/harness.js';
+import { backendOf } from '../integration/support/backend-mode.js';
 import { startTestCloud, type TestCloud } from '../integration/support/test-cloud.js';
 import { until } from './attack-support.js';
 
@@ -11,7 +13,9 @@ import { until } from './attack-support.js';
 // broker is open, as a rogue or compromised broker would be) tries to install an old, genuinely
 // signed model with a huge target version, replays a genuine old target, and reports a version
 // the cloud never issued. The device must refuse both targets, keep following the cloud, and the
-// cloud must raise an alarm for the unknown version.
+// cloud must raise an alarm for the unknown version. On pg-mosquitto, Mosquitto refuses anonymous
+// clients, so the attacker holds the cloud's own broker credentials (a leaked cloud password or a
+// compromised broker): the device's defence and the cloud's alarm must hold all the same.
 describe('attack: forged, replayed and high-version targets on the target topic', () => {
   let t: TestCloud;
   let a: TestAgent;
@@ -40,11 +44,16 @@ describe('attack: forged, replayed and high-version targets on the target topic'
     return { model, target: (await s.targets.current(deviceId))! };
   };
   const events = () => t.cloud.services.telemetry.events(deviceId, 200);
+  const connectAttacker = (clientId: string) => {
+    const external = backendOf(t.cloud);
+    const credentials = external ? { username: CLOUD_USERNAME, password: external.broker.cloudPassword } : {};
+    return mqtt.connectAsync(t.cloud.mqttUrl, { clientId, reconnectPeriod: 0, ...credentials });
+  };
 
   it('refuses a forged high-version target and a replayed one, then follows the cloud again', async () => {
     const old = await deploy(51, 'lineage');
     const current = await deploy(52, 'lineage');
-    const attacker = await mqtt.connectAsync(t.cloud.mqttUrl, { clientId: 'attacker', reconnectPeriod: 0 });
+    const attacker = await connectAttacker('attacker');
     try {
       const topic = deviceTopic(deviceId, 'target');
       const eventsBefore = (await events()).length;
@@ -75,7 +84,7 @@ describe('attack: forged, replayed and high-version targets on the target topic'
   });
 
   it('raises an alarm in the API and /metrics when a device reports a version the cloud never issued', async () => {
-    const attacker = await mqtt.connectAsync(t.cloud.mqttUrl, { clientId: 'attacker-2', reconnectPeriod: 0 });
+    const attacker = await connectAttacker('attacker-2');
     try {
       const report = {
         v: 1,

@@ -7,9 +7,10 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../agent/config.js';
 import { type AgentHandle, startAgent } from '../../agent/main.js';
-import { type CloudHandle, startCloud } from '../../cloud/main.js';
+import type { CloudHandle } from '../../cloud/main.js';
 import { createLogger } from '../../shared/logger.js';
 import { ENROLL_USERNAME, enrollCredentials } from '../../shared/protocol/index.js';
+import { startCloudForTests } from '../integration/support/backend-mode.js';
 import { FleetmlProcess, freePort, waitFor } from './support.js';
 
 // Issue 12, findings 5 and 4 on Debian's Mosquitto: with the public enrollment credentials
@@ -58,7 +59,8 @@ describe.skipIf(!existsSync(MOSQUITTO) || !existsSync(PLUGIN))(
       await waitFor('mosquitto', () =>
         attempt(url, { username: 'cloud', password }).then((r) => r === 'connected'),
       );
-      cloud = await startCloud({
+      // On FLEETML_TEST_BACKEND=pg-mosquitto the cloud keeps its state in PostgreSQL.
+      cloud = await startCloudForTests({
         dataDir: join(dir, 'cloud'),
         httpPort: 0,
         mqttUrl: url,

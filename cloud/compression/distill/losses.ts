@@ -23,6 +23,23 @@ export interface LossOptions {
    * C = 1 (sigmoid maps), per-pixel soft targets over C otherwise). Default 'classes'.
    */
   task?: DistillTask;
+  /**
+   * Sigmoid maps only: weight of a soft Dice term, 1 − (2Σ s·p + 1) / (Σ s + Σ p + 1) over the
+   * batch (s the student's probabilities, p the teacher's), added to the per-pixel BCE. BCE is
+   * dominated by the background; Dice weighs the thin text regions whose boundaries decide the
+   * binarised map's F1. Default 0 (BCE alone).
+   */
+  dice?: number;
+  /**
+   * Sequences only: weight of a timestep the teacher reads as the CTC blank, relative to 1 for
+   * a timestep it reads as a character. Each timestep's KL is weighted by
+   * w = 1 − (1 − blankWeight) · p_teacher(blank) (soft-target probability) and the loss is
+   * Σ w · KL / Σ w: most timesteps of a short line are blank and already right, so a weight
+   * below 1 spends the gradient on the characters. Default 1 (plain mean over timesteps).
+   */
+  blankWeight?: number;
+  /** Sequences only: index of the CTC blank class; default 0 (PaddleOCR). */
+  blankClass?: number;
 }
 
 export type DistillTask = 'classes' | 'sequence' | 'dense';
@@ -104,6 +121,7 @@ export function buildLoss(
       'bce',
     );
     terms.push(n('Mul', [bce, constant('bce_weight', alpha)], 'bce_weighted'));
+    if ((o.dice ?? 0) > 0) terms.push(diceTerm(z, o.dice!, n, constant));
   } else if (usesTeacher && alpha > 0) {
     const t = constant('temperature', o.temperature);
     const axis = task === 'sequence' ? -1 : task === 'dense' ? 1 : -1;
@@ -113,7 +131,12 @@ export function buildLoss(
     const teacherScaled = n('Div', [LOSS_INPUTS.teacherLogits, t], 'teacher_scaled');
     const p = n('Softmax', [teacherScaled], 'teacher_p', [attr.int('axis', axis)]);
     const logP = n('LogSoftmax', [teacherScaled], 'teacher_logp', [attr.int('axis', axis)]);
-    const kl = mean(rowSum(n('Mul', [p, n('Sub', [logP, logQ], 'log_ratio')], 'kl_terms'), 'kl_rows'), 'kl');
+    const klTerms = n('Mul', [p, n('Sub', [logP, logQ], 'log_ratio')], 'kl_terms');
+    const blankWeight = o.blankWeight ?? 1;
+    const kl =
+      task === 'sequence' && blankWeight !== 1
+        ? blankWeightedMean(n, constant, initializers, klTerms, p, blankWeight, o.blankClass ?? 0)
+        : mean(rowSum(klTerms, 'kl_rows'), 'kl');
     terms.push(n('Mul', [kl, constant('kl_weight', alpha * o.temperature * o.temperature)], 'kl_weighted'));
   }
   if (alpha < 1) {
@@ -158,4 +181,63 @@ export function buildLoss(
     loss,
     uses: { teacherLogits: usesTeacher && alpha > 0, labels: alpha < 1, teacherHint: usesHint },
   };
+}
+
+/** Soft Dice loss between sigmoid(z) and the teacher's probabilities, over the whole batch, × weight. */
+function diceTerm(
+  z: string,
+  weight: number,
+  n: NodeMaker,
+  constant: (name: string, value: number) => string,
+): string {
+  const total = (x: string, out: string) => n('ReduceSum', [x], out, [attr.int('keepdims', 0)]);
+  const s = n('Sigmoid', [z], 'dice_s');
+  const overlap = total(n('Mul', [s, LOSS_INPUTS.teacherLogits], 'dice_sp'), 'dice_overlap');
+  const smooth = constant('dice_smooth', 1);
+  const numerator = n('Add', [n('Mul', [overlap, constant('two', 2)], 'dice_twice'), smooth], 'dice_num');
+  const sums = n(
+    'Add',
+    [total(s, 'dice_sum_s'), total(LOSS_INPUTS.teacherLogits, 'dice_sum_p')],
+    'dice_sums',
+  );
+  const ratio = n('Div', [numerator, n('Add', [sums, smooth], 'dice_den')], 'dice_ratio');
+  const dice = n('Sub', [constant('dice_one', 1), ratio], 'dice');
+  return n('Mul', [dice, constant('dice_weight', weight)], 'dice_weighted');
+}
+
+type NodeMaker = (
+  op: string,
+  inputs: string[],
+  out: string,
+  attributes?: ReturnType<typeof attr.int>[],
+) => string;
+
+/**
+ * Σ w · KL / Σ w over the [B, T] timesteps of a sequence, w = 1 − (1 − blankWeight) · p(blank).
+ * The weights come from the teacher alone, so no gradient flows through them.
+ */
+function blankWeightedMean(
+  n: NodeMaker,
+  constant: (name: string, value: number) => string,
+  initializers: TensorProto[],
+  klTerms: string,
+  p: string,
+  blankWeight: number,
+  blankClass: number,
+): string {
+  if (!(blankWeight >= 0))
+    throw new FleetError('INPUT_INVALID', `blank weight must be a number ≥ 0, got ${blankWeight}`);
+  initializers.push(int64Tensor('loss/blank_class', [1], [blankClass]));
+  // [B, T, 1]: the teacher's blank probability at every timestep, and the KL summed over classes.
+  const pBlank = n('Gather', [p, 'loss/blank_class'], 'p_blank', [attr.int('axis', 2)]);
+  const w = n(
+    'Sub',
+    [constant('one_w', 1), n('Mul', [pBlank, constant('blank_discount', 1 - blankWeight)], 'discount')],
+    'timestep_weight',
+  );
+  const rows = n('ReduceSum', [klTerms, 'loss/axis1'], 'kl_rows_kept', [attr.int('keepdims', 1)]);
+  const sum = (x: string, out: string) => n('ReduceSum', [x], out, [attr.int('keepdims', 0)]);
+  // A tiny floor keeps a weight of 0 on an all-blank batch from dividing by zero.
+  const weights = n('Add', [sum(w, 'weight_sum'), constant('weight_floor', 1e-6)], 'weight_total');
+  return n('Div', [sum(n('Mul', [rows, w], 'kl_weighted_rows'), 'kl_weighted_sum'), weights], 'kl');
 }

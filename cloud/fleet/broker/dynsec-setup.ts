@@ -1,5 +1,5 @@
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { FleetError } from '../../../shared/errors/index.js';
 import { DYNSEC_PLUGIN, renderDynsecConfig } from './dynsec.js';
 import { isLoopbackHost } from './listen-policy.js';
@@ -28,7 +28,8 @@ export function renderDynsecMosquittoConf(o: MosquittoSetupOptions): string {
     `listener ${o.port ?? 1883} ${o.host ?? '127.0.0.1'}`,
     'allow_anonymous false',
     `plugin ${o.plugin ?? DYNSEC_PLUGIN}`,
-    `plugin_opt_config_file ${join(o.dir, 'dynamic-security.json')}`,
+    // Absolute: Mosquitto resolves a relative path against its own working directory.
+    `plugin_opt_config_file ${join(resolve(o.dir), 'dynamic-security.json')}`,
     '# no packet over this size, before or after authentication (blocks are 64 KiB)',
     `max_packet_size ${MOSQUITTO_MAX_PACKET_BYTES}`,
     '',
@@ -57,15 +58,16 @@ export async function writeMosquittoSetup(o: MosquittoSetupOptions): Promise<{ c
       `plain MQTT on ${host} would expose device secrets: listen on loopback behind a TLS listener of your own, or pass --insecure-plain-mqtt`,
     );
   }
-  await mkdir(o.dir, { recursive: true, mode: 0o700 });
-  const conf = join(o.dir, 'mosquitto.conf');
-  const security = join(o.dir, 'dynamic-security.json');
+  const dir = resolve(o.dir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const conf = join(dir, 'mosquitto.conf');
+  const security = join(dir, 'dynamic-security.json');
   await writeFile(conf, renderDynsecMosquittoConf(o), { mode: 0o644 });
   await writeFile(security, `${JSON.stringify(renderDynsecConfig(o.cloudPassword), null, 2)}\n`, {
     mode: 0o600,
   });
   await chmod(security, 0o600);
   const user = process.getuid?.() === 0 ? await mosquittoUser() : undefined;
-  if (user) for (const path of [o.dir, conf, security]) await chown(path, user.uid, user.gid);
+  if (user) for (const path of [dir, conf, security]) await chown(path, user.uid, user.gid);
   return { conf };
 }

@@ -1,4 +1,4 @@
-import { Duplex, Transform, type TransformCallback, Writable } from 'node:stream';
+import { Duplex, Transform, type TransformCallback } from 'node:stream';
 
 export interface PacketLimits {
   /** Largest first packet (the CONNECT, sent before the client is authenticated), in bytes. */
@@ -80,8 +80,80 @@ export class MqttFrameGuard extends Transform {
 export const WRITE_QUEUE_BYTES = 8 * 1024 * 1024;
 
 /**
+ * One client's connection as aedes sees it (guardConnection). A Duplex of its own rather than
+ * `Duplex.from({ readable, writable })`: that one reports an AbortError ("The operation was
+ * aborted") whenever it is destroyed before both halves have ended, which is how a client that
+ * goes away ends (an agent closing its enrollment connection), so each such close was logged
+ * as a client error. Here a closed socket ends the connection quietly; only what the frame guard
+ * refuses reaches aedes as an error. Destroying the connection (aedes closing a client) closes
+ * the socket.
+ *
+ * It pushes only from the guard's 'data' events, never from inside read() (its _read only
+ * resumes the guard, which flows on a later tick). aedes reads a connection on 'readable' and,
+ * once the packets it read are handled, with read(); Duplex.from's _read pulled from the guard
+ * synchronously, and a push made inside that read() could leave the stream believing a
+ * 'readable' was on its way. When that read ended in the middle of a large packet, aedes waited
+ * for a 'readable' that never came and never read the connection again: the cloud's
+ * connection, busy with 64 KiB blocks, stalled a rollout to 1,000 simulated devices on the
+ * embedded broker (write-queue.test.ts checks that nothing is pushed inside read()).
+ */
+class GuardedConnection extends Duplex {
+  /** The write waiting for the socket to drain; released when the connection goes. */
+  private waiting: (() => void) | undefined;
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly guard: MqttFrameGuard,
+    private readonly writeQueueBytes: number,
+  ) {
+    super();
+    socket.pipe(guard);
+    guard.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) guard.pause();
+    });
+    guard.once('end', () => this.push(null));
+    guard.once('error', (error) => this.destroy(error));
+    // A reset or a close by the peer is the end of the connection, not a fault of the broker.
+    socket.once('error', () => this.destroy());
+    socket.once('close', () => this.destroy());
+  }
+
+  override _read(): void {
+    this.guard.resume();
+  }
+
+  /** The socket buffers the bytes; the writer is let go at once while it holds under the bound. */
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    const below = this.socket.write(chunk);
+    // 'drain' comes only after a write the socket refused (over its own mark).
+    if (below || this.socket.writableLength < this.writeQueueBytes) {
+      done();
+      return;
+    }
+    this.waiting = () => {
+      this.waiting = undefined;
+      done();
+    };
+    this.socket.once('drain', this.waiting);
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    this.socket.end();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.socket.destroy();
+    this.guard.destroy();
+    if (this.waiting) this.socket.removeListener('drain', this.waiting);
+    this.waiting?.();
+    done(error);
+  }
+}
+
+/**
  * The socket as aedes should see it: reads pass the frame guard, writes queue up to
- * `writeQueueBytes` before aedes is told to wait.
+ * `writeQueueBytes` before aedes is told to wait (see GuardedConnection).
  */
 export function guardConnection(
   socket: Duplex,
@@ -89,28 +161,5 @@ export function guardConnection(
   onViolation: Violation,
   writeQueueBytes = WRITE_QUEUE_BYTES,
 ): Duplex {
-  const guard = new MqttFrameGuard(limits, onViolation);
-  socket.pipe(guard);
-  const queue = new Writable({
-    highWaterMark: writeQueueBytes,
-    write(chunk: Buffer, _encoding, done) {
-      if (socket.write(chunk)) done();
-      else socket.once('drain', () => done());
-    },
-    final(done) {
-      socket.end();
-      done();
-    },
-  });
-  const guarded = Duplex.from({ readable: guard, writable: queue });
-  const destroyAll = () => {
-    socket.destroy();
-    guard.destroy();
-    queue.destroy();
-    guarded.destroy();
-  };
-  guard.once('error', destroyAll);
-  socket.once('error', destroyAll);
-  socket.once('close', destroyAll);
-  return guarded;
+  return new GuardedConnection(socket, new MqttFrameGuard(limits, onViolation), writeQueueBytes);
 }

@@ -140,6 +140,27 @@ export class TelemetryRepository {
     return new Map(rows.map(({ deviceId, ...bench }) => [deviceId, toBenchSummary(bench)]));
   }
 
+  /** The latest benchmark of each of these devices that has one (a rollout step's whole wave). */
+  async latestBenches(deviceIds: readonly string[]): Promise<Map<string, BenchSummary>> {
+    const latest = new Map<string, BenchSummary>();
+    for (let i = 0; i < deviceIds.length; i += 500) {
+      const chunk = deviceIds.slice(i, i + 500);
+      const rows = await this.store.db
+        .selectFrom('bench_reports')
+        .select([...BENCH_COLUMNS, 'device_id as deviceId'])
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('bench_reports')
+            .select((b) => b.fn.max('id').as('id'))
+            .where('device_id', 'in', chunk)
+            .groupBy('device_id'),
+        )
+        .execute();
+      for (const { deviceId, ...bench } of rows) latest.set(deviceId, toBenchSummary(bench));
+    }
+    return latest;
+  }
+
   /** The latest benchmark per (device, artifact) of these artifacts (model lineage's device latency). */
   async artifactBenches(
     sha256s: readonly string[],

@@ -30,6 +30,9 @@ export interface Device {
 
 type DeviceRow = Selectable<DevicesTable>;
 
+/** Ids bound in one `IN (...)` list: both databases cap the parameters of a statement. */
+const IDS_PER_QUERY = 500;
+
 function toDevice(row: DeviceRow): Device {
   return {
     id: row.id,
@@ -91,6 +94,17 @@ export class DeviceRepository {
   async find(id: string): Promise<Device | undefined> {
     const row = await this.db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toDevice(row) : undefined;
+  }
+
+  /** Several devices, 500 ids per query (a rollout step reads a whole wave at once). */
+  async findMany(ids: readonly string[]): Promise<Map<string, Device>> {
+    const found = new Map<string, Device>();
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
+      const chunk = ids.slice(i, i + IDS_PER_QUERY);
+      const rows = await this.db.selectFrom('devices').selectAll().where('id', 'in', chunk).execute();
+      for (const row of rows) found.set(row.id, toDevice(row));
+    }
+    return found;
   }
 
   async get(id: string): Promise<Device> {

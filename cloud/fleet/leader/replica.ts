@@ -6,6 +6,7 @@ import { type JobStore, SqliteJobStore } from '../jobs/job-store.js';
 import { PgJobStore } from '../jobs/pg-jobs.js';
 import type { MonitoringOptions } from '../monitoring/options.js';
 import type { Db } from '../store/db.js';
+import { PgDeviceLatencyRows } from '../store/pg-device-latency.js';
 import { PgIngestQueue } from '../store/pg-ingest.js';
 import { PgFleetLatencyQuery } from '../store/pg-latency.js';
 import { PgTelemetryStore } from '../store/pg-telemetry.js';
@@ -22,6 +23,8 @@ export interface PostgresParts {
   store: PgTelemetryStore;
   ingest: PgIngestQueue;
   latency: PgFleetLatencyQuery;
+  /** Per-device latency (regressions, device series, Prometheus gauges) from the raw records. */
+  deviceLatency: PgDeviceLatencyRows;
 }
 
 export interface ReplicaParts {
@@ -71,7 +74,13 @@ export async function openReplicaParts(o: ReplicaOptions): Promise<ReplicaParts>
       onCommitted: (ids, at) => o.devices.touchMany(lastSeen.due(ids), at),
       options: o.monitoring,
     });
-    postgres = { pool, store, ingest, latency: new PgFleetLatencyQuery(pool, o.monitoring) };
+    postgres = {
+      pool,
+      store,
+      ingest,
+      latency: new PgFleetLatencyQuery(pool, o.monitoring),
+      deviceLatency: new PgDeviceLatencyRows(pool, o.monitoring),
+    };
     leadership = new PgAdvisoryLeadership(o.database);
   } else {
     leadership = o.externalBroker ? new SqliteLeaseLeadership(o.db) : new SoloLeadership();

@@ -1,18 +1,19 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IngestObserver } from '../ingest/ingest-queue.js';
-import type { Db } from '../store/db.js';
 import { type FleetStore, toNumber } from '../store/kysely.js';
 import type { HealthQuery } from './health.js';
-import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
+import { NO_PROFILE } from './latency.js';
+import type { DeviceLatencySource, ProfileMap } from './latency-source.js';
 import type { MonitoringOptions } from './options.js';
-import type { RollupStore } from './rollups.js';
-import { LatencyAccumulator, LatencyRows } from './windows.js';
+import { LatencyAccumulator, resolveWindow } from './windows.js';
 
 export interface FleetMetricsDeps {
-  db: Db;
   /** Where rollouts live (the fleet store). */
   fleet: FleetStore;
-  rollups: RollupStore;
+  /** Per-device latency of a window (SQLite rollups, or PostgreSQL raw records). */
+  rows: DeviceLatencySource;
+  /** Device id -> profile, from the fleet store. */
+  profiles: ProfileMap;
   health: HealthQuery;
   options: Pick<
     MonitoringOptions,
@@ -22,6 +23,12 @@ export interface FleetMetricsDeps {
   pendingRecords?: () => number;
   /** Telemetry batches the router rejected (schema, unknown device, ingest refusal). */
   rejectedBatches?: () => number;
+}
+
+function mergeInto(groups: Map<string, LatencyAccumulator>, key: string, part: LatencyAccumulator): void {
+  let acc = groups.get(key);
+  if (!acc) groups.set(key, (acc = new LatencyAccumulator()));
+  acc.merge(part);
 }
 
 /**
@@ -48,8 +55,6 @@ export class FleetMetrics implements IngestObserver {
   private readonly profileLatency;
   private readonly modelLatency;
   private readonly fleetLatency;
-  private readonly rows: LatencyRows;
-  private readonly latency: FleetLatencyQuery;
   private lastRejected = 0;
 
   constructor(private readonly deps: FleetMetricsDeps) {
@@ -125,8 +130,6 @@ export class FleetMetrics implements IngestObserver {
       'model',
     ]);
     this.fleetLatency = latencyGauge('fleetml_fleet_latency_ms', 'Inference latency across the fleet', []);
-    this.rows = new LatencyRows(deps.rollups);
-    this.latency = new FleetLatencyQuery(deps.db, deps.rollups, deps.options);
   }
 
   onCommit(info: {
@@ -173,15 +176,24 @@ export class FleetMetrics implements IngestObserver {
 
     this.rollouts.reset();
     for (const r of rollouts) this.rollouts.set({ status: r.status }, toNumber(r.n));
-    this.refreshLatency(nowMs);
+    await this.refreshLatency(nowMs);
   }
 
-  private refreshLatency(nowMs: number): void {
+  private async refreshLatency(nowMs: number): Promise<void> {
     const o = this.deps.options;
-    const profiles = this.latency.profileMap();
-    const window = this.latency.window(o.metricsWindowMs, nowMs);
-    const byDevice = this.rows.group(window, (row) => row.device_id);
-    const byModel = this.rows.group(window, (row) => row.model_id);
+    const window = resolveWindow(nowMs - o.metricsWindowMs, nowMs, o, true);
+    // One read of the window (by device and model), then merged both ways: histograms add up.
+    const [profiles, byDeviceModel] = await Promise.all([
+      this.deps.profiles(),
+      this.deps.rows.group(window, (row) => `${row.device_id}\u0000${row.model_id}`),
+    ]);
+    const byDevice = new Map<string, LatencyAccumulator>();
+    const byModel = new Map<string, LatencyAccumulator>();
+    for (const [key, acc] of byDeviceModel) {
+      const [deviceId, modelId] = key.split('\u0000');
+      mergeInto(byDevice, deviceId, acc);
+      mergeInto(byModel, modelId, acc);
+    }
     const byProfile = new Map<string, LatencyAccumulator>();
     const fleet = new LatencyAccumulator();
     const deviceStats = [...byDevice.entries()].map(([id, acc]) => {

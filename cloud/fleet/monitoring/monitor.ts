@@ -6,13 +6,24 @@ import type { Device } from '../inventory/devices.js';
 import type { Db } from '../store/db.js';
 import type { FleetStore } from '../store/kysely.js';
 import { HealthQuery } from './health.js';
-import { FleetLatencyQuery } from './latency.js';
+import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
+import type { DeviceLatencySource, ProfileMap } from './latency-source.js';
 import { FleetMetrics } from './metrics.js';
 import { type MonitoringOptions, RESOLUTION, resolveMonitoringOptions } from './options.js';
 import { RegressionDetector } from './regressions.js';
 import { type RetentionResult, RetentionSweeper } from './retention.js';
 import { RollupStore } from './rollups.js';
+import { DeviceSeriesQuery } from './series.js';
 import { ServingStore, SqliteServingWriter } from './serving.js';
+import { LatencyRows } from './windows.js';
+
+/** What monitoring reads from PostgreSQL when the cloud runs with --database. */
+export interface PostgresMonitoring {
+  /** Per-device latency of a window, from the raw records (store/pg-device-latency.ts). */
+  rows: DeviceLatencySource;
+  /** The PostgreSQL ingest queue, for the pending-records gauge. */
+  ingest: { readonly pending: number };
+}
 
 export interface FleetMonitorDeps {
   /** The SQLite file: the group-commit ingest queue and the latency rollups it writes. */
@@ -27,6 +38,8 @@ export interface FleetMonitorDeps {
   options?: Partial<MonitoringOptions>;
   /** Telemetry batches the MQTT router rejected, for the metrics. */
   rejectedBatches?: () => number;
+  /** With --database: telemetry is ingested and read there, and the SQLite file is not swept. */
+  postgres?: PostgresMonitoring;
 }
 
 /**
@@ -39,8 +52,10 @@ export class FleetMonitor {
   /** Real-traffic latency (DDSketches) per device and release. */
   readonly serving: ServingStore;
   readonly ingest: IngestQueue;
+  /** Fleet latency from the SQLite rollups (on PostgreSQL: store/pg-latency.ts). */
   readonly latency: FleetLatencyQuery;
   readonly regressions: RegressionDetector;
+  readonly series: DeviceSeriesQuery;
   readonly health: HealthQuery;
   readonly metrics: FleetMetrics;
   private readonly retention: RetentionSweeper;
@@ -56,18 +71,23 @@ export class FleetMonitor {
       profiles: async () => new Map((await deps.devices.list()).map((d) => [d.id, d.profile])),
     });
     this.latency = new FleetLatencyQuery(deps.db, this.rollups, o);
-    this.regressions = new RegressionDetector(deps.db, this.rollups, o);
+    // Devices (and their profiles) are read from the fleet store, wherever it lives.
+    const profiles: ProfileMap = async () =>
+      new Map((await deps.devices.list()).map((d) => [d.id, d.profile ?? NO_PROFILE]));
+    const rows: DeviceLatencySource = deps.postgres?.rows ?? new LatencyRows(this.rollups);
+    this.regressions = new RegressionDetector({ rows, profiles }, o);
+    this.series = new DeviceSeriesQuery({ store: deps.telemetryStore ?? deps.fleet, latency: rows });
     this.health = new HealthQuery(
       { store: deps.telemetryStore ?? deps.fleet, devices: () => deps.devices.list() },
       o,
     );
     this.metrics = new FleetMetrics({
-      db: deps.db,
       fleet: deps.fleet,
-      rollups: this.rollups,
+      rows,
+      profiles,
       health: this.health,
       options: o,
-      pendingRecords: () => this.ingest.pending,
+      pendingRecords: () => (deps.postgres?.ingest ?? this.ingest).pending,
       rejectedBatches: deps.rejectedBatches,
     });
     this.ingest = new IngestQueue({
@@ -78,11 +98,21 @@ export class FleetMonitor {
       options: o,
       observer: this.metrics,
     });
-    this.retention = new RetentionSweeper(deps.db, this.rollups, o, servingWriter);
+    this.retention = new RetentionSweeper(
+      deps.db,
+      async () => (await deps.devices.list()).map((d) => d.id),
+      this.rollups,
+      o,
+      servingWriter,
+    );
   }
 
-  /** Starts the periodic retention sweep (the first one right away) and warms the query cache. */
+  /**
+   * Starts the periodic retention sweep (the first one right away) and warms the query cache;
+   * nothing on PostgreSQL, where telemetry is not in the SQLite file (the replica sweeps it).
+   */
   start(): void {
+    if (this.deps.postgres) return;
     void this.warm().catch((error) => this.deps.logger.warn({ err: error }, 'query cache warm-up failed'));
     const run = () => {
       void this.sweep().catch((error) => this.deps.logger.warn({ err: error }, 'retention sweep failed'));

@@ -1,9 +1,8 @@
-import type { Db } from '../store/db.js';
 import { NUM_BUCKETS } from './histogram.js';
-import { FleetLatencyQuery, NO_PROFILE } from './latency.js';
+import { NO_PROFILE } from './latency.js';
+import type { DeviceLatencySource, ProfileMap } from './latency-source.js';
 import type { MonitoringOptions } from './options.js';
-import type { RollupStore } from './rollups.js';
-import { LatencyAccumulator, LatencyRows, resolveWindow } from './windows.js';
+import { LatencyAccumulator, resolveWindow } from './windows.js';
 
 /**
  * - device-baseline: a device's p99 now vs its own p99 in the baseline window;
@@ -64,21 +63,19 @@ function without(whole: LatencyAccumulator, part: LatencyAccumulator): LatencyAc
 
 /** Finds devices and model versions whose p99 rose beyond the threshold. */
 export class RegressionDetector {
-  private readonly rows: LatencyRows;
-  private readonly latency: FleetLatencyQuery;
-
   constructor(
-    db: Db,
-    rollups: RollupStore,
+    private readonly d: {
+      /** Per-device latency of a window (SQLite rollups, or PostgreSQL raw records). */
+      rows: DeviceLatencySource;
+      /** Device id -> profile, from the fleet store. */
+      profiles: ProfileMap;
+    },
     private readonly o: RegressionOptions,
-  ) {
-    this.rows = new LatencyRows(rollups);
-    this.latency = new FleetLatencyQuery(db, rollups, o);
-  }
+  ) {}
 
-  detect(nowMs = Date.now(), overrides: Partial<RegressionOptions> = {}): Regression[] {
+  async detect(nowMs = Date.now(), overrides: Partial<RegressionOptions> = {}): Promise<Regression[]> {
     const o = { ...this.o, ...overrides };
-    const profiles = this.latency.profileMap();
+    const profiles = await this.d.profiles();
     const profileOf = (deviceId: string) => profiles.get(deviceId) ?? NO_PROFILE;
     const currentStart = nowMs - o.regressionWindowMs;
     const current = resolveWindow(currentStart, nowMs, o, true);
@@ -89,8 +86,9 @@ export class RegressionDetector {
     // coarser group is then a merge of those (histograms are additive), ~1,000 merges, not
     // three adds per row.
     const byDeviceModel = (w: typeof current) =>
-      this.rows.group(w, (row) => `${row.device_id}\u0000${row.model_id}`);
-    const now = { device: new Map(), deviceModel: byDeviceModel(current), profileModel: new Map() } as Record<
+      this.d.rows.group(w, (row) => `${row.device_id}\u0000${row.model_id}`);
+    const [currentRows, baselineRows] = await Promise.all([byDeviceModel(current), byDeviceModel(baseline)]);
+    const now = { device: new Map(), deviceModel: currentRows, profileModel: new Map() } as Record<
       string,
       Groups
     >;
@@ -103,7 +101,7 @@ export class RegressionDetector {
       string,
       Groups
     >;
-    for (const [key, acc] of byDeviceModel(baseline)) {
+    for (const [key, acc] of baselineRows) {
       const [deviceId, modelId] = key.split('\u0000');
       const profile = profileOf(deviceId);
       mergeGroup(before.device, deviceId, acc);

@@ -17,29 +17,29 @@ export type RetentionOptions = Pick<
 
 /**
  * Deletes raw telemetry older than `rawRetentionMs` (by arrival time) and rollups past their
- * own retention. Raw rows are deleted one device at a time through the (device_id,
+ * own retention, in the SQLite file (PostgreSQL's retention is store/pg-telemetry.ts sweep). Raw rows are deleted one device at a time through the (device_id,
  * received_at) index, yielding to the event loop in between: better-sqlite3 is synchronous,
  * and one big DELETE would stall ingest (and its acks) for as long as it runs.
  */
 export class RetentionSweeper {
-  private readonly deviceIds;
   private readonly deleteRaw;
 
   constructor(
     db: Db,
+    /** Every device id, from the fleet store (the devices table may live elsewhere). */
+    private readonly deviceIds: () => Promise<string[]>,
     private readonly rollups: RollupStore,
     private readonly o: RetentionOptions,
     /** Real-traffic rows follow the same minute/hour retention. */
     private readonly serving?: SqliteServingWriter,
   ) {
-    this.deviceIds = db.prepare('SELECT id FROM devices').pluck();
     this.deleteRaw = db.prepare('DELETE FROM telemetry WHERE device_id = ? AND received_at < ?');
   }
 
   async sweep(nowMs = Date.now()): Promise<RetentionResult> {
     const rawBefore = new Date(nowMs - this.o.rawRetentionMs).toISOString();
     let rawDeleted = 0;
-    const ids = this.deviceIds.all() as string[];
+    const ids = await this.deviceIds();
     for (let i = 0; i < ids.length; i++) {
       rawDeleted += this.deleteRaw.run(ids[i], rawBefore).changes;
       if (i % 50 === 49) await yieldToEventLoop();

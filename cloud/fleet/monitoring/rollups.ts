@@ -58,10 +58,16 @@ export class RollupAccumulator {
   readonly pending = new Map<string, RollupAggregate>();
   private readonly scratch = emptyHistogram();
 
+  /**
+   * @param withHistograms build each aggregate's latency histogram (SQLite keeps them per device;
+   *   PostgreSQL does not, see store/pg-device-rollups.ts, and skips the cost of building them).
+   */
+  constructor(private readonly withHistograms = true) {}
+
   add(deviceId: string, record: TelemetryRecord, atMs: number): void {
     const l = record.latency && record.latency.count > 0 ? record.latency : null;
     // The summary's histogram is built once, in a reused scratch array, for both resolutions.
-    const [first, last] = l ? addSummaryRange(this.scratch, l) : [0, -1];
+    const [first, last] = l && this.withHistograms ? addSummaryRange(this.scratch, l) : [0, -1];
     const t = record.tempC;
     // systeminformation reports exactly -1 when a Pi's sensor cannot be read; values outside
     // -40…150 °C are broken sensors too. Neither is a temperature.
@@ -107,8 +113,10 @@ export class RollupAccumulator {
         agg.lat_count += l.count;
         agg.lat_sum_ms += l.meanMs * l.count;
         agg.lat_max_ms = agg.lat_max_ms === null ? l.maxMs : Math.max(agg.lat_max_ms, l.maxMs);
-        agg.hist ??= emptyHistogram();
-        for (let i = first; i <= last; i++) agg.hist[i] += this.scratch[i];
+        if (this.withHistograms) {
+          agg.hist ??= emptyHistogram();
+          for (let i = first; i <= last; i++) agg.hist[i] += this.scratch[i];
+        }
       }
     }
     this.scratch.fill(0, first, last + 1);

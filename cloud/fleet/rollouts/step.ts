@@ -1,3 +1,4 @@
+import { FleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { TargetService } from '../delivery/targets.js';
 import type { TelemetryRepository } from '../ingest/telemetry.js';
@@ -12,13 +13,31 @@ import { type Execution, FAILURES, type Rollout, TERMINAL } from './types.js';
 
 const REVOKED = 'device revoked';
 
+/**
+ * Targets issued at once when a wave starts. Each waits for the broker to acknowledge its
+ * retained message; one at a time, a wave of 300 took over a minute to start on a busy machine.
+ * Kept under the PostgreSQL pool's size (8), which the device traffic shares.
+ */
+const STARTS_IN_PARALLEL = 6;
+
+/** Runs `work` on every item, `limit` at a time; once all settled, rejects with the first failure. */
+async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  const failures: unknown[] = [];
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]).catch((error: unknown) => failures.push(error));
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failures.length > 0) throw failures[0];
+}
+
 /** What one step of a rollout reads and changes. */
 export interface RolloutStepDeps {
   store: RolloutStore;
   devices: DeviceRepository;
   models: ModelRegistry;
   targets: TargetService;
-  telemetry: Pick<TelemetryRepository, 'latestBench'>;
+  telemetry: Pick<TelemetryRepository, 'latestBenches'>;
   audit: AuditLog;
   logger: Logger;
   /** Called whenever a rollout or one of its devices changed (the console streams it). */
@@ -52,17 +71,29 @@ export class RolloutStep {
     if (changed) this.d.onChange?.(rollout.id);
   }
 
-  /** Finishes in-progress devices whose reports decide them; true when any finished. */
+  /**
+   * Finishes in-progress devices whose reports decide them; true when any finished. The wave's
+   * devices and benchmarks are read in a few queries, not two per device: a tick follows every
+   * burst of reports, and a wave can hold thousands of devices.
+   */
   private async collectOutcomes(rollout: Rollout): Promise<boolean> {
     const model = await this.d.models.get(rollout.modelId);
+    const inProgress = (await this.d.store.executions(rollout.id)).filter((e) => e.status === 'in_progress');
+    if (inProgress.length === 0) return false;
+    const ids = inProgress.map((e) => e.deviceId);
+    const [devices, benches] = await Promise.all([
+      this.d.devices.findMany(ids),
+      this.d.telemetry.latestBenches(ids),
+    ]);
     let changed = false;
-    for (const e of await this.d.store.executions(rollout.id)) {
-      if (e.status !== 'in_progress') continue;
+    for (const e of inProgress) {
+      const device = devices.get(e.deviceId);
+      if (!device) throw new FleetError('NOT_FOUND', `no device ${e.deviceId}`, { deviceId: e.deviceId });
       const outcome = evaluateExecution(
         e,
-        await this.d.devices.get(e.deviceId),
+        device,
         model.sha256,
-        await this.d.telemetry.latestBench(e.deviceId),
+        benches.get(e.deviceId) ?? null,
         this.now(),
         rollout.policy.deviceTimeoutS,
       );
@@ -105,20 +136,26 @@ export class RolloutStep {
       budget = rollout.policy.maxPerMinute - (await this.d.store.startedSince(rollout.id, since));
     }
     let started = false;
-    for (const e of executions) {
-      if (e.wave !== wave || e.status !== 'queued' || budget <= 0) continue;
+    const due = executions.filter((e) => e.wave === wave && e.status === 'queued');
+    const devices = await this.d.devices.findMany(due.map((e) => e.deviceId));
+    const toStart: Execution[] = [];
+    for (const e of due) {
+      const device = devices.get(e.deviceId);
+      if (!device) throw new FleetError('NOT_FOUND', `no device ${e.deviceId}`, { deviceId: e.deviceId });
       // Revoked since the rollout was planned: it gets no target (and counts as no failure).
-      if ((await this.d.devices.get(e.deviceId)).revoked) {
+      // Revocation later than this read is refused by setModel (DEVICE_REVOKED).
+      if (device.revoked) {
         await this.d.store.finish(rollout.id, e.deviceId, 'canceled', { reason: REVOKED });
         started = true;
-        continue;
+      } else if (toStart.length < budget) {
+        toStart.push(e);
       }
+    }
+    await inParallel(toStart, STARTS_IN_PARALLEL, async (e) => {
       const state = await this.d.targets.setModel(e.deviceId, model);
       await this.d.store.start(rollout.id, e.deviceId, state.version);
-      budget--;
-      started = true;
-    }
-    return started;
+    });
+    return started || toStart.length > 0;
   }
 
   /** Moves past every wave that is done (all devices finished and, with a soak, served long enough). */

@@ -1,13 +1,15 @@
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
 import {
   addEncoded,
-  addSummary,
+  addSummaryRange,
   emptyHistogram,
   encodeHistogram,
   type Histogram,
 } from '../monitoring/histogram.js';
 import { RESOLUTION } from '../monitoring/options.js';
 import type { PgPool } from './postgres.js';
+
+const RESOLUTIONS = [RESOLUTION.minute, RESOLUTION.hour];
 
 /** How often a replica refreshes a device's row in telemetry_device_seen, ms. */
 const SEEN_REFRESH_MS = 60_000;
@@ -41,6 +43,8 @@ function aggregate(
   bucketOf: Map<string, number>,
 ): Map<string, FleetAggregate> {
   const aggregates = new Map<string, FleetAggregate>();
+  // Each record's summary becomes a histogram once, in a reused scratch, added to both resolutions.
+  const scratch = emptyHistogram();
   for (const b of batches) {
     const profile = b.profile ?? '';
     for (const r of b.records) {
@@ -48,42 +52,55 @@ function aggregate(
       if (!fresh.has(key)) continue; // a resend must not count twice
       const t = bucketOf.get(key) ?? 0;
       const l = r.latency && r.latency.count > 0 ? r.latency : null;
-      for (const resolution of [RESOLUTION.minute, RESOLUTION.hour]) {
-        const bucket = t - (t % resolution);
-        const id = `${resolution}|${bucket}|${r.modelId ?? ''}|${profile}`;
-        let agg = aggregates.get(id);
-        if (!agg) {
-          agg = {
-            resolution,
-            bucket_start: bucket,
-            model_id: r.modelId ?? '',
-            profile,
-            records: 0,
-            lat_count: 0,
-            lat_sum_ms: 0,
-            lat_max_ms: null,
-            hist: null,
-          };
-          aggregates.set(id, agg);
-        }
+      const [first, last] = l ? addSummaryRange(scratch, l) : [0, -1];
+      for (const resolution of RESOLUTIONS) {
+        const agg = aggregateOf(aggregates, resolution, t - (t % resolution), r.modelId ?? '', profile);
         agg.records++;
         if (l) {
           agg.lat_count += l.count;
           agg.lat_sum_ms += l.meanMs * l.count;
           agg.lat_max_ms = Math.max(agg.lat_max_ms ?? 0, l.maxMs);
           agg.hist ??= emptyHistogram();
-          addSummary(agg.hist, l);
+          for (let i = first; i <= last; i++) agg.hist[i] += scratch[i];
         }
       }
+      scratch.fill(0, first, last + 1);
     }
   }
   return aggregates;
 }
 
+function aggregateOf(
+  aggregates: Map<string, FleetAggregate>,
+  resolution: number,
+  bucket: number,
+  modelId: string,
+  profile: string,
+): FleetAggregate {
+  const id = `${resolution}|${bucket}|${modelId}|${profile}`;
+  let agg = aggregates.get(id);
+  if (!agg) {
+    agg = {
+      resolution,
+      bucket_start: bucket,
+      model_id: modelId,
+      profile,
+      records: 0,
+      lat_count: 0,
+      lat_sum_ms: 0,
+      lat_max_ms: null,
+      hist: null,
+    };
+    aggregates.set(id, agg);
+  }
+  return agg;
+}
+
 /**
  * Adds a flush's new records to the fleet latency rollups (telemetry_fleet_rollup), inside the
- * caller's transaction. Commits are serialised only by row locks on the few rollup rows a flush
- * touches, taken in key order, so two replicas' flushes never deadlock.
+ * caller's transaction, in two statements: an upsert adds the sums and locks the rows (in key
+ * order, so two replicas' flushes never deadlock) and returns their stored histograms; those are
+ * merged here, under the lock, and written back. Rows travel as typed arrays (unnest).
  */
 export async function writeFleetRollups(
   client: PgQueryable,
@@ -94,16 +111,6 @@ export async function writeFleetRollups(
   const aggregates = aggregate(batches, fresh, bucketOf);
   if (aggregates.size === 0) return;
   const sorted = [...aggregates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, a]) => a);
-  const keys = JSON.stringify(
-    sorted.map((a) => ({ r: a.resolution, b: a.bucket_start, m: a.model_id, p: a.profile })),
-  );
-  const keyRows = `jsonb_to_recordset($1::jsonb) AS k(r integer, b bigint, m text, p text)`;
-  // Rows must exist to be locked; then the histograms are merged here, under the lock.
-  await client.query(
-    `INSERT INTO telemetry_fleet_rollup (resolution, bucket_start, model_id, profile, records, lat_count, lat_sum_ms)
-     SELECT r, b, m, p, 0, 0, 0 FROM ${keyRows} ON CONFLICT DO NOTHING`,
-    [keys],
-  );
   const locked = await client.query<{
     resolution: number;
     bucket_start: string;
@@ -111,34 +118,47 @@ export async function writeFleetRollups(
     profile: string;
     hist: Buffer | null;
   }>(
-    `SELECT t.resolution, t.bucket_start, t.model_id, t.profile, t.hist FROM telemetry_fleet_rollup t
-     JOIN ${keyRows} ON t.resolution = k.r AND t.bucket_start = k.b AND t.model_id = k.m AND t.profile = k.p
-     ORDER BY t.resolution, t.bucket_start, t.model_id, t.profile FOR UPDATE OF t`,
-    [keys],
+    `INSERT INTO telemetry_fleet_rollup AS t (resolution, bucket_start, model_id, profile, records, lat_count,
+       lat_sum_ms, lat_max_ms)
+     SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::float8[], $7::float8[],
+       $8::float8[])
+     ON CONFLICT (resolution, bucket_start, model_id, profile) DO UPDATE SET
+       records = t.records + excluded.records,
+       lat_count = t.lat_count + excluded.lat_count,
+       lat_sum_ms = t.lat_sum_ms + excluded.lat_sum_ms,
+       lat_max_ms = greatest(t.lat_max_ms, excluded.lat_max_ms)
+     RETURNING resolution, bucket_start, model_id, profile, hist`,
+    [
+      sorted.map((a) => a.resolution),
+      sorted.map((a) => a.bucket_start),
+      sorted.map((a) => a.model_id),
+      sorted.map((a) => a.profile),
+      sorted.map((a) => a.records),
+      sorted.map((a) => a.lat_count),
+      sorted.map((a) => a.lat_sum_ms),
+      sorted.map((a) => a.lat_max_ms),
+    ],
   );
   const stored = new Map(
     locked.rows.map((r) => [`${r.resolution}|${r.bucket_start}|${r.model_id}|${r.profile}`, r.hist]),
   );
-  const updates = sorted.map((a) => {
-    let hist: string | null = null;
-    if (a.hist) {
-      addEncoded(a.hist, stored.get(`${a.resolution}|${a.bucket_start}|${a.model_id}|${a.profile}`) ?? null);
-      hist = encodeHistogram(a.hist)?.toString('base64') ?? null;
-    }
-    return { ...a, hist };
+  const merged = sorted.filter((a) => a.hist !== null);
+  if (merged.length === 0) return;
+  const hists = merged.map((a) => {
+    addEncoded(a.hist!, stored.get(`${a.resolution}|${a.bucket_start}|${a.model_id}|${a.profile}`) ?? null);
+    return encodeHistogram(a.hist!);
   });
   await client.query(
-    `UPDATE telemetry_fleet_rollup t SET
-       records = t.records + u.records,
-       lat_count = t.lat_count + u.lat_count,
-       lat_sum_ms = t.lat_sum_ms + u.lat_sum_ms,
-       lat_max_ms = greatest(t.lat_max_ms, u.lat_max_ms),
-       hist = coalesce(decode(u.hist, 'base64'), t.hist)
-     FROM jsonb_to_recordset($1::jsonb) AS u(resolution integer, bucket_start bigint, model_id text, profile text,
-       records bigint, lat_count float8, lat_sum_ms float8, lat_max_ms float8, hist text)
-     WHERE t.resolution = u.resolution AND t.bucket_start = u.bucket_start AND t.model_id = u.model_id
-       AND t.profile = u.profile`,
-    [JSON.stringify(updates)],
+    `UPDATE telemetry_fleet_rollup t SET hist = coalesce(u.hist, t.hist)
+     FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::bytea[]) AS u(r, b, m, p, hist)
+     WHERE t.resolution = u.r AND t.bucket_start = u.b AND t.model_id = u.m AND t.profile = u.p`,
+    [
+      merged.map((a) => a.resolution),
+      merged.map((a) => a.bucket_start),
+      merged.map((a) => a.model_id),
+      merged.map((a) => a.profile),
+      hists,
+    ],
   );
 }
 
@@ -165,12 +185,14 @@ export class PgDeviceSeen {
     }
     if (rows.size === 0) return;
     const sorted = [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    const column = <K extends 'device_id' | 'model_id' | 'profile' | 'last_at'>(k: K) =>
+      sorted.map(([, row]) => row[k]);
     await client.query(
       `INSERT INTO telemetry_device_seen AS t (device_id, model_id, profile, last_at)
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, model_id text, profile text, last_at bigint)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
        ON CONFLICT (device_id, model_id) DO UPDATE SET
          last_at = greatest(t.last_at, excluded.last_at), profile = excluded.profile`,
-      [JSON.stringify(sorted.map(([, row]) => row))],
+      [column('device_id'), column('model_id'), column('profile'), column('last_at')],
     );
     for (const [key] of sorted) this.seen.set(key, nowMs);
   }

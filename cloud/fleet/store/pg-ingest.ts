@@ -1,6 +1,6 @@
 import { FleetError, toFleetError } from '../../../shared/errors/index.js';
 import type { TelemetryRecord } from '../../../shared/protocol/index.js';
-import type { IngestResult, TelemetryIngest } from '../ingest/ingest-queue.js';
+import type { IngestObserver, IngestResult, TelemetryIngest } from '../ingest/ingest-queue.js';
 import type { MonitoringOptions } from '../monitoring/options.js';
 import type { PgTelemetryStore } from './pg-telemetry.js';
 
@@ -16,6 +16,7 @@ export interface PgIngestDeps {
 interface Item {
   deviceId: string;
   records: TelemetryRecord[];
+  submittedAt: number;
   resolve: (result: IngestResult) => void;
   reject: (error: unknown) => void;
 }
@@ -36,8 +37,14 @@ export class PgIngestQueue implements TelemetryIngest {
   private flushing: Promise<void> | null = null;
   private closed = false;
   readonly stats = { batches: 0, records: 0, added: 0, duplicates: 0, commits: 0, refused: 0 };
+  private observer: IngestObserver | undefined;
 
   constructor(private readonly deps: PgIngestDeps) {}
+
+  /** Reports commits and refusals (the Prometheus metrics, built after this queue). */
+  observe(observer: IngestObserver): void {
+    this.observer = observer;
+  }
 
   get pending(): number {
     return this.pendingRecords;
@@ -48,6 +55,7 @@ export class PgIngestQueue implements TelemetryIngest {
     const o = this.deps.options;
     if (this.pendingRecords + records.length > o.ingestMaxPendingRecords) {
       this.stats.refused += records.length;
+      this.observer?.onRefused('INGEST_OVERLOADED', records.length);
       return Promise.reject(
         new FleetError('INGEST_OVERLOADED', `ingest queue full (${this.pendingRecords} records pending)`, {
           deviceId,
@@ -55,7 +63,7 @@ export class PgIngestQueue implements TelemetryIngest {
       );
     }
     return new Promise<IngestResult>((resolve, reject) => {
-      this.queue.push({ deviceId, records, resolve, reject });
+      this.queue.push({ deviceId, records, submittedAt: performance.now(), resolve, reject });
       this.pendingRecords += records.length;
       this.schedule();
     });
@@ -90,6 +98,7 @@ export class PgIngestQueue implements TelemetryIngest {
 
   private async commit(items: Item[]): Promise<void> {
     let added: number[];
+    const started = performance.now();
     try {
       const batches = await Promise.all(
         items.map(async (i) => ({
@@ -103,10 +112,13 @@ export class PgIngestQueue implements TelemetryIngest {
       if ((error as { code?: string }).code === NO_PARTITION) this.deps.store.forgetPartitions();
       const cause = toFleetError(error);
       const failure = new FleetError('INGEST_FAILED', `telemetry commit failed: ${cause.message}`);
-      this.stats.refused += items.reduce((n, i) => n + i.records.length, 0);
+      const refused = items.reduce((n, i) => n + i.records.length, 0);
+      this.stats.refused += refused;
+      this.observer?.onRefused('INGEST_FAILED', refused);
       for (const item of items) item.reject(failure);
       return;
     }
+    this.report(items, added, started);
     const receivedAt = new Date().toISOString();
     // Last-seen times are a courtesy: a failure here must not fail the committed batch.
     try {
@@ -121,6 +133,21 @@ export class PgIngestQueue implements TelemetryIngest {
       this.stats.added += added[i];
       this.stats.duplicates += item.records.length - added[i];
       item.resolve({ added: added[i], duplicates: item.records.length - added[i] });
+    });
+  }
+
+  private report(items: Item[], added: number[], started: number): void {
+    if (!this.observer) return;
+    const committed = performance.now();
+    const records = items.reduce((n, i) => n + i.records.length, 0);
+    const stored = added.reduce((n, a) => n + a, 0);
+    this.observer.onCommit({
+      batches: items.length,
+      records,
+      added: stored,
+      duplicates: records - stored,
+      commitMs: committed - started,
+      waitsMs: items.map((i) => committed - i.submittedAt),
     });
   }
 

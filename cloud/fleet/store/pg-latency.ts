@@ -1,7 +1,8 @@
-import { addEncoded, addSummary } from '../monitoring/histogram.js';
+import { addEncoded } from '../monitoring/histogram.js';
 import { type FleetLatency, type GroupBy, NO_PROFILE } from '../monitoring/latency.js';
 import type { MonitoringOptions } from '../monitoring/options.js';
-import { LatencyAccumulator, resolveWindow } from '../monitoring/windows.js';
+import { LatencyAccumulator, type ResolvedWindow, resolveWindow } from '../monitoring/windows.js';
+import { PgDeviceLatencyRows } from './pg-device-latency.js';
 import type { PgPool } from './postgres.js';
 
 interface FleetRow {
@@ -38,17 +39,22 @@ function group(groups: Map<string, LatencyAccumulator>, key: string): LatencyAcc
  * The fleet latency query (GET /api/fleet/latency) on PostgreSQL, same answer shape as the
  * SQLite one. By model or profile it reads the fleet rollups: one row per bucket, model and
  * profile, so its cost does not grow with the number of devices or records. By device it reads
- * the raw records of the window (cost grows with them; see docs/scale.md).
+ * the raw records of the window (store/pg-device-latency.ts; cost grows with them, see
+ * docs/scale.md).
  */
 export class PgFleetLatencyQuery {
+  private readonly deviceRows: PgDeviceLatencyRows;
+
   constructor(
     private readonly pool: PgPool,
-    private readonly o: Pick<MonitoringOptions, 'minuteQueryMaxMs'>,
-  ) {}
+    private readonly o: Pick<MonitoringOptions, 'minuteQueryMaxMs' | 'maxBackfillMs' | 'maxFutureSkewMs'>,
+  ) {
+    this.deviceRows = new PgDeviceLatencyRows(pool, o);
+  }
 
   async run(by: GroupBy, windowMs: number, nowMs = Date.now()): Promise<FleetLatency> {
     const w = resolveWindow(nowMs - windowMs, nowMs, this.o, true);
-    const groups = by === 'device' ? await this.byDevice(w.fromMs, w.toMs) : await this.byRollup(by, w);
+    const groups = by === 'device' ? await this.byDevice(w) : await this.byRollup(by, w);
     const fleet = new LatencyAccumulator();
     for (const acc of groups.values()) fleet.merge(acc);
     return {
@@ -95,38 +101,8 @@ export class PgFleetLatencyQuery {
     return groups;
   }
 
-  private async byDevice(fromMs: number, toMs: number): Promise<Map<string, LatencyAccumulator>> {
-    const { rows } = await this.pool.query<{
-      device_id: string;
-      lat_count: number;
-      p50_ms: number;
-      p90_ms: number;
-      p99_ms: number;
-      max_ms: number;
-      mean_ms: number;
-    }>(
-      `SELECT device_id, lat_count, p50_ms, p90_ms, p99_ms, max_ms, mean_ms FROM telemetry
-       WHERE day >= $1::date AND day <= $2::date AND at >= $3 AND at < $4 AND lat_count > 0`,
-      [
-        new Date(fromMs).toISOString().slice(0, 10),
-        new Date(toMs).toISOString().slice(0, 10),
-        new Date(fromMs).toISOString(),
-        new Date(toMs).toISOString(),
-      ],
-    );
-    const groups = new Map<string, LatencyAccumulator>();
-    for (const r of rows) {
-      const acc = group(groups, r.device_id);
-      acc.devices.add(r.device_id);
-      addTo(acc, 1, r.lat_count, r.mean_ms * r.lat_count, r.max_ms);
-      addSummary(acc.hist, {
-        count: r.lat_count,
-        p50Ms: r.p50_ms,
-        p90Ms: r.p90_ms,
-        p99Ms: r.p99_ms,
-        maxMs: r.max_ms,
-      });
-    }
-    return groups;
+  /** By device: the raw records of the window, as every per-device figure on PostgreSQL. */
+  private byDevice(w: ResolvedWindow): Promise<Map<string, LatencyAccumulator>> {
+    return this.deviceRows.group(w, (row) => row.device_id);
   }
 }

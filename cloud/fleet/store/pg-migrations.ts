@@ -137,3 +137,15 @@ PG_MIGRATIONS.push(`
   );
   CREATE INDEX serving_rollup_by_device ON serving_rollup (device_id, resolution, bucket_start);
 `);
+
+// 5: room on every page of the rollup tables for the next versions of their rows. Every flush
+// updates the same rows again (a device's minute and hour, a model's fleet rows): with free
+// space on the page PostgreSQL writes the new version there without touching the indexes (a
+// HOT update) and prunes the old ones in passing; on full pages every update also inserts into
+// each index. Applies to pages written from now on.
+PG_MIGRATIONS.push(`
+  ALTER TABLE telemetry_rollup SET (fillfactor = 50);
+  ALTER TABLE telemetry_fleet_rollup SET (fillfactor = 50);
+  ALTER TABLE telemetry_device_seen SET (fillfactor = 50);
+  ALTER TABLE serving_rollup SET (fillfactor = 50);
+`);

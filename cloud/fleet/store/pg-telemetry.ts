@@ -126,7 +126,7 @@ export class PgTelemetryStore {
     fresh: Set<string>,
     bucketOf: Map<string, number>,
   ): Promise<void> {
-    const rollups = new RollupAccumulator();
+    const rollups = new RollupAccumulator(false); // no per-device histograms on PostgreSQL
     const serving = new ServingAccumulator();
     for (const b of batches) {
       for (const r of b.records) {

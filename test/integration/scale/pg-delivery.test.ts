@@ -53,6 +53,69 @@ describe.skipIf(skip !== null)(
       return { status: response.status, body: (await response.json()) as any };
     };
 
+    /** The agent's stored reports: records, inferences, lowest p50 and highest max (ms). */
+    const reported = async (deviceId: string) => {
+      const [r] = (
+        await sql.query(
+          `SELECT count(*) n, coalesce(sum(lat_count), 0) inferences, min(p50_ms) low, max(max_ms) high
+           FROM telemetry WHERE device_id = $1`,
+          [deviceId],
+        )
+      ).rows;
+      return {
+        records: Number(r.n),
+        inferences: Number(r.inferences),
+        low: Number(r.low),
+        high: Number(r.high),
+      };
+    };
+
+    /**
+     * The device series, the Prometheus figures and regressions answer from PostgreSQL, with the
+     * values the (stopped) agent reported there.
+     */
+    const expectMonitoringReadsFromPostgres = async (deviceId: string, modelId: string) => {
+      let last = await reported(deviceId);
+      await waitFor('the agent’s last records committed', async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const now = await reported(deviceId);
+        const settled = now.records === last.records;
+        last = now;
+        return settled;
+      });
+      const { records, inferences, low, high } = last;
+      const near = (ms: number | null | undefined) => {
+        expect(ms).toBeGreaterThanOrEqual(low / 1.2);
+        expect(ms).toBeLessThanOrEqual(high * 1.2);
+      };
+
+      const series = (await api('GET', `/api/fleet/devices/${deviceId}/series?window=1h`)).body;
+      expect(series.resolution).toBe('minute');
+      const points = series.points as Array<{ count: number; p50Ms: number | null; p99Ms: number | null }>;
+      expect(points.reduce((sum, p) => sum + p.count, 0)).toBe(inferences);
+      const measured = points.filter((p) => p.count > 0);
+      expect(measured.length).toBeGreaterThan(0);
+      for (const p of measured) near(p.p50Ms);
+
+      const response = await fetch(`${cloud!.httpUrl}/metrics`, {
+        headers: { authorization: `Bearer ${cloud!.adminToken}` },
+      });
+      const metrics = await response.text();
+      const gauge = (name: string, labels: string) => {
+        const found = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(metrics);
+        return found ? Number(found[1]) : undefined;
+      };
+      expect(gauge('fleetml_telemetry_records_total', 'result="stored"')).toBe(records);
+      near(gauge('fleetml_device_latency_ms', `device="${deviceId}",profile="[^"]*",quantile="0.5"`));
+      near(gauge('fleetml_model_latency_ms', `model="${modelId}",quantile="0.5"`));
+      near(gauge('fleetml_fleet_latency_ms', 'quantile="0.5"'));
+
+      // One device has no peers and no baseline before its model: nothing to flag, from PostgreSQL.
+      const regressions = (await api('GET', '/api/fleet/regressions?window=1h&threshold=0.5')).body;
+      expect(regressions).toMatchObject({ regressionWindowMs: 3_600_000, regressionThreshold: 0.5 });
+      expect(regressions.regressions).toEqual([]);
+    };
+
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'fleetml-pg-delivery-'));
       database = await freshDatabase();
@@ -142,8 +205,22 @@ describe.skipIf(skip !== null)(
       expect(saved.status).toBe(201);
       expect(await one('SELECT name FROM profiles', [])).toEqual([{ name: 'pi-on-pg' }]);
 
+      await waitFor(
+        'telemetry with the model’s latency',
+        async () =>
+          Number(
+            (
+              await one(
+                'SELECT count(*) n FROM telemetry WHERE device_id = $1 AND model_id = $2 AND lat_count > 0',
+                [deviceId, model.id],
+              )
+            )[0].n,
+          ) >= 3,
+        60_000,
+      );
       await agent!.stop();
       agent = undefined;
+      await expectMonitoringReadsFromPostgres(deviceId, model.id);
       await cloud!.stop();
       cloud = undefined;
       const local = openDatabase({ path: join(dir, 'cloud', 'fleetml.db') });

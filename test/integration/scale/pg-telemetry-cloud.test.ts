@@ -48,10 +48,12 @@ describe.skipIf(skipReason !== null)(
         namePrefix: 'pgtel',
       });
       let ids: string[] = [];
+      let modelId = '';
       try {
         await waitFor('3 simulated devices connected', () => sim.counters.connected === 3, 60_000);
         ids = sim.devices.map((d) => d.identity.deviceId);
         const model = await t.cloud.services.models.add(await readFile(SAMPLE), { name: 'pg-mnist' });
+        modelId = model.id;
         expect((await t.api('POST', '/api/deployments', { model: model.id, devices: ids })).status).toBe(201);
         for (const id of ids) {
           // The device list's p50 is the device's benchmark report, read back from PostgreSQL.
@@ -115,6 +117,26 @@ describe.skipIf(skipReason !== null)(
       expect(health.telemetryRecords).toBe(stored);
       const healthOf = new Map(health.devices.map((d: { id: string; records: number }) => [d.id, d]));
       for (const id of ids) expect((healthOf.get(id) as { records: number }).records).toBeGreaterThan(0);
+
+      // Regressions read PostgreSQL: the device whose reports on the model are slowest (by their
+      // mean p99) is slower than its two peers (same hardware, so same profile), by more than 1 %,
+      // over exactly the inferences it reported.
+      const { rows: slowest } = await client.query(
+        `SELECT device_id, sum(lat_count) n FROM telemetry WHERE device_id = ANY($1) AND model_id = $2
+         GROUP BY device_id ORDER BY avg(p99_ms) DESC`,
+        [ids, modelId],
+      );
+      expect(slowest).toHaveLength(3);
+      const regressions = (await t.api('GET', '/api/fleet/regressions?window=1h&threshold=0.01')).body
+        .regressions as Array<{ kind: string; deviceId: string; modelId: string; currentSamples: number }>;
+      const vsPeers = regressions.filter((r) => r.kind === 'device-vs-profile');
+      expect(vsPeers[0]).toMatchObject({
+        deviceId: slowest[0].device_id,
+        modelId,
+        currentSamples: Number(slowest[0].n),
+      });
+      const strict = (await t.api('GET', '/api/fleet/regressions?window=1h&threshold=50')).body;
+      expect(strict.regressions).toEqual([]);
 
       const local = openDatabase({ path: join(t.dir, 'cloud', 'fleetml.db') });
       try {

@@ -55,7 +55,9 @@ describe.skipIf(skipReason !== null)(
         durationS: 400,
         telemetryIntervalS: 5,
         rampS: 2,
-        enrollRetryS: 120, // a re-asked enrollment would use the token up on a loaded machine
+        // A re-asked enrollment gets the same device (idempotent on the request id, no second use
+        // of the token); asking less often only spares the loaded cloud the repeats.
+        enrollRetryS: 120,
         namePrefix: 'rollout-failover',
       });
       try {

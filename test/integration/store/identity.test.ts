@@ -51,6 +51,21 @@ describeEachBackend('device registry', (backend) => {
     await expect(devices.get('ghost')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('reads many devices at once, past one query’s id list', async () => {
+    const devices = new DeviceRepository(await backend.open());
+    const ids = Array.from({ length: 503 }, (_, i) => `dev-${i}`);
+    for (const id of ids) {
+      await devices.create({ id, name: id, secretHash: hashSecret(id), profile: null, hardware });
+    }
+    await devices.setOnline('dev-502', true, '2026-01-01T00:00:00.000Z');
+    const found = await devices.findMany([...ids, 'ghost']);
+    expect(found.size).toBe(503);
+    expect(found.has('ghost')).toBe(false);
+    expect(found.get('dev-502')).toMatchObject({ id: 'dev-502', online: true, hardware });
+    expect(found.get('dev-3')).toMatchObject({ online: false });
+    expect((await devices.findMany([])).size).toBe(0);
+  });
+
   it("keeps a device's later state when an earlier report arrives after it, unless its clock stepped back far", async () => {
     const devices = new DeviceRepository(await backend.open());
     await devices.create({ id: 'a', name: 'ay', secretHash: hashSecret('a'), profile: null, hardware });

@@ -120,6 +120,23 @@ describeEachBackend('telemetry repository', (backend) => {
     expect(await telemetry.artifactBenches([])).toEqual([]);
   });
 
+  it('reads the latest benchmark of many devices at once, past one query’s id list', async () => {
+    const telemetry = new TelemetryRepository(await backend.open());
+    const ids = Array.from({ length: 603 }, (_, i) => `d${i}`);
+    for (const [i, id] of ids.entries()) {
+      if (i % 3 === 0) continue; // every third device never benchmarked
+      if (i % 5 === 0) await telemetry.addBench(id, bench(20)); // an older report
+      await telemetry.addBench(id, bench(1 + (i % 7), i % 2 ? SHA_B : SHA_A));
+    }
+    const latest = await telemetry.latestBenches(ids);
+    expect(latest.size).toBe(402);
+    for (const [i, id] of ids.entries()) {
+      if (i % 3 === 0) expect(latest.has(id)).toBe(false);
+      else expect(latest.get(id)).toMatchObject({ p50Ms: 1 + (i % 7), sha256: i % 2 ? SHA_B : SHA_A });
+    }
+    expect((await telemetry.latestBenches(['d1', 'nobody'])).size).toBe(1);
+  });
+
   it('lists a device’s events newest first, up to a limit', async () => {
     const telemetry = new TelemetryRepository(await backend.open());
     for (let i = 1; i <= 4; i++) {

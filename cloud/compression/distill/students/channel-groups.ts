@@ -1,61 +1,19 @@
 import { attrInt } from '../../onnx/graph.js';
 import { elementCount } from '../../onnx/tensor.js';
 import type { GraphProto, NodeProto, TensorProto } from '../../onnx/types.js';
+import { BINARY, type ChannelGroup, type Joined, PASS_THROUGH, type Tagged } from './channel-ops.js';
+
+export type { ChannelGroup } from './channel-ops.js';
 
 /**
  * Channel groups of a graph: sets of channels that must be narrowed together. A convolution or
  * a linear layer opens a new group (its output channels); ops that keep channels (BN,
  * activations, pooling, resizing, depthwise convolutions) pass the group on; element-wise ops
  * between two feature tensors (residual additions, squeeze-excitation products) join their
- * groups. A group that reaches a graph input or output, or an op this analysis does not know,
- * is fixed.
+ * groups; a Concat along the channels puts its inputs' groups side by side, which a following
+ * convolution reads at their offsets (an FPN's branches). A group that reaches a graph input or
+ * output, or an op this analysis does not know, is fixed.
  */
-export interface ChannelGroup {
-  id: number;
-  size: number;
-  /** Initializer slices that belong to the group: `axis` of `tensor`, in blocks of `block` elements. */
-  bindings: { tensor: string; axis: number; block: number }[];
-  /** BatchNormalization scales of the group (importance), and weights whose slices produce it. */
-  bnScales: string[];
-  producers: { tensor: string; axis: number }[];
-  /** Depthwise convolutions whose `group` attribute equals the group's width. */
-  depthwise: NodeProto[];
-  fixed: boolean;
-}
-
-/** A tensor's channel group and the axis that holds the channels (from the end: -1, -3 ...). */
-interface Tagged {
-  group: number;
-  axis: number;
-  /** Elements per channel along the axis after a Flatten (C·H·W features); 1 otherwise. */
-  block: number;
-}
-
-const PASS_THROUGH = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Sigmoid',
-  'Tanh',
-  'HardSigmoid',
-  'HardSwish',
-  'Clip',
-  'Identity',
-  'Dropout',
-  'MaxPool',
-  'AveragePool',
-  'GlobalAveragePool',
-  'Resize',
-  'Upsample',
-  'Erf',
-  'Neg',
-  'Exp',
-  'Sqrt',
-  'Softplus',
-  'Elu',
-  'Gelu',
-]);
-const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min']);
-
 export function channelGroups(graph: GraphProto, shapes: ReadonlyMap<string, number[]>): ChannelGroup[] {
   const a = new GroupAnalysis(graph, shapes);
   for (const node of graph.node) a.visit(node);
@@ -67,23 +25,30 @@ class GroupAnalysis {
   private parent: number[] = [];
   private groups: ChannelGroup[] = [];
   private tags = new Map<string, Tagged>();
+  private joined = new Map<string, Joined>();
   private inits: Map<string, TensorProto>;
-  private constants = new Set<string>();
 
   constructor(
     graph: GraphProto,
     private readonly shapes: ReadonlyMap<string, number[]>,
   ) {
     this.inits = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
-    for (const n of graph.node) if (n.opType === 'Constant') this.constants.add(n.output[0]);
   }
 
   visit(node: NodeProto): void {
     const op = node.opType;
     const [x] = node.input;
     if (op === 'Constant') return;
+    if (op === 'Concat') {
+      this.concat(node);
+      return;
+    }
     if (op === 'Conv' || op === 'ConvTranspose') {
       this.conv(node);
+      return;
+    }
+    if (node.input.some((i) => this.joined.has(i))) {
+      this.readJoined(node);
       return;
     }
     if (op === 'Gemm' || op === 'MatMul') {
@@ -117,6 +82,7 @@ class GroupAnalysis {
   fix(tensor: string): void {
     const t = this.tags.get(tensor);
     if (t) this.groups[this.find(t.group)].fixed = true;
+    for (const part of this.joined.get(tensor)?.parts ?? []) this.groups[this.find(part.group)].fixed = true;
   }
 
   result(): ChannelGroup[] {
@@ -153,7 +119,9 @@ class GroupAnalysis {
     const cout = transpose ? d1 * group : d0;
     const cin = transpose ? d0 : d1 * group;
     if (group === 1) {
+      const joined = this.joined.get(x);
       if (inTag) this.bind(inTag.group, w, transpose ? 0 : 1, 1);
+      else if (joined) this.bindParts(joined, w, transpose ? 0 : 1);
       else this.fix(x);
       const out = this.open(cout, node.output[0], -3);
       this.bind(out, w, transpose ? 1 : 0, 1);
@@ -170,6 +138,43 @@ class GroupAnalysis {
       return;
     }
     this.unknown(node);
+  }
+
+  /** A Concat along the tagged channel axis of all its inputs joins them; any other is unknown. */
+  private concat(node: NodeProto): void {
+    const rank = this.shape(node.output[0])?.length ?? 0;
+    const axis = attrInt(node, 'axis', 0);
+    const fromEnd = axis < 0 ? axis : axis - rank;
+    const parts: Joined['parts'] = [];
+    for (const input of node.input) {
+      const joined = this.joined.get(input);
+      const t = this.tags.get(input);
+      const size = this.shape(input)?.[rank + fromEnd];
+      if (joined?.axis === fromEnd) parts.push(...joined.parts);
+      else if (t && t.block === 1 && t.axis === fromEnd && size) parts.push({ group: t.group, size });
+      else {
+        this.unknown(node);
+        return;
+      }
+    }
+    this.joined.set(node.output[0], { axis: fromEnd, parts });
+  }
+
+  /** A node other than a convolution reading a Concat's output: ops that keep channels pass it on. */
+  private readJoined(node: NodeProto): void {
+    const joined = this.joined.get(node.input[0]);
+    const others = node.input.slice(1).some((i) => this.joined.has(i) || this.tags.has(i));
+    if (joined && !others && PASS_THROUGH.has(node.opType)) this.joined.set(node.output[0], joined);
+    else this.unknown(node);
+  }
+
+  /** A full convolution over a Concat's output reads each part's channels at its offset. */
+  private bindParts(joined: Joined, weight: string, axis: number): void {
+    let offset = 0;
+    for (const part of joined.parts) {
+      this.bind(part.group, weight, axis, 1, offset);
+      offset += part.size;
+    }
   }
 
   private linear(node: NodeProto): void {
@@ -263,12 +268,12 @@ class GroupAnalysis {
     return id;
   }
 
-  private bind(group: number, tensor: string, axis: number, block: number): void {
+  private bind(group: number, tensor: string, axis: number, block: number, offset = 0): void {
     if (!this.inits.has(tensor)) {
       this.groups[this.find(group)].fixed = true;
       return;
     }
-    this.groups[group].bindings.push({ tensor, axis, block });
+    this.groups[group].bindings.push({ tensor, axis, block, offset });
   }
 
   private size(group: number): number {

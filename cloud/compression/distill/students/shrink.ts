@@ -47,7 +47,7 @@ export async function shrinkModel(
   };
   const shapes = await inferShapes(teacher, feeds);
   const groups = channelGroups(graph, shapes);
-  const narrowed = new Map<string, TensorProto>();
+  const cuts = new Map<string, Cut[]>();
   const groupOf = new Map<NodeProto, number>();
   const report: ShrinkReport = { groups: [], parametersBefore: countFloats(inits), parametersAfter: 0 };
   for (const g of groups) {
@@ -60,16 +60,19 @@ export async function shrinkModel(
     });
     if (kept === g.size) continue;
     for (const node of g.depthwise) groupOf.set(node, kept);
+    // Importance from the teacher's own tensors, whatever other groups keep of them.
     const keep = topChannels(
-      importance(g, (n) => narrowed.get(n) ?? inits.get(n)!),
+      importance(g, (n) => inits.get(n)!),
       kept,
     );
     for (const b of g.bindings) {
-      const t = narrowed.get(b.tensor) ?? inits.get(b.tensor)!;
-      narrowed.set(b.tensor, sliceChannels(t, b.axis, b.block, keep));
+      if (!cuts.has(b.tensor)) cuts.set(b.tensor, []);
+      cuts.get(b.tensor)!.push({ ...b, size: g.size, keep });
     }
   }
-  const initializer = (graph.initializer ?? []).map((t) => narrowed.get(t.name!) ?? t);
+  const initializer = (graph.initializer ?? []).map((t) =>
+    cuts.has(t.name!) ? narrow(t, cuts.get(t.name!)!) : t,
+  );
   report.parametersAfter = countFloats(new Map(initializer.map((t) => [t.name!, t])));
   const model: ModelProto = {
     ...teacher,
@@ -83,6 +86,36 @@ export async function shrinkModel(
     },
   };
   return { model, report };
+}
+
+/** A group's channels kept in one tensor: `size` channels along `axis` from `offset`, of which `keep`. */
+interface Cut {
+  axis: number;
+  block: number;
+  offset: number;
+  size: number;
+  keep: readonly number[];
+}
+
+/** Applies every group's cut to a tensor; channels outside all cuts (unnarrowed groups) stay. */
+function narrow(t: TensorProto, cuts: readonly Cut[]): TensorProto {
+  const axes = new Map<string, Cut[]>();
+  for (const c of cuts) {
+    const key = `${c.axis}/${c.block}`;
+    axes.set(key, [...(axes.get(key) ?? []), c]);
+  }
+  let out = t;
+  for (const same of axes.values()) {
+    const { axis, block } = same[0];
+    const kept = new Array<boolean>(Number(out.dims![axis]) / block).fill(true);
+    for (const c of same) {
+      const chosen = new Set(c.keep);
+      for (let i = 0; i < c.size; i++) kept[c.offset + i] = chosen.has(i);
+    }
+    const keep = kept.flatMap((k, i) => (k ? [i] : []));
+    if (keep.length < kept.length) out = sliceChannels(out, axis, block, keep);
+  }
+  return out;
 }
 
 /** Importance of each channel of a group. */

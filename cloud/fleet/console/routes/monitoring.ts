@@ -1,9 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { CloudServices } from '../../../services.js';
-import { decodeHistogram, quantiles } from '../../monitoring/histogram.js';
 import { GROUP_BY } from '../../monitoring/latency.js';
-import { RESOLUTION } from '../../monitoring/options.js';
 import { SERVING_GROUP_BY, type ServingGroupBy } from '../../monitoring/serving.js';
 import { requireRole } from '../auth.js';
 import { doc } from '../openapi.js';
@@ -83,7 +81,7 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
       regressionBaselineMs: windowMs(q.baseline, m.options.regressionBaselineMs),
       regressionThreshold: q.threshold ?? m.options.regressionThreshold,
     };
-    return { ...overrides, regressions: m.regressions.detect(Date.now(), overrides) };
+    return { ...overrides, regressions: await m.regressions.detect(Date.now(), overrides) };
   });
 
   // Real-traffic latency from the agents' inference services: DDSketches merged exactly over
@@ -129,49 +127,7 @@ export async function registerMonitoringRoutes(app: FastifyInstance, s: CloudSer
     async (request) => {
       const q = parseInput(seriesQuery, request.query);
       const device = await s.devices.get(request.params.id);
-      const span = windowMs(q.window, DAY);
-      const resolution = span <= 2 * DAY ? RESOLUTION.minute : RESOLUTION.hour;
-      const now = Date.now();
-      const from = now - span - ((now - span) % resolution);
-      const byBucket = new Map<number, ReturnType<typeof m.rollups.device>>();
-      for (const row of m.rollups.device(device.id, resolution, from, now + resolution)) {
-        const list = byBucket.get(row.bucket_start) ?? [];
-        list.push(row);
-        byBucket.set(row.bucket_start, list);
-      }
-      const points = [...byBucket.entries()].map(([t, rows]) => {
-        const hist = decodeHistogram(null);
-        let count = 0;
-        let records = 0;
-        let tempMax: number | null = null;
-        let throttled = 0;
-        let cpu = 0;
-        for (const r of rows) {
-          const h = decodeHistogram(r.hist);
-          for (let i = 0; i < h.length; i++) hist[i] += h[i];
-          count += r.lat_count;
-          records += r.records;
-          cpu += r.cpu_sum;
-          throttled += r.throttled_records;
-          if (r.temp_max !== null) tempMax = tempMax === null ? r.temp_max : Math.max(tempMax, r.temp_max);
-        }
-        const [p50, p90, p99] = count > 0 ? quantiles(hist, [0.5, 0.9, 0.99]) : [null, null, null];
-        return {
-          at: new Date(t).toISOString(),
-          count,
-          p50Ms: p50,
-          p90Ms: p90,
-          p99Ms: p99,
-          tempMaxC: tempMax,
-          cpuLoad: records > 0 ? cpu / records : null,
-          throttledRecords: throttled,
-        };
-      });
-      return {
-        deviceId: device.id,
-        resolution: resolution === RESOLUTION.minute ? 'minute' : 'hour',
-        points,
-      };
+      return m.series.run(device.id, windowMs(q.window, DAY));
     },
   );
 

@@ -33,6 +33,10 @@ describe('shrink:0.5 of the PaddleOCR detector (opset 11, Constant weights, Resi
     expect(form.params.length).toBeGreaterThan(50);
     expect(student.graph.node.filter((n) => n.opType === 'Resize')).toHaveLength(6);
     expect(student.graph.node.filter((n) => n.opType === 'ConvTranspose')).toHaveLength(2);
+    // The FPN's four 24-channel branches (resized, concatenated) narrow to 12 each: the head's
+    // first conv reads 48 of the concat's 96 channels.
+    const head = student.graph.initializer!.find((t) => t.name === 'conv2d_159.w_0');
+    expect(head?.dims?.map(Number)).toEqual([12, 48, 3, 3]);
   }, 120_000);
 });
 
@@ -54,7 +58,7 @@ describe('shrink:0.5 of the PaddleOCR recogniser (SVTR neck, dynamic reshapes)',
     expect(dims('linear_80.w_0')).toEqual([120, 120]);
     expect(dims('linear_77.w_0')).toEqual([120, 360]); // q, k, v: heads are reshaped, kept
     expect(dims('linear_85.w_0')).toEqual([120, 6625]); // the CTC head
-    expect(dims('conv2d_145.w_0')).toEqual([30, 960, 1, 3]); // neck conv 60 → 30 after the concat
+    expect(dims('conv2d_145.w_0')).toEqual([30, 480, 1, 3]); // neck conv 60 → 30 after the concat, whose two branches narrow too
     const params = (m: typeof student) =>
       (m.graph.initializer ?? []).reduce((n, t) => n + elementCount(t.dims), 0);
     const withInitializers = structuredClone(teacher);

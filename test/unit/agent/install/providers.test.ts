@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,10 @@ describe('a user-supplied onnxruntime (--onnxruntime)', () => {
     expect(probe.available).toEqual(['cpu']);
     expect(probe.failures.tensorrt).toMatch(/\S/);
     expect(probe.failures.cuda).toMatch(/\S/);
+    // --work-dir is where the binding is set up, beside a link to the user's library.
+    const binding = join(dir, 'work-good/node_modules/onnxruntime-node/bin/napi-v6/linux', process.arch);
+    expect(await readlink(join(binding, 'libonnxruntime.so.1'))).toBe(join(user, 'libonnxruntime.so.1'));
+    await access(join(binding, 'onnxruntime_binding.node'));
   }, 150_000);
 
   it('a library that cannot load leaves no provider, with the loader’s reason (so the shim is what loads)', async () => {

@@ -130,6 +130,24 @@ const CASES: Record<string, GradCheckCase> = {
     ],
     output: 'y',
   },
+  // 1×1, stride 1, no pads: the weight gradient is a batched MatMul (the pointwise path).
+  'Conv 1×1': {
+    nodes: [node('Conv', ['x', 'w', 'b'], ['y'])],
+    inputs: [
+      { name: 'x', shape: [3, 4, 2, 5] },
+      { name: 'w', shape: [6, 4, 1, 1] },
+      { name: 'b', shape: [6] },
+    ],
+    output: 'y',
+  },
+  'ConvTranspose 1×1': {
+    nodes: [node('ConvTranspose', ['x', 'w'], ['y'])],
+    inputs: [
+      { name: 'x', shape: [2, 5, 3, 3] },
+      { name: 'w', shape: [5, 3, 1, 1] },
+    ],
+    output: 'y',
+  },
   'Conv stride 2 odd size asymmetric pads': {
     nodes: [node('Conv', ['x', 'w'], ['y'], [attr.ints('strides', [2, 2]), attr.ints('pads', [1, 0, 0, 1])])],
     inputs: [
@@ -520,6 +538,28 @@ describe('gradient rules vs finite differences', () => {
     const out = await (await createSession(encodeModel(model))).run({ x: new ort.Tensor('float32', x, [8]) });
     // int8 with scale 0.01 represents [-1.28, 1.27]: -1.9 and 2.4 are clipped.
     expect(Array.from(out[back.gradients.get('x')!].data as Float32Array)).toEqual([0, 1, 1, 1, 1, 1, 1, 0]);
+  });
+
+  it('takes the weight gradient of a 1×1 convolution as a MatMul, of a 3×3 one as a Conv', () => {
+    const weightGradientOps = (kernel: number) => {
+      const model = makeModel(
+        [node('Conv', ['x', 'w'], ['y'], kernel === 3 ? [attr.ints('pads', [1, 1, 1, 1])] : [])],
+        [
+          makeValueInfo('x', DataType.FLOAT, [2, 4, 3, 5]),
+          makeValueInfo('w', DataType.FLOAT, [6, 4, kernel, kernel]),
+        ],
+        [],
+      );
+      const shapes = new Map<string, number[]>([
+        ['x', [2, 4, 3, 5]],
+        ['w', [6, 4, kernel, kernel]],
+        ['y', [2, 6, 3, 5]],
+      ]);
+      return buildBackward(model.graph, 'y', ['w'], shapes).nodes.map((n) => n.opType);
+    };
+    expect(weightGradientOps(1)).toContain('MatMul');
+    expect(weightGradientOps(1)).not.toContain('Conv');
+    expect(weightGradientOps(3)).toContain('Conv');
   });
 
   it('covers every op the issue lists', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { inferShapes } from '../../../../../cloud/compression/distill/autodiff/shapes.js';
 import { channelGroups } from '../../../../../cloud/compression/distill/students/channel-groups.js';
 import {
   parseShrink,
@@ -12,6 +13,7 @@ import { buildTrainingGraph } from '../../../../../cloud/compression/distill/tra
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
 import { floatTensor, tensorFloats } from '../../../../../cloud/compression/onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../../../../../cloud/compression/onnx/types.js';
+import { ort } from '../../../../../cloud/compression/runtime/ort.js';
 import { isFleetError } from '../../../../../shared/errors/index.js';
 import { createRng } from '../../../../../shared/random.js';
 
@@ -145,36 +147,75 @@ describe('shrink: students derived from the teacher', () => {
     expect(graph.carried.length).toBeGreaterThan(0);
   });
 
-  it('leaves groups it cannot follow (a Concat) at full width', async () => {
-    const m = makeModel(
-      [
-        makeNode('Conv', ['x', 'a.w'], ['a']),
-        makeNode('Conv', ['x', 'b.w'], ['b']),
-        makeNode('Concat', ['a', 'b'], ['cat'], [attr.int('axis', 1)]),
-        makeNode('Conv', ['cat', 'c.w'], ['y']),
-      ],
-      [floatInput('x', ['N', 3, 4, 4])],
-      [floatInput('y', ['N', 2, 4, 4])],
-      {
-        opset: 17,
-        initializers: [
-          floatTensor('a.w', [4, 3, 1, 1], new Float32Array(12).fill(1)),
-          floatTensor('b.w', [4, 3, 1, 1], new Float32Array(12).fill(1)),
-          floatTensor('c.w', [2, 8, 1, 1], new Float32Array(16).fill(1)),
-        ],
-      },
-    );
-    const groups = channelGroups(
-      m.graph,
-      new Map([
-        ['a', [1, 4, 4, 4]],
-        ['b', [1, 4, 4, 4]],
-        ['cat', [1, 8, 4, 4]],
-        ['y', [1, 2, 4, 4]],
-        ['x', [1, 3, 4, 4]],
-      ]),
-    );
-    expect(groups.every((g) => g.fixed)).toBe(true);
+  it('narrows the branches of a channel Concat and the convolution that reads them at their offsets', async () => {
+    // Branch filters 0 and 2 of a and 1 and 3 of b have the larger norms; the channels they drop
+    // have zero weight in c, so the narrowed model computes the same function.
+    const a = [3, 0.1, 2, 0.1].flatMap((v) => [v, -v, v]);
+    const b = [0.1, 3, 0.1, 2].flatMap((v) => [v, v, -v]);
+    const dropped = new Set([1, 3, 4, 6]);
+    const cw = Float32Array.from({ length: 16 }, (_, i) => (dropped.has(i % 8) ? 0 : i + 1));
+    const teacher = concatModel(1, a, b, cw);
+    const { model, report } = await shrinkModel(teacher, 0.5, [3, 4, 4]);
+    expect(dims(model, 'a.w')).toEqual([2, 3, 1, 1]);
+    expect(dims(model, 'b.w')).toEqual([2, 3, 1, 1]);
+    expect(dims(model, 'c.w')).toEqual([2, 4, 1, 1]);
+    // c's input columns: a's channels 0 and 2, then b's 1 and 3 (at offset 4: 5 and 7).
+    const kept = [0, 2, 5, 7];
+    expect([...values(model, 'c.w')]).toEqual([0, 1].flatMap((o) => kept.map((k) => cw[o * 8 + k])));
+    expect(report.groups.filter((g) => g.fixed).map((g) => g.size)).toEqual([2]);
+    const x = Float32Array.from({ length: 2 * 48 }, (_, i) => Math.cos(i));
+    const [want, got] = [await run(teacher, x, 2), await run(model, x, 2)];
+    got.forEach((v, i) => {
+      expect(v).toBeCloseTo(want[i], 4);
+    });
+  });
+
+  it('leaves the branches of a Concat it cannot follow at full width', async () => {
+    const ones = new Array(12).fill(1);
+    for (const [axis, after] of [
+      [2, 'Relu'],
+      [1, 'Sigmoid+Add'],
+    ] as const) {
+      const m = concatModel(axis, ones, ones, new Float32Array(axis === 1 ? 16 : 8).fill(1), after);
+      const shapes = await inferShapes(m, {
+        x: new ort.Tensor('float32', new Float32Array(48), [1, 3, 4, 4]),
+      });
+      expect(channelGroups(m.graph, shapes).every((g) => g.fixed)).toBe(true);
+    }
     expect(topChannels([0.1, 3, 2, 3], 2)).toEqual([1, 3]);
   });
 });
+
+/** Two 1×1 convolutions 3→4 of x, concatenated along `axis`, ReLU, then a 1×1 conv to 2 channels. */
+function concatModel(
+  axis: number,
+  a: number[],
+  b: number[],
+  c: Float32Array,
+  after: 'Relu' | 'Sigmoid+Add' = 'Relu',
+): ModelProto {
+  const tail =
+    after === 'Relu'
+      ? [makeNode('Relu', ['cat'], ['act'])]
+      : [makeNode('Sigmoid', ['cat'], ['sig']), makeNode('Add', ['sig', 'cat'], ['act'])];
+  const cin = axis === 1 ? 8 : 4;
+  return makeModel(
+    [
+      makeNode('Conv', ['x', 'a.w'], ['a']),
+      makeNode('Conv', ['x', 'b.w'], ['b']),
+      makeNode('Concat', ['a', 'b'], ['cat'], [attr.int('axis', axis)]),
+      ...tail,
+      makeNode('Conv', ['act', 'c.w'], ['y']),
+    ],
+    [floatInput('x', ['N', 3, 4, 4])],
+    [floatInput('y', ['N', 2, axis === 1 ? 4 : 8, 4])],
+    {
+      opset: 17,
+      initializers: [
+        floatTensor('a.w', [4, 3, 1, 1], Float32Array.from(a)),
+        floatTensor('b.w', [4, 3, 1, 1], Float32Array.from(b)),
+        floatTensor('c.w', [2, cin, 1, 1], c),
+      ],
+    },
+  );
+}

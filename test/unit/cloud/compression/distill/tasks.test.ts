@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { binaryF1, ctcGreedy } from '../../../../../cloud/compression/distill/agreement.js';
+import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff/gradcheck.js';
+import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { shrinkModel } from '../../../../../cloud/compression/distill/students/shrink.js';
 import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
 import { detectTask, outputActivation, toTargets } from '../../../../../cloud/compression/distill/task.js';
@@ -8,8 +10,8 @@ import { TrainingSession } from '../../../../../cloud/compression/distill/train-
 import { trainStudent } from '../../../../../cloud/compression/distill/trainer.js';
 import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
-import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
-import type { ModelProto } from '../../../../../cloud/compression/onnx/types.js';
+import { floatTensor, makeTensor, tensorFloats } from '../../../../../cloud/compression/onnx/tensor.js';
+import { DataType, type ModelProto } from '../../../../../cloud/compression/onnx/types.js';
 import { createRng } from '../../../../../shared/random.js';
 
 const random = (n: number, seed: number, scale = 1) => {
@@ -65,12 +67,13 @@ async function firstLoss(
   targetShape: number[],
   task: 'dense' | 'sequence',
   B: number,
+  extra: LossOptions = {},
 ) {
   const graph = await buildTrainingGraph(trainingForm(student), {
     batch: B,
     classes: targetShape[targetShape.length - 1],
     targetShape,
-    loss: { mode: 'soft', temperature: 2, task },
+    loss: { mode: 'soft', temperature: 2, task, ...extra },
     optimizer: { kind: 'sgd', momentum: 0 },
   });
   const session = await TrainingSession.create(graph, { intraOpThreads: 1 });
@@ -114,6 +117,46 @@ describe('task-aware distillation losses', () => {
     expect(loss).toBeCloseTo(bce, 4);
   });
 
+  it('dense sigmoid maps with a Dice term: BCE + weight · (1 − (2Σsp + 1) / (Σs + Σp + 1))', async () => {
+    const B = 2;
+    const x = random(B * 64, 4);
+    const teacherP = await outputs(mapModel(1), x, B);
+    const studentModel = mapModel(5);
+    const s = await outputs(studentModel, x, B);
+    let bce = 0;
+    let overlap = 0;
+    let sums = 0;
+    for (let i = 0; i < s.length; i++) {
+      bce -= teacherP[i] * Math.log(s[i]) + (1 - teacherP[i]) * Math.log(1 - s[i]);
+      overlap += s[i] * teacherP[i];
+      sums += s[i] + teacherP[i];
+    }
+    const dice = 1 - (2 * overlap + 1) / (sums + 1);
+    expect(dice).toBeGreaterThan(0.05);
+    const loss = await firstLoss(studentModel, x, teacherP, [1, 8, 8], 'dense', B, { dice: 0.5 });
+    expect(loss).toBeCloseTo(bce / s.length + 0.5 * dice, 4);
+  });
+
+  it('the sigmoid-map loss with Dice has the gradient finite differences give', async () => {
+    const graph = buildLoss('z', { mode: 'soft', task: 'dense', dice: 2, denseChannels: 1 });
+    const teacher = Array.from(random(32, 9), (v) => (v + 1) / 2);
+    const result = await gradientCheck({
+      nodes: graph.nodes,
+      inputs: [{ name: 'z', shape: [2, 1, 4, 4], values: Array.from(random(32, 8, 3)) }],
+      constants: (dt) => [
+        makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 1, 4, 4], teacher),
+        ...graph.initializers.map((t) =>
+          t.dataType === DataType.FLOAT
+            ? makeTensor(t.name!, dt, t.dims!.map(Number), [...tensorFloats(t)])
+            : t,
+        ),
+      ],
+      output: graph.loss,
+    });
+    expect(result.checked).toBeGreaterThan(0);
+    expect(result.maxRelativeError).toBeLessThan(result.dtype === 'float64' ? 1e-5 : 2e-2);
+  });
+
   it('sequences: the loss is T² · KL per timestep, averaged over samples and timesteps', async () => {
     const B = 3;
     const T = 2;
@@ -136,6 +179,43 @@ describe('task-aware distillation losses', () => {
     const targets = toTargets(teacherP.slice(), 'softmax', 'sequence', 5);
     const loss = await firstLoss(studentModel, x, targets, [5, 4], 'sequence', B);
     expect(loss).toBeCloseTo(expected, 4);
+  });
+
+  it('sequences with a blank weight: Σ w · KL / Σ w, w = 1 − (1 − weight) · p_teacher(blank)', async () => {
+    const B = 3;
+    const T = 2;
+    const blankWeight = 0.25;
+    const x = random(B * 30, 5);
+    const teacherP = await outputs(sequenceModel(1), x, B);
+    const studentModel = sequenceModel(2);
+    const s = await outputs(studentModel, x, B);
+    const soft = (row: Float32Array) => {
+      const e = Array.from(row, (v) => Math.exp(Math.log(v) / T));
+      const z = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / z);
+    };
+    let weighted = 0;
+    let weights = 0;
+    let plain = 0;
+    for (let r = 0; r < B * 5; r++) {
+      const p = soft(teacherP.subarray(r * 4, r * 4 + 4));
+      const q = soft(s.subarray(r * 4, r * 4 + 4));
+      let kl = 0;
+      for (let c = 0; c < 4; c++) kl += p[c] * Math.log(p[c] / q[c]);
+      const w = 1 - (1 - blankWeight) * p[0];
+      weighted += w * kl;
+      weights += w;
+      plain += kl / (B * 5);
+    }
+    const expected = (T * T * weighted) / weights;
+    // The weighting must matter on these rows, or the comparison below proves nothing.
+    expect(Math.abs(expected - T * T * plain)).toBeGreaterThan(0.01 * expected);
+    const targets = toTargets(teacherP.slice(), 'softmax', 'sequence', 5);
+    const loss = await firstLoss(studentModel, x, targets, [5, 4], 'sequence', B, { blankWeight });
+    expect(loss).toBeCloseTo(expected, 4);
+    await expect(
+      firstLoss(studentModel, x, targets, [5, 4], 'sequence', B, { blankWeight: -1 }),
+    ).rejects.toMatchObject({ code: 'INPUT_INVALID' });
   });
 
   it('a shrunk map model distilled on unlabelled inputs follows the teacher map (F1 up)', async () => {

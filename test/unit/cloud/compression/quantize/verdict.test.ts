@@ -89,9 +89,17 @@ describe('never ship slower: INT8 against FP32', () => {
     expect(speedLine(outcome, 'INT8')).toMatch(
       /INT8 is NOT faster than FP32.*×1\.10 at batch 32.*keep the FP32 model/,
     );
+    expect(speedLine(outcome, 'INT8')).not.toMatch(/paired runs/);
     expect(speedLine({ ...outcome, latencyRatio: 0.6, int8Ms: 6, verdict: 'faster' }, 'INT8')).toMatch(
       /×0\.60 at batch 32.*faster on this machine/,
     );
+    // Quicker on average, but not in enough paired runs (a loaded machine): it says why.
+    expect(
+      speedLine(
+        { ...outcome, latencyRatio: 0.6, int8Ms: 6, wins: 10, runs: 15, verdict: 'not-faster' },
+        'INT8',
+      ),
+    ).toMatch(/INT8 is NOT faster .*×0\.60 .*won only 10 of 15 paired runs.*keep the FP32 model/);
   });
 
   it('`quantize --json --profile jetson-orin-nano --batch 4`: one object with the verdict, symmetric S8S8, no x86 tuning', async () => {

@@ -111,7 +111,7 @@ describe('regression detection', () => {
 
   it('flags a device slower than its own baseline and than its profile peers, and a slower new version', async () => {
     const f = await scenario();
-    const found = f.monitor.regressions.detect();
+    const found = await f.monitor.regressions.detect();
     const of = (kind: string, key: (r: (typeof found)[number]) => string | null) =>
       found
         .filter((r) => r.kind === kind)
@@ -130,8 +130,8 @@ describe('regression detection', () => {
 
   it('respects the threshold and the minimum sample count', async () => {
     const f = await scenario();
-    expect(f.monitor.regressions.detect(Date.now(), { regressionThreshold: 1.5 })).toEqual([]);
-    expect(f.monitor.regressions.detect(Date.now(), { regressionMinSamples: 1e9 })).toEqual([]);
+    expect(await f.monitor.regressions.detect(Date.now(), { regressionThreshold: 1.5 })).toEqual([]);
+    expect(await f.monitor.regressions.detect(Date.now(), { regressionMinSamples: 1e9 })).toEqual([]);
   });
 });
 
