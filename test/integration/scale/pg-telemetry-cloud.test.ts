@@ -71,13 +71,28 @@ describe.skipIf(skipReason !== null)(
             return codes.includes('SIM_HEARTBEAT') && codes.includes('DEVICE_ONLINE');
           });
         }
-        await waitFor('telemetry with the model’s latency', async () => {
-          const series = (await t.api('GET', `/api/devices/${ids[0]}/latency?window=1h`)).body.series;
-          return series.some(
-            (p: { modelId: string; modelName: string }) =>
-              p.modelId === model.id && p.modelName === 'pg-mnist',
-          );
-        });
+        // Every device (the regression check below compares all three): the last one to
+        // activate the model may not have reported on it yet.
+        for (const id of ids) {
+          await waitFor(`${id}: telemetry with the model’s latency`, async () => {
+            const series = (await t.api('GET', `/api/devices/${id}/latency?window=1h`)).body.series;
+            return series.some(
+              (p: { modelId: string; modelName: string }) =>
+                p.modelId === model.id && p.modelName === 'pg-mnist',
+            );
+          });
+        }
+        // A device-vs-profile comparison counts once each side has 100 inferences on the model
+        // (regressionMinSamples): keep the devices reporting until the slowest one is flagged.
+        await waitFor(
+          'a device-vs-profile regression',
+          async () => {
+            const { regressions } = (await t.api('GET', '/api/fleet/regressions?window=1h&threshold=0.01'))
+              .body;
+            return (regressions as Array<{ kind: string }>).some((r) => r.kind === 'device-vs-profile');
+          },
+          90_000,
+        );
         // The fleet page's list: each device's latest benchmark and snapshot, from PostgreSQL.
         const list = (await t.api('GET', '/api/devices')).body.devices as Array<{
           id: string;
