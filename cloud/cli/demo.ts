@@ -131,6 +131,9 @@ export function register(program: Command): void {
       const model = await cloud.services.models.add(await readFile(SAMPLE_MODEL), {
         name: 'mnist-mlp',
         variant: 'fp32',
+        // The sample's batch dim is symbolic: the demo serves one image at a time, so the agent
+        // benchmarks at that shape instead of warning that it had to guess one.
+        servingShapes: { '': [1, 1, 28, 28] },
       });
       const target = await cloud.services.targets.setModel(device.id, model);
       await cloud.services.audit.record('demo', 'deploy', { model: model.id, devices: [device.id] });
