@@ -2,6 +2,7 @@ import { attrInt } from '../../onnx/graph.js';
 import { elementCount } from '../../onnx/tensor.js';
 import type { GraphProto, NodeProto, TensorProto } from '../../onnx/types.js';
 import { BINARY, type ChannelGroup, type Joined, PASS_THROUGH, type Tagged } from './channel-ops.js';
+import { GroupSets } from './group-sets.js';
 
 export type { ChannelGroup } from './channel-ops.js';
 
@@ -22,8 +23,7 @@ export function channelGroups(graph: GraphProto, shapes: ReadonlyMap<string, num
 }
 
 class GroupAnalysis {
-  private parent: number[] = [];
-  private groups: ChannelGroup[] = [];
+  private sets = new GroupSets();
   private tags = new Map<string, Tagged>();
   private joined = new Map<string, Joined>();
   private inits: Map<string, TensorProto>;
@@ -59,7 +59,7 @@ class GroupAnalysis {
       const t = this.tags.get(x);
       if (t) {
         for (const p of node.input.slice(1)) this.bind(t.group, p, 0, 1);
-        this.groups[this.find(t.group)].bnScales.push(node.input[1]);
+        this.sets.root(t.group).bnScales.push(node.input[1]);
       }
       this.pass(node, t);
       return;
@@ -81,28 +81,12 @@ class GroupAnalysis {
 
   fix(tensor: string): void {
     const t = this.tags.get(tensor);
-    if (t) this.groups[this.find(t.group)].fixed = true;
-    for (const part of this.joined.get(tensor)?.parts ?? []) this.groups[this.find(part.group)].fixed = true;
+    if (t) this.sets.root(t.group).fixed = true;
+    for (const part of this.joined.get(tensor)?.parts ?? []) this.sets.root(part.group).fixed = true;
   }
 
   result(): ChannelGroup[] {
-    const merged = new Map<number, ChannelGroup>();
-    this.groups.forEach((g, i) => {
-      const root = this.find(i);
-      const into = merged.get(root) ?? {
-        ...this.groups[root],
-        id: root,
-        bindings: [],
-        bnScales: [],
-        producers: [],
-      };
-      into.bindings.push(...g.bindings);
-      into.bnScales.push(...g.bnScales);
-      into.producers.push(...g.producers);
-      into.fixed ||= g.fixed;
-      merged.set(root, into);
-    });
-    return [...merged.values()];
+    return this.sets.merged();
   }
 
   private conv(node: NodeProto): void {
@@ -125,7 +109,7 @@ class GroupAnalysis {
       else this.fix(x);
       const out = this.open(cout, node.output[0], -3);
       this.bind(out, w, transpose ? 1 : 0, 1);
-      this.groups[out].producers.push({ tensor: w, axis: transpose ? 1 : 0 });
+      this.sets.own(out).producers.push({ tensor: w, axis: transpose ? 1 : 0 });
       if (b) this.bind(out, b, 0, 1);
       return;
     }
@@ -133,7 +117,7 @@ class GroupAnalysis {
       // Depthwise: one filter per channel, the output keeps the input's channels.
       this.bind(inTag.group, w, 0, 1);
       if (b) this.bind(inTag.group, b, 0, 1);
-      this.groups[inTag.group].depthwise.push(node);
+      this.sets.own(inTag.group).depthwise.push(node);
       this.tags.set(node.output[0], { ...inTag });
       return;
     }
@@ -192,11 +176,11 @@ class GroupAnalysis {
     else this.fix(x);
     const out = this.open(Number(weight.dims![outAxis]), node.output[0], -1);
     this.bind(out, w, outAxis, 1);
-    this.groups[out].producers.push({ tensor: w, axis: outAxis });
+    this.sets.own(out).producers.push({ tensor: w, axis: outAxis });
     if (b) {
       if (elementCount(this.inits.get(b)?.dims?.map(Number)) === Number(weight.dims![outAxis]))
         this.bind(out, b, 0, 1);
-      else this.groups[out].fixed = true;
+      else this.sets.own(out).fixed = true;
     }
   }
 
@@ -228,7 +212,7 @@ class GroupAnalysis {
       this.unknown(node);
       return;
     }
-    for (const t of live.slice(1)) this.union(live[0].group, t.group);
+    for (const t of live.slice(1)) this.sets.union(live[0].group, t.group);
     this.tags.set(node.output[0], { ...live[0] });
   }
 
@@ -261,45 +245,24 @@ class GroupAnalysis {
   }
 
   private open(size: number, tensor: string, axis: number): number {
-    const id = this.groups.length;
-    this.parent.push(id);
-    this.groups.push({ id, size, bindings: [], bnScales: [], producers: [], depthwise: [], fixed: false });
+    const id = this.sets.add(size);
     this.tags.set(tensor, { group: id, axis, block: 1 });
     return id;
   }
 
   private bind(group: number, tensor: string, axis: number, block: number, offset = 0): void {
     if (!this.inits.has(tensor)) {
-      this.groups[this.find(group)].fixed = true;
+      this.sets.root(group).fixed = true;
       return;
     }
-    this.groups[group].bindings.push({ tensor, axis, block, offset });
+    this.sets.own(group).bindings.push({ tensor, axis, block, offset });
   }
 
   private size(group: number): number {
-    return this.groups[this.find(group)].size;
+    return this.sets.root(group).size;
   }
 
   private shape(name: string): number[] | undefined {
     return this.shapes.get(name) ?? this.inits.get(name)?.dims?.map(Number);
-  }
-
-  private find(i: number): number {
-    while (this.parent[i] !== i) {
-      this.parent[i] = this.parent[this.parent[i]];
-      i = this.parent[i];
-    }
-    return i;
-  }
-
-  private union(a: number, b: number): void {
-    const ra = this.find(a);
-    const rb = this.find(b);
-    if (ra === rb) return;
-    if (this.groups[ra].size !== this.groups[rb].size) {
-      this.groups[ra].fixed = true;
-      this.groups[rb].fixed = true;
-    }
-    this.parent[rb] = ra;
   }
 }
