@@ -89,7 +89,7 @@ export const ERROR_CATALOG = {
   STORE_UNAVAILABLE: {
     retryable: true,
     summary:
-      'the fleet database could not be reached (a restart or a cut connection) for longer than the wait',
+      'the fleet database could not be reached (a restart, a cut connection) or had no free connection in time',
   },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },

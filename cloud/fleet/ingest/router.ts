@@ -15,7 +15,7 @@ import {
 } from '../../../shared/protocol/index.js';
 import { type EnrollmentDeps, handleEnrollRequest } from '../identity/enrollment.js';
 import type { DeviceRepository } from '../inventory/devices.js';
-import { isStoreUnavailable } from '../store/unavailable.js';
+import { codedStoreError } from '../store/unavailable.js';
 import type { TelemetryIngest } from './ingest-queue.js';
 import {
   DEFAULT_STORE_RETRY,
@@ -188,10 +188,7 @@ export function createMessageRouter(deps: RouterDeps): {
         ),
       );
     } catch (cause) {
-      const error =
-        !isFleetError(cause) && isStoreUnavailable(cause)
-          ? new FleetError('STORE_UNAVAILABLE', `the store did not answer: ${(cause as Error).message}`)
-          : cause;
+      const error = codedStoreError(cause);
       if (!isFleetError(error)) deps.logger.error({ err: error, topic }, 'message handler failed');
       reject(topic, error);
     }
