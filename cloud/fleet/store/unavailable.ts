@@ -55,7 +55,7 @@ export function codedStoreError(error: unknown): unknown {
   // Node reports a refused connection to localhost as an AggregateError with no message.
   const detail = message || code || String(error);
   const why = detail.includes(POOL_WAIT_TIMEOUT)
-    ? 'every pooled connection of the fleet database stayed busy for the whole wait'
+    ? 'every pooled connection of the fleet database stayed busy for the whole wait (pool_max, pool_wait_ms in the database URL: docs/scale.md)'
     : `the fleet database did not answer (${detail})`;
   return new FleetError('STORE_UNAVAILABLE', why, undefined, { cause: error });
 }
