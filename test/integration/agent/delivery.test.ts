@@ -74,6 +74,25 @@ describe('signed delivery and safe install (aedes)', () => {
     expect(event.event.code).toBe('GOLDEN_OK');
   });
 
+  it('answers a target published again (the cloud reconnected) with its current state', async () => {
+    // A broker restart loses the reports a device sent while no cloud was subscribed; the cloud
+    // publishes its targets again once subscribed, and this answer is how it learns them.
+    await cloud.waitFor(
+      () => cloud.states.find((s) => s.report.targetVersion === version && s.report.phase === 'active'),
+      15_000,
+      'the active state of the first target',
+    );
+    await new Promise((r) => setTimeout(r, 1000)); // nothing else in flight from the first target
+    const before = cloud.states.length;
+    await cloud.publishTarget(makeTarget(deviceId(), version, good, keys));
+    const answer = await cloud.waitFor(
+      () => cloud.states.slice(before).find((s) => s.report.targetVersion === version),
+      15_000,
+      'the state answering a target published again',
+    );
+    expect(answer.report).toMatchObject({ phase: 'active', activeModel: { sha256: good.sha256 } });
+  });
+
   it('rejects a tampered manifest, a wrong key and an unsigned manifest', async () => {
     const signature = signManifest(good, keys);
     await expectRejected({ ...good, version: 6 }, signature, 'MANIFEST_SIGNATURE');

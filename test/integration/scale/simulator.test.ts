@@ -55,6 +55,21 @@ describe('fleetml simulate', () => {
         expect(device.p50Ms).toBeGreaterThan(0); // its benchmark report arrived
       }
       expect(sim.counters.modelsActivated).toBe(4);
+      // A report lost while no cloud was subscribed (a broker restart): the cloud shows an older
+      // phase until it publishes its targets again, which every device answers with its state.
+      const lost = ids[0];
+      await t.cloud.services.fleet.db
+        .updateTable('devices')
+        .set({ phase: 'installing', state_at: '2000-01-01T00:00:00.000Z' })
+        .where('id', '=', lost)
+        .execute();
+      expect((await t.api('GET', `/api/devices/${lost}`)).body.phase).toBe('installing');
+      await t.cloud.services.targets.republishAll();
+      await waitFor(
+        `simulated ${lost} active again`,
+        async () => (await t.api('GET', `/api/devices/${lost}`)).body.phase === 'active',
+        30_000,
+      );
       expect(sim.counters.blocksReceived).toBeGreaterThanOrEqual(4);
       // Telemetry now carries the model's latency: the fleet latency query sees it.
       await waitFor('fleet latency from simulated telemetry', async () => {
