@@ -96,6 +96,8 @@ export class Reconciler {
       // the current state tells it what the device reported while it was not subscribed (a broker
       // restart loses those reports, and a rollout would wait for a device that already answered).
       this.report();
+      const active = this.o.state.active();
+      if (active) this.o.reporter.resendBench(active.sha256);
       return;
     }
     this.desired = target;

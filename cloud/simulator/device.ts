@@ -94,6 +94,8 @@ export class SimDevice {
   }
 
   private connectedOnce = false;
+  /** The last benchmark report, sent again (unchanged) with the state when a target is republished. */
+  private lastBench: { sha256: string } | null = null;
   /** The last state reported, sent again after every reconnect. */
   private lastState: [AgentPhase, number | null, { code: string; message: string } | null] | null = null;
 
@@ -166,6 +168,10 @@ export class SimDevice {
       // As the agent does: a target published again (the cloud reconnected) asks for the state
       // again, since reports sent while the cloud was not subscribed are gone.
       if (this.lastState) this.report(...this.lastState);
+      if (this.lastBench && this.lastBench.sha256 === this.active?.manifest.sha256)
+        this.client?.publish(deviceTopic(this.identity.deviceId, 'bench'), encodeJson(this.lastBench), {
+          qos: 1,
+        });
       return;
     }
     this.targetVersion = target.version;
@@ -263,6 +269,7 @@ export class SimDevice {
       loadMs: this.draws.uniform(20, 200),
       at: new Date().toISOString(),
     };
+    this.lastBench = bench;
     this.client?.publish(deviceTopic(this.identity.deviceId, 'bench'), encodeJson(bench), { qos: 1 });
     this.active = { manifest, version };
     this.counters.modelsActivated++;

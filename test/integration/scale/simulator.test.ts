@@ -63,11 +63,18 @@ describe('fleetml simulate', () => {
         .set({ phase: 'installing', state_at: '2000-01-01T00:00:00.000Z' })
         .where('id', '=', lost)
         .execute();
-      expect((await t.api('GET', `/api/devices/${lost}`)).body.phase).toBe('installing');
+      await t.cloud.services.fleet.db.deleteFrom('bench_reports').where('device_id', '=', lost).execute();
+      expect((await t.api('GET', `/api/devices/${lost}`)).body).toMatchObject({
+        phase: 'installing',
+        p50Ms: null,
+      });
       await t.cloud.services.targets.republishAll();
       await waitFor(
-        `simulated ${lost} active again`,
-        async () => (await t.api('GET', `/api/devices/${lost}`)).body.phase === 'active',
+        `simulated ${lost} active again, with its benchmark`,
+        async () => {
+          const d = (await t.api('GET', `/api/devices/${lost}`)).body;
+          return d.phase === 'active' && d.p50Ms > 0;
+        },
         30_000,
       );
       expect(sim.counters.blocksReceived).toBeGreaterThanOrEqual(4);
