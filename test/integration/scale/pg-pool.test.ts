@@ -64,7 +64,8 @@ describe.skipIf(skipReason !== null)(
         dataDir: join(dir, 'cloud'),
         httpPort: 0,
         mqttPort: 0,
-        database: `${db.url}?pool_max=1&pool_wait_ms=500`,
+        // One connection; 3 s to get it, so that startup on a loaded machine does not time out.
+        database: `${db.url}?pool_max=1&pool_wait_ms=3000`,
         jobWorkers: 0,
         logger: createLogger({ name: 'cloud', level: 'silent' }),
       });
