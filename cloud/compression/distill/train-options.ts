@@ -21,6 +21,12 @@ export interface TrainOptions {
   patience?: number;
   /** Directory for a checkpoint (inference model) after every epoch; default none. */
   checkpointDir?: string;
+  /**
+   * With `checkpointDir`: also write `step-NNNNNN.onnx` at the end of the first run of K steps
+   * that reaches each multiple of this many training steps (counted over all epochs), so that
+   * a long epoch can be stopped without losing its progress. Default 0 (epoch ends only).
+   */
+  checkpointEverySteps?: number;
   /** onnxruntime intra-op threads for training, teacher and evaluation; default 0 (all cores). */
   intraOpThreads?: number;
   /**
@@ -72,4 +78,5 @@ export const DEFAULT_TRAIN_OPTIONS = {
   shift: 0,
   patience: 0,
   intraOpThreads: 0,
+  checkpointEverySteps: 0,
 } as const;
