@@ -21,6 +21,11 @@ export interface TrainOptions {
   patience?: number;
   /** Directory for a checkpoint (inference model) after every epoch; default none. */
   checkpointDir?: string;
+  /**
+   * Applied to each checkpoint before it is written (runDistill gives a student of the teacher's
+   * graph back the teacher's free height and width); default none.
+   */
+  prepareCheckpoint?: (model: ModelProto) => ModelProto;
   /** onnxruntime intra-op threads for training, teacher and evaluation; default 0 (all cores). */
   intraOpThreads?: number;
   /**

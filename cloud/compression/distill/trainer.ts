@@ -236,7 +236,10 @@ async function closeEpoch(
     accuracy: record.accuracy,
     agreement: record.agreement,
   });
-  if (s.o.checkpointDir) await writeCheckpoint(s.o.checkpointDir, epoch, exportStudent(student, values));
+  if (s.o.checkpointDir) {
+    const model = exportStudent(student, values);
+    await writeCheckpoint(s.o.checkpointDir, epoch, s.o.prepareCheckpoint?.(model) ?? model);
+  }
   return record;
 }
 
