@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { FleetError } from '../shared/errors/index.js';
+import { FleetError, isRetryableCode } from '../shared/errors/index.js';
 import { sha256Hex } from '../shared/hash.js';
 import type { Logger } from '../shared/logger.js';
 import { fleetKeyFingerprint } from '../shared/manifest/index.js';
@@ -80,7 +80,8 @@ export interface EnrollOptions {
 
 /**
  * Publishes an enroll request on its own request topic and waits for the cloud's reply,
- * asking again every `timeoutS` (the cloud may start after the agent). A refusal is final.
+ * asking again every `timeoutS` (the cloud may start after the agent, or refuse with a
+ * retryable code such as STORE_UNAVAILABLE). Any other refusal is final.
  */
 export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
   if (!options.token) {
@@ -196,6 +197,15 @@ function awaitEnrollReply(
           const message = decodeJson(enrollReplySchema, payload);
           // Another device enrolling with the same token shares the topic: not our answer.
           if (message.requestId !== undefined && message.requestId !== requestId) return;
+          // The cloud could not answer for now (its database away or busy): the timer asks
+          // again as the same request, which the cloud handles idempotently.
+          if (!message.ok && isRetryableCode(message.error.code)) {
+            options.logger.warn(
+              { requestId, code: message.error.code },
+              'enrollment refused for now: asking again',
+            );
+            return;
+          }
           settled = true;
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', onAbort);

@@ -38,8 +38,19 @@ export class Reporter {
   }
 
   bench(report: Omit<BenchReport, 'v' | 'at'>): void {
-    this.send('bench', { v: PROTOCOL_VERSION, ...report, at: new Date().toISOString() });
+    this.lastBench = { v: PROTOCOL_VERSION, ...report, at: new Date().toISOString() };
+    this.send('bench', this.lastBench);
   }
+
+  /**
+   * Sends the last bench report again, unchanged (the cloud stores one per device, model and
+   * time), when it was for `sha256`: a rollout waits for the benchmark of the model it sent.
+   */
+  resendBench(sha256: string): void {
+    if (this.lastBench?.sha256 === sha256) this.send('bench', this.lastBench);
+  }
+
+  private lastBench: BenchReport | null = null;
 
   private send(channel: 'state' | 'event' | 'bench', body: unknown): void {
     this.transport

@@ -85,7 +85,7 @@ export async function buildServices(wiring: ServiceWiring): Promise<CloudService
   const { options, db, fleet, devices, events, broker, rejectedBatches, replica } = wiring;
   const { logger } = options;
   const delivery = await buildDelivery(options, fleet, wiring.mqtt, devices);
-  const { store, models, manifests, targets } = delivery;
+  const { models, manifests } = delivery;
   const telemetryStore = await telemetryStoreOf(fleet, replica);
   const telemetry = new TelemetryRepository(telemetryStore, {
     modelName: async (id) => (await models.find(id))?.name,

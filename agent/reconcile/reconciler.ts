@@ -90,8 +90,14 @@ export class Reconciler {
     ) {
       this.o.logger.debug(
         { version: target.version, epoch: target.epoch, applied: appliedTargetVersion },
-        'target already handled; ignored',
+        'target already handled; state reported again',
       );
+      // The cloud publishes its targets again after it (re)connects to the broker: answering with
+      // the current state tells it what the device reported while it was not subscribed (a broker
+      // restart loses those reports, and a rollout would wait for a device that already answered).
+      this.report();
+      const active = this.o.state.active();
+      if (active) this.o.reporter.resendBench(active.sha256);
       return;
     }
     this.desired = target;

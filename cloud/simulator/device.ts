@@ -94,6 +94,8 @@ export class SimDevice {
   }
 
   private connectedOnce = false;
+  /** The last benchmark report, sent again (unchanged) with the state when a target is republished. */
+  private lastBench: { sha256: string } | null = null;
   /** The last state reported, sent again after every reconnect. */
   private lastState: [AgentPhase, number | null, { code: string; message: string } | null] | null = null;
 
@@ -162,7 +164,16 @@ export class SimDevice {
 
   private onTarget(payload: Buffer): void {
     const target = decodeJson(targetStateSchema, payload);
-    if (this.targetVersion !== null && target.version <= this.targetVersion) return;
+    if (this.targetVersion !== null && target.version <= this.targetVersion) {
+      // As the agent does: a target published again (the cloud reconnected) asks for the state
+      // again, since reports sent while the cloud was not subscribed are gone.
+      if (this.lastState) this.report(...this.lastState);
+      if (this.lastBench && this.lastBench.sha256 === this.active?.manifest.sha256)
+        this.client?.publish(deviceTopic(this.identity.deviceId, 'bench'), encodeJson(this.lastBench), {
+          qos: 1,
+        });
+      return;
+    }
     this.targetVersion = target.version;
     const manifest = target.model?.manifest;
     if (!manifest) {
@@ -174,6 +185,10 @@ export class SimDevice {
       this.report('active', null);
       return;
     }
+    this.download(manifest);
+  }
+
+  private download(manifest: Manifest): void {
     this.transfer = new SimTransfer(manifest, this.o.blocksPerRequest, (request) =>
       this.client?.publish(deviceTopic(this.identity.deviceId, 'transfer/req'), encodeJson(request), {
         qos: 1,
@@ -188,6 +203,19 @@ export class SimDevice {
     if (!transfer) return;
     const result = transfer.accept(payload);
     if (result.kind === 'ignored') return;
+    if (result.kind === 'refused') {
+      // As the agent does: an artifact the cloud does not offer this device fails for good;
+      // any other refusal (the cloud's store unreachable, say) is retried after a pause.
+      this.transfer = undefined;
+      this.counters.transferFailures++;
+      const final = result.code === 'ARTIFACT_NOT_FOUND';
+      this.report('failed', null, {
+        code: final ? 'ARTIFACT_NOT_FOUND' : 'TRANSFER_TRUNCATED',
+        message: `simulated download refused by the cloud: ${result.code}`,
+      });
+      if (!final) this.retryDownload(transfer.manifest);
+      return;
+    }
     this.counters.blocksReceived++;
     if (result.kind === 'bad') {
       this.transfer = undefined;
@@ -196,11 +224,24 @@ export class SimDevice {
         code: 'TRANSFER_HASH',
         message: 'simulated download failed verification',
       });
+      this.retryDownload(transfer.manifest);
     }
     if (result.kind === 'done') {
       this.transfer = undefined;
       void this.install(transfer.manifest);
     }
+  }
+
+  /** A retryable failure: the same target is tried again after a pause (the agent backs off too). */
+  private retryDownload(manifest: Manifest): void {
+    const version = this.targetVersion;
+    setTimeout(
+      () => {
+        if (this.stopped || this.targetVersion !== version || this.transfer) return;
+        this.download(manifest);
+      },
+      this.draws.uniform(2000, 5000),
+    ).unref();
   }
 
   /** Installing and benchmarking take the time they take on a small device (0.3–1.5 s here). */
@@ -228,6 +269,7 @@ export class SimDevice {
       loadMs: this.draws.uniform(20, 200),
       at: new Date().toISOString(),
     };
+    this.lastBench = bench;
     this.client?.publish(deviceTopic(this.identity.deviceId, 'bench'), encodeJson(bench), { qos: 1 });
     this.active = { manifest, version };
     this.counters.modelsActivated++;

@@ -1,6 +1,11 @@
 import { blockCount, sha256Hex } from '../../shared/hash.js';
 import { decodeBlockFrame, type Manifest, PROTOCOL_VERSION } from '../../shared/protocol/index.js';
 
+export type SimTransferStep =
+  | { kind: 'progress' | 'ignored' | 'bad' }
+  | { kind: 'done'; data: Buffer }
+  | { kind: 'refused'; code: string };
+
 /**
  * Block download of one artifact, as the agent does it: ask for a window of block indices on
  * `transfer/req`, check each FMB1 frame's block hash, ask for the next window, and verify the
@@ -41,13 +46,15 @@ export class SimTransfer {
 
   /**
    * Takes one frame: 'done' with the verified artifact, 'progress', 'ignored' (another
-   * artifact's frame) or throws a FleetError (MSG_SCHEMA) for a corrupt frame.
+   * artifact's frame, or a block that failed its hash: asked for again when the transfer
+   * stalls), 'refused' (the cloud answered with an error code), 'bad' (the whole artifact failed
+   * its hash), or throws a FleetError (MSG_SCHEMA) for a corrupt frame.
    */
-  accept(frame: Buffer): { kind: 'progress' | 'ignored' } | { kind: 'done'; data: Buffer } | { kind: 'bad' } {
+  accept(frame: Buffer): SimTransferStep {
     const { header, data } = decodeBlockFrame(frame);
     if (header.sha256 !== this.manifest.sha256 || header.index >= this.total) return { kind: 'ignored' };
-    if (header.error || (header.blockSha256 && sha256Hex(data) !== header.blockSha256))
-      return { kind: 'bad' };
+    if (header.error) return { kind: 'refused', code: header.error.code };
+    if (header.blockSha256 && sha256Hex(data) !== header.blockSha256) return { kind: 'ignored' };
     if (!this.blocks[header.index]) {
       this.blocks[header.index] = data;
       this.received++;

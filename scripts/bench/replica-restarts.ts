@@ -90,7 +90,8 @@ const addReplica = async () => {
   await replica.ready();
   return replica;
 };
-const api = async (method: string, path: string, body?: unknown) => {
+/** A call of the cloud's HTTP API; T is the part of the answer the caller reads. */
+const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
   const adminToken = (await readFile(join(dir, 'cloud', 'admin-token'), 'utf8')).trim();
   const raw = body instanceof Uint8Array;
   const response = await fetch(`${alive()[0].httpUrl}${path}`, {
@@ -103,7 +104,7 @@ const api = async (method: string, path: string, body?: unknown) => {
     },
     body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
   });
-  const json = (await response.json()) as any;
+  const json = (await response.json()) as T;
   if (response.status >= 400)
     throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
   return json;
@@ -195,15 +196,20 @@ try {
   };
 
   for (const [i, name] of cases.entries()) {
-    const model = await api('POST', `/api/models?name=restarts-${name}`, sampleVariant(sample, name));
+    const model = await api<{ id: string }>(
+      'POST',
+      `/api/models?name=restarts-${name}`,
+      sampleVariant(sample, name),
+    );
     const before = await auditTelemetry(database, ledgers());
     const started = performance.now();
-    const created = await api('POST', '/api/rollouts', {
+    const created = await api<{ id: string }>('POST', '/api/rollouts', {
       model: model.id,
       devices: sim.devices.map((d) => d.identity.deviceId),
       policy: { waveSize: wave, deviceTimeoutS: 1800 },
     });
-    const rollout = () => api('GET', `/api/rollouts/${created.id}`);
+    const rollout = () =>
+      api<{ status: string; counts: { succeeded: number } }>('GET', `/api/rollouts/${created.id}`);
     await until(
       `case ${name}: the first wave`,
       async () => (await rollout()).counts.succeeded >= wave,
@@ -277,7 +283,7 @@ try {
 }
 
 const body = [
-  `\`nice -n 10 npx tsx scripts/bench/replica-restarts.ts --devices ${devices} --wave ${wave} --interval ${intervalS} --cases ${args.cases}\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}. Two replicas (\`cloud start --database … --mqtt-url …\`), Mosquitto 2 (no persistence), PostgreSQL 15 and the simulator share these cores with other work (1-minute load average in the last column). ${fleetSize} of ${devices} devices enrolled and connected. Every device sends one record every ${intervalS} s throughout (resent after 10 s without an ack). Each case is its own rollout of a 204 KB model in waves of ${wave}, disrupted once its first wave is done: \`kill -9\` of the leader, \`kill -9\` of a follower (each replaced by a new replica once the timings are taken), Mosquitto stopped and started (sessions and retained messages gone), the PostgreSQL server restarted. "no leader" is the longest time no live replica led (sampled every 100 ms); "lost" counts records the devices had acknowledged that are not stored, and "stored twice" rows beyond the first per (device, seq), record by record over the whole run so far.`,
+  `\`npx tsx scripts/bench/replica-restarts.ts --devices ${devices} --wave ${wave} --interval ${intervalS} --cases ${args.cases}\` — ${new Date().toISOString().slice(0, 10)}, ${machineLine()}. Two replicas (\`cloud start --database … --mqtt-url …\`), Mosquitto 2 (no persistence), PostgreSQL 15 and the simulator share these cores with other work (1-minute load average in the last column). ${fleetSize} of ${devices} devices enrolled and connected. Every device sends one record every ${intervalS} s throughout (resent after 10 s without an ack). Each case is its own rollout of a 204 KB model in waves of ${wave}, disrupted once its first wave is done: \`kill -9\` of the leader, \`kill -9\` of a follower (each replaced by a new replica once the timings are taken), Mosquitto stopped and started (sessions and retained messages gone), the PostgreSQL server restarted. "no leader" is the longest time no live replica led (sampled every 100 ms); "lost" counts records the devices had acknowledged that are not stored, and "stored twice" rows beyond the first per (device, seq), record by record over the whole run so far.`,
   '',
   markdownTable(
     [

@@ -89,7 +89,7 @@ export const ERROR_CATALOG = {
   STORE_UNAVAILABLE: {
     retryable: true,
     summary:
-      'the fleet database could not be reached (a restart or a cut connection) for longer than the wait',
+      'the fleet database could not be reached (a restart, a cut connection) or had no free connection in time',
   },
   // compression
   QUANT_FAILED: { retryable: false, summary: 'quantization could not complete' },
@@ -104,3 +104,11 @@ export const ERROR_CATALOG = {
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/**
+ * Whether a code that came from elsewhere (the error of a reply over MQTT) is a known code worth
+ * asking again for. Unknown codes (a newer peer) are not: giving up is the safe default.
+ */
+export function isRetryableCode(code: string): boolean {
+  return Object.hasOwn(ERROR_CATALOG, code) && ERROR_CATALOG[code as ErrorCode].retryable;
+}

@@ -1,10 +1,5 @@
 import { FleetError } from '../../../shared/errors/index.js';
-import {
-  GOLDEN_TYPES,
-  type GoldenSet,
-  type GoldenTensor,
-  goldenTensor,
-} from '../../../shared/manifest/index.js';
+import { type GoldenSet, type GoldenTensor, goldenTensor } from '../../../shared/manifest/index.js';
 import { createRng } from '../../../shared/random.js';
 import type { NpyArray } from '../data/npy.js';
 import { describeOnnx, type TensorSpec } from '../describe.js';
@@ -24,12 +19,6 @@ export interface GoldenOptions {
 }
 
 export const GOLDEN_DEFAULTS: GoldenOptions = { cases: 8, seed: 1234, dynamicDim: 1, timeoutMs: 15_000 };
-
-type Feed = {
-  type: GoldenTensor['type'];
-  dims: number[];
-  data: Float32Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
-};
 
 /**
  * Runs the model on golden inputs (rows of `samples` for its first input, e.g. a model's sample

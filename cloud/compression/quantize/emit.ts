@@ -1,14 +1,8 @@
 import { FleetError } from '../../../shared/errors/index.js';
-import { attr, makeNode } from '../onnx/build.js';
+import { makeNode } from '../onnx/build.js';
 import { describeNode, GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { makeTensor, tensorFloats } from '../onnx/tensor.js';
-import {
-  DataType,
-  type GraphProto,
-  type ModelProto,
-  type NodeProto,
-  type TensorProto,
-} from '../onnx/types.js';
+import { DataType, type GraphProto, type ModelProto, type NodeProto } from '../onnx/types.js';
 import type { Range } from './calibrate/methods.js';
 import type { NodePlan } from './ops/types.js';
 import {

@@ -3,10 +3,11 @@ import { fileURLToPath } from 'node:url';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { ERROR_CATALOG, httpStatusOf, isFleetError } from '../../../shared/errors/index.js';
+import { ERROR_CATALOG } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { CloudServices } from '../../services.js';
 import { authenticate, needsToken } from './auth.js';
+import { installErrorReplies } from './error-reply.js';
 import { buildOpenApi, type DocumentedRoute, type RouteDoc } from './openapi.js';
 import { registerCompressionRoutes } from './routes/compression.js';
 import { registerDeviceRoutes } from './routes/devices.js';
@@ -53,19 +54,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
   app.decorate('fleetmlRoutes', routes);
   registerOctetStreamUploads(app, { dir: options.uploadDir });
 
-  app.setErrorHandler((error, _request, reply) => {
-    if (isFleetError(error)) {
-      return reply.status(httpStatusOf(error.code)).send({ error: error.toJSON() });
-    }
-    const fastifyError = error as { validation?: unknown; statusCode?: number; message: string };
-    if (fastifyError.validation) {
-      return reply.status(400).send({ error: { code: 'INPUT_INVALID', message: fastifyError.message } });
-    }
-    const status = fastifyError.statusCode ?? 500;
-    if (status >= 500) options.logger.error({ err: error }, 'request failed');
-    const code = status === 413 ? 'INPUT_INVALID' : status >= 500 ? 'INTERNAL' : 'INPUT_INVALID';
-    return reply.status(status).send({ error: { code, message: fastifyError.message } });
-  });
+  installErrorReplies(app, options.logger);
 
   await app.register(fastifyRateLimit, {
     max: options.rateLimitPerMinute ?? 1200,

@@ -131,6 +131,24 @@ export class TargetService {
     return rows.length;
   }
 
+  /**
+   * Publishes one device's stored target again, same version: the device answers with its state
+   * and its last benchmark (a rollout asks when it has heard nothing decisive for a while).
+   * False when the device has no target or is revoked.
+   */
+  async republishOne(deviceId: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('targets as t')
+      .innerJoin('devices as d', 'd.id', 't.device_id')
+      .select('t.payload')
+      .where('t.device_id', '=', deviceId)
+      .where('d.revoked', '=', 0)
+      .executeTakeFirst();
+    if (!row) return false;
+    await this.republish(row.payload, await this.currentEpoch());
+    return true;
+  }
+
   private async storedTargets(): Promise<Array<{ deviceId: string; version: number; payload: string }>> {
     return this.db
       .selectFrom('targets as t')

@@ -10,6 +10,7 @@ import {
   PROTOCOL_VERSION,
   transferRequestSchema,
 } from '../../../shared/protocol/index.js';
+import { codedStoreError } from '../store/unavailable.js';
 import type { ArtifactStore } from './artifacts.js';
 
 /**
@@ -216,7 +217,9 @@ export function createTransferServer(options: TransferServerOptions): TransferSe
       pump(deviceId);
     } catch (error) {
       stats.rejected++;
-      const e = toFleetError(error);
+      // A store that cannot answer (authorize reads targets and devices) is STORE_UNAVAILABLE,
+      // which the device retries, not INTERNAL.
+      const e = toFleetError(codedStoreError(error));
       o.logger.warn(
         { deviceId, sha256: request.sha256, code: e.code, err: e.message, reason: e.details?.reason },
         'refused transfer request',

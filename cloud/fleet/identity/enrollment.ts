@@ -9,6 +9,7 @@ import {
 } from '../../../shared/protocol/index.js';
 import type { TargetPublisher } from '../delivery/targets.js';
 import type { DeviceRepository } from '../inventory/devices.js';
+import { codedStoreError } from '../store/unavailable.js';
 import type { EnrollmentLedger } from './enroll-requests.js';
 
 export interface EnrollmentDeps {
@@ -70,9 +71,13 @@ export async function handleEnrollRequest(
       { deviceId: device.id, profile: device.profile, arch: request.hardware.arch, replayed },
       replayed ? 'enrollment request repeated: same device' : 'device enrolled',
     );
-  } catch (error) {
+  } catch (thrown) {
+    // A database that is away or has no free connection (many devices enrolling at once) is a
+    // retryable STORE_UNAVAILABLE: the device asks again as the same request.
+    const error = codedStoreError(thrown);
     const code = isFleetError(error) ? error.code : 'INTERNAL';
-    deps.logger.warn({ code, requestId: replyTo }, 'enrollment refused');
+    if (code === 'INTERNAL') deps.logger.error({ err: error, requestId: replyTo }, 'enrollment failed');
+    else deps.logger.warn({ code, requestId: replyTo }, 'enrollment refused');
     reply = {
       v: 1,
       ok: false,

@@ -15,14 +15,9 @@ import {
 } from '../../../shared/protocol/index.js';
 import { type EnrollmentDeps, handleEnrollRequest } from '../identity/enrollment.js';
 import type { DeviceRepository } from '../inventory/devices.js';
-import { isStoreUnavailable } from '../store/unavailable.js';
+import { codedStoreError } from '../store/unavailable.js';
 import type { TelemetryIngest } from './ingest-queue.js';
-import {
-  DEFAULT_STORE_RETRY,
-  KeyedSerial,
-  type StoreRetryOptions,
-  untilStoreAnswers,
-} from './store-retry.js';
+import { DEFAULT_STORE_RETRY, DeviceReportQueue, type StoreRetryOptions } from './store-retry.js';
 import type { TelemetryRepository } from './telemetry.js';
 
 export interface RouterDeps extends EnrollmentDeps {
@@ -77,8 +72,10 @@ export function createMessageRouter(deps: RouterDeps): {
     rejectedTelemetry: 0,
     storeRetries: 0,
   };
-  const retry = { ...DEFAULT_STORE_RETRY, ...deps.storeRetry };
-  const perDevice = new KeyedSerial();
+  const reports = new DeviceReportQueue(
+    { ...DEFAULT_STORE_RETRY, ...deps.storeRetry },
+    () => stats.storeRetries++,
+  );
 
   const reject = (topic: string, error: unknown) => {
     const fleetError = toFleetError(error);
@@ -180,18 +177,10 @@ export function createMessageRouter(deps: RouterDeps): {
         await handleOnce(topic, payload);
         return;
       }
-      await perDevice.run(deviceId, () =>
-        untilStoreAnswers(
-          () => handleOnce(topic, payload),
-          retry,
-          () => stats.storeRetries++,
-        ),
-      );
+      // In arrival order per device, each waiting for the store at most maxWaitMs from now.
+      await reports.run(deviceId, () => handleOnce(topic, payload));
     } catch (cause) {
-      const error =
-        !isFleetError(cause) && isStoreUnavailable(cause)
-          ? new FleetError('STORE_UNAVAILABLE', `the store did not answer: ${(cause as Error).message}`)
-          : cause;
+      const error = codedStoreError(cause);
       if (!isFleetError(error)) deps.logger.error({ err: error, topic }, 'message handler failed');
       reject(topic, error);
     }

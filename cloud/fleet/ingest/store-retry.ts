@@ -1,35 +1,43 @@
 import { isStoreUnavailable } from '../store/unavailable.js';
 
 export interface StoreRetryOptions {
-  /** Longest a message waits for the store to come back before it is dropped, ms. Default 60 000. */
+  /** Longest a report waits for the store, ms from its arrival, before it is dropped. Default 60 000. */
   maxWaitMs: number;
   /** First pause after a failed attempt, ms (doubling up to 2 s). Default 250. */
   firstDelayMs: number;
+  /** The clock deadlines are kept on (ms); Date.now. */
+  now: () => number;
 }
 
-export const DEFAULT_STORE_RETRY: StoreRetryOptions = { maxWaitMs: 60_000, firstDelayMs: 250 };
+export const DEFAULT_STORE_RETRY: StoreRetryOptions = {
+  maxWaitMs: 60_000,
+  firstDelayMs: 250,
+  now: () => Date.now(),
+};
 
 const MAX_DELAY_MS = 2_000;
 
 /**
  * Runs `work` again while it fails only because the store is unreachable (a database restart),
- * with growing pauses, until it succeeds, fails for another reason, or `maxWaitMs` passed.
- * Device reports other than telemetry are sent once: dropping one because PostgreSQL restarted
- * would leave a rollout waiting for a device that already answered.
+ * with growing pauses, until it succeeds, fails for another reason, or `deadline` (ms on
+ * `options.now`) passed. Device reports other than telemetry are sent once: dropping one because
+ * PostgreSQL restarted would leave a rollout waiting for a device that already answered.
  */
 export async function untilStoreAnswers<T>(
   work: () => Promise<T>,
-  options: StoreRetryOptions,
+  deadline: number,
+  options: Pick<StoreRetryOptions, 'firstDelayMs' | 'now'>,
   onRetry?: (error: unknown) => void,
 ): Promise<T> {
-  const deadline = Date.now() + options.maxWaitMs;
   for (let delay = options.firstDelayMs; ; delay = Math.min(delay * 2, MAX_DELAY_MS)) {
     try {
       return await work();
     } catch (error) {
-      if (!isStoreUnavailable(error) || Date.now() + delay > deadline) throw error;
+      const left = deadline - options.now();
+      if (!isStoreUnavailable(error) || left <= 0) throw error;
       onRetry?.(error);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      // The last attempt comes at the deadline, not a whole pause before or after it.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
     }
   }
 }
@@ -59,5 +67,31 @@ export class KeyedSerial {
   /** Keys with work queued or running. */
   get size(): number {
     return this.chains.size;
+  }
+}
+
+/**
+ * A device's once-sent reports: applied in the order they arrived, each retried while the store
+ * is unreachable for at most `maxWaitMs` from its arrival. Counting from its turn instead gave
+ * every report queued behind a waiting one a full wait of its own, one after the other: through
+ * a long outage a device's queue drained one report a minute, long after the reports were stale,
+ * and grew while reports kept coming.
+ */
+export class DeviceReportQueue {
+  private readonly serial = new KeyedSerial();
+
+  constructor(
+    private readonly options: StoreRetryOptions,
+    private readonly onRetry?: (error: unknown) => void,
+  ) {}
+
+  run<T>(deviceId: string, work: () => Promise<T>): Promise<T> {
+    const deadline = this.options.now() + this.options.maxWaitMs;
+    return this.serial.run(deviceId, () => untilStoreAnswers(work, deadline, this.options, this.onRetry));
+  }
+
+  /** Devices with reports queued or being applied. */
+  get size(): number {
+    return this.serial.size;
   }
 }

@@ -89,6 +89,18 @@ export class TelemetryRepository {
     report: BenchReport,
     receivedAt = new Date().toISOString(),
   ): Promise<void> {
+    // A device sends its last report again, unchanged, when the cloud republishes targets (it
+    // may have been lost in a broker restart); MQTT may deliver one twice too: store it once.
+    const stored = await this.store.db
+      .selectFrom('bench_reports')
+      .select('id')
+      .where('device_id', '=', deviceId)
+      .where('sha256', '=', report.sha256)
+      .where('at', '=', report.at)
+      .where('p50_ms', '=', report.p50Ms)
+      .where('runs', '=', report.runs)
+      .executeTakeFirst();
+    if (stored) return;
     await this.store.db
       .insertInto('bench_reports')
       .values({

@@ -1,4 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { FleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import { IngestQueue } from '../ingest/ingest-queue.js';
 import { SqliteTelemetryWriter } from '../ingest/sqlite-records.js';
@@ -26,7 +27,7 @@ export interface PostgresMonitoring {
 }
 
 export interface FleetMonitorDeps {
-  /** The SQLite file: the group-commit ingest queue and the latency rollups it writes. */
+  /** The SQLite file: the group-commit ingest queue and the latency rollups it writes (unused with postgres). */
   db: Db;
   /** Where devices and rollouts live. */
   fleet: FleetStore;
@@ -43,38 +44,45 @@ export interface FleetMonitorDeps {
 }
 
 /**
+ * Telemetry in the SQLite file: the group-commit ingest queue, the rollups and real-traffic rows
+ * it writes, the fleet latency query over them and their retention. Built only when telemetry
+ * is stored there: with --database it is in PostgreSQL (store/pg-*.ts).
+ */
+export interface SqliteTelemetry {
+  ingest: IngestQueue;
+  rollups: RollupStore;
+  latency: FleetLatencyQuery;
+  retention: RetentionSweeper;
+}
+
+/**
  * Telemetry at fleet scale, wired in one place: the group-commit ingest queue, rollups,
  * fleet latency / regression / health queries, retention and Prometheus metrics.
  */
 export class FleetMonitor {
   readonly options: MonitoringOptions;
-  readonly rollups: RollupStore;
   /** Real-traffic latency (DDSketches) per device and release. */
   readonly serving: ServingStore;
-  readonly ingest: IngestQueue;
-  /** Fleet latency from the SQLite rollups (on PostgreSQL: store/pg-latency.ts). */
-  readonly latency: FleetLatencyQuery;
   readonly regressions: RegressionDetector;
   readonly series: DeviceSeriesQuery;
   readonly health: HealthQuery;
   readonly metrics: FleetMetrics;
-  private readonly retention: RetentionSweeper;
+  /** The SQLite telemetry parts; null with --database (nothing of them is built then). */
+  readonly sqlite: SqliteTelemetry | null;
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<RetentionResult> | null = null;
 
   constructor(private readonly deps: FleetMonitorDeps) {
     const o = (this.options = resolveMonitoringOptions(deps.options));
-    this.rollups = new RollupStore(deps.db, { cacheRows: o.queryCacheRows });
-    const servingWriter = new SqliteServingWriter(deps.db);
     this.serving = new ServingStore({
       store: deps.telemetryStore ?? deps.fleet,
       profiles: async () => new Map((await deps.devices.list()).map((d) => [d.id, d.profile])),
     });
-    this.latency = new FleetLatencyQuery(deps.db, this.rollups, o);
+    const rollups = deps.postgres ? null : new RollupStore(deps.db, { cacheRows: o.queryCacheRows });
     // Devices (and their profiles) are read from the fleet store, wherever it lives.
     const profiles: ProfileMap = async () =>
       new Map((await deps.devices.list()).map((d) => [d.id, d.profile ?? NO_PROFILE]));
-    const rows: DeviceLatencySource = deps.postgres?.rows ?? new LatencyRows(this.rollups);
+    const rows: DeviceLatencySource = rollups ? new LatencyRows(rollups) : deps.postgres!.rows;
     this.regressions = new RegressionDetector({ rows, profiles }, o);
     this.series = new DeviceSeriesQuery({ store: deps.telemetryStore ?? deps.fleet, latency: rows });
     this.health = new HealthQuery(
@@ -87,24 +95,55 @@ export class FleetMonitor {
       profiles,
       health: this.health,
       options: o,
-      pendingRecords: () => (deps.postgres?.ingest ?? this.ingest).pending,
+      pendingRecords: () => (deps.postgres?.ingest ?? this.sqlite?.ingest)?.pending ?? 0,
       rejectedBatches: deps.rejectedBatches,
     });
-    this.ingest = new IngestQueue({
-      db: deps.db,
-      records: new SqliteTelemetryWriter(deps.db),
-      rollups: this.rollups,
-      serving: servingWriter,
-      options: o,
-      observer: this.metrics,
-    });
-    this.retention = new RetentionSweeper(
-      deps.db,
-      async () => (await deps.devices.list()).map((d) => d.id),
-      this.rollups,
-      o,
-      servingWriter,
-    );
+    this.sqlite = rollups && this.buildSqliteTelemetry(rollups);
+  }
+
+  private buildSqliteTelemetry(rollups: RollupStore): SqliteTelemetry {
+    const { db, devices } = this.deps;
+    const servingWriter = new SqliteServingWriter(db);
+    return {
+      rollups,
+      latency: new FleetLatencyQuery(db, rollups, this.options),
+      ingest: new IngestQueue({
+        db,
+        records: new SqliteTelemetryWriter(db),
+        rollups,
+        serving: servingWriter,
+        options: this.options,
+        observer: this.metrics,
+      }),
+      retention: new RetentionSweeper(
+        db,
+        async () => (await devices.list()).map((d) => d.id),
+        rollups,
+        this.options,
+        servingWriter,
+      ),
+    };
+  }
+
+  /** The SQLite group-commit ingest queue (on PostgreSQL: store/pg-ingest.ts, not this). */
+  get ingest(): IngestQueue {
+    return this.sqliteOnly().ingest;
+  }
+
+  /** Latency rollups in the SQLite file. */
+  get rollups(): RollupStore {
+    return this.sqliteOnly().rollups;
+  }
+
+  /** Fleet latency from the SQLite rollups (on PostgreSQL: store/pg-latency.ts). */
+  get latency(): FleetLatencyQuery {
+    return this.sqliteOnly().latency;
+  }
+
+  private sqliteOnly(): SqliteTelemetry {
+    if (!this.sqlite)
+      throw new FleetError('INTERNAL', 'telemetry is stored in PostgreSQL: its SQLite parts are not built');
+    return this.sqlite;
   }
 
   /**
@@ -136,19 +175,21 @@ export class FleetMonitor {
   }
 
   sweep(nowMs = Date.now()): Promise<RetentionResult> {
-    this.sweeping ??= this.retention.sweep(nowMs).then(
-      (result) => {
-        this.sweeping = null;
-        if (result.rawDeleted + result.minuteDeleted + result.hourDeleted > 0) {
-          this.deps.logger.info(result, 'telemetry retention sweep');
-        }
-        return result;
-      },
-      (error) => {
-        this.sweeping = null;
-        throw error;
-      },
-    );
+    this.sweeping ??= this.sqliteOnly()
+      .retention.sweep(nowMs)
+      .then(
+        (result) => {
+          this.sweeping = null;
+          if (result.rawDeleted + result.minuteDeleted + result.hourDeleted > 0) {
+            this.deps.logger.info(result, 'telemetry retention sweep');
+          }
+          return result;
+        },
+        (error) => {
+          this.sweeping = null;
+          throw error;
+        },
+      );
     return this.sweeping;
   }
 
@@ -163,6 +204,6 @@ export class FleetMonitor {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.sweeping?.catch(() => {});
-    this.ingest.close();
+    this.sqlite?.ingest.close();
   }
 }

@@ -14,6 +14,16 @@ import { type Execution, FAILURES, type Rollout, TERMINAL } from './types.js';
 const REVOKED = 'device revoked';
 
 /**
+ * A device in progress that has not finished after this long since it started (or since it was
+ * last asked) gets its target published again, and answers with its state and benchmark: a
+ * report can be lost on the way (a replica killed with it in hand, a broker restart before any
+ * replica subscribed again), and the rollout would otherwise wait for the device timeout.
+ */
+export const ASK_AGAIN_AFTER_MS = 120_000;
+/** At most this many devices asked again per step: a slow wave of thousands is asked in turns. */
+const ASKED_PER_STEP = 200;
+
+/**
  * Targets issued at once when a wave starts. Each waits for the broker to acknowledge its
  * retained message; one at a time, a wave of 300 took over a minute to start on a busy machine.
  * Kept under the PostgreSQL pool's size (8), which the device traffic shares.
@@ -86,6 +96,7 @@ export class RolloutStep {
       this.d.telemetry.latestBenches(ids),
     ]);
     let changed = false;
+    let asked = 0;
     for (const e of inProgress) {
       const device = devices.get(e.deviceId);
       if (!device) throw new FleetError('NOT_FOUND', `no device ${e.deviceId}`, { deviceId: e.deviceId });
@@ -97,12 +108,26 @@ export class RolloutStep {
         this.now(),
         rollout.policy.deviceTimeoutS,
       );
+      const key = `${rollout.id}/${e.deviceId}`;
       if (outcome) {
         await this.d.store.finish(rollout.id, e.deviceId, outcome.status, outcome);
+        this.askedAt.delete(key);
         changed = true;
+      } else if (asked < ASKED_PER_STEP && this.dueToAsk(key, e)) {
+        asked++;
+        this.askedAt.set(key, this.now());
+        await this.d.targets.republishOne(e.deviceId);
       }
     }
     return changed;
+  }
+
+  /** When each in-progress device was last asked again (ASK_AGAIN_AFTER_MS); this leader's memory only. */
+  private readonly askedAt = new Map<string, number>();
+
+  private dueToAsk(key: string, e: Execution): boolean {
+    const startedMs = e.startedAt ? Date.parse(e.startedAt) : this.now();
+    return this.now() - Math.max(startedMs, this.askedAt.get(key) ?? 0) >= ASK_AGAIN_AFTER_MS;
   }
 
   /** Succeeds the rollout once every device finished and the last wave soaked. */

@@ -1,3 +1,5 @@
+import { FleetError, isFleetError } from '../../../shared/errors/index.js';
+
 /**
  * Whether an error means "the database cannot be reached right now" (a PostgreSQL restart, a
  * failover, a cut connection) rather than "this operation is wrong". The first kind is worth
@@ -36,4 +38,24 @@ function matches(e: unknown): boolean {
   if (typeof message === 'string' && MESSAGES.some((m) => message.includes(m))) return true;
   // Node reports a refused localhost connection (IPv4 and IPv6 tried) as an AggregateError.
   return Array.isArray(errors) && errors.some(matches);
+}
+
+/** pg-pool's words when no pooled connection came free within its wait (connectionTimeoutMillis). */
+const POOL_WAIT_TIMEOUT = 'timeout exceeded when trying to connect';
+
+/**
+ * The coded error for a store that cannot answer right now: STORE_UNAVAILABLE (retryable, 503)
+ * when the database cannot be reached or no pooled connection came free in time. Anything else,
+ * coded errors included, is returned as it is. Without this, such failures surfaced as INTERNAL,
+ * which callers must not retry.
+ */
+export function codedStoreError(error: unknown): unknown {
+  if (isFleetError(error) || !isStoreUnavailable(error)) return error;
+  const { message, code } = error as { message?: string; code?: string };
+  // Node reports a refused connection to localhost as an AggregateError with no message.
+  const detail = message || code || String(error);
+  const why = detail.includes(POOL_WAIT_TIMEOUT)
+    ? 'every pooled connection of the fleet database stayed busy for the whole wait (pool_max, pool_wait_ms in the database URL: docs/scale.md)'
+    : `the fleet database did not answer (${detail})`;
+  return new FleetError('STORE_UNAVAILABLE', why, undefined, { cause: error });
 }

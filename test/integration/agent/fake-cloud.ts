@@ -7,6 +7,7 @@ import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { LocalArtifactStore } from '../../../cloud/fleet/delivery/local-artifacts.js';
 import { createTransferServer, type TransferServer } from '../../../cloud/fleet/delivery/transfer-server.js';
+import { FleetError } from '../../../shared/errors/index.js';
 import { createLogger } from '../../../shared/logger.js';
 import { type FleetKeyPair, fleetKeyFingerprint } from '../../../shared/manifest/index.js';
 import {
@@ -60,6 +61,10 @@ export class FakeCloud {
   fleetPublicKey: string | undefined;
   /** Delay before each block is published, ms (slows a transfer so a test can cut it mid-way). */
   blockDelayMs = 0;
+  /** Enrollment requests still to refuse as a cloud whose store is unreachable does (STORE_UNAVAILABLE). */
+  enrollOutageRequests = 0;
+  /** Transfer requests still to refuse as a cloud whose store is unreachable does (STORE_UNAVAILABLE). */
+  storeOutageRequests = 0;
   /** Acknowledge telemetry batches as the real cloud does after storing them. */
   ackTelemetry = true;
   private waiters: Array<() => void> = [];
@@ -83,6 +88,11 @@ export class FakeCloud {
     });
     this.transfer = createTransferServer({
       store: this.store,
+      authorize: async () => {
+        if (this.storeOutageRequests <= 0) return true;
+        this.storeOutageRequests--;
+        throw new FleetError('STORE_UNAVAILABLE', 'the fleet store is not reachable (test outage)');
+      },
       publish: async (topic, payload) => {
         if (this.blockDelayMs > 0) await new Promise((r) => setTimeout(r, this.blockDelayMs));
         await this.client.publishAsync(topic, payload, { qos: 0 });
@@ -100,6 +110,17 @@ export class FakeCloud {
     try {
       if (parsed.kind === 'enroll' && parsed.direction === 'req') {
         const req = decodeJson(enrollRequestSchema, payload);
+        if (this.enrollOutageRequests > 0) {
+          this.enrollOutageRequests--;
+          const refusal = {
+            v: 1,
+            ok: false,
+            requestId: req.requestId,
+            error: { code: 'STORE_UNAVAILABLE', message: 'the fleet store is not reachable (test outage)' },
+          };
+          void this.client.publishAsync(enrollReplyTopic(parsed.requestId), encodeJson(refusal), { qos: 1 });
+          return;
+        }
         const reply =
           req.token === this.token
             ? {

@@ -1,6 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RETRY_AFTER_S } from '../../../cloud/fleet/console/error-reply.js';
 import { EnrollmentLedger } from '../../../cloud/fleet/identity/enroll-requests.js';
 import { hashSecret } from '../../../cloud/fleet/identity/secrets.js';
 import { createMessageRouter } from '../../../cloud/fleet/ingest/router.js';
@@ -12,6 +16,8 @@ import { openFleetStore } from '../../../cloud/fleet/store/kysely.js';
 import { PgIngestQueue } from '../../../cloud/fleet/store/pg-ingest.js';
 import { PgTelemetryStore } from '../../../cloud/fleet/store/pg-telemetry.js';
 import { openPostgres } from '../../../cloud/fleet/store/postgres.js';
+import { startCloud } from '../../../cloud/main.js';
+import { createLogger } from '../../../shared/logger.js';
 import { deviceTopic, encodeJson } from '../../../shared/protocol/index.js';
 import { waitFor } from '../../faults/procs.js';
 import { PausableProxy } from '../../faults/proxy.js';
@@ -83,6 +89,34 @@ describe.skipIf(skipReason !== null)(
       } finally {
         proxy.resume();
         await pool.end();
+      }
+    });
+
+    it('the HTTP API answers a retryable 503 (STORE_UNAVAILABLE, Retry-After) while the store is away', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'fleetml-pg-outage-'));
+      const cloud = await startCloud({
+        dataDir: join(dir, 'cloud'),
+        httpPort: 0,
+        mqttPort: 0,
+        database: viaProxy,
+        logger: createLogger({ name: 't', level: 'silent' }),
+      });
+      const devices = () =>
+        fetch(`${cloud.httpUrl}/api/devices`, { headers: { authorization: `Bearer ${cloud.adminToken}` } });
+      try {
+        expect((await devices()).status).toBe(200);
+        cutSessions();
+        // It was 500 INTERNAL, which tells a client not to try again.
+        const refused = await devices();
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe(String(RETRY_AFTER_S));
+        expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('STORE_UNAVAILABLE');
+        proxy.resume();
+        await waitFor('the API to answer again', async () => (await devices()).status === 200, 30_000, 250);
+      } finally {
+        proxy.resume();
+        await cloud.stop();
+        await rm(dir, { recursive: true, force: true });
       }
     });
 

@@ -35,6 +35,12 @@ describe.skipIf(skipReason !== null)(
       await db?.drop();
     });
 
+    it('builds none of the SQLite telemetry parts (ingest queue, rollups, serving writer)', () => {
+      // They prepared statements on the SQLite file and held a flush timer for nothing.
+      expect(t.cloud.services.monitor.sqlite).toBeNull();
+      expect(() => t.cloud.services.monitor.ingest).toThrow(/PostgreSQL/);
+    });
+
     it('stores bench reports, events and telemetry from devices in PostgreSQL only', async () => {
       const { token } = await t.cloud.services.tokens.createEnrollToken({ uses: 3 });
       const sim = startSimulation({

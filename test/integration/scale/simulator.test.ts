@@ -55,6 +55,28 @@ describe('fleetml simulate', () => {
         expect(device.p50Ms).toBeGreaterThan(0); // its benchmark report arrived
       }
       expect(sim.counters.modelsActivated).toBe(4);
+      // A report lost while no cloud was subscribed (a broker restart): the cloud shows an older
+      // phase until it publishes its targets again, which every device answers with its state.
+      const lost = ids[0];
+      await t.cloud.services.fleet.db
+        .updateTable('devices')
+        .set({ phase: 'installing', state_at: '2000-01-01T00:00:00.000Z' })
+        .where('id', '=', lost)
+        .execute();
+      await t.cloud.services.fleet.db.deleteFrom('bench_reports').where('device_id', '=', lost).execute();
+      expect((await t.api('GET', `/api/devices/${lost}`)).body).toMatchObject({
+        phase: 'installing',
+        p50Ms: null,
+      });
+      await t.cloud.services.targets.republishAll();
+      await waitFor(
+        `simulated ${lost} active again, with its benchmark`,
+        async () => {
+          const d = (await t.api('GET', `/api/devices/${lost}`)).body;
+          return d.phase === 'active' && d.p50Ms > 0;
+        },
+        30_000,
+      );
       expect(sim.counters.blocksReceived).toBeGreaterThanOrEqual(4);
       // Telemetry now carries the model's latency: the fleet latency query sees it.
       await waitFor('fleet latency from simulated telemetry', async () => {

@@ -1,7 +1,6 @@
 import { expect, it } from 'vitest';
 import { BUILTIN_PROFILES } from '../../../cloud/compression/profiles/builtin.js';
 import { ProfileRegistry } from '../../../cloud/compression/profiles/registry.js';
-import { TelemetryRepository } from '../../../cloud/fleet/ingest/telemetry.js';
 import { AuditLog } from '../../../cloud/fleet/inventory/audit.js';
 import { Lineage } from '../../../cloud/fleet/inventory/lineage.js';
 import { ProfileStore } from '../../../cloud/fleet/inventory/profiles.js';

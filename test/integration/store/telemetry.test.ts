@@ -120,6 +120,21 @@ describeEachBackend('telemetry repository', (backend) => {
     expect(await telemetry.artifactBenches([])).toEqual([]);
   });
 
+  it('stores a benchmark report sent again unchanged once (devices resend it when targets are republished)', async () => {
+    const store = await backend.open();
+    const telemetry = new TelemetryRepository(store);
+    const report = bench(6);
+    await telemetry.addBench('d1', report);
+    await telemetry.addBench('d1', { ...report });
+    await telemetry.addBench('d1', { ...report, p50Ms: 7 }); // another measurement at the same time
+    const rows = await store.db
+      .selectFrom('bench_reports')
+      .select('p50_ms')
+      .where('device_id', '=', 'd1')
+      .execute();
+    expect(rows.map((r) => r.p50_ms).sort()).toEqual([6, 7]);
+  });
+
   it('reads the latest benchmark of many devices at once, past one query’s id list', async () => {
     const telemetry = new TelemetryRepository(await backend.open());
     const ids = Array.from({ length: 603 }, (_, i) => `d${i}`);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CATALOG, HTTP_STATUS_BY_CODE, httpStatusOf } from '../../../shared/errors/index.js';
+import {
+  ERROR_CATALOG,
+  HTTP_STATUS_BY_CODE,
+  httpStatusOf,
+  isRetryableCode,
+} from '../../../shared/errors/index.js';
 
 describe('error code to HTTP status', () => {
   it('has a status for every code in the catalog, and nothing else', () => {
@@ -17,5 +22,15 @@ describe('error code to HTTP status', () => {
     expect(httpStatusOf('INTERNAL')).toBe(500);
     const fiveHundreds = Object.entries(HTTP_STATUS_BY_CODE).filter(([, s]) => s === 500);
     expect(fiveHundreds.map(([code]) => code)).toEqual(['INTERNAL']);
+  });
+});
+
+describe('codes received from a peer', () => {
+  it('are retryable only when the catalog says so; unknown codes are not', () => {
+    expect(isRetryableCode('STORE_UNAVAILABLE')).toBe(true);
+    expect(isRetryableCode('ENROLL_TOKEN')).toBe(false);
+    expect(isRetryableCode('INTERNAL')).toBe(false);
+    for (const unknown of ['SOMETHING_NEWER', 'toString', '__proto__', ''])
+      expect(isRetryableCode(unknown)).toBe(false);
   });
 });

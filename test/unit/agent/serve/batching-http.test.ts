@@ -1,4 +1,4 @@
-// biome-ignore lint/suspicious/noExplicitAny: protocol replies are checked field by field
+// Protocol replies are checked field by field.
 type Json = any;
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

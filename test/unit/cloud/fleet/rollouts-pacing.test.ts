@@ -1,86 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Command } from 'commander';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { type DeployFlags, register, rolloutPolicy } from '../../../../cloud/cli/deploy.js';
-import { LocalArtifactStore } from '../../../../cloud/fleet/delivery/local-artifacts.js';
-import { ManifestService } from '../../../../cloud/fleet/delivery/manifests.js';
-import { TargetService } from '../../../../cloud/fleet/delivery/targets.js';
-import { hashSecret } from '../../../../cloud/fleet/identity/secrets.js';
-import { TelemetryRepository } from '../../../../cloud/fleet/ingest/telemetry.js';
-import { AuditLog } from '../../../../cloud/fleet/inventory/audit.js';
-import { DeviceRepository } from '../../../../cloud/fleet/inventory/devices.js';
-import { type ModelRecord, ModelRegistry } from '../../../../cloud/fleet/inventory/models.js';
-import { RolloutEngine } from '../../../../cloud/fleet/rollouts/engine.js';
-import { RolloutStore } from '../../../../cloud/fleet/rollouts/store.js';
-import { openDatabase } from '../../../../cloud/fleet/store/db.js';
-import { openFleetStore } from '../../../../cloud/fleet/store/kysely.js';
-import { generateFleetKeyPair, signTarget } from '../../../../shared/manifest/index.js';
-import { PI_HARDWARE } from '../../../support/hardware.js';
+import { rolloutRig } from '../../../support/rollout-rig.js';
 
-const SAMPLE = readFileSync(new URL('../../../../cloud/samples/mnist-mlp.onnx', import.meta.url));
-const keys = generateFleetKeyPair();
 const DEVICES = ['a', 'b', 'c', 'd', 'e'];
-
-/**
- * The rollout engine on a real store and target service, with a clock the test moves: the pacing
- * rules are about minutes, and a test must not wait for them.
- */
-async function rig() {
-  const fleet = await openFleetStore({ sqlite: openDatabase({ path: ':memory:' }) });
-  const devices = new DeviceRepository(fleet);
-  const models = new ModelRegistry(
-    fleet,
-    new LocalArtifactStore(mkdtempSync(join(tmpdir(), 'fleetml-pace-'))),
-  );
-  const targets = new TargetService(
-    fleet,
-    { publish: async () => {} },
-    new ManifestService(fleet, { signing: { mode: 'online', keys } }),
-    { sign: (t) => signTarget(t, keys), devices, models },
-  );
-  const telemetry = new TelemetryRepository(fleet);
-  const store = new RolloutStore(fleet);
-  const clock = { offsetMs: 0 };
-  const engine = new RolloutEngine({
-    store,
-    devices,
-    models,
-    targets,
-    telemetry,
-    audit: new AuditLog(fleet),
-    logger: pino({ level: 'silent' }),
-    now: () => Date.now() + clock.offsetMs,
-  });
-  for (const id of DEVICES) {
-    await devices.create({ id, name: id, secretHash: hashSecret(id), profile: null, hardware: PI_HARDWARE });
-    await devices.setOnline(id, true, new Date().toISOString());
-  }
-  const model = await models.add(SAMPLE, { name: 'mnist' });
-  /** The device reports the outcome of its target as an agent would: active (with a benchmark) or failed. */
-  const report = async (deviceId: string, m: ModelRecord, ok: boolean) => {
-    const version = (await targets.current(deviceId))!.version;
-    const at = new Date().toISOString();
-    await devices.applyState(deviceId, {
-      v: 1,
-      targetVersion: version,
-      phase: ok ? 'active' : 'failed',
-      activeModel: ok ? { modelId: m.id, sha256: m.sha256, version } : null,
-      progress: null,
-      error: ok ? null : { code: 'RUNTIME_LOAD', message: 'onnxruntime could not load the model' },
-      at,
-    });
-    if (!ok) return;
-    await telemetry.addBench(deviceId, {
-      ...{ v: 1, modelId: m.id, sha256: m.sha256, ep: 'cpu', runs: 10, warmupRuns: 1 },
-      ...{ p50Ms: 1, p90Ms: 1, p99Ms: 1, maxMs: 1, meanMs: 1, throughput: 1000, loadMs: 1, at },
-    });
-  };
-  const statuses = async (rolloutId: string) => (await store.executions(rolloutId)).map((e) => e.status);
-  return { engine, store, model, clock, report, statuses };
-}
+const rig = () => rolloutRig(DEVICES);
 
 /** The policy `fleetml deploy mnist --to … ARGV` sends (its other flags at their defaults). */
 function deployPolicy(argv: string[]) {

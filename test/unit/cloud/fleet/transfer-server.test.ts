@@ -91,6 +91,19 @@ describe('transfer server', () => {
     expect(blank(forbidden, sha)).toBe(blank(missing, unknown));
   });
 
+  it('answers a request it cannot authorize because the store is away with STORE_UNAVAILABLE (retryable)', async () => {
+    // What pg throws when PostgreSQL ends the session mid-query (a restart); it was INTERNAL.
+    const s = server({
+      authorize: async () => {
+        throw new Error('Connection terminated unexpectedly');
+      },
+    });
+    await s.handleRequest('dev1', encodeJson({ v: 1, sha256: sha, blocks: [0] }));
+    const [frame] = sent.map((m) => decodeBlockFrame(m.payload));
+    expect(frame.header.error?.code).toBe('STORE_UNAVAILABLE');
+    expect(frame.data.length).toBe(0);
+  });
+
   it('bounds blocks in flight per device and skips duplicates', async () => {
     let inFlight = 0;
     let peak = 0;
