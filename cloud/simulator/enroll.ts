@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
-import { FleetError } from '../../shared/errors/index.js';
+import { FleetError, isRetryableCode } from '../../shared/errors/index.js';
 import {
   decodeJson,
   ENROLL_CLIENT_PREFIX,
@@ -94,6 +94,12 @@ function awaitEnrollReply(
         // Devices enrolling with the same token share the topic: only our reply counts.
         if (message.requestId !== undefined && message.requestId !== requestId) return;
         clearTimeout(timer);
+        // As the agent does: the cloud could not answer for now (its database away or busy), so
+        // ask again soon as the same request, which the cloud handles idempotently.
+        if (!message.ok && isRetryableCode(message.error.code)) {
+          timer = setTimeout(ask, 2000 + Math.random() * 3000);
+          return;
+        }
         options.signal.removeEventListener('abort', abort);
         resolve(message);
       } catch {

@@ -10,11 +10,15 @@
  * Targets: student ≤ 0.5× the teacher's latency with F1 ≥ 0.90; INT8 ≤ 0.3× with F1 ≥ 0.88.
  *
  *   npx tsx scripts/bench/distill-detector.ts [--train 384] [--crop 256] [--epochs 6] [--batch 8]
- *     [--lr 0.001] [--dice 1] [--steps-per-run 4] [--work .fleetml/bench/detector] [--reuse] [--write]
+ *     [--lr 0.001] [--dice 1] [--steps-per-run 4] [--hint <tensor>] [--hint-weight 1]
+ *     [--work .fleetml/bench/detector] [--reuse] [--train-only] [--write]
  *
  * `--reuse` keeps a student (and INT8 model) already in the work folder and only evaluates;
  * `--student-from <checkpoint.onnx>` evaluates a checkpoint of an interrupted run; `--student
- * <checkpoint.onnx>` trains on from one.
+ * <checkpoint.onnx>` trains on from one (e.g. on whole pages after crops: `--crop 640`);
+ * `--train-only` stops after training (the student and `training.json` in the work folder);
+ * `--hint <tensor>` adds an MSE hint loss between the teacher's and the student's tensor of that
+ * name (through a learnt 1×1 projection when their channels differ).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -61,6 +65,8 @@ const o = {
   work: args.includes('--work') ? args[args.indexOf('--work') + 1] : '.fleetml/bench/detector',
   // A checkpoint (.onnx) continues an earlier run's training (fresh optimizer state and schedule).
   student: args.includes('--student') ? args[args.indexOf('--student') + 1] : 'shrink:0.5',
+  hint: args.includes('--hint') ? args[args.indexOf('--hint') + 1] : undefined,
+  hintWeight: option('--hint-weight', 1),
 };
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 const started = Date.now();
@@ -104,7 +110,10 @@ async function distill() {
       batch: o.batch,
       stepsPerRun: o.stepsPerRun,
       optimizer: { kind: 'adam', lr: o.lr },
-      loss: { dice: o.dice },
+      loss: {
+        dice: o.dice,
+        hint: o.hint ? { student: o.hint, teacher: o.hint, weight: o.hintWeight } : undefined,
+      },
       schedule: { kind: 'cosine' },
       intraOpThreads: 2,
       checkpointDir: join(o.work, 'checkpoints'),
@@ -119,10 +128,10 @@ async function distill() {
       },
     },
   });
-  // Trained on from a checkpoint (crop-sized input): free the height and width again.
-  if (o.student.endsWith('.onnx'))
-    await saveModel(withInputOf(await loadModel(paths.student), await loadModel(DET)), paths.student);
-  return { summary, epochs, seconds: (Date.now() - t0) / 1000 };
+  const seconds = (Date.now() - t0) / 1000;
+  // Beside the student: how it was trained, for the write-up of a later evaluation of it.
+  await writeFile(join(o.work, 'training.json'), JSON.stringify({ args, summary, epochs, seconds }, null, 2));
+  return { summary, epochs, seconds };
 }
 
 /** `fleetml quantize` on the student, calibrated on 32 pages that are not test pages. */
@@ -215,6 +224,7 @@ if (from) {
 }
 const reuse = (from !== undefined || args.includes('--reuse')) && existsSync(paths.student);
 const training = reuse ? undefined : await distill();
+if (args.includes('--train-only')) process.exit(0);
 const quantized = reuse && existsSync(paths.int8) ? undefined : await quantize();
 if (quantized) log(`quantize: ${JSON.stringify(quantized)}`);
 const teacher = await loadModel(DET);

@@ -59,12 +59,18 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
   const validation = request.valData ? await loadValidation(request, sampleShape) : builtinValidation;
   const targetShape = await teacherOutputShape(teacher, train);
   const task = request.task ?? request.train.loss?.task ?? detectTask(targetShape);
-  const student = await loadStudent(request.student, teacher, {
+  const loadedStudent = await loadStudent(request.student, teacher, {
     sampleShape,
     classes: targetShape.reduce((a, b) => a * b, 1),
     inputName,
     seed: request.train.seed ?? 0,
   });
+  // A student of the teacher's own graph (shrink:, or an ONNX file of one such as a checkpoint of
+  // a detector trained on crops) runs at any height and width, as the teacher does: it trains and
+  // validates at this data's size, and its checkpoints and output keep the free size.
+  const freeSize = !fixed && ofTeachersGraph(request.student, loadedStudent, loaded);
+  const student = freeSize ? pinSampleShape(withInputOf(loadedStudent, loaded), sampleShape) : loadedStudent;
+  const released = (m: ModelProto) => (freeSize ? withInputOf(m, loaded) : m);
   // Labels only mean something for class outputs; other tasks distil from the teacher alone.
   const mode = train.y && task === 'classes' ? 'distill' : 'soft';
   const progress = progressReporter(request);
@@ -72,12 +78,10 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
     ...request.train,
     loss: { ...request.train.loss, mode, task },
     onProgress: progress.update,
+    prepareCheckpoint: released,
   });
   progress.stop();
-  // A shrunk student is the teacher's graph: it keeps the teacher's free height and width, so
-  // that a detector trained on crops runs on whole pages as the teacher does.
-  const model = parseShrink(request.student) === undefined ? result.model : withInputOf(result.model, loaded);
-  const bytes = await saveModel(model, request.output);
+  const bytes = await saveModel(released(result.model), request.output);
   return {
     accuracy: result.accuracy ?? null,
     agreement: result.agreement ?? null,
@@ -134,6 +138,17 @@ async function teacherOutputShape(teacher: ModelProto, train: TrainData): Promis
   } finally {
     await runner.release();
   }
+}
+
+/**
+ * Whether `student` is the teacher's own graph: a shrunk teacher, or an ONNX file whose input has
+ * the teacher's name and rank (a checkpoint or output of an earlier shrink: run).
+ */
+function ofTeachersGraph(spec: string, student: ModelProto, teacher: ModelProto): boolean {
+  if (parseShrink(spec) !== undefined) return true;
+  if (!spec.endsWith('.onnx')) return false;
+  const dims = (m: ModelProto) => firstInput(m).type?.tensorType?.shape?.dim?.length;
+  return firstInput(student).name === firstInput(teacher).name && dims(student) === dims(teacher);
 }
 
 function firstInput(model: ModelProto) {

@@ -27,6 +27,11 @@ export interface TrainOptions {
    * a long epoch can be stopped without losing its progress. Default 0 (epoch ends only).
    */
   checkpointEverySteps?: number;
+  /**
+   * Applied to each checkpoint before it is written (runDistill gives a student of the teacher's
+   * graph back the teacher's free height and width); default none.
+   */
+  prepareCheckpoint?: (model: ModelProto) => ModelProto;
   /** onnxruntime intra-op threads for training, teacher and evaluation; default 0 (all cores). */
   intraOpThreads?: number;
   /**

@@ -217,7 +217,8 @@ async function trainEpoch(s: Setup, count: number, epoch: number, clock: { ms: n
 async function checkpointSteps(s: Setup, before: number, after: number): Promise<void> {
   const every = s.o.checkpointEverySteps;
   if (!s.o.checkpointDir || !(every > 0) || Math.floor(after / every) === Math.floor(before / every)) return;
-  await writeStepCheckpoint(s.o.checkpointDir, after, exportStudent(s.student, s.session.values()));
+  const model = exportStudent(s.student, s.session.values());
+  await writeStepCheckpoint(s.o.checkpointDir, after, s.o.prepareCheckpoint?.(model) ?? model);
 }
 
 /** Validation, progress report and checkpoint at the end of an epoch. */
@@ -245,7 +246,10 @@ async function closeEpoch(
     accuracy: record.accuracy,
     agreement: record.agreement,
   });
-  if (s.o.checkpointDir) await writeCheckpoint(s.o.checkpointDir, epoch, exportStudent(student, values));
+  if (s.o.checkpointDir) {
+    const model = exportStudent(student, values);
+    await writeCheckpoint(s.o.checkpointDir, epoch, s.o.prepareCheckpoint?.(model) ?? model);
+  }
   return record;
 }
 

@@ -61,6 +61,8 @@ export class FakeCloud {
   fleetPublicKey: string | undefined;
   /** Delay before each block is published, ms (slows a transfer so a test can cut it mid-way). */
   blockDelayMs = 0;
+  /** Enrollment requests still to refuse as a cloud whose store is unreachable does (STORE_UNAVAILABLE). */
+  enrollOutageRequests = 0;
   /** Transfer requests still to refuse as a cloud whose store is unreachable does (STORE_UNAVAILABLE). */
   storeOutageRequests = 0;
   /** Acknowledge telemetry batches as the real cloud does after storing them. */
@@ -108,6 +110,17 @@ export class FakeCloud {
     try {
       if (parsed.kind === 'enroll' && parsed.direction === 'req') {
         const req = decodeJson(enrollRequestSchema, payload);
+        if (this.enrollOutageRequests > 0) {
+          this.enrollOutageRequests--;
+          const refusal = {
+            v: 1,
+            ok: false,
+            requestId: req.requestId,
+            error: { code: 'STORE_UNAVAILABLE', message: 'the fleet store is not reachable (test outage)' },
+          };
+          void this.client.publishAsync(enrollReplyTopic(parsed.requestId), encodeJson(refusal), { qos: 1 });
+          return;
+        }
         const reply =
           req.token === this.token
             ? {

@@ -18,6 +18,33 @@ describe('simulated device: a refused download', () => {
     await broker?.close();
   });
 
+  it('enrolls after a retryable refusal (the cloud’s store busy), as the agent does', async () => {
+    cloud.enrollOutageRequests = 2;
+    const enrolledBefore = cloud.enrolled.length;
+    const sim = startSimulation({
+      cloud: broker.url,
+      enrollToken: cloud.token,
+      devices: 1,
+      durationS: 60,
+      telemetryIntervalS: 5,
+      rampS: 0,
+      enrollRetryS: 120, // re-asks after a refusal come sooner than this
+      namePrefix: 'enroll-retry',
+    });
+    try {
+      await cloud.waitFor(
+        () => sim.counters.connected === 1,
+        40_000,
+        'the device enrolled after two refusals',
+      );
+      expect(cloud.enrollOutageRequests).toBe(0);
+      expect(cloud.enrolled.length).toBe(enrolledBefore + 1);
+    } finally {
+      sim.stop();
+      await sim.done;
+    }
+  }, 90_000);
+
   it('is retried after a pause when the refusal is retryable, and fails for good when the artifact is not offered', async () => {
     const sim = startSimulation({
       cloud: broker.url,
