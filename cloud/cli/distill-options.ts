@@ -30,6 +30,7 @@ export interface DistillCliOptions {
   soft?: boolean;
   task?: string;
   blankWeight: string;
+  hardWeight: string;
   imageSize?: string;
   imageMean?: string;
   imageStd?: string;
@@ -108,6 +109,7 @@ export function distillRequest(opts: DistillCliOptions): DistillRequest {
         temperature: number(opts.temperature, '--temperature', Number.MIN_VALUE),
         alpha,
         blankWeight: number(opts.blankWeight, '--blank-weight', 0),
+        hardWeight: number(opts.hardWeight, '--hard-weight', 0),
       },
       optimizer: { kind: optimizer, lr: opts.lr === undefined ? undefined : number(opts.lr, '--lr', 0) },
       schedule: { kind: schedule, warmupSteps: number(opts.warmup, '--warmup', 0) },

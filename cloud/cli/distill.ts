@@ -52,6 +52,11 @@ export function register(program: Command): void {
       'sequences: weight of timesteps the teacher reads as the CTC blank (class 0), relative to 1 for characters',
       '1',
     )
+    .option(
+      '--hard-weight <w>',
+      "sequences: weight of an added cross-entropy to the teacher's argmax class per timestep (blank timesteps weighted by --blank-weight)",
+      '0',
+    )
     .option('--checkpoint-dir <dir>', 'write the student after every epoch here')
     .requiredOption('-o, --output <student.onnx>', 'where to write the trained student')
     .option('--json', 'print one JSON object with the results on stdout')

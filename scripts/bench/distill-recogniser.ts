@@ -12,9 +12,19 @@
  * the student keeps the teacher's free width, and evaluation stays at the issue's 48×320.
  * `--from S.onnx` continues from a trained student (e.g. a short phase at 320 after 160).
  *
+ * `--hard-weight h` adds the cross-entropy to the teacher's argmax per timestep (losses.ts).
+ * `--dir D` keeps this run's lines, student and checkpoints apart (experiments side by side);
+ * `--checkpoint-every N` also writes the student every N steps (under `--checkpoints`, default
+ * D/checkpoints); `--lines-seed s` draws other training lines; `--no-baseline` skips the
+ * undistilled student's evaluation. `--recalibrate N` also scores the distilled student with its
+ * BatchNorm statistics re-estimated on N training lines at 48×320 (bn-recalibrate.ts): running
+ * averages from 48×160 training lines are those of another distribution.
+ *
  *   nice -n 5 npx tsx scripts/bench/distill-recogniser.ts [--train 1024] [--epochs 4] [--batch 16]
- *     [--width 320] [--lr 0.002] [--warmup 0] [--blank-weight 1] [--steps-per-run 4] [--shift 0]
- *     [--threads 2] [--held-out 256] [--from S.onnx] [--evaluate S.onnx] [--no-latency] [--write]
+ *     [--width 320] [--lr 0.002] [--warmup 0] [--blank-weight 1] [--hard-weight 0] [--steps-per-run 4]
+ *     [--shift 0] [--threads 2] [--held-out 256] [--from S.onnx] [--evaluate S.onnx] [--no-latency]
+ *     [--dir D] [--checkpoints D] [--checkpoint-every 0] [--lines-seed 11] [--no-baseline]
+ *     [--recalibrate 0] [--write]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -22,6 +32,7 @@ import { join } from 'node:path';
 import { writeNpy } from '../../cloud/compression/data/npy.js';
 import { textLines } from '../../cloud/compression/data/text-lines.js';
 import { agreement, ctcGreedy } from '../../cloud/compression/distill/agreement.js';
+import { recalibrateBatchNorm } from '../../cloud/compression/distill/bn-recalibrate.js';
 import { loadStudent, pinSampleShape, runDistill, withInputOf } from '../../cloud/compression/distill/run.js';
 import { ModelRunner } from '../../cloud/compression/distill/teacher.js';
 import { measureLatency } from '../../cloud/compression/evaluate/latency.js';
@@ -52,6 +63,11 @@ const hintWeight = option('--hint-weight', 1);
 const trainWidth = option('--width', SHAPE[2]);
 const warmup = option('--warmup', 0);
 const blankWeight = option('--blank-weight', 1);
+const hardWeight = option('--hard-weight', 0);
+const linesSeed = option('--lines-seed', 11);
+const checkpointEvery = option('--checkpoint-every', 0);
+const recalibrateCount = option('--recalibrate', 0);
+const text = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const stepsPerRun = option('--steps-per-run', 4);
 const from = args.includes('--from') ? args[args.indexOf('--from') + 1] : undefined;
 // A trained student to evaluate instead of training one (e.g. a checkpoint of a longer run).
@@ -60,7 +76,7 @@ const evaluateOnly = args.includes('--evaluate') ? args[args.indexOf('--evaluate
 const HINT = 'p2o.AveragePool.1';
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 const started = Date.now();
-const dir = '.fleetml/bench/distill-recogniser';
+const dir = text('--dir') ?? '.fleetml/bench/distill-recogniser';
 mkdirSync(dir, { recursive: true });
 
 const heldOut = textLines({ count: heldOutCount, seed: 13, digits: [8000, 10_000] });
@@ -82,7 +98,12 @@ const student = pinSampleShape(
 
 /** `fleetml distill --student shrink:0.5` on rendered lines, by the CLI's own function. */
 async function train() {
-  const lines = { count: trainCount, seed: 11, digits: [0, 8000] as [number, number], width: trainWidth };
+  const lines = {
+    count: trainCount,
+    seed: linesSeed,
+    digits: [0, 8000] as [number, number],
+    width: trainWidth,
+  };
   await writeNpy(join(dir, 'x.npy'), textLines(lines), [trainCount, SHAPE[0], SHAPE[1], trainWidth]);
   log(`${trainCount} training lines of 48×${trainWidth} written`);
   const result = await runDistill({
@@ -102,9 +123,11 @@ async function train() {
       loss: {
         temperature,
         blankWeight,
+        hardWeight,
         hint: hintWeight > 0 ? { student: HINT, teacher: HINT, weight: hintWeight } : undefined,
       },
-      checkpointDir: join(dir, 'checkpoints'),
+      checkpointDir: text('--checkpoints') ?? join(dir, 'checkpoints'),
+      checkpointEverySteps: checkpointEvery,
       onProgress: (e) => {
         if (e.step % 8 === 0 || e.step === e.stepsPerEpoch)
           log(`epoch ${e.epoch} step ${e.step}/${e.stepsPerEpoch} loss ${e.loss.toFixed(4)}`);
@@ -115,6 +138,7 @@ async function train() {
   const training =
     `${from ? `continued from ${from}: ` : ''}${result.epochs} epoch(s) on ${trainCount} rendered lines of 48×${trainWidth} (Adam ${lr}, cosine${warmup ? ` after ${warmup} warm-up steps` : ''}, batch ${batch}${shift ? `, shifts ±${shift} px` : ''}` +
     `${blankWeight !== 1 ? `, blank timesteps weighted ${blankWeight}` : ''}` +
+    `${hardWeight > 0 ? `, plus cross-entropy to the teacher's argmax × ${hardWeight}` : ''}` +
     `${hintWeight > 0 ? `, plus an MSE hint loss × ${hintWeight} on the backbone output` : ''}; ${result.samplesPerSecond} samples/s in training)`;
   // Beside the student, so that a later `--evaluate` of it can say how it was trained.
   writeFileSync(join(dir, 'student.json'), JSON.stringify({ training, args }));
@@ -140,21 +164,61 @@ const decodes = (o: Float32Array) => {
   );
 };
 const teacherDecodes = decodes(t.out);
-const scores: Record<string, { lines: number; timesteps: number }> = {};
-for (const [name, model] of [
-  ['shrink:0.5, before distillation', undistilled],
-  ['shrink:0.5, distilled', student],
-] as const) {
+// What the teacher reads (class k is line k of the dictionary; the last class is a space).
+const keys = readFileSync(REC.replace(/[^/]+$/, 'ppocr_keys_v1.txt'), 'utf8').split('\n');
+const read = (d: number[]) => d.map((k) => keys[k - 1] ?? ' ').join('');
+const teacherChars = teacherDecodes.flat();
+const digitShare = teacherChars.filter((k) => /^[0-9]$/.test(keys[k - 1] ?? '')).length / teacherChars.length;
+log(
+  `teacher: ${teacherChars.length} characters, ${(digitShare * 100).toFixed(1)} % digits; e.g. ${teacherDecodes.slice(0, 4).map(read).join(' | ')}`,
+);
+const scores: Record<string, { lines: number; timesteps: number; characters: number }> = {};
+const teacherStep = argmaxRows(t.out, t.classes);
+// Training glyphs (digits 0–7,999) on lines of another seed, at the evaluation width.
+const calibrationLines =
+  recalibrateCount > 0 ? textLines({ count: recalibrateCount, seed: 17, digits: [0, 8000] }) : undefined;
+const recalibrate = (model: ModelProto) =>
+  recalibrateBatchNorm(model, calibrationLines!, recalibrateCount, SHAPE, { intraOpThreads: threads });
+const reestimated = `BN re-estimated on ${recalibrateCount} lines at 48×320`;
+const baseline = !args.includes('--no-baseline');
+const compared: [string, ModelProto][] = baseline ? [['shrink:0.5, before distillation', undistilled]] : [];
+if (calibrationLines && baseline)
+  compared.push([`shrink:0.5, before distillation, ${reestimated}`, await recalibrate(undistilled)]);
+compared.push(['shrink:0.5, distilled', student]);
+if (calibrationLines) compared.push([`shrink:0.5, distilled, ${reestimated}`, await recalibrate(student)]);
+for (const [name, model] of compared) {
   const s = await outputs(model);
   const perStep = argmaxRows(s.out, t.classes);
-  const teacherStep = argmaxRows(t.out, t.classes);
+  // All timesteps, and the honest figure: the timesteps where the teacher reads a character
+  // (an all-blank student agrees on every blank one, most of a short line).
   let same = 0;
-  for (let i = 0; i < perStep.length; i++) if (perStep[i] === teacherStep[i]) same++;
+  let characters = 0;
+  let sameCharacters = 0;
+  for (let i = 0; i < perStep.length; i++) {
+    if (perStep[i] === teacherStep[i]) same++;
+    if (teacherStep[i] === 0) continue;
+    characters++;
+    if (perStep[i] === teacherStep[i]) sameCharacters++;
+  }
   scores[name] = {
     lines: agreement('sequence', s.out, t.out, heldOutCount, t.classes),
     timesteps: same / perStep.length,
+    characters: sameCharacters / characters,
   };
-  log(`${name}: ${JSON.stringify(scores[name])}`);
+  log(`${name}: ${JSON.stringify(scores[name])} ${differences(decodes(s.out))}`);
+}
+
+/** How decodes that differ from the teacher's differ: as long (substitutions), shorter, longer. */
+function differences(student: number[][]): string {
+  const kinds = { substituted: 0, shorter: 0, longer: 0 };
+  const examples: string[] = [];
+  student.forEach((d, i) => {
+    const want = teacherDecodes[i];
+    if (d.length === want.length && d.every((v, k) => v === want[k])) return;
+    kinds[d.length === want.length ? 'substituted' : d.length < want.length ? 'shorter' : 'longer']++;
+    if (examples.length < 4) examples.push(`${read(want)} → ${read(d)}`);
+  });
+  return `${JSON.stringify(kinds)}; e.g. ${examples.join(' | ')}`;
 }
 // A quick look at a checkpoint while a long run trains: agreement only, no latency, no report.
 if (args.includes('--no-latency')) process.exit(0);
@@ -212,12 +276,19 @@ const body = [
   `${pct(topMass(1))} of the soft target per timestep at T = 1 and ${pct(topMass(4))} at T = 4 (why sequences over a large vocabulary distil at T = 1).`,
   '',
   markdownTable(
-    ['model', 'parameters', 'identical greedy CTC decodes', 'per-timestep argmax agreement'],
+    [
+      'model',
+      'parameters',
+      'identical greedy CTC decodes',
+      'per-timestep argmax agreement',
+      "on the teacher's non-blank timesteps",
+    ],
     Object.entries(scores).map(([name, s]) => [
       name,
       countParams(name.includes('before') ? undistilled : student),
       pct(s.lines),
       pct(s.timesteps),
+      pct(s.characters),
     ]),
   ),
   '',

@@ -2,6 +2,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { attr, makeNode } from '../onnx/build.js';
 import { floatTensor, int64Tensor } from '../onnx/tensor.js';
 import type { NodeProto, TensorProto } from '../onnx/types.js';
+import { hardTargetTerm } from './sequence-hard.js';
 
 export interface LossOptions {
   /**
@@ -40,6 +41,13 @@ export interface LossOptions {
   blankWeight?: number;
   /** Sequences only: index of the CTC blank class; default 0 (PaddleOCR). */
   blankClass?: number;
+  /**
+   * Sequences only: weight of a hard-label term added to the soft one, the cross-entropy to the
+   * teacher's argmax class at every timestep, timesteps weighted as the KL is (blankWeight where
+   * the teacher's argmax is the blank, 1 on characters), Σ w · CE / Σ w (see sequence-hard.ts).
+   * Default 0 (soft targets alone).
+   */
+  hardWeight?: number;
 }
 
 export type DistillTask = 'classes' | 'sequence' | 'dense';
@@ -139,6 +147,8 @@ export function buildLoss(
         : mean(rowSum(klTerms, 'kl_rows'), 'kl');
     terms.push(n('Mul', [kl, constant('kl_weight', alpha * o.temperature * o.temperature)], 'kl_weighted'));
   }
+  if (usesTeacher && alpha > 0 && o.hardWeight !== undefined && o.hardWeight !== 0)
+    terms.push(hardTerm(n, constant, initializers, logits, o, task));
   if (alpha < 1) {
     if (task !== 'classes')
       throw new FleetError(
@@ -181,6 +191,27 @@ export function buildLoss(
     loss,
     uses: { teacherLogits: usesTeacher && alpha > 0, labels: alpha < 1, teacherHint: usesHint },
   };
+}
+
+/** The sequence loss's hard-label term (sequence-hard.ts); other tasks refuse the option. */
+function hardTerm(
+  n: NodeMaker,
+  constant: (name: string, value: number) => string,
+  initializers: TensorProto[],
+  logits: string,
+  o: LossOptions,
+  task: DistillTask,
+): string {
+  if (task !== 'sequence')
+    throw new FleetError('INPUT_INVALID', `a hard-label weight is for sequence outputs, not ${task}`);
+  return hardTargetTerm(n, constant, initializers, {
+    teacher: LOSS_INPUTS.teacherLogits,
+    logits,
+    classAxis: 'loss/axis1',
+    weight: o.hardWeight!,
+    blankWeight: o.blankWeight ?? 1,
+    blankClass: o.blankClass ?? 0,
+  });
 }
 
 /** Soft Dice loss between sigmoid(z) and the teacher's probabilities, over the whole batch, × weight. */

@@ -22,6 +22,12 @@ export interface TrainOptions {
   /** Directory for a checkpoint (inference model) after every epoch; default none. */
   checkpointDir?: string;
   /**
+   * With `checkpointDir`: also write `step-NNNNNN.onnx` at the end of the first run of K steps
+   * that reaches each multiple of this many training steps (counted over all epochs), so that
+   * a long epoch can be stopped without losing its progress. Default 0 (epoch ends only).
+   */
+  checkpointEverySteps?: number;
+  /**
    * Applied to each checkpoint before it is written (runDistill gives a student of the teacher's
    * graph back the teacher's free height and width); default none.
    */
@@ -77,4 +83,5 @@ export const DEFAULT_TRAIN_OPTIONS = {
   shift: 0,
   patience: 0,
   intraOpThreads: 0,
+  checkpointEverySteps: 0,
 } as const;

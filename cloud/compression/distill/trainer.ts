@@ -9,7 +9,7 @@ import {
   type TeacherCache,
   type TrainData,
 } from './batch-source.js';
-import { writeCheckpoint } from './checkpoints.js';
+import { writeCheckpoint, writeStepCheckpoint } from './checkpoints.js';
 import { BestEpochKeeper, epochScore } from './early-stopping.js';
 import { evaluate } from './evaluate.js';
 import { countParameters, exportStudent } from './export.js';
@@ -37,6 +37,7 @@ type Resolved = TrainOptions & { [K in keyof typeof DEFAULT_TRAIN_OPTIONS]: numb
 /** Everything one training needs once it is set up. */
 interface Setup {
   o: Resolved;
+  student: ModelProto;
   graph: TrainingGraph;
   session: TrainingSession;
   teacher?: ModelRunner;
@@ -145,7 +146,7 @@ async function prepare(
     const valTeacher =
       runner && validation ? (await runner.run(validation.x, validation.count))[0] : undefined;
     const stepsPerEpoch = Math.floor(train.count / o.batch);
-    return { o, graph, session, teacher: runner, batches, valTeacher, rng, stepsPerEpoch, task };
+    return { o, student, graph, session, teacher: runner, batches, valTeacher, rng, stepsPerEpoch, task };
   } catch (error) {
     await runner?.release();
     throw error;
@@ -206,9 +207,18 @@ async function trainEpoch(s: Setup, count: number, epoch: number, clock: { ms: n
       );
     }
     step += k;
+    await checkpointSteps(s, globalStep, globalStep + k);
     o.onProgress?.({ epoch, step, stepsPerEpoch: s.stepsPerEpoch, loss: losses[k - 1] });
   }
   return lossSum / s.stepsPerEpoch;
+}
+
+/** A step checkpoint when the run from step `before` to `after` passed a multiple of the interval. */
+async function checkpointSteps(s: Setup, before: number, after: number): Promise<void> {
+  const every = s.o.checkpointEverySteps;
+  if (!s.o.checkpointDir || !(every > 0) || Math.floor(after / every) === Math.floor(before / every)) return;
+  const model = exportStudent(s.student, s.session.values());
+  await writeStepCheckpoint(s.o.checkpointDir, after, s.o.prepareCheckpoint?.(model) ?? model);
 }
 
 /** Validation, progress report and checkpoint at the end of an epoch. */

@@ -138,4 +138,36 @@ describe('distillation on real digits', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('writes a checkpoint every N steps across epochs, at the end of the run that reaches each multiple', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetml-ckpt-steps-'));
+    try {
+      // 256 samples at batch 32: 8 steps per epoch, 16 in all, runs of 3 steps (3, 6, 8 | 11, 14, 16).
+      await trainStudent(
+        buildTemplate({ kind: 'mlp', hidden: [16] }, shape),
+        undefined,
+        sliceDataset(train, 0, 256),
+        undefined,
+        {
+          epochs: 2,
+          batch: 32,
+          stepsPerRun: 3,
+          loss: { mode: 'hard' },
+          optimizer: { kind: 'sgd', lr: 0.01 },
+          checkpointDir: dir,
+          checkpointEverySteps: 5,
+          intraOpThreads: 1,
+        },
+      );
+      expect((await readdir(dir)).sort()).toEqual([
+        'epoch-001.onnx',
+        'epoch-002.onnx',
+        'step-000006.onnx',
+        'step-000011.onnx',
+        'step-000016.onnx',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -45,7 +45,7 @@ describe('distill flags', () => {
       stepsPerRun: 16,
       intraOpThreads: 0,
       allowSpinning: false,
-      loss: { temperature: 4, alpha: 0.9, blankWeight: 1 },
+      loss: { temperature: 4, alpha: 0.9, blankWeight: 1, hardWeight: 0 },
       optimizer: { kind: 'sgd', lr: undefined },
       schedule: { kind: 'cosine', warmupSteps: 0 },
     });
@@ -60,7 +60,7 @@ describe('distill flags', () => {
       ...['--epochs', '3', '--batch', '32', '--temperature', '2', '--alpha', '0.5'],
       ...['--optimizer', 'adamw', '--lr', '0.003', '--seed', '7', '--shift', '2', '--patience', '4'],
       ...['--schedule', 'step', '--warmup', '10', '--steps-per-run', '8', '--spin', '--threads', '2'],
-      ...['--task', 'dense', '--checkpoint-dir', 'ck', '--blank-weight', '0.3'],
+      ...['--task', 'dense', '--checkpoint-dir', 'ck', '--blank-weight', '0.3', '--hard-weight', '0.5'],
     ]);
     expect(r).toMatchObject({ labels: 'y.npy', valData: 'vx.npy', valLabels: 'vy.npy', task: 'dense' });
     expect(r.images).toEqual({ width: 320, height: 48, mean: [0.5, 0.5, 0.5], std: [0.25] });
@@ -74,7 +74,7 @@ describe('distill flags', () => {
       intraOpThreads: 2,
       allowSpinning: true,
       checkpointDir: 'ck',
-      loss: { temperature: 2, alpha: 0.5, blankWeight: 0.3 },
+      loss: { temperature: 2, alpha: 0.5, blankWeight: 0.3, hardWeight: 0.5 },
       optimizer: { kind: 'adamw', lr: 0.003 },
       schedule: { kind: 'step', warmupSteps: 10 },
     });
@@ -91,6 +91,7 @@ describe('distill flags', () => {
       [['--image-mean', '0.5,x'], '--image-mean'],
       [['--temperature', '0'], '--temperature'],
       [['--blank-weight', '-1'], '--blank-weight'],
+      [['--hard-weight', '-0.5'], '--hard-weight'],
     ] as const) {
       expect(codeOf([...argv])).toMatch(new RegExp(`^INPUT_INVALID: ${flag}`));
     }
