@@ -60,6 +60,17 @@ export async function enrollSimulated(options: {
   }
 }
 
+/** The enroll request a simulated device sends (the same for every resend of it). */
+function enrollRequest(options: { token: string; hostname: string }, requestId: string) {
+  return {
+    v: PROTOCOL_VERSION,
+    requestId,
+    token: options.token,
+    agentVersion: 'fleetml-simulator',
+    hardware: simulatedHardware(options.hostname),
+  };
+}
+
 /** Asks for enrollment every `retryS` seconds until this request's reply, a refusal or the abort. */
 function awaitEnrollReply(
   client: ReturnType<typeof connectEnrollClient>['client'],
@@ -107,13 +118,7 @@ function awaitEnrollReply(
       }
     });
     const ask = () => {
-      const request = {
-        v: PROTOCOL_VERSION,
-        requestId,
-        token: options.token,
-        agentVersion: 'fleetml-simulator',
-        hardware: simulatedHardware(options.hostname),
-      };
+      const request = enrollRequest(options, requestId);
       if (client.connected) client.publish(enrollRequestTopic(topicId), encodeJson(request), { qos: 1 });
       timer = setTimeout(ask, options.retryS * 1000);
     };
