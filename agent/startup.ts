@@ -10,9 +10,9 @@ import {
   enroll,
   loadIdentity,
   pendingEnrollRequestId,
-  pinFleetKey,
   saveIdentity,
 } from './enroll.js';
+import { pinFleetKey } from './fleet-key-pins.js';
 import { readBoardFacts, readHardwareFacts } from './hardware.js';
 import { resolveOnnxruntime } from './runtime/onnxruntime-source.js';
 import {

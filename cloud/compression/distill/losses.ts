@@ -2,7 +2,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { attr, makeNode } from '../onnx/build.js';
 import { floatTensor, int64Tensor } from '../onnx/tensor.js';
 import type { NodeProto, TensorProto } from '../onnx/types.js';
-import { hardTargetTerm } from './sequence-hard.js';
+import { hardTargetTerm, type NodeMaker } from './sequence-hard.js';
 
 export interface LossOptions {
   /**
@@ -235,13 +235,6 @@ function diceTerm(
   const dice = n('Sub', [constant('dice_one', 1), ratio], 'dice');
   return n('Mul', [dice, constant('dice_weight', weight)], 'dice_weighted');
 }
-
-type NodeMaker = (
-  op: string,
-  inputs: string[],
-  out: string,
-  attributes?: ReturnType<typeof attr.int>[],
-) => string;
 
 /**
  * Σ w · KL / Σ w over the [B, T] timesteps of a sequence, w = 1 − (1 − blankWeight) · p(blank).

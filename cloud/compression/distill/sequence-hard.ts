@@ -3,7 +3,8 @@ import { attr } from '../onnx/build.js';
 import { int64Tensor } from '../onnx/tensor.js';
 import type { TensorProto } from '../onnx/types.js';
 
-type NodeMaker = (
+/** Adds one node to the loss graph and returns its output name (losses.ts builds the graph). */
+export type NodeMaker = (
   op: string,
   inputs: string[],
   out: string,

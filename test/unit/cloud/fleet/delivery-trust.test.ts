@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { tokenFingerprint } from '../../../../agent/enroll.js';
+import { tokenFingerprint } from '../../../../agent/fleet-key-pins.js';
 import { beginEpoch } from '../../../../cloud/fleet/delivery/epoch.js';
 import { GoldenService } from '../../../../cloud/fleet/delivery/goldens.js';
 import { LocalArtifactStore } from '../../../../cloud/fleet/delivery/local-artifacts.js';
