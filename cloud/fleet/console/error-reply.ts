@@ -29,7 +29,7 @@ export function installErrorReplies(app: FastifyInstance, logger: Logger): void 
     }
     const status = fastifyError.statusCode ?? 500;
     if (status >= 500) logger.error({ err: error }, 'request failed');
-    const code = status === 413 ? 'INPUT_INVALID' : status >= 500 ? 'INTERNAL' : 'INPUT_INVALID';
+    const code = status >= 500 ? 'INTERNAL' : 'INPUT_INVALID';
     return reply.status(status).send({ error: { code, message: fastifyError.message } });
   });
 }
