@@ -54,7 +54,7 @@ export function register(program: Command): void {
     )
     .option(
       '--hard-weight <w>',
-      "sequences: weight of an added cross-entropy to the teacher's argmax class per timestep (blank timesteps weighted by --blank-weight)",
+      "weight of an added hard-label term: for sequences the cross-entropy to the teacher's argmax class per timestep (blank timesteps weighted by --blank-weight); for sigmoid maps the BCE against the teacher's map binarised at 0.3",
       '0',
     )
     .option('--checkpoint-dir <dir>', 'write the student after every epoch here')

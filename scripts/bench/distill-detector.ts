@@ -10,7 +10,7 @@
  * Targets: student ≤ 0.5× the teacher's latency with F1 ≥ 0.90; INT8 ≤ 0.3× with F1 ≥ 0.88.
  *
  *   npx tsx scripts/bench/distill-detector.ts [--train 384] [--crop 256] [--epochs 6] [--batch 8]
- *     [--lr 0.001] [--dice 1] [--steps-per-run 4] [--hint <tensor>] [--hint-weight 1]
+ *     [--lr 0.001] [--dice 1] [--hard-weight 0] [--steps-per-run 4] [--hint <tensor>] [--hint-weight 1]
  *     [--work .fleetml/bench/detector] [--reuse] [--train-only] [--write]
  *
  * `--reuse` keeps a student (and INT8 model) already in the work folder and only evaluates;
@@ -62,6 +62,7 @@ const o = {
   lr: option('--lr', 0.001),
   stepsPerRun: option('--steps-per-run', 4),
   dice: option('--dice', 1),
+  hardWeight: option('--hard-weight', 0),
   work: args.includes('--work') ? args[args.indexOf('--work') + 1] : '.fleetml/bench/detector',
   // A checkpoint (.onnx) continues an earlier run's training (fresh optimizer state and schedule).
   student: args.includes('--student') ? args[args.indexOf('--student') + 1] : 'shrink:0.5',
@@ -112,6 +113,7 @@ async function distill() {
       optimizer: { kind: 'adam', lr: o.lr },
       loss: {
         dice: o.dice,
+        hardWeight: o.hardWeight,
         hint: o.hint ? { student: o.hint, teacher: o.hint, weight: o.hintWeight } : undefined,
       },
       schedule: { kind: 'cosine' },
@@ -251,7 +253,7 @@ const body = [
   '',
   `Teacher: PaddleOCR's text detector (\`ch_PP-OCRv4_det_infer.onnx\`, ${countParameters(withInits(teacher))} parameters). Student: \`shrink:0.5\` (the teacher's graph, channel groups halved by BN |γ|),`,
   training
-    ? `distilled by \`runDistill\` (what \`fleetml distill\` runs) on a folder of ${o.train} rendered ${o.crop}×${o.crop} PNG crops (lines of MNIST digits, glyphs 16–56 px as on the pages): ${o.epochs} epochs, batch ${o.batch}, Adam ${o.lr} cosine, per-pixel BCE against the teacher's probabilities${o.dice > 0 ? ` plus ${o.dice} × soft Dice` : ''}; ${training.seconds.toFixed(0)} s, ${training.summary.samplesPerSecond} crops/s; best epoch ${training.summary.bestEpoch} by F1 on 16 validation crops (${training.epochs.map((e) => f(e.f1 ?? 0)).join(', ')}).`
+    ? `distilled by \`runDistill\` (what \`fleetml distill\` runs) on a folder of ${o.train} rendered ${o.crop}×${o.crop} PNG crops (lines of MNIST digits, glyphs 16–56 px as on the pages): ${o.epochs} epochs, batch ${o.batch}, Adam ${o.lr} cosine, per-pixel BCE against the teacher's probabilities${o.dice > 0 ? ` plus ${o.dice} × soft Dice` : ''}${o.hardWeight > 0 ? ` plus ${o.hardWeight} × BCE against the teacher's map binarised at ${DENSE_THRESHOLD}` : ''}; ${training.seconds.toFixed(0)} s, ${training.summary.samplesPerSecond} crops/s; best epoch ${training.summary.bestEpoch} by F1 on 16 validation crops (${training.epochs.map((e) => f(e.f1 ?? 0)).join(', ')}).`
     : `student ${from ? `from checkpoint ${from}` : 'reused from an earlier run of this script (--reuse)'}.`,
   'Training on crops is legitimate for a fully convolutional detector: the exported student keeps the free height and width and runs on whole pages.',
   quantized

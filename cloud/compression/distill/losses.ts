@@ -2,6 +2,7 @@ import { FleetError } from '../../../shared/errors/index.js';
 import { attr, makeNode } from '../onnx/build.js';
 import { floatTensor, int64Tensor } from '../onnx/tensor.js';
 import type { NodeProto, TensorProto } from '../onnx/types.js';
+import { DENSE_THRESHOLD } from './agreement.js';
 import { hardTargetTerm, type NodeMaker } from './sequence-hard.js';
 
 export interface LossOptions {
@@ -42,10 +43,11 @@ export interface LossOptions {
   /** Sequences only: index of the CTC blank class; default 0 (PaddleOCR). */
   blankClass?: number;
   /**
-   * Sequences only: weight of a hard-label term added to the soft one, the cross-entropy to the
+   * Weight of a hard-label term added to the soft one. Sequences: the cross-entropy to the
    * teacher's argmax class at every timestep, timesteps weighted as the KL is (blankWeight where
    * the teacher's argmax is the blank, 1 on characters), Σ w · CE / Σ w (see sequence-hard.ts).
-   * Default 0 (soft targets alone).
+   * Sigmoid maps: per-pixel BCE against the teacher's map binarised at DENSE_THRESHOLD, the
+   * threshold the map's F1 is judged at. Default 0 (soft targets alone).
    */
   hardWeight?: number;
 }
@@ -130,6 +132,7 @@ export function buildLoss(
     );
     terms.push(n('Mul', [bce, constant('bce_weight', alpha)], 'bce_weighted'));
     if ((o.dice ?? 0) > 0) terms.push(diceTerm(z, o.dice!, n, constant));
+    if (o.hardWeight !== undefined && o.hardWeight !== 0) terms.push(denseHardTerm(softplus, z, o.hardWeight, n, constant));
   } else if (usesTeacher && alpha > 0) {
     const t = constant('temperature', o.temperature);
     const axis = task === 'sequence' ? -1 : task === 'dense' ? 1 : -1;
@@ -147,7 +150,8 @@ export function buildLoss(
         : mean(rowSum(klTerms, 'kl_rows'), 'kl');
     terms.push(n('Mul', [kl, constant('kl_weight', alpha * o.temperature * o.temperature)], 'kl_weighted'));
   }
-  if (usesTeacher && alpha > 0 && o.hardWeight !== undefined && o.hardWeight !== 0)
+  const sigmoidMap = task === 'dense' && options.denseChannels === 1;
+  if (usesTeacher && alpha > 0 && !sigmoidMap && o.hardWeight !== undefined && o.hardWeight !== 0)
     terms.push(hardTerm(n, constant, initializers, logits, o, task));
   if (alpha < 1) {
     if (task !== 'classes')
@@ -212,6 +216,30 @@ function hardTerm(
     blankWeight: o.blankWeight ?? 1,
     blankClass: o.blankClass ?? 0,
   });
+}
+
+/**
+ * weight · mean over pixels of BCE(1[p_teacher > DENSE_THRESHOLD], sigmoid(z)) = softplus(z) − y·z.
+ * Soft BCE barely pulls a boundary pixel the teacher holds at 0.35 when the student says 0.25
+ * (gradient 0.1), yet that pixel flips the binarised map; against the binarised target the pull
+ * is 0.75, while pixels far from the threshold (p ≈ 0 or 1) get almost the same target as before.
+ * The binarisation reads the teacher's side only, so no gradient flows through it.
+ */
+function denseHardTerm(
+  softplus: string,
+  z: string,
+  weight: number,
+  n: NodeMaker,
+  constant: (name: string, value: number) => string,
+): string {
+  if (!(weight >= 0 && Number.isFinite(weight)))
+    throw new FleetError('INPUT_INVALID', `hard-label weight must be a number ≥ 0, got ${weight}`);
+  const above = n('Greater', [LOSS_INPUTS.teacherLogits, constant('hard_threshold', DENSE_THRESHOLD)], 'hard_above');
+  // Where over two constants rather than Cast: the constants follow the graph's float type.
+  const y = n('Where', [above, constant('hard_fg', 1), constant('hard_bg', 0)], 'hard_target');
+  const terms = n('Sub', [softplus, n('Mul', [y, z], 'hard_yz')], 'hard_bce_terms');
+  const bce = n('ReduceMean', [terms], 'hard_bce', [attr.int('keepdims', 0)]);
+  return n('Mul', [bce, constant('hard_weight', weight)], 'hard_weighted');
 }
 
 /** Soft Dice loss between sigmoid(z) and the teacher's probabilities, over the whole batch, × weight. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { binaryF1, ctcGreedy } from '../../../../../cloud/compression/distill/agreement.js';
+import { binaryF1, ctcGreedy, DENSE_THRESHOLD } from '../../../../../cloud/compression/distill/agreement.js';
 import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff/gradcheck.js';
 import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { shrinkModel } from '../../../../../cloud/compression/distill/students/shrink.js';
@@ -149,6 +149,49 @@ describe('task-aware distillation losses', () => {
     const result = await gradientCheck({
       nodes: graph.nodes,
       inputs: [{ name: 'z', shape: [2, 1, 4, 4], values: Array.from(random(32, 8, 3)) }],
+      constants: (dt) => [
+        makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 1, 4, 4], teacher),
+        ...graph.initializers.map((t) =>
+          t.dataType === DataType.FLOAT
+            ? makeTensor(t.name!, dt, t.dims!.map(Number), [...tensorFloats(t)])
+            : t,
+        ),
+      ],
+      output: graph.loss,
+    });
+    expect(result.checked).toBeGreaterThan(0);
+    expect(result.maxRelativeError).toBeLessThan(result.dtype === 'float64' ? 1e-5 : 2e-2);
+  });
+
+  it('dense sigmoid maps with hard labels: BCE + weight · BCE against the teacher map binarised at 0.3', async () => {
+    const B = 2;
+    const x = random(B * 64, 6);
+    const teacherP = await outputs(mapModel(1), x, B);
+    const studentModel = mapModel(11);
+    const s = await outputs(studentModel, x, B);
+    let bce = 0;
+    let hard = 0;
+    let foreground = 0;
+    for (let i = 0; i < s.length; i++) {
+      bce -= teacherP[i] * Math.log(s[i]) + (1 - teacherP[i]) * Math.log(1 - s[i]);
+      const y = teacherP[i] > DENSE_THRESHOLD ? 1 : 0;
+      foreground += y;
+      hard -= y * Math.log(s[i]) + (1 - y) * Math.log(1 - s[i]);
+    }
+    // Both classes present, and the binarised target really differs from the soft one.
+    expect(foreground).toBeGreaterThan(0);
+    expect(foreground).toBeLessThan(s.length);
+    expect(Math.abs(hard - bce) / s.length).toBeGreaterThan(0.01);
+    const loss = await firstLoss(studentModel, x, teacherP, [1, 8, 8], 'dense', B, { hardWeight: 0.7 });
+    expect(loss).toBeCloseTo(bce / s.length + (0.7 * hard) / s.length, 4);
+  });
+
+  it('the sigmoid-map hard-label term has the gradient finite differences give', async () => {
+    const graph = buildLoss('z', { mode: 'soft', task: 'dense', hardWeight: 1.5, denseChannels: 1 });
+    const teacher = Array.from(random(32, 12), (v) => (v + 1) / 2);
+    const result = await gradientCheck({
+      nodes: graph.nodes,
+      inputs: [{ name: 'z', shape: [2, 1, 4, 4], values: Array.from(random(32, 13, 3)) }],
       constants: (dt) => [
         makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 1, 4, 4], teacher),
         ...graph.initializers.map((t) =>
