@@ -132,7 +132,8 @@ export function buildLoss(
     );
     terms.push(n('Mul', [bce, constant('bce_weight', alpha)], 'bce_weighted'));
     if ((o.dice ?? 0) > 0) terms.push(diceTerm(z, o.dice!, n, constant));
-    if (o.hardWeight !== undefined && o.hardWeight !== 0) terms.push(denseHardTerm(softplus, z, o.hardWeight, n, constant));
+    if (o.hardWeight !== undefined && o.hardWeight !== 0)
+      terms.push(denseHardTerm(softplus, z, o.hardWeight, n, constant));
   } else if (usesTeacher && alpha > 0) {
     const t = constant('temperature', o.temperature);
     const axis = task === 'sequence' ? -1 : task === 'dense' ? 1 : -1;
@@ -234,7 +235,11 @@ function denseHardTerm(
 ): string {
   if (!(weight >= 0 && Number.isFinite(weight)))
     throw new FleetError('INPUT_INVALID', `hard-label weight must be a number ≥ 0, got ${weight}`);
-  const above = n('Greater', [LOSS_INPUTS.teacherLogits, constant('hard_threshold', DENSE_THRESHOLD)], 'hard_above');
+  const above = n(
+    'Greater',
+    [LOSS_INPUTS.teacherLogits, constant('hard_threshold', DENSE_THRESHOLD)],
+    'hard_above',
+  );
   // Where over two constants rather than Cast: the constants follow the graph's float type.
   const y = n('Where', [above, constant('hard_fg', 1), constant('hard_bg', 0)], 'hard_target');
   const terms = n('Sub', [softplus, n('Mul', [y, z], 'hard_yz')], 'hard_bce_terms');
