@@ -16,22 +16,34 @@ export function markdownTable(header: string[], rows: Array<Array<string | numbe
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-/** Replaces (or appends) the `## <title>` section. */
-export async function writeBenchmarkSection(title: string, body: string): Promise<void> {
+/**
+ * Replaces (or appends) the `## <title>` section's own text, up to its first `###` subsection
+ * or the next `##` section: subsections written by hand (how a model was trained, A/B runs)
+ * survive a rerun with `--write`.
+ */
+export async function writeBenchmarkSection(
+  title: string,
+  body: string,
+  file: string | URL = FILE,
+): Promise<void> {
   let text = '';
   try {
-    text = await readFile(FILE, 'utf8');
+    text = await readFile(file, 'utf8');
   } catch {
     text = '# Benchmarks\n';
   }
+  await writeFile(file, replaceSection(text, title, body));
+}
+
+/** `text` with the body of `## <title>` replaced (see writeBenchmarkSection). */
+export function replaceSection(text: string, title: string, body: string): string {
   const heading = `## ${title}`;
   const section = `${heading}\n\n${body.trim()}\n`;
-  const start = text.indexOf(`${heading}\n`);
-  if (start < 0) {
-    text = `${text.trimEnd()}\n\n${section}`;
-  } else {
-    const next = text.indexOf('\n## ', start + heading.length);
-    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next + 1));
-  }
-  await writeFile(FILE, text.endsWith('\n') ? text : `${text}\n`);
+  const found = text.startsWith(`${heading}\n`) ? 0 : text.indexOf(`\n${heading}\n`);
+  if (found < 0) return `${text.trimEnd()}\n\n${section}`;
+  const start = found === 0 && text.startsWith(heading) ? 0 : found + 1;
+  const after = start + heading.length;
+  const next = /\n###? /.exec(text.slice(after));
+  const out = text.slice(0, start) + section + (next ? `\n${text.slice(after + next.index + 1)}` : '');
+  return out.endsWith('\n') ? out : `${out}\n`;
 }
