@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff/gradcheck.js';
-import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
+import { buildLoss, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
 import { toTargets } from '../../../../../cloud/compression/distill/task.js';
 import { ModelRunner } from '../../../../../cloud/compression/distill/teacher.js';
 import { TrainingSession } from '../../../../../cloud/compression/distill/train-session.js';
 import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
-import { floatTensor, makeTensor, tensorFloats } from '../../../../../cloud/compression/onnx/tensor.js';
-import { DataType, type ModelProto } from '../../../../../cloud/compression/onnx/types.js';
+import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
+import type { ModelProto } from '../../../../../cloud/compression/onnx/types.js';
 import { createRng } from '../../../../../shared/random.js';
+import { expectLossGradient } from '../../../../support/loss-gradcheck.js';
 
 const random = (n: number, seed: number, scale = 1) => {
   const rng = createRng(seed);
@@ -99,29 +99,13 @@ describe('sequence loss: hard labels (teacher argmax per timestep)', () => {
   });
 
   it('has the gradient finite differences give', async () => {
-    const graph = buildLoss('z', {
-      mode: 'soft',
-      task: 'sequence',
-      temperature: 1,
-      blankWeight: 0.5,
-      hardWeight: 2,
-    });
     const teacher = Array.from(random(2 * 3 * 5, 9, 3));
-    const result = await gradientCheck({
-      nodes: graph.nodes,
-      inputs: [{ name: 'z', shape: [2, 3, 5], values: Array.from(random(30, 8, 2)) }],
-      constants: (dt) => [
-        makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 3, 5], teacher),
-        ...graph.initializers.map((t) =>
-          t.dataType === DataType.FLOAT
-            ? makeTensor(t.name!, dt, t.dims!.map(Number), [...tensorFloats(t)])
-            : t,
-        ),
-      ],
-      output: graph.loss,
-    });
-    expect(result.checked).toBeGreaterThan(0);
-    expect(result.maxRelativeError).toBeLessThan(result.dtype === 'float64' ? 1e-5 : 2e-2);
+    await expectLossGradient(
+      { mode: 'soft', task: 'sequence', temperature: 1, blankWeight: 0.5, hardWeight: 2 },
+      [2, 3, 5],
+      teacher,
+      Array.from(random(30, 8, 2)),
+    );
   });
 
   it('refuses a negative weight and class or map outputs with a coded error', () => {

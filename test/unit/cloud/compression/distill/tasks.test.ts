@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { binaryF1, ctcGreedy, DENSE_THRESHOLD } from '../../../../../cloud/compression/distill/agreement.js';
-import { gradientCheck } from '../../../../../cloud/compression/distill/autodiff/gradcheck.js';
-import { buildLoss, LOSS_INPUTS, type LossOptions } from '../../../../../cloud/compression/distill/losses.js';
+import type { LossOptions } from '../../../../../cloud/compression/distill/losses.js';
 import { shrinkModel } from '../../../../../cloud/compression/distill/students/shrink.js';
 import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
 import {
@@ -16,9 +15,10 @@ import { trainStudent } from '../../../../../cloud/compression/distill/trainer.j
 import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
 import { upgradeOpset } from '../../../../../cloud/compression/onnx/opset.js';
-import { floatTensor, makeTensor, tensorFloats } from '../../../../../cloud/compression/onnx/tensor.js';
-import { DataType, type ModelProto } from '../../../../../cloud/compression/onnx/types.js';
+import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
+import type { ModelProto } from '../../../../../cloud/compression/onnx/types.js';
 import { createRng } from '../../../../../shared/random.js';
+import { expectLossGradient } from '../../../../support/loss-gradcheck.js';
 
 const random = (n: number, seed: number, scale = 1) => {
   const rng = createRng(seed);
@@ -144,23 +144,13 @@ describe('task-aware distillation losses', () => {
   });
 
   it('the sigmoid-map loss with Dice has the gradient finite differences give', async () => {
-    const graph = buildLoss('z', { mode: 'soft', task: 'dense', dice: 2, denseChannels: 1 });
     const teacher = Array.from(random(32, 9), (v) => (v + 1) / 2);
-    const result = await gradientCheck({
-      nodes: graph.nodes,
-      inputs: [{ name: 'z', shape: [2, 1, 4, 4], values: Array.from(random(32, 8, 3)) }],
-      constants: (dt) => [
-        makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 1, 4, 4], teacher),
-        ...graph.initializers.map((t) =>
-          t.dataType === DataType.FLOAT
-            ? makeTensor(t.name!, dt, t.dims!.map(Number), [...tensorFloats(t)])
-            : t,
-        ),
-      ],
-      output: graph.loss,
-    });
-    expect(result.checked).toBeGreaterThan(0);
-    expect(result.maxRelativeError).toBeLessThan(result.dtype === 'float64' ? 1e-5 : 2e-2);
+    await expectLossGradient(
+      { mode: 'soft', task: 'dense', dice: 2, denseChannels: 1 },
+      [2, 1, 4, 4],
+      teacher,
+      [...random(32, 8, 3)],
+    );
   });
 
   it('dense sigmoid maps with hard labels: BCE + weight · BCE against the teacher map binarised at 0.3', async () => {
@@ -187,23 +177,13 @@ describe('task-aware distillation losses', () => {
   });
 
   it('the sigmoid-map hard-label term has the gradient finite differences give', async () => {
-    const graph = buildLoss('z', { mode: 'soft', task: 'dense', hardWeight: 1.5, denseChannels: 1 });
     const teacher = Array.from(random(32, 12), (v) => (v + 1) / 2);
-    const result = await gradientCheck({
-      nodes: graph.nodes,
-      inputs: [{ name: 'z', shape: [2, 1, 4, 4], values: Array.from(random(32, 13, 3)) }],
-      constants: (dt) => [
-        makeTensor(LOSS_INPUTS.teacherLogits, dt, [2, 1, 4, 4], teacher),
-        ...graph.initializers.map((t) =>
-          t.dataType === DataType.FLOAT
-            ? makeTensor(t.name!, dt, t.dims!.map(Number), [...tensorFloats(t)])
-            : t,
-        ),
-      ],
-      output: graph.loss,
-    });
-    expect(result.checked).toBeGreaterThan(0);
-    expect(result.maxRelativeError).toBeLessThan(result.dtype === 'float64' ? 1e-5 : 2e-2);
+    await expectLossGradient(
+      { mode: 'soft', task: 'dense', hardWeight: 1.5, denseChannels: 1 },
+      [2, 1, 4, 4],
+      teacher,
+      [...random(32, 13, 3)],
+    );
   });
 
   it('sequences: the loss is T² · KL per timestep, averaged over samples and timesteps', async () => {
