@@ -124,76 +124,6 @@ function transposeGeometry(ctx: GradContext, kernel: number[]): WindowGeometry {
   };
 }
 
-/**
- * dX of a convolution: the transposed convolution of dY with the same weights (W's layout
- * [C_out, C_in/g, k...] is exactly ConvTranspose's [C_in', C_out'/g, k...]).
- */
-function transposedInputGradient(
-  ctx: GradContext,
-  dy: string,
-  w: string,
-  xs: number[],
-  ys: number[],
-  g: WindowGeometry,
-  group: number,
-): string {
-  const { pads, outputPadding } = transposedPads(g, xs.slice(2), ys.slice(2));
-  return ctx.op(
-    'ConvTranspose',
-    [dy, w],
-    [
-      attr.ints('strides', g.strides),
-      attr.ints('dilations', g.dilations),
-      attr.ints('pads', pads),
-      attr.ints('output_padding', outputPadding),
-      attr.int('group', group),
-    ],
-  );
-}
-
-/**
- * dX of a depthwise convolution at stride 1, as a depthwise Conv of dY with the kernel flipped
- * in space: dX[i] = Σ_k dY[i + p_begin − k·d] · W[k] is a convolution with W reversed and pads
- * (K − 1)·d − p on each side. Same values as the transposed convolution, but onnxruntime runs
- * a depthwise Conv with its vectorised kernel and a depthwise ConvTranspose as one small GEMM per
- * channel (1.3–2.5× slower on the PaddleOCR models' 3×3 and 5×5 layers). Undefined where the
- * rewrite does not apply (strided, not depthwise, or pads wider than the dilated kernel).
- */
-function depthwiseInputGradient(
-  ctx: GradContext,
-  dy: string,
-  w: string,
-  xs: number[],
-  ws: number[],
-  g: WindowGeometry,
-  group: number,
-): string | undefined {
-  const depthwise = group > 1 && group === xs[1] && ws[0] === group && ws[1] === 1;
-  if (!depthwise || g.strides.some((s) => s !== 1)) return undefined;
-  const reach = ws.slice(2).map((k, i) => (k - 1) * g.dilations[i]);
-  const padsBegin = reach.map((r, i) => r - g.padsBegin[i]);
-  const padsEnd = reach.map((r, i) => r - g.padsEnd[i]);
-  if ([...padsBegin, ...padsEnd].some((p) => p < 0)) return undefined;
-  const spatial = ws.slice(2).map((_, i) => i + 2);
-  // Slice with step −1 from the last element to before the first reverses each spatial axis.
-  const flipped = ctx.op('Slice', [
-    w,
-    ctx.int64s(spatial.map(() => -1)),
-    ctx.int64s(ws.slice(2).map((k) => -k - 1)),
-    ctx.int64s(spatial),
-    ctx.int64s(spatial.map(() => -1)),
-  ]);
-  return ctx.op(
-    'Conv',
-    [dy, flipped],
-    [
-      attr.ints('dilations', g.dilations),
-      attr.ints('pads', [...padsBegin, ...padsEnd]),
-      attr.int('group', group),
-    ],
-  );
-}
-
 export const CONV_RULES: Record<string, GradRule> = {
   Conv: {
     differentiable: [0, 1, 2],
@@ -209,10 +139,22 @@ export const CONV_RULES: Record<string, GradRule> = {
       const spatial = Array.from({ length: xs.length - 2 }, (_, i) => i + 2);
 
       let dx: string | undefined;
-      if (ctx.needs(0))
-        dx =
-          depthwiseInputGradient(ctx, dy, w, xs, ws, g, group) ??
-          transposedInputGradient(ctx, dy, w, xs, ys, g, group);
+      if (ctx.needs(0)) {
+        // dX is the transposed convolution of dY with the same weights (W's layout
+        // [C_out, C_in/g, k...] is exactly ConvTranspose's [C_in', C_out'/g, k...]).
+        const { pads, outputPadding } = transposedPads(g, xs.slice(2), ys.slice(2));
+        dx = ctx.op(
+          'ConvTranspose',
+          [dy, w],
+          [
+            attr.ints('strides', g.strides),
+            attr.ints('dilations', g.dilations),
+            attr.ints('pads', pads),
+            attr.ints('output_padding', outputPadding),
+            attr.int('group', group),
+          ],
+        );
+      }
       const dw = ctx.needs(1)
         ? convWeightGradient(ctx, { name: x, shape: xs }, { name: dy, shape: ys }, ws, g, group)
         : undefined;
