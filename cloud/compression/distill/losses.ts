@@ -115,7 +115,11 @@ export function buildLoss(
   const terms: string[] = [];
   const usesTeacher = o.mode !== 'hard';
   const alpha = o.mode === 'soft' ? 1 : o.mode === 'hard' ? 0 : o.alpha;
-  if (usesTeacher && alpha > 0 && task === 'dense' && options.denseChannels === 1) {
+  const sigmoidMap = task === 'dense' && options.denseChannels === 1;
+  const hardWeight = o.hardWeight ?? 0;
+  if (!(hardWeight >= 0 && Number.isFinite(hardWeight)))
+    throw new FleetError('INPUT_INVALID', `hard-label weight must be a number ≥ 0, got ${hardWeight}`);
+  if (usesTeacher && alpha > 0 && sigmoidMap) {
     // Sigmoid maps: mean over pixels of BCE(p_teacher, sigmoid(z)) = softplus(z) − p·z + const,
     // with softplus(z) = relu(z) + log(1 + exp(−|z|)) (stable for large |z|).
     const z = logits;
@@ -132,8 +136,7 @@ export function buildLoss(
     );
     terms.push(n('Mul', [bce, constant('bce_weight', alpha)], 'bce_weighted'));
     if ((o.dice ?? 0) > 0) terms.push(diceTerm(z, o.dice!, n, constant));
-    if (o.hardWeight !== undefined && o.hardWeight !== 0)
-      terms.push(denseHardTerm(softplus, z, o.hardWeight, n, constant));
+    if (hardWeight > 0) terms.push(denseHardTerm(softplus, z, hardWeight, n, constant));
   } else if (usesTeacher && alpha > 0) {
     const t = constant('temperature', o.temperature);
     const axis = task === 'sequence' ? -1 : task === 'dense' ? 1 : -1;
@@ -151,8 +154,7 @@ export function buildLoss(
         : mean(rowSum(klTerms, 'kl_rows'), 'kl');
     terms.push(n('Mul', [kl, constant('kl_weight', alpha * o.temperature * o.temperature)], 'kl_weighted'));
   }
-  const sigmoidMap = task === 'dense' && options.denseChannels === 1;
-  if (usesTeacher && alpha > 0 && !sigmoidMap && o.hardWeight !== undefined && o.hardWeight !== 0)
+  if (usesTeacher && alpha > 0 && !sigmoidMap && hardWeight > 0)
     terms.push(hardTerm(n, constant, initializers, logits, o, task));
   if (alpha < 1) {
     if (task !== 'classes')
@@ -233,8 +235,6 @@ function denseHardTerm(
   n: NodeMaker,
   constant: (name: string, value: number) => string,
 ): string {
-  if (!(weight >= 0 && Number.isFinite(weight)))
-    throw new FleetError('INPUT_INVALID', `hard-label weight must be a number ≥ 0, got ${weight}`);
   const above = n(
     'Greater',
     [LOSS_INPUTS.teacherLogits, constant('hard_threshold', DENSE_THRESHOLD)],

@@ -18,6 +18,7 @@ export interface HardTargetSettings {
   logits: string;
   /** int64 [1] initializer holding the class axis (2). */
   classAxis: string;
+  /** ≥ 0, checked by buildLoss. */
   weight: number;
   blankWeight: number;
   blankClass: number;
@@ -37,8 +38,6 @@ export function hardTargetTerm(
   initializers: TensorProto[],
   s: HardTargetSettings,
 ): string {
-  if (!(s.weight >= 0 && Number.isFinite(s.weight)))
-    throw new FleetError('INPUT_INVALID', `hard-label weight must be a number ≥ 0, got ${s.weight}`);
   if (!(s.blankWeight >= 0))
     throw new FleetError('INPUT_INVALID', `blank weight must be a number ≥ 0, got ${s.blankWeight}`);
   initializers.push(
