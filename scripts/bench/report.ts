@@ -2,13 +2,37 @@
  * Writes one benchmark's section into BENCHMARKS.md, replacing the previous figures of the
  * same section and leaving the others alone.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 
 const FILE = new URL('../../BENCHMARKS.md', import.meta.url);
 
 export function machineLine(): string {
-  return `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}`;
+  const isa = vectorIsa(cpuFlags());
+  const cpu = [cpus()[0]?.model ?? 'unknown CPU', isa].filter(Boolean).join(', ');
+  return `${cpus().length} cores (${cpu}), Node ${process.version}`;
+}
+
+/**
+ * The vector instructions that decide onnxruntime's kernels: hosts that share a CPU name
+ * ("AMD EPYC") differ here, and INT8 only beats float where VNNI is there, so a figure
+ * without them cannot be compared with another run's.
+ */
+export function vectorIsa(flags: ReadonlySet<string>): string {
+  if (flags.size === 0) return '';
+  const width = flags.has('avx512f') ? 'AVX-512' : flags.has('avx2') ? 'AVX2' : 'no AVX2';
+  const vnni = flags.has('avx512_vnni') || flags.has('avx_vnni') ? 'VNNI' : 'no VNNI';
+  return `${width}, ${vnni}`;
+}
+
+function cpuFlags(): ReadonlySet<string> {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m);
+    return new Set(line ? line[1].trim().split(/\s+/) : []);
+  } catch {
+    return new Set(); // not Linux: the CPU name alone
+  }
 }
 
 export function markdownTable(header: string[], rows: Array<Array<string | number>>): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { replaceSection } from '../../../scripts/bench/report.js';
+import { replaceSection, vectorIsa } from '../../../scripts/bench/report.js';
 
 // A `--write` rerun used to replace a section together with its hand-written subsections, and
 // glued the next heading to the new table (no blank line).
@@ -37,5 +37,16 @@ describe('BENCHMARKS.md sections', () => {
     const out = replaceSection(doc, 'C', 'figures of C');
     expect(out).toBe(`${doc.trimEnd()}\n\n## C\n\nfigures of C\n`);
     expect(replaceSection('## AB\n\nab\n', 'A', 'a')).toBe('## AB\n\nab\n\n## A\n\na\n');
+  });
+});
+
+// Two hosts both named "AMD EPYC" gave INT8/FP32 ×1.01 and ×0.65 for the same detector: the
+// machine line names the vector instructions so that such figures are not compared blindly.
+describe('the machine line', () => {
+  it('names the vector width and whether VNNI is there', () => {
+    expect(vectorIsa(new Set(['fpu', 'avx2', 'fma']))).toBe('AVX2, no VNNI');
+    expect(vectorIsa(new Set(['avx2', 'avx512f', 'avx512_vnni']))).toBe('AVX-512, VNNI');
+    expect(vectorIsa(new Set(['avx2', 'avx_vnni']))).toBe('AVX2, VNNI');
+    expect(vectorIsa(new Set())).toBe('');
   });
 });
