@@ -36,6 +36,7 @@ import { ModelRunner } from '../../cloud/compression/distill/teacher.js';
 import { measureLatency } from '../../cloud/compression/evaluate/latency.js';
 import { median } from '../../cloud/compression/evaluate/metrics.js';
 import { constantsToInitializers } from '../../cloud/compression/onnx/constants.js';
+import { fuseForInference } from '../../cloud/compression/onnx/fuse-conv-activation.js';
 import { loadModel, saveModel } from '../../cloud/compression/onnx/io.js';
 import { encodeModel } from '../../cloud/compression/onnx/proto.js';
 import type { ModelProto } from '../../cloud/compression/onnx/types.js';
@@ -222,9 +223,18 @@ const from = args.includes('--student-from') ? args[args.indexOf('--student-from
 if (from) {
   // A checkpoint of an interrupted run: checkpoints keep the training crop size; free it again.
   await saveModel(withInputOf(await loadModel(from), await loadModel(DET)), paths.student);
-  await rm(paths.int8, { force: true });
 }
 const reuse = (from !== undefined || args.includes('--reuse')) && existsSync(paths.student);
+if (reuse) {
+  // Checkpoints, and students written before runDistill fused them, get the form runDistill
+  // delivers (Conv scale/shift folded, one HardSwish); their INT8 model is made again from it.
+  const fused = fuseForInference(await loadModel(paths.student));
+  if (fused.folded || fused.hardSwish) {
+    log(`student brought to the delivered form: ${fused.folded} folds, ${fused.hardSwish} HardSwish`);
+    await saveModel(fused.model, paths.student);
+    await rm(paths.int8, { force: true });
+  }
+}
 const training = reuse ? undefined : await distill();
 if (args.includes('--train-only')) process.exit(0);
 const quantized = reuse && existsSync(paths.int8) ? undefined : await quantize();

@@ -1,6 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import { FleetError } from '../../../shared/errors/index.js';
 import { constantsToInitializers } from '../onnx/constants.js';
+import { fuseForInference } from '../onnx/fuse-conv-activation.js';
 import { loadModel, saveModel } from '../onnx/io.js';
 import { upgradeOpset } from '../onnx/opset.js';
 import type { ModelProto } from '../onnx/types.js';
@@ -81,7 +82,8 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
     prepareCheckpoint: released,
   });
   progress.stop();
-  const bytes = await saveModel(released(result.model), request.output);
+  // Delivered with exporters' decomposed pieces fused (checkpoints stay as trained).
+  const bytes = await saveModel(fuseForInference(released(result.model)).model, request.output);
   return {
     accuracy: result.accuracy ?? null,
     agreement: result.agreement ?? null,

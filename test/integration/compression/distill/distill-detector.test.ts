@@ -105,6 +105,23 @@ describe('fleetml distill --student shrink:0.5 on the PaddleOCR detector', () =>
     });
     expect(result.agreement).toBeGreaterThan(before.agreement! + 0.05);
 
+    // Delivered fused (Conv scale/shift folded, one HardSwish for paddle2onnx's four ops), and the
+    // fused model scores what training reported for its best epoch.
+    const written = await loadModel(out);
+    const ops = new Set(written.graph.node.map((n) => n.opType));
+    expect(ops.has('HardSwish') && !ops.has('Clip')).toBe(true);
+    const delivered = await evaluate(
+      pinSampleShape(written, val.sampleShape),
+      { ...val, y: undefined },
+      teacherMaps,
+      1,
+      {
+        intraOpThreads: 2,
+        task: 'dense',
+      },
+    );
+    expect(delivered.agreement!).toBeCloseTo(result.agreement!, 3);
+
     // Trained at 96×96, the student runs at another size, as the teacher does.
     expect(staticSampleShape(await loadModel(out))).toBeUndefined();
     const session = await createSession(await readFile(out), { intraOpThreads: 2, allowSpinning: false });
