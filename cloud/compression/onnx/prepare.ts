@@ -1,6 +1,7 @@
 import { constantsToInitializers } from './constants.js';
 import { bypassNode, cloneModel, pruneGraph, sortGraph } from './edit.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
+import { foldConvAffine } from './fuse-conv-activation.js';
 import { upgradeOpset } from './opset.js';
 import { foldConstants, inferShapes, type OrtTensor, ort } from './ort-eval.js';
 import { DataType, type ModelProto } from './types.js';
@@ -8,7 +9,10 @@ import { DataType, type ModelProto } from './types.js';
 export interface PrepareOptions {
   /** Default-domain opset to upgrade to; default 13 (per-channel Q/DQ, axes as inputs). */
   opset?: number;
-  /** Fold BatchNormalization into Conv/ConvTranspose/Gemm; default true. */
+  /**
+   * Fold BatchNormalization into Conv/ConvTranspose/Gemm, and a constant scale or shift after a
+   * Conv into it (paddle2onnx's affine blocks), so no Q/DQ pair sits between them; default true.
+   */
   foldBatchNorm?: boolean;
 }
 
@@ -19,6 +23,8 @@ export interface PrepareReport {
   constantsMoved: number;
   constantsFolded: number;
   batchNormsFolded: number;
+  /** Constant Mul/Add nodes after a Conv folded into its weights and bias. */
+  convAffinesFolded: number;
   identitiesRemoved: number;
 }
 
@@ -48,12 +54,20 @@ export async function prepareModel(
   await inferShapes(model, sample);
   const fromOpset = upgradeOpset(model, o.opset);
   const batchNormsFolded = o.foldBatchNorm ? foldBatchNorm(model.graph) : 0;
+  const convAffinesFolded = o.foldBatchNorm ? foldConvAffine(model.graph) : 0;
   pruneGraph(model.graph);
   sortGraph(model.graph);
   await inferShapes(model, sample);
   return {
     model,
-    report: { fromOpset, constantsMoved, constantsFolded, batchNormsFolded, identitiesRemoved },
+    report: {
+      fromOpset,
+      constantsMoved,
+      constantsFolded,
+      batchNormsFolded,
+      convAffinesFolded,
+      identitiesRemoved,
+    },
   };
 }
 

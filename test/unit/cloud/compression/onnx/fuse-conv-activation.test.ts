@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
 import { fuseForInference } from '../../../../../cloud/compression/onnx/fuse-conv-activation.js';
 import { runOnce } from '../../../../../cloud/compression/onnx/ort-eval.js';
+import { prepareModel } from '../../../../../cloud/compression/onnx/prepare.js';
 import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../../../../../cloud/compression/onnx/types.js';
 import { ort } from '../../../../../cloud/compression/runtime/ort.js';
@@ -77,5 +78,14 @@ describe('fusing what exporters decompose around convolutions', () => {
     const relu6 = affineHardSwish();
     relu6.graph.initializer!.find((t) => t.name === 'six')!.rawData = floatTensor('six', [], [5]).rawData;
     expect(fuseForInference(relu6).hardSwish).toBe(0);
+  });
+
+  it('quantization starts from the folded Conv too, so no Q/DQ pair sits between Conv and scale', async () => {
+    const model = affineHardSwish();
+    const x = new ort.Tensor('float32', randn(72), [1, 2, 6, 6]);
+    const { model: prepared, report } = await prepareModel(model, { x });
+    expect(report.convAffinesFolded).toBe(2);
+    expect(prepared.graph.node.map((n) => n.opType)).toEqual(['Conv', 'Add', 'Clip', 'Mul', 'Div']);
+    await expectSameOutputs(model, prepared, ['y']);
   });
 });
