@@ -1,7 +1,7 @@
 /**
  * Latency of PaddleOCR's recogniser against its `shrink:0.5` student (issue 16, ≤ 0.6×), alone:
  * weights do not change latency, so the student is shrunk afresh (or read with --student) and
- * no training is needed. 2 threads, not spinning, 10 warm-up runs each, then 10 blocks of 20
+ * no training is needed; it is fused as `fleetml distill` writes it. 2 threads, not spinning, 10 warm-up runs each, then 10 blocks of 20
  * runs alternating teacher and student at 1×3×48×320; prints p50s, their ratio and the median
  * of paired run ratios. Prints only (the figure goes to BENCHMARKS.md by hand, with the load).
  *
@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { loadStudent } from '../../cloud/compression/distill/run.js';
+import { fuseForInference } from '../../cloud/compression/onnx/fuse-conv-activation.js';
 import { loadModel, saveModel } from '../../cloud/compression/onnx/io.js';
 
 const { values: args } = parseArgs({ options: { student: { type: 'string' } } });
@@ -31,7 +32,8 @@ if (!studentPath) {
     inputName: 'x',
     seed: 1,
   });
-  await saveModel(model, studentPath);
+  // Fused as `fleetml distill` writes its student (Conv scale/shift folded, one HardSwish).
+  await saveModel(fuseForInference(model).model, studentPath);
 }
 const options = {
   intraOpNumThreads: 2,

@@ -34,13 +34,33 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: TEST_POSTGRES });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
+    drop: () => dropDatabase(name),
   };
+}
+
+/**
+ * DROP DATABASE … WITH (FORCE), retried while the server refuses to end a session it will not
+ * let this role end: an autovacuum worker visiting the new database ("must be a member of the
+ * role whose process is being terminated", 42501) failed a CI run in teardown. It finishes in
+ * moments; so does a session still closing (55006).
+ */
+async function dropDatabase(name: string): Promise<void> {
+  const c = new pg.Client({ connectionString: TEST_POSTGRES });
+  await c.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        return;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (attempt >= 25 || (code !== '42501' && code !== '55006')) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  } finally {
+    await c.end();
+  }
 }
 
 /** The local cluster serving TEST_POSTGRES's port (what scripts/ci/postgres.sh starts), by `pg_lsclusters`. */
