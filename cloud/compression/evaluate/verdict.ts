@@ -2,11 +2,10 @@
  * "Never ship slower": a quantized model against its FP32 original, whole model, same feeds,
  * same session options, block-alternating runs with onnxruntime threads not spinning.
  */
-import { availableParallelism } from 'node:os';
 import { createRng, gaussian } from '../../../shared/random.js';
 import { decodeModel } from '../onnx/proto.js';
 import { DataType } from '../onnx/types.js';
-import { type OrtTensor, ort } from '../runtime/ort.js';
+import { intraOpThreadsFor, type OrtTensor, ort } from '../runtime/ort.js';
 import { measureLatency } from './latency.js';
 import { median } from './metrics.js';
 
@@ -138,7 +137,7 @@ export async function measureSpeedVerdicts(
   options: Partial<VerdictOptions> = {},
 ): Promise<SpeedVerdict[]> {
   const o = { ...DEFAULT_VERDICT_OPTIONS, ...options };
-  const threads = o.threads > 0 ? o.threads : availableParallelism();
+  const threads = intraOpThreadsFor(o.threads);
   const session = { threads, spinning: false, graphOptimizationLevel: 'all' as const };
   const models = [float, ...candidates];
   const probe = await measureLatency(models, feeds, { ...session, runs: 2, warmup: 1 });

@@ -13,25 +13,26 @@ import type { GraphProto, ModelProto, NodeProto, TensorProto } from './types.js'
  * Returns the number of folded nodes.
  */
 export function foldConvAffine(graph: GraphProto): number {
+  const index = new GraphIndex(graph);
   const names = new NameGenerator(graph);
   const removed = new Set<NodeProto>();
-  let count = 0;
   for (const conv of graph.node) {
     if (conv.opType !== 'Conv') continue;
-    // Fold one node at a time: the index is rebuilt as the graph changes under it.
-    for (;;) {
-      const index = new GraphIndex(graph);
-      const next = soleConsumer(index, conv.output[0]);
-      if (!next || removed.has(next) || (next.opType !== 'Mul' && next.opType !== 'Add')) break;
-      const weight = index.initializers.get(conv.input[1]);
-      const biasTensor = conv.input[2] ? index.initializers.get(conv.input[2]) : undefined;
-      if (!weight || (conv.input[2] && !biasTensor)) break;
-      const channels = Number(weight.dims![0]);
-      const other = next.input[0] === conv.output[0] ? next.input[1] : next.input[0];
+    const weight = index.initializers.get(conv.input[1]);
+    const biasTensor = conv.input[2] ? index.initializers.get(conv.input[2]) : undefined;
+    if (!weight || (conv.input[2] && !biasTensor)) continue;
+    const channels = Number(weight.dims![0]);
+    let w: Float32Array | undefined;
+    let bias: Float32Array | undefined;
+    // Follow the chain of constant Mul/Add nodes that alone read the Conv's output.
+    let output = conv.output[0];
+    for (let next = soleConsumer(index, output); next; next = soleConsumer(index, output)) {
+      if (next.opType !== 'Mul' && next.opType !== 'Add') break;
+      const other = next.input[0] === output ? next.input[1] : next.input[0];
       const constant = channelConstant(index.initializers.get(other), channels, weight.dims!.length);
       if (!constant) break;
-      const w = Float32Array.from(tensorFloats(weight));
-      const bias = biasTensor ? Float32Array.from(tensorFloats(biasTensor)) : new Float32Array(channels);
+      w ??= Float32Array.from(tensorFloats(weight));
+      bias ??= biasTensor ? Float32Array.from(tensorFloats(biasTensor)) : new Float32Array(channels);
       const inner = w.length / channels;
       for (let c = 0; c < channels; c++) {
         if (next.opType === 'Mul') {
@@ -39,21 +40,21 @@ export function foldConvAffine(graph: GraphProto): number {
           bias[c] *= constant[c];
         } else bias[c] += constant[c];
       }
-      const wName = names.next(`${conv.input[1]}_folded`);
-      const bName = names.next(`${conv.output[0]}_bias`);
-      graph.initializer!.push(
-        floatTensor(wName, weight.dims!.map(Number), w),
-        floatTensor(bName, [channels], bias),
-      );
-      conv.input[1] = wName;
-      conv.input[2] = bName;
-      conv.output[0] = next.output[0];
-      graph.node = graph.node.filter((n) => n !== next);
       removed.add(next);
-      count++;
+      output = next.output[0];
     }
+    if (!w || !bias) continue;
+    // New initializers: the originals may be shared with other layers.
+    conv.input[1] = names.next(`${conv.input[1]}_folded`);
+    conv.input[2] = names.next(`${output}_bias`);
+    graph.initializer!.push(
+      floatTensor(conv.input[1], weight.dims!.map(Number), w),
+      floatTensor(conv.input[2], [channels], bias),
+    );
+    conv.output[0] = output;
   }
-  return count;
+  graph.node = graph.node.filter((n) => !removed.has(n));
+  return removed.size;
 }
 
 /**
@@ -85,8 +86,9 @@ export function fuseHardSwish(graph: GraphProto): number {
   }
   if (!added.length) return 0;
   // Each HardSwish takes the place of its Div, so the order stays topological.
+  const byOutput = new Map(added.map((h) => [h.output[0], h]));
   graph.node = graph.node.flatMap((n) => {
-    const fused = added.find((h) => h.output[0] === n.output[0]);
+    const fused = byOutput.get(n.output[0]);
     return fused ? [fused] : removed.has(n) ? [] : [n];
   });
   return added.length;

@@ -41,6 +41,11 @@ export const DEFAULT_CLOUD_SESSION_OPTIONS: Required<
   logSeverityLevel: 3,
 };
 
+/** The intra-op thread count a session gets: the setting, or every core when it is 0. */
+export function intraOpThreadsFor(setting: number): number {
+  return setting > 0 ? setting : availableParallelism();
+}
+
 /** Creates a CPU session from model bytes; RUNTIME_LOAD with onnxruntime's reason on failure. */
 export async function createSession(
   bytes: Uint8Array,
@@ -50,7 +55,7 @@ export async function createSession(
   try {
     return await ort.InferenceSession.create(bytes, {
       executionProviders: ['cpu'],
-      intraOpNumThreads: o.intraOpThreads > 0 ? o.intraOpThreads : availableParallelism(),
+      intraOpNumThreads: intraOpThreadsFor(o.intraOpThreads),
       graphOptimizationLevel: o.graphOptimizationLevel,
       logSeverityLevel: o.logSeverityLevel,
       ...(o.optimizedModelFilePath ? { optimizedModelFilePath: o.optimizedModelFilePath } : {}),
