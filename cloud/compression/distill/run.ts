@@ -6,6 +6,7 @@ import { loadModel, saveModel } from '../onnx/io.js';
 import { upgradeOpset } from '../onnx/opset.js';
 import type { ModelProto } from '../onnx/types.js';
 import { type ImageOptions, loadTrainData } from './data.js';
+import { countParameters } from './export.js';
 import type { DistillTask } from './losses.js';
 import { parseShrink, shrinkModel } from './students/shrink.js';
 import { buildTemplate, parseTemplate } from './students/templates.js';
@@ -82,12 +83,14 @@ export async function runDistill(request: DistillRequest): Promise<DistillSummar
     prepareCheckpoint: released,
   });
   progress.stop();
-  // Delivered with exporters' decomposed pieces fused (checkpoints stay as trained).
-  const bytes = await saveModel(fuseForInference(released(result.model)).model, request.output);
+  // Delivered with exporters' decomposed pieces fused (checkpoints stay as trained); the
+  // summary counts what the written file holds (folded scales and shifts are gone).
+  const delivered = fuseForInference(released(result.model)).model;
+  const bytes = await saveModel(delivered, request.output);
   return {
     accuracy: result.accuracy ?? null,
     agreement: result.agreement ?? null,
-    parameters: result.parameters,
+    parameters: countParameters(delivered),
     bytes,
     samplesPerSecond: Math.round(result.samplesPerSecond),
     epochs: result.history.length,

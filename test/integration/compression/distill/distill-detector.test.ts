@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePng, loadImageFolder } from '../../../../cloud/compression/data/images.js';
 import { DETECTOR_IMAGES, textImagesRgba } from '../../../../cloud/compression/data/text-images.js';
+import { countParameters } from '../../../../cloud/compression/distill/export.js';
 import { loadStudent, pinSampleShape, staticSampleShape } from '../../../../cloud/compression/distill/run.js';
 import { ModelRunner } from '../../../../cloud/compression/distill/teacher.js';
 import { evaluate } from '../../../../cloud/compression/distill/trainer.js';
@@ -110,6 +111,7 @@ describe('fleetml distill --student shrink:0.5 on the PaddleOCR detector', () =>
     const written = await loadModel(out);
     const ops = new Set(written.graph.node.map((n) => n.opType));
     expect(ops.has('HardSwish') && !ops.has('Clip')).toBe(true);
+    expect(result.parameters).toBe(countParameters(written)); // what the file holds, after folding
     const delivered = await evaluate(
       pinSampleShape(written, val.sampleShape),
       { ...val, y: undefined },
