@@ -38,7 +38,8 @@ describe('compression jobs', () => {
         await api('GET', '/api/health');
         healthTimes.push(performance.now() - t0);
         const j = (await api('GET', `/api/jobs/${start.body.id}`)).body;
-        return j.status !== 'running' ? j : undefined;
+        // On PostgreSQL a job is 'queued' until a replica's poll claims it: wait for an end state.
+        return ['succeeded', 'failed', 'canceled'].includes(j.status) ? j : undefined;
       },
       120_000,
     );
