@@ -175,9 +175,9 @@ async function tuned(
   if (!flags.tune || !target.tuneHere) return buildQdq(calibrated, qdq);
   const result = await tuneForLatency(calibrated, qdq, calibration, {
     batch: target.batch,
-    onCandidate: (op, ratio, kept) =>
+    onCandidate: (op, ratio, kept, detail) =>
       process.stderr.write(
-        `tune ${op}: float/int8 latency ${ratio.toFixed(3)}${kept ? ' (kept float)' : ''}\n`,
+        `tune ${op}: float/int8 latency ${ratio.toFixed(3)} (faster in ${detail.wins} of ${detail.pairs} pairs)${kept ? ' (kept float)' : ''}\n`,
       ),
   });
   if (result.notMeasured?.length)

@@ -6,7 +6,9 @@ import { calibrateModel } from '../../../../../cloud/compression/quantize/static
 import {
   comparePaired,
   depthwiseConvs,
+  floatChain,
   judgePairs,
+  narrowInputConvs,
   tuneForLatency,
 } from '../../../../../cloud/compression/quantize/tune.js';
 import { ort } from '../../../../../cloud/compression/runtime/ort.js';
@@ -36,7 +38,46 @@ function convs(repeat: number) {
   });
 }
 
+/** An image stem (3 → 8 channels, then Relu) before a pointwise and a depthwise conv. */
+function stemmed() {
+  const nodes = [
+    makeNode('Conv', ['x', 'stem_w'], ['s'], [attr.ints('pads', [1, 1, 1, 1])], 'stem'),
+    makeNode('Relu', ['s'], ['r'], [], 'stem_relu'),
+    makeNode('Conv', ['r', 'w'], ['p'], [attr.ints('pads', [1, 1, 1, 1])], 'pointwise'),
+    makeNode(
+      'Conv',
+      ['p', 'dw'],
+      ['y'],
+      [attr.int('group', 16), attr.ints('pads', [1, 1, 1, 1])],
+      'depthwise',
+    ),
+  ];
+  return makeModel(nodes, [floatInput('x', [1, 3, 32, 32])], [floatInput('y', [])], {
+    opset: 13,
+    initializers: [
+      floatTensor('stem_w', [8, 3, 3, 3], randn(8 * 27)),
+      floatTensor('w', [16, 8, 3, 3], randn(16 * 72)),
+      floatTensor('dw', [16, 1, 3, 3], randn(144)),
+    ],
+  });
+}
+
 describe('latency tuner', () => {
+  it('finds the convolutions that read at most 4 channels, with the activation only they feed', () => {
+    expect(narrowInputConvs(stemmed())).toEqual(['stem']);
+    expect(narrowInputConvs(convs(2))).toEqual([]);
+    expect(floatChain(stemmed(), 'stem')).toEqual(['stem', 'stem_relu']);
+  });
+
+  it('tries the narrow-input convs first, before the budget can run out', async () => {
+    const data = { x: randn(4 * 3 * 32 * 32), count: 4, sampleShape: [3, 32, 32] };
+    const calibrated = await calibrateModel(stemmed(), data, { samples: 4 });
+    const tuned = await tuneForLatency(calibrated, {}, data, { budgetSeconds: 0 });
+    expect(tuned.notMeasured).toEqual(['narrow-input Conv ×1', 'depthwise Conv ×1']);
+    const off = await tuneForLatency(calibrated, {}, data, { budgetSeconds: 0, narrowInput: false });
+    expect(off.notMeasured).toEqual(['depthwise Conv ×1']);
+  });
+
   it('finds depthwise convolutions', () => {
     expect(depthwiseConvs(convs(2))).toEqual(['depthwise0', 'depthwise1']);
   });
