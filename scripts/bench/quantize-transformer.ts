@@ -40,6 +40,9 @@ const CONFIGS: Array<[string, TransformerSpec]> = [
   ['d 64, 2 layers, T 32, opset 14 (decomposed)', SMALL_TRANSFORMER],
   ['d 64, 2 layers, T 32, opset 17', { ...SMALL_TRANSFORMER, opset: 17 }],
   ['d 128, 2 layers, ff 512, T 32, opset 14', { ...SMALL_TRANSFORMER, d: 128, ff: 512 }],
+  // BERT-mini's width: where the weight MatMuls, not Q/DQ and the float ops around them, dominate.
+  ['d 256, 2 layers, ff 1024, T 32, opset 14', { ...SMALL_TRANSFORMER, d: 256, ff: 1024 }],
+  ['d 256, 2 layers, ff 1024, T 32, opset 17', { ...SMALL_TRANSFORMER, d: 256, ff: 1024, opset: 17 }],
   [
     'tiny: d 16, 1 layer, ff 32, T 4, opset 14',
     { ...SMALL_TRANSFORMER, d: 16, ff: 32, heads: 2, layers: 1, seq: 4 },
