@@ -64,14 +64,25 @@ export function register(program: Command): void {
       const { runDistill } = await import('../compression/distill/run.js');
       const { distillRequest } = await import('./distill-options.js');
       const result = await runDistill(distillRequest(opts));
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-      } else {
-        const pct = (v: number | null) => (v === null ? 'n/a' : `${(v * 100).toFixed(2)} %`);
-        process.stdout.write(
-          `wrote ${opts.output}: ${result.parameters} parameters, ${result.bytes} bytes; accuracy ${pct(result.accuracy)}, ` +
-            `agreement ${pct(result.agreement)}, ${Math.round(result.samplesPerSecond)} samples/s\n`,
-        );
-      }
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : summaryLine(result));
     });
+}
+
+/** The human summary of a distillation; says plainly when nothing was validated. */
+export function summaryLine(result: {
+  output: string;
+  parameters: number;
+  bytes: number;
+  accuracy: number | null;
+  agreement: number | null;
+  samplesPerSecond: number;
+}): string {
+  const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
+  const scores: string[] = [];
+  if (result.accuracy !== null) scores.push(`accuracy ${pct(result.accuracy)}`);
+  if (result.agreement !== null) scores.push(`agreement ${pct(result.agreement)}`);
+  const validated = scores.length
+    ? scores.join(', ')
+    : 'accuracy and agreement not measured (no validation data: give --val-data)';
+  return `wrote ${result.output}: ${result.parameters} parameters, ${result.bytes} bytes; ${validated}, ${Math.round(result.samplesPerSecond)} samples/s\n`;
 }

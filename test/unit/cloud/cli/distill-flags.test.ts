@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { register } from '../../../../cloud/cli/distill.js';
+import { register, summaryLine } from '../../../../cloud/cli/distill.js';
 import { type DistillCliOptions, distillRequest } from '../../../../cloud/cli/distill-options.js';
 
 // Every flag of `fleetml distill --help` reaches the trainer's request; what the trainer does
@@ -95,5 +95,20 @@ describe('distill flags', () => {
     ] as const) {
       expect(codeOf([...argv])).toMatch(new RegExp(`^INPUT_INVALID: ${flag}`));
     }
+  });
+});
+
+describe('distill summary', () => {
+  const base = { output: 's.onnx', parameters: 1000, bytes: 4000, samplesPerSecond: 123.4 };
+  it('gives the validation scores it has', () => {
+    expect(summaryLine({ ...base, accuracy: 0.985, agreement: 0.99 })).toBe(
+      'wrote s.onnx: 1000 parameters, 4000 bytes; accuracy 98.50 %, agreement 99.00 %, 123 samples/s\n',
+    );
+    expect(summaryLine({ ...base, accuracy: null, agreement: 0.9 })).toContain('; agreement 90.00 %,');
+  });
+  it('says how to get them when nothing was validated', () => {
+    expect(summaryLine({ ...base, accuracy: null, agreement: null })).toContain(
+      'accuracy and agreement not measured (no validation data: give --val-data)',
+    );
   });
 });
