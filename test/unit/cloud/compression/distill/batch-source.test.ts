@@ -1,27 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ResidentBatches, ShiftedBatches } from '../../../../../cloud/compression/distill/batch-source.js';
 import { BestEpochKeeper, epochScore } from '../../../../../cloud/compression/distill/early-stopping.js';
-import { buildTemplate } from '../../../../../cloud/compression/distill/students/templates.js';
-import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
-import { TrainingSession } from '../../../../../cloud/compression/distill/train-session.js';
-import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { createRng, permutation } from '../../../../../shared/random.js';
+import { TINY, tinyTrainingSession } from './tiny-session.js';
 
-const B = 4;
+const B = TINY.batch;
 const K = 3;
 const N = 20;
-const SAMPLE = [1, 4, 4];
-
-async function session() {
-  const model = buildTemplate({ kind: 'mlp', hidden: [8] }, { sampleShape: SAMPLE, classes: 3, seed: 2 });
-  const graph = await buildTrainingGraph(trainingForm(model), {
-    batch: B,
-    classes: 3,
-    loss: { mode: 'distill', temperature: 2, alpha: 0.5 },
-    optimizer: { kind: 'sgd', momentum: 0.9 },
-  });
-  return TrainingSession.create(graph, { intraOpThreads: 1 });
-}
+const SAMPLE = [...TINY.sample];
+const session = tinyTrainingSession;
 
 describe('batch sources', () => {
   const rng = createRng(4);

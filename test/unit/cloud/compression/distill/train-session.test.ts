@@ -1,23 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { buildTemplate } from '../../../../../cloud/compression/distill/students/templates.js';
-import { trainingForm } from '../../../../../cloud/compression/distill/students/training-form.js';
-import { TrainingSession } from '../../../../../cloud/compression/distill/train-session.js';
-import { buildTrainingGraph } from '../../../../../cloud/compression/distill/training-graph.js';
 import { createRng } from '../../../../../shared/random.js';
+import { tinyTrainingSession as session, TINY } from './tiny-session.js';
 
-const B = 4;
-const SAMPLE = [1, 4, 4];
-
-async function session() {
-  const model = buildTemplate({ kind: 'mlp', hidden: [8] }, { sampleShape: SAMPLE, classes: 3, seed: 2 });
-  const graph = await buildTrainingGraph(trainingForm(model), {
-    batch: B,
-    classes: 3,
-    loss: { mode: 'distill', temperature: 2, alpha: 0.5 },
-    optimizer: { kind: 'sgd', momentum: 0.9 },
-  });
-  return TrainingSession.create(graph, { intraOpThreads: 1 });
-}
+const B = TINY.batch;
 
 describe('training session', () => {
   const steps = 6;
