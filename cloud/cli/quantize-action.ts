@@ -16,7 +16,7 @@ import { tuneForLatency } from '../compression/quantize/tune.js';
 import { numberOption } from './number-option.js';
 import type { QuantizeFlags } from './quantize.js';
 import { type BuiltInt8, deliverInt8 } from './quantize-deliver.js';
-import { measureOutcome, speedLine } from './quantize-report.js';
+import { floatOpsPhrase, measureOutcome, speedLine } from './quantize-report.js';
 import { type QuantizeTarget, resolveTarget } from './quantize-target.js';
 
 const num = (value: string | undefined, flag: string) => numberOption(value, flag);
@@ -50,7 +50,7 @@ async function finish(
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return;
   }
-  const floatOps = fields.floatOps ? `, float: ${JSON.stringify(fields.floatOps)}` : '';
+  const floatOps = floatOpsPhrase(fields.floatOps);
   process.stdout.write(
     `wrote ${flags.output} (${label} for ${target.name}, ${size} bytes, ${fields.quantizedNodes} nodes converted${floatOps}) in ${Number(fields.seconds).toFixed(1)} s\n`,
   );

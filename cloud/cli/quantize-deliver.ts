@@ -11,7 +11,7 @@ import {
   type MeasuredCandidate,
 } from '../compression/quantize/choose.js';
 import type { QuantizeFlags } from './quantize.js';
-import { speedLine } from './quantize-report.js';
+import { floatOpsPhrase, speedLine } from './quantize-report.js';
 import type { QuantizeTarget } from './quantize-target.js';
 
 /** One INT8 form built for the model, with what its builder reports. */
@@ -108,7 +108,7 @@ function describe(
   const lines: string[] = [];
   const took = Number(summary.seconds ?? 0).toFixed(1);
   if (shipped) {
-    const floatOps = shipped.floatOps ? `, float: ${JSON.stringify(shipped.floatOps)}` : '';
+    const floatOps = floatOpsPhrase(shipped.floatOps);
     lines.push(
       `wrote ${summary.output} (${LABELS[shipped.form]} for ${target.name}, ${summary.sizeBytes} bytes, ${shipped.quantizedNodes} nodes converted${floatOps}) in ${took} s`,
     );

@@ -37,3 +37,9 @@ export function speedLine(o: QuantizeOutcome, label: string): string {
       : '';
   return `${label} is NOT faster than FP32 on this machine (${ratio}${noisy}): keep the FP32 model here\n`;
 }
+
+/** ", float: {...}" for the summary line when ops were left in float; nothing when none were. */
+export function floatOpsPhrase(floatOps: unknown): string {
+  const empty = !floatOps || (typeof floatOps === 'object' && Object.keys(floatOps).length === 0);
+  return empty ? '' : `, float: ${JSON.stringify(floatOps)}`;
+}
