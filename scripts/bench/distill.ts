@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { hinton } from './distill-hinton.js';
 import { correctness, gemmBaselineMs, outsideKernelShare, throughput } from './distill-speed.js';
+import { machineLine } from './report.js';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -47,7 +47,7 @@ const lines = [
   '## Distillation',
   '',
   `Command: \`npx tsx scripts/bench/distill.ts ${process.argv.slice(2).join(' ')}\` · date ${new Date().toISOString().slice(0, 10)} · ` +
-    `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} (shared with other jobs) · ${seconds.toFixed(0)} s`,
+    `${machineLine()} (shared with other jobs) · ${seconds.toFixed(0)} s`,
   '',
   '### Correctness: loss after one SGD step vs an independent float64 reference (target ≤ 1e-5 relative)',
   '',
@@ -66,7 +66,7 @@ const lines = [
   '',
   `Same-run baseline: one 128×800×800 Gemm takes ${gemmBefore.toFixed(3)} ms before and ${gemmAfter.toFixed(3)} ms after ` +
     `(≈ ${((2 * 128 * 800 * 800) / Math.min(gemmBefore, gemmAfter) / 1e6).toFixed(0)} GFLOP/s at best); a step needs about 5 such Gemms, so the Gemm ` +
-    `floor is ≈ ${floor.toFixed(0)} samples/s at this moment (≈ 28,000 on an idle machine, where one Gemm takes ≈ 0.9 ms).`,
+    `floor is ≈ ${floor.toFixed(0)} samples/s at this moment.`,
   '',
   '| optimizer | steps per run (Loop) | idle threads | best samples/s | median samples/s | median vs 1 step per run | best vs Gemm floor |',
   '|---|---|---|---|---|---|---|',
