@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { DistillSummary } from '../compression/distill/run.js';
 import type { DistillCliOptions } from './distill-options.js';
 
 export function register(program: Command): void {
@@ -69,14 +70,12 @@ export function register(program: Command): void {
 }
 
 /** The human summary of a distillation; says plainly when nothing was validated. */
-export function summaryLine(result: {
-  output: string;
-  parameters: number;
-  bytes: number;
-  accuracy: number | null;
-  agreement: number | null;
-  samplesPerSecond: number;
-}): string {
+export function summaryLine(
+  result: Pick<
+    DistillSummary,
+    'output' | 'parameters' | 'bytes' | 'accuracy' | 'agreement' | 'samplesPerSecond'
+  >,
+): string {
   const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
   const scores: string[] = [];
   if (result.accuracy !== null) scores.push(`accuracy ${pct(result.accuracy)}`);

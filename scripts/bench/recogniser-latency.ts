@@ -1,7 +1,8 @@
 /**
  * Latency of PaddleOCR's recogniser against its `shrink:0.5` student (issue 16, ≤ 0.6×), alone:
  * weights do not change latency, so the student is shrunk afresh (or read with --student) and
- * no training is needed; it is fused as `fleetml distill` writes it. 2 threads, not spinning, 10 warm-up runs each, then 10 blocks of 20
+ * no training is needed; it is fused as `fleetml distill` writes it. 2 threads, not spinning,
+ * 10 warm-up runs each, then 10 blocks of 20
  * runs alternating teacher and student at 1×3×48×320; prints p50s, their ratio and the median
  * of paired run ratios. Prints only (the figure goes to BENCHMARKS.md by hand, with the load).
  *
