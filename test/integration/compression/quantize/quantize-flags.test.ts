@@ -5,9 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mnistSplit, sliceDataset } from '../../../../cloud/compression/data/mnist.js';
 import { writeNpy } from '../../../../cloud/compression/data/npy.js';
+import { attr, floatInput, makeModel, makeNode } from '../../../../cloud/compression/onnx/build.js';
+import { saveModel } from '../../../../cloud/compression/onnx/io.js';
 import { decodeModel } from '../../../../cloud/compression/onnx/proto.js';
-import { tensorFloats } from '../../../../cloud/compression/onnx/tensor.js';
+import { floatTensor, tensorFloats } from '../../../../cloud/compression/onnx/tensor.js';
 import { DataType, type ModelProto } from '../../../../cloud/compression/onnx/types.js';
+import { createRng, gaussian } from '../../../../shared/random.js';
 import { fleetml } from '../../../support/fleetml-cli.js';
 
 // `fleetml quantize --help` flags that no other test passed on the command line: --method,
@@ -131,6 +134,50 @@ describe('fleetml quantize flags', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).tuned).toBe(false);
       expect(r.stderr).not.toMatch(/^tune /m);
+    },
+    300_000,
+  );
+
+  it.runIf(process.arch === 'x64')(
+    'tunes on an x86 profile, the image stem first; --json lists what it kept float and what it had no time for',
+    async () => {
+      // A 3-channel stem (Conv → Relu), then a wider Conv and a pooled head.
+      const rng = createRng(5);
+      const randn = (n: number) => Float32Array.from({ length: n }, () => gaussian(rng) * 0.3);
+      const model = makeModel(
+        [
+          makeNode('Conv', ['x', 'w0'], ['c0'], [attr.ints('pads', [1, 1, 1, 1])], 'stem'),
+          makeNode('Relu', ['c0'], ['r0'], [], 'stem_relu'),
+          makeNode('Conv', ['r0', 'w1'], ['c1'], [attr.ints('pads', [1, 1, 1, 1])], 'body'),
+          makeNode('GlobalAveragePool', ['c1'], ['g'], [], 'pool'),
+          makeNode('Flatten', ['g'], ['y'], [], 'flat'),
+        ],
+        [floatInput('x', [1, 3, 32, 32])],
+        [floatInput('y', [1, 16])],
+        {
+          opset: 13,
+          initializers: [
+            floatTensor('w0', [8, 3, 3, 3], randn(216)),
+            floatTensor('w1', [16, 8, 3, 3], randn(1152)),
+          ],
+        },
+      );
+      await saveModel(model, join(dir, 'stem.onnx'));
+      await writeNpy(join(dir, 'stem-cal.npy'), randn(16 * 3 * 32 * 32), [16, 3, 32, 32]);
+      const r = await fleetml([
+        ...['quantize', join(dir, 'stem.onnx'), '-o', join(dir, 'stem-q.onnx')],
+        ...['--calibration', join(dir, 'stem-cal.npy'), '--profile', 'x86-avx2', '--batch', '1', '--json'],
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout);
+      expect(summary.tuned).toBe(true);
+      expect(Array.isArray(summary.floatByMeasurement) && Array.isArray(summary.notMeasured)).toBe(true);
+      // Which candidates win is this machine's measurement; that the stem is tried first is not.
+      const tried = [
+        ...r.stderr.matchAll(/^tune (.+?): float\/int8 latency [\d.]+ \(faster in \d+ of \d+ pairs\)/gm),
+      ];
+      expect(tried[0]?.[1]).toBe('narrow-input Conv ×1');
+      for (const kept of summary.floatByMeasurement) expect(tried.map((t) => t[1])).toContain(kept);
     },
     300_000,
   );
