@@ -30,7 +30,7 @@ export function register(program: Command): void {
   program
     .command('quantize')
     .description(
-      'Quantize an FP32 ONNX model (INT8). On an x86 target measured here, static QDQ, dynamic and\nMatMul-only INT8 are measured against FP32 at the batch size and the fastest is written;\nwhen none is faster, the FP32 model is written unchanged (verdict not-faster)',
+      'Quantize an FP32 ONNX model (INT8). On an x86 target measured here, static QDQ, dynamic and\nMatMul-only INT8 (when weight MatMuls hold most weights) are measured against FP32 at the batch size and the fastest is written;\nwhen none is faster, the FP32 model is written unchanged (verdict not-faster)',
     )
     .argument('<model>', 'input .onnx model')
     .requiredOption('-o, --output <path>', 'output .onnx path')

@@ -6,6 +6,7 @@
  */
 import { measureSpeedVerdicts, type SpeedVerdict, type VerdictOptions } from '../evaluate/verdict.js';
 import { GraphIndex } from '../onnx/graph.js';
+import { elementCount } from '../onnx/tensor.js';
 import type { ModelProto } from '../onnx/types.js';
 import type { OrtTensor } from '../runtime/ort.js';
 import { weightMatMul } from './weight-matmul.js';
@@ -71,13 +72,32 @@ export async function chooseByMeasurement(
 /**
  * Names (node name, or first output when unnamed) of every node except the MatMul/Gemm nodes
  * with constant weights: excluded from a static QDQ build, they leave int8 only where the
- * weights are (no int8 islands around Add, Softmax or normalisation). Undefined when the model
- * has no weight MatMul (nothing to build).
+ * weights are (no int8 islands around Add, Softmax or normalisation). Undefined when the
+ * weight MatMuls hold less than half of the compute weights (Conv, MatMul, Gemm): a CNN whose
+ * only MatMul is its classifier head would get the float model under an INT8 name, and one
+ * larger than the original when its convs were padded for int8 kernels (pad-channels.ts).
  */
 export function matmulOnlyExclusions(model: ModelProto): string[] | undefined {
   const index = new GraphIndex(model.graph);
   const kept = model.graph.node.filter((n) => weightMatMul(n, index));
-  if (kept.length === 0) return undefined;
+  if (kept.length === 0 || matmulWeightShare(model, index) < 0.5) return undefined;
   const keep = new Set(kept);
   return model.graph.node.filter((n) => !keep.has(n)).map((n) => n.name || n.output[0]);
 }
+
+/** Share of the constant weights of Conv, MatMul and Gemm nodes that weight MatMuls hold. */
+export function matmulWeightShare(model: ModelProto, index = new GraphIndex(model.graph)): number {
+  let matmul = 0;
+  let all = 0;
+  for (const node of model.graph.node) {
+    if (!COMPUTE_OPS.has(node.opType)) continue;
+    const weights = index.initializers.get(node.input[1]);
+    if (!weights) continue;
+    const count = elementCount(weights.dims);
+    all += count;
+    if (weightMatMul(node, index)) matmul += count;
+  }
+  return all === 0 ? 0 : matmul / all;
+}
+
+const COMPUTE_OPS = new Set(['Conv', 'MatMul', 'Gemm']);

@@ -7,11 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { speedLine } from '../../../../../cloud/cli/quantize-report.js';
 import { writeNpy } from '../../../../../cloud/compression/data/npy.js';
 import { benchmarkFeeds, judgeSpeed } from '../../../../../cloud/compression/evaluate/verdict.js';
+import { floatInput, makeModel, makeNode } from '../../../../../cloud/compression/onnx/build.js';
 import { saveModel } from '../../../../../cloud/compression/onnx/io.js';
 import { decodeModel, encodeModel } from '../../../../../cloud/compression/onnx/proto.js';
-import { tensorValues } from '../../../../../cloud/compression/onnx/tensor.js';
+import { floatTensor, tensorValues } from '../../../../../cloud/compression/onnx/tensor.js';
 import { DataType } from '../../../../../cloud/compression/onnx/types.js';
-import { type Int8Form, pickFastest } from '../../../../../cloud/compression/quantize/choose.js';
+import {
+  type Int8Form,
+  matmulOnlyExclusions,
+  matmulWeightShare,
+  pickFastest,
+} from '../../../../../cloud/compression/quantize/choose.js';
 import { normalSampler, outlierChannelModel } from './outlier-model.js';
 
 const randn = normalSampler(31);
@@ -61,6 +67,34 @@ describe('never ship slower: INT8 against FP32', () => {
       measured('matmul-only', 0.7, 'faster'),
     ]);
     expect(some).toMatchObject({ chosen: 'matmul-only', best: { latencyRatio: 0.7 } });
+  });
+
+  it('offers MatMul-only (and dynamic) INT8 only when weight MatMuls hold most of the compute weights', () => {
+    const mlp = outlierChannelModel(randn);
+    expect(matmulWeightShare(mlp)).toBe(1);
+    expect(matmulOnlyExclusions(mlp)).toEqual(['relu1']);
+    // A CNN whose only MatMul is its head: the "MatMul-only" form would be the float model.
+    const cnn = makeModel(
+      [
+        makeNode('Conv', ['x', 'wc'], ['c'], [], 'conv'),
+        makeNode('Flatten', ['c'], ['f'], [], 'flatten'),
+        makeNode('Gemm', ['f', 'wg'], ['y'], [], 'head'),
+      ],
+      [floatInput('x', ['N', 32, 4, 4])],
+      [floatInput('y', ['N', 2])],
+      {
+        opset: 13,
+        initializers: [
+          floatTensor('wc', [64, 32, 1, 1], randn(64 * 32)),
+          floatTensor('wg', [1024, 2], randn(2048)),
+        ],
+      },
+    );
+    expect(matmulWeightShare(cnn)).toBeCloseTo(2048 / (2048 + 2048), 6);
+    expect(matmulOnlyExclusions(cnn)).toEqual(['conv', 'flatten']);
+    cnn.graph.initializer![0] = floatTensor('wc', [128, 32, 1, 1], randn(128 * 32));
+    expect(matmulWeightShare(cnn)).toBeCloseTo(2048 / (2048 + 4096), 6);
+    expect(matmulOnlyExclusions(cnn)).toBeUndefined();
   });
 
   it('feeds the whole model at the measured batch, repeating calibration rows', () => {
