@@ -104,6 +104,58 @@ export function foldHardSigmoid(ctx: RewriteContext): Record<string, number> {
   return counts;
 }
 
+/**
+ * x + x·g → x·(1 + g) when the gate g = Clip(Conv(…), lo, hi) is read only by that Mul: the 1
+ * folds into the Conv's bias and the Clip's bounds, so a full-resolution Add (an int8 add with
+ * its own requantisation) goes away. PP-OCR's residual squeeze-excitation layers have this
+ * form (8 in the detector's neck, once their HardSigmoid is folded).
+ */
+export function foldResidualGate(ctx: RewriteContext): Record<string, number> {
+  const removed = new Set<NodeProto>();
+  for (const add of ctx.graph.node) {
+    if (add.opType !== 'Add') continue;
+    for (const k of [0, 1]) {
+      const x = add.input[k];
+      const mul = ctx.index.producer.get(add.input[1 - k]);
+      if (mul?.opType !== 'Mul' || !mul.input.includes(x) || !soleReader(ctx, mul.output[0])) continue;
+      const gate = mul.input[0] === x ? mul.input[1] : mul.input[0];
+      if (gate === x || !shiftGate(ctx, gate, 1)) continue;
+      mul.output = [add.output[0]];
+      removed.add(add);
+      break;
+    }
+  }
+  ctx.graph.node = ctx.graph.node.filter((n) => !removed.has(n));
+  return { residualGateFolded: removed.size };
+}
+
+/** Whether `t` has exactly one reader and is not a graph output. */
+function soleReader(ctx: RewriteContext, t: string): boolean {
+  return ctx.index.consumersOf(t).length === 1 && !ctx.index.graphOutputs.has(t);
+}
+
+/** gate = Clip(Conv(…), lo, hi) → Clip(Conv'(…), lo + by, hi + by), Conv' with bias + by; false if not that form. */
+function shiftGate(ctx: RewriteContext, gate: string, by: number): boolean {
+  const clip = ctx.index.producer.get(gate);
+  if (clip?.opType !== 'Clip' || !soleReader(ctx, gate)) return false;
+  const lo = ctx.constant(clip.input[1] ?? '');
+  const hi = ctx.constant(clip.input[2] ?? '');
+  const conv = ctx.index.producer.get(clip.input[0]);
+  if (lo?.length !== 1 || hi?.length !== 1 || conv?.opType !== 'Conv' || !soleReader(ctx, clip.input[0]))
+    return false;
+  const channels = ctx.index.initializers.get(conv.input[1])?.dims?.[0];
+  const bias = conv.input[2] ? ctx.constant(conv.input[2]) : new Float32Array(channels ?? 0);
+  if (!channels || bias?.length !== channels) return false;
+  conv.input[2] = ctx.addConstant(
+    `${conv.output[0]}_gatebias`,
+    [channels],
+    bias.map((v) => v + by),
+  );
+  clip.input[1] = ctx.addConstant(`${gate}_lo`, [], [lo[0] + by]);
+  clip.input[2] = ctx.addConstant(`${gate}_hi`, [], [hi[0] + by]);
+  return true;
+}
+
 /** MatMul(x[N,K], W[K,M]) + b[M] → Gemm (one fused int8 op with an int32 bias). */
 export function matMulAddToGemm(ctx: RewriteContext): Record<string, number> {
   const removed = new Set<NodeProto>();

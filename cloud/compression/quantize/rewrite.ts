@@ -2,7 +2,13 @@ import { GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { floatTensor, tensorFloats } from '../onnx/tensor.js';
 import type { GraphProto } from '../onnx/types.js';
 import { foldAffineIntoConv } from './equalize.js';
-import { divSubToMulAdd, expandHardSwish, foldHardSigmoid, matMulAddToGemm } from './rewrite-passes.js';
+import {
+  divSubToMulAdd,
+  expandHardSwish,
+  foldHardSigmoid,
+  foldResidualGate,
+  matMulAddToGemm,
+} from './rewrite-passes.js';
 import { widenSingleChannelConvs } from './widen.js';
 
 /**
@@ -74,6 +80,7 @@ export function rewriteForQuantization(
     (ctx) => ({ affineFolded: foldAffineIntoConv(ctx.graph) }),
     expandHardSwish,
     foldHardSigmoid,
+    foldResidualGate,
     matMulAddToGemm,
   ];
   if (o.x86Kernels) passes.push(widenSingleChannelConvs);
