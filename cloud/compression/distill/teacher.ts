@@ -32,7 +32,13 @@ export class ModelRunner {
     private readonly fixedBatch: number | undefined,
     readonly chunk: number,
     readonly extraOutputs: string[],
-  ) {}
+  ) {
+    ModelRunner.open++;
+  }
+
+  /** Runners created and not yet released, in this process (each holds a session and its memory). */
+  static open = 0;
+  private released = false;
 
   /** Per-sample shapes of the outputs seen in the last run (batch axis removed). */
   lastShapes: number[][] = [];
@@ -125,6 +131,9 @@ export class ModelRunner {
   }
 
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    ModelRunner.open--;
     await this.session.release();
   }
 }

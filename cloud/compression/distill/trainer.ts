@@ -138,19 +138,49 @@ async function prepare(
       classes: graph.classes,
       toTargets: (raw) => toTargets(raw, activation, task, targetShape[0]),
     };
-    const rng = createRng(o.seed ^ 0x5eed);
-    const batches: BatchSource =
-      o.shift > 0
-        ? new ShiftedBatches(train, runner, needs, o.shift, rng, o.stepsPerRun * o.batch)
-        : new ResidentBatches(session, train, await teacherCache(runner, train, needs), needs);
     const valTeacher =
       runner && validation ? (await runner.run(validation.x, validation.count))[0] : undefined;
+    const rng = createRng(o.seed ^ 0x5eed);
+    const { batches, teacherRunner } = await trainingBatches(o, train, runner, session, needs, rng);
     const stepsPerEpoch = Math.floor(train.count / o.batch);
-    return { o, student, graph, session, teacher: runner, batches, valTeacher, rng, stepsPerEpoch, task };
+    return {
+      o,
+      student,
+      graph,
+      session,
+      teacher: teacherRunner,
+      batches,
+      valTeacher,
+      rng,
+      stepsPerEpoch,
+      task,
+    };
   } catch (error) {
     await runner?.release();
     throw error;
   }
+}
+
+/**
+ * Shifted batches (labelled by the teacher on the fly) or resident ones (the teacher's outputs
+ * cached once). Resident batches do not keep the teacher's session (and its memory, a
+ * page-sized arena for a detector) through training: it is released here.
+ */
+async function trainingBatches(
+  o: Resolved,
+  train: TrainData,
+  runner: ModelRunner | undefined,
+  session: TrainingSession,
+  needs: BatchNeeds,
+  rng: () => number,
+): Promise<{ batches: BatchSource; teacherRunner: ModelRunner | undefined }> {
+  if (o.shift > 0) {
+    const batches = new ShiftedBatches(train, runner, needs, o.shift, rng, o.stepsPerRun * o.batch);
+    return { batches, teacherRunner: runner };
+  }
+  const batches = new ResidentBatches(session, train, await teacherCache(runner, train, needs), needs);
+  await runner?.release();
+  return { batches, teacherRunner: undefined };
 }
 
 /** Per-sample shapes of the teacher's first output and of its hint tensor (when asked for). */

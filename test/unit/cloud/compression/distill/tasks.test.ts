@@ -288,4 +288,29 @@ describe('task-aware distillation losses', () => {
     expect(after.agreement!).toBeGreaterThan(before.agreement! + 0.05);
     expect(after.agreement!).toBeGreaterThan(0.85);
   });
+
+  it("holds the teacher's session through training only when shifted batches need it", async () => {
+    const teacher = mapModel(1);
+    const train = { x: random(64 * 64, 13), count: 64, sampleShape: [1, 8, 8] };
+    const { model: student } = await shrinkModel(teacher, 0.5, [1, 8, 8]);
+    const openDuringTraining = async (shift: number) => {
+      const seen: number[] = [];
+      await trainStudent(student, teacher, train, undefined, {
+        epochs: 1,
+        batch: 16,
+        shift,
+        loss: { mode: 'soft' },
+        intraOpThreads: 1,
+        onProgress: () => seen.push(ModelRunner.open),
+      });
+      expect(seen.length).toBeGreaterThan(0);
+      return Math.max(...seen);
+    };
+    const before = ModelRunner.open;
+    // Resident: the teacher's outputs are cached before the first step, its session released.
+    expect(await openDuringTraining(0)).toBe(before);
+    // Shifted: every batch is labelled by the teacher on the fly.
+    expect(await openDuringTraining(1)).toBe(before + 1);
+    expect(ModelRunner.open).toBe(before);
+  });
 });
