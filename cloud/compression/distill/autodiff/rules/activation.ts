@@ -39,6 +39,11 @@ export const ACTIVATION_RULES: Record<string, GradRule> = {
       return [mask ? masked(ctx, mask, dy) : dy];
     },
   },
+  // Exact GELU as exporters write it (x · (1 + erf(x / √2)) / 2): d erf(x)/dx = 2/√π · exp(−x²).
+  Erf: unary((ctx, dy, x) => {
+    const bell = ctx.op('Exp', [ctx.op('Neg', [ctx.op('Mul', [x, x])])]);
+    return ctx.op('Mul', [dy, ctx.op('Mul', [bell, ctx.scalar(2 / Math.sqrt(Math.PI))])]);
+  }),
   HardSwish: unary((ctx, dy, x) => {
     // y = x * relu6(x + 3) / 6: slope (2x + 3) / 6 on (-3, 3), 1 above, 0 below.
     const inside = ctx.op('And', [

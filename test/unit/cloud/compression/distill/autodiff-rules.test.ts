@@ -110,6 +110,7 @@ const CASES: Record<string, GradCheckCase> = {
   },
   Sigmoid: { nodes: [node('Sigmoid', ['x'], ['y'])], inputs: [{ name: 'x', shape: [3, 4] }], output: 'y' },
   Tanh: { nodes: [node('Tanh', ['x'], ['y'])], inputs: [{ name: 'x', shape: [3, 4] }], output: 'y' },
+  Erf: { nodes: [node('Erf', ['x'], ['y'])], inputs: [{ name: 'x', shape: [3, 4] }], output: 'y' },
   Clip: {
     nodes: [node('Clip', ['x', 'lo', 'hi'], ['y'])],
     inputs: [{ name: 'x', shape: [16], values: distinct(16, 3).map((v) => v + 0.05) }],
