@@ -236,7 +236,7 @@ async function runStatic(modelPath: string, flags: QuantizeFlags): Promise<void>
   );
 }
 
-/** Dynamic INT8 and static INT8 on the weight MatMuls only, when the model has weight MatMuls. */
+/** Dynamic INT8 and static INT8 on the weight MatMuls only, when weight MatMuls hold most of the weights. */
 async function otherForms(
   modelPath: string,
   calibrated: CalibratedModel,

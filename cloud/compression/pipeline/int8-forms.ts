@@ -57,9 +57,9 @@ export interface Int8FormsInput {
 }
 
 /**
- * Measures the static build against dynamic and MatMul-only INT8 (when the model has weight
- * MatMuls and `accept` lets them in) at the profile's batch; returns the fastest form and how
- * it was decided.
+ * Measures the static build against dynamic and MatMul-only INT8 (when weight MatMuls hold most
+ * of the weights, see matmulOnlyExclusions, and `accept` lets them in) at the profile's batch;
+ * returns the fastest form and how it was decided.
  */
 export async function chooseInt8Form(
   input: Int8FormsInput,
