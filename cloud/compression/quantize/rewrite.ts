@@ -2,6 +2,7 @@ import { GraphIndex, NameGenerator } from '../onnx/graph.js';
 import { floatTensor, tensorFloats } from '../onnx/tensor.js';
 import type { GraphProto } from '../onnx/types.js';
 import { foldAffineIntoConv } from './equalize.js';
+import { nchwChannelGates, nchwNearestResize } from './keep-nchw.js';
 import {
   divSubToMulAdd,
   expandHardSwish,
@@ -83,7 +84,7 @@ export function rewriteForQuantization(
     foldResidualGate,
     matMulAddToGemm,
   ];
-  if (o.x86Kernels) passes.push(widenSingleChannelConvs);
+  if (o.x86Kernels) passes.push(widenSingleChannelConvs, nchwNearestResize, nchwChannelGates);
   const ctx = new RewriteContext(graph, rank);
   const counts: Record<string, number> = {};
   for (const pass of passes) {
