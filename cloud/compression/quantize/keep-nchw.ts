@@ -69,13 +69,17 @@ export function nchwChannelGates(ctx: RewriteContext): Record<string, number> {
 /** Ops a squeeze-excitation gate passes through between its pooling and the Mul. */
 const GATE_OPS = new Set(['Conv', 'Relu', 'Clip', 'HardSigmoid', 'Sigmoid', 'Add', 'Mul']);
 
-/** Whether `t` is computed from a GlobalAveragePool through at most `hops` gate ops. */
+/**
+ * Whether `t` is computed from a GlobalAveragePool through at most `hops` gate ops, every input
+ * that is not a constant coming from the pool too (so a feature map times a gate is not one).
+ */
 function fromGlobalPool(ctx: RewriteContext, t: string, hops: number): boolean {
   const producer = ctx.index.producer.get(t);
   if (!producer || hops === 0) return false;
   if (producer.opType === 'GlobalAveragePool') return true;
   if (!GATE_OPS.has(producer.opType)) return false;
-  return fromGlobalPool(ctx, producer.input[0], hops - 1);
+  const inputs = producer.input.filter((i) => i && !ctx.index.initializers.has(i));
+  return inputs.length > 0 && inputs.every((i) => fromGlobalPool(ctx, i, hops - 1));
 }
 
 /** k when `node` is an asymmetric/floor nearest Resize of a rank-4 tensor by [1, 1, 2^k, 2^k]; else undefined. */

@@ -82,4 +82,63 @@ describe('rewrites for quantization', () => {
     ).toBeUndefined();
     expect(shared.graph.node.some((n) => n.opType === 'Add' && n.name === 'residual')).toBe(true);
   });
+
+  it('x86: a nearest Resize by 4 becomes two Resizes by 2 behind a no-op Reshape, exactly; others stay', async () => {
+    const nearest = [
+      attr.string('mode', 'nearest'),
+      attr.string('coordinate_transformation_mode', 'asymmetric'),
+      attr.string('nearest_mode', 'floor'),
+    ];
+    const model = makeModel(
+      [
+        makeNode('Resize', ['x', '', 's4'], ['up'], nearest, 'up4'),
+        makeNode('Resize', ['x', '', 's2'], ['half'], [attr.string('mode', 'nearest')], 'half_pixel'),
+      ],
+      [floatInput('x', ['N', 3, 5, 6])],
+      [floatInput('up', ['N', 3, 20, 24]), floatInput('half', ['N', 3, 10, 12])],
+      {
+        opset: 13,
+        initializers: [floatTensor('s4', [4], [1, 1, 4, 4]), floatTensor('s2', [4], [1, 1, 2, 2])],
+      },
+    );
+    const rewritten = cloneModel(model);
+    expect(rewriteForQuantization(rewritten.graph, () => 4).resizeKeptNchw).toBe(1);
+    const ops = rewritten.graph.node.map((n) => `${n.opType}:${n.name}`);
+    expect(ops.filter((o) => o.startsWith('Resize'))).toHaveLength(3); // 2 for up4, half_pixel untouched
+    expect(ops.filter((o) => o.startsWith('Reshape'))).toHaveLength(1);
+    const feeds = { x: new ort.Tensor('float32', randn(2 * 90), [2, 3, 5, 6]) };
+    const [a, b] = [await runOnce(model, feeds), await runOnce(rewritten, feeds)];
+    expect(Array.from(b.up.data as Float32Array)).toEqual(Array.from(a.up.data as Float32Array));
+    expect(b.up.dims).toEqual([2, 3, 20, 24]);
+    expect(Array.from(b.half.data as Float32Array)).toEqual(Array.from(a.half.data as Float32Array));
+    // onnxruntime's x86 int8 layout is the reason: other targets keep the graph.
+    expect(rewriteForQuantization(cloneModel(model).graph, () => 4, { x86Kernels: false })).toEqual({});
+  });
+
+  it('x86: the input of a squeeze-excitation gate is kept NCHW behind a no-op Reshape, exactly', async () => {
+    const model = makeModel(
+      [
+        makeNode('GlobalAveragePool', ['x'], ['p'], [], 'gap'),
+        makeNode('Conv', ['p', 'w', 'b'], ['z'], [], 'se_conv'),
+        makeNode('Sigmoid', ['z'], ['g'], [], 'gate'),
+        makeNode('Mul', ['g', 'x'], ['y'], [], 'scale'),
+        makeNode('Mul', ['x', 'y'], ['q'], [], 'not_a_gate'),
+      ],
+      [floatInput('x', ['N', 4, 6, 6])],
+      [floatInput('q', ['N', 4, 6, 6])],
+      {
+        opset: 13,
+        initializers: [floatTensor('w', [4, 4, 1, 1], randn(16)), floatTensor('b', [4], randn(4))],
+      },
+    );
+    const rewritten = cloneModel(model);
+    expect(rewriteForQuantization(rewritten.graph, () => 4).gateKeptNchw).toBe(1);
+    const scale = rewritten.graph.node.find((n) => n.name === 'scale')!;
+    const reshape = rewritten.graph.node.find((n) => n.opType === 'Reshape')!;
+    expect(scale.input).toEqual(['g', reshape.output[0]]);
+    expect(reshape.input[0]).toBe('x');
+    const feeds = { x: new ort.Tensor('float32', randn(2 * 144), [2, 4, 6, 6]) };
+    const [a, b] = [await runOnce(model, feeds), await runOnce(rewritten, feeds)];
+    expect(Array.from(b.q.data as Float32Array)).toEqual(Array.from(a.q.data as Float32Array));
+  });
 });
