@@ -1,6 +1,6 @@
 import { attr } from '../onnx/build.js';
 import { attrInt, GraphIndex, NameGenerator } from '../onnx/graph.js';
-import { channelConstant, elementCount, floatTensor, tensorFloats } from '../onnx/tensor.js';
+import { channelConstant, elementCount, floatTensor, tensorFloats, tensorValues } from '../onnx/tensor.js';
 import type { GraphProto, NodeProto } from '../onnx/types.js';
 
 /**
@@ -97,6 +97,14 @@ function convKind(index: GraphIndex, node: NodeProto, channels: number): 'depthw
   return undefined;
 }
 
+/** A Reshape to shape [0, …, 0] of the tensor's rank: every dimension kept (keep-nchw.ts writes them). */
+function keepsShape(index: GraphIndex, node: NodeProto, rank: number): boolean {
+  if (node.opType !== 'Reshape' || attrInt(node, 'allowzero', 0) !== 0) return false;
+  const shape = index.initializers.get(node.input[1]);
+  if (!shape || elementCount(shape.dims) !== rank) return false;
+  return Array.from(tensorValues(shape), Number).every((v) => v === 0);
+}
+
 /**
  * Grows the region from one conv output through per-channel ops until every edge ends in a
  * regular Conv; undefined if it reaches anything else (a reshape, a graph output, a residual
@@ -129,9 +137,10 @@ function collectRegion(index: GraphIndex, seed: string, channels: number, rank: 
       addTensor(node.output[0]);
       return true;
     }
-    if (PER_CHANNEL_UNARY.has(op)) {
+    if (PER_CHANNEL_UNARY.has(op) || keepsShape(index, node, rank)) {
       // Clip's bounds are scalar constants; pools have one data input; a second output (MaxPool indices) is not handled.
-      if (node.input.slice(1).some((t) => t && !isScalarInitializer(index, t))) return false;
+      if (op !== 'Reshape' && node.input.slice(1).some((t) => t && !isScalarInitializer(index, t)))
+        return false;
       if (node.output.length > 1 && node.output[1]) return false;
       inner.add(node);
       addTensor(node.input[0]);
