@@ -3,12 +3,30 @@ import { attr, floatInput, makeModel, makeNode } from '../../../../../cloud/comp
 import { cloneModel } from '../../../../../cloud/compression/onnx/edit.js';
 import { runOnce } from '../../../../../cloud/compression/onnx/ort-eval.js';
 import { floatTensor } from '../../../../../cloud/compression/onnx/tensor.js';
+import type { ModelProto, NodeProto } from '../../../../../cloud/compression/onnx/types.js';
 import { rewriteForQuantization } from '../../../../../cloud/compression/quantize/rewrite.js';
 import { ort } from '../../../../../cloud/compression/runtime/ort.js';
 import { createRng, gaussian } from '../../../../../shared/random.js';
 
 const rng = createRng(5);
 const randn = (n: number) => Float32Array.from({ length: n }, () => gaussian(rng));
+
+/** x [N, c, hw, hw] → GlobalAveragePool → 1×1 Conv = z, then `tail` (reading x and z), whose `out` is the output. */
+function squeezeExcitationModel(c: number, hw: number, out: string, tail: NodeProto[]): ModelProto {
+  return makeModel(
+    [
+      makeNode('GlobalAveragePool', ['x'], ['p'], [], 'gap'),
+      makeNode('Conv', ['p', 'w', 'b'], ['z'], [], 'se_conv'),
+      ...tail,
+    ],
+    [floatInput('x', ['N', c, hw, hw])],
+    [floatInput(out, ['N', c, hw, hw])],
+    {
+      opset: 13,
+      initializers: [floatTensor('w', [c, c, 1, 1], randn(c * c)), floatTensor('b', [c], randn(c))],
+    },
+  );
+}
 
 describe('rewrites for quantization', () => {
   it('widens a single-channel Conv to four input channels without changing its output', async () => {
@@ -44,21 +62,11 @@ describe('rewrites for quantization', () => {
 
   it('folds a residual squeeze-excitation x + x·HardSigmoid(Conv(…)) into one Mul, exactly', async () => {
     // x → GlobalAveragePool → Conv → HardSigmoid = g;  y = x + x·g  (PP-OCR's RSE layer)
-    const model = makeModel(
-      [
-        makeNode('GlobalAveragePool', ['x'], ['p'], [], 'gap'),
-        makeNode('Conv', ['p', 'w', 'b'], ['z'], [], 'se_conv'),
-        makeNode('HardSigmoid', ['z'], ['g'], [attr.float('alpha', 0.2), attr.float('beta', 0.5)], 'gate'),
-        makeNode('Mul', ['x', 'g'], ['xg'], [], 'scale'),
-        makeNode('Add', ['x', 'xg'], ['y'], [], 'residual'),
-      ],
-      [floatInput('x', ['N', 6, 5, 5])],
-      [floatInput('y', ['N', 6, 5, 5])],
-      {
-        opset: 13,
-        initializers: [floatTensor('w', [6, 6, 1, 1], randn(36)), floatTensor('b', [6], randn(6))],
-      },
-    );
+    const model = squeezeExcitationModel(6, 5, 'y', [
+      makeNode('HardSigmoid', ['z'], ['g'], [attr.float('alpha', 0.2), attr.float('beta', 0.5)], 'gate'),
+      makeNode('Mul', ['x', 'g'], ['xg'], [], 'scale'),
+      makeNode('Add', ['x', 'xg'], ['y'], [], 'residual'),
+    ]);
     const rewritten = cloneModel(model);
     const counts = rewriteForQuantization(rewritten.graph, () => 4, { x86Kernels: false });
     expect(counts).toMatchObject({ hardSigmoidFolded: 1, residualGateFolded: 1 });
@@ -116,21 +124,11 @@ describe('rewrites for quantization', () => {
   });
 
   it('x86: the input of a squeeze-excitation gate is kept NCHW behind a no-op Reshape, exactly', async () => {
-    const model = makeModel(
-      [
-        makeNode('GlobalAveragePool', ['x'], ['p'], [], 'gap'),
-        makeNode('Conv', ['p', 'w', 'b'], ['z'], [], 'se_conv'),
-        makeNode('Sigmoid', ['z'], ['g'], [], 'gate'),
-        makeNode('Mul', ['g', 'x'], ['y'], [], 'scale'),
-        makeNode('Mul', ['x', 'y'], ['q'], [], 'not_a_gate'),
-      ],
-      [floatInput('x', ['N', 4, 6, 6])],
-      [floatInput('q', ['N', 4, 6, 6])],
-      {
-        opset: 13,
-        initializers: [floatTensor('w', [4, 4, 1, 1], randn(16)), floatTensor('b', [4], randn(4))],
-      },
-    );
+    const model = squeezeExcitationModel(4, 6, 'q', [
+      makeNode('Sigmoid', ['z'], ['g'], [], 'gate'),
+      makeNode('Mul', ['g', 'x'], ['y'], [], 'scale'),
+      makeNode('Mul', ['x', 'y'], ['q'], [], 'not_a_gate'),
+    ]);
     const rewritten = cloneModel(model);
     expect(rewriteForQuantization(rewritten.graph, () => 4).gateKeptNchw).toBe(1);
     const scale = rewritten.graph.node.find((n) => n.name === 'scale')!;
