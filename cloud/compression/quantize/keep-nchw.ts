@@ -46,9 +46,11 @@ export function nchwNearestResize(ctx: RewriteContext): Record<string, number> {
 
 /**
  * An x86 kernel rewrite, exact: the input x of a channel gate x·g, g computed from a
- * GlobalAveragePool of shape [N, C, 1, 1] (squeeze-excitation), is kept NCHW. In NHWC
- * onnxruntime's int8 Mul broadcasts g over spans of C bytes (0.61 ms for [1, 160, 160, 12] in
- * the PP-OCR detector's neck); in NCHW over spans of H·W.
+ * GlobalAveragePool of shape [N, C, 1, 1] (squeeze-excitation), is kept NCHW when x's maps have
+ * at least GATE_MIN_PIXELS pixels. In NHWC onnxruntime's int8 Mul broadcasts g over spans of C
+ * bytes (0.61 ms for [1, 160, 160, 12] in the PP-OCR detector's neck); in NCHW over spans of
+ * H·W. On small maps the transposes cost more than the broadcast: the PaddleOCR classifier
+ * (maps of at most 24×96) got slower with every gate kept NCHW (×0.60 → ×0.82 of FP32).
  */
 export function nchwChannelGates(ctx: RewriteContext): Record<string, number> {
   let gates = 0;
@@ -57,6 +59,8 @@ export function nchwChannelGates(ctx: RewriteContext): Record<string, number> {
     const g = node.input.findIndex((t) => fromGlobalPool(ctx, t, 8));
     const x = 1 - g;
     if (g < 0 || ctx.rank(node.input[x]) !== 4 || fromGlobalPool(ctx, node.input[x], 8)) continue;
+    const [, , h, w] = ctx.shape(node.input[x]) ?? [];
+    if (!(h * w >= GATE_MIN_PIXELS)) continue;
     const kept = ctx.names.next(`${node.input[x]}_nchw`);
     const reshape = makeNode('Reshape', [node.input[x], keepShape(ctx)], [kept], [], kept);
     ctx.graph.node.splice(ctx.graph.node.indexOf(node), 0, reshape);
@@ -65,6 +69,9 @@ export function nchwChannelGates(ctx: RewriteContext): Record<string, number> {
   }
   return { gateKeptNchw: gates };
 }
+
+/** Maps smaller than this (H·W) keep their gates in NHWC: 128², between the classifier's and the detector's 160². */
+const GATE_MIN_PIXELS = 128 * 128;
 
 /** Ops a squeeze-excitation gate passes through between its pooling and the Mul. */
 const GATE_OPS = new Set(['Conv', 'Relu', 'Clip', 'HardSigmoid', 'Sigmoid', 'Add', 'Mul']);

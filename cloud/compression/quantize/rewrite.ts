@@ -23,6 +23,8 @@ export class RewriteContext {
   constructor(
     readonly graph: GraphProto,
     readonly rank: (t: string) => number | undefined,
+    /** Dimensions of a tensor when shape inference knows them (0 for a symbolic one). */
+    readonly shape: (t: string) => number[] | undefined = () => undefined,
   ) {
     graph.initializer ??= [];
     this.names = new NameGenerator(graph);
@@ -61,6 +63,8 @@ export interface RewriteOptions {
    * single-channel convolutions, see widen.ts); default true. Off for ARM and TensorRT targets.
    */
   x86Kernels: boolean;
+  /** Dimensions of a tensor when known (some x86 rewrites pay only on large maps); default unknown. */
+  shapeOf?: (t: string) => number[] | undefined;
 }
 
 export const DEFAULT_REWRITE_OPTIONS: RewriteOptions = { x86Kernels: true };
@@ -85,7 +89,7 @@ export function rewriteForQuantization(
     matMulAddToGemm,
   ];
   if (o.x86Kernels) passes.push(widenSingleChannelConvs, nchwNearestResize, nchwChannelGates);
-  const ctx = new RewriteContext(graph, rank);
+  const ctx = new RewriteContext(graph, rank, o.shapeOf);
   const counts: Record<string, number> = {};
   for (const pass of passes) {
     for (const [kind, n] of Object.entries(pass(ctx))) {

@@ -96,7 +96,12 @@ export async function calibrateModel(
       ?.type?.tensorType?.shape?.dim?.map((d) => Number(d.dimValue ?? 0));
   // Fused first: the normalisation then stays one float op instead of int8 islands.
   const fused = o.fuseTransformer ? fuseTransformerOps(model, shapeOf) : { layerNorms: 0, gelus: 0 };
-  const rewrites = rewriteForQuantization(model.graph, rankOf, { x86Kernels: o.x86Kernels });
+  // The x86 rewrites that pay only on large maps need the sizes this data gives symbolic dims.
+  const probed = o.x86Kernels ? await inferShapes(model, sample) : undefined;
+  const rewrites = rewriteForQuantization(model.graph, rankOf, {
+    x86Kernels: o.x86Kernels,
+    shapeOf: (t) => probed?.get(t)?.dims,
+  });
   if (fused.layerNorms > 0) rewrites.layerNormsFused = fused.layerNorms;
   if (fused.gelus > 0) rewrites.gelusFused = fused.gelus;
   pruneGraph(model.graph);
