@@ -28,10 +28,10 @@ export function nchwNearestResize(ctx: RewriteContext): Record<string, number> {
   for (const node of [...ctx.graph.node]) {
     const steps = doublings(ctx, node);
     if (steps === undefined) continue;
-    const kept = ctx.names.next(`${node.input[0]}_nchw`);
-    const chain: NodeProto[] = [makeNode('Reshape', [node.input[0], keepShape(ctx)], [kept], [], kept)];
+    const reshape = keepNchw(ctx, node.input[0]);
+    const chain: NodeProto[] = [reshape];
     const two = ctx.addConstant(`${node.output[0]}_scales2`, [4], [1, 1, 2, 2]);
-    let x = kept;
+    let x = reshape.output[0];
     for (let i = 1; i < steps; i++) {
       const y = ctx.names.next(`${node.output[0]}_x${2 ** i}`);
       chain.push(makeNode('Resize', [x, '', two], [y], node.attribute ?? [], y));
@@ -61,10 +61,9 @@ export function nchwChannelGates(ctx: RewriteContext): Record<string, number> {
     if (g < 0 || ctx.rank(node.input[x]) !== 4 || fromGlobalPool(ctx, node.input[x], 8)) continue;
     const [, , h, w] = ctx.shape(node.input[x]) ?? [];
     if (!(h * w >= GATE_MIN_PIXELS)) continue;
-    const kept = ctx.names.next(`${node.input[x]}_nchw`);
-    const reshape = makeNode('Reshape', [node.input[x], keepShape(ctx)], [kept], [], kept);
+    const reshape = keepNchw(ctx, node.input[x]);
     ctx.graph.node.splice(ctx.graph.node.indexOf(node), 0, reshape);
-    node.input[x] = kept;
+    node.input[x] = reshape.output[0];
     gates++;
   }
   return { gateKeptNchw: gates };
@@ -103,10 +102,11 @@ function doublings(ctx: RewriteContext, node: NodeProto): number | undefined {
   return Number.isInteger(k) && k >= 1 && k <= 5 ? k : undefined;
 }
 
-/** The int64 [0, 0, 0, 0] shape (Reshape keeps every dimension), added once. */
-function keepShape(ctx: RewriteContext): string {
-  const name = 'fleetml_keep_shape4';
-  if (!ctx.index.initializers.has(name) && !ctx.graph.initializer!.some((t) => t.name === name))
-    ctx.graph.initializer!.push(makeTensor(name, DataType.INT64, [4], new BigInt64Array(4)));
-  return name;
+/** A Reshape of `t` to [0, 0, 0, 0] (every dimension kept), not yet in the graph; the int64 shape is added once. */
+function keepNchw(ctx: RewriteContext, t: string): NodeProto {
+  const shape = 'fleetml_keep_shape4';
+  if (!ctx.graph.initializer!.some((i) => i.name === shape))
+    ctx.graph.initializer!.push(makeTensor(shape, DataType.INT64, [4], new BigInt64Array(4)));
+  const kept = ctx.names.next(`${t}_nchw`);
+  return makeNode('Reshape', [t, shape], [kept], [], kept);
 }
