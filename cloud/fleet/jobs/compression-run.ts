@@ -7,6 +7,7 @@ import type { CompressionReport, ProfileRegistry } from '../../compression/index
 import type { ArtifactStore } from '../delivery/artifacts.js';
 import type { ModelRegistry } from '../inventory/models.js';
 import type { JobClaim, JobStore, JobUpdate } from './job-store.js';
+import { progressForwarder } from './progress-forwarder.js';
 
 const FLEETML_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/fleetml.mjs');
 
@@ -113,11 +114,14 @@ interface Exit {
   stderr: string;
 }
 
-/** Collects the child's report and forwards its progress lines (at most 4 updates a second). */
+/**
+ * Collects the child's report and forwards its progress lines (at most 4 updates a second, the
+ * newest never dropped); resolves after the last of those updates, so none lands after the result.
+ */
 function watch(child: ChildProcess, update: (fields: JobUpdate) => Promise<boolean>): Promise<Exit> {
   let stdout = '';
   let stderrTail = '';
-  let lastUpdate = 0;
+  const progress = progressForwarder(update);
   child.stdout?.on('data', (chunk) => {
     stdout += chunk;
   });
@@ -127,18 +131,19 @@ function watch(child: ChildProcess, update: (fields: JobUpdate) => Promise<boole
     for (const line of chunk.split('\n')) {
       if (!line.startsWith('{"progress"')) continue;
       try {
-        const { progress, stage } = JSON.parse(line) as { progress: number; stage: string };
-        if (Date.now() - lastUpdate > 250 || progress >= 1) {
-          lastUpdate = Date.now();
-          void update({ progress, stage });
-        }
+        const { progress: fraction, stage } = JSON.parse(line) as { progress: number; stage: string };
+        progress.push({ progress: fraction, stage });
       } catch {
         // a partial line: the next one carries fresher progress anyway
       }
     }
   });
   return new Promise((resolve) => {
-    child.on('exit', (code) => resolve({ code, stdout, stderr: stderrTail }));
+    // 'close', not 'exit': the report on stdout may still be arriving when the process has exited.
+    child.on('close', async (code) => {
+      await progress.close();
+      resolve({ code, stdout, stderr: stderrTail });
+    });
   });
 }
 

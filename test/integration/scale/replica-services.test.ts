@@ -73,7 +73,10 @@ describe.skipIf(skipReason !== null)(
         model: modelId,
         profile: 'x86-vnni',
         data: 'mnist',
-        epochs: 2,
+        // A student big enough that its run lasts seconds: the kill below must land while the
+        // job's child is still working (the planner's default student is done in 0.1 s).
+        student: 'mlp:1024,1024',
+        epochs: 10,
         variants: ['int8', 'student'],
       });
       expect(start.status).toBe(201);
@@ -100,8 +103,12 @@ describe.skipIf(skipReason !== null)(
       const victim = [a, c].find((p) => running.runner.includes(`:${p.pid}:`))!;
       expect(victim).toBeDefined();
       survivor = victim === a ? c : a;
-      const started = victim.logs.find((l) => l.msg === 'compression job started' && l.job === jobId);
-      const childPid = Number(started?.pid);
+      const started = await waitFor(
+        'the victim’s log of the job’s child process',
+        () => victim.logs.find((l) => l.msg === 'compression job started' && l.job === jobId),
+        10_000,
+      );
+      const childPid = Number(started.pid);
       expect(alive(childPid)).toBe(true);
       await victim.kill('SIGKILL');
       // The job's child process ends with its replica (it would otherwise run twice).
