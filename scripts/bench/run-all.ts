@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark script in scripts/bench/ one after another (each writes
  * its own section of BENCHMARKS.md). Pass names to run only some: npm run bench -- thin-path quantize
+ * Runs of hours are left out unless named (BY_HAND).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -8,10 +9,12 @@ import { fileURLToPath } from 'node:url';
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const HELPERS = new Set(['run-all.ts', 'report.ts']);
+// Hours of training on two cores: run by name, e.g. npm run bench -- distill-recogniser-phases
+const BY_HAND = new Set(['distill-recogniser-phases.ts']);
 const wanted = process.argv.slice(2);
 const scripts = readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && !HELPERS.has(f) && !f.startsWith('_'))
-  .filter((f) => wanted.length === 0 || wanted.includes(f.replace(/\.ts$/, '')))
+  .filter((f) => (wanted.length === 0 ? !BY_HAND.has(f) : wanted.includes(f.replace(/\.ts$/, ''))))
   .sort();
 
 let failed = 0;
