@@ -312,12 +312,15 @@ const topMass = (temperature: number) => {
   }
   return sum / rows;
 };
+const heldOutKind = printed
+  ? 'lines of printed words, numbers, amounts, dates, times and codes in DejaVu faces (seed 13; training lines use other seeds)'
+  : 'lines of 3–10 digits drawn from MNIST digits 8,000–9,999 (training lines use 0–7,999)';
 const body = [
   `Command: \`nice -n 5 npx tsx scripts/bench/distill-recogniser.ts ${args.join(' ')}\` · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machineLine()} (shared with other jobs; load ${loadavg()[0].toFixed(1)} at the end) · ${((Date.now() - started) / 60000).toFixed(0)} min`,
   '',
   `Teacher: PP-OCRv4 recogniser (\`ch_PP-OCRv4_rec_infer.onnx\`, ${t.steps} timesteps × ${t.classes} classes at 48×320, ${teacherParams} parameters). Student: \`shrink:0.5\`,`,
   `distilled through \`runDistill\` (the \`fleetml distill\` path; task detected: sequence, per-timestep soft targets, T = ${temperature}):`,
-  `${training}. Held out: ${heldOutCount} lines of 3–10 digits drawn from MNIST digits 8,000–9,999 (training lines use 0–7,999);`,
+  `${training}. Held out: ${heldOutCount} ${heldOutKind};`,
   `the teacher reads something on ${nonEmpty} of them (mean ${meanLength.toFixed(1)} characters). The teacher's top class holds`,
   `${pct(topMass(1))} of the soft target per timestep at T = 1 and ${pct(topMass(4))} at T = 4 (why sequences over a large vocabulary distil at T = 1).`,
   '',
