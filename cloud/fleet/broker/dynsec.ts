@@ -175,18 +175,22 @@ export class DynsecControl {
     });
   }
 
-  /** A device may connect as `fleetml-<id>` with its secret, and use its own topics only. */
+  /**
+   * A device may connect as `fleetml-<id>` with its secret, and use its own topics only. Given
+   * again (a repeated enrollment, or two copies of one at once) the client is modified in place,
+   * never deleted first: the device may already be connecting with the identity the first reply
+   * carried, and a delete-then-create left a moment in which the broker did not know it.
+   */
   async addDevice(deviceId: string, secret: string): Promise<void> {
     const rolename = `fleetml-device-${deviceId}`;
     await this.idempotent({ command: 'createRole', rolename, acls: deviceAcls(deviceId) });
-    await this.idempotent({ command: 'deleteClient', username: deviceId });
-    await this.run({
-      command: 'createClient',
-      username: deviceId,
-      password: secret,
-      clientid: deviceClientId(deviceId),
-      roles: [{ rolename }],
-    });
+    const client = { username: deviceId, password: secret, clientid: deviceClientId(deviceId) };
+    await this.run({ command: 'createClient', ...client, roles: [{ rolename }] }).catch(
+      async (error: Error) => {
+        if (!/already exists/i.test(error.message)) throw error;
+        await this.run({ command: 'modifyClient', ...client, roles: [{ rolename }] });
+      },
+    );
   }
 
   /** Deleting the client disconnects every session of it at once. */
