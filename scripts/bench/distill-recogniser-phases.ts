@@ -10,9 +10,10 @@
  * and `distill-recogniser.ts --evaluate` on it measures latency and writes the report.
  *
  *   npx tsx scripts/bench/distill-recogniser-phases.ts [--phases 16] [--start 1] [--from S.onnx]
- *     [--dir .fleetml/bench/recogniser-phases] [--width 160] [--train 8192] [--printed]
+ *     [--dir .fleetml/bench/recogniser-phases] [--width 160] [--train 8192] [--printed] [--crop]
  *
- * `--printed` trains and scores on lines of printed text (printed-lines.ts) instead of handwritten digits.
+ * `--printed` trains and scores on lines of printed text (printed-lines.ts) instead of handwritten
+ * digits; `--crop` with it, on lines cut and padded as PaddleOCR's pipeline gives them.
  * Stops after the phase running when `<dir>/STOP` appears (a long run on a shared machine).
  */
 import { spawn } from 'node:child_process';
@@ -28,7 +29,10 @@ const dir = text('--dir', '.fleetml/bench/recogniser-phases');
 const width = text('--width', '160');
 const train = text('--train', '8192');
 let from = args.includes('--from') ? text('--from', '') : undefined;
-const printed = args.includes('--printed') ? ['--printed'] : [];
+const printed = [
+  ...(args.includes('--printed') ? ['--printed'] : []),
+  ...(args.includes('--crop') ? ['--crop'] : []),
+];
 
 /** The learning rate of phase i (1-based): a step down every four phases. */
 const learningRate = (i: number) => (i <= 4 ? 0.001 : i <= 8 ? 0.0007 : i <= 12 ? 0.0005 : 0.0003);

@@ -18,16 +18,18 @@
  * D/checkpoints); `--lines-seed s` draws other training lines; `--no-baseline` skips the
  * undistilled student's evaluation. `--recalibrate N` also scores the distilled student with its
  * BatchNorm statistics re-estimated on N training lines at 48×320 (bn-recalibrate.ts): running
- * averages from 48×160 training lines are those of another distribution.
+ * averages from 48×160 training lines are those of another distribution. `--printed` trains and
+ * scores on lines of printed text (printed-lines.ts); `--crop` with it, on lines cut and padded as
+ * PaddleOCR's pipeline hands them to the recogniser.
  *
  *   nice -n 5 npx tsx scripts/bench/distill-recogniser.ts [--train 1024] [--epochs 4] [--batch 16]
  *     [--width 320] [--lr 0.002] [--warmup 0] [--blank-weight 1] [--hard-weight 0] [--steps-per-run 4]
  *     [--shift 0] [--threads 2] [--held-out 256] [--from S.onnx] [--evaluate S.onnx] [--no-latency]
  *     [--dir D] [--checkpoints D] [--checkpoint-every 0] [--lines-seed 11] [--no-baseline]
- *     [--recalibrate 0] [--write]
+ *     [--recalibrate 0] [--printed] [--crop] [--write]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { getPriority, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { writeNpy } from '../../cloud/compression/data/npy.js';
 import { printedLines } from '../../cloud/compression/data/printed-lines.js';
@@ -83,9 +85,13 @@ mkdirSync(dir, { recursive: true });
 // `--printed`: lines of printed words, numbers and dates in DejaVu faces (printed-lines.ts)
 // instead of handwritten MNIST digits; held-out lines are other texts and layouts (same seed 13).
 const printed = args.includes('--printed');
+// `--crop` (with --printed): lines as PaddleOCR's pipeline gives them to the recogniser, the paper
+// ending a few pixels after the text and the rest padded with 0, not blank paper to the edge.
+const crop = args.includes('--crop');
+if (crop && !printed) throw new Error('--crop applies to printed lines: give --printed too');
 /** `count` lines of 48×`width` for this run's kind of text; MNIST lines draw on `digits`. */
 const renderLines = (count: number, seed: number, width: number, digits: [number, number]) =>
-  printed ? printedLines({ count, seed, width }).lines : textLines({ count, seed, width, digits });
+  printed ? printedLines({ count, seed, width, crop }).lines : textLines({ count, seed, width, digits });
 const heldOut = renderLines(heldOutCount, 13, SHAPE[2], [8000, 10_000]);
 const freeTeacher = await loadModel(REC);
 const teacher = pinSampleShape(freeTeacher, SHAPE);
@@ -312,11 +318,13 @@ const topMass = (temperature: number) => {
   }
   return sum / rows;
 };
+// The command as it ran: `nice` only when this process was started under it.
+const niceness = getPriority();
 const heldOutKind = printed
-  ? 'lines of printed words, numbers, amounts, dates, times and codes in DejaVu faces (seed 13; training lines use other seeds)'
+  ? `lines of printed words, numbers, amounts, dates, times and codes in DejaVu faces${crop ? ", cropped as PaddleOCR's pipeline crops them (paper to a few pixels past the text, then 0)" : ''} (seed 13; training lines use other seeds)`
   : 'lines of 3–10 digits drawn from MNIST digits 8,000–9,999 (training lines use 0–7,999)';
 const body = [
-  `Command: \`nice -n 5 npx tsx scripts/bench/distill-recogniser.ts ${args.join(' ')}\` · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machineLine()} (shared with other jobs; load ${loadavg()[0].toFixed(1)} at the end) · ${((Date.now() - started) / 60000).toFixed(0)} min`,
+  `Command: \`${niceness ? `nice -n ${niceness} ` : ''}npx tsx scripts/bench/distill-recogniser.ts ${args.join(' ')}\` · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machineLine()} (shared with other jobs; load ${loadavg()[0].toFixed(1)} at the end) · ${((Date.now() - started) / 60000).toFixed(0)} min`,
   '',
   `Teacher: PP-OCRv4 recogniser (\`ch_PP-OCRv4_rec_infer.onnx\`, ${t.steps} timesteps × ${t.classes} classes at 48×320, ${teacherParams} parameters). Student: \`shrink:0.5\`,`,
   `distilled through \`runDistill\` (the \`fleetml distill\` path; task detected: sequence, per-timestep soft targets, T = ${temperature}):`,

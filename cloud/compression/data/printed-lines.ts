@@ -22,6 +22,12 @@ export interface PrintedLineOptions {
   seed: number;
   /** Fewest characters per line, and the most before the last token (a full line is cut); default [3, 16]. */
   length: [number, number];
+  /**
+   * Lines as PaddleOCR's pipeline hands them to the recogniser: the paper ends a few pixels after
+   * the text (the detector's box, unclipped) and the rest of the width is padded with 0 after
+   * normalisation (its resize_norm_img), rather than blank paper to the right edge. Default false.
+   */
+  crop: boolean;
 }
 
 export const PRINTED_LINES: PrintedLineOptions = {
@@ -30,6 +36,7 @@ export const PRINTED_LINES: PrintedLineOptions = {
   count: 8,
   seed: 1,
   length: [3, 16],
+  crop: false,
 };
 
 /** Faces the lines are set in: sans, serif, mono and condensed, regular and bold. */
@@ -112,7 +119,12 @@ export function printedLines(options: Partial<PrintedLineOptions> = {}): {
     const paper = 0.8 + 0.17 * rng();
     const ink = 0.05 + 0.25 * rng();
     const tint = [rng() * 0.06, rng() * 0.06, rng() * 0.06];
+    // Drawn only when cropping: a seed gives the same uncropped lines as before the option existed.
+    const paperEnd = o.crop
+      ? Math.min(W, Math.ceil(x + g.measureText(text).width) + 2 + Math.round(rng() * 6))
+      : W;
     for (let i = 0; i < H * W; i++) {
+      if (i % W >= paperEnd) continue; // 0: PaddleOCR's padding (the array starts zeroed)
       const coverage = 1 - rgba[i * 4] / 255;
       const gray = paper * (1 - coverage) + ink * coverage + (rng() - 0.5) * 0.04;
       for (let c = 0; c < 3; c++)

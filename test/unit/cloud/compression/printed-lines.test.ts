@@ -32,6 +32,30 @@ describe('printedLines (printed text for OCR recognisers)', () => {
     expect(total(narrow.texts)).toBeLessThan(total(wide.texts) * 0.6);
   });
 
+  it('crops as PaddleOCR does: paper ends a few pixels after the text, then 0 to the full width', () => {
+    const H = 48;
+    const W = 320;
+    const { lines, texts } = printedLines({ count: 8, seed: 4, crop: true, length: [3, 6] });
+    const paper = printedLines({ count: 8, seed: 4, length: [3, 6] });
+    expect(paper.texts[0]).toBe(texts[0]);
+    for (let n = 0; n < 8; n++) {
+      // The first column that is 0 in every channel and row, from there on to the right edge.
+      const zeroColumn = (x: number) => {
+        for (let c = 0; c < 3; c++)
+          for (let y = 0; y < H; y++) if (lines[((n * 3 + c) * H + y) * W + x] !== 0) return false;
+        return true;
+      };
+      let end = W;
+      while (end > 0 && zeroColumn(end - 1)) end--;
+      expect(end).toBeGreaterThan(12);
+      expect(end).toBeLessThan(W - 40); // short texts: most of the width is padding
+      // Paper (light, > 0.4 after normalisation) just before the padding, as in the uncropped line.
+      expect(lines[(n * 3 * H + 2) * W + end - 1]).toBeGreaterThan(0.4);
+    }
+    // Uncropped lines are paper to the right edge.
+    expect(paper.lines[(0 * H + 2) * W + W - 1]).toBeGreaterThan(0.4);
+  });
+
   // The texts are what is drawn: PaddleOCR's recogniser (a reader for printed text) reads them.
   it('draws legible text: the PP-OCRv4 recogniser reads most lines as their text', async () => {
     const count = 16;
