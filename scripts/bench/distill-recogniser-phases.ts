@@ -29,7 +29,7 @@ const dir = text('--dir', '.fleetml/bench/recogniser-phases');
 const width = text('--width', '160');
 const train = text('--train', '8192');
 let from = args.includes('--from') ? text('--from', '') : undefined;
-const printed = [
+const lineFlags = [
   ...(args.includes('--printed') ? ['--printed'] : []),
   ...(args.includes('--crop') ? ['--crop'] : []),
 ];
@@ -46,7 +46,7 @@ function phase(i: number): Promise<string> {
   argv.push('--lines-seed', String(100 + i), '--shift', '2', '--steps-per-run', '4', '--threads', '2');
   argv.push('--held-out', '256', '--no-latency', '--no-baseline', '--hint-weight', '0');
   argv.push('--blank-weight', '0.5', '--hard-weight', '1', '--lr', String(learningRate(i)), '--warmup', '16');
-  argv.push(...printed);
+  argv.push(...lineFlags);
   return new Promise((resolve, reject) => {
     const child = spawn('npx', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

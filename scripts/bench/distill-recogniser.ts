@@ -88,7 +88,10 @@ const printed = args.includes('--printed');
 // `--crop` (with --printed): lines as PaddleOCR's pipeline gives them to the recogniser, the paper
 // ending a few pixels after the text and the rest padded with 0, not blank paper to the edge.
 const crop = args.includes('--crop');
-if (crop && !printed) throw new Error('--crop applies to printed lines: give --printed too');
+if (crop && !printed) {
+  process.stderr.write('--crop applies to printed lines: give --printed too\n');
+  process.exit(2);
+}
 /** `count` lines of 48×`width` for this run's kind of text; MNIST lines draw on `digits`. */
 const renderLines = (count: number, seed: number, width: number, digits: [number, number]) =>
   printed ? printedLines({ count, seed, width, crop }).lines : textLines({ count, seed, width, digits });

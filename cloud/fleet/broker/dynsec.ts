@@ -184,13 +184,16 @@ export class DynsecControl {
   async addDevice(deviceId: string, secret: string): Promise<void> {
     const rolename = `fleetml-device-${deviceId}`;
     await this.idempotent({ command: 'createRole', rolename, acls: deviceAcls(deviceId) });
-    const client = { username: deviceId, password: secret, clientid: deviceClientId(deviceId) };
-    await this.run({ command: 'createClient', ...client, roles: [{ rolename }] }).catch(
-      async (error: Error) => {
-        if (!/already exists/i.test(error.message)) throw error;
-        await this.run({ command: 'modifyClient', ...client, roles: [{ rolename }] });
-      },
-    );
+    const client = {
+      username: deviceId,
+      password: secret,
+      clientid: deviceClientId(deviceId),
+      roles: [{ rolename }],
+    };
+    await this.run({ command: 'createClient', ...client }).catch(async (error: Error) => {
+      if (!/already exists/i.test(error.message)) throw error;
+      await this.run({ command: 'modifyClient', ...client });
+    });
   }
 
   /** Deleting the client disconnects every session of it at once. */
