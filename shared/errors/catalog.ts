@@ -86,6 +86,11 @@ export const ERROR_CATALOG = {
     summary: 'the ingest queue is full; the batch is not acknowledged and the agent sends it again',
   },
   INGEST_FAILED: { retryable: true, summary: 'storing a telemetry batch failed; it was not acknowledged' },
+  BROKER_UNAVAILABLE: {
+    retryable: true,
+    summary:
+      "the MQTT broker did not take an enrolled device's credentials (no answer, or an error); the device asks again",
+  },
   STORE_UNAVAILABLE: {
     retryable: true,
     summary:

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isFleetError } from '../../../shared/errors/index.js';
+import { FleetError, isFleetError } from '../../../shared/errors/index.js';
 import type { Logger } from '../../../shared/logger.js';
 import {
   type EnrollReply,
@@ -36,6 +36,26 @@ function newDeviceId(hostname: string): string {
 }
 
 /**
+ * Gives the stored device its broker credentials. Whatever the broker answered (Mosquitto's
+ * dynamic security busy past its deadline, an error it may not give again) the device is stored
+ * and its token used: the refusal is retryable, and the device's next ask, the same request,
+ * gets the same identity and gives it to the broker again. A code the agent takes as final
+ * (the dynsec client's CONFLICT or INTERNAL) would leave the device unenrolled for good.
+ */
+async function giveToBroker(deps: EnrollmentDeps, deviceId: string, secret: string): Promise<void> {
+  try {
+    await deps.onEnrolled?.(deviceId, secret);
+  } catch (thrown) {
+    throw new FleetError(
+      'BROKER_UNAVAILABLE',
+      `the broker did not take the credentials of device ${deviceId}: ${(thrown as Error).message}`,
+      undefined,
+      { cause: thrown },
+    );
+  }
+}
+
+/**
  * Exchanges a valid enrollment token for a per-device identity (id + secret, stored hashed).
  * The same request again (same request id and token: its reply was lost) gets the same
  * identity back without using the token again. `replyTo` is the request id of the topic the
@@ -57,7 +77,7 @@ export async function handleEnrollRequest(
       hardware: request.hardware,
     });
     // Again on a replay: the first attempt may have stopped before the broker knew the device.
-    await deps.onEnrolled?.(device.id, secret);
+    await giveToBroker(deps, device.id, secret);
     reply = {
       v: 1,
       ok: true,
@@ -77,7 +97,7 @@ export async function handleEnrollRequest(
     const error = codedStoreError(thrown);
     const code = isFleetError(error) ? error.code : 'INTERNAL';
     if (code === 'INTERNAL') deps.logger.error({ err: error, requestId: replyTo }, 'enrollment failed');
-    else deps.logger.warn({ code, requestId: replyTo }, 'enrollment refused');
+    else deps.logger.warn({ code, requestId: replyTo, err: (error as Error).message }, 'enrollment refused');
     reply = {
       v: 1,
       ok: false,
