@@ -5,7 +5,9 @@
  * scores it on the 256 held-out lines. Fresh lines each phase rather than epochs over one set:
  * the teacher's targets for 8,192 lines at 48×160 already take 4.3 GB ([8192, 20, 6625] floats),
  * and the student never sees a line twice. The learning rate steps down with the phases (Adam,
- * cosine within a phase): 0.001 for phases 1–4, 0.0007 for 5–8, 0.0005 for 9–12, 0.0003 after.
+ * cosine within a phase): 0.001 for phases 1–4, 0.0007 for 5–8, 0.0005 for 9–12, 0.0003 for 13–16,
+ * 0.00015 for 17–18 and 0.00007 after (a run held at 0.0003 from phase 13 on stopped improving at
+ * phase 16 and wandered 72–77 % identical decodes, the noise of a step still too large).
  * Each phase's figures go to stdout as a table row; the last student is `<dir>/p<N>/student.onnx`,
  * and `distill-recogniser.ts --evaluate` on it measures latency and writes the report.
  *
@@ -34,8 +36,9 @@ const lineFlags = [
   ...(args.includes('--crop') ? ['--crop'] : []),
 ];
 
-/** The learning rate of phase i (1-based): a step down every four phases. */
-const learningRate = (i: number) => (i <= 4 ? 0.001 : i <= 8 ? 0.0007 : i <= 12 ? 0.0005 : 0.0003);
+/** The learning rate of phase i (1-based): a step down every four phases, then every two. */
+const learningRate = (i: number) =>
+  i <= 4 ? 0.001 : i <= 8 ? 0.0007 : i <= 12 ? 0.0005 : i <= 16 ? 0.0003 : i <= 18 ? 0.00015 : 0.00007;
 
 /** Runs one phase; resolves with its held-out scores line, or rejects with the child's stderr tail. */
 function phase(i: number): Promise<string> {
