@@ -46,6 +46,9 @@ async function giveToBroker(deps: EnrollmentDeps, deviceId: string, secret: stri
   try {
     await deps.onEnrolled?.(deviceId, secret);
   } catch (thrown) {
+    // The password-file broker stores the hash first: a database outage there keeps its own code.
+    const coded = codedStoreError(thrown);
+    if (isFleetError(coded) && coded.retryable) throw coded;
     throw new FleetError(
       'BROKER_UNAVAILABLE',
       `the broker did not take the credentials of device ${deviceId}: ${(thrown as Error).message}`,
